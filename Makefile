@@ -1,0 +1,28 @@
+# modgen-bench: `make run` and `make test` bootstrap .venv from nothing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	bash scripts/run_default.sh
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/modgen-bench bench exact
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

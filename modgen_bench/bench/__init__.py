@@ -1,0 +1,1 @@
+"""Performance benchmarks (`modgen-bench bench ...`): tables of time, memory and certificates."""

@@ -1,0 +1,217 @@
+"""Fast exact solver: closed-form inner problem (water-filling) and Newton on the p-dim dual.
+
+PAPER.md section 2 ("Reduction"): on the support S the problem is
+
+    V* = min_q max_k KL(P[k] || q)   s.t.  lo <= q <= hi,  sum_S q = 1,
+
+with lo/hi the experts' envelope. Its Lagrangian dual over lam in the simplex is
+
+    D(lam) = min_q sum_k lam[k] KL(P[k] || q) = -sum_k lam[k] H(P[k]) + min_q CE(P_lam, q),
+
+whose inner minimiser is ``q(lam) = clip(t P_lam, lo, hi)`` with the scalar t = 1/nu chosen so that
+q sums to 1 (found exactly: sum_S q is piecewise linear in t, so a safeguarded Newton step lands on
+the root of the right piece). D is concave with gradient ``dD/dlam[k] = KL(P[k] || q(lam))``
+(Danskin) and Hessian ``-sum_free P_k P_j / P_lam + F_k F_j / F`` (free = unclipped outcomes), so
+the p-dimensional outer problem is solved by projected Newton: a simplex-constrained quadratic
+model solved exactly by an active-set method, then a backtracking line search on D.
+Each dual evaluation costs a few passes over the p x N data.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import xlogy
+
+from ..divergences import entropy
+from ..gates import envelope, gate_from_model, support_mask
+from ..problem import DiscreteProblem
+
+__all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
+
+GAP_TOL = 1e-10
+MAX_NEWTON = 200
+
+
+class InnerProblem:
+    """The fixed-lam problem on the support: q(lam) = argmin_q CE(P_lam, q) over the envelope."""
+
+    def __init__(self, problem: DiscreteProblem, support: str = "domains"):
+        mask = support_mask(problem, support)
+        lo, hi = envelope(problem)
+        self.mask = mask
+        self.P = np.ascontiguousarray(problem.P[:, mask])     # (p, n)
+        self.lo = lo[mask]                                     # (n,)
+        self.hi = hi[mask]                                     # (n,)
+        self.neg_entropy = -entropy(self.P)                    # (p,)  sum_x P log P
+        self.t = 1.0                                           # warm start for the water level
+
+    def model(self, lam) -> tuple[np.ndarray, float]:
+        """q(lam) = clip(t P_lam, lo, hi) with sum q = 1, and t = 1/nu (inf when nu = 0)."""
+        a = lam @ self.P
+        lo, hi = self.lo, self.hi
+        top = np.where(a > 0, hi, lo)  # t -> inf
+        if top.sum() <= 1.0:
+            # nu = 0: every outcome the mixture sees is at its ceiling; the rest of the mass
+            # goes where the mixture is blind (the objective is indifferent there).
+            q = top.copy()
+            blind = a <= 0
+            room = (hi - lo)[blind].sum()
+            if room > 0:
+                q[blind] += (hi - lo)[blind] * (1.0 - top.sum()) / room
+            return q, np.inf
+        t, t_lo, t_hi = self.t, 0.0, np.inf
+        for _ in range(200):
+            r = a * t
+            q = np.clip(r, lo, hi)
+            s = q.sum()
+            if s == 1.0:
+                break
+            if s < 1.0:
+                t_lo = t
+            else:
+                t_hi = t
+            free = (r > lo) & (r < hi)
+            F = a[free].sum()
+            C = s - F * t
+            t_new = (1.0 - C) / F if F > 0 else np.nan
+            if not (t_lo < t_new < t_hi):
+                t_new = 2.0 * t if np.isinf(t_hi) else 0.5 * (t_lo + t_hi)
+            if t_new == t:
+                break
+            t = t_new
+        self.t = t
+        return q, t
+
+    def dual_bound(self, lam, q, t) -> float:
+        """Weak-duality lower bound on V*: L(lam, nu) = sum lam (-H) + sum_x [-P_lam log q + nu q] - nu.
+
+        Valid for any lam in the simplex and any nu = 1/t >= 0 with q the box minimiser, so it
+        certifies the primal value even when q's sum is off by rounding.
+        """
+        a = lam @ self.P
+        nu = 0.0 if np.isinf(t) else 1.0 / t
+        return float(lam @ self.neg_entropy - np.sum(xlogy(a, q)) + nu * (q.sum() - 1.0))
+
+    def kl_per_domain(self, q) -> np.ndarray:
+        """KL(P[k] || q) for every k: the dual gradient at lam (Danskin)."""
+        with np.errstate(divide="ignore"):
+            logq = np.log(q)
+        out = np.empty(self.P.shape[0])
+        for k, Pk in enumerate(self.P):
+            seen = Pk > 0
+            out[k] = self.neg_entropy[k] - Pk[seen] @ logq[seen]
+        return out
+
+    def hessian(self, lam, t) -> np.ndarray:
+        """Hessian of D at lam: -sum_free P_k P_j / P_lam + F_k F_j / F (NSD)."""
+        a = lam @ self.P
+        if np.isinf(t):
+            return np.zeros((len(lam), len(lam)))
+        r = a * t
+        free = (r > self.lo) & (r < self.hi)
+        Pf = self.P[:, free]                       # (p, n_free)
+        A = Pf / np.sqrt(a[free])                  # (p, n_free)
+        F = Pf.sum(axis=1)                         # (p,)
+        return -(A @ A.T) + np.outer(F, F) / F.sum() if F.sum() > 0 else -(A @ A.T)
+
+
+def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """Exactly minimise 0.5 y'Qy - c'y over the simplex (Q positive definite), primal active set.
+
+    Nocedal & Wright, Algorithm 16.3, started from the feasible point y0.
+    """
+    p = len(c)
+    y = y0.copy()
+    W = y <= 0
+    y[W] = 0.0
+    for _ in range(max_iter):
+        F = ~W
+        nF = int(F.sum())
+        K = np.zeros((nF + 1, nF + 1))
+        K[:nF, :nF] = Q[np.ix_(F, F)]
+        K[:nF, nF] = 1.0
+        K[nF, :nF] = 1.0
+        rhs = np.concatenate([c[F], [1.0]])
+        sol = np.linalg.solve(K, rhs)
+        yF, mu = sol[:nF], sol[nF]
+        step = np.zeros(p)
+        step[F] = yF - y[F]
+        if np.max(np.abs(step)) <= 1e-15:
+            s = Q @ y - c + mu            # multipliers of y_i >= 0 for i in W
+            s[F] = 0.0
+            if np.all(s >= -1e-14) or not W.any():
+                return y
+            W[int(np.argmin(np.where(W, s, np.inf)))] = False
+            continue
+        alpha, block = 1.0, -1
+        for i in np.flatnonzero(F & (step < 0)):
+            ratio = -y[i] / step[i]
+            if ratio < alpha:
+                alpha, block = ratio, i
+        y = y + alpha * step
+        if block >= 0:
+            y[block] = 0.0
+            W[block] = True
+    return y
+
+
+def _newton(inner: InnerProblem, p: int, tol: float):
+    """Projected Newton ascent on D over the simplex; returns lam, q, t, g, bound, iterations."""
+    lam = np.full(p, 1.0 / p)
+    q, t = inner.model(lam)
+    g = inner.kl_per_domain(q)
+    bound = inner.dual_bound(lam, q, t)
+    it = 0
+    for it in range(1, MAX_NEWTON + 1):
+        if g.max() - bound <= tol:
+            break
+        finite = np.isfinite(g)
+        # KL = inf for a domain off the current face: its one-sided derivative is +inf.
+        g_step = np.where(finite, g, g[finite].max() + 10.0 * (1.0 + abs(g[finite].max())))
+        H = inner.hessian(lam, t)
+        Q = -H
+        Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
+        y = simplex_qp(Q, Q @ lam + g_step, lam)
+        d = y - lam
+        slope = g_step @ d
+        if slope <= 0:
+            break
+        D0, step = bound, 1.0
+        while step > 1e-14:
+            lam_try = np.clip(lam + step * d, 0.0, None)
+            lam_try /= lam_try.sum()
+            q_try, t_try = inner.model(lam_try)
+            D_try = inner.dual_bound(lam_try, q_try, t_try)
+            if D_try >= D0 + 1e-4 * step * slope or D_try > D0 and step < 1e-6:
+                break
+            step *= 0.5
+        else:
+            break
+        lam, q, t, bound = lam_try, q_try, t_try, D_try
+        g = inner.kl_per_domain(q)
+    return lam, q, t, g, bound, it
+
+
+def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol: float = GAP_TOL,
+                    lam_fixed=None) -> dict:
+    """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
+
+    Returns a dict with q (on the support), lam, per-domain KL, the dual bound and iterations;
+    `modgen_bench.exact.solve` wraps it into a `Solution` with the certificate.
+    """
+    inner = InnerProblem(problem, support)
+    if lam_fixed is not None:
+        lam = np.asarray(lam_fixed, dtype=np.float64)
+        q, t = inner.model(lam)
+        g = inner.kl_per_domain(q)
+        return {"q": q, "lam": lam, "per_domain_kl": g, "bound": inner.dual_bound(lam, q, t),
+                "iterations": 0, "mask": inner.mask}
+    lam, q, t, g, bound, it = _newton(inner, problem.p, tol)
+    return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
+            "mask": inner.mask}
+
+
+def model_to_gate(problem: DiscreteProblem, q, mask) -> tuple[np.ndarray, np.ndarray]:
+    """Full-length model (zero off the support) and a gate realising it."""
+    model = np.zeros(problem.N)
+    model[mask] = q
+    return model, gate_from_model(model, problem.E, mask)

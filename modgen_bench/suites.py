@@ -1,0 +1,93 @@
+"""Suites are folders (the benchopt pattern): TOML configs plus the plug-in modules they name.
+
+A suite folder (``synthetic/``, ``real_world/``) holds ``*.toml`` experiment files (``_*`` and
+``template_*`` skipped). Each TOML has::
+
+    [experiment]
+    module = "convergence"          # the plug-in: <suite>/convergence.py
+    description = "..."
+    [preset.quick]                  # presets change sizes, never code
+    ...
+    [preset.full]
+    ...
+
+The plug-in defines ``run(ctx: RunContext) -> None`` (it calls ``ctx.add(...)`` per measurement)
+and may define ``report(df: DataFrame, fig_dir: Path) -> list[Section]`` to turn its own rows
+into tables and figures. A plug-in that fails to import is reported by file and error.
+"""
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Experiment", "suite_root", "discover", "PRESETS"]
+
+PRESETS = ("quick", "full")
+
+
+@dataclass
+class Experiment:
+    suite: str
+    name: str          # the TOML's stem
+    path: Path         # the TOML file
+    module_name: str
+    description: str
+    presets: dict
+
+    def config(self, preset: str) -> dict:
+        if preset not in self.presets:
+            raise ValueError(f"experiment '{self.name}' ({self.path}) has no preset '{preset}'; "
+                             f"it has {', '.join(sorted(self.presets))}")
+        return dict(self.presets[preset])
+
+    def load(self):
+        """Import the plug-in module from the suite folder; errors name the file."""
+        file = self.path.parent / f"{self.module_name}.py"
+        if not file.is_file():
+            raise ImportError(f"{self.path}: plug-in module '{file}' does not exist")
+        spec = importlib.util.spec_from_file_location(f"modgen_suite_{self.suite}_{self.module_name}", file)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # report any plug-in failure by file, never crash discovery
+            tb = traceback.format_exc(limit=3)
+            raise ImportError(f"{file} failed to import: {exc!r}\n{tb}") from exc
+        if not hasattr(module, "run"):
+            raise ImportError(f"{file} defines no run(ctx) function")
+        return module
+
+
+def suite_root(suite: str) -> Path:
+    """The folder of a suite: a path, or a name looked up in the working directory and the repo."""
+    cand = [Path(suite), Path.cwd() / suite, Path(__file__).resolve().parent.parent / suite]
+    for c in cand:
+        if c.is_dir():
+            return c.resolve()
+    raise FileNotFoundError(f"suite '{suite}' not found (looked in {', '.join(str(c) for c in cand)})")
+
+
+def discover(suite: str) -> list[Experiment]:
+    root = suite_root(suite)
+    out = []
+    for path in sorted(root.glob("*.toml")):
+        if path.name.startswith(("_", "template_")):
+            continue
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML ({exc})") from None
+        unknown = set(data) - {"experiment", "preset"}
+        if unknown:
+            raise ValueError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
+                             "expected [experiment] and [preset.*]")
+        exp = data.get("experiment", {})
+        if "module" not in exp:
+            raise ValueError(f"{path}: [experiment] needs a 'module' key naming the plug-in file")
+        out.append(Experiment(suite=root.name, name=path.stem, path=path, module_name=exp["module"],
+                              description=exp.get("description", ""), presets=data.get("preset", {})))
+    if not out:
+        raise FileNotFoundError(f"suite folder '{root}' holds no experiment TOML files")
+    return out
