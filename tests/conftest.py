@@ -1,0 +1,12 @@
+"""Hypothesis profiles (STYLE.md): `ci` (derandomised, no database, no deadline, modest count) and
+`thorough` (random, many examples, database kept). Pick with MODGEN_HYPOTHESIS_PROFILE or
+pytest's --hypothesis-profile; the default is `ci`."""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", derandomize=False, deadline=None, max_examples=1000,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("MODGEN_HYPOTHESIS_PROFILE", "ci"))
