@@ -30,10 +30,10 @@ def _as_matrix(name: str, value) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ProblemError(f"'{name}' must be a p x N array of numbers ({exc})") from None
+    if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[0] == 0):
+        raise ProblemError(f"'{name}' must have p >= 1 rows (got none)")
     if arr.ndim != 2:
         raise ProblemError(f"'{name}' must be a p x N array (got {arr.ndim} dimension(s))")
-    if arr.shape[0] < 1:
-        raise ProblemError(f"'{name}' must have p >= 1 rows (got 0)")
     if arr.shape[1] < 1:
         raise ProblemError(f"'{name}' must have N >= 1 outcomes (got 0)")
     if not np.all(np.isfinite(arr)):

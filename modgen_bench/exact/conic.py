@@ -24,7 +24,7 @@ from ..problem import DiscreteProblem
 __all__ = ["ConicFailure", "solve_conic", "solve_static_conic", "SOLVER_CHAIN"]
 
 SOLVER_CHAIN = (
-    ("CLARABEL", {}),
+    ("CLARABEL", {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}),
     ("SCS", {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}),
     ("ECOS", {"abstol": 1e-10, "reltol": 1e-10}),
 )

@@ -172,17 +172,22 @@ def _newton(inner: InnerProblem, p: int, tol: float):
         Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
         y = simplex_qp(Q, Q @ lam + g_step, lam)
         d = y - lam
-        slope = g_step @ d
-        if slope <= 0:
-            break
-        D0, step = bound, 1.0
+        slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
+        # Armijo on D; near the optimum D is flat to rounding (its error is second order in lam
+        # while the gap is first order), so there a step is accepted when it shrinks the gap.
+        D0, gap0, step = bound, g.max() - bound, 1.0
+        flat = 1e-13 * (1.0 + abs(D0))
         while step > 1e-14:
             lam_try = np.clip(lam + step * d, 0.0, None)
             lam_try /= lam_try.sum()
             q_try, t_try = inner.model(lam_try)
             D_try = inner.dual_bound(lam_try, q_try, t_try)
-            if D_try >= D0 + 1e-4 * step * slope or D_try > D0 and step < 1e-6:
+            if slope > 0 and D_try >= D0 + 1e-4 * step * slope:
                 break
+            if D_try >= D0 - flat:
+                g_try = inner.kl_per_domain(q_try)
+                if g_try.max() - D_try < gap0:
+                    break
             step *= 0.5
         else:
             break

@@ -1,0 +1,186 @@
+"""Exact solvers: agreement, certificates, closed forms and invariances (issue: foundation)."""
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from modgen_bench import instances
+from modgen_bench.divergences import kl, mixture
+from modgen_bench.exact import solve, solve_fixed, solve_static
+from modgen_bench.exact.conic import ConicFailure
+from modgen_bench.gates import envelope, evaluate_gate
+from modgen_bench.problem import DiscreteProblem
+
+seeds = st.integers(0, 100_000)
+families = st.sampled_from(["dirichlet", "overlap", "disjoint", "identical", "near_deterministic", "face"])
+
+
+def _draw(family, seed, p, N):
+    return instances.make(family, seed, p=max(p, 3) if family == "face" else p, N=max(N, p + 1))
+
+
+@settings(max_examples=15)
+@given(families, seeds, st.integers(1, 4), st.integers(2, 30))
+def test_waterfill_and_cvxpy_agree_and_certify(family, seed, p, N):
+    prob = _draw(family, seed, p, N)
+    wf, cv = solve(prob, "waterfill"), solve(prob, "cvxpy")
+    assert wf.optimal and cv.optimal
+    assert abs(wf.value - cv.value) <= 1e-6
+    assert -1e-9 <= wf.duality_gap <= 1e-6
+    assert cv.duality_gap >= -1e-9
+    # the returned gate is in G1 and really achieves the value (graded by the core)
+    for sol in (wf, cv):
+        grade = evaluate_gate(prob, sol.gate, "domains")
+        assert abs(grade["Z"] - 1.0) <= 1e-9
+        assert abs(grade["worst_case_kl"] - sol.value) <= 1e-8
+
+
+@given(st.sampled_from(["dirichlet", "overlap", "near_deterministic", "face"]), seeds,
+       st.integers(2, 8), st.integers(10, 3000))
+def test_waterfill_certificate_at_termination(family, seed, p, N):
+    sol = solve(_draw(family, seed, p, N), "waterfill")
+    assert -1e-9 <= sol.duality_gap <= 1e-9
+    # lam* equalises: every domain with lam* > 0 attains the max (PAPER.md section 3, 4.4)
+    active = sol.lam > 1e-6
+    assert np.all(sol.value - sol.per_domain_kl[active] <= 1e-6)
+
+
+@pytest.mark.parametrize("p", [1, 2, 5])
+def test_disjoint_perfect_experts_give_log_p(p):
+    prob = instances.make("disjoint", p, p=p, N=3 * p, noise=0.0)
+    for method in ("waterfill", "cvxpy"):
+        sol = solve(prob, method)
+        assert abs(sol.value - np.log(p)) <= 1e-7
+        np.testing.assert_allclose(sol.lam, np.full(p, 1 / p), atol=1e-5)
+
+
+def _blahut_arimoto(W, tol=1e-9, max_iter=100_000):
+    """Channel capacity of the channel with rows W[k] (nats), computed independently.
+
+    Returns (upper, lower) bounds: max_k KL(W_k || q) and sum_k r_k KL(W_k || q)."""
+    r = np.full(W.shape[0], 1.0 / W.shape[0])
+    for _ in range(max_iter):
+        d = kl(W, r @ W)
+        if d.max() - r @ d <= tol:
+            break
+        r = r * np.exp(d)
+        r /= r.sum()
+    return float(d.max()), float(r @ d)
+
+
+@given(seeds, st.integers(2, 4), st.integers(2, 8))
+def test_perfect_experts_give_channel_capacity(seed, p, N):
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.ones(N), size=p)
+    upper, lower = _blahut_arimoto(P)
+    sol = solve(DiscreteProblem.from_arrays(P, P))
+    assert lower - 1e-9 <= sol.value <= upper + 1e-9
+    assert upper - lower <= 1e-6
+
+
+@given(seeds, st.integers(2, 4), st.integers(2, 15))
+def test_identical_domains_give_envelope_projection(seed, p, N):
+    """V* = min_q KL(P || q) over the envelope box with sum q = 1 (an independent cvxpy program)."""
+    prob = instances.make("identical", seed, p=p, N=N)
+    P = prob.P[0]
+    lo, hi = envelope(prob)
+    q = cp.Variable(N)
+    ref = cp.Problem(cp.Minimize(cp.sum(cp.kl_div(P, q))),
+                     [q >= lo, q <= hi, cp.sum(q) == 1])
+    ref.solve(solver="CLARABEL")
+    sol = solve(prob)
+    assert abs(sol.value - ref.value) <= 1e-6
+
+
+def test_lemma1_counterexample_both_conventions():
+    prob = DiscreteProblem.from_arrays([[1.0, 0.0]], [[0.9, 0.1]])
+    for method in ("waterfill", "cvxpy"):
+        bad = solve(prob, method, support="domains")
+        assert bad.status == "infeasible" and "--support union" in bad.reason
+        good = solve(prob, method, support="union")
+        assert abs(good.value + np.log(0.9)) <= 1e-8
+
+
+@given(seeds, st.integers(1, 4), st.integers(2, 20))
+def test_permutation_invariance(seed, p, N):
+    rng = np.random.default_rng(seed)
+    prob = instances.make("dirichlet", rng, p=p, N=N, alpha=0.7)
+    po, pd = rng.permutation(N), rng.permutation(p)
+    perm = DiscreteProblem.from_arrays(prob.P[pd][:, po], prob.E[pd][:, po])
+    a, b = solve(prob), solve(perm)
+    assert abs(a.value - b.value) <= 1e-9
+    np.testing.assert_allclose(a.lam[pd], b.lam, atol=1e-5)
+
+
+@given(seeds, st.integers(1, 4), st.integers(2, 20))
+def test_conventions_coincide_when_experts_live_on_X0(seed, p, N):
+    prob = instances.make("dirichlet", seed, p=p, N=N)   # full supports: X0 = everything
+    assert abs(solve(prob, support="domains").value - solve(prob, support="union").value) <= 1e-12
+
+
+@given(seeds, st.floats(0.05, 0.5))
+def test_union_on_leaking_experts_is_feasible_and_no_better_than_domains(seed, leak):
+    """Normalising over more outcomes can only cost: V*(union) >= V*(domains) when both exist."""
+    prob = instances.make("leaking", seed, p=3, N=10, support=5, leak=leak)
+    u = solve(prob, support="union")
+    assert u.optimal and -1e-9 <= u.duality_gap <= 1e-9
+    d = solve(prob, support="domains")
+    if d.optimal:
+        assert u.value >= d.value - 1e-9
+
+
+@given(seeds, st.integers(2, 4), st.integers(2, 15))
+def test_fixed_mixture_gate(seed, p, N):
+    rng = np.random.default_rng(seed)
+    prob = instances.make("overlap", rng, p=p, N=N)
+    lam = rng.dirichlet(np.ones(p))
+    wf, cv = solve_fixed(prob, lam, "waterfill"), solve_fixed(prob, lam, "cvxpy")
+    assert abs(wf.value - cv.value) <= 1e-6
+    assert -1e-9 <= wf.duality_gap <= 1e-9
+    assert abs(wf.value - kl(mixture(lam, prob.P), wf.model)) <= 1e-12
+    # the fixed-mixture optimum can only beat the robust gate on its own mixture
+    assert wf.value <= kl(mixture(lam, prob.P), solve(prob).model) + 1e-9
+
+
+def test_fixed_at_lam_star_recovers_the_minimax_model():
+    prob = instances.make("dirichlet", 4, p=3, N=40)
+    sol = solve(prob)
+    fixed = solve_fixed(prob, sol.lam)
+    np.testing.assert_allclose(fixed.model, sol.model, atol=1e-7)
+
+
+def test_static_gate_is_certified_and_no_better_than_the_robust_gate():
+    prob = instances.make("overlap", 5, p=3, N=25)
+    st_ = solve_static(prob)
+    assert -1e-9 <= st_.get("duality_gap") <= 1e-6
+    assert st_["value"] >= solve(prob).value - 1e-9
+    # brute-force grid over the 2-simplex
+    grid = [np.array([a, b, 1 - a - b]) for a in np.linspace(0, 1, 101) for b in np.linspace(0, 1, 101)
+            if a + b <= 1 + 1e-12]
+    best = min(kl(prob.P, np.clip(w, 0, None) @ prob.E).max() for w in grid)
+    assert st_["value"] <= best + 1e-9
+
+
+def test_infinite_loss_is_reported():
+    prob = DiscreteProblem.from_arrays([[0.5, 0.5, 0.0]], [[1.0, 0.0, 0.0]])
+    sol = solve(prob, support="union")
+    assert sol.status == "infeasible" and "outcome 1" in sol.reason
+
+
+def test_ill_conditioned_instance():
+    """Dirichlet(0.5) at N = 2e4: cvxpy answers (and says which solver) or fails clearly."""
+    prob = instances.make("dirichlet", 1, p=4, N=20_000, alpha=0.5)
+    wf = solve(prob)
+    assert -1e-9 <= wf.duality_gap <= 1e-8
+    try:
+        cv = solve(prob, "cvxpy")
+    except ConicFailure as exc:
+        assert "waterfill" in str(exc)
+    else:
+        assert cv.solver in ("CLARABEL", "SCS", "ECOS")
+        assert abs(cv.value - wf.value) <= 1e-6
+
+
+def test_unknown_method_lists_choices():
+    with pytest.raises(ValueError, match="choose one of waterfill, cvxpy"):
+        solve(instances.make("dirichlet", 0, p=2, N=3), "simplex")
