@@ -36,10 +36,10 @@ def infinite_loss_reason(problem: DiscreteProblem) -> str:
 def _repair(q, lo, hi) -> np.ndarray:
     """Nearest point of {lo <= q <= hi, sum q = 1} along q + tau (fixes solver round-off)."""
     q = np.clip(q, lo, hi)
-    if q.sum() == 1.0:
-        return q
     f = lambda tau: np.clip(q + tau, lo, hi).sum() - 1.0
     span = 1.0 + np.abs(q).max()
+    if abs(f(0.0)) <= 1e-14 or f(-span) >= 0 or f(span) <= 0:   # done, or the box is one point
+        return q
     tau = brentq(f, -span, span, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
     return np.clip(q + tau, lo, hi)
 
@@ -63,8 +63,9 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solu
     reason = infinite_loss_reason(problem)
     if reason:
         return _infeasible(problem, method, support, reason, t0)
+    inner = InnerProblem(problem, support)
     if method == "waterfill":
-        raw = solve_waterfill(problem, support, lam_fixed=lam_fixed)
+        raw = solve_waterfill(problem, support, lam_fixed=lam_fixed, inner=inner)
         solver = "waterfill-newton"
         q = raw["q"]
     else:
@@ -78,7 +79,6 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solu
     model, gate = model_to_gate(problem, q, mask)
     per_domain = kl(problem.P, model)
     # The certificate: primal value minus the weak-duality bound at lam (solver independent).
-    inner = InnerProblem(problem, support)
     q_lam, t_lam = inner.model(lam)
     bound = inner.dual_bound(lam, q_lam, t_lam)
     if lam_fixed is None:

@@ -197,13 +197,13 @@ def _newton(inner: InnerProblem, p: int, tol: float):
 
 
 def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol: float = GAP_TOL,
-                    lam_fixed=None) -> dict:
+                    lam_fixed=None, inner: InnerProblem | None = None) -> dict:
     """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
 
     Returns a dict with q (on the support), lam, per-domain KL, the dual bound and iterations;
     `modgen_bench.exact.solve` wraps it into a `Solution` with the certificate.
     """
-    inner = InnerProblem(problem, support)
+    inner = inner or InnerProblem(problem, support)
     if lam_fixed is not None:
         lam = np.asarray(lam_fixed, dtype=np.float64)
         q, t = inner.model(lam)
