@@ -102,7 +102,9 @@ class InnerProblem:
         return out
 
     def hessian(self, lam, t) -> np.ndarray:
-        """Hessian of D at lam: -sum_free P_k P_j / P_lam + F_k F_j / F (NSD)."""
+        """Hessian of D at lam: -sum_free P_k P_j / P_lam + F_k F_j / F (NSD, H lam = 0).
+
+        F_k = sum_free P_k and F = sum_free P_lam (free: lo < t P_lam < hi)."""
         a = lam @ self.P
         if np.isinf(t):
             return np.zeros((len(lam), len(lam)))
@@ -110,8 +112,9 @@ class InnerProblem:
         free = (r > self.lo) & (r < self.hi)
         Pf = self.P[:, free]                       # (p, n_free)
         A = Pf / np.sqrt(a[free])                  # (p, n_free)
-        F = Pf.sum(axis=1)                         # (p,)
-        return -(A @ A.T) + np.outer(F, F) / F.sum() if F.sum() > 0 else -(A @ A.T)
+        F = Pf.sum(axis=1)                         # (p,)  F_k = sum_free P_k
+        total = a[free].sum()                      # F = lam . F_k = sum_free P_lam
+        return -(A @ A.T) + (np.outer(F, F) / total if total > 0 else 0.0)
 
 
 def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
