@@ -1,7 +1,7 @@
 """Gates and G1: the exact feasibility criterion (Lemma 1's flaw), gate recovery, conventions."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 from scipy.optimize import linprog
 
 from modgen_bench import instances
@@ -31,6 +31,8 @@ def _g1_nonempty_by_lp(problem, support):
 def test_feasibility_criterion_matches_an_lp(seed, p, leak, support):
     rng = np.random.default_rng(seed)
     prob = instances.make("leaking", rng, p=p, N=8, support=4, leak=leak)
+    # the LP solver decides feasibility to ~1e-7; compare away from that boundary
+    assume(abs(g1_feasibility(prob, support).max_mass - 1.0) > 1e-6 or leak == 0.0)
     assert g1_feasibility(prob, support).feasible == _g1_nonempty_by_lp(prob, support)
 
 
