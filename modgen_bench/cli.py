@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
     s.add_argument("file")
     s.add_argument("--method", choices=["spd", "alg1", "doremi", "groupdro", "afl"], default="spd")
-    s.add_argument("--lam-signal", choices=["kl", "excess", "nll"], default="kl")
+    s.add_argument("--lam-signal", choices=["kl", "excess", "nll"], default=None,
+                   help="lam gain; default: kl for spd/alg1, each peer method's own signal otherwise")
     s.add_argument("--gate", choices=["table", "linear"], default="table")
     s.add_argument("--support", choices=["domains", "union"], default="domains")
     s.add_argument("--steps", type=int, default=None)
