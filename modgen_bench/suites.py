@@ -18,6 +18,7 @@ into tables and figures. A plug-in that fails to import is reported by file and 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tomllib
 import traceback
 from dataclasses import dataclass
@@ -50,9 +51,11 @@ class Experiment:
             raise ImportError(f"{self.path}: plug-in module '{file}' does not exist")
         spec = importlib.util.spec_from_file_location(f"modgen_suite_{self.suite}_{self.module_name}", file)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module      # dataclasses resolve annotations through sys.modules
         try:
             spec.loader.exec_module(module)
         except Exception as exc:  # report any plug-in failure by file, never crash discovery
+            sys.modules.pop(spec.name, None)
             tb = traceback.format_exc(limit=3)
             raise ImportError(f"{file} failed to import: {exc!r}\n{tb}") from exc
         if not hasattr(module, "run"):

@@ -1,0 +1,31 @@
+"""The causal router gamma_phi(x_<t, .) of Structural Distillation (PAPER.md section 4).
+
+Entry t of the output reads idx[:, :t+1] (BOS and the first t data tokens) and gives the mixing
+weights of the experts for token t+1, so the student is
+``log S(x) = sum_{t>=1} logsumexp_k(log gamma[:, t-1, k] + log E[k](x_t | x_<t))``.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from .gate import GateConfig
+from .transformer import Encoder, count_params, init_weights
+
+__all__ = ["CausalRouter", "count_params"]
+
+
+class CausalRouter(nn.Module):
+    """forward(idx (B, T)) -> log gamma (B, T, p), log-softmax over the p experts."""
+
+    def __init__(self, config: GateConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
+                               c.dropout, causal=True)
+        self.head = nn.Linear(c.d_model, c.p)
+        self.apply(init_weights)
+
+    def forward(self, idx):
+        return F.log_softmax(self.head(self.encoder(idx)).float(), dim=-1)   # (B, T, p)

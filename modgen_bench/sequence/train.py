@@ -1,0 +1,142 @@
+"""Next-token training of a causal LM (experts and retrained baselines, PAPER.md section 5), resumable.
+
+Sequences follow the BOS convention of `modgen_bench.models.transformer`: idx[:, 0] is BOS and the
+loss is the mean cross-entropy of the data tokens idx[:, 1:] given their prefixes.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..provenance import stable_seed
+
+__all__ = ["train_lm", "autocast", "lr_factor"]
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; nothing on CPU (CPU numbers stay float32 and reproducible)."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def lr_factor(step: int, steps: int, warmup: int, floor: float = 0.1) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from 1 to ``floor`` at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _sequence_loss(model, idx, weights):
+    """Mean token cross-entropy; with (B,) weights, the weighted mean of the per-sequence means."""
+    logits, _ = model(idx[:, :-1])                                   # (B, T-1, V)
+    B, T1, V = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(B * T1, V), idx[:, 1:].reshape(B * T1),
+                         reduction="none").view(B, T1).mean(dim=1)  # (B,)
+    if weights is None:
+        return ce.mean()
+    return (weights * ce).sum() / weights.sum()
+
+
+def _save(path: Path, state: dict) -> None:
+    """torch.save to a temp file beside ``path``, then rename (no half-written checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _config_dict(model) -> dict | None:
+    config = getattr(model, "config", None)
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None
+
+
+def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int, lr: float,
+             device="cpu", seed: int = 0, checkpoint=None, progress: bool = False, weights=None,
+             weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
+             grad_clip: float = 1.0) -> dict:
+    """Train ``model`` for ``steps`` AdamW steps on ``batches(generator) -> LongTensor (B, T)``.
+
+    Args:
+        batches: draws one batch of BOS-prefixed sequences from a CPU ``torch.Generator`` seeded
+            from ``seed``, so the same seed gives the same batches.
+        weights: optional (B,) per-sequence loss weights (e.g. lam[domain] on a batch with equal
+            items per domain: the loss is then sum_k lam[k] NLL_k without sampling noise in lam).
+        checkpoint: a file path. Every ``checkpoint_every`` steps and at the end, the model,
+            optimiser, schedule, step, the batch generator's and torch's RNG states and the loss
+            log are saved there; if the file exists on entry, training resumes from it, so a
+            killed-then-resumed run ends with the same numbers on CPU as an uninterrupted one.
+        warmup: linear warm-up steps before the cosine decay (see `lr_factor`).
+
+    Returns {"losses": per-step training losses, "final_loss": mean of the last 10% of them,
+    "steps", "resumed_from" (0 when fresh), "seconds", "tokens_per_s" (of this call)}.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 (got {steps})")
+    from tqdm.auto import tqdm
+
+    model = model.to(device)
+    gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup))
+    w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
+    losses, start = [], 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(stable_seed(seed, "dropout"))
+        if checkpoint is not None and checkpoint.is_file():
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["batch_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") is not None and torch.device(device).type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            losses, start = list(state["losses"]), int(state["step"])
+
+        def save(step):
+            _save(checkpoint, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "step": step, "losses": losses,
+                "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if torch.device(device).type == "cuda" else None,
+                "config": _config_dict(model), "seed": seed})
+
+        model.train()
+        t0, tokens = time.perf_counter(), 0
+        bar = tqdm(range(start, steps), disable=not progress, desc="train_lm", initial=start, total=steps)
+        for step in bar:
+            idx = batches(gen).to(device)
+            with autocast(device):
+                loss = _sequence_loss(model, idx, w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            tokens += idx[:, 1:].numel()
+            if progress:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}",
+                                tok_s=f"{tokens / max(1e-9, time.perf_counter() - t0):.0f}")
+            if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                save(step + 1)
+        if checkpoint is not None:
+            save(steps)
+    model.eval()
+    seconds = time.perf_counter() - t0
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"losses": losses, "final_loss": sum(tail) / len(tail), "steps": steps, "resumed_from": start,
+            "seconds": seconds, "tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}

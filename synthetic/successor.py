@@ -1,0 +1,288 @@
+"""Conflicting successor benchmark (PAPER.md section 5): robust gate vs monolithic retrains.
+
+For each case (clean domains, or domain B contaminated with a share of A, see
+`modgen_bench.data.synthetic`) and each seed:
+1. train one expert per domain (1-layer transformer, d=8) and freeze it;
+2. cache the experts' sequence log-likelihoods on a pool of domain samples and on a pool of
+   samples drawn from each expert (for the unbiased Z estimate), so an SPD step costs only the gate;
+3. train the non-causal gate (d=6) with SPD (`algorithms.spd.train_spd`) for each lam signal;
+4. retrain monolithic LMs on the fixed mixture ``mono_lam`` and "oracle" LMs on each test lam in
+   ``oracle_lams``, at each size in ``retrain_sizes``;
+5. evaluate every model EXACTLY on the enumerated support X0 (2V sequences) at each test lam of
+   the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0.
+
+The gated model is reported as a member of G1: pi_g / Z_g with Z_g = sum_{x in X0} pi_g(x)
+(exact), so its numbers are those of a normalised distribution on X0 (PAPER.md section 1). The
+retrained LMs are distributions over all V^L sequences; ``kl_X0_per_token`` renormalises every
+model on X0 for an apples-to-apples reading. Parameter counts are in the ``params`` column
+(frozen experts included for gates) and ``params_trainable``.
+"""
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modgen_bench.algorithms.spd import SIGNALS, SPDConfig, log_pi, train_spd
+from modgen_bench.data.synthetic import CONTAMINATION, SuccessorTask
+from modgen_bench.models import GateConfig, LMConfig, SequenceGate, TransformerLM, count_params
+from modgen_bench.provenance import stable_seed
+from modgen_bench.sequence import CachedProposalSampler, cache_logliks, train_lm
+from modgen_bench.sequence.evaluate import log_Z, mixture_kl, mixture_nll_per_token
+from modgen_bench.sequence.plots import lam_curves_figure, win_loss_table
+
+@dataclass
+class SuccessorConfig:
+    """One preset of synthetic/successor.toml (sizes only; the code is the same for every preset)."""
+
+    seeds: list = field(default_factory=lambda: [0, 1])
+    cases: list = field(default_factory=lambda: ["clean"])
+    vocab: int = 100
+    length: int = 8                      # data tokens per sequence (BOS excluded)
+    expert_d: int = 8
+    gate_d: int = 6
+    gate_d_ff: int = 24
+    n_head: int = 2
+    d_ff: int = 32
+    retrain_sizes: list = field(default_factory=lambda: [16, 20])
+    oracle_lams: list = field(default_factory=lambda: [0.0, 0.2, 0.5, 0.8, 1.0])
+    mono_lam: float = 0.5
+    lam_grid: int = 11
+    lm_steps: int = 400
+    lm_batch: int = 64
+    lm_lr: float = 3e-2
+    lm_warmup: int = 20
+    spd_steps: int = 500
+    spd_per_domain: int = 32
+    spd_lr: float = 3e-2
+    spd_eta_mu: float = 0.05
+    signals: list = field(default_factory=lambda: ["kl", "excess"])
+    pool: int = 1024                     # cached sequences per domain, and per expert
+    log_every: int = 10
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SuccessorConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"successor config: unknown keys {unknown}; valid keys: {sorted(names)}")
+        cfg = cls(**d)
+        bad_cases = [c for c in cfg.cases if c not in CONTAMINATION]
+        if bad_cases:
+            raise ValueError(f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}")
+        bad = [s for s in cfg.signals if s not in SIGNALS]
+        if bad:
+            raise ValueError(f"successor config: unknown signals {bad}; choose from {list(SIGNALS)}")
+        if cfg.lam_grid < 2 or not all(0.0 <= l <= 1.0 for l in [*cfg.oracle_lams, cfg.mono_lam]):
+            raise ValueError("successor config: lam_grid must be >= 2 and every lam in [0, 1]")
+        grid = np.linspace(0.0, 1.0, cfg.lam_grid)
+        off = [l for l in cfg.oracle_lams if not np.isclose(grid, l).any()]
+        if off:
+            raise ValueError(f"successor config: oracle_lams {off} are not on the test grid "
+                             f"linspace(0, 1, lam_grid={cfg.lam_grid})")
+        return cfg
+
+
+@contextlib.contextmanager
+def _cpu_threads(device):
+    """One intra-op thread on CPU: for models this small, thread hand-offs cost more than they save."""
+    old = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _seeded(make, seed):
+    """Build a module under ``seed`` without touching the global RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def _lm(cfg, task, d_model, seed):
+    c = LMConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, n_head=cfg.n_head,
+                 d_model=d_model, d_ff=cfg.d_ff)
+    return _seeded(lambda: TransformerLM(c), seed)
+
+
+def _train_on_mixture(cfg, task, d_model, lam, tag, ckpt_dir, device):
+    model = _lm(cfg, task, d_model, stable_seed(*tag, "init"))
+    weights = torch.tensor([lam, 1.0 - lam], dtype=torch.float64)
+    train_lm(model, lambda g: task.sample_mixture(weights, cfg.lm_batch, g), cfg.lm_steps, cfg.lm_lr,
+             device, stable_seed(*tag, "train"), warmup=cfg.lm_warmup,
+             checkpoint=ckpt_dir / ("-".join(map(str, tag)) + ".pt"))
+    return model
+
+
+def _sampler(cfg, task, experts, seed, case, device):
+    """Pools drawn once (data seed), with the experts' log-likelihoods cached."""
+    gen = torch.Generator().manual_seed(stable_seed(case, seed, "data"))
+    seqs = [task.sample(k, cfg.pool, gen) for k in range(task.p)]
+    bos = torch.full((cfg.pool, 1), task.bos, dtype=torch.long)
+    gen_dev = torch.Generator(device=device).manual_seed(stable_seed(case, seed, "expert-samples"))
+    eseqs = [e.generate(bos.to(device), task.length, gen_dev).cpu() for e in experts]
+    return CachedProposalSampler(
+        seqs, [cache_logliks(experts, s, device) for s in seqs],
+        eseqs, [cache_logliks(experts, s, device) for s in eseqs],
+        [torch.isfinite(task.log_prob(s)).any(dim=1) for s in eseqs],
+        log_p=[task.log_prob(s)[:, k].float() for k, s in enumerate(seqs)])
+
+
+def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, trainable):
+    """Rows of one model at each lam_A in ``lams``: nll_per_token, kl_per_token, kl_X0_per_token, Z_X0."""
+    seqs, W, log_p = support
+    lz = log_Z(log_model)
+    extra = dict(params=params, params_trainable=trainable)
+    for a in lams:
+        lam = [float(a), float(1 - a)]
+        vals = {"nll_per_token": mixture_nll_per_token(log_model, W, lam, task.length),
+                "kl_per_token": mixture_kl(log_model, W, log_p, lam) / task.length,
+                "kl_X0_per_token": mixture_kl(log_model - lz, W, log_p, lam) / task.length,
+                "Z_X0": float(np.exp(lz))}
+        for metric, v in vals.items():
+            ctx.add(case, method, metric, v, seed=seed, lam=lam, **extra)
+
+
+def _run_one(ctx, cfg, case, seed):
+    device, ckpt_dir = ctx.device, Path(ctx.out_dir) / "checkpoints"
+    task = SuccessorTask(cfg.vocab, cfg.length, CONTAMINATION[case])
+    seqs, W = task.support()                                                   # X0, exact weights
+    support = (seqs, W, task.log_prob(seqs))
+    grid = np.linspace(0.0, 1.0, cfg.lam_grid)
+
+    experts = []
+    for k in range(task.p):
+        onehot = 1.0 if k == 0 else 0.0
+        experts.append(_train_on_mixture(cfg, task, cfg.expert_d, onehot, (case, seed, f"expert{k}"),
+                                         ckpt_dir, device))
+    for e in experts:
+        e.requires_grad_(False)
+    n_experts = sum(count_params(e) for e in experts)
+    log_E = cache_logliks(experts, seqs, device).double()                      # (2V, p)
+    for k in range(task.p):
+        _add_curve(ctx, task, case, f"expert-{'AB'[k]}", seed, log_E[:, k], support, grid,
+                   count_params(experts[k]), count_params(experts[k]))
+    avg = torch.logsumexp(log_E + np.log(0.5), dim=1)                          # constant gate (0.5, 0.5)
+    _add_curve(ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0)
+
+    sampler = _sampler(cfg, task, experts, seed, case, device)
+    gcfg = GateConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, p=task.p,
+                      n_head=cfg.n_head, d_model=cfg.gate_d, d_ff=cfg.gate_d_ff)
+    for signal in cfg.signals:
+        gate = _seeded(lambda: SequenceGate(gcfg), stable_seed(case, seed, "gate-init"))
+        res = train_spd(gate, sampler, SPDConfig(steps=cfg.spd_steps, per_domain=cfg.spd_per_domain,
+                                                 lr=cfg.spd_lr, eta_mu=cfg.spd_eta_mu, lam_signal=signal,
+                                                 log_every=cfg.log_every,
+                                                 seed=stable_seed(case, seed, "spd")), device=device)
+        with torch.no_grad():
+            log_g = res.gate.eval()(seqs.to(device)).double().cpu()           # (2V, p)
+        log_model = log_pi(log_g, log_E)
+        method, n_gate = f"gate-{signal}", count_params(res.gate)
+        ctx.add(case, method, "Z_raw_X0", float(np.exp(log_Z(log_model))), seed=seed)
+        _add_curve(ctx, task, case, method, seed, log_model - log_Z(log_model), support, grid,
+                   n_gate + n_experts, n_gate)
+        ctx.add(case, method, "spd_lam_A", float(res.lam[0]), seed=seed)
+        ctx.add(case, method, "spd_mu", res.mu, seed=seed)
+        ctx.add(case, method, "spd_Z_hat", float(res.history["Z_hat"].iloc[-1]), seed=seed)
+        for row in res.history.itertuples():
+            for metric, v in (("traj_lam_A", row.lam_0), ("traj_mu", row.mu), ("traj_Z_hat", row.Z_hat)):
+                ctx.add(case, method, metric, v, seed=seed, step=int(row.step))
+
+    for d in cfg.retrain_sizes:
+        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [(f"oracle-d{d}", l, l) for l in cfg.oracle_lams]
+        for method, train_lam, oracle_at in runs:
+            m = _train_on_mixture(cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device)
+            log_model = cache_logliks([m], seqs, device)[:, 0].double()
+            lams = grid if oracle_at is None else [oracle_at]   # an oracle counts only at its own lam
+            _add_curve(ctx, task, case, method, seed, log_model, support, lams, count_params(m), count_params(m))
+
+
+def run(ctx):
+    cfg = SuccessorConfig.from_dict(ctx.config)
+    from tqdm.auto import tqdm
+    with _cpu_threads(ctx.device):
+        jobs = [(case, seed) for case in cfg.cases for seed in cfg.seeds]
+        for case, seed in tqdm(jobs, desc="successor"):
+            _run_one(ctx, cfg, case, seed)
+
+
+def report(df: pd.DataFrame, fig_dir: Path) -> list:
+    """Loss-vs-lam curves with spread bands, win/loss tables against each retrain, SPD stability."""
+    from modgen_bench.reporting import Section, mean_se_table
+    fig_dir = Path(fig_dir)
+    sections = []
+    curves = df[df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")]
+    counts = df[df["metric"].eq("Z_X0")]         # every curve row carries its model's counts
+    params = pd.DataFrame({c: pd.to_numeric(counts[c]).astype(int) for c in ("params", "params_trainable")}
+                          ).groupby(counts["method"]).max()
+    for case, sub in curves.groupby("case"):
+        figs = []
+        for metric in ("kl_per_token", "nll_per_token"):
+            path = fig_dir / f"successor_{case}_{metric}.png"
+            shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith("expert-")   # off the scale
+            lam_curves_figure(sub[shown], path, ylabel=f"{metric} (nats)",
+                              title=f"{case}: {metric} vs test lam (weight of domain A)")
+            figs.append((f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
+                         "single experts in the tables)", path))
+        tables = []
+        for gate in sorted(m for m in sub["method"].unique() if m.startswith("gate-")):
+            wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate,
+                                [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
+            tables.append((f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl))
+        worst = (sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
+                 .groupby(["method", "seed"])["value"].max().groupby("method").agg(["mean", "std", "count"]))
+        tables.insert(0, (f"{case}: worst-case KL per token over the lam grid (the robust objective, "
+                          "PAPER.md section 1), mean and std over seeds", worst.reset_index()))
+        sections.append(Section(f"{case}: loss vs test lam", text=_claims_text(sub, case), tables=tables,
+                                figures=figs))
+    stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
+    if len(stab):
+        t = mean_se_table(stab, by=("case", "method", "metric"))
+        traj = df[df["metric"].str.startswith("traj_")]
+        path = fig_dir / "successor_spd_trajectories.png"
+        _trajectory_figure(traj, path)
+        sections.append(Section("SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
+                                tables=[("mean, s.e. over seeds", t)],
+                                figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)]))
+    sections.append(Section("Parameter counts", tables=[("params (gates: frozen experts included)",
+                                                         params.reset_index())]))
+    return sections
+
+
+def _claims_text(sub, case) -> str:
+    """One line per gate and retrain: the test lams where the gate's mean KL is lower."""
+    kl = sub[sub["metric"].eq("kl_per_token")]
+    means = kl.groupby(["method", "lam"])["value"].mean().unstack("method")
+    lines = []
+    for gate in (m for m in means.columns if m.startswith("gate-")):
+        for other in (m for m in means.columns if m.startswith(("mono-", "oracle-"))):
+            both = means[[gate, other]].dropna()
+            wins = [l.split(",")[0] for l in both.index[both[gate] < both[other]]]
+            loses = [l.split(",")[0] for l in both.index[both[gate] >= both[other]]]
+            lines.append(f"{gate} vs {other}: gate better at lam_A in {{{', '.join(wins)}}}; "
+                         f"worse or equal at {{{', '.join(loses)}}}.")
+    return "\n\n".join(lines)
+
+
+def _trajectory_figure(traj, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    metrics = ["traj_lam_A", "traj_mu", "traj_Z_hat"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, metric in zip(axes, metrics):
+        for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(["case", "method", "seed"]):
+            ax.plot(g["step"], g["value"], lw=0.8, label=f"{case} {method} s{seed}")
+        ax.set_title(metric.removeprefix("traj_"))
+        ax.set_xlabel("SPD step")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

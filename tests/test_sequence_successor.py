@@ -1,0 +1,64 @@
+"""Smoke test of the successor plug-in through the suite loader on a tiny config (seconds)."""
+import numpy as np
+import pytest
+import torch
+
+from modgen_bench.results import RunContext
+from modgen_bench.suites import discover
+
+TINY = dict(seeds=[0], cases=["contam50"], vocab=5, length=3, expert_d=4, gate_d=4, gate_d_ff=8,
+            d_ff=8, retrain_sizes=[4], oracle_lams=[0.5], lm_steps=15, lm_batch=8, spd_steps=6,
+            spd_per_domain=4, pool=16, log_every=2, signals=["kl", "excess"])
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    return {e.name: e for e in discover("synthetic")}["successor"].load()
+
+
+@pytest.fixture(scope="module")
+def rows(plugin, tmp_path_factory):
+    old = torch.get_num_threads()
+    ctx = RunContext("synthetic", dict(TINY), tmp_path_factory.mktemp("succ"), "cpu", 0)
+    plugin.run(ctx)
+    assert torch.get_num_threads() == old           # the plug-in restores the thread count
+    return ctx.frame()
+
+
+def test_rows_cover_every_model_and_lam(rows):
+    curves = rows[rows["metric"].eq("kl_per_token")]
+    assert set(curves["method"]) == {"expert-A", "expert-B", "const-gate-0.5", "gate-kl", "gate-excess",
+                                     "mono-d4", "oracle-d4"}
+    per_method = curves.groupby("method")["lam"].nunique()
+    assert per_method.drop("oracle-d4").eq(11).all() and per_method["oracle-d4"] == 1
+    assert curves[curves["method"].eq("oracle-d4")]["lam"].iloc[0] == "0.5,0.5"
+    assert np.isfinite(rows["value"]).all()
+    assert (rows[rows["metric"].str.startswith("kl")]["value"] > -1e-9).all()   # KL >= 0
+    assert (rows["params"].dropna() > 0).all()
+
+
+def test_gates_are_reported_normalised_on_X0(rows):
+    z = rows[rows["metric"].eq("Z_X0") & rows["method"].str.startswith("gate-")]["value"]
+    assert np.allclose(z, 1.0)
+    kl = rows[rows["method"].eq("gate-kl") & rows["metric"].isin(["kl_per_token", "kl_X0_per_token"])]
+    wide = kl.pivot_table(index="lam", columns="metric", values="value")
+    assert np.allclose(wide["kl_per_token"], wide["kl_X0_per_token"])
+
+
+def test_report_builds_tables_and_figures(plugin, rows, tmp_path):
+    sections = plugin.report(rows, tmp_path)
+    figs = [f for s in sections for _, f in s.figures]
+    assert len(figs) >= 3 and all(f.is_file() and f.stat().st_size > 0 for f in figs)
+    assert any("gate-kl vs oracle-d4" in s.text for s in sections)
+
+
+def test_unknown_config_key_is_an_error(plugin, tmp_path):
+    with pytest.raises(ValueError, match="unknown keys"):
+        plugin.run(RunContext("synthetic", {**TINY, "lm_stpes": 3}, tmp_path, "cpu", 0))
+    with pytest.raises(ValueError, match="cases"):
+        plugin.run(RunContext("synthetic", {**TINY, "cases": ["dirty"]}, tmp_path, "cpu", 0))
+
+
+def test_oracle_lams_must_lie_on_the_grid(plugin, tmp_path):
+    with pytest.raises(ValueError, match="not on the test grid"):
+        plugin.run(RunContext("synthetic", {**TINY, "oracle_lams": [0.25]}, tmp_path, "cpu", 0))
