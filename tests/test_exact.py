@@ -212,3 +212,27 @@ def test_pinned_flat_direction_instance():
     sol = solve(prob, support="union")
     assert -1e-9 <= sol.duality_gap <= 1e-9
     assert abs(sol.value - solve(prob, "cvxpy", support="union").value) <= 1e-6
+
+
+def test_pinned_leaking_instance_from_the_theory_checks():
+    """Reported by the theory checks: this instance stalled at gap 1.6e-4 before the Hessian fix."""
+    prob = instances.make("leaking", 900803242, p=4, N=6, support=3, leak=0.533)
+    sol = solve(prob, support="union")
+    assert -1e-9 <= sol.duality_gap <= 1e-9
+    assert abs(sol.value - solve(prob, "cvxpy", support="union").value) <= 1e-6
+
+
+@pytest.mark.parametrize("method", ["waterfill", "cvxpy"])
+def test_gate_without_freedom_is_certified(method):
+    """lo = hi on the whole support (identical experts): q is fixed, V* = KL(P || E) = log 10.
+
+    The water level is undetermined there; a bisection on the rounding error of sum q once sent
+    nu = 1/t to 1e104 and the certificate to -5.7e104.
+    """
+    e = np.array([0.1, 0.1, 0.4, 0.1, 0.2, 0.1])
+    prob = DiscreteProblem(P=np.array([[1.0, 0, 0, 0, 0, 0]] * 2), E=np.array([e, e]), names=["a", "b"])
+    assert solve(prob, method).status == "infeasible"          # X0 = {0} carries only 0.1
+    sol = solve(prob, method, support="union")
+    assert sol.value == pytest.approx(np.log(10.0), abs=1e-9)
+    assert -1e-9 <= sol.duality_gap <= 1e-9
+    np.testing.assert_allclose(sol.model, e, atol=1e-12)

@@ -29,6 +29,7 @@ __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
 
 GAP_TOL = 1e-10
 MAX_NEWTON = 200
+FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
 
 
 class InnerProblem:
@@ -71,6 +72,11 @@ class InnerProblem:
                 t_hi = t
             free = (r > lo) & (r < hi)
             F = a[free].sum()
+            if F == 0 and abs(s - 1.0) <= FLAT_SUM_TOL:
+                # Every outcome is pinned to its box and the pins sum to 1 up to rounding: the sum
+                # does not depend on t on this piece, so any t in it is a valid multiplier. Bisecting
+                # on the rounding error's sign would drive t to 0 (nu to inf) and wreck the bound.
+                break
             C = s - F * t
             t_new = (1.0 - C) / F if F > 0 else np.nan
             if not (t_lo < t_new < t_hi):
