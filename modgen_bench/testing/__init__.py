@@ -1,0 +1,1 @@
+"""Test helpers shipped with the library: public hypothesis strategies (see `strategies`)."""

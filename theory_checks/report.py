@@ -1,0 +1,73 @@
+"""Outputs of `run_checks`: the printed verdict table, verdicts.csv/json, counterexample problem
+files, and report.md + index.html (one section per claim) via `modgen_bench.reporting`."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from modgen_bench.problem import atomic_write
+from modgen_bench.provenance import provenance
+from modgen_bench.reporting import Section, write_report
+
+__all__ = ["print_table", "write_outputs", "save_counterexamples"]
+
+TABLE_COLUMNS = ["claim", "reading", "instances", "status", "worst_margin", "certificate",
+                 "tight", "violations"]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def table(verdicts) -> pd.DataFrame:
+    return pd.DataFrame([v.row() for v in verdicts])
+
+
+def print_table(verdicts) -> None:
+    df = table(verdicts)[TABLE_COLUMNS]
+    with pd.option_context("display.width", 200, "display.max_colwidth", 48):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+def save_counterexamples(out: Path, verdicts) -> None:
+    """Save each failing verdict's worst instance as counterexamples/<claim>__<reading>.json."""
+    for v in verdicts:
+        if v.counterexample is not None:
+            path = out / "counterexamples" / f"{v.claim}__{_slug(v.reading)}.json"
+            v.counterexample.save(path)
+            v.counterexample_file = str(path.relative_to(out))
+
+
+def _section(claim: str, verdicts, doc: str, seconds: float) -> Section:
+    lines = [doc.strip(), ""]
+    for v in verdicts:
+        lines.append(
+            f"- **{v.reading}: {v.status}** on {v.instances} instances ({v.violations} "
+            f"violations, {v.tight} tight); worst margin {v.worst_margin:.4g} nats at "
+            f"`{v.worst_instance}`; certificate {v.certificate:.2g}. {v.note}"
+            + (f" Counterexample: `{v.counterexample_file}`." if v.counterexample_file else ""))
+    lines.append(f"\n({seconds:.1f} s)")
+    rows = table(verdicts)[TABLE_COLUMNS]
+    figures = [fig for v in verdicts for fig in v.figures]
+    return Section(claim, text="\n".join(lines), tables=[("Verdicts", rows)], figures=figures)
+
+
+def write_outputs(out: Path, verdicts, seconds: dict, **config) -> None:
+    """verdicts.csv, verdicts.json (rows + provenance), counterexamples, report.md, index.html."""
+    from . import CLAIMS
+    save_counterexamples(out, verdicts)
+    df = table(verdicts)
+    atomic_write(out / "verdicts.csv", lambda f: df.to_csv(f, index=False))
+    prov = provenance(config=config, seconds=seconds, device="cpu")
+    payload = {"verdicts": [v.row() for v in verdicts], "provenance": prov}
+    atomic_write(out / "verdicts.json", lambda f: json.dump(payload, f, indent=1, default=str))
+    sections = [Section("Verdict table", tables=[("All claims", df[TABLE_COLUMNS])])]
+    for claim in seconds:
+        doc = sys.modules[CLAIMS[claim].__module__].__doc__ or ""
+        mine = [v for v in verdicts if v.claim == claim]
+        sections.append(_section(claim, mine, doc, seconds[claim]))
+    write_report(out, "modgen-bench theory checks", sections, [prov])
