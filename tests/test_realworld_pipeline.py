@@ -1,0 +1,139 @@
+"""The real-world plug-in (real_world/modular_text.py) end to end on a tiny config, on real corpora.
+
+Covers: the runner contract (results.csv, run.json with corpus sha256s, report.md, index.html),
+the matched parameter count, and kill-then-resume giving the uninterrupted run's numbers.
+"""
+import copy
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from modgen_bench.results import RunContext
+from modgen_bench.runner import run_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "real_world" / "modular_text.py"
+
+TINY = {
+    "corpora": ["scripture", "fortunes-es", "fortunes-it"],
+    "block_size": 17, "seeds": [0], "resamples": [1],
+    "n_gate_train": 32, "n_eval": 8, "n_proposal": 8, "n_draws": 48,
+    "mixtures": [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3], [0.6, 0.2, 0.2],
+                 [0.8, 0.1, 0.1], [0, 0.5, 0.5]],
+    "oracle": [4],
+    "conflict_every": 2, "conflict_batch": 4, "checkpoint_every": 3,
+    "expert": {"n_layer": 1, "n_head": 2, "d_model": 8, "d_ff": 16, "steps": 8, "batch_size": 8, "lr": 3e-3},
+    "mono": {"n_layer": 1, "n_head": 2, "d_model": 0, "d_ff": 0, "steps": 6, "batch_size": 4, "lr": 3e-3},
+    "gate": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
+    "spd": {"steps": 4, "per_domain": 4, "lr": 3e-3, "log_every": 2},
+    "router": {"steps": 4, "batch_size": 4, "lr": 3e-3},
+}
+
+
+def _plugin():
+    spec = importlib.util.spec_from_file_location("modular_text_under_test", PLUGIN)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(out_dir, config=TINY):
+    ctx = RunContext("real_world", copy.deepcopy(config), Path(out_dir), "cpu", 0)
+    _plugin().run(ctx)
+    return ctx
+
+
+def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
+    suite = tmp_path / "real_world"
+    suite.mkdir()
+    shutil.copy(PLUGIN, suite / PLUGIN.name)
+    toml = "[experiment]\nmodule = \"modular_text\"\n[preset.quick]\n" + "\n".join(
+        f"{k} = {json.dumps(v) if not isinstance(v, dict) else '{ ' + ', '.join(f'{a} = {json.dumps(b)}' for a, b in v.items()) + ' }'}"
+        for k, v in TINY.items())
+    (suite / "tiny.toml").write_text(toml)
+    assert tomllib.loads(toml)["preset"]["quick"]["expert"]["d_model"] == 8
+    root = run_suite(str(suite), preset="quick", device="cpu", out=str(tmp_path / "out"), log=lambda *_: None)
+    run_dir = next(root.glob("tiny-*"))
+    df = pd.read_csv(run_dir / "results.csv", keep_default_na=False, dtype={"lam": str})
+    info = json.loads((run_dir / "run.json").read_text())
+    # corpus provenance: a sha256 per corpus, resample and split
+    for name in TINY["corpora"]:
+        for r in ("resample0", "resample1"):
+            assert all(len(info["corpora"][name][r][s]["sha256"]) == 64 for s in ("train", "val", "test"))
+    test = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
+    for m in ["gate_excess", "gate_nll", "gate_excess_logZ", "mono_uniform", "mono_lamstar", "router"]:
+        assert test[test["method"] == m]["lam"].nunique() == 7, m
+    assert set(test[test["method"].str.startswith("oracle_")]["lam"]) == {"0.6,0.2,0.2"}
+    v = test["value"].astype(float)
+    assert np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v < 2 * math.log(257))
+    bpb = df[(df["case"] == "test") & (df["metric"] == "bits_per_byte")]["value"].astype(float).values
+    np.testing.assert_allclose(bpb, v.values / math.log(2))
+    par = df[df["metric"] == "n_params"].groupby("method")["value"].first()
+    assert abs(par["mono"] - par["experts_plus_gate"]) / par["experts_plus_gate"] < 0.1
+    assert {"gate_excess", "gate_nll", "mono_uniform"} <= set(df[df["case"] == "conflict"]["method"])
+    acc = df[df["metric"] == "rejection_acceptance"]["value"].astype(float)
+    assert np.all((acc > 0) & (acc <= 1))
+    report = (root / "report.md").read_text()
+    assert "Table 1" in report and "Table 2" in report and "router - gate_excess" in report
+    assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
+
+
+def test_matched_d_model_matches_the_parameter_count():
+    mod = _plugin()
+    lm = mod.LMTrain(n_layer=3, n_head=4, d_model=0, d_ff=0, steps=1, batch_size=1, lr=1e-3)
+    for target in (200_000, 5_400_000):
+        d = mod.matched_d_model(lm, 257, target)
+        n = mod.count_params(mod._lm(lm, d, 257, 0))
+        assert abs(n - target) / target < 0.05 and d % 8 == 0
+
+
+def test_unknown_config_key_is_an_error():
+    bad = copy.deepcopy(TINY)
+    bad["expert"]["dmodel"] = 8
+    with pytest.raises(ValueError, match=r"\[expert\]: unknown key.*dmodel"):
+        _plugin().Config.from_dict(bad)
+
+
+_CHILD = """
+import sys, json
+sys.path.insert(0, {tests!r})
+from test_realworld_pipeline import _run, TINY
+cfg = json.loads({cfg!r})
+_run({out!r}, cfg)
+"""
+
+
+def test_killed_run_resumes_to_the_uninterrupted_numbers(tmp_path):
+    cfg = copy.deepcopy(TINY)
+    cfg.update(resamples=[], oracle=[])
+    cfg["expert"]["steps"] = 60
+    ref = _run(tmp_path / "ref", cfg).frame()
+
+    out = tmp_path / "killed"
+    ckpt = out / "ckpt" / "seed0-resample0" / "expert-scripture.pt"
+    code = _CHILD.format(tests=str(Path(__file__).parent), cfg=json.dumps(cfg), out=str(out))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not ckpt.is_file() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    step = int(torch.load(ckpt, weights_only=False)["step"])
+    assert 0 < step < 60, "the child was not killed mid-training; the test would prove nothing"
+
+    resumed = _run(out, cfg).frame()
+    pd.testing.assert_frame_equal(resumed.reset_index(drop=True), ref.reset_index(drop=True))
