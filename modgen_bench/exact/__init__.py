@@ -64,31 +64,36 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solu
     if reason:
         return _infeasible(problem, method, support, reason, t0)
     inner = InnerProblem(problem, support)
+    mask = support_mask(problem, support)
+    lo, hi = (b[mask] for b in envelope(problem))
+
+    def certificate(q, lam) -> tuple[float, float, np.ndarray]:
+        """(value, primal - weak-duality bound at lam, per-domain KL): solver independent."""
+        per_domain = kl(problem.P[:, mask], q)
+        bound = inner.dual_bound(lam, *inner.model(lam))
+        if lam_fixed is None:
+            value = primal = float(per_domain.max())
+        else:
+            value, primal = float(kl(mixture(lam, problem.P[:, mask]), q)), float(lam @ per_domain)
+        return value, primal - bound, per_domain
+
     if method == "waterfill":
         raw = solve_waterfill(problem, support, lam_fixed=lam_fixed, inner=inner)
         solver = "waterfill-newton"
         q = raw["q"]
     else:
         from .conic import solve_conic
-        raw = solve_conic(problem, support, lam_fixed=lam_fixed)
+        raw = solve_conic(problem, support, lam_fixed=lam_fixed,
+                          certify=lambda q, lam: certificate(_repair(q, lo, hi), lam)[1])
         solver = raw["solver"]
-        lo, hi = envelope(problem)
-        q = _repair(raw["q"], lo[raw["mask"]], hi[raw["mask"]])
+        q = _repair(raw["q"], lo, hi)
     lam = raw["lam"]
-    mask = raw["mask"]
     model, gate = model_to_gate(problem, q, mask)
-    per_domain = kl(problem.P, model)
-    # The certificate: primal value minus the weak-duality bound at lam (solver independent).
-    q_lam, t_lam = inner.model(lam)
-    bound = inner.dual_bound(lam, q_lam, t_lam)
-    if lam_fixed is None:
-        value, primal = float(per_domain.max()), float(per_domain.max())
-    else:
-        value, primal = float(kl(mixture(lam, problem.P), model)), float(lam @ per_domain)
+    value, gap, per_domain = certificate(model[mask], lam)   # of the model actually returned
     seconds = time.perf_counter() - t0
     return Solution(status="optimal", method=method, solver=solver, support=support, value=value,
                     lam=lam, per_domain_kl=per_domain, model=model, gate=gate,
-                    duality_gap=primal - bound, seconds=seconds,
+                    duality_gap=gap, seconds=seconds,
                     iterations=raw.get("iterations", 0))
 
 
@@ -136,7 +141,8 @@ def solve_static(problem: DiscreteProblem) -> dict:
     """Best constant gate w (cvxpy), with its exact value and a Frank-Wolfe duality gap."""
     from .conic import solve_static_conic
     t0 = time.perf_counter()
-    raw = solve_static_conic(problem)
+    raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
+        *static_certificate(problem, w, lam))))
     primal, bound = static_certificate(problem, raw["w"], raw["lam"])
     return {"w": raw["w"], "lam": raw["lam"], "value": primal, "duality_gap": primal - bound,
             "solver": raw["solver"], "seconds": time.perf_counter() - t0}
