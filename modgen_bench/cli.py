@@ -57,8 +57,8 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
-    from .reporting import build_report
-    md, html = build_report(args.dir)
+    from .reporting import build_index, build_report
+    md, html = (build_index if args.index else build_report)(args.dir)
     print(f"wrote {md} and {html}")
     return 0
 
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="rebuild tables, figures, report.md, index.html from results")
     s.add_argument("dir")
+    s.add_argument("--index", action="store_true",
+                   help="instead, write DIR/index.html + index.md linking every report under DIR")
     s.set_defaults(func=_report)
 
     s = sub.add_parser("bench", help="performance tables")

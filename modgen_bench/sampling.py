@@ -85,9 +85,7 @@ class LMProposal:
     def _ancestral(self, model, n, generator):
         idx = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
         for _ in range(self.block_size - 1):
-            # the full softmax, BOS included: the law that sequence_logprob scores
-            # (TransformerLM.generate masks BOS); the head only at the last position
-            logits = model.head(model.encoder(idx)[:, -1])               # (n, V)
+            logits = model.next_logits(idx)                              # (n, V), BOS at -inf
             probs = torch.softmax(logits.float(), dim=-1).cpu()          # (n, V)
             nxt = torch.multinomial(probs, 1, generator=generator)      # (n, 1)
             idx = torch.cat([idx, nxt.to(self.device)], dim=1)

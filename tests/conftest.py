@@ -3,6 +3,8 @@
 pytest's --hypothesis-profile; the default is `ci`."""
 import os
 
+import pytest
+
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25,
@@ -10,3 +12,15 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=None, 
 settings.register_profile("thorough", derandomize=False, deadline=None, max_examples=1000,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("MODGEN_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one intra-op thread (and CPU results stay reproducible).
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

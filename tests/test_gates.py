@@ -2,29 +2,14 @@
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
-from scipy.optimize import linprog
 
 from modgen_bench import instances
 from modgen_bench.gates import (envelope, evaluate_gate, g1_feasibility, gate_from_model, pi_g,
                                 support_mask)
 from modgen_bench.problem import DiscreteProblem
+from theory_checks.lemma1 import g1_nonempty_lp
 
 seeds = st.integers(0, 10_000)
-
-
-def _g1_nonempty_by_lp(problem, support):
-    """Independent check: is there a row-stochastic gate g with sum_{x in S} pi_g(x) = 1? (an LP)."""
-    mask = support_mask(problem, support)
-    p, N = problem.p, problem.N
-    # variables g[x, k] flattened row-major; sum_k g[x,k] = 1; sum_{x in S} sum_k g E = 1
-    A_eq = np.zeros((N + 1, N * p))
-    for x in range(N):
-        A_eq[x, x * p:(x + 1) * p] = 1.0
-        if mask[x]:
-            A_eq[N, x * p:(x + 1) * p] = problem.E[:, x]
-    b_eq = np.ones(N + 1)
-    res = linprog(np.zeros(N * p), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-    return res.status == 0
 
 
 @given(seeds, st.integers(1, 4), st.floats(0.0, 0.9), st.sampled_from(["domains", "union"]))
@@ -33,7 +18,7 @@ def test_feasibility_criterion_matches_an_lp(seed, p, leak, support):
     prob = instances.make("leaking", rng, p=p, N=8, support=4, leak=leak)
     # the LP solver decides feasibility to ~1e-7; compare away from that boundary
     assume(abs(g1_feasibility(prob, support).max_mass - 1.0) > 1e-6 or leak == 0.0)
-    assert g1_feasibility(prob, support).feasible == _g1_nonempty_by_lp(prob, support)
+    assert g1_feasibility(prob, support).feasible == g1_nonempty_lp(prob, support)   # independent LP oracle
 
 
 def test_lemma1_counterexample():

@@ -8,14 +8,7 @@ import torch.nn.functional as F
 from modgen_bench.models import (CausalRouter, GateConfig, LMConfig, SequenceGate, TransformerLM,
                                  count_params)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one intra-op thread (and CPU results stay reproducible)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scaled(model, std=0.5, seed=0):
@@ -32,15 +25,18 @@ def _lm(V=7, T=6, **kw):
 
 
 def _tokens(B, T, V, seed=1):
-    return torch.randint(V, (B, T), generator=torch.Generator().manual_seed(seed))
+    """(B, T) sequences over a model vocabulary of V: BOS = V - 1, then data tokens 0 .. V - 2."""
+    data = torch.randint(V - 1, (B, T - 1), generator=torch.Generator().manual_seed(seed))
+    return torch.cat([torch.full((B, 1), V - 1), data], dim=1)
 
 
 def test_lm_shapes_and_loss_is_cross_entropy():
     m = _lm()
     idx = _tokens(3, 6, 7)
-    logits, loss = m(idx, targets=idx)
-    assert logits.shape == (3, 6, 7)
-    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 7), idx.reshape(-1)))
+    logits, loss = m(idx[:, :-1], targets=idx[:, 1:])
+    assert logits.shape == (3, 5, 7)
+    assert torch.isfinite(loss)
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 7), idx[:, 1:].reshape(-1)))
     assert m.token_logprobs(idx).shape == (3, 5)
     assert m.sequence_logprob(idx).shape == (3,)
 
@@ -91,12 +87,13 @@ def test_sequence_logprob_is_sum_of_token_logprobs_and_matches_brute_force():
         assert torch.allclose(tok[:, t - 1], ref, atol=1e-5)
 
 
-def test_sequence_probabilities_sum_to_one_over_all_sequences():
-    V, T, bos = 3, 4, 2       # every continuation of BOS of length 3 over the 3 tokens
+def test_sequence_probabilities_sum_to_one_over_all_data_sequences():
+    V, T, bos = 4, 4, 3       # every continuation of BOS by 3 of the 3 data tokens (no BOS)
     m = _lm(V, T)
-    seqs = torch.tensor([[bos, *s] for s in itertools.product(range(V), repeat=T - 1)])
+    seqs = torch.tensor([[bos, *s] for s in itertools.product(range(V - 1), repeat=T - 1)])
     total = torch.logsumexp(m.sequence_logprob(seqs).detach().double(), 0).exp()
     assert abs(float(total) - 1.0) < 1e-5
+    assert torch.isneginf(m(seqs)[0][..., bos]).all()
 
 
 def test_generate_never_draws_bos_and_is_seeded():

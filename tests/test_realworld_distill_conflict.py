@@ -9,13 +9,7 @@ from modgen_bench.models import CausalRouter, GateConfig, LMConfig, TransformerL
 from modgen_bench.sequence.cache import cache_token_logprobs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and reproducibly) on one CPU thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _experts(p=2, T=9, V=6, seed=0):

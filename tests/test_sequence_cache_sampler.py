@@ -12,13 +12,7 @@ from modgen_bench.sequence import (CachedProposalSampler, CachedSampler, cache_l
 TASK = SuccessorTask(vocab=5, length=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one intra-op thread (and CPU results stay reproducible)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _experts(p=2):

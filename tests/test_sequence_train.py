@@ -8,14 +8,7 @@ from modgen_bench.sequence import train_lm
 
 TASK = SuccessorTask(vocab=7, length=5)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one intra-op thread (and CPU results stay reproducible)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(seed=0):

@@ -37,17 +37,25 @@ class GateConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
 
 
-class SequenceGate(nn.Module):
-    """forward(idx (B, T)) -> log g (B, p); every output depends on every token."""
+class ExpertWeights(nn.Module):
+    """Encoder + linear head to p expert logits: the body shared by the gate and the router."""
+
+    causal: bool
 
     def __init__(self, config: GateConfig):
         super().__init__()
         self.config = config
         c = config
         self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
-                               c.dropout, causal=False)
+                               c.dropout, causal=self.causal)
         self.head = nn.Linear(c.d_model, c.p)
         self.apply(init_weights)
+
+
+class SequenceGate(ExpertWeights):
+    """forward(idx (B, T)) -> log g (B, p); every output depends on every token."""
+
+    causal = False
 
     def forward(self, idx):
         h = self.encoder(idx).mean(dim=1)                # (B, T, C) -> (B, C)

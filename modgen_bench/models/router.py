@@ -7,25 +7,16 @@ weights of the experts for token t+1, so the student is
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import nn
 
-from .gate import GateConfig
-from .transformer import Encoder, count_params, init_weights
+from .gate import ExpertWeights
 
-__all__ = ["CausalRouter", "count_params"]
+__all__ = ["CausalRouter"]
 
 
-class CausalRouter(nn.Module):
+class CausalRouter(ExpertWeights):
     """forward(idx (B, T)) -> log gamma (B, T, p), log-softmax over the p experts."""
 
-    def __init__(self, config: GateConfig):
-        super().__init__()
-        self.config = config
-        c = config
-        self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
-                               c.dropout, causal=True)
-        self.head = nn.Linear(c.d_model, c.p)
-        self.apply(init_weights)
+    causal = True
 
     def forward(self, idx):
         return F.log_softmax(self.head(self.encoder(idx)).float(), dim=-1)   # (B, T, p)

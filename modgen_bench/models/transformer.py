@@ -5,7 +5,8 @@ BOS convention (shared by every sequence model and pipeline in this package): th
 ``0 .. V-1``; the begin-of-sequence token is ``BOS = V`` and the model vocabulary is ``V + 1``.
 A stored sequence ``idx`` of shape (B, T) always starts with BOS, so ``idx[:, 1:]`` are the T-1
 data tokens, and the likelihood of a sequence is that of its data tokens given BOS:
-``log E(x) = sum_{t>=1} log p(idx[:, t] | idx[:, :t])``. The model never has to predict BOS.
+``log E(x) = sum_{t>=1} log p(idx[:, t] | idx[:, :t])``. The model never predicts BOS (its logit
+is -inf), so its probabilities over the data sequences of each length sum to 1.
 
 Dimensions are named once: B batch, T time, C = d_model channels, H heads, V vocabulary.
 """
@@ -136,11 +137,17 @@ class TransformerLM(nn.Module):
         self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
                                c.dropout, causal=True)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.register_buffer("_bos", torch.tensor([c.vocab_size - 1]), persistent=False)
         self.apply(init_weights)
 
     def forward(self, idx, targets=None):
-        """idx (B, T) -> logits (B, T, V); with targets (B, T), also the mean cross-entropy."""
+        """idx (B, T) -> logits (B, T, V); with targets (B, T), also the mean cross-entropy.
+
+        The BOS logit is -inf: the model is a distribution over data tokens only, so
+        `sequence_logprob` sums to 1 over the data sequences and `generate` samples from exactly
+        the distribution it scores."""
         logits = self.head(self.encoder(idx))            # (B, T, V)
+        logits = logits.index_fill(-1, self._bos, -math.inf)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
@@ -156,17 +163,19 @@ class TransformerLM(nn.Module):
         """(B,): log E(x) = sum_{t>=1} log p(idx[:, t] | idx[:, :t]), in nats."""
         return self.token_logprobs(idx).sum(dim=-1)
 
+    def next_logits(self, idx):
+        """(B, V) logits of the token after idx (BOS at -inf); the head runs at the last position only."""
+        h = self.encoder(idx[:, -self.config.block_size:])[:, -1]
+        return self.head(h).index_fill(-1, self._bos, -math.inf)
+
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, generator: torch.Generator | None = None):
         """Append ``max_new_tokens`` tokens sampled from the model to idx (B, T0); BOS is never drawn.
 
         ``generator`` makes the draw reproducible (same seed -> same sequences on CPU).
         """
-        bos = self.config.vocab_size - 1
         for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size:])
-            logits = logits[:, -1, :].float()             # (B, V)
-            logits[:, bos] = -math.inf
+            logits = self.next_logits(idx).float()        # (B, V); BOS is at -inf
             nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (B, 1)
             idx = torch.cat([idx, nxt], dim=1)
         return idx
