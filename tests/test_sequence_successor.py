@@ -28,13 +28,13 @@ def rows(plugin, tmp_path_factory):
 def test_rows_cover_every_model_and_lam(rows):
     curves = rows[rows["metric"].eq("kl_per_token")]
     assert set(curves["method"]) == {"expert-A", "expert-B", "const-gate-0.5", "gate-kl", "gate-excess",
-                                     "mono-d4", "oracle-d4"}
+                                     "mono-d4", "oracle-d4", "exact-gate-perfect-experts"}
     per_method = curves.groupby("method")["lam"].nunique()
     assert per_method.drop("oracle-d4").eq(11).all() and per_method["oracle-d4"] == 1
     assert curves[curves["method"].eq("oracle-d4")]["lam"].iloc[0] == "0.5,0.5"
     assert np.isfinite(rows["value"]).all()
     assert (rows[rows["metric"].str.startswith("kl")]["value"] > -1e-9).all()   # KL >= 0
-    assert (rows["params"].dropna() > 0).all()
+    assert (rows[rows["method"].ne("exact-gate-perfect-experts")]["params"].dropna() > 0).all()
 
 
 def test_gates_are_reported_normalised_on_X0(rows):
@@ -43,6 +43,26 @@ def test_gates_are_reported_normalised_on_X0(rows):
     kl = rows[rows["method"].eq("gate-kl") & rows["metric"].isin(["kl_per_token", "kl_X0_per_token"])]
     wide = kl.pivot_table(index="lam", columns="metric", values="value")
     assert np.allclose(wide["kl_per_token"], wide["kl_X0_per_token"])
+
+
+@pytest.mark.parametrize("case", ["clean", "contam50"])
+def test_exact_reference_gate_is_the_minimax_gate(plugin, case):
+    """Clean: disjoint domains, so V* = log 2 per sequence (log p). Contaminated: the exact core's
+    value, and the curve's worst case is attained at a vertex (vertex property)."""
+    from modgen_bench.data.synthetic import CONTAMINATION, SuccessorTask
+    from modgen_bench.sequence.evaluate import mixture_kl
+    task = SuccessorTask(vocab=5, length=3, contamination=CONTAMINATION[case])
+    seqs, W = task.support()
+    log_q = plugin._exact_gate_on_perfect_experts(W)
+    assert abs(float(torch.logsumexp(log_q, 0))) < 1e-12                  # a distribution on X0
+    log_p = task.log_prob(seqs)
+    worst = max(mixture_kl(log_q, W, log_p, [a, 1 - a]) for a in np.linspace(0, 1, 21))
+    vertices = max(mixture_kl(log_q, W, log_p, lam) for lam in ([1.0, 0.0], [0.0, 1.0]))
+    assert worst == pytest.approx(vertices, abs=1e-12)
+    if case == "clean":
+        assert worst == pytest.approx(np.log(2.0), abs=1e-10)
+    else:
+        assert 0 < worst < np.log(2.0)
 
 
 def test_report_builds_tables_and_figures(plugin, rows, tmp_path):
