@@ -88,6 +88,8 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     assert np.all((acc > 0) & (acc <= 1))
     report = (root / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report and "router - gate_excess" in report
+    assert f"Vertices are the domains in order {TINY['corpora']}" in report   # lam order, not sorted
+    assert "routing cost: gate_excess - best expert" in report
     assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
 
 
