@@ -102,6 +102,17 @@ def test_matched_d_model_matches_the_parameter_count():
         assert abs(n - target) / target < 0.05 and d % 8 == 0
 
 
+@pytest.mark.parametrize("suite", ["real_world", "real_world/cpu_medium"])
+def test_every_shipped_preset_is_a_valid_config(suite):
+    """A typo in a preset fails here, not an hour into a run."""
+    from modgen_bench.suites import discover
+    mod = _plugin()
+    for exp in discover(str(ROOT / suite)):
+        for name, preset in exp.presets.items():
+            cfg = mod.Config.from_dict(preset)
+            assert len(cfg.mixtures) >= 7, (exp.path, name)
+
+
 def test_unknown_config_key_is_an_error():
     bad = copy.deepcopy(TINY)
     bad["expert"]["dmodel"] = 8

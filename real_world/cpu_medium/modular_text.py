@@ -1,0 +1,1 @@
+../modular_text.py
