@@ -13,7 +13,17 @@ from modgen_bench.problem import atomic_write
 from modgen_bench.provenance import provenance
 from modgen_bench.reporting import Section, write_report
 
-__all__ = ["print_table", "write_outputs", "save_counterexamples"]
+__all__ = ["print_table", "write_outputs", "save_counterexamples", "save_figure"]
+
+
+def save_figure(fig, fig_dir, name: str, caption: str) -> tuple[str, str]:
+    """Lay out, save as ``fig_dir/name.png`` and close a check's figure; returns (caption, path)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path = f"{fig_dir}/{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return caption, path
 
 TABLE_COLUMNS = ["claim", "reading", "instances", "status", "worst_margin", "certificate",
                  "tight", "violations"]

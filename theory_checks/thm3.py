@@ -23,6 +23,7 @@ from modgen_bench.provenance import stable_seed
 
 from .certified import certified_solve
 from .draws import DEFAULT_FAMILIES, draw_instances, lam_grid, problem_from_logits, search_lam
+from .report import save_figure
 from .verdict import FLOOR, Tally
 
 CLAIM = "thm3"
@@ -125,12 +126,9 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
         ax.set_xlabel("lam[0]")
     axes[0].set_ylabel("nats")
     axes[0].legend()
-    fig.tight_layout()
-    path = f"{fig_dir}/thm3_bound_vs_actual.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return ("Thm 3: bound (solid) and actual KL(P_lam || pi_g*) (dashed) over lam, p = 2: "
-            "both curve with -JSD_lam and the gap is smallest at the vertices", path)
+    return save_figure(fig, fig_dir, "thm3_bound_vs_actual",
+                       "Thm 3: bound (solid) and actual KL(P_lam || pi_g*) (dashed) over lam, p = 2: "
+                       "both curve with -JSD_lam and the gap is smallest at the vertices")
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:

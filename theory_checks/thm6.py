@@ -25,6 +25,7 @@ from modgen_bench.provenance import stable_seed
 from .certified import certified_solve
 from .draws import draw_instances
 from .fits import fit_loglinear, loglinear
+from .report import save_figure
 from .verdict import Tally
 
 CLAIM = "thm6"
@@ -87,12 +88,9 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     ax.set_xlabel("lam[0]")
     ax.set_ylabel("overlap of the two domains")
     ax.set_title(f"d = {D_FEATURES[-1]}. Blue: gate wins. Black: max eps = JSD_lam")
-    fig.tight_layout()
-    path = f"{fig_dir}/thm6_phase_map.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return ("Thm 6: where the robust gate beats the refitted monolith (blue), and the curve "
-            "max_k eps_k = JSD_lam (inside it JSD_lam is larger)", path)
+    return save_figure(fig, fig_dir, "thm6_phase_map",
+                       "Thm 6: where the robust gate beats the refitted monolith (blue), and the curve "
+                       "max_k eps_k = JSD_lam (inside it JSD_lam is larger)")
 
 
 def _sweep(n: int, seed: int):

@@ -27,6 +27,7 @@ from modgen_bench.provenance import stable_seed
 
 from .certified import certified_solve
 from .fits import static_minimax
+from .report import save_figure
 from .verdict import Tally
 
 CLAIM = "thm9"
@@ -90,11 +91,8 @@ def figure(rows, fig_dir) -> tuple[str, str]:
     ax.set_xlabel("m (samples per domain)")
     ax.set_ylabel("nats")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = f"{fig_dir}/thm9_gap_vs_m.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return "Thm 9: excess, deviation and bound against m (means over trials)", path
+    return save_figure(fig, fig_dir, "thm9_gap_vs_m",
+                       "Thm 9: excess, deviation and bound against m (means over trials)")
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
