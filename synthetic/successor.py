@@ -163,7 +163,8 @@ def _exact_gate_on_perfect_experts(W: torch.Tensor) -> torch.Tensor:
     """
     from modgen_bench.exact import solve
     from modgen_bench.problem import DiscreteProblem
-    P = W.T.numpy() / W.T.numpy().sum(axis=1, keepdims=True)                     # (p, 2V)
+    P = W.T.numpy()                                                              # (p, 2V)
+    P = P / P.sum(axis=1, keepdims=True)
     sol = solve(DiscreteProblem(P=P, E=P, names=["A", "B"]), support="domains")
     return torch.log(torch.as_tensor(sol.model, dtype=torch.float64))
 

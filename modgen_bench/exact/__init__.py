@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..divergences import entropy, kl, mixture
-from ..gates import envelope, g1_feasibility, support_mask
+from ..gates import envelope, g1_feasibility
 from ..problem import DiscreteProblem
 from .solution import Solution
 from .waterfill import InnerProblem, model_to_gate, solve_waterfill
@@ -63,18 +63,17 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solu
     reason = infinite_loss_reason(problem)
     if reason:
         return _infeasible(problem, method, support, reason, t0)
-    inner = InnerProblem(problem, support)
-    mask = support_mask(problem, support)
-    lo, hi = (b[mask] for b in envelope(problem))
+    inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
+    mask, lo, hi = inner.mask, inner.lo, inner.hi
 
     def certificate(q, lam) -> tuple[float, float, np.ndarray]:
         """(value, primal - weak-duality bound at lam, per-domain KL): solver independent."""
-        per_domain = kl(problem.P[:, mask], q)
+        per_domain = inner.kl_per_domain(q)
         bound = inner.dual_bound(lam, *inner.model(lam))
         if lam_fixed is None:
             value = primal = float(per_domain.max())
         else:
-            value, primal = float(kl(mixture(lam, problem.P[:, mask]), q)), float(lam @ per_domain)
+            value, primal = float(kl(mixture(lam, inner.P), q)), float(lam @ per_domain)
         return value, primal - bound, per_domain
 
     if method == "waterfill":

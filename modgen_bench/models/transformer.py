@@ -146,8 +146,7 @@ class TransformerLM(nn.Module):
         The BOS logit is -inf: the model is a distribution over data tokens only, so
         `sequence_logprob` sums to 1 over the data sequences and `generate` samples from exactly
         the distribution it scores."""
-        logits = self.head(self.encoder(idx))            # (B, T, V)
-        logits = logits.index_fill(-1, self._bos, -math.inf)
+        logits = self._logits(self.encoder(idx))         # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
@@ -163,10 +162,13 @@ class TransformerLM(nn.Module):
         """(B,): log E(x) = sum_{t>=1} log p(idx[:, t] | idx[:, :t]), in nats."""
         return self.token_logprobs(idx).sum(dim=-1)
 
+    def _logits(self, h):
+        """The head on hidden states (..., C) -> (..., V), with the BOS logit at -inf."""
+        return self.head(h).index_fill(-1, self._bos, -math.inf)
+
     def next_logits(self, idx):
         """(B, V) logits of the token after idx (BOS at -inf); the head runs at the last position only."""
-        h = self.encoder(idx[:, -self.config.block_size:])[:, -1]
-        return self.head(h).index_fill(-1, self._bos, -math.inf)
+        return self._logits(self.encoder(idx[:, -self.config.block_size:])[:, -1])
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, generator: torch.Generator | None = None):
