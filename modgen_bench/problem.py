@@ -8,12 +8,12 @@ same keys (DESIGN.md, "Problem file").
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = ["DiscreteProblem", "ProblemError", "ROW_SUM_TOL", "atomic_write"]
 
@@ -139,17 +139,3 @@ class DiscreteProblem:
         else:
             atomic_write(path, lambda f: json.dump(self.to_dict(), f))
 
-
-def atomic_write(path, write, binary: bool = False) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

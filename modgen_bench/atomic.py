@@ -1,0 +1,135 @@
+"""Atomic writes: nothing half-written (DESIGN.md, Conventions; issue 10 item 3).
+
+Every writer here writes a temp file in the destination's folder, flushes and fsyncs it, then
+``os.replace``s it over the destination and fsyncs the folder. A reader therefore sees either the
+previous complete file or the new complete file, never a prefix, even after SIGKILL or a full disk.
+
+A failure (read-only file system, permission denied, a parent that is a file, no space left)
+removes the temp file, leaves the previous file untouched and raises `OutputError`, an `OSError`
+whose message names the destination; the CLI turns it into one line and exit status 2.
+
+    write_text(path, text)             str
+    write_bytes(path, data)            bytes
+    write_json(path, obj)              JSON (indent=2, default=str)
+    write_frame(path, df)              pandas frame: .csv (no index) or .parquet by suffix
+    write_with(path, fn)               fn(tmp_path) writes a path: torch.save, fig.savefig, np.save
+    atomic_write(path, fn, binary)     fn(fileobj) writes to an open file object
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["OutputError", "atomic_write", "write_text", "write_bytes", "write_json",
+           "write_frame", "write_with", "ensure_dir"]
+
+
+class OutputError(OSError):
+    """An output could not be written; ``str()`` names the destination and the OS reason."""
+
+    def __init__(self, path, exc: BaseException):
+        code = getattr(exc, "errno", None)
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        super().__init__(code, f"cannot write '{path}': {reason}")
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def ensure_dir(path) -> Path:
+    """Create folder ``path`` (and parents); `OutputError` naming it when that is impossible."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a file sits where a folder should be
+        raise OutputError(path, OSError(errno.ENOTDIR, "a file with that name exists")) from exc
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms/file systems cannot open a directory: best effort
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_path(path: Path) -> str:
+    # The temp name ends with the destination's suffix so that suffix-driven writers
+    # (fig.savefig, np.save) pick the right format.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    return tmp
+
+
+def write_with(path, fn: Callable[[str], object]) -> Path:
+    """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it into place."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    try:
+        tmp = _temp_path(path)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
+    try:
+        fn(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(path, exc) from exc
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write(path, write: Callable, binary: bool = False) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path`` (text, or bytes when ``binary``)."""
+    def fn(tmp):
+        with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            write(f)
+            f.flush()
+    return write_with(path, fn)
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(text))
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(data), binary=True)
+
+
+def write_json(path, obj, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (non-JSON values via ``str``) to ``path`` atomically."""
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=indent, default=str))
+
+
+def write_frame(path, df, **kwargs) -> Path:
+    """Write a pandas frame: ``.parquet`` via pyarrow, anything else as CSV without the index."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return write_with(path, lambda tmp: df.to_parquet(tmp, index=False, **kwargs))
+    kwargs.setdefault("index", False)
+    return atomic_write(path, lambda f: df.to_csv(f, **kwargs))
