@@ -1,0 +1,147 @@
+"""Matching conventions for the monolith against p experts (issue 13, item 1).
+
+What "a monolith of equal size" means decides the sign of gate-vs-monolith, so it is a setting
+recorded in every row, never implicit. A convention fixes the monolith's width (capacity) and its
+training steps (budget):
+
+- ``params``: total parameters (embeddings and head included) = experts' + gate's; the monolith
+  trains for the experts' steps on ``batch`` windows per domain (so it sees each expert's
+  tokens per domain, the suite's historical convention).
+- ``nonembedding``: non-embedding parameters = r x the experts' combined (r = 1 by default);
+  budget as ``tokens``.
+- ``tokens``: width from r; the monolith sees the experts' combined training tokens
+  (steps_m = steps_e, batch_m = p x batch_e per step).
+- ``compute``: width from r; training FLOPs = the experts' combined FLOPs
+  (steps_m = steps_e x F_e / F_m at batch_m = p x batch_e).
+
+Counts follow `modgen_bench.models.TransformerLM` exactly (untied head, learned positions);
+FLOPs follow Kaplan et al. 2020 ("Scaling laws for neural language models", Table 1):
+forward per token 2 N + 2 n_layer n_ctx d_model with N the non-embedding count plus the head's
+matmul (V d; byte vocabularies make it a real cost), training = 3 x forward.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+__all__ = ["CONVENTIONS", "nonembedding_params", "embedding_params", "total_params",
+           "train_flops_per_token", "train_flops", "width_for_nonembedding",
+           "width_for_params", "MonolithPlan", "match_monolith"]
+
+CONVENTIONS = ("params", "nonembedding", "compute", "tokens")
+
+
+def nonembedding_params(cfg) -> int:
+    """Parameters outside the token/position embeddings and the output head.
+
+    Per block: two LayerNorms (4 d), qkv (3 d^2 + 3 d), attention proj (d^2 + d), MLP
+    (2 d d_ff + d_ff + d); plus the final LayerNorm (2 d):
+    n_layer (4 d^2 + 2 d d_ff + 9 d + d_ff) + 2 d.
+    """
+    d, f = cfg.d_model, cfg.d_ff
+    return cfg.n_layer * (4 * d * d + 2 * d * f + 9 * d + f) + 2 * d
+
+
+def embedding_params(cfg) -> int:
+    """Token embedding (V d) + position embedding (T d) + untied head (V d)."""
+    return (2 * cfg.vocab_size + cfg.block_size) * cfg.d_model
+
+
+def total_params(cfg) -> int:
+    return nonembedding_params(cfg) + embedding_params(cfg)
+
+
+def train_flops_per_token(cfg) -> float:
+    """Training FLOPs per token position: 3 x (2 (N_nonemb + V d) + 2 n_layer T d) (Kaplan)."""
+    fwd = 2 * (nonembedding_params(cfg) + cfg.vocab_size * cfg.d_model) \
+        + 2 * cfg.n_layer * cfg.block_size * cfg.d_model
+    return 3.0 * fwd
+
+
+def train_flops(cfg, steps: int, sequences_per_step: int) -> float:
+    """FLOPs of ``steps`` steps on ``sequences_per_step`` sequences of ``block_size`` positions."""
+    return train_flops_per_token(cfg) * steps * sequences_per_step * cfg.block_size
+
+
+def _widths(template, d_max: int = 4096):
+    step = template.n_head
+    return range(step, d_max + 1, step)
+
+
+def width_for_nonembedding(target: float, template, scale_ff: bool = True) -> int:
+    """d_model (a multiple of n_head) whose non-embedding count is nearest ``target`` in log
+    ratio; d_ff = 4 d when ``scale_ff`` (else the template's d_ff)."""
+    if target <= 0:
+        raise ValueError(f"target non-embedding count must be > 0 (got {target})")
+    def cnt(d):
+        return nonembedding_params(replace(template, d_model=d,
+                                           d_ff=4 * d if scale_ff else template.d_ff))
+    return min(_widths(template), key=lambda d: abs(math.log(cnt(d) / target)))
+
+
+def width_for_params(target: float, template, scale_ff: bool = True) -> int:
+    """d_model whose total count (embeddings and head included) is nearest ``target``."""
+    def cnt(d):
+        return total_params(replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff))
+    return min(_widths(template), key=lambda d: abs(math.log(cnt(d) / target)))
+
+
+@dataclass
+class MonolithPlan:
+    """The monolith a convention produces, and the ratios every table states.
+
+    Attributes:
+        convention: one of CONVENTIONS.
+        d_model, d_ff, steps: the monolith's width and training steps.
+        batch_per_domain: windows per domain per step (the monolith's batch is p x this).
+        r: non-embedding ratio, monolith / experts' combined (gate excluded).
+        params_ratio: total params, monolith / (experts + gate).
+        compute_ratio: training FLOPs, monolith / experts' combined.
+        token_ratio: training tokens, monolith / experts' combined.
+    """
+
+    convention: str
+    d_model: int
+    d_ff: int
+    steps: int
+    batch_per_domain: int
+    r: float
+    params_ratio: float
+    compute_ratio: float
+    token_ratio: float
+
+    def row(self) -> dict:
+        return {f"match_{k}" if k != "convention" else "match": v for k, v in asdict(self).items()}
+
+
+def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: int, template,
+                   r: float = 1.0, gate_params: int = 0, scale_ff: bool = True) -> MonolithPlan:
+    """Width and steps of the monolith under ``convention`` (see the module docstring).
+
+    ``expert``: the LMConfig of one expert (all p share it); ``template``: the monolith's
+    LMConfig (its d_model/d_ff are replaced); each expert trains ``expert_steps`` steps on
+    ``batch`` windows. ``r`` is the target non-embedding ratio (ignored by ``params``).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown matching convention {convention!r}; choose from {CONVENTIONS}")
+    if p < 1 or expert_steps < 1 or batch < 1:
+        raise ValueError("p, expert_steps and batch must be >= 1")
+    ne_experts = p * nonembedding_params(expert)
+    if convention == "params":
+        d = width_for_params(p * total_params(expert) + gate_params, template, scale_ff)
+    else:
+        if not r > 0:
+            raise ValueError(f"non-embedding ratio r must be > 0 (got {r})")
+        d = width_for_nonembedding(r * ne_experts, template, scale_ff)
+    mono = replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff)
+    f_e, f_m = train_flops_per_token(expert), train_flops_per_token(mono)
+    steps = expert_steps
+    if convention == "compute":
+        steps = max(1, round(expert_steps * f_e / f_m))
+    flops_e = p * train_flops(expert, expert_steps, batch)
+    flops_m = train_flops(mono, steps, p * batch)
+    return MonolithPlan(convention, d, mono.d_ff, steps, batch,
+                        r=nonembedding_params(mono) / ne_experts,
+                        params_ratio=total_params(mono) / (p * total_params(expert) + gate_params),
+                        compute_ratio=flops_m / flops_e,
+                        token_ratio=steps / expert_steps)

@@ -1,0 +1,49 @@
+"""modgen_bench.crossover: the fit recovers a planted model and r* with a covering interval."""
+import numpy as np
+import pytest
+
+from modgen_bench import crossover
+
+
+def _plant(a, b, c, e=0.0, noise=0.01, seeds=3, rng=0):
+    rng = np.random.default_rng(rng)
+    rs, Bs = [0.25, 0.5, 1.0, 1.7, 2.6], [100.0, 400.0]
+    r, B = (np.array(v, float) for v in zip(*[(x, y) for x in rs for y in Bs for _ in range(seeds)]))
+    delta = a + b * np.log(r) + c * np.log(B) + e * np.log(r) * np.log(B) + rng.normal(0, noise, r.size)
+    return delta, r, B
+
+
+def test_fit_recovers_coefficients_and_r_star():
+    delta, r, B = _plant(-0.1, 0.2, 0.01, noise=0.0)
+    fit = crossover.fit_delta(delta, r, B)
+    np.testing.assert_allclose(fit.coef, [-0.1, 0.2, 0.01], atol=1e-10)
+    # 0 = -0.1 + 0.2 log r + 0.01 log 100  =>  log r* = (0.1 - 0.01 log 100) / 0.2
+    assert crossover.crossover_r(fit, 100.0) == pytest.approx(np.exp((0.1 - 0.01 * np.log(100)) / 0.2))
+
+
+def test_interaction_term_moves_r_star_with_budget():
+    delta, r, B = _plant(-0.1, 0.2, 0.0, e=0.02, noise=0.0)
+    fit = crossover.fit_delta(delta, r, B, interaction=True)
+    assert fit.coef[3] == pytest.approx(0.02)
+    assert crossover.crossover_r(fit, 400.0) < crossover.crossover_r(fit, 100.0)
+
+
+def test_bootstrap_interval_covers_the_planted_r_star():
+    delta, r, B = _plant(-0.1, 0.2, 0.01, noise=0.02, rng=3)
+    true = np.exp((0.1 - 0.01 * np.log(100)) / 0.2)
+    out = crossover.bootstrap_crossover(delta, r, B, 100.0, n_boot=300, rng=0)
+    assert out["lo"] <= true <= out["hi"] and out["crossing_share"] == 1.0
+    assert out["hi"] / out["lo"] < 2
+
+
+def test_no_crossing_is_reported_not_invented():
+    delta, r, B = _plant(-0.3, -0.05, 0.0, noise=0.01)        # gate better everywhere, flat
+    out = crossover.bootstrap_crossover(delta, r, B, 100.0, n_boot=100, rng=0)
+    assert np.isnan(out["r_star"]) and np.isnan(out["lo"]) and out["crossing_share"] < 0.5
+
+
+def test_one_budget_cannot_identify_the_budget_term():
+    delta, r, B = _plant(-0.1, 0.2, 0.0)
+    keep = B == 100.0
+    with pytest.raises(ValueError, match="rank"):
+        crossover.fit_delta(delta[keep], r[keep], B[keep])
