@@ -24,6 +24,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .resources import bundled, bundled_suites
+
 __all__ = ["Experiment", "suite_root", "discover", "PRESETS"]
 
 PRESETS = ("quick", "full")
@@ -64,12 +66,17 @@ class Experiment:
 
 
 def suite_root(suite: str) -> Path:
-    """The folder of a suite: a path, or a name looked up in the working directory and the repo."""
-    cand = [Path(suite), Path.cwd() / suite, Path(__file__).resolve().parent.parent / suite]
+    """The folder of a suite: a path, a name in the working directory, or a shipped suite
+    (`modgen_bench.resources`: the checkout's folder, or the installed package's copy)."""
+    cand = [Path(suite), Path.cwd() / suite]
     for c in cand:
         if c.is_dir():
             return c.resolve()
-    raise FileNotFoundError(f"suite '{suite}' not found (looked in {', '.join(str(c) for c in cand)})")
+    shipped = bundled(suite)
+    if shipped is not None and shipped.is_dir():
+        return shipped
+    raise FileNotFoundError(f"suite '{suite}' not found (looked in {', '.join(str(c) for c in cand)} "
+                            f"and the shipped suites: {', '.join(bundled_suites())})")
 
 
 def discover(suite: str) -> list[Experiment]:
@@ -94,3 +101,20 @@ def discover(suite: str) -> list[Experiment]:
     if not out:
         raise FileNotFoundError(f"suite folder '{root}' holds no experiment TOML files")
     return out
+
+
+def installed_suite_dir(name: str) -> Path | None:
+    """The folder of suite ``name`` shipped with the installed package, or None.
+
+    Only these folders (and folders the user names with ``report --trust-plugins``) may supply
+    plug-in code to `modgen-bench report`: a path read from a results bundle (run.json's
+    ``suite_dir``) is never imported, so opening someone's results runs none of their code.
+    ``name`` must be a plain folder name (no separators, no '..').
+    """
+    if not name or not str(name).replace("_", "").replace("-", "").isalnum():
+        return None
+    package = Path(__file__).resolve().parent
+    for cand in (package / "suites" / name, package.parent / name):
+        if cand.is_dir() and any(cand.glob("*.toml")):
+            return cand
+    return None
