@@ -8,12 +8,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from .problem import DiscreteProblem, ProblemError
 
 __all__ = ["main", "build_parser"]
+
+#: Upper bounds on counts given on the command line: beyond these a run cannot finish, and a
+#: Python int would overflow the C sizes it becomes.
+MAX_STEPS = 10**9
+MAX_SIZE = 10**9
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error contract: ``modgen-bench: error: ...``, exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"modgen-bench: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def _int_in(lo: int, hi: int):
+    """An argparse type: an integer in [lo, hi] (a float spelling such as 1e6 is accepted)."""
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not value == value or value in (float("inf"), float("-inf")) or value != int(value):
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is outside [{lo}, {hi:.0e}]")
+        return int(value)
+    parse.__name__ = "integer"
+    return parse
 
 
 def _solve(args) -> int:
@@ -78,14 +109,17 @@ def _bench(args) -> int:
                 print("\ncvxpy time / waterfill time, and |value difference|:")
                 print(sp.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         if args.csv:
-            df.to_csv(args.csv, index=False)
+            from .atomic import write_frame
+            write_frame(args.csv, df)
         return 0
     from .algorithms.bench import bench_command
     return bench_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="modgen-bench", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="modgen-bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--debug", action="store_true",
+                    help="show the traceback of an internal error (accepted anywhere on the line)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="exact robust gate of a problem file (JSON or NPZ)")
@@ -102,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lam gain; default: kl for spd/alg1, each peer method's own signal otherwise")
     s.add_argument("--gate", choices=["table", "linear"], default="table")
     s.add_argument("--support", choices=["domains", "union"], default="domains")
-    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     s.add_argument("--json", action="store_true")
@@ -110,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="run the theory checks and print the verdict table")
     s.add_argument("claims", nargs="*", metavar="CLAIM")
-    s.add_argument("--instances", type=int, default=200)
+    s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=200)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="reports/checks")
     s.set_defaults(func=_check)
@@ -132,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="performance tables")
     s.add_argument("what", choices=["exact", "spd"])
-    s.add_argument("--sizes", nargs="*", default=["1e3", "1e4", "1e5", "1e6"])
+    s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"])
     s.add_argument("--ps", nargs="*", default=["2", "8"])
     s.add_argument("--cvxpy-max-n", type=int, default=20_000)
     s.add_argument("--no-structured", action="store_true")
@@ -143,18 +177,64 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _take_debug(argv: list) -> bool:
+    """Remove every ``--debug`` before a ``--`` from ``argv`` (in place); True if there was one."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    found = "--debug" in argv[:end]
+    argv[:end] = [a for a in argv[:end] if a != "--debug"]
+    return found
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for a refused read or write, naming the path (OutputError already does)."""
+    from .atomic import OutputError
+    if isinstance(exc, OutputError) or not exc.filename:
+        return str(exc.strerror or exc)
+    where = f"'{exc.filename}'" + (f" -> '{exc.filename2}'" if exc.filename2 else "")
+    return f"{where}: {exc.strerror or exc}"
+
+
+def _fail(message, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"modgen-bench: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
+    """Run one command and map every failure onto the exit-status contract (DESIGN.md, CLI).
+
+    0 an answer (also infeasible); 2 a user error: one line ``modgen-bench: error: ...`` naming
+    the file or option (arguments, malformed input, a file system that refuses a read or a write:
+    missing, permissions, read-only, under a file, disk full); 1 an internal error: one line, with
+    the traceback only under ``--debug``; 130 interrupted (Ctrl-C).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _take_debug(argv)
     args = build_parser().parse_args(argv)
+    args.debug = debug
     try:
         return args.func(args)
     except ProblemError as exc:
-        print(f"modgen-bench: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"modgen-bench: error: {msg}", file=sys.stderr)
-        return 2
-
+        return _fail(exc, debug)
+    except BrokenPipeError:  # `modgen-bench ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        return _fail(_os_message(exc), debug)
+    except (ValueError, KeyError) as exc:
+        return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, debug)
+    except KeyboardInterrupt:
+        print("modgen-bench: interrupted (finished stages are kept; rerun the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: exit 1, traceback on request
+        if debug:
+            raise
+        print(f"modgen-bench: internal error: {type(exc).__name__}: {exc} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,8 @@ same keys (DESIGN.md, "Problem file").
 from __future__ import annotations
 
 import json
+import numbers
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,72 @@ class ProblemError(ValueError):
     """Malformed problem input; the message names the field and the rule it breaks."""
 
 
+def _kind(x) -> str:
+    """How to name a value that is not a number, in an error message."""
+    if isinstance(x, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(x, (str, bytes)):
+        return "a string"
+    if x is None:
+        return "null"
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return "a nested list"
+    if isinstance(x, dict):
+        return "an object"
+    if isinstance(x, (complex, np.complexfloating)):
+        return "a complex number"
+    return f"a {type(x).__name__}"
+
+
+def _is_real(x) -> bool:
+    return type(x) in (float, int) or (isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)))
+
+
+def _check_real_dtype(name: str, arr: np.ndarray) -> None:
+    if arr.dtype.kind not in "fiu":
+        what = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "strings",
+                "O": "Python objects"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise ProblemError(f"'{name}' must be a p x N array of real numbers (got {what})")
+
+
+def _check_structure(name: str, value) -> None:
+    """Reject what numpy would silently coerce: only a p x N array of real numbers passes.
+
+    Python lists must nest exactly 2 deep (rows of numbers): deeper nesting, booleans, strings,
+    null and complex numbers are errors naming the first offending row and outcome. A numpy
+    array must have a real (float/int) dtype; its shape is checked by `_as_matrix`.
+    """
+    if isinstance(value, np.ndarray):
+        _check_real_dtype(name, value)
+        return
+    if not isinstance(value, (list, tuple)):
+        raise ProblemError(f"'{name}' must be a p x N array: a list of rows of numbers (got {_kind(value)})")
+    for i, row in enumerate(value):
+        if isinstance(row, np.ndarray):
+            _check_real_dtype(name, row)
+            if row.ndim != 1:
+                raise ProblemError(f"'{name}' must be a p x N array (row {i} has {row.ndim + 1} dimensions)")
+            continue
+        if _is_real(row):
+            raise ProblemError(f"'{name}' must be a p x N array (got 1 dimension(s))")
+        if not isinstance(row, (list, tuple)):
+            raise ProblemError(f"'{name}' must be a p x N array of numbers; row {i} is {_kind(row)}")
+        for j, x in enumerate(row):
+            if type(x) is float or type(x) is int or _is_real(x):
+                continue
+            if isinstance(x, (list, tuple, np.ndarray)):
+                raise ProblemError(f"'{name}' must be a p x N array, nested exactly 2 deep; "
+                                   f"row {i}, outcome {j} is a further nested list")
+            raise ProblemError(f"'{name}' must be a p x N array of numbers; row {i}, outcome {j} is {_kind(x)}")
+
+
 def _as_matrix(name: str, value) -> np.ndarray:
+    _check_structure(name, value)
     try:
+        # no copy when ``value`` already is a float64 array (an NPZ member)
         arr = np.asarray(value, dtype=np.float64)
+    except OverflowError:
+        raise ProblemError(f"'{name}' has a number outside the float range (|x| > 1.8e308)") from None
     except (TypeError, ValueError) as exc:
         raise ProblemError(f"'{name}' must be a p x N array of numbers ({exc})") from None
     if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[0] == 0):
@@ -50,6 +115,70 @@ def _as_matrix(name: str, value) -> np.ndarray:
         raise ProblemError(
             f"'{name}' row {k} sums to {sums[k]:.9g}; every row must sum to 1 within {ROW_SUM_TOL:g}")
     return arr
+
+
+def _as_names(value, p: int) -> tuple[str, ...]:
+    """``names``: a list of p strings (an NPZ member: a 1-D string array)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "US" or value.ndim != 1:
+            shape = "a scalar" if value.ndim == 0 else f"{value.ndim} dimensions"
+            raise ProblemError(f"'names' must be a list of {p} strings (got {shape} of dtype {value.dtype})")
+        value = [n.decode() if isinstance(n, bytes) else n for n in value.tolist()]
+    if not isinstance(value, (list, tuple)):
+        raise ProblemError(f"'names' must be a list of {p} strings (got {_kind(value)})")
+    for k, n in enumerate(value):
+        if not isinstance(n, str):
+            raise ProblemError(f"'names' entry {k} must be a string (got {_kind(n)})")
+    if len(value) != p:
+        raise ProblemError(f"'names' has {len(value)} entries but there are p = {p} domains")
+    return tuple(value)
+
+
+def _reject_duplicate_keys(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ProblemError(f"duplicate key '{k}'")
+        out[k] = v
+    return out
+
+
+def _read_json(path: Path):
+    """Parse a JSON problem file: UTF-8 (a leading BOM is allowed), no duplicate keys."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProblemError(f"problem file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except ProblemError as exc:
+        raise ProblemError(f"problem file '{path}' has a {exc}") from None
+    except RecursionError:
+        raise ProblemError(f"problem file '{path}' nests too deeply; problem arrays nest exactly 2 deep") from None
+    except ValueError as exc:  # JSONDecodeError, and integers with more digits than Python parses
+        raise ProblemError(f"problem file '{path}' is not valid JSON ({exc})") from None
+
+
+_NPZ_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npz(path: Path) -> dict:
+    """Read every member of an NPZ archive (no pickles); members are read once, never copied."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(_NPY_MAGIC):
+        raise ProblemError(f"problem file '{path}' is a single .npy array, not an NPZ archive; "
+                           "save the keys 'domains', 'experts' with numpy.savez")
+    if not head.startswith(_NPZ_MAGIC[:2]):
+        raise ProblemError(f"problem file '{path}' is not an NPZ archive (no zip header)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError, KeyError) as exc:
+        raise ProblemError(f"problem file '{path}' is not a readable NPZ archive "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,9 +208,7 @@ class DiscreteProblem:
         if names is None:
             names = tuple(f"domain{k}" for k in range(p))
         else:
-            names = tuple(str(n) for n in names)
-            if len(names) != p:
-                raise ProblemError(f"'names' has {len(names)} entries but there are p = {p} domains")
+            names = _as_names(names, p)
         P.setflags(write=False)
         E.setflags(write=False)
         return cls(P=P, E=E, names=names)
@@ -108,26 +235,27 @@ class DiscreteProblem:
 
     @classmethod
     def load(cls, path) -> "DiscreteProblem":
-        """Read a JSON or NPZ problem file (chosen by suffix; anything but .npz is read as JSON)."""
+        """Read a JSON or NPZ problem file (chosen by suffix; anything but .npz is read as JSON).
+
+        Every malformed file raises `ProblemError` naming the file: missing, unreadable, empty,
+        not UTF-8, invalid or too deeply nested JSON, duplicate keys, a damaged NPZ or a bare
+        .npy, and every rule of `from_arrays`.
+        """
         path = Path(path)
-        if not path.is_file():
-            raise ProblemError(f"problem file '{path}' does not exist")
-        if path.stat().st_size == 0:
-            raise ProblemError(f"problem file '{path}' is empty")
-        if path.suffix == ".npz":
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    data = {k: z[k] for k in z.files}
-            except (ValueError, OSError) as exc:
-                raise ProblemError(f"problem file '{path}' is not a readable NPZ archive ({exc})") from None
-            if "names" in data:
-                data["names"] = [str(n) for n in data["names"]]
-            return cls.from_dict(data)
         try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ProblemError(f"problem file '{path}' is not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+            if not path.exists():
+                raise ProblemError(f"problem file '{path}' does not exist")
+            if not path.is_file():
+                raise ProblemError(f"problem file '{path}' is not a regular file")
+            if path.stat().st_size == 0:
+                raise ProblemError(f"problem file '{path}' is empty")
+            data = _read_npz(path) if path.suffix == ".npz" else _read_json(path)
+        except OSError as exc:
+            raise ProblemError(f"cannot read problem file '{path}': {exc.strerror or exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ProblemError as exc:
+            raise ProblemError(f"{path}: {exc}") from None
 
     def save(self, path) -> None:
         """Write JSON (or NPZ for a .npz suffix) atomically: a temp file, then a rename."""
