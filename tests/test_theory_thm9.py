@@ -40,3 +40,60 @@ def test_excess_shrinks_with_m():
         return np.mean([thm9.trial(prob, m, np.random.default_rng(t), best)["tabular"]["excess"]
                         for t in range(10)])
     assert mean_excess(1600) < mean_excess(25) / 4
+
+
+# --- the supremum over the gate class (issue 13) ------------------------------------------------
+
+@given(st.integers(0, 10_000), st.sampled_from([10, 100]))
+def test_exact_tabular_sup_dominates_every_gate_and_is_attained(seed, m):
+    """sup_dev_tabular against brute force: random tabular gates never exceed it, and the
+    extreme gate (per x, the expert at the chosen end of [min_k E_k, max_k E_k]) attains it."""
+    from modgen_bench.problem import DiscreteProblem
+    prob = instances.make("dirichlet", seed, **thm9.SIZES)
+    rng = np.random.default_rng(seed)
+    emp = DiscreteProblem.from_arrays(
+        np.stack([rng.multinomial(m, Pk) for Pk in prob.P]) / m, prob.E)
+    sup = thm9.sup_dev_tabular(prob, emp)
+    diff = prob.P - emp.P
+    for g in rng.dirichlet(np.ones(prob.p), size=(50, prob.N)):              # (50, N, p)
+        pi = np.einsum("nj,jn->n", g, prob.E)
+        assert np.all(diff @ -np.log(pi) <= sup + 1e-12)
+    for k in range(prob.p):
+        ends = np.where(diff[k] > 0, prob.E.min(axis=0), prob.E.max(axis=0))
+        assert diff[k] @ -np.log(ends) == pytest.approx(sup[k], abs=1e-12)
+
+
+def test_finite_class_rademacher_of_one_gate_is_zero_and_tabular_bounds_it():
+    rng = np.random.default_rng(0)
+    counts = np.array([5, 3, 0, 2])
+    one = np.full((1, 4, 2), 0.5)
+    assert thm9.rademacher_finite(counts, one, rng, draws=4000) == pytest.approx(0.0, abs=0.02)  # 4 s.e.
+    gates = rng.dirichlet(np.ones(2), size=(20, 4))
+    assert thm9.rademacher_finite(counts, gates, np.random.default_rng(1), draws=4000) <= \
+        thm9.rademacher_tabular(counts, 2, np.random.default_rng(1), draws=4000) + 0.02
+
+
+def test_split_instances_beat_the_confidence_term_alone():
+    """On `split` the exact sup deviation exceeds M sqrt(log(p/delta)/2m) at m = 25: the
+    e^M Rademacher term is what keeps the bound true there."""
+    prob = thm9.split_problem()
+    M, C = thm9.constants(prob)
+    over = 0
+    for t in range(20):
+        r = thm9.trial(prob, 25, np.random.default_rng(t))
+        conf = M * np.sqrt(np.log(2 / thm9.DELTA) / 50)
+        sup_dev = r["tabular"]["rhs"] - r["tabular"]["margin"]
+        assert r["tabular"]["margin"] > 0
+        over += sup_dev > conf
+    assert over >= 10
+
+
+def test_two_point_violation_rate_is_within_delta_and_significance_rule():
+    rate = np.mean(thm9.two_point_margins(100, 20_000, np.random.default_rng(0)) < 0)
+    assert rate < thm9.DELTA / 2                 # Hoeffding is conservative, but not vacuous:
+    assert rate > 0                              # the two-point law reaches it
+    assert not thm9.significant(5, 100) and thm9.significant(15, 100)
+
+
+def test_check_holds_on_every_reading():
+    assert [v.status for v in thm9.check(25, 0)] == ["holds"] * 3
