@@ -12,14 +12,21 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..divergences import entropy, kl, mixture
-from ..gates import envelope, g1_feasibility
+from ..gates import envelope, g1_feasibility, gate_from_model
 from ..problem import DiscreteProblem
 from .solution import Solution
-from .waterfill import InnerProblem, model_to_gate, solve_waterfill
+from .waterfill import InnerProblem, solve_waterfill
 
-__all__ = ["METHODS", "Solution", "solve", "solve_fixed", "solve_static", "infinite_loss_reason"]
+__all__ = ["METHODS", "Solution", "solve", "solve_fixed", "solve_static", "infinite_loss_reason",
+           "tolerance", "certified", "TOL", "RTOL"]
 
 METHODS = ("waterfill", "cvxpy")
+
+#: An answer is `optimal` only when its duality gap is at most TOL + RTOL * |value| (nats).
+TOL = 1e-9
+RTOL = 1e-9
+#: The static gate's Frank-Wolfe certificate is first order; conic solvers reach ~1e-8 on it.
+STATIC_TOL = 1e-7
 
 
 def infinite_loss_reason(problem: DiscreteProblem) -> str:
@@ -54,7 +61,35 @@ def _check(method: str) -> None:
         raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
 
 
-def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solution:
+def tolerance(value: float, tol: float = TOL, rtol: float = RTOL) -> float:
+    """The certificate a status `optimal` needs: tol + rtol * |value| (nats)."""
+    return tol + rtol * abs(value) if np.isfinite(value) else tol
+
+
+def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) -> bool:
+    """True iff value and gap are finite and |gap| <= tol + rtol |value|.
+
+    A gap below -tol means the primal value and the weak-duality bound disagree beyond rounding
+    (one of them is wrong), so it certifies nothing either."""
+    return bool(np.isfinite(value) and np.isfinite(gap) and abs(gap) <= tolerance(value, tol, rtol))
+
+
+def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
+    """Solvers tried in order: the requested method first, then the others (when ``fallback``)."""
+    wf = ["waterfill"] if fixed else ["waterfill-newton", "waterfill-entropic"]
+    order = wf + ["cvxpy"] if method == "waterfill" else ["cvxpy"] + wf
+    return order if fallback else order[:1]
+
+
+def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
+         rtol: float = RTOL, fallback: bool = True) -> Solution:
+    """Try the solver paths in turn until the certificate is within tolerance (`certified`).
+
+    Every path is graded by the same solver-independent certificate; across paths the best
+    primal model (smallest primal value) and the best dual bound (largest, at its lam) are kept,
+    so two partial answers can certify together. When nothing certifies, status ``inaccurate``
+    with the interval ``[dual bound, primal value]`` in ``extra["bound"]``.
+    """
     _check(method)
     t0 = time.perf_counter()
     feas = g1_feasibility(problem, support)
@@ -65,47 +100,96 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed) -> Solu
         return _infeasible(problem, method, support, reason, t0)
     inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
     mask, lo, hi = inner.mask, inner.lo, inner.hi
+    fixed = lam_fixed is not None
+    stop = lambda value: 0.5 * tolerance(value, tol, rtol)
 
-    def certificate(q, lam) -> tuple[float, float, np.ndarray]:
-        """(value, primal - weak-duality bound at lam, per-domain KL): solver independent."""
+    def grade(q) -> tuple[float, float, np.ndarray]:
+        """(value, primal, per-domain KL) of a model q on the support."""
         per_domain = inner.kl_per_domain(q)
-        bound = inner.dual_bound(lam, *inner.model(lam))
-        if lam_fixed is None:
-            value = primal = float(per_domain.max())
-        else:
-            value, primal = float(kl(mixture(lam, inner.P), q)), float(lam @ per_domain)
-        return value, primal - bound, per_domain
+        if not fixed:
+            return float(per_domain.max()), float(per_domain.max()), per_domain
+        with np.errstate(invalid="ignore"):
+            primal = float(lam_fixed @ per_domain)
+        return float(kl(mixture(lam_fixed, inner.P), q)), primal, per_domain
 
-    if method == "waterfill":
-        raw = solve_waterfill(problem, support, lam_fixed=lam_fixed, inner=inner)
-        solver = "waterfill-newton"
-        q = raw["q"]
-    else:
-        from .conic import solve_conic
-        raw = solve_conic(problem, support, lam_fixed=lam_fixed,
-                          certify=lambda q, lam: certificate(_repair(q, lo, hi), lam)[1])
-        solver = raw["solver"]
-        q = _repair(raw["q"], lo, hi)
-    lam = raw["lam"]
-    model, gate = model_to_gate(problem, q, mask)
-    value, gap, per_domain = certificate(model[mask], lam)   # of the model actually returned
+    def bound_at(lam) -> float:
+        b = inner.dual_bound(lam, *inner.model(lam))
+        return b if np.isfinite(b) else -np.inf
+
+    best_primal = best_bound = None     # (primal, value, q, per_domain, path) / (bound, lam, path)
+    attempts, notes, iterations = [], [], 0
+    for path in _paths(method, fixed, fallback):
+        try:
+            if path == "cvxpy":
+                from .conic import ConicFailure, solve_conic
+                try:
+                    raw = solve_conic(problem, support, lam_fixed=lam_fixed,
+                                      certify=lambda q, lam: grade(_repair(q, lo, hi))[1] - bound_at(lam))
+                except ConicFailure as exc:
+                    notes.append(str(exc))
+                    attempts.append({"solver": "cvxpy", "gap": None})
+                    continue
+                q, lam, name = _repair(raw["q"], lo, hi), raw["lam"], raw["solver"]
+            else:
+                raw = solve_waterfill(problem, support, tol=stop, lam_fixed=lam_fixed, inner=inner,
+                                      path=path.split("-")[-1] if not fixed else "newton",
+                                      lam0=None if best_bound is None else best_bound[1])
+                q, lam, name = raw["q"], raw["lam"], path
+                iterations += raw.get("iterations", 0)
+        except (np.linalg.LinAlgError, FloatingPointError, ArithmeticError) as exc:
+            notes.append(f"{path}: {type(exc).__name__}: {exc}")
+            attempts.append({"solver": path, "gap": None})
+            continue
+        value, primal, per_domain = grade(q)
+        bound = bound_at(lam)
+        attempts.append({"solver": name, "gap": primal - bound})
+        if np.isfinite(primal) and (best_primal is None or primal < best_primal[0]):
+            best_primal = (primal, value, q, per_domain, name)
+        if best_bound is None or bound > best_bound[0]:
+            best_bound = (bound, lam, name)
+        if best_primal is not None and certified(best_primal[1], best_primal[0] - best_bound[0],
+                                                 tol, rtol):
+            break
     seconds = time.perf_counter() - t0
-    return Solution(status="optimal", method=method, solver=solver, support=support, value=value,
-                    lam=lam, per_domain_kl=per_domain, model=model, gate=gate,
-                    duality_gap=gap, seconds=seconds,
-                    iterations=raw.get("iterations", 0))
+    extra = {"attempts": attempts, "tol": None}
+    if best_primal is None or best_bound is None:
+        return Solution(status="inaccurate", method=method, solver="none", support=support,
+                        seconds=seconds, iterations=iterations, extra=extra,
+                        reason="no solver returned a finite primal value; " + "; ".join(notes))
+    primal, value, q, per_domain, name = best_primal
+    bound, lam, bound_name = best_bound
+    gap = primal - bound
+    extra.update(tol=tolerance(value, tol, rtol), bound=[bound, primal])
+    if bound_name != name:
+        extra["bound_from"] = bound_name
+    ok = certified(value, gap, tol, rtol)
+    model = np.zeros(problem.N)
+    model[mask] = q
+    return Solution(status="optimal" if ok else "inaccurate", method=method, solver=name,
+                    support=support, value=value, lam=lam, per_domain_kl=per_domain, model=model,
+                    gate_fn=lambda: gate_from_model(model, problem.E, mask), duality_gap=gap,
+                    seconds=seconds, iterations=iterations, extra=extra,
+                    reason="" if ok else (f"no solver certified the answer: best interval "
+                                          f"[{bound:.10g}, {primal:.10g}] (gap {gap:.3g} > tol "
+                                          f"{tolerance(value, tol, rtol):.3g}); "
+                                          f"tried {', '.join(a['solver'] for a in attempts)}"
+                                          + ("; " + "; ".join(notes) if notes else "")))
 
 
-def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "domains") -> Solution:
+def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "domains",
+          tol: float = TOL, rtol: float = RTOL, fallback: bool = True) -> Solution:
     """Robust minimax gate ``min_{g in G1} max_lam KL(P_lam || pi_g)`` (PAPER.md sections 1-2).
 
     ``value`` = V* (nats), ``lam`` = least-favourable mixture, ``duality_gap`` = certificate.
+    Status ``optimal`` only when the gap is within ``tol + rtol |value|`` (`certified`); else the
+    other solver paths are tried (``fallback``) and, failing all, status ``inaccurate``.
     """
-    return _run(problem, method, support, None)
+    return _run(problem, method, support, None, tol, rtol, fallback)
 
 
 def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
-                support: str = "domains") -> Solution:
+                support: str = "domains", tol: float = TOL, rtol: float = RTOL,
+                fallback: bool = True) -> Solution:
     """Best gate in G1 for one fixed mixture: q = clip(P_lam / nu, lo, hi) (PAPER.md section 2).
 
     ``value`` = KL(P_lam || pi_g); the gap certifies the minimum of sum_k lam[k] KL(P[k] || q),
@@ -114,7 +198,7 @@ def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
     lam = np.asarray(lam, dtype=np.float64)
     if lam.shape != (problem.p,) or np.any(lam < 0) or abs(lam.sum() - 1) > 1e-9:
         raise ValueError(f"lam must be a point of the {problem.p}-simplex (got {lam.tolist()})")
-    return _run(problem, method, support, lam)
+    return _run(problem, method, support, lam, tol, rtol, fallback)
 
 
 def static_certificate(problem: DiscreteProblem, w, lam) -> tuple[float, float]:
@@ -136,12 +220,26 @@ def static_certificate(problem: DiscreteProblem, w, lam) -> tuple[float, float]:
     return primal, bound
 
 
-def solve_static(problem: DiscreteProblem) -> dict:
-    """Best constant gate w (cvxpy), with its exact value and a Frank-Wolfe duality gap."""
-    from .conic import solve_static_conic
+def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float = RTOL) -> dict:
+    """Best constant gate w (cvxpy), with its exact value and a Frank-Wolfe duality gap.
+
+    ``status``: "optimal" when the gap is within ``tol + rtol |value|``, else "inaccurate" (also
+    when every conic solver fails; then value and gap are inf and ``reason`` says why), with
+    ``bound`` = [lower bound, primal value].
+    """
+    from .conic import ConicFailure, solve_static_conic
     t0 = time.perf_counter()
-    raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
-        *static_certificate(problem, w, lam))))
+    try:
+        raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
+            *static_certificate(problem, w, lam))))
+    except ConicFailure as exc:
+        p = problem.p
+        return {"status": "inaccurate", "w": np.full(p, 1.0 / p), "lam": np.full(p, 1.0 / p),
+                "value": np.inf, "duality_gap": np.inf, "bound": [-np.inf, np.inf],
+                "solver": "none", "reason": str(exc), "seconds": time.perf_counter() - t0}
     primal, bound = static_certificate(problem, raw["w"], raw["lam"])
-    return {"w": raw["w"], "lam": raw["lam"], "value": primal, "duality_gap": primal - bound,
+    gap = primal - bound
+    ok = certified(primal, gap, tol, rtol)
+    return {"status": "optimal" if ok else "inaccurate", "w": raw["w"], "lam": raw["lam"],
+            "value": primal, "duality_gap": gap, "bound": [bound, primal],
             "solver": raw["solver"], "seconds": time.perf_counter() - t0}

@@ -8,6 +8,7 @@ tol of the minimax value, whatever the solver did.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -19,14 +20,17 @@ class Solution:
     """Result of ``min_{g in G1} max_k KL(P[k] || pi_g)`` (or of a restricted variant).
 
     Attributes:
-        status: "optimal" or "infeasible" (then ``reason`` says why and what to do).
+        status: "optimal" (certificate within tolerance), "inaccurate" (no solver certified:
+            ``extra["bound"]`` = [dual bound, primal value] brackets V*) or "infeasible" (then
+            ``reason`` says why and what to do).
         value: minimax value V* in nats (the primal value of ``model``).
         lam: (p,) least-favourable mixture lam*.
         per_domain_kl: (p,) KL(P[k] || model).
         model: (N,) pi_g* on the support, 0 off it; sums to 1.
-        gate: (N, p) a row-stochastic gate realising ``model``.
+        gate: (N, p) a row-stochastic gate realising ``model``, built on first access.
         duality_gap: primal value minus the dual lower bound at ``lam``.
-        method: "waterfill" or "cvxpy"; solver: the backend that answered.
+        method: "waterfill" or "cvxpy" (the path tried first); solver: the path that answered
+            ("waterfill-newton", "waterfill-entropic", a conic solver's name).
         seconds: solve time, excluding start-up and I/O.
     """
 
@@ -38,35 +42,53 @@ class Solution:
     lam: np.ndarray | None = None
     per_domain_kl: np.ndarray | None = None
     model: np.ndarray | None = None
-    gate: np.ndarray | None = None
+    _gate: np.ndarray | None = field(default=None, repr=False)
     duality_gap: float = float("nan")
     seconds: float = 0.0
     reason: str = ""
     iterations: int = 0
     extra: dict = field(default_factory=dict)
+    gate_fn: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def optimal(self) -> bool:
         return self.status == "optimal"
+
+    @property
+    def answered(self) -> bool:
+        """True when there is a model to report (optimal or inaccurate), False when infeasible."""
+        return self.status in ("optimal", "inaccurate") and self.model is not None
+
+    @property
+    def gate(self) -> np.ndarray | None:
+        """(N, p) gate realising ``model``; built lazily (N x p floats the value does not need)."""
+        if self._gate is None and self.gate_fn is not None:
+            self._gate = self.gate_fn()
+        return self._gate
 
     def to_json(self) -> dict:
         """The `modgen-bench solve --json` object (DESIGN.md, CLI contract)."""
         def arr(a):
             return None if a is None else np.asarray(a).tolist()
 
+        def num(v):     # JSON has no inf/NaN: null
+            return float(v) if v is not None and np.isfinite(v) else None
+
         out = {
             "status": self.status,
-            "value": None if not self.optimal else float(self.value),
+            "value": num(self.value) if self.answered else None,
             "lambda": arr(self.lam),
-            "per_domain_kl": arr(self.per_domain_kl),
+            "per_domain_kl": None if self.per_domain_kl is None else [num(v) for v in self.per_domain_kl],
             "model": arr(self.model),
             "gate": arr(self.gate),
-            "duality_gap": None if not self.optimal else float(self.duality_gap),
+            "duality_gap": num(self.duality_gap) if self.answered else None,
             "method": self.method,
             "solver": self.solver,
             "support": self.support,
             "seconds": float(self.seconds),
         }
+        if self.status == "inaccurate":
+            out["bound"] = [num(b) for b in self.extra.get("bound", [None, None])]
         if self.reason:
             out["reason"] = self.reason
         return out

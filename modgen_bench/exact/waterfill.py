@@ -163,19 +163,18 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
     return y
 
 
-def _newton(inner: InnerProblem, p: int, tol: float):
-    """Projected Newton ascent on D over the simplex; returns lam, q, t, g, bound, iterations."""
-    lam = np.full(p, 1.0 / p)
+def _newton(inner: InnerProblem, p: int, tol, lam0=None):
+    """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform);
+    returns lam, q, t, g, bound, iterations."""
+    lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
     q, t = inner.model(lam)
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
     it = 0
     for it in range(1, MAX_NEWTON + 1):
-        if g.max() - bound <= tol:
+        if g.max() - bound <= tol(g.max()):
             break
-        finite = np.isfinite(g)
-        # KL = inf for a domain off the current face: its one-sided derivative is +inf.
-        g_step = np.where(finite, g, g[finite].max() + 10.0 * (1.0 + abs(g[finite].max())))
+        g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
         H = inner.hessian(lam, t)
         Q = -H
         Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
@@ -205,21 +204,117 @@ def _newton(inner: InnerProblem, p: int, tol: float):
     return lam, q, t, g, bound, it
 
 
-def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol: float = GAP_TOL,
-                    lam_fixed=None, inner: InnerProblem | None = None) -> dict:
+def _finite_gradient(g: np.ndarray) -> np.ndarray:
+    """KL = inf for a domain the current mixture starves: its derivative is +inf; a large finite
+    stand-in keeps the Newton model defined and points the step towards that domain."""
+    finite = np.isfinite(g)
+    if finite.all():
+        return g
+    top = g[finite].max() if finite.any() else 0.0
+    return np.where(finite, g, top + 10.0 * (1.0 + abs(top)))
+
+
+def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_iter: int = MAX_NEWTON):
+    """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
+
+    The projected Newton method in lam stalls where D behaves like -lam log lam near a face of the
+    simplex: a domain whose mixture weight should be ~1e-7 sees a curvature ~1/P_lam(x) ~ 1e35 at
+    the vertex and cannot leave it. In theta the same term has curvature ~lam, so steps are
+    O(1) in log-weight. With f(theta) = D(softmax(theta)), J = diag(lam) - lam lam':
+
+        grad f = J g = lam * (g - lam.g),     model matrix  M = -J H J + mu diag(lam)
+
+    (H the dual Hessian of `InnerProblem.hessian`; mu diag(lam) makes M positive definite and gives
+    domains with KL below the mean steps (g_k - lam.g) / mu that drive lam_k towards 0 geometrically).
+    Every lam stays positive (log-weights are floored 700 below the largest), so no domain is
+    starved for ever. Returns lam, q, t, g, bound, iterations like `_newton`.
+    """
+    lam = np.full(p, 1.0 / p) if lam0 is None else 0.5 * np.asarray(lam0, float) + 0.5 / p
+    theta = np.log(lam)
+    q, t = inner.model(lam)
+    g = inner.kl_per_domain(q)
+    bound = inner.dual_bound(lam, q, t)
+    mu, it = 1.0, 0
+    for it in range(1, max_iter + 1):
+        gap0 = g.max() - bound
+        if gap0 <= tol(g.max()):
+            break
+        g_step = _finite_gradient(g)
+        dev = g_step - lam @ g_step
+        H = inner.hessian(lam, t)
+        r = np.sqrt(lam)
+        JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
+        # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
+        proj = np.eye(p) - np.outer(r, r)
+        A = -(proj @ JHJ_scaled @ proj)
+        A = 0.5 * (A + A.T)
+        D0, flat = bound, 1e-13 * (1.0 + abs(bound))
+        accepted = False
+        for _ in range(60):
+            y = np.linalg.solve(A + mu * np.eye(p), r * dev)
+            d = y / r                                                    # step in theta
+            big = np.abs(d).max()
+            step = 1.0 if big <= 30.0 else 30.0 / big
+            slope = (lam * dev) @ d
+            while step > 1e-10:
+                th = theta + step * d
+                th = np.maximum(th, th.max() - 700.0)
+                lam_try = np.exp(th - th.max())
+                lam_try /= lam_try.sum()
+                q_try, t_try = inner.model(lam_try)
+                D_try = inner.dual_bound(lam_try, q_try, t_try)
+                if np.isfinite(D_try):
+                    if slope > 0 and D_try >= D0 + 1e-4 * step * slope:
+                        accepted = True
+                    elif D_try >= D0 - flat:
+                        g_try = inner.kl_per_domain(q_try)
+                        accepted = g_try.max() - D_try < gap0
+                    if accepted:
+                        break
+                step *= 0.5
+            if accepted:
+                mu = max(mu * (0.25 if step == 1.0 else 1.0), 1e-12)
+                break
+            mu *= 16.0
+            if mu > 1e12:
+                break
+        if not accepted:
+            break
+        theta, lam, q, t, bound = th, lam_try, q_try, t_try, D_try
+        g = inner.kl_per_domain(q)
+    return lam, q, t, g, bound, it
+
+
+def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_TOL,
+                    lam_fixed=None, inner: InnerProblem | None = None, path: str = "newton",
+                    lam0=None) -> dict:
     """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
 
-    Returns a dict with q (on the support), lam, per-domain KL, the dual bound and iterations;
-    `modgen_bench.exact.solve` wraps it into a `Solution` with the certificate.
+    ``path``: "newton" (projected Newton in lam, from the uniform mixture) or "entropic" (Newton in
+    log-weights, `_entropic_newton`, from ``lam0`` mixed with the uniform mixture). ``tol``: the gap
+    at which to stop, a number or a function of the primal value. Returns a dict with q (on the
+    support), lam, per-domain KL, the dual bound and iterations; `modgen_bench.exact.solve` wraps
+    it into a `Solution` with the certificate.
     """
     inner = inner or InnerProblem(problem, support)
+    stop = tol if callable(tol) else (lambda value, tol=tol: tol)
     if lam_fixed is not None:
         lam = np.asarray(lam_fixed, dtype=np.float64)
         q, t = inner.model(lam)
         g = inner.kl_per_domain(q)
         return {"q": q, "lam": lam, "per_domain_kl": g, "bound": inner.dual_bound(lam, q, t),
                 "iterations": 0, "mask": inner.mask}
-    lam, q, t, g, bound, it = _newton(inner, problem.p, tol)
+    if path == "newton":
+        lam, q, t, g, bound, it = _newton(inner, problem.p, stop, lam0=lam0)
+    elif path == "entropic":
+        lam, q, t, g, bound, it = _entropic_newton(inner, problem.p, stop, lam0=lam0)
+        if g.max() - bound > stop(g.max()):     # polish on the face it found (quadratic there)
+            res = _newton(inner, problem.p, stop, lam0=lam)
+            if res[3].max() - res[4] < g.max() - bound:
+                lam, q, t, g, bound = res[:5]
+            it += res[5]
+    else:
+        raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic")
     return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
             "mask": inner.mask}
 
