@@ -134,3 +134,18 @@ def test_fit_mixture_is_optimal():
     for _ in range(20):                      # no random point of the simplex does better
         v = rng.dirichlet(np.ones(3))
         assert kl(a, w @ B) <= kl(a, v @ B) + cert
+
+
+def test_thm6_barrier_fails_for_a_larger_monolith_family():
+    """Pinned from `check thm6` (seed 0): with 2 more features than the experts, the refitted
+    monolith goes below lam . eps - JSD_lam, while in the experts' own family it cannot."""
+    w_big = thm6._world(9, 0.5, 3, extra=thm6.D_EXTRA)
+    w_same = thm6._world(9, 0.5, 3)
+    assert np.allclose(w_big.eps, w_same.eps)               # the same experts
+    lam = np.array([0.5, 0.5])
+    bound = thm6.lower_bound(lam, w_same.eps, w_same.P)
+    big, c_big = w_big.monolith(lam)
+    same, c_same = w_same.monolith(lam)
+    assert same >= bound - (c_same + w_same.cert + FLOOR)
+    assert big < bound - 0.1                                 # measured: 0.159 below
+    assert big <= same + c_big + c_same + FLOOR            # a larger family only fits better

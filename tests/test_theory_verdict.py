@@ -91,7 +91,9 @@ TRUE_ROWS = {
     ("prior", "W(D)-W(L) <= L d_H, L=M/2 (linearised)"),
     ("thm6", "monolith >= lam.eps - JSD_lam"), ("thm7", "unrestricted"),
     ("thm7", "mixture family, domains in F"), ("thm7", "exp. family: M_lam = Proj(sum lam pi_k)"),
-    ("thm9", "tabular gate, delta=0.05"), ("thm9", "static gate, delta=0.05"),
+    ("thm9", "tabular class, exact sup over G, delta=0.05"),
+    ("thm9", "finite class (constant grid + fitted gates), sup over G, delta=0.05"),
+    ("thm9", "one gate (Rad = 0), two-point worst case, delta=0.05"),
 }
 FALSE_ROWS = {
     ("lemma1", "support=domains, adversarial search"),
@@ -99,6 +101,7 @@ FALSE_ROWS = {
     ("lam_star", "lam* weights -> best static gate"),
     ("lam_star", "lam* weights beat uniform weights"),
     ("thm7", "mixture family, misspecified"), ("thm7", "exponential family"),
+    ("thm6", "monolith family strictly larger (d + 2 features)"),
 }
 
 

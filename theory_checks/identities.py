@@ -23,13 +23,17 @@ from .verdict import Tally
 CLAIM = "identities"
 SUPPORT = "union"
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_jsd": True} drops JSD_lam
+#: from the identity.
+MUTATION: dict = {}
+
 
 def jsd_residual(lam, P, pi) -> float:
     """sum_k lam[k] KL(P[k] || pi) - KL(P_lam || pi) - JSD_lam (0 by the identity)."""
     lam = np.asarray(lam)
     per = kl(P, pi)
     lin = float(lam[lam > 0] @ per[lam > 0])
-    return lin - float(kl(mixture(lam, P), pi)) - jsd(lam, P)
+    return lin - float(kl(mixture(lam, P), pi)) - (0.0 if MUTATION.get("drop_jsd") else jsd(lam, P))
 
 
 def maxmin_original(problem, rng) -> float:

@@ -22,10 +22,15 @@ from .verdict import Tally
 CLAIM = "lam_star"
 SUPPORT = "union"
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_weight": True} drops lam*[k]
+#: from the equalisation margin (claims every domain attains V*, supported or not).
+MUTATION: dict = {}
+
 
 def equalisation_margin(sol) -> float:
     """-max_k lam*[k] (V* - KL(P[k] || pi_g*)); 0 at an exact saddle point."""
-    return -float(np.max(sol.lam * (sol.value - sol.per_domain_kl)))
+    w = 1.0 if MUTATION.get("drop_weight") else sol.lam
+    return -float(np.max(w * (sol.value - sol.per_domain_kl)))
 
 
 def static_worst(problem, lam) -> tuple[float, float]:

@@ -24,6 +24,10 @@ CLAIM = "lemma1"
 FAMILIES = DEFAULT_FAMILIES + ("leaking",)
 LP_TOL = 1e-9
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"mass_target": t} asks for a gate
+#: with Z_g = t instead of 1 (t > 1: a false claim on experts that put exactly 1 on X0).
+MUTATION: dict = {}
+
 
 def g1_nonempty_lp(problem, support: str) -> bool:
     """Is there a gate g (rows on the simplex) with sum_{x in S} pi_g(x) = 1? An LP in g (N x p)."""
@@ -41,7 +45,7 @@ def g1_nonempty_lp(problem, support: str) -> bool:
 
 def margin(problem, support: str) -> float:
     """sum_{x in S} max_k E[k](x) - 1: >= 0 iff G1 is non-empty (the exact criterion)."""
-    return g1_feasibility(problem, support).max_mass - 1.0
+    return g1_feasibility(problem, support).max_mass - MUTATION.get("mass_target", 1.0)
 
 
 def _leaking(seed: int, z) -> tuple:

@@ -35,13 +35,16 @@ SUPPORT = "union"
 SHRINK = (0.5, 0.2, 0.05, 0.01, 0.001)
 FAMILIES = ("dirichlet", "overlap", "identical", "near_deterministic", "face")
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks s x L.
+MUTATION: dict = {}
+
 
 def lipschitz_constant(problem) -> float:
     """L = (1/2) max_{x in X0} log(1 / min_k E[k](x)) (inf if an expert misses X0)."""
     seen = np.any(problem.P > 0, axis=0)
     lo = problem.E[:, seen].min(axis=0)
     with np.errstate(divide="ignore"):
-        return 0.5 * float(np.max(-np.log(lo)))
+        return MUTATION.get("scale", 1.0) * 0.5 * float(np.max(-np.log(lo)))
 
 
 def hausdorff_to_simplex(V) -> float:

@@ -19,16 +19,19 @@ from .verdict import Tally
 
 CLAIM = "prop2"
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks s * lam . eps.
+MUTATION: dict = {}
+
 
 def margin_raw(problem, lam) -> float:
     """lam . eps - KL(P_lam || lam @ E)."""
-    eps = kl(problem.P, problem.E)
+    eps = kl(problem.P, problem.E) * MUTATION.get("scale", 1.0)
     return float(lam @ eps - kl(mixture(lam, problem.P), mixture(lam, problem.E)))
 
 
 def margin_graded(problem, lam) -> float:
     """lam . eps - KL(P_lam || pi_lam / Z) with Z over X0 (the gate in the paper's convention)."""
-    eps = kl(problem.P, problem.E)
+    eps = kl(problem.P, problem.E) * MUTATION.get("scale", 1.0)
     model = evaluate_gate(problem, constant_gate(lam, problem.N), "domains")["model"]
     return float(lam @ eps - kl(mixture(lam, problem.P), model))
 

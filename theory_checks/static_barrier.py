@@ -22,12 +22,16 @@ from .verdict import Tally
 
 CLAIM = "static_barrier"
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks the
+#: barrier s * logsumexp(eps) (s > 1: a false, stronger lower bound).
+MUTATION: dict = {}
+
 
 def margin(problem) -> tuple[float, float, float]:
     """(V_static - logsumexp(eps), certificate, max_k KL(P_k || sigma @ E) - logsumexp(eps));
     NaNs when the conic solvers fail on the instance."""
     eps = kl(problem.P, problem.E)
-    lse = static_barrier(eps)
+    lse = static_barrier(eps) * MUTATION.get("scale", 1.0)
     st = static_solve(problem)
     if st is None:
         return np.nan, np.nan, np.nan

@@ -30,6 +30,10 @@ CLAIM = "thm3"
 GRID_STEPS = 10
 SEARCH_EVERY = 10
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks s x the
+#: bound; {"drop_lse": True} drops logsumexp(eps) from it.
+MUTATION: dict = {}
+
 
 class Bound:
     """The two sides of Thm 3 on one problem, solved once under one support convention."""
@@ -50,8 +54,11 @@ class Bound:
         return float(kl(mixture(lam, self.problem.P), self.sol.model))
 
     def bound(self, lam) -> float:
-        """logsumexp(eps) - H_sigma(lam*) - JSD_lam."""
-        return self.const - jsd(lam, self.problem.P)
+        """logsumexp(eps) - H_sigma(lam*) - JSD_lam (MUTATION applied)."""
+        b = self.const - jsd(lam, self.problem.P)
+        if MUTATION.get("drop_lse"):
+            b -= static_barrier(kl(self.problem.P, self.problem.E))
+        return MUTATION.get("scale", 1.0) * b
 
     def margin(self, lam) -> float:
         return self.bound(lam) - self.actual(lam)

@@ -11,6 +11,15 @@ Both are convex fits (`fits.fit_loglinear`, damped Newton, certified).
   under `union`) and for the oracle gate refitted at lam (`solve_fixed`); margin at points
   meeting the condition = KL(P_lam || M_lam) - KL(P_lam || pi_gate). Domains come from the
   `overlap` family (p = 2), swept over its overlap parameter and lam.
+- Larger monolith family: the monolith is fitted in the log-linear family of d + D_EXTRA
+  features (phi plus D_EXTRA more), which strictly contains the experts' family. eps_k is then no
+  longer the best reachable by the monolith, the identity argument breaks, and the lower bound
+  is expected to FAIL: the paper's barrier says nothing when the monolith is bigger.
+
+With eps_k optimal in the monolith's own family the lower bound is an identity
+(sum_k lam_k KL(P_k || M) = KL(P_lam || M) + JSD_lam and KL(P_k || M) >= eps_k), so that
+reading can fail only by optimiser error; the mutation hook `MUTATION` ({"drop_jsd": True}:
+bound = lam . eps) shows the check does detect a false bound (tests/test_theory_mutations.py).
 """
 from __future__ import annotations
 
@@ -30,6 +39,14 @@ from .verdict import Tally
 
 CLAIM = "thm6"
 D_FEATURES = (3, 6, 9)   # d; d = N - 1 = 11 would make the family unrestricted
+D_EXTRA = 2              # extra features of the monolith in the larger-family reading
+#: Mutation hook for tests: {"drop_jsd": True} checks the (false) bound lam . eps instead.
+MUTATION: dict = {}
+
+
+def lower_bound(lam, eps, P) -> float:
+    """sum_k lam[k] eps[k] - JSD_lam (Thm 6), MUTATION applied."""
+    return float(lam @ eps) - (0.0 if MUTATION.get("drop_jsd") else jsd(lam, P))
 LAMS = np.linspace(0.0, 1.0, 11)
 OVERLAPS = np.linspace(0.0, 1.0, 5)
 
@@ -37,8 +54,9 @@ OVERLAPS = np.linspace(0.0, 1.0, 5)
 class LogLinearWorld:
     """Domains P, features phi, log-linear experts and monoliths, and the exact robust gate."""
 
-    def __init__(self, P, phi):
+    def __init__(self, P, phi, phi_mono=None):
         self.P, self.phi = np.asarray(P), phi
+        self.phi_mono = phi if phi_mono is None else phi_mono
         fits = [fit_loglinear(Pk, phi) for Pk in self.P]
         self.E = np.stack([loglinear(th, phi) for th, _ in fits])
         self.cert = max(c for _, c in fits)
@@ -49,8 +67,8 @@ class LogLinearWorld:
     def monolith(self, lam) -> tuple[float, float]:
         """(KL(P_lam || M_lam), fit certificate)."""
         P_lam = mixture(lam, self.P)
-        theta, cert = fit_loglinear(P_lam, self.phi)
-        return float(kl(P_lam, loglinear(theta, self.phi))), cert
+        theta, cert = fit_loglinear(P_lam, self.phi_mono)
+        return float(kl(P_lam, loglinear(theta, self.phi_mono))), cert
 
     def gates(self, lam) -> tuple[float, float, float]:
         """(robust gate's KL at lam, oracle fixed-lam gate's KL, its duality gap)."""
@@ -59,10 +77,14 @@ class LogLinearWorld:
         return float(kl(P_lam, self.robust.model)), fixed.value, fixed.duality_gap
 
 
-def _world(seed: int, overlap: float, d: int, N: int = 12) -> LogLinearWorld:
+def _world(seed: int, overlap: float, d: int, N: int = 12, extra: int = 0) -> LogLinearWorld:
+    """Experts in the d-feature family; the monolith in the same one (extra = 0) or in the
+    family of those d features plus ``extra`` more (a strictly larger family)."""
     rng = np.random.default_rng(seed)
     dom = instances.make("overlap", seed, p=2, N=N, overlap=float(overlap))
-    return LogLinearWorld(dom.P, rng.normal(size=(N, d)))
+    phi = rng.normal(size=(N, d))
+    phi_mono = np.hstack([phi, rng.normal(size=(N, extra))]) if extra else None
+    return LogLinearWorld(dom.P, phi, phi_mono)
 
 
 def figure(seed: int, fig_dir) -> tuple[str, str]:
@@ -93,17 +115,17 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
                        "max_k eps_k = JSD_lam (inside it JSD_lam is larger)")
 
 
-def _sweep(n: int, seed: int):
+def _sweep(n: int, seed: int, extra: int = 0):
     """Yield (world, lam, tag) over n // 10 seeds x OVERLAPS x D_FEATURES x LAMS."""
     for d in draw_instances(max(1, n // 10), seed, CLAIM, families=("overlap",),
                             p_range=(2, 2), n_range=(12, 12)):
         for ov in OVERLAPS:
             for dim in D_FEATURES:
-                w = _world(d.seed, ov, dim)
+                w = _world(d.seed, ov, dim, extra=extra)
                 for l in LAMS:
                     lam = np.array([l, 1 - l])
-                    yield w, lam, (f"thm6._world({d.seed}, overlap={ov:.2f}, d={dim}) "
-                                   f"lam={np.round(lam, 2).tolist()}")
+                    yield w, lam, (f"thm6._world({d.seed}, overlap={ov:.2f}, d={dim}, "
+                                   f"extra={extra}) lam={np.round(lam, 2).tolist()}")
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
@@ -114,7 +136,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     for w, lam, tag in _sweep(n, seed):
         mono, c_m = w.monolith(lam)
         cert = c_m + w.cert
-        lower.add(mono - (lam @ w.eps - jsd(lam, w.P)), tag, cert, w.problem)
+        lower.add(mono - lower_bound(lam, w.eps, w.P), tag, cert, w.problem)
         g_rob, g_fix, gap = w.gates(lam)
         met = w.eps.max() < jsd(lam, w.P)
         key = "cond" if met else "other"
@@ -123,6 +145,14 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         if met:
             robust.add(mono - g_rob, tag, cert + w.robust.duality_gap, w.problem)
             oracle.add(mono - g_fix, tag, cert + gap, w.problem)
+    larger = Tally(CLAIM, f"monolith family strictly larger (d + {D_EXTRA} features)")
+    below = [0, 0]
+    for w, lam, tag in _sweep(n, seed, extra=D_EXTRA):
+        mono, c_m = w.monolith(lam)
+        margin = mono - lower_bound(lam, w.eps, w.P)
+        larger.add(margin, tag, c_m + w.cert, w.problem)
+        below[0] += int(margin < -(c_m + w.cert + 1e-9))
+        below[1] += 1
     figures = [figure(seed, fig_dir)] if fig_dir else []
     rate = lambda k: f"{wins[k][0]}/{wins[k][1]}"
     note = (f"Robust gate beats the refitted monolith at {rate('cond')} points with max eps < "
@@ -131,6 +161,11 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         lower.verdict(f"Log-linear family, d in {D_FEATURES} features, N = 12, p = 2; holds by "
                       "the identity sum lam KL(P_k||M) = KL(P_lam||M) + JSD and eps_k optimal."),
         robust.verdict(note, figures),
+        larger.verdict(f"Expected to fail: the monolith is fitted with {D_EXTRA} more features "
+                       "than the experts, so eps_k is not the best it can reach on domain k. "
+                       f"Below the bound at {below[0]}/{below[1]} (instance, lam) points; the "
+                       "paper's barrier does not cover a monolith whose family is larger than "
+                       "the experts' (the real-world comparison's case)."),
         oracle.verdict("Gate refitted at the test lam (solve_fixed) vs monolith refitted at lam. "
                        "By Prop 2 the gate is <= lam.eps while the monolith is >= "
                        "lam.eps - JSD_lam, so the two bounds alone never order them; the "

@@ -26,6 +26,10 @@ from .verdict import Tally
 CLAIM = "thm7"
 N, P_DOMAINS, M_COMPONENTS, D_FEATURES = 10, 3, 4, 3
 
+#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_term": True} drops the last
+#: domain's term from sum_k lam[k] pi_k (renormalised).
+MUTATION: dict = {}
+
 
 def tv(a, b) -> float:
     return 0.5 * float(np.abs(a - b).sum())
@@ -75,6 +79,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
                 P_lam = mixture(lam, P)
                 M, c_m = project(P_lam)
                 mix = lam @ pis
+                if MUTATION.get("drop_term") and lam[-1] < 1:
+                    mix = (lam[:-1] @ pis[:-1]) / lam[:-1].sum()
                 target = project(mix)[0] if reading.startswith("exp. family:") else mix
                 cert = c_m + max(f[1] for f in fits)
                 tag = (f"thm7._readings(default_rng({s})) {reading}, "
