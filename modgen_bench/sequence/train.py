@@ -11,15 +11,16 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed as dist
 from ..provenance import stable_seed
 
-__all__ = ["train_lm", "autocast", "lr_factor"]
+__all__ = ["train_lm", "autocast", "lr_factor", "StepHook", "make_adamw"]
 
 
 def autocast(device):
@@ -48,12 +49,53 @@ def _sequence_loss(model, idx, weights):
     return (weights * ce).sum() / weights.sum()
 
 
+def _shard_loss(net, idx, weights):
+    """(loss to backpropagate, global-batch loss as a float) on this rank's slice of ``idx``.
+
+    Single process: the plain `_sequence_loss`. Under DDP (gradients averaged over W ranks) the
+    rank's loss is W * sum_i w_i ce_i / sum_all w, so the average is the global weighted mean."""
+    if not dist.is_distributed():
+        loss = _sequence_loss(net, idx, weights)
+        return loss, float(loss.detach())
+    sl = dist.shard(idx.shape[0])
+    logits, _ = net(idx[sl, :-1])                                    # (b, T-1, V)
+    b, T1, V = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(b * T1, V), idx[sl, 1:].reshape(b * T1),
+                         reduction="none").view(b, T1).mean(dim=1)  # (b,)
+    if weights is None:
+        local = ce.sum() / idx.shape[0]
+    else:
+        local = (weights[sl] * ce).sum() / weights.sum()
+    value = float(dist.all_reduce_sum(local))
+    return local * dist.world_size(), value
+
+
 def _save(path: Path, state: dict) -> None:
-    """torch.save to a temp file beside ``path``, then rename (no half-written checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Atomic torch.save (temp file, then rename): no half-written checkpoint; rank 0 only."""
+    from ..pipeline.store import save_atomic
+    if dist.is_writer():
+        save_atomic(state, path)
+
+
+class StepHook(Protocol):
+    """Called as ``hook(step, model)`` before training step ``step`` (0-based) draws its batch;
+    its ``state_dict()`` is saved in the checkpoint and restored on resume, so what it records
+    (e.g. `pipeline.conflict.ConflictProbe`) survives a kill."""
+
+    def __call__(self, step: int, model: nn.Module) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def make_adamw(params, lr: float, weight_decay: float, device) -> torch.optim.AdamW:
+    """AdamW with the fused kernel (one kernel per step instead of ~a dozen ops per tensor: the
+    small models here are bound by per-op overhead), falling back to the default if unsupported."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _config_dict(model) -> dict | None:
@@ -64,7 +106,7 @@ def _config_dict(model) -> dict | None:
 def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int, lr: float,
              device="cpu", seed: int = 0, checkpoint=None, progress: bool = False, weights=None,
              weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
-             grad_clip: float = 1.0) -> dict:
+             grad_clip: float = 1.0, hook: StepHook | None = None) -> dict:
     """Train ``model`` for ``steps`` AdamW steps on ``batches(generator) -> LongTensor (B, T)``.
 
     Args:
@@ -77,6 +119,12 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             log are saved there; if the file exists on entry, training resumes from it, so a
             killed-then-resumed run ends with the same numbers on CPU as an uninterrupted one.
         warmup: linear warm-up steps before the cosine decay (see `lr_factor`).
+        hook: optional `StepHook` run before each step; its state is checkpointed with the run.
+
+    Under torchrun (`modgen_bench.distributed`), every rank draws the same global batch and
+    trains on its slice of it with DistributedDataParallel; each rank's loss is scaled so that
+    the mean over ranks is the global-batch loss, so the trajectory does not depend on the
+    number of processes (up to float summation order). Only rank 0 writes the checkpoint.
 
     Returns {"losses": per-step training losses, "final_loss": mean of the last 10% of them,
     "steps", "resumed_from" (0 when fresh), "seconds", "tokens_per_s" (of this call)}.
@@ -87,8 +135,9 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
 
     model = model.to(device)
     gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = make_adamw(model.parameters(), lr, weight_decay, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup))
+    net = dist.wrap_ddp(model, device)
     w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
     losses, start = [], 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -104,6 +153,8 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             if state.get("cuda_rng") is not None and torch.device(device).type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
             losses, start = list(state["losses"]), int(state["step"])
+            if hook is not None and state.get("hook") is not None:
+                hook.load_state_dict(state["hook"])
 
         def save(step):
             _save(checkpoint, {
@@ -111,22 +162,25 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
                 "scheduler": sched.state_dict(), "step": step, "losses": losses,
                 "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if torch.device(device).type == "cuda" else None,
-                "config": _config_dict(model), "seed": seed})
+                "config": _config_dict(model), "seed": seed,
+                "hook": hook.state_dict() if hook is not None else None})
 
         model.train()
         t0, tokens = time.perf_counter(), 0
         bar = tqdm(range(start, steps), disable=not progress, desc="train_lm", initial=start, total=steps)
         for step in bar:
+            if hook is not None:
+                hook(step, model)
             idx = batches(gen).to(device)
             with autocast(device):
-                loss = _sequence_loss(model, idx, w)
+                loss, value = _shard_loss(net, idx, w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
             tokens += idx[:, 1:].numel()
             if progress:
                 bar.set_postfix(loss=f"{losses[-1]:.3f}",

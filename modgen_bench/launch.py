@@ -1,0 +1,136 @@
+"""Sweep launcher: independent jobs through joblib (one machine) or submitit (SLURM), or in series.
+
+A job is an importable function and its keyword arguments (`Job`); it runs in its own folder
+``root/<job.name>/`` (where it may keep checkpoints) and returns ``(rows, info)``: a list of tidy
+row dicts and a JSON-able dict of provenance. `run_job` writes ``rows.json``, ``info.json`` and
+finally ``done`` (DomainBed's pattern): a job whose folder holds ``done`` is loaded, not rerun, so
+a killed sweep resumes job by job, whatever launcher ran it. `launch` returns the results in the
+order of ``jobs`` whatever order they finished in, so rows from ``serial``, ``joblib -j N`` and
+``submitit`` are identical (each job seeds everything itself).
+
+Launchers (engines users already run; no home-made scheduler):
+- ``serial``: in this process, one after another;
+- ``joblib``: ``joblib.Parallel(n_jobs=N)`` worker processes (loky) on this machine;
+- ``submitit``: ``submitit.AutoExecutor``: SLURM when ``sbatch`` is there (partition, time, GPUs
+  and CPUs per job from `SlurmSpec`; at most N array jobs at once), otherwise submitit's local
+  executor (N job processes at a time); ``cluster="debug"`` runs them in this process.
+The job function must be importable by name in a fresh process (a function of the library, not
+of a suite plug-in loaded from a file).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .atomic import write_text
+
+__all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "is_job_done"]
+
+LAUNCHERS = ("serial", "joblib", "submitit")
+
+
+@dataclass
+class Job:
+    """``fn(out_dir=root/name, **kwargs) -> (rows, info)``; ``name`` is a folder name, unique per sweep."""
+
+    name: str
+    fn: Callable
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class SlurmSpec:
+    """submitit parameters for a SLURM job (None: the cluster's default)."""
+
+    partition: str | None = None
+    time_min: int = 240
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2
+    cluster: str | None = None          # None: auto (slurm if available, else local); "local"; "debug"
+
+
+@dataclass
+class LaunchSpec:
+    launcher: str = "serial"
+    n_jobs: int = 1
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)
+
+    def __post_init__(self):
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"unknown launcher '{self.launcher}'; choose one of {', '.join(LAUNCHERS)}")
+        if self.n_jobs < 1:
+            raise ValueError(f"-j must be >= 1 (got {self.n_jobs})")
+
+
+def is_job_done(root, name: str) -> bool:
+    return (Path(root) / name / "done").is_file()
+
+
+def _load(folder: Path):
+    return json.loads((folder / "rows.json").read_text()), json.loads((folder / "info.json").read_text())
+
+
+def run_job(job: Job, root) -> tuple[list, dict]:
+    """Run ``job`` in ``root/job.name`` unless it is done there; write rows, info, then ``done``."""
+    from . import distributed as dist
+    folder = Path(root) / job.name
+    if (folder / "done").is_file():
+        return _load(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, info = job.fn(out_dir=str(folder), **job.kwargs)
+    if dist.is_writer():
+        write_text(folder / "rows.json", json.dumps(rows))
+        write_text(folder / "info.json", json.dumps(info, default=str))
+        write_text(folder / "done", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return rows, info
+
+
+def _submitit(jobs, root, spec: LaunchSpec):
+    import submitit
+    s = spec.slurm
+    ex = submitit.AutoExecutor(folder=Path(root) / "submitit", cluster=s.cluster)
+    params = dict(timeout_min=s.time_min, cpus_per_task=s.cpus_per_task)
+    if s.gpus_per_node:
+        params["gpus_per_node"] = s.gpus_per_node
+    if ex.cluster == "slurm":
+        params["slurm_array_parallelism"] = spec.n_jobs
+        if s.partition:
+            params["slurm_partition"] = s.partition
+    ex.update_parameters(**params)
+    if ex.cluster == "slurm":                 # one array, at most N running
+        return [j.result() for j in ex.map_array(run_job, jobs, [str(root)] * len(jobs))]
+    out = []
+    for i in range(0, len(jobs), spec.n_jobs):   # local: N processes at a time
+        chunk = [ex.submit(run_job, job, str(root)) for job in jobs[i:i + spec.n_jobs]]
+        out += [j.result() for j in chunk]
+    return out
+
+
+def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> list[tuple[list, dict]]:
+    """Run every job (finished ones are loaded from their folders); results in the order of ``jobs``."""
+    spec = spec or LaunchSpec()
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"job names must be unique (got {names})")
+    root = Path(root)
+    pending = [j for j in jobs if not is_job_done(root, j.name)]
+    if len(pending) < len(jobs):
+        log(f"{len(jobs) - len(pending)} of {len(jobs)} jobs done already, loaded from {root}")
+    from . import distributed as dist
+    results = {}
+    if pending and spec.launcher == "joblib" and spec.n_jobs > 1 and not dist.is_distributed():
+        from joblib import Parallel, delayed
+        Parallel(n_jobs=min(spec.n_jobs, len(pending)))(delayed(run_job)(j, root) for j in pending)
+    elif pending and spec.launcher == "submitit" and not dist.is_distributed():
+        _submitit(pending, root, spec)
+    else:                                     # serial (and always under torchrun: ranks in step)
+        for j in pending:
+            out = run_job(j, root)
+            if not dist.is_writer():              # rank 0 reads back what it wrote, as below
+                results[j.name] = out
+            dist.barrier()
+    # every launcher's rows come back through the same JSON files: the same Python values
+    return [results[j.name] if j.name in results else _load(root / j.name) for j in jobs]

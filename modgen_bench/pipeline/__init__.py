@@ -1,0 +1,53 @@
+"""The real-text pipeline as a library (PAPER.md section 5): one module per stage.
+
+Every stage is a function ``stage(inputs..., store, device) -> Output``; the output dataclass
+carries ``key``, a hash of everything the stage depends on (its settings and its upstream
+stages' keys), and the stage keeps its result in ``store.path(<stage>, key)`` (`store.Store`,
+atomic writes, rank 0 only under torchrun), so a rerun loads instead of computing, and two sweep
+cells that share a stage share its file.
+
+==========  ==========================  ===========================================  ===========
+stage       function                    output                                        module
+==========  ==========================  ===========================================  ===========
+1 data      `load_splits`               `Splits` (train tokens, SPD pool, test, val)  data
+2 experts   `train_experts`             `Experts` (p frozen LMs)                      experts
+3 cache     `cache_experts`             `ExpertCache` (log E[k] of every split)       loglik
+4 gate      `train_gate`                `GateResult` (SPD gate, lam, mu, history)     gate
+5 retrains  `train_retrain`             `Retrain` (matched monolith on a mixture)     retrain
+6 router    `distil_router`             `RouterResult` (causal router)                router
+7 sampling  `sample_gates`              `SamplingResult` (SIR per gate, rejection)    sample
+8 eval      `gate_nll`, `lm_nll`, ...   per-window NLL per token                      evaluate
+9 conflict  `ConflictProbe`, ...        [(step, mean pairwise cosine)]                conflict
+==========  ==========================  ===========================================  ===========
+
+`replicate.run_replicate` composes them for one (seed, resample) and returns tidy rows: it is a
+`modgen_bench.launch.Job` function, so replicates (or sweep cells composed the same way) run
+through ``--launcher serial|joblib|submitit``. `report.report` turns the rows into sections.
+A sketch of a new study reusing the stages::
+
+    splits = load_splits(["code", "scripture"], 65, 256, 64, resample=0)
+    store = Store(out_dir)
+    experts = train_experts(splits, LMTrain(2, 4, 64, 256, 1200, 32, 2e-3), seed=0, resample=0, store=store)
+    cache = cache_experts(experts, splits, n_proposal=512, seed=1, store=store)
+    gate = train_gate(splits, cache, SmallNet(1, 2, 32, 128), {"steps": 600}, "excess", 0, 0, store)
+"""
+from .config import LMTrain, PipelineConfig, RouterTrain, SmallNet
+from .conflict import ConflictProbe, gate_conflict, lm_domain_losses, probe_windows
+from .data import Splits, domain_batches, load_splits
+from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
+from .experts import Experts, make_lm, train_experts
+from .gate import GateResult, gate_config, train_gate
+from .loglik import ExpertCache, cache_experts, spd_sampler
+from .replicate import run_replicate
+from .retrain import Retrain, matched_d_model, train_retrain
+from .router import RouterResult, distil_router
+from .sample import SamplingResult, sample_gates
+from .store import Store, stage_key
+
+__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "Store", "stage_key",
+           "Splits", "load_splits", "domain_batches", "Experts", "make_lm", "train_experts",
+           "ExpertCache", "cache_experts", "spd_sampler", "GateResult", "gate_config", "train_gate",
+           "Retrain", "matched_d_model", "train_retrain", "RouterResult", "distil_router",
+           "SamplingResult", "sample_gates", "per_domain", "lm_nll", "gate_nll", "router_nll",
+           "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses", "probe_windows",
+           "run_replicate"]

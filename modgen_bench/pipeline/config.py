@@ -1,0 +1,99 @@
+"""The real-text pipeline's configuration: TOML preset -> dataclasses (unknown keys are errors).
+
+One `PipelineConfig` describes a replicate's every stage (PAPER.md section 5, "Real text"); the
+suite presets (real_world/*.toml) change its sizes, never the code.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "build"]
+
+
+def build(cls, data: dict, where: str):
+    """``cls(**data)``, naming the table and the valid keys when ``data`` holds an unknown one."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"[{where}]: unknown key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
+    return cls(**data)
+
+
+@dataclass
+class LMTrain:
+    """A causal LM's sizes and its training (experts: per domain; mono: per domain in each batch)."""
+
+    n_layer: int
+    n_head: int
+    d_model: int            # 0 (mono only): choose it so the count matches experts + gate
+    d_ff: int               # 0: 4 * d_model
+    steps: int
+    batch_size: int         # sequences per step (mono: per domain)
+    lr: float
+    warmup: int = 0
+
+
+@dataclass
+class SmallNet:
+    """Sizes of the gate and of the router (a `GateConfig` without vocabulary and block size)."""
+
+    n_layer: int
+    n_head: int
+    d_model: int
+    d_ff: int
+
+
+@dataclass
+class RouterTrain:
+    steps: int
+    batch_size: int
+    lr: float
+
+
+@dataclass
+class PipelineConfig:
+    corpora: list
+    block_size: int                      # tokens per sequence, BOS included
+    seeds: list                          # training seeds (data resample 0)
+    resamples: list                      # data resamples (training seed seeds[0])
+    n_gate_train: int                    # cached training windows per domain for SPD
+    n_eval: int                          # test (and validation) windows per domain
+    n_proposal: int                      # sequences drawn from each expert for SPD's Z
+    n_draws: int                         # draws from q for SIR, Z and rejection sampling
+    mixtures: list                       # test mixtures (>= 7: vertices, uniform, code-heavy)
+    expert: LMTrain
+    mono: LMTrain
+    gate: SmallNet
+    spd: dict                            # SPDConfig fields (lam_signal and seed are set here)
+    router: RouterTrain
+    conflict_every: int                  # training steps between gradient-conflict probes
+    conflict_batch: int                  # windows per domain in a probe
+    oracle: list = field(default_factory=list)   # indices into mixtures retrained on (full preset)
+    signals: list = field(default_factory=lambda: ["excess", "nll"])
+    checkpoint_every: int = 200          # LM training steps between checkpoints
+    cpu_threads: int = 1                 # torch threads on CPU (tiny models run faster on one)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PipelineConfig":
+        d = dict(d)
+        sub = {"expert": LMTrain, "mono": LMTrain, "gate": SmallNet, "router": RouterTrain}
+        for key, kind in sub.items():
+            if key not in d:
+                raise ValueError(f"missing table [{key}] in the real_world preset")
+            d[key] = build(kind, d[key], key) if isinstance(d[key], dict) else d[key]
+        cfg = build(cls, d, "preset")
+        p = len(cfg.corpora)
+        for m in cfg.mixtures:
+            if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:
+                raise ValueError(f"mixture {m} is not a point of the {p}-simplex")
+        if not cfg.signals or cfg.signals[0] != "excess":
+            raise ValueError("signals must start with 'excess' (its lam* weights the lam* retrain)")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replicates(self) -> list[tuple[int, int]]:
+        """(seed, resample) of every replicate: each seed on resample 0, then each resample with seeds[0]."""
+        return [(s, 0) for s in self.seeds] + [(self.seeds[0], r) for r in self.resamples if r != 0]

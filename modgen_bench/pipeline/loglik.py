@@ -1,0 +1,68 @@
+"""Stage 3, the experts' log-likelihoods, cached once (PAPER.md section 4: with log E[k](x) stored, an
+SPD step costs only the gate; the per-token table is what Structural Distillation reads).
+
+Inputs: `Experts`, `Splits`, ``n_proposal`` draws per expert (for SPD's unbiased Z estimate,
+proposal q = (1/p) sum_k E[k]) and the seed of those draws.
+Outputs: `ExpertCache`: pool (p, n_gate_train, p) whole-window log E[j](x) of SPD's windows,
+test_tok (p*n_eval, T-1, p) per-token log-probs of the test windows, val (p*n_eval, p), drawn
+[p] (n_proposal, T) sequences from each expert and drawn_log_e [p] (n_proposal, p).
+Cache key: `loglik_key` (experts key, n_proposal, draw seed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data.corpora import BOS
+from ..sampling import LMProposal
+from ..sequence.cache import cache_logliks, cache_token_logprobs
+from ..sequence.sampler import CachedProposalSampler
+from .data import Splits
+from .experts import Experts
+from .store import Store, stage_key
+
+__all__ = ["ExpertCache", "loglik_key", "cache_experts", "spd_sampler"]
+
+
+@dataclass
+class ExpertCache:
+    pool: torch.Tensor
+    test_tok: torch.Tensor
+    val: torch.Tensor
+    drawn: list
+    drawn_log_e: list
+    key: str
+
+    @property
+    def test(self) -> torch.Tensor:
+        """(p*n_eval, p) whole-window log E[j](x) of the test windows."""
+        return self.test_tok.sum(dim=1)
+
+
+def loglik_key(experts: Experts, n_proposal: int, seed: int) -> str:
+    return stage_key("loglik", experts.key, n_proposal, seed)
+
+
+def cache_experts(experts: Experts, splits: Splits, n_proposal: int, seed: int, store: Store,
+                  device="cpu") -> ExpertCache:
+    """Compute (or reload) every cached table of the experts; draws use a CPU generator from ``seed``."""
+    p, T, models = splits.p, splits.T, experts.models
+    key = loglik_key(experts, n_proposal, seed)
+
+    def compute():
+        proposal = LMProposal(models, T, BOS, device)
+        g = torch.Generator().manual_seed(seed)
+        drawn = [proposal.sample_expert(k, n_proposal, g) for k in range(p)]
+        return {"pool": cache_logliks(models, splits.pool.view(-1, T), device).view(p, -1, p),
+                "test_tok": cache_token_logprobs(models, splits.test, device),
+                "val": cache_logliks(models, splits.val, device),
+                "drawn": drawn, "drawn_log_e": [cache_logliks(models, d, device) for d in drawn]}
+    c = store.get("loglik", key, compute)
+    return ExpertCache(c["pool"], c["test_tok"], c["val"], c["drawn"], c["drawn_log_e"], key)
+
+
+def spd_sampler(splits: Splits, cache: ExpertCache) -> CachedProposalSampler:
+    """SPD's sampler: domain windows from the pool, expert draws for the Z estimate."""
+    return CachedProposalSampler(list(splits.pool), list(cache.pool), cache.drawn, cache.drawn_log_e,
+                                 [torch.ones(len(d), dtype=torch.bool) for d in cache.drawn])

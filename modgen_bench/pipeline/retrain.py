@@ -1,0 +1,71 @@
+"""Stage 5, retrains: a monolithic LM whose parameter count matches experts + gate, trained on a
+mixture of the domains (PAPER.md section 5's baseline; lam* retrain: section 4.4).
+
+Mixture weights enter as per-sequence loss weights on batches with equal blocks per domain, so
+the loss is sum_k lam[k] NLL_k without sampling noise in lam.
+Inputs: `Splits`, the mono `LMTrain` (d_model 0: matched, `matched_d_model`), the mixture lam,
+the seeds, optionally a `ConflictProbe`.
+Outputs: `Retrain` (model, final loss, conflict log). Cache key: `retrain_key` (splits key,
+sizes, d_model, lam, seed, method name); the `train_lm` checkpoint is the stage output.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..data.corpora import VOCAB_SIZE
+from ..models import LMConfig, TransformerLM, count_params
+from ..provenance import stable_seed
+from ..sequence.train import train_lm
+from .config import LMTrain
+from .conflict import ConflictProbe
+from .data import Splits, domain_batches
+from .experts import make_lm
+from .store import Store, stage_key
+
+__all__ = ["Retrain", "matched_d_model", "retrain_key", "train_retrain"]
+
+
+@dataclass
+class Retrain:
+    model: TransformerLM
+    final_loss: float
+    conflict: list            # [(step, mean pairwise cosine)] when probed, else []
+    key: str
+
+
+def matched_d_model(spec: LMTrain, T: int, target: int) -> int:
+    """The d_model (a multiple of 2 * n_head) whose LM parameter count is closest to ``target``."""
+    best, best_gap = None, None
+    with torch.device("meta"):
+        for d in range(2 * spec.n_head, 2049, 2 * spec.n_head):
+            n = count_params(TransformerLM(LMConfig(VOCAB_SIZE, T, spec.n_layer, spec.n_head, d,
+                                                    spec.d_ff or 4 * d)))
+            if best_gap is None or abs(n - target) < best_gap:
+                best, best_gap = d, abs(n - target)
+            if n > target:
+                break
+    return best
+
+
+def retrain_key(splits: Splits, spec: LMTrain, d_model: int, lam, seed: int, method: str) -> str:
+    return stage_key("retrain", splits.key, asdict(spec), d_model, [float(v) for v in lam], seed, method)
+
+
+def train_retrain(splits: Splits, spec: LMTrain, d_model: int, lam, method: str, seed: int, resample: int,
+                  store: Store, device="cpu", progress: bool = False, checkpoint_every: int = 200,
+                  probe: ConflictProbe | None = None) -> Retrain:
+    """Train (or reload) one monolith on mixture ``lam``. Initialisation from (seed, 'mono') — the
+    same for every mixture — and batches from (seed, resample, 'mono', method)."""
+    p, T, m = splits.p, splits.T, spec.batch_size
+    lam = np.asarray(lam, dtype=np.float64)
+    key = retrain_key(splits, spec, d_model, lam, seed, method)
+    mono = make_lm(spec, d_model, T, stable_seed(seed, "init", "mono"))
+    weights = torch.as_tensor(np.repeat(lam * p, m), dtype=torch.float32)
+    log = train_lm(mono, domain_batches(splits.train, T, m), spec.steps, spec.lr, device,
+                   seed=stable_seed(seed, resample, "mono", method), checkpoint=store.path(method, key),
+                   progress=progress, weights=weights, warmup=spec.warmup, checkpoint_every=checkpoint_every,
+                   hook=probe)
+    return Retrain(mono.eval().requires_grad_(False), log["final_loss"], list(probe.log) if probe else [], key)

@@ -1,0 +1,56 @@
+"""Stage 7, sampling from the gated model (PAPER.md section 4, "Sampling from the non-causal gate";
+`modgen_bench.sampling`): one pool of ``n_draws`` draws from q = (1/p) sum_k E[k] serves SIR for
+every gate (Z with a 95% interval, ESS) and rejection sampling from one gate (the router's
+training set: exact draws from pi_g / Z_g; acceptance estimates Z_g / p, 1/p when Z_g = 1).
+
+Inputs: the experts, the gates, ``n_draws``, seeds. Outputs: `SamplingResult` (per gate: SIR
+result; the rejection sample of ``reject_from``). Cache key: `draws_key` for the draws from q
+(the only expensive part: ancestral sampling); SIR and acceptance are recomputed from them with
+their own seeded generators, so a resumed run gets the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data.corpora import BOS
+from ..sampling import LMProposal, RejectionResult, SIRResult, accept, draw_from_q, log_gate, sir_from_draws
+from .experts import Experts
+from .store import Store, stage_key
+
+__all__ = ["SamplingResult", "draws_key", "sample_gates"]
+
+
+@dataclass
+class SamplingResult:
+    sir: dict                     # signal -> SIRResult
+    rejection: RejectionResult    # exact draws from the ``reject_from`` gate's model
+
+
+def draws_key(experts: Experts, n_draws: int, seed: int) -> str:
+    return stage_key("q-draws", experts.key, n_draws, seed)
+
+
+def sample_gates(experts: Experts, gates: dict, n_draws: int, seeds, store: Store, device="cpu",
+                 reject_from: str = "excess") -> SamplingResult:
+    """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from ``reject_from``.
+
+    ``seeds(stage) -> int`` gives each step its own generator seed ('q', 'sir-<signal>', 'accept').
+    """
+    models = experts.models
+    T = models[0].config.block_size
+    proposal = LMProposal(models, T, BOS, device)
+    gen = lambda stage: torch.Generator().manual_seed(seeds(stage))
+    key = draws_key(experts, n_draws, seeds("q"))
+    inputs, log_e_q, _ = store.get("q-draws", key, lambda: draw_from_q(proposal, n_draws, gen("q")))
+    sirs, rej = {}, None
+    for signal, gate in gates.items():
+        lg = log_gate(gate, inputs)
+        sirs[signal] = sir_from_draws(lg, log_e_q, inputs, n_draws, gen(f"sir-{signal}"))
+        if signal == reject_from:
+            ok = accept(lg, log_e_q, gen("accept"))
+            rej = RejectionResult(inputs[ok], log_e_q[ok], len(ok), int(ok.sum()), 1.0 / len(models))
+    if rej is None:
+        raise ValueError(f"reject_from='{reject_from}' names none of the gates {sorted(gates)}")
+    return SamplingResult(sirs, rej)

@@ -1,0 +1,55 @@
+"""Stage outputs on disk, keyed by what they depend on: the pipeline's resume and reuse mechanism.
+
+A stage's output lives at ``<root>/<stage>-<key>.pt``, ``key = stage_key(inputs...)`` (12 hex
+digits of a stable hash of the stage's configuration and its upstream stages' keys). A rerun finds
+the file and loads it instead of computing; a stage whose inputs changed gets a new key and runs
+again; two sweep cells that share a stage (same experts, say) share its file. Files are written
+atomically (temp file, then rename), and only by rank 0 under torchrun: other ranks compute the
+same thing (or take part in the same DDP training) and wait at a barrier.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .. import distributed as dist
+from ..atomic import write_with
+
+__all__ = ["stage_key", "Store", "save_atomic"]
+
+
+def stage_key(*parts) -> str:
+    """12 hex digits of sha256 over the JSON of ``parts`` (dicts sorted; never Python's hash())."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def save_atomic(obj, path) -> None:
+    """torch.save ``obj`` to ``path`` through a temp file and a rename (`modgen_bench.atomic`)."""
+    write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+class Store:
+    """``<root>/<stage>-<key>.pt`` files; `get` loads one or computes and saves it."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / f"{stage}-{key}.pt"
+
+    def get(self, stage: str, key: str, compute: Callable[[], object]):
+        """The stored output of (stage, key), or ``compute()`` saved there (rank 0) and returned."""
+        path = self.path(stage, key)
+        dist.barrier()                    # every rank sees the same files
+        if path.is_file():
+            return torch.load(path, weights_only=False)
+        out = compute()
+        if dist.is_writer():
+            save_atomic(out, path)
+        dist.barrier()
+        return out
