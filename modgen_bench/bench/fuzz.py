@@ -76,14 +76,14 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
          progress=None) -> dict:
     """Solve ``instances`` random hard instances; count statuses and wrong answers.
 
-    Returns {"counts": {optimal, inaccurate, infeasible, wrong, invalid}, "worst_gap",
+    Returns {"counts": {optimal, inaccurate, infeasible, wrong, invalid}, "worst_gap" (largest |duality gap|),
     "worst_instance", "seconds_per_instance", "solvers": {path: count}, "wrong_instances"}.
     """
     from ..exact import solve
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(("optimal", "inaccurate", "infeasible", "wrong", "invalid"), 0)
     solvers: dict[str, int] = {}
-    worst_gap, worst = -np.inf, ""
+    worst_gap, worst = 0.0, ""
     wrong: list[str] = []
     solve_seconds = 0.0
     it = range(instances) if progress is None else progress(range(instances))
@@ -107,8 +107,9 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
             if not (np.isfinite(sol.value) and np.isfinite(gap) and gap <= limit):
                 counts["wrong"] += 1
                 wrong.append(f"#{i} {desc} support={support}: value {sol.value} gap {gap}")
-        if not np.isfinite(gap) or gap > worst_gap:
-            worst_gap, worst = gap, f"#{i} {desc} support={support} status={sol.status}"
+        size = abs(gap) if np.isfinite(gap) else np.inf     # NaN and inf count as the worst
+        if size > worst_gap:
+            worst_gap, worst = size, f"#{i} {desc} support={support} status={sol.status}"
     return {"counts": counts, "worst_gap": float(worst_gap), "worst_instance": worst,
             "seconds_per_instance": solve_seconds / max(instances, 1), "solvers": solvers,
             "wrong_instances": wrong[:20], "instances": instances, "seed": seed}
