@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,9 @@ def _kind(x) -> str:
         return "an object"
     if isinstance(x, (complex, np.complexfloating)):
         return "a complex number"
-    return f"a {type(x).__name__}"
+    if _is_real(x):
+        return f"the number {x!r}"
+    return f"a value of type {type(x).__name__}"
 
 
 def _is_real(x) -> bool:
@@ -67,7 +70,14 @@ def _check_structure(name: str, value) -> None:
         return
     if not isinstance(value, (list, tuple)):
         raise ProblemError(f"'{name}' must be a p x N array: a list of rows of numbers (got {_kind(value)})")
+    lengths = {}
     for i, row in enumerate(value):
+        if isinstance(row, (list, tuple, np.ndarray)):
+            lengths.setdefault(len(row), i)
+        if len(lengths) > 1:
+            (a, i0), (b, i1) = list(lengths.items())[:2]
+            raise ProblemError(f"'{name}' rows have different lengths (row {i0} has {a} outcomes, "
+                               f"row {i1} has {b}); it must be a p x N array")
         if isinstance(row, np.ndarray):
             _check_real_dtype(name, row)
             if row.ndim != 1:
@@ -121,7 +131,7 @@ def _as_names(value, p: int) -> tuple[str, ...]:
     """``names``: a list of p strings (an NPZ member: a 1-D string array)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "US" or value.ndim != 1:
-            shape = "a scalar" if value.ndim == 0 else f"{value.ndim} dimensions"
+            shape = "a scalar" if value.ndim == 0 else f"a {value.ndim}-D array"
             raise ProblemError(f"'names' must be a list of {p} strings (got {shape} of dtype {value.dtype})")
         value = [n.decode() if isinstance(n, bytes) else n for n in value.tolist()]
     if not isinstance(value, (list, tuple)):
@@ -155,8 +165,11 @@ def _read_json(path: Path):
         raise ProblemError(f"problem file '{path}' has a {exc}") from None
     except RecursionError:
         raise ProblemError(f"problem file '{path}' nests too deeply; problem arrays nest exactly 2 deep") from None
-    except ValueError as exc:  # JSONDecodeError, and integers with more digits than Python parses
+    except json.JSONDecodeError as exc:
         raise ProblemError(f"problem file '{path}' is not valid JSON ({exc})") from None
+    except ValueError:  # an integer literal with more digits than Python converts
+        raise ProblemError(f"problem file '{path}' has a number outside the float range "
+                           f"(an integer with over {sys.get_int_max_str_digits()} digits)") from None
 
 
 _NPZ_MAGIC = b"PK\x03\x04"
