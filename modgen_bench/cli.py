@@ -13,7 +13,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from .listing import KINDS, MethodChoices
 from .problem import DiscreteProblem, ProblemError
+from .resources import resolve_example
 
 __all__ = ["main", "build_parser"]
 
@@ -49,7 +51,7 @@ def _int_in(lo: int, hi: int):
 
 def _solve(args) -> int:
     from .exact import solve
-    problem = DiscreteProblem.load(args.file)
+    problem = DiscreteProblem.load(resolve_example(args.file))
     sol = solve(problem, method=args.method, support=args.support)
     if args.json:
         print(json.dumps(sol.to_json()))
@@ -73,11 +75,9 @@ def _spd(args) -> int:
 
 
 def _check(args) -> int:
-    repo = Path(__file__).resolve().parent.parent
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    from theory_checks import run_checks
-    return run_checks(claims=args.claims, instances=args.instances, seed=args.seed, out=args.out)
+    from theory_checks import run_checks   # shipped beside modgen_bench (pyproject.toml)
+    return run_checks(claims=args.claims, instances=args.instances, seed=args.seed, out=args.out,
+                      strict=args.strict)
 
 
 def _run(args) -> int:
@@ -116,64 +116,143 @@ def _bench(args) -> int:
     return bench_command(args)
 
 
+DESCRIPTION = ("Verify and benchmark modular robust generative models: exact minimax gates with "
+               "certificates (solve), stochastic algorithms graded exactly (spd), the paper's "
+               "claims as checks (check), suites and their reports (run, report), benchmarks "
+               "(bench).")
+EPILOG = ("'modgen-bench list suites|experiments|presets|claims|methods|examples' shows what each "
+          "option accepts; 'modgen-bench COMMAND --help' shows its options and defaults.")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where there is none to show (None, flags)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("modgen-bench")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _list(args) -> int:
+    from .listing import list_command
+    return list_command(args)
+
+
+def _with_logging(func):
+    """Wrap a subcommand: set up `logging` and progress bars from --quiet / --log-file first."""
+    def run(args):
+        from .logs import configure
+        configure(quiet=args.quiet, log_file=args.log_file)
+        return func(args)
+    run.__wrapped__ = func
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="modgen-bench", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="modgen-bench", description=DESCRIPTION, epilog=EPILOG,
+                 formatter_class=_HelpFormatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     ap.add_argument("--debug", action="store_true",
                     help="show the traceback of an internal error (accepted anywhere on the line)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="exact robust gate of a problem file (JSON or NPZ)")
-    s.add_argument("file")
-    s.add_argument("--method", choices=["cvxpy", "waterfill"], default="waterfill")
-    s.add_argument("--support", choices=["domains", "union"], default="domains")
+    s.add_argument("file", help="problem file {domains, experts, names} (JSON or NPZ); the shipped "
+                   "examples/*.json are found from any directory (see 'list examples')")
+    s.add_argument("--method", choices=["cvxpy", "waterfill"], default="waterfill",
+                   help="exact solver: waterfill (numpy, fast) or cvxpy (conic reference)")
+    s.add_argument("--support", choices=["domains", "union"], default="domains",
+                   help="where pi_g must sum to 1: the domains' support X0 (the paper) or X0 plus "
+                        "the experts' supports")
     s.add_argument("--json", action="store_true", help="print the result object as JSON")
     s.set_defaults(func=_solve)
 
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
-    s.add_argument("file")
-    s.add_argument("--method", choices=["spd", "alg1", "doremi", "groupdro", "afl"], default="spd")
+    s.add_argument("file", help="problem file (JSON or NPZ)")
+    s.add_argument("--method", choices=MethodChoices(), default="spd",
+                   help="a registered algorithm or lam rule (see 'list methods')")
     s.add_argument("--lam-signal", choices=["kl", "excess", "nll"], default=None,
                    help="lam gain; default: kl for spd/alg1, each peer method's own signal otherwise")
-    s.add_argument("--gate", choices=["table", "linear"], default="table")
-    s.add_argument("--support", choices=["domains", "union"], default="domains")
-    s.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=None)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--gate", choices=["table", "linear"], default="table",
+                   help="gate parametrisation: one logit row per outcome, or linear in fixed features")
+    s.add_argument("--support", choices=["domains", "union"], default="domains",
+                   help="support convention of the exact grade (as in solve)")
+    s.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=None,
+                   help="training steps (default: the method's config default)")
+    s.add_argument("--seed", type=int, default=0, help="seed of sampling, initialisation and gate")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="torch device; auto = cuda when present")
+    s.add_argument("--json", action="store_true", help="print the result object as JSON")
     s.set_defaults(func=_spd)
 
     s = sub.add_parser("check", help="run the theory checks and print the verdict table")
-    s.add_argument("claims", nargs="*", metavar="CLAIM")
-    s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=200)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="reports/checks")
+    s.add_argument("claims", nargs="*", metavar="CLAIM",
+                   help="claims to check (default: all; see 'list claims')")
+    s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=200,
+                   help="random instances per claim and reading")
+    s.add_argument("--seed", type=int, default=0, help="seed of the instance draws")
+    s.add_argument("--out", default="reports/checks", help="folder for the verdicts and report")
+    s.add_argument("--strict", action="store_true",
+                   help="exit 1 when a verdict differs from the pinned expectation "
+                        "(theory_checks/expected.json)")
     s.set_defaults(func=_check)
 
     s = sub.add_parser("run", help="run a suite folder (synthetic, real_world) and report")
-    s.add_argument("suite")
-    s.add_argument("--preset", choices=["quick", "full"], default="quick")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    s.add_argument("--out", default="reports")
-    s.add_argument("--resume", action="store_true")
+    s.add_argument("suite", help="a suite folder or a shipped suite name (see 'list suites')")
+    s.add_argument("--preset", choices=["quick", "full"], default="quick",
+                   help="sizes to run at (presets change sizes, never code)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="torch device; auto = cuda when present")
+    s.add_argument("--out", default="reports", help="output root; runs go to OUT/<suite>-<preset>/")
+    s.add_argument("--resume", action="store_true",
+                   help="skip finished runs and continue stages from their checkpoints")
     s.add_argument("--only", nargs="*", help="run only these experiments (TOML stems)")
     s.set_defaults(func=_run)
 
     s = sub.add_parser("report", help="rebuild tables, figures, report.md, index.html from results")
-    s.add_argument("dir")
+    s.add_argument("dir", help="a suite output folder (or, with --index, the output root)")
     s.add_argument("--index", action="store_true",
                    help="instead, write DIR/index.html + index.md linking every report under DIR")
     s.set_defaults(func=_report)
 
     s = sub.add_parser("bench", help="performance tables")
-    s.add_argument("what", choices=["exact", "spd"])
-    s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"])
-    s.add_argument("--ps", nargs="*", default=["2", "8"])
-    s.add_argument("--cvxpy-max-n", type=int, default=20_000)
-    s.add_argument("--no-structured", action="store_true")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("what", choices=["exact", "spd"], help="which benchmark")
+    s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],
+                   help="bench exact: numbers of outcomes N")
+    s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
+    s.add_argument("--cvxpy-max-n", type=int, default=20_000,
+                   help="bench exact: largest N given to cvxpy")
+    s.add_argument("--no-structured", action="store_true",
+                   help="bench exact: skip the structured instance families")
+    s.add_argument("--seed", type=int, default=0, help="seed of the benchmark instances")
+    s.add_argument("--repeats", type=_int_in(1, 1000), default=3,
+                   help="timed repeats after one warm-up run (min and median reported)")
     s.add_argument("--csv", default=None, help="also write the table to this CSV file")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="torch device for bench spd; auto = cuda when present")
     s.set_defaults(func=_bench)
+
+    s = sub.add_parser("list", help="list suites, experiments, presets, claims, methods, examples")
+    s.add_argument("what", choices=KINDS, help="what to list")
+    s.add_argument("--suite", default=None, help="experiments/presets of this suite only")
+    s.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    s.set_defaults(func=_list)
+
+    for name, p in sub.choices.items():
+        p.formatter_class = _HelpFormatter
+        p.add_argument("--quiet", action="store_true",
+                       help="only warnings and errors on stderr; no progress bars")
+        p.add_argument("--log-file", default=None, metavar="FILE",
+                       help="also append every message (with timestamps) to FILE")
+        p.set_defaults(func=_with_logging(p.get_default("func")))
     return ap
 
 

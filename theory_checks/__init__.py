@@ -7,7 +7,7 @@ and every counterexample as a problem file that `modgen-bench solve` re-runs.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +19,8 @@ from . import (identities, lam_star, lemma1, prior, prop2, static_barrier, thm3,
 from .verdict import Verdict
 
 __all__ = ["CLAIMS", "run_checks", "run_claims", "Verdict"]
+
+log = logging.getLogger(__name__)
 
 #: claim id -> check(n, seed, fig_dir); exact claims first, in the order the report shows them.
 CLAIMS = Registry("claim")
@@ -44,18 +46,35 @@ def run_claims(claims, instances: int, seed: int, fig_dir=None) -> tuple[list, d
             warnings.simplefilter("ignore", UserWarning)
             verdicts += check(instances, seed, fig_dir)
         seconds[name] = time.perf_counter() - t0
-        print(f"  {name}: {seconds[name]:.1f} s", file=sys.stderr)
+        log.info(f"  {name}: {seconds[name]:.1f} s")
     return verdicts, seconds
 
 
-def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/checks") -> int:
-    """`modgen-bench check`: run, print the verdict table, write the report. Exit code 0 when the
-    checks ran (a failing claim is a finding, not an error)."""
+def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/checks",
+               strict: bool = False, expected=None) -> int:
+    """`modgen-bench check`: run, print the verdict table, write the report.
+
+    Verdicts are compared with the pinned expectation (`expected.load`; ``expected`` is its path,
+    default theory_checks/expected.json): a budget below the one that found a pinned
+    counterexample is warned about before the run, every differing verdict after it. Exit code 0
+    when the checks ran (a failing claim is a finding, not an error); with ``strict``, 1 when a
+    verdict differs from the pin.
+    """
+    from . import expected as pins
     from .report import print_table, write_outputs
     if instances < 1:
         raise ValueError(f"--instances must be >= 1 (got {instances})")
     for name in claims:
         CLAIMS[name]                           # an unknown name fails before anything is written
+    try:
+        pinned = pins.load(expected)
+    except FileNotFoundError:
+        if strict:
+            raise
+        pinned = None
+    names = list(claims) or list(CLAIMS)
+    for message in pins.budget_warnings(names, instances, pinned) if pinned else ():
+        log.warning(f"warning: {message}")
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -63,4 +82,10 @@ def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/
     write_outputs(out, verdicts, seconds, instances=instances, seed=seed)
     print_table(verdicts)
     print(f"\nwrote {out / 'verdicts.csv'}, verdicts.json, report.md, index.html")
+    diffs = pins.differences(verdicts, pinned) if pinned else []
+    for line in diffs:
+        log.warning(f"differs from the pinned expectation: {line}")
+    if strict and diffs:
+        log.error(f"check --strict: {len(diffs)} verdict(s) differ from {expected or pins.EXPECTED}")
+        return 1
     return 0

@@ -30,7 +30,8 @@ from .gates import gate_table, make_gate
 from .lam_rules import LAM_RULES
 from .spd import SPDConfig, train_spd
 
-__all__ = ["ALGORITHMS", "MethodRun", "grade", "exact_value", "run_method", "signal_of"]
+__all__ = ["ALGORITHMS", "MethodRun", "grade", "exact_value", "method_names", "run_method",
+           "signal_of"]
 
 ALGORITHMS = Registry("algorithm")
 
@@ -77,6 +78,22 @@ for _name in ("doremi", "groupdro", "afl"):
     ALGORITHMS.register(_name)(_spd_runner(_name))
 
 
+def method_names() -> list[str]:
+    """Every name `run_method` accepts: the registered algorithms plus every registered lam rule
+    (a rule registered with ``@LAM_RULES.register("name")`` runs in the SPD harness; "eg" is
+    "spd")."""
+    return sorted(set(ALGORITHMS) | (set(LAM_RULES) - {"eg"}))
+
+
+def _runner(method: str):
+    """The runner of ``method``: a registered algorithm, else SPD with the lam rule of that name."""
+    if method in ALGORITHMS:
+        return ALGORITHMS[method]
+    if method in LAM_RULES and method != "eg":
+        return _spd_runner(method)
+    raise KeyError(f"unknown method '{method}'; choose one of {', '.join(method_names())}")
+
+
 def signal_of(method: str, lam_signal: str | None) -> str:
     """The lam signal a method uses: the one given, else the peer rule's own, else 'kl'."""
     if lam_signal is not None:
@@ -108,7 +125,7 @@ def run_method(problem: DiscreteProblem, method: str = "spd", lam_signal: str | 
 
     ``config`` goes to the method's config dataclass (`SPDConfig` or `Alg1Config`).
     """
-    runner = ALGORITHMS[method]
+    runner = _runner(method)
     value = exact_value(problem, support) if value is None else value
     signal = signal_of(method, lam_signal)
     evaluate = None
