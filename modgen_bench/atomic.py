@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -66,11 +67,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temp_path(path: Path) -> str:
     # The temp name ends with the destination's suffix so that suffix-driven writers
     # (fig.savefig, np.save) pick the right format.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    try:
+        # mkstemp makes 0600 files; give the file the mode a plain open() would (or the mode of
+        # the file it replaces), so outputs stay readable by the group and others as before
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     return tmp
 
 

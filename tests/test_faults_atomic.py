@@ -70,3 +70,16 @@ def test_os_error_inside_writer_becomes_output_error(tmp_path):
     with pytest.raises(OutputError, match=r"cannot write '.*x\.bin': No space left on device"):
         atomic.write_with(tmp_path / "x.bin", full)
     assert _no_temps(tmp_path)
+
+
+def test_new_files_get_the_umask_mode_and_replacements_keep_theirs(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "new.txt", "x")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644   # not mkstemp's 0600
+        (tmp_path / "exe.sh").write_text("old")
+        (tmp_path / "exe.sh").chmod(0o750)
+        atomic.write_text(tmp_path / "exe.sh", "new")
+        assert (tmp_path / "exe.sh").stat().st_mode & 0o777 == 0o750
+    finally:
+        os.umask(old)
