@@ -24,11 +24,27 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["CONVENTIONS", "nonembedding_params", "embedding_params", "total_params",
+__all__ = ["CONVENTIONS", "nonembedding_count", "nonembedding_params", "embedding_params", "total_params",
            "train_flops_per_token", "train_flops", "width_for_nonembedding",
            "width_for_params", "MonolithPlan", "match_monolith"]
 
 CONVENTIONS = ("params", "nonembedding", "compute", "tokens")
+
+
+def nonembedding_count(module) -> int:
+    """Non-embedding parameters of a built module (LM, gate, router, or a list of them): all
+    parameters except token and position embeddings and a vocabulary-sized output head."""
+    if isinstance(module, (list, tuple)):
+        return sum(nonembedding_count(m) for m in module)
+    vocab = getattr(getattr(module, "config", None), "vocab_size", None)
+    total = 0
+    for name, prm in module.named_parameters():
+        if name.endswith(("tok.weight", "pos.weight")):
+            continue
+        if name.endswith("head.weight") and prm.shape[0] == vocab:
+            continue
+        total += prm.numel()
+    return total
 
 
 def nonembedding_params(cfg) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = ["Interval", "paired_t_interval", "per_window_paired_se", "paired_bootstrap", "decide",
-           "LEVEL"]
+           "paired_table", "LEVEL"]
 
 #: The confidence level used everywhere.
 LEVEL = 0.95
@@ -137,3 +137,30 @@ def paired_bootstrap(a, b=None, rng=None, n_boot: int = 2000, level: float = LEV
     lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
     return Interval(float(point), float(means.std(ddof=1)), float(lo), float(hi), d.size,
                     "bootstrap", level)
+
+
+def paired_table(rows, a: str, others, index: str = "lam", unit: str = "seed",
+                 value: str = "value", method: str = "method", level: float = LEVEL):
+    """Long table of paired differences ``a - other`` per ``index`` value, over ``unit``
+    (replicates), with the t interval and the verdict ("<a> wins" / "<other> wins" /
+    "undecided"). Units missing for either method are dropped (pairs only).
+
+    Columns: index, "a", "b", mean, se, lo, hi, n, verdict, cell ("mean [lo, hi]").
+    """
+    import pandas as pd
+    wide = rows.pivot_table(index=[index, unit], columns=method, values=value, aggfunc="mean")
+    out = []
+    if a not in wide:
+        return pd.DataFrame(columns=[index, "a", "b", "mean", "se", "lo", "hi", "n", "verdict",
+                                     "cell"])
+    for other in others:
+        if other not in wide or other == a:
+            continue
+        diff = (wide[a] - wide[other]).dropna()
+        for key, d in diff.groupby(level=index):
+            iv = paired_t_interval(d.to_numpy(), level=level)
+            out.append({index: key, "a": a, "b": other, "mean": iv.mean, "se": iv.se,
+                        "lo": iv.lo, "hi": iv.hi, "n": iv.n,
+                        "verdict": decide(iv.lo, iv.hi, a, other),
+                        "cell": f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]"})
+    return pd.DataFrame(out)

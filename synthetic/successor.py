@@ -11,11 +11,19 @@ For each case (clean domains, or domain B contaminated with a share of A, see
 5. evaluate every model EXACTLY on the enumerated support X0 (2V sequences) at each test lam of
    the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0.
 
-The gated model is reported as a member of G1: pi_g / Z_g with Z_g = sum_{x in X0} pi_g(x)
-(exact), so its numbers are those of a normalised distribution on X0 (PAPER.md section 1). The
-retrained LMs are distributions over all V^L sequences; ``kl_X0_per_token`` renormalises every
-model on X0 for an apples-to-apples reading. Parameter counts are in the ``params`` column
-(frozen experts included for gates) and ``params_trainable``.
+One normalisation rule for every model (issue 13, item 5): each is graded renormalised on X0,
+pi / Z_X0 with Z_X0 = sum_{x in X0} pi(x) exact: the SPD gates (so they are members of G1,
+PAPER.md section 1), the constant gate, the experts and the retrained LMs alike (an LM puts
+about 0.97 of its mass on X0; grading it unnormalised while the gates are divided by Z would
+favour the gates). ``kl_per_token`` and ``nll_per_token`` follow that rule; ``kl_raw_per_token``
+(no renormalisation) and ``Z_X0`` (the raw mass) are kept for reference.
+
+Matching convention: ``params`` in the paper's sizes (retrains at d = 16/20 trained with one
+expert's steps and batch); every row carries ``params``, ``params_trainable`` and
+``params_nonembedding`` (`modgen_bench.matching`), and the report states the non-embedding
+ratio r and the training-token ratio of each retrain against the experts' combined.
+Comparisons are seed-paired differences with 95% t intervals (`modgen_bench.stats`): "better"
+only where the interval excludes 0.
 """
 
 import contextlib
@@ -29,6 +37,7 @@ import torch
 
 from modgen_bench.algorithms.spd import SIGNALS, SPDConfig, log_pi, train_spd
 from modgen_bench.data.synthetic import CONTAMINATION, SuccessorTask
+from modgen_bench.matching import nonembedding_count
 from modgen_bench.models import GateConfig, LMConfig, SequenceGate, TransformerLM, count_params
 from modgen_bench.provenance import stable_seed
 from modgen_bench.sequence import CachedProposalSampler, cache_logliks, train_lm
@@ -135,16 +144,18 @@ def _sampler(cfg, task, experts, seed, case, device):
         log_p=[task.log_prob(s)[:, k].float() for k, s in enumerate(seqs)])
 
 
-def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, trainable):
-    """Rows of one model at each lam_A in ``lams``: nll_per_token, kl_per_token, kl_X0_per_token, Z_X0."""
+def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, trainable,
+               nonemb=0):
+    """Rows of one model at each lam_A in ``lams``, from its RAW log-likelihood on X0:
+    nll_per_token and kl_per_token of pi / Z_X0 (the one rule), kl_raw_per_token of pi, Z_X0."""
     seqs, W, log_p = support
     lz = log_Z(log_model)
-    extra = dict(params=params, params_trainable=trainable)
+    extra = dict(params=params, params_trainable=trainable, params_nonembedding=nonemb)
     for a in lams:
         lam = [float(a), float(1 - a)]
-        vals = {"nll_per_token": mixture_nll_per_token(log_model, W, lam, task.length),
-                "kl_per_token": mixture_kl(log_model, W, log_p, lam) / task.length,
-                "kl_X0_per_token": mixture_kl(log_model - lz, W, log_p, lam) / task.length,
+        vals = {"nll_per_token": mixture_nll_per_token(log_model - lz, W, lam, task.length),
+                "kl_per_token": mixture_kl(log_model - lz, W, log_p, lam) / task.length,
+                "kl_raw_per_token": mixture_kl(log_model, W, log_p, lam) / task.length,
                 "Z_X0": float(np.exp(lz))}
         for metric, v in vals.items():
             ctx.add(case, method, metric, v, seed=seed, lam=lam, **extra)
@@ -184,12 +195,15 @@ def _run_one(ctx, cfg, case, seed):
     for e in experts:
         e.requires_grad_(False)
     n_experts = sum(count_params(e) for e in experts)
+    ne_experts = nonembedding_count(experts)
     log_E = cache_logliks(experts, seqs, device).double()                      # (2V, p)
     for k in range(task.p):
         _add_curve(ctx, task, case, f"expert-{'AB'[k]}", seed, log_E[:, k], support, grid,
-                   count_params(experts[k]), count_params(experts[k]))
+                   count_params(experts[k]), count_params(experts[k]),
+                   nonembedding_count(experts[k]))
     avg = torch.logsumexp(log_E + np.log(0.5), dim=1)                          # constant gate (0.5, 0.5)
-    _add_curve(ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0)
+    _add_curve(ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0,
+               ne_experts)
     _add_curve(ctx, task, case, EXACT, seed, _exact_gate_on_perfect_experts(W), support, grid, 0, 0)
 
     sampler = _sampler(cfg, task, experts, seed, case, device)
@@ -206,8 +220,8 @@ def _run_one(ctx, cfg, case, seed):
         log_model = log_pi(log_g, log_E)
         method, n_gate = f"gate-{signal}", count_params(res.gate)
         ctx.add(case, method, "Z_raw_X0", float(np.exp(log_Z(log_model))), seed=seed)
-        _add_curve(ctx, task, case, method, seed, log_model - log_Z(log_model), support, grid,
-                   n_gate + n_experts, n_gate)
+        _add_curve(ctx, task, case, method, seed, log_model, support, grid,
+                   n_gate + n_experts, n_gate, ne_experts + nonembedding_count(res.gate))
         ctx.add(case, method, "spd_lam_A", float(res.lam[0]), seed=seed)
         ctx.add(case, method, "spd_mu", res.mu, seed=seed)
         ctx.add(case, method, "spd_Z_hat", float(res.history["Z_hat"].iloc[-1]), seed=seed)
@@ -221,7 +235,8 @@ def _run_one(ctx, cfg, case, seed):
             m = _train_on_mixture(cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device)
             log_model = cache_logliks([m], seqs, device)[:, 0].double()
             lams = grid if oracle_at is None else [oracle_at]   # an oracle counts only at its own lam
-            _add_curve(ctx, task, case, method, seed, log_model, support, lams, count_params(m), count_params(m))
+            _add_curve(ctx, task, case, method, seed, log_model, support, lams, count_params(m), count_params(m),
+                       nonembedding_count(m))
 
 
 def run(ctx):
@@ -240,8 +255,13 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     sections = []
     curves = df[df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")]
     counts = df[df["metric"].eq("Z_X0")]         # every curve row carries its model's counts
-    params = pd.DataFrame({c: pd.to_numeric(counts[c]).astype(int) for c in ("params", "params_trainable")}
+    cols = [c for c in ("params", "params_trainable", "params_nonembedding") if c in counts]
+    params = pd.DataFrame({c: pd.to_numeric(counts[c]).fillna(0).astype(int) for c in cols}
                           ).groupby(counts["method"]).max()
+    if "params_nonembedding" in params and "const-gate-0.5" in params.index:
+        # r: non-embedding parameters over the experts' combined (issue 13, item 1)
+        params["r_nonembedding"] = (params["params_nonembedding"]
+                                    / params.loc["const-gate-0.5", "params_nonembedding"]).round(3)
     for case, sub in curves.groupby("case"):
         figs = []
         for metric in ("kl_per_token", "nll_per_token"):
@@ -257,9 +277,11 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                                 [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
             tables.append((f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl))
         worst = (sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
-                 .groupby(["method", "seed"])["value"].max().groupby("method").agg(["mean", "std", "count"]))
+                 .groupby(["method", "seed"])["value"].max().groupby("method").agg(["mean", "sem", "count"])
+                 .rename(columns={"sem": "se", "count": "n"}))
         tables.insert(0, (f"{case}: worst-case KL per token over the lam grid (the robust objective, "
-                          "PAPER.md section 1), mean and std over seeds", worst.reset_index()))
+                          "PAPER.md section 1), every model renormalised on X0, mean ± s.e. over seeds "
+                          "(n); matching convention: params (paper's sizes)", worst.reset_index()))
         text = _claims_text(sub, case)
         if EXACT in worst.index:
             gates = ", ".join(f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-"))
@@ -279,23 +301,33 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         sections.append(Section("SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
                                 tables=[("mean, s.e. over seeds", t)],
                                 figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)]))
-    sections.append(Section("Parameter counts", tables=[("params (gates: frozen experts included)",
+    sections.append(Section("Parameter counts", tables=[("params (gates: frozen experts included); "
+                                                         "r_nonembedding = non-embedding parameters / the "
+                                                         "experts' combined; matching convention: params "
+                                                         "(paper's sizes), every LM trained with one expert's "
+                                                         "steps and batch (token ratio 1/p against the experts' "
+                                                         "combined)",
                                                          params.reset_index())]))
     return sections
 
 
 def _claims_text(sub, case) -> str:
-    """One line per gate and retrain: the test lams where the gate's mean KL is lower."""
+    """One line per gate and comparator (retrains and the constant gate): the test lams where the
+    seed-paired 95% t interval of gate minus comparator (KL per token, every model renormalised
+    on X0) lies below 0 (gate better), above 0 (comparator better), or straddles it."""
+    from modgen_bench.stats import paired_table
     kl = sub[sub["metric"].eq("kl_per_token")]
-    means = kl.groupby(["method", "lam"])["value"].mean().unstack("method")
-    lines = []
-    for gate in (m for m in means.columns if m.startswith("gate-")):
-        for other in (m for m in means.columns if m.startswith(("mono-", "oracle-"))):
-            both = means[[gate, other]].dropna()
-            wins = [l.split(",")[0] for l in both.index[both[gate] < both[other]]]
-            loses = [l.split(",")[0] for l in both.index[both[gate] >= both[other]]]
-            lines.append(f"{gate} vs {other}: gate better at lam_A in {{{', '.join(wins)}}}; "
-                         f"worse or equal at {{{', '.join(loses)}}}.")
+    methods = sorted(kl["method"].unique())
+    lines = ["Rule: every model renormalised on X0; seed-paired 95% t intervals; a side is better "
+             "only where the interval excludes 0. Matching convention: params (paper's sizes)."]
+    for gate in (m for m in methods if m.startswith("gate-")):
+        others = [m for m in methods if m.startswith(("mono-", "oracle-")) or m == "const-gate-0.5"]
+        t = paired_table(kl, gate, others)
+        for other, g in t.groupby("b", sort=False) if len(t) else []:
+            at = lambda v: ", ".join(l.split(",")[0] for l in g["lam"][g["verdict"].eq(v)])
+            lines.append(f"{gate} vs {other} (n = {int(g['n'].max())} seeds): gate better at lam_A in "
+                         f"{{{at(f'{gate} wins')}}}; {other} better at {{{at(f'{other} wins')}}}; "
+                         f"undecided at {{{at('undecided')}}}.")
     return "\n\n".join(lines)
 
 

@@ -37,12 +37,25 @@ def test_rows_cover_every_model_and_lam(rows):
     assert (rows[rows["method"].ne("exact-gate-perfect-experts")]["params"].dropna() > 0).all()
 
 
-def test_gates_are_reported_normalised_on_X0(rows):
-    z = rows[rows["metric"].eq("Z_X0") & rows["method"].str.startswith("gate-")]["value"]
-    assert np.allclose(z, 1.0)
-    kl = rows[rows["method"].eq("gate-kl") & rows["metric"].isin(["kl_per_token", "kl_X0_per_token"])]
-    wide = kl.pivot_table(index="lam", columns="metric", values="value")
-    assert np.allclose(wide["kl_per_token"], wide["kl_X0_per_token"])
+def test_one_normalisation_rule_for_every_model(rows):
+    """Issue 13, item 5: every model is graded renormalised on X0. Renormalising can only lower
+    KL when Z <= 1 (KL(P || pi/Z) = KL(P || pi) + log Z), so kl_per_token - kl_raw_per_token =
+    log Z_X0 / length for EVERY method, gates, constant gate and retrains alike."""
+    wide = rows[rows["lam"].ne("")].pivot_table(index=["method", "lam"], columns="metric",
+                                                 values="value")
+    assert set(wide.index.get_level_values("method")) >= {"const-gate-0.5", "mono-d4", "gate-kl"}
+    diff = wide["kl_per_token"] - wide["kl_raw_per_token"]
+    np.testing.assert_allclose(diff, np.log(wide["Z_X0"]) / TINY["length"], atol=1e-9)
+    z = wide["Z_X0"].groupby("method").first()
+    assert z["mono-d4"] < 1.0                     # an LM leaks mass off X0: renormalised too
+    assert z["const-gate-0.5"] < 1.0
+
+
+def test_claims_text_uses_paired_intervals(plugin, rows):
+    text = plugin._claims_text(rows[rows["lam"].ne("")], "contam50")
+    assert "95% t intervals" in text and "undecided at" in text
+    assert "gate-kl vs const-gate-0.5" in text       # the constant gate is a comparator
+    assert "Matching convention" in text
 
 
 @pytest.mark.parametrize("case", ["clean", "contam50"])

@@ -65,3 +65,15 @@ def test_bad_input_is_an_error():
         stats.paired_t_interval([1.0, np.nan])
     with pytest.raises(ValueError, match="no pairs"):
         stats.per_window_paired_se([])
+
+
+def test_paired_table_pairs_by_seed_and_names_the_winner():
+    import pandas as pd
+    df = pd.DataFrame({"lam": ["x"] * 6 + ["y"] * 6, "seed": [0, 1, 2] * 4,
+                       "method": (["g"] * 3 + ["m"] * 3) * 2,
+                       "value": [1, 1.1, 0.9, 2, 2.1, 2.05, 1, 2, 3, 1.5, 1.4, 3.2]})
+    t = stats.paired_table(df, "g", ["m"]).set_index("lam")
+    assert t.loc["x", "verdict"] == "g wins" and t.loc["y", "verdict"] == "undecided"
+    assert t.loc["x", "mean"] == pytest.approx(-1.05) and t.loc["x", "n"] == 3
+    one = stats.paired_table(df[df["seed"].ne(1) | df["method"].eq("g")], "g", ["m"])
+    assert set(one["n"]) == {2}                               # unpaired seed 1 dropped
