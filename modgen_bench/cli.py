@@ -276,8 +276,20 @@ def _os_message(exc: OSError) -> str:
 def _fail(message, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    print(f"modgen-bench: error: {message}", file=sys.stderr)
+    lines = str(message).strip().splitlines() or [""]
+    more = "" if len(lines) == 1 or debug else " (rerun with --debug for details)"
+    print(f"modgen-bench: error: {lines[0]}{more}", file=sys.stderr)
     return 2
+
+
+def _internal(exc: BaseException, debug: bool) -> int:
+    """An internal error: re-raised under ``--debug`` (traceback, exit 1), else one line, exit 1."""
+    if debug:
+        raise exc
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(f"modgen-bench: internal error: {type(exc).__name__}: {first} "
+          "(rerun with --debug for the traceback)", file=sys.stderr)
+    return 1
 
 
 def main(argv=None) -> int:
@@ -304,16 +316,16 @@ def main(argv=None) -> int:
         return _fail(_os_message(exc), debug)
     except (ValueError, KeyError) as exc:
         return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, debug)
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError):  # a module of ours or a dependency: a bug
+            return _internal(exc, debug)
+        return _fail(exc, debug)  # a suite plug-in missing or failing to import (suites.py)
     except KeyboardInterrupt:
         print("modgen-bench: interrupted (finished stages are kept; rerun the same command to resume)",
               file=sys.stderr)
         return 130
     except Exception as exc:  # a bug of ours: exit 1, traceback on request
-        if debug:
-            raise
-        print(f"modgen-bench: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _internal(exc, debug)
 
 if __name__ == "__main__":
     sys.exit(main())
