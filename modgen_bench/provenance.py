@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["stable_seed", "config_hash", "versions", "git_commit", "provenance"]
+__all__ = ["stable_seed", "config_hash", "versions", "distributions", "git_commit", "provenance"]
 
 _PACKAGES = ("numpy", "scipy", "cvxpy", "torch", "pandas", "matplotlib", "hypothesis", "modgen-bench")
 
@@ -35,6 +35,18 @@ def versions() -> dict:
     return out
 
 
+def distributions() -> dict:
+    """``{name: version}`` of every distribution installed in this environment (importlib.metadata),
+    sorted by lower-case name: the solvers behind cvxpy (clarabel, scs, osqp, ...) and every
+    transitive dependency, not a hand-picked list."""
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name not in out:
+            out[name] = dist.version
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
 def git_commit(path=None) -> str | None:
     """HEAD of the repository holding ``path`` (this package by default), '+dirty' if modified."""
     cwd = Path(path) if path else Path(__file__).resolve().parent
@@ -52,4 +64,5 @@ def git_commit(path=None) -> str | None:
 
 def provenance(**extra) -> dict:
     """Everything needed to say where a number came from; ``extra`` adds config, seed, device."""
-    return {"versions": versions(), "git_commit": git_commit(), "argv": sys.argv, **extra}
+    return {"versions": versions(), "distributions": distributions(), "git_commit": git_commit(),
+            "argv": sys.argv, **extra}
