@@ -2,7 +2,12 @@
 
 Columns: ``suite, case, method, seed, lam, metric, value`` plus any extra keys a plug-in adds
 (they become further columns). ``lam`` is a string label of the test mixture ("" when none).
-Files are written atomically; ``done`` is written last, so a folder without it is incomplete.
+
+On disk a run folder holds ``results.parquet`` (the typed store: numbers stay numbers, a partly
+blank ``step`` column is float with NaN, never text), ``results.csv`` (an export for spreadsheets),
+``run.json`` and finally ``done``. Every file is written atomically (`modgen_bench.atomic`), so a
+folder without ``done`` is incomplete. `read_runs` reads the Parquet file and falls back to the
+CSV through the same explicit schema (`typed`), so both give the same dtypes.
 """
 from __future__ import annotations
 
@@ -14,11 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .problem import atomic_write
+from .atomic import write_frame, write_json, write_text
 
-__all__ = ["COLUMNS", "RunContext", "lam_label", "write_results", "read_results", "is_done"]
+__all__ = ["COLUMNS", "SCHEMA", "RunContext", "Run", "lam_label", "typed", "write_results",
+           "read_run", "read_runs", "read_results", "is_done"]
 
 COLUMNS = ["suite", "case", "method", "seed", "lam", "metric", "value"]
+
+#: dtypes of the core columns; extra columns are numeric when every non-blank cell is a number,
+#: else text (blank -> "").
+SCHEMA = {"experiment": "string", "suite": "string", "case": "string", "method": "string",
+          "seed": "Int64", "lam": "string", "metric": "string", "value": "float64"}
 
 
 def lam_label(lam) -> str:
@@ -26,6 +37,36 @@ def lam_label(lam) -> str:
     if lam is None:
         return ""
     return ",".join(f"{float(v):.4g}" for v in np.atleast_1d(lam))
+
+
+def _blank(s: pd.Series) -> pd.Series:
+    return s.isna() | s.astype("string").str.strip().fillna("").eq("")
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the explicit dtypes: `SCHEMA` for the core columns; an extra column becomes
+    numeric (blank -> NaN) when every non-blank cell parses as a number, else text (blank -> "")."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if col in SCHEMA:
+            kind = SCHEMA[col]
+            if kind == "string":
+                out[col] = s.astype("string").fillna("").astype(object)
+            elif kind == "Int64":
+                out[col] = pd.to_numeric(s.where(~_blank(s)), errors="raise").astype("Int64")
+            else:
+                out[col] = pd.to_numeric(s.where(~_blank(s)), errors="raise").astype("float64")
+            continue
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            continue
+        blank = _blank(s)
+        num = pd.to_numeric(s.where(~blank), errors="coerce")
+        if num[~blank].notna().all() and (~blank).any():
+            out[col] = num
+        else:
+            out[col] = s.where(~blank, "").astype(str).astype(object)
+    return out
 
 
 @dataclass
@@ -52,30 +93,63 @@ class RunContext:
         return df if len(df) else pd.DataFrame(columns=COLUMNS)
 
 
+@dataclass
+class Run:
+    """One finished run folder: its path relative to the root searched, run.json and typed rows."""
+
+    path: str
+    info: dict
+    rows: pd.DataFrame
+
+    @property
+    def experiment(self) -> str:
+        return str(self.info.get("experiment") or self.path)
+
+    @property
+    def key(self) -> str:
+        """The run's identity: the hash its folder is keyed by (config + code version + device)."""
+        return str(self.info.get("run_key") or Path(self.path).name)
+
+
 def write_results(out_dir, rows: pd.DataFrame, run_info: dict) -> None:
-    """Write results.csv, run.json and finally ``done`` into ``out_dir``."""
+    """Write results.parquet, results.csv, run.json and finally ``done`` into ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "results.csv", lambda f: rows.to_csv(f, index=False))
-    atomic_write(out_dir / "run.json", lambda f: json.dump(run_info, f, indent=2, default=str))
-    atomic_write(out_dir / "done", lambda f: f.write(time.strftime("%Y-%m-%dT%H:%M:%S\n")))
+    rows = typed(rows)
+    write_frame(out_dir / "results.parquet", rows)
+    write_frame(out_dir / "results.csv", rows)
+    write_json(out_dir / "run.json", run_info)
+    write_text(out_dir / "done", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
 
 def is_done(out_dir) -> bool:
     return (Path(out_dir) / "done").is_file()
 
 
-def read_results(root) -> tuple[pd.DataFrame, list[dict]]:
-    """Every finished run under ``root``: concatenated rows and their run.json records."""
+def read_run(run_dir, root=None) -> Run:
+    """The typed rows and run.json of one finished run folder (Parquet, else the CSV export)."""
+    d = Path(run_dir)
+    if (d / "results.parquet").is_file():
+        rows = typed(pd.read_parquet(d / "results.parquet"))
+    else:  # a folder written before Parquet, or the CSV alone: same schema
+        rows = typed(pd.read_csv(d / "results.csv", dtype=str, keep_default_na=False))
+    info = json.loads((d / "run.json").read_text())
+    info["path"] = str(d.relative_to(root)) if root is not None else str(d)
+    return Run(path=info["path"], info=info, rows=rows)
+
+
+def read_runs(root) -> list[Run]:
+    """Every finished run under ``root`` (folders holding ``done``), in path order."""
     root = Path(root)
-    frames, infos = [], []
-    for done in sorted(root.rglob("done")):
-        d = done.parent
-        frames.append(pd.read_csv(d / "results.csv", keep_default_na=False,
-                                  dtype={"lam": str, "case": str, "method": str}))
-        info = json.loads((d / "run.json").read_text())
-        info["path"] = str(d.relative_to(root))
-        infos.append(info)
-    if not frames:
+    runs = [read_run(done.parent, root) for done in sorted(root.rglob("done"))
+            if (done.parent / "run.json").is_file()]
+    if not runs:
         raise FileNotFoundError(f"no finished runs (folders with results.csv, run.json, done) under '{root}'")
-    return pd.concat(frames, ignore_index=True), infos
+    return runs
+
+
+def read_results(root) -> tuple[pd.DataFrame, list[dict]]:
+    """Every finished run under ``root``: concatenated rows (a ``run`` column names each row's
+    folder, so runs of one experiment never pool) and their run.json records."""
+    runs = read_runs(root)
+    df = pd.concat([r.rows.assign(run=r.path) for r in runs], ignore_index=True)
+    return typed(df), [r.info for r in runs]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .resources import bundled, bundled_suites
 
-__all__ = ["Experiment", "suite_root", "discover", "PRESETS"]
+__all__ = ["Experiment", "suite_root", "discover", "installed_suite_dir", "installed_name", "PRESETS"]
 
 PRESETS = ("quick", "full")
 
@@ -104,17 +104,26 @@ def discover(suite: str) -> list[Experiment]:
 
 
 def installed_suite_dir(name: str) -> Path | None:
-    """The folder of suite ``name`` shipped with the installed package, or None.
+    """The folder of suite ``name`` shipped with the installed package ("synthetic",
+    "real_world/cpu_medium"), or None.
 
     Only these folders (and folders the user names with ``report --trust-plugins``) may supply
     plug-in code to `modgen-bench report`: a path read from a results bundle (run.json's
     ``suite_dir``) is never imported, so opening someone's results runs none of their code.
-    ``name`` must be a plain folder name (no separators, no '..').
     """
-    if not name or not str(name).replace("_", "").replace("-", "").isalnum():
+    rel = Path(str(name or ""))
+    if not rel.parts or rel.is_absolute() or ".." in rel.parts:
         return None
-    package = Path(__file__).resolve().parent
-    for cand in (package / "suites" / name, package.parent / name):
-        if cand.is_dir() and any(cand.glob("*.toml")):
-            return cand
+    shipped = bundled(rel)
+    return shipped if shipped is not None and shipped.is_dir() and any(shipped.glob("*.toml")) else None
+
+
+def installed_name(folder) -> str | None:
+    """The shipped-suite name of ``folder`` ("real_world/cpu_medium"), or None when it is not
+    one of the installed package's suite folders."""
+    folder = Path(folder).resolve()
+    for top in ("synthetic", "real_world"):
+        root = bundled(top)
+        if root is not None and folder.is_relative_to(root):
+            return "/".join((top, *folder.relative_to(root).parts))
     return None

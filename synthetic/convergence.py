@@ -29,7 +29,8 @@ from modgen_bench import instances  # noqa: E402
 from modgen_bench.algorithms.harness import run_method  # noqa: E402
 from modgen_bench.exact import solve  # noqa: E402
 from modgen_bench.provenance import stable_seed  # noqa: E402
-from modgen_bench.reporting import Section, format_mean_se, mean_se_table  # noqa: E402
+from modgen_bench.reporting import (Section, format_mean_se, legend_outside,  # noqa: E402
+                                    mean_se_table, save_figure)
 
 #: label -> (registered method, lam signal (None: the rule's own), extra config)
 METHODS = {
@@ -204,15 +205,16 @@ def report(df: pd.DataFrame, fig_dir) -> list:
             ax.set_yscale("log")
             ax.axhline(1e-2, color="grey", lw=0.5)
             ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
-            ax.set_title(group)
+            ax.set_title(f"{group} problems", fontsize=10)
             ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("exact suboptimality (nats)")
-        axes[0][0].legend(fontsize=6)   # the random group runs every method
-        fig.tight_layout()
-        path = fig_dir / "convergence_vs_steps.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        figs.append(("exact suboptimality vs steps (mean over cases)", path))
+        legend_outside(axes[0][-1], title="method", fontsize=7)   # the random group runs every method
+        path = save_figure(fig, fig_dir / "convergence_vs_steps.png",
+                           alt="exact suboptimality (nats, log scale) against step, one panel per problem "
+                               f"group ({', '.join(groups)}), one line per method; grey lines at 1e-2 and 1e-3")
+        figs.append(("exact suboptimality vs steps (mean over cases; log scale, floor 1e-7; grey: 1e-2 "
+                     "solid, 1e-3 dotted)", path))
 
         sto = traj[traj["samples"].gt(0) & traj["group"].eq("random")]
         sweep = _final(df[df["method"].str.contains("@")])
@@ -226,13 +228,13 @@ def report(df: pd.DataFrame, fig_dir) -> list:
                 ax.plot(s.index, np.maximum(s.values, FLOOR), "ko", label="spd-kl, other batch sizes (end)")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("domain samples drawn")
+            ax.set_xlabel("domain samples drawn (count)")
             ax.set_ylabel("exact suboptimality (nats)")
-            ax.legend(fontsize=6)
-            fig.tight_layout()
-            path = fig_dir / "convergence_vs_samples.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            ax.grid(alpha=0.3)
+            legend_outside(ax, title="method", fontsize=7)
+            path = save_figure(fig, fig_dir / "convergence_vs_samples.png",
+                               alt="exact suboptimality (nats) against domain samples drawn, log-log, "
+                                   "random problems, one line per method")
             figs.append(("exact suboptimality vs samples, random problems", path))
     if len(sweep := _final(df[df["method"].str.contains("@")])):
         t = _fmt(mean_se_table(sweep, by=("method", "samples")))[["method", "samples", "mean ± s.e."]]
@@ -249,26 +251,28 @@ def report(df: pd.DataFrame, fig_dir) -> list:
         star = main[main["case"].eq(case) & main["method"].eq("exact")].set_index("metric")["value"]
         for m in sorted(x for x in c["metric"].unique() if x.startswith("lam_") and x != "lam_error"):
             s = c[c["metric"].eq(m)].set_index("step")["value"]
+            s = s.sort_index()
             line, = axes[0].plot(s.index, s.values, label=m)
             if f"lam_star_{m[4:]}" in star:
                 axes[0].axhline(star[f"lam_star_{m[4:]}"], color=line.get_color(), ls=":", lw=1)
-        axes[0].set_title(f"lam_t ({case}; dotted: lam*)")
-        axes[0].legend(fontsize=7)
-        s = c[c["metric"].eq("mu")].set_index("step")["value"]
+        axes[0].set_title(f"lam_t ({case}; dotted: lam*)", fontsize=10)
+        axes[0].set_ylabel("weight")
+        legend_outside(axes[0], fontsize=7)
+        s = c[c["metric"].eq("mu")].set_index("step")["value"].sort_index()
         axes[1].plot(s.index, s.values)
-        axes[1].set_title("mu_t")
+        axes[1].set_title("mu_t (dual variable of Z = 1)", fontsize=10)
         for m, lab in (("Z_hat", "Zhat (EMA)"), ("Z", "exact Z")):
-            s = c[c["metric"].eq(m)].set_index("step")["value"]
+            s = c[c["metric"].eq(m)].set_index("step")["value"].sort_index()
             axes[2].plot(s.index, s.values, label=lab)
         axes[2].axhline(1.0, color="grey", lw=0.5)
-        axes[2].set_title("Z_t")
-        axes[2].legend(fontsize=7)
+        axes[2].set_title("Z_t (normaliser)", fontsize=10)
+        legend_outside(axes[2], fontsize=7)
         for ax in axes:
             ax.set_xlabel("step")
-        fig.tight_layout()
-        path = fig_dir / "spd_trajectories.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+            ax.grid(alpha=0.3)
+        path = save_figure(fig, fig_dir / "spd_trajectories.png",
+                           alt=f"SPD with the kl signal on {case}: lam_t per domain with lam* dotted, mu_t, "
+                               "and the estimated and exact Z_t against the numeric step")
         figs.append((f"SPD (kl signal) trajectories on {case}: lam, mu and Z settle", path))
         last = c[c["step"].eq(c["step"].max())]
         tail = c[c["step"] >= 0.5 * c["step"].max()]

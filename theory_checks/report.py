@@ -2,28 +2,27 @@
 files, and report.md + index.html (one section per claim) via `modgen_bench.reporting`."""
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from modgen_bench.problem import atomic_write
+from modgen_bench.atomic import write_frame, write_json
 from modgen_bench.provenance import provenance
-from modgen_bench.reporting import Section, write_report
+from modgen_bench.reporting import Section, verdict_headline, write_report
 
 __all__ = ["print_table", "write_outputs", "save_counterexamples", "save_figure"]
 
 
-def save_figure(fig, fig_dir, name: str, caption: str) -> tuple[str, str]:
-    """Lay out, save as ``fig_dir/name.png`` and close a check's figure; returns (caption, path)."""
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
-    path = f"{fig_dir}/{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return caption, path
+def save_figure(fig, fig_dir, name: str, caption: str, alt: str = ""):
+    """Save a check's figure as ``fig_dir/name.png`` and ``.svg`` and close it; returns a
+    `modgen_bench.reporting.Figure` (caption, PNG path, alt text: ``alt`` or the caption)."""
+    from modgen_bench.reporting import Figure
+    from modgen_bench.reporting import save_figure as save
+    path = save(fig, f"{fig_dir}/{name}.png", alt=alt or caption)
+    return Figure(caption, path, alt or caption)
+
 
 TABLE_COLUMNS = ["claim", "reading", "instances", "status", "worst_margin", "certificate",
                  "tight", "violations"]
@@ -71,13 +70,26 @@ def write_outputs(out: Path, verdicts, seconds: dict, **config) -> None:
     from . import CLAIMS
     save_counterexamples(out, verdicts)
     df = table(verdicts)
-    atomic_write(out / "verdicts.csv", lambda f: df.to_csv(f, index=False))
+    write_frame(out / "verdicts.csv", df)
     prov = provenance(config=config, seconds=seconds, device="cpu")
     payload = {"verdicts": [v.row() for v in verdicts], "provenance": prov}
-    atomic_write(out / "verdicts.json", lambda f: json.dump(payload, f, indent=1, default=str))
+    write_json(out / "verdicts.json", payload, indent=1)
     sections = [Section("Verdict table", tables=[("All claims", df[TABLE_COLUMNS])])]
     for claim in seconds:
         doc = sys.modules[CLAIMS[claim].__module__].__doc__ or ""
         mine = [v for v in verdicts if v.claim == claim]
         sections.append(_section(claim, mine, doc, seconds[claim]))
-    write_report(out, "modgen-bench theory checks", sections, [prov])
+    write_report(out, "modgen-bench theory checks", sections, [prov], headlines=[headline(verdicts, config)])
+
+
+def headline(verdicts, config: dict):
+    """Verdict counts (fails in red) and the failing claim readings, each linked to its section."""
+    failing = [f"[{v.claim}](#{_slug(v.claim)}): {v.reading} (worst margin {v.worst_margin:.3g} nats)"
+               for v in verdicts if v.status == "fails"]
+    h = verdict_headline([v.status for v in verdicts], title="Theory checks: verdicts", failing=failing)
+    n = config.get("instances")
+    if n is not None:
+        budget = (f"Budget: {n} random instances per check (seed {config.get('seed')}); a check "
+                  "that holds here may still fail on a larger budget.")
+        h.text = h.text.replace("\n\nFailing:", f" {budget}\n\nFailing:", 1) if failing else f"{h.text} {budget}"
+    return h

@@ -1,51 +1,72 @@
-"""The landing page of a reports folder: one link per report found under it.
+"""The landing page of a reports folder: one entry per report found under it, summarised by that
+report's headline boxes (``headline.json``, written by `write_report`), not by its first line.
 
 `make run` leaves several reports (theory checks, each suite and preset); ``build_index(root)``
-writes ``root/index.html`` and ``root/index.md`` listing every ``report.md`` below ``root`` with
-its title, its first paragraph and links to both renderings, so a reader starts from one page.
+writes ``root/index.html`` and ``root/index.md`` from a Jinja2 template.
 """
 from __future__ import annotations
 
-import html
+import json
 from pathlib import Path
 
-from ..problem import atomic_write
+from ..atomic import write_text
 
 __all__ = ["build_index"]
 
 
 def _summary(report: Path) -> tuple[str, str]:
-    """(title, first paragraph) of a report.md: its H1 and the first prose line under a heading."""
+    """(title, first paragraph) of a report.md without headline.json (older reports)."""
     title, para = report.parent.name, ""
     for line in report.read_text().splitlines():
         if line.startswith("# ") and title == report.parent.name:
             title = line[2:].strip()
-        elif line and not line.startswith(("#", "|", "!", "*", "`", "{", "-")) and not para:
+        elif line and not line.startswith(("#", "|", "!", "*", "`", "{", "-", "[", ">", "<")) and not para:
             para = line.strip()
             break
     return title, para
 
 
+def _entry(rep: Path, root: Path) -> dict:
+    rel = rep.parent.relative_to(root).as_posix()
+    title, summary = _summary(rep)
+    heads = []
+    hj = rep.parent / "headline.json"
+    if hj.is_file():
+        data = json.loads(hj.read_text())
+        title = data.get("title", title)
+        for h in data.get("headlines", []):
+            fig = None
+            if h.get("figure"):
+                png = f"{rel}/{h['figure']}"
+                svg = png[:-4] + ".svg" if (root / png[:-4]).with_suffix(".svg").is_file() else None
+                alt_file = (root / png).with_suffix(".alt.txt")
+                alt = alt_file.read_text() if alt_file.is_file() else h["title"]
+                fig = {"src": png, "png": png, "svg": svg, "alt": alt, "caption": h["title"]}
+            heads.append({"title": h["title"], "text": h.get("text", ""), "counts": h.get("counts", {}),
+                          "tone": h.get("tone", "neutral"), "figure": fig})
+    return {"title": title, "rel": rel, "href": f"{rel}/index.html", "md": f"{rel}/report.md",
+            "summary": summary, "headlines": heads}
+
+
 def build_index(root="reports") -> tuple[Path, Path]:
-    """Write ``root/index.md`` and ``root/index.html`` linking every report under ``root``."""
+    """Write ``root/index.md`` and ``root/index.html`` summarising every report under ``root``."""
+    from .report import _env
     root = Path(root)
     reports = sorted(p for p in root.rglob("report.md") if p.parent != root)
     if not reports:
         raise FileNotFoundError(f"no report.md under '{root}': run `modgen-bench check` or "
                                 "`modgen-bench run SUITE` first")
+    entries = [_entry(rep, root) for rep in reports]
+    html = _env().get_template("index.html.j2").render(title="modgen-bench reports", root=str(root),
+                                                       entries=entries)
     md = ["# modgen-bench reports", ""]
-    body = ["<h1>modgen-bench reports</h1>", "<ul>"]
-    for rep in reports:
-        title, para = _summary(rep)
-        rel = rep.parent.relative_to(root)
-        md += [f"- **[{title}]({rel / 'report.md'})** ([html]({rel / 'index.html'})): {para}"]
-        body += [f"<li><a href='{html.escape(str(rel / 'index.html'))}'><b>{html.escape(title)}</b></a>"
-                 f" <code>{html.escape(str(rel))}</code><br>{html.escape(para)}</li>"]
-    body.append("</ul>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>modgen-bench reports</title>"
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}li{margin:1em 0}"
-            "</style></head><body>" + "\n".join(body) + "</body></html>")
+    for e in entries:
+        md += [f"## [{e['title']}]({e['md']})", "", f"`{e['rel']}` ([html]({e['href']}))", ""]
+        for h in e["headlines"] or [{"title": "", "text": e["summary"], "counts": {}}]:
+            counts = ", ".join(f"{n} {k}" for k, n in h["counts"].items())
+            md += [f"> **{h['title']}**" + (f" — {counts}" if counts else ""), ">",
+                   "> " + h["text"].replace("\n", "\n> "), ""]
     md_path, html_path = root / "index.md", root / "index.html"
-    atomic_write(md_path, lambda f: f.write("\n".join(md) + "\n"))
-    atomic_write(html_path, lambda f: f.write(page))
+    write_text(md_path, "\n".join(md) + "\n")
+    write_text(html_path, html)
     return md_path, html_path

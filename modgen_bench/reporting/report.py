@@ -1,107 +1,316 @@
-"""report.md and a self-contained index.html (embedded PNGs) from results files alone."""
+"""report.md and index.html from results files alone, through Jinja2 templates (issue 11, item 3).
+
+A report is: a title, headline boxes (`Headline`: the answer at a glance), sections (Markdown
+prose rendered by markdown-it-py, tables, figures with alt text and PNG/SVG links), links to every
+data file under the folder, and provenance folded into ``<details>``. ``headline.json`` beside
+the report feeds the landing page (`build_index`).
+
+`build_report` gives every finished run its own section (runs never pool, issue 11): rows go to
+the plug-in's ``report(df, fig_dir)`` only when the plug-in comes from an installed suite folder
+or one the user trusts (``report --trust-plugins DIR``); a path read from the results is never
+imported. Otherwise the run gets `default_section`, a generic table of its tidy rows.
+"""
 from __future__ import annotations
 
 import base64
-import html
 import json
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ..problem import atomic_write
-from ..results import read_results
+from ..atomic import write_json, write_text
+from ..results import Run, read_runs
+from .figures import Figure, as_figure
+from .headline import Headline
+from .markdown import render_markdown
 from .tables import format_mean_se, mean_se_table
 
-__all__ = ["Section", "build_report", "write_report", "default_section"]
+__all__ = ["Section", "build_report", "write_report", "default_section", "data_files"]
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: data files a reader may want, linked from the report (figures and checkpoints are not listed).
+DATA_PATTERNS = ("*.csv", "*.parquet", "*.json", "*.npz", "*.txt")
+_SKIP_DIRS = {"figures", "ckpt", "checkpoints", "cache", "__pycache__"}
 
 
 @dataclass
 class Section:
-    """One part of a report: a title, Markdown text, tables and figure files."""
+    """One part of a report: a title, Markdown text, tables and figures; ``level`` 2 or 3."""
 
     title: str
     text: str = ""
     tables: list = field(default_factory=list)     # [(caption, DataFrame)]
-    figures: list = field(default_factory=list)    # [(caption, Path to a PNG)]
+    figures: list = field(default_factory=list)    # [Figure or (caption, path[, alt])]
+    level: int = 2
+
+
+#: columns that never split the generic table (bookkeeping, or the value itself)
+_NOT_KEYS = {"value", "seed", "suite", "experiment", "run"}
 
 
 def default_section(title: str, df: pd.DataFrame) -> Section:
-    """Every metric as mean ± s.e. over seeds, one row per (case, method, lam)."""
-    t = mean_se_table(df)
+    """The generic renderer of tidy rows: every metric as mean ± s.e. over seeds, one row per
+    (case, method, lam and every extra column such as step), so only seeds are ever pooled."""
+    keys = ["case", "method", "lam"] + [c for c in df.columns
+                                        if c not in _NOT_KEYS | {"case", "method", "lam", "metric"}]
+    keys = [k for k in keys if k in df.columns]
+    filled = df.assign(**{k: df[k].fillna("") if df[k].dtype == object else df[k] for k in keys})
+    t = mean_se_table(filled, by=(*keys, "metric"))
     t["mean ± s.e."] = [format_mean_se(m, s, n) for m, s, n in zip(t["mean"], t["se"], t["n"])]
-    wide = t.pivot_table(index=[c for c in ("case", "method", "lam") if c in t], columns="metric",
-                         values="mean ± s.e.", aggfunc="first").reset_index()
-    return Section(title, tables=[("All metrics (mean ± s.e. over seeds)", wide)])
+    wide = t.pivot_table(index=keys, columns="metric", values="mean ± s.e.", aggfunc="first",
+                         dropna=False).dropna(how="all").reset_index()
+    return Section(title, text=f"{len(df)} rows; seeds pooled as mean ± s.e. (n = seeds).",
+                   tables=[("All metrics (mean ± s.e. over seeds)", wide)])
 
 
-def _md_table(df: pd.DataFrame) -> str:
+@lru_cache(maxsize=1)
+def _env():
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(["html.j2"]),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["md"] = render_markdown
+    return env
+
+
+def _cell(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "" if np.isnan(v) else f"{v:.6g}"
+    if v is None or v is pd.NA:
+        return ""
+    return str(v)
+
+
+_STATUS_COLUMNS = {"status", "verdict", "decision"}
+
+
+def _table_view(caption: str, df: pd.DataFrame) -> dict:
+    """Cells as text with a CSS class: numbers right-aligned, verdict statuses coloured."""
+    df = df.reset_index(drop=True)
     cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
+    rows = []
+    for rec in df.itertuples(index=False):
+        row = []
+        for c, v in zip(cols, rec):
+            cls = ("st-" + str(v)) if c in _STATUS_COLUMNS else (
+                "num" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else "")
+            row.append({"text": _cell(v), "cls": cls})
+        rows.append(row)
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(c["text"].replace("|", "/") for c in r) + " |" for r in rows]
+    return {"caption": caption, "columns": cols, "rows": rows, "markdown": "\n".join(md)}
 
 
-def write_report(out_dir, title: str, sections: list[Section], provenance: list[dict]) -> tuple[Path, Path]:
-    """Write report.md (figures linked) and index.html (figures embedded) into ``out_dir``."""
+def _rel(path: Path, base: Path) -> str:
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.as_uri()
+
+
+def _figure_view(item, out_dir: Path, embed: bool) -> dict:
+    f = as_figure(item)
+    png = Path(f.path)
+    src = (f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}" if embed
+           else _rel(png, out_dir))
+    alt = f.alt
+    alt_file = png.with_suffix(".alt.txt")
+    if (not alt or alt == f.caption) and alt_file.is_file():
+        alt = alt_file.read_text()
+    return {"caption": f.caption, "alt": alt or f.caption, "src": src, "png": _rel(png, out_dir),
+            "svg": _rel(f.svg, out_dir) if f.svg else None}
+
+
+def _slug(text: str, seen: set) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+    slug, i = base, 2
+    while slug in seen:
+        slug, i = f"{base}-{i}", i + 1
+    seen.add(slug)
+    return slug
+
+
+def data_files(out_dir) -> list[tuple[str, str]]:
+    """(label, relative href) of every data file under ``out_dir`` (results, run.json,
+    verdicts, counterexamples, bench tables), skipping figures, checkpoints and the report's own."""
     out_dir = Path(out_dir)
-    md = [f"# {title}", ""]
-    body = [f"<h1>{html.escape(title)}</h1>"]
+    own = {"headline.json"}
+    found = set()
+    for pat in DATA_PATTERNS:
+        for p in out_dir.rglob(pat):
+            rel = p.relative_to(out_dir)
+            if p.name in own and p.parent == out_dir or p.name.startswith("."):
+                continue
+            if _SKIP_DIRS & set(rel.parts[:-1]) or p.name.endswith(".alt.txt"):
+                continue
+            found.add(rel.as_posix())
+    return [(rel, rel) for rel in sorted(found, key=lambda r: (r.count("/"), r))]
+
+
+def _provenance_view(p: dict) -> dict:
+    """A one-line readable summary and the folded JSON of one provenance record."""
+    label = p.get("path") or p.get("experiment") or ""
+    bits = []
+    if p.get("experiment"):
+        bits.append(f"`{p['experiment']}`" + (f" run `{p['run_key']}`" if p.get("run_key") else ""))
+    code = p.get("code_version") or {}
+    commit = p.get("git_commit") or code.get("git_commit")
+    if commit:
+        bits.append(f"commit `{str(commit)[:12]}{'+dirty' if str(commit).endswith('+dirty') else ''}`")
+    if code.get("source"):
+        bits.append(f"source hash `{code['source']}`")
+    for key in ("preset", "device", "finished"):
+        if p.get(key):
+            bits.append(f"{key} {p[key]}")
+    if p.get("wall_seconds") is not None:
+        bits.append(f"{float(p['wall_seconds']):.1f} s")
+    if p.get("overrides"):
+        bits.append("overrides " + ", ".join(f"`{k}={v}`" for k, v in p["overrides"].items()))
+    return {"label": label, "summary": "; ".join(bits) or "provenance",
+            "json": json.dumps(p, indent=2, default=str)}
+
+
+def write_report(out_dir, title: str, sections: list[Section], provenance: list[dict],
+                 headlines: list[Headline] | None = None, intro: str = "",
+                 embed_figures: bool = True) -> tuple[Path, Path]:
+    """Write report.md, index.html (figures embedded unless ``embed_figures`` is off) and
+    headline.json into ``out_dir``; returns (report.md, index.html)."""
+    out_dir = Path(out_dir)
+    headlines = list(headlines or [])
+    seen: set = set()
+    views = []
     for s in sections:
-        md += [f"## {s.title}", "", s.text, ""]
-        body += [f"<h2>{html.escape(s.title)}</h2>", f"<p>{html.escape(s.text)}</p>"]
-        for caption, table in s.tables:
-            md += [f"**{caption}**", "", _md_table(table), ""]
-            body += [f"<h4>{html.escape(caption)}</h4>", table.to_html(index=False, float_format="%.6g")]
-        for caption, fig in s.figures:
-            fig = Path(fig)
-            rel = fig.relative_to(out_dir) if fig.is_relative_to(out_dir) else fig
-            md += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
-            data = base64.b64encode(fig.read_bytes()).decode()
-            body += [f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>"]
-    prov = json.dumps(provenance, indent=2, default=str)
-    md += ["## Provenance", "", "```json", prov, "```", ""]
-    body += ["<h2>Provenance</h2>", f"<pre>{html.escape(prov)}</pre>"]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
-            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
-            "</style></head><body>" + "\n".join(body) + "</body></html>")
+        views.append({"title": s.title, "text": s.text or "", "level": min(max(int(s.level), 2), 4),
+                      "anchor": _slug(s.title, seen),
+                      "tables": [_table_view(c, t) for c, t in s.tables],
+                      "figures": [_figure_view(f, out_dir, embed_figures) for f in s.figures]})
+    heads = [{"title": h.title, "text": h.text, "counts": h.counts, "tone": h.tone,
+              "figure": _figure_view(h.figure, out_dir, embed_figures) if h.figure else None}
+             for h in headlines]
+    ctx = dict(title=title, intro=intro, headlines=heads, sections=views, toc=views,
+               files=data_files(out_dir), provenance=[_provenance_view(p) for p in provenance])
+    html = _env().get_template("report.html.j2").render(**ctx)
+    md = _env().get_template("report.md.j2").render(**ctx)
     md_path, html_path = out_dir / "report.md", out_dir / "index.html"
-    atomic_write(md_path, lambda f: f.write("\n".join(md)))
-    atomic_write(html_path, lambda f: f.write(page))
+    write_json(out_dir / "headline.json",
+               {"title": title, "headlines": [
+                   {**h.to_json(), "figure": _rel(h.figure.path, out_dir) if h.figure else None}
+                   for h in headlines]})
+    write_text(md_path, md)
+    write_text(html_path, html)
     return md_path, html_path
 
 
-def build_report(root, plugin_reports: dict | None = None) -> tuple[Path, Path]:
-    """Rebuild the report of every finished run under ``root`` from results.csv and run.json.
+# ---------------------------------------------------------------- suite reports from run folders
 
-    ``plugin_reports`` maps an experiment name to its plug-in's ``report(df, fig_dir)``;
-    experiments without one get `default_section`.
+def _plugin_report(run: Run, trusted: list[Path], plugin_reports: dict):
+    """The ``report`` of the run's plug-in from a trusted folder, or (None, why not)."""
+    from ..suites import discover, installed_suite_dir
+    name = run.experiment
+    if name in plugin_reports:
+        return plugin_reports[name], ""
+    folders = [*trusted]
+    installed = installed_suite_dir(str(run.info.get("installed_suite") or run.info.get("suite", "")))
+    if installed is not None:
+        folders.append(installed)
+    for folder in folders:
+        try:
+            exp = {e.name: e for e in discover(str(folder))}.get(name)
+        except (FileNotFoundError, ValueError):
+            continue
+        if exp is not None:
+            return getattr(exp.load(), "report", None), ""
+    return None, (f"No trusted plug-in for experiment `{name}` of suite `{run.info.get('suite')}` "
+                  "(plug-ins come only from the installed suite folders or `report --trust-plugins DIR`; "
+                  "a folder named inside the results is never imported): generic table of its rows.")
+
+
+def _config_differences(run: Run, peers: list[Run]) -> str:
+    """'key: this value (other runs: ...)' for config keys that differ among runs of one experiment."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+    mine = flat(run.info.get("config"))
+    others = [flat(p.info.get("config")) for p in peers]
+    keys = sorted({k for o in others for k in set(o) ^ set(mine)} |
+                  {k for o in others for k in mine if k in o and o[k] != mine[k]})
+    lines = [f"`{k}` = `{mine.get(k, '—')}` (other runs: "
+             + ", ".join(f"`{o.get(k, '—')}`" for o in others) + ")" for k in keys]
+    src = (run.info.get("code_version") or {}).get("source")
+    if src and any((p.info.get("code_version") or {}).get("source") != src for p in peers):
+        lines.append(f"code source hash `{src}` (other runs: "
+                     + ", ".join(f"`{(p.info.get('code_version') or {}).get('source')}`" for p in peers) + ")")
+    return "; ".join(lines)
+
+
+def _run_sections(run: Run, peers: list[Run], root: Path, trusted, plugin_reports):
+    """The header section of one run, its plug-in (or generic) sections and its headlines."""
+    name, key = run.experiment, run.key
+    many = bool(peers)
+    label = f"{name} (run {key})" if many else name
+    run_dir = root / run.path
+    links = " · ".join(f"[{f}]({Path(run.path, f).as_posix()})" for f in
+                       ("results.csv", "results.parquet", "run.json") if (run_dir / f).is_file())
+    meta = [f"Folder `{run.path}`: {len(run.rows)} rows. {links}"]
+    info = run.info
+    facts = [f"preset `{info['preset']}`" if info.get("preset") else "",
+             f"device `{info['device']}`" if info.get("device") else "",
+             f"finished {info['finished']}" if info.get("finished") else ""]
+    if any(facts):
+        meta.append(", ".join(f for f in facts if f) + ".")
+    if many:
+        diff = _config_differences(run, peers)
+        meta.append(f"**{len(peers) + 1} runs of `{name}` are under this folder; each has its own section.** "
+                    + (f"This run differs in: {diff}." if diff else "Same config; other code or device."))
+    report, why = _plugin_report(run, trusted, plugin_reports)
+    fig_dir = run_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    made = report(run.rows, fig_dir) if report else [default_section("rows", run.rows)]
+    if why:
+        meta.append(why)
+    heads, sections = [], [Section(label, "\n\n".join(meta), level=2)]
+    for item in made:
+        if isinstance(item, Headline):
+            item.title = f"{label}: {item.title}"
+            heads.append(item)
+        else:
+            item.level = max(item.level, 3)
+            sections.append(item)
+    return heads, sections
+
+
+def build_report(root, plugin_reports: dict | None = None, trusted_dirs=()) -> tuple[Path, Path]:
+    """Rebuild the report of every finished run under ``root`` from its results and run.json.
+
+    ``plugin_reports`` maps an experiment name to a ``report(df, fig_dir)``; ``trusted_dirs`` are
+    suite folders the user allows code from. Each run gets its own section and figure folder.
     """
-    from ..suites import discover  # the plug-in's own report, found from run.json
     root = Path(root)
-    df, infos = read_results(root)
-    plugin_reports = dict(plugin_reports or {})
-    sections = []
-    fig_dir = root / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    for info in infos:
-        name = info.get("experiment", info["path"])
-        sub = df[df["experiment"].eq(name)] if "experiment" in df.columns else df
-        report = plugin_reports.get(name)
-        if report is None and info.get("suite_dir"):
-            try:
-                exp = {e.name: e for e in discover(info["suite_dir"])}.get(name)
-                module = exp.load() if exp else None
-                report = getattr(module, "report", None)
-            except (ImportError, FileNotFoundError, ValueError) as exc:
-                sections.append(Section(f"{name}: plug-in report unavailable", text=str(exc)))
-        made = report(sub, fig_dir) if report else [default_section(name, sub)]
-        for s in made:
-            s.title = f"{name}: {s.title}" if not s.title.startswith(name) else s.title
-        sections += made
-    title = f"modgen-bench report: {root.name}"
-    return write_report(root, title, sections, infos)
+    runs = read_runs(root)
+    trusted = [Path(d).resolve() for d in trusted_dirs]
+    by_exp: dict[str, list[Run]] = {}
+    for r in runs:
+        by_exp.setdefault(r.experiment, []).append(r)
+    headlines, sections = [], []
+    for name in sorted(by_exp):
+        group = sorted(by_exp[name], key=lambda r: (str(r.info.get("finished", "")), r.path), reverse=True)
+        for run in group:
+            heads, secs = _run_sections(run, [p for p in group if p is not run], root, trusted,
+                                        dict(plugin_reports or {}))
+            headlines += heads
+            sections += secs
+    if not headlines:
+        headlines = [Headline("Runs", "; ".join(f"`{r.experiment}` run `{r.key}`: {len(r.rows)} rows"
+                                                for r in runs) + ". No plug-in headline.")]
+    intro = (f"{len(runs)} finished run(s) of {len(by_exp)} experiment(s) under `{root.name}`; "
+             "every number below is rebuilt from the runs' `results.parquet` and `run.json` "
+             "(`modgen-bench report DIR`).")
+    return write_report(root, f"modgen-bench report: {root.name}", sections,
+                        [{**r.info} for r in runs], headlines=headlines, intro=intro)

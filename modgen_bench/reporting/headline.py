@@ -1,0 +1,138 @@
+"""The answer at a glance (issue 11, item 3): a headline box per report, and the generic pieces
+plug-ins build theirs from.
+
+    Headline(title, text, counts, figure, tone)          one box; counts render coloured
+    verdict_headline(statuses)                          holds / fails / vacuous counts (fails red)
+    paired_differences(rows, a, b)                      a - b per mixture, seed-paired, 95% t-interval
+    difference_figure(diff, path, ...)                  that difference with its interval per mixture
+    gate_vs_monolith_headline(rows, gate, mono, fig_dir) the three above as one box
+
+A difference is called better or worse only when its whole interval lies on one side of 0
+(a gate, not a point estimate); otherwise it is "undecided", and n = 1 is always undecided.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .figures import Figure, legend_outside, save_figure
+
+__all__ = ["Headline", "verdict_headline", "paired_differences", "difference_figure",
+           "gate_vs_monolith_headline", "VERDICT_ORDER"]
+
+#: verdict statuses in display order; ``fails`` renders red, ``holds`` green.
+VERDICT_ORDER = ("holds", "fails", "vacuous", "inconclusive", "error")
+
+
+@dataclass
+class Headline:
+    """One headline box: ``text`` is Markdown; ``counts`` (status -> n) render as coloured badges;
+    ``tone`` is 'ok', 'bad' or 'neutral' (the box's border)."""
+
+    title: str
+    text: str = ""
+    counts: dict = field(default_factory=dict)
+    figure: Figure | None = None
+    tone: str = "neutral"
+
+    def to_json(self) -> dict:
+        return {"title": self.title, "text": self.text, "counts": dict(self.counts), "tone": self.tone,
+                "figure": str(self.figure.path) if self.figure else None}
+
+
+def verdict_headline(statuses, title: str = "Verdicts", failing: list[str] | None = None) -> Headline:
+    """Counts of each verdict status; tone 'bad' when any claim fails. ``failing`` names them."""
+    s = pd.Series(list(statuses), dtype=object)
+    counts = {k: int((s == k).sum()) for k in VERDICT_ORDER if (s == k).any()}
+    counts.update({k: int(n) for k, n in s.value_counts().items() if k not in counts})
+    n_fail = counts.get("fails", 0)
+    text = f"{len(s)} verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."
+    if failing:   # Markdown items (links allowed), one per line
+        text += "\n\nFailing:\n\n" + "\n".join(f"- {f}" for f in failing)
+    return Headline(title, text, counts, tone="bad" if n_fail else "ok")
+
+
+def _x_of(labels: pd.Series) -> pd.Series:
+    """The first component of lam labels '0.3,0.7' -> 0.3 when every label has 2 parts, else NaN."""
+    parts = labels.astype(str).str.split(",")
+    if len(parts) and parts.str.len().eq(2).all():
+        return parts.str[0].astype(float)
+    return pd.Series(np.nan, index=labels.index)
+
+
+def paired_differences(rows: pd.DataFrame, a: str, b: str, by: str = "lam",
+                       level: float = 0.95) -> pd.DataFrame:
+    """Per ``by`` value: mean, s.e. and ``level`` t-interval of value(a) - value(b), paired on seed.
+
+    Columns: ``by, x, mean, se, n, lo, hi, decision``; decision is 'a better' (hi < 0: lower is
+    better), 'b better' (lo > 0) or 'undecided' (the interval holds 0, or n < 2).
+    """
+    from scipy import stats
+    wide = rows.pivot_table(index=[by, "seed"], columns="method", values="value", aggfunc="mean")
+    if a not in wide or b not in wide:
+        raise ValueError(f"paired_differences: rows hold no method '{a if a not in wide else b}'; "
+                         f"methods: {', '.join(map(str, wide.columns))}")
+    d = (wide[a] - wide[b]).dropna().groupby(level=by)
+    out = d.agg(mean="mean", std="std", n="count").reset_index()
+    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["n"])
+    tq = np.where(out["n"] >= 2, stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1)), np.nan)
+    out["lo"], out["hi"] = out["mean"] - tq * out["se"], out["mean"] + tq * out["se"]
+    out["decision"] = np.where(out["hi"] < 0, "a better", np.where(out["lo"] > 0, "b better", "undecided"))
+    out["x"] = _x_of(out[by])
+    return out.drop(columns="std").sort_values(["x", by]).reset_index(drop=True)
+
+
+_COLOURS = {"a better": "#1a7f37", "b better": "#cf222e", "undecided": "#6e7781"}
+
+
+def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
+                      xlabel: str = "test mixture: weight of domain A", title: str | None = None) -> Figure:
+    """Points with 95% intervals of a - b per mixture, a zero line, colours by decision."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    numeric = diff["x"].notna().all()
+    x = diff["x"].to_numpy() if numeric else np.arange(len(diff))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    ax.axhline(0.0, color="black", lw=0.8)
+    names = {"a better": f"{a} better (interval < 0)", "b better": f"{b} better (interval > 0)",
+             "undecided": "undecided (interval holds 0 or n < 2)"}
+    for dec, g in diff.groupby("decision"):
+        gx = x[g.index.to_numpy()]
+        err = np.vstack([g["mean"] - g["lo"], g["hi"] - g["mean"]])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(gx, g["mean"], yerr=err, fmt="o", ms=5, capsize=3, color=_COLOURS[dec], label=names[dec])
+    if not numeric:
+        ax.set_xticks(x, diff["lam"].astype(str), rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel(xlabel if numeric else "test mixture (lam)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{a} minus {b} (mean and 95% t-interval over seeds)", fontsize=10)
+    legend_outside(ax)
+    n = int(diff["n"].max()) if len(diff) else 0
+    alt = (f"{a} minus {b} per test mixture with 95% intervals over up to {n} seeds: "
+           + "; ".join(f"{lam}: {m:+.4g} [{lo:+.4g}, {hi:+.4g}] {dec.replace('a better', a + ' better').replace('b better', b + ' better')}"
+                       for lam, m, lo, hi, dec in zip(diff["lam"], diff["mean"], diff["lo"], diff["hi"], diff["decision"])))
+    png = save_figure(fig, path, alt=alt)
+    return Figure(f"{a} minus {b}: {ylabel} per test mixture, 95% t-interval over seeds (below 0: {a} better)",
+                  png, alt)
+
+
+def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir, metric: str,
+                              unit: str = "nats", title: str | None = None,
+                              xlabel: str = "test mixture: weight of domain A") -> Headline:
+    """The gate-minus-monolith answer: per mixture, better / worse / undecided by its interval,
+    with the difference figure. ``rows``: tidy rows (method, seed, lam, metric, value)."""
+    sub = rows[rows["metric"].eq(metric) & rows["lam"].astype(str).ne("")]
+    diff = paired_differences(sub, gate, mono)
+    fig = difference_figure(diff, Path(fig_dir) / f"headline_{gate}_minus_{mono}_{metric}",
+                            gate, mono, f"{metric} difference ({unit})", xlabel=xlabel)
+    lab = lambda d: ", ".join(str(v) for v in diff.loc[diff["decision"].eq(d), "lam"]) or "none"
+    n = int(diff["n"].min()) if len(diff) else 0
+    text = (f"**{gate} minus {mono}**, {metric} ({unit}), seed-paired, 95% t-interval (n >= {n}): "
+            f"gate better at {lab('a better')}; monolith better at {lab('b better')}; "
+            f"undecided at {lab('undecided')}.")
+    tone = "ok" if diff["decision"].eq("a better").all() else ("bad" if diff["decision"].eq("b better").any() else "neutral")
+    return Headline(title or f"{gate} vs {mono}", text, figure=fig, tone=tone)
