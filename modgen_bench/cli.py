@@ -81,15 +81,17 @@ def _check(args) -> int:
 
 
 def _run(args) -> int:
-    from .runner import run_suite
+    from .runner import parse_overrides, run_suite
     run_suite(args.suite, preset=args.preset, device=args.device, out=args.out,
-              resume=args.resume, only=args.only)
+              resume=args.resume, only=args.only, force=args.force,
+              overrides=parse_overrides(args.overrides))
     return 0
 
 
 def _report(args) -> int:
     from .reporting import build_index, build_report
-    md, html = (build_index if args.index else build_report)(args.dir)
+    md, html = (build_index(args.dir) if args.index
+                else build_report(args.dir, trusted_dirs=args.trust_plugins))
     print(f"wrote {md} and {html}")
     return 0
 
@@ -215,12 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="skip finished runs and continue stages from their checkpoints")
     s.add_argument("--only", nargs="*", help="run only these experiments (TOML stems)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset key (dotted for tables, value as TOML); recorded in the "
+                        "run key, so the run gets its own folder; repeatable")
+    s.add_argument("--force", action="store_true",
+                   help="delete the run's folder first and recompute every stage")
     s.set_defaults(func=_run)
 
     s = sub.add_parser("report", help="rebuild tables, figures, report.md, index.html from results")
     s.add_argument("dir", help="a suite output folder (or, with --index, the output root)")
     s.add_argument("--index", action="store_true",
                    help="instead, write DIR/index.html + index.md linking every report under DIR")
+    s.add_argument("--trust-plugins", action="append", default=[], metavar="SUITE_DIR",
+                   help="also take plug-in report() code from this suite folder (its code runs); "
+                        "by default only the installed suites' plug-ins run, never a folder named "
+                        "inside the results; repeatable")
     s.set_defaults(func=_report)
 
     s = sub.add_parser("bench", help="performance tables")
