@@ -1,13 +1,8 @@
 """`modgen-bench bench fuzz`: solve many random hard instances and count wrong answers (issue 9).
 
-Families (each drawn with both support conventions):
-
-- ``sparse``: P and E Dirichlet with concentration in [0.02, 0.1] (entries far below 1e-30 and
-  exact zeros after underflow, in both P and E);
-- ``mixed``: experts ``(1 - m) P + m Dirichlet`` with m up to 0.95 (P sparse or not);
-- ``leaking``: domains with a block of zero columns on which the experts put mass.
-
-p is drawn in [2, 16] and N in [3, 80]. Each answer is graded by its own solver-independent
+Families: those of `modgen_bench.testing.hard` (sparse Dirichlet(0.02-0.1) P and E, experts
+``(1 - m) P + m Dirichlet`` with m up to 0.95, leaking zero blocks, log-uniform masses down to
+1e-300 with exact zeros), each with both support conventions; p in [2, 16], N in [3, 80]. Each answer is graded by its own solver-independent
 certificate: ``optimal`` with ``duality_gap > tol`` is counted as *wrong*, and so is an optimal
 answer whose value or gap is not finite.
 """
@@ -18,58 +13,26 @@ import time
 import numpy as np
 
 from ..problem import DiscreteProblem, ProblemError
+from ..testing.hard import HARD_FAMILIES, hard_arrays
 
 __all__ = ["FAMILIES", "random_instance", "fuzz", "format_counts"]
 
-FAMILIES = ("sparse", "mixed", "leaking")
-
-
-def _dirichlet(rng: np.random.Generator, alpha: float, size: tuple[int, int]) -> np.ndarray:
-    """Rows from Dirichlet(alpha); exact zeros where every gamma draw underflows.
-
-    Gamma(alpha) draws for tiny alpha are sampled as log-gammas (``log G = log G' + log(U)/alpha``
-    with G' ~ Gamma(alpha + 1)), normalised with logsumexp, so entries down to 1e-300 and zeros
-    both occur. A row whose every entry underflows is replaced by a vertex at its largest entry.
-    """
-    log_g = np.log(rng.gamma(alpha + 1.0, size=size)) + np.log(rng.uniform(size=size)) / alpha
-    log_g -= log_g.max(axis=1, keepdims=True)
-    w = np.exp(log_g)
-    return w / w.sum(axis=1, keepdims=True)
-
-
-def _renormalise(A: np.ndarray) -> np.ndarray:
-    return A / A.sum(axis=1, keepdims=True)
+FAMILIES = HARD_FAMILIES
 
 
 def random_instance(rng: np.random.Generator, family: str | None = None
                     ) -> tuple[DiscreteProblem, str, str]:
-    """(problem, support, description) of one random hard instance (see the module docstring)."""
+    """(problem, support, description) of one random hard instance: a family of
+    `modgen_bench.testing.hard`, p in [2, 16], N in [3, 80], either support convention."""
     family = family or FAMILIES[rng.integers(len(FAMILIES))]
     support = ("domains", "union")[rng.integers(2)]
-    p = int(rng.integers(2, 17))
-    N = int(rng.integers(3, 81))
-    alpha = float(rng.uniform(0.02, 0.1))
-    desc = f"{family} p={p} N={N} alpha={alpha:.3g}"
-    if family == "sparse":
-        P = _dirichlet(rng, alpha, (p, N))
-        E = _dirichlet(rng, float(rng.uniform(0.02, 0.1)), (p, N))
-    elif family == "mixed":
-        P = _dirichlet(rng, alpha if rng.random() < 0.5 else 1.0, (p, N))
-        m = rng.uniform(0.0, 0.95, size=(p, 1))
-        E = (1 - m) * P + m * _dirichlet(rng, float(rng.uniform(0.02, 1.0)), (p, N))
-        desc += f" m<={m.max():.3g}"
-    elif family == "leaking":
-        block = int(rng.integers(1, max(2, N // 2)))
-        P = _dirichlet(rng, alpha if rng.random() < 0.5 else 1.0, (p, N))
-        P[:, N - block:] = 0.0
-        P[P.sum(axis=1) == 0, 0] = 1.0
-        P = _renormalise(P)
-        m = rng.uniform(0.0, 0.95, size=(p, 1))
-        E = (1 - m) * P + m * _dirichlet(rng, float(rng.uniform(0.02, 1.0)), (p, N))
-        desc += f" block={block} m<={m.max():.3g}"
-    else:
-        raise ValueError(f"unknown fuzz family '{family}'; choose one of {', '.join(FAMILIES)}")
-    return DiscreteProblem.from_arrays(_renormalise(P), _renormalise(E)), support, desc
+    p, N = int(rng.integers(2, 17)), int(rng.integers(3, 81))
+    kw = {"alpha": float(rng.uniform(0.02, 0.1)), "m_max": float(rng.uniform(0.0, 0.95)),
+          "block": int(rng.integers(1, max(2, N // 2))),
+          "min_mass": float(10.0 ** -rng.uniform(30, 300)), "zeros": float(rng.uniform(0, 0.5))}
+    P, E = hard_arrays(rng, family, p, N, **kw)
+    desc = f"{family} p={p} N={N} " + " ".join(f"{k}={v:.3g}" for k, v in kw.items())
+    return DiscreteProblem.from_arrays(P, E), support, desc
 
 
 def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: float | None = None,

@@ -75,10 +75,15 @@ def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) ->
 
 
 def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
-    """Solvers tried in order: the requested method first, then the others (when ``fallback``)."""
-    wf = ["waterfill"] if fixed else ["waterfill-newton", "waterfill-entropic"]
-    order = wf + ["cvxpy"] if method == "waterfill" else ["cvxpy"] + wf
-    return order if fallback else order[:1]
+    """Solver paths tried in order: the requested method's first, then the other's (``fallback``).
+
+    Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
+    the uniform mixture; the same from the best lam found so far (mixed with the uniform one)."""
+    wf = (["waterfill"] if fixed else
+          ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart"])
+    if not fallback:
+        return wf if method == "waterfill" else ["cvxpy"]
+    return wf + ["cvxpy"] if method == "waterfill" else ["cvxpy"] + wf
 
 
 def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
@@ -131,9 +136,10 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
                     continue
                 q, lam, name = _repair(raw["q"], lo, hi), raw["lam"], raw["solver"]
             else:
+                kind = path.split("-")[1] if not fixed else "newton"
+                restart = path.endswith("-restart") and best_bound is not None
                 raw = solve_waterfill(problem, support, tol=stop, lam_fixed=lam_fixed, inner=inner,
-                                      path=path.split("-")[-1] if not fixed else "newton",
-                                      lam0=None if best_bound is None else best_bound[1])
+                                      path=kind, lam0=best_bound[1] if restart else None)
                 q, lam, name = raw["q"], raw["lam"], path
                 iterations += raw.get("iterations", 0)
         except (np.linalg.LinAlgError, FloatingPointError, ArithmeticError) as exc:

@@ -29,6 +29,7 @@ __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
 
 GAP_TOL = 1e-10
 MAX_NEWTON = 200
+STALL = 20        # Newton iterations without halving the gap before a path gives up
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
 
 
@@ -170,9 +171,13 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     q, t = inner.model(lam)
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
-    it = 0
+    it, best, since = 0, np.inf, 0
     for it in range(1, MAX_NEWTON + 1):
-        if g.max() - bound <= tol(g.max()):
+        gap = g.max() - bound
+        if gap <= tol(g.max()):
+            break
+        best, since = (gap, 0) if gap < 0.5 * best else (best, since + 1)
+        if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
         H = inner.hessian(lam, t)
@@ -234,10 +239,13 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     q, t = inner.model(lam)
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
-    mu, it = 1.0, 0
+    mu, it, best, since = 1.0, 0, np.inf, 0
     for it in range(1, max_iter + 1):
         gap0 = g.max() - bound
         if gap0 <= tol(g.max()):
+            break
+        best, since = (gap0, 0) if gap0 < 0.5 * best else (best, since + 1)
+        if since > 2 * STALL:
             break
         g_step = _finite_gradient(g)
         dev = g_step - lam @ g_step
