@@ -82,9 +82,16 @@ def _check(args) -> int:
 
 def _run(args) -> int:
     from .runner import parse_overrides, run_suite
+    from .launch import LaunchSpec, SlurmSpec
+    if args.nproc > 1:                   # re-run this command under torchrun (DDP training)
+        from .distributed import run_under_torchrun
+        return run_under_torchrun(args.nproc, sys.argv[1:], args.device)
+    spec = LaunchSpec(args.launcher, args.jobs, SlurmSpec(partition=args.slurm_partition,
+                      time_min=args.slurm_time, gpus_per_node=args.gpus_per_job,
+                      cpus_per_task=args.cpus_per_job))
     run_suite(args.suite, preset=args.preset, device=args.device, out=args.out,
               resume=args.resume, only=args.only, force=args.force,
-              overrides=parse_overrides(args.overrides))
+              overrides=parse_overrides(args.overrides), launch=spec)
     return 0
 
 
@@ -222,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "run key, so the run gets its own folder; repeatable")
     s.add_argument("--force", action="store_true",
                    help="delete the run's folder first and recompute every stage")
+    s.add_argument("--launcher", choices=["serial", "joblib", "submitit"], default="serial",
+                   help="how independent jobs (replicates, sweep cells) run: in this process, "
+                        "joblib worker processes, or submitit (SLURM when present, else local)")
+    s.add_argument("-j", "--jobs", type=_int_in(1, 4096), default=1,
+                   help="jobs at a time (joblib workers; submitit array parallelism)")
+    s.add_argument("--nproc", type=_int_in(1, 1024), default=1,
+                   help="data-parallel processes: re-runs this command under torchrun "
+                        "--nproc-per-node N (gloo on CPU, NCCL on CUDA)")
+    s.add_argument("--slurm-partition", default=None, help="submitit on SLURM: partition")
+    s.add_argument("--slurm-time", type=_int_in(1, 100_000), default=240,
+                   help="submitit on SLURM: time limit per job, minutes")
+    s.add_argument("--gpus-per-job", type=_int_in(0, 64), default=0, help="submitit: GPUs per job")
+    s.add_argument("--cpus-per-job", type=_int_in(1, 1024), default=2, help="submitit: CPUs per job")
     s.set_defaults(func=_run)
 
     s = sub.add_parser("report", help="rebuild tables, figures, report.md, index.html from results")

@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_writer", "barrier",
-           "all_reduce_sum", "shard", "wrap_ddp", "backend_for", "destroy"]
+           "all_reduce_sum", "shard", "wrap_ddp", "backend_for", "destroy", "torchrun_command",
+           "run_under_torchrun"]
 
 
 def backend_for(device) -> str:
@@ -94,3 +95,33 @@ def wrap_ddp(model: torch.nn.Module, device) -> torch.nn.Module:
 def destroy() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def torchrun_command(nproc: int, argv: list) -> list:
+    """``python -m torch.distributed.run --nproc-per-node N -m modgen_bench ARGV`` with any
+    ``--nproc`` option removed from ARGV (the children must not relaunch)."""
+    import sys
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        rest.append(a)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "modgen_bench", *rest]
+
+
+def run_under_torchrun(nproc: int, argv: list, device: str = "cpu") -> int:
+    """`modgen-bench run --nproc N ...`: run the same command under torchrun; its exit status."""
+    import subprocess
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--nproc was given inside a torchrun process; drop --nproc (torchrun sets the ranks)")
+    env = dict(os.environ)
+    if torch.device(device if device != "auto" else "cpu").type == "cpu":
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.call(torchrun_command(nproc, argv), env=env)
