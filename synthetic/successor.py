@@ -162,6 +162,7 @@ def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, 
 
 
 EXACT = "exact-gate-perfect-experts"
+XLABEL = "test mixture: lam_A (weight of domain A)"
 
 
 def _exact_gate_on_perfect_experts(W: torch.Tensor) -> torch.Tensor:
@@ -250,9 +251,10 @@ def run(ctx):
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     """Loss-vs-lam curves with spread bands, win/loss tables against each retrain, SPD stability."""
-    from modgen_bench.reporting import Section, mean_se_table
+    from modgen_bench.reporting import Section, gate_vs_monolith_headline, mean_se_table
     fig_dir = Path(fig_dir)
     sections = []
+    heads = []
     curves = df[df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")]
     counts = df[df["metric"].eq("Z_X0")]         # every curve row carries its model's counts
     cols = [c for c in ("params", "params_trainable", "params_nonembedding") if c in counts]
@@ -267,12 +269,19 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         for metric in ("kl_per_token", "nll_per_token"):
             path = fig_dir / f"successor_{case}_{metric}.png"
             shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith("expert-")   # off the scale
-            lam_curves_figure(sub[shown], path, ylabel=f"{metric} (nats)",
-                              title=f"{case}: {metric} vs test lam (weight of domain A)")
+            lam_curves_figure(sub[shown], path, ylabel=f"{metric.replace('_', ' ')} (nats per token)",
+                              title=f"{case}: {metric.replace('_', ' ')} vs test mixture",
+                              xlabel=XLABEL)
             figs.append((f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
                          "single experts in the tables)", path))
         tables = []
-        for gate in sorted(m for m in sub["method"].unique() if m.startswith("gate-")):
+        gates = sorted(m for m in sub["method"].unique() if m.startswith("gate-"))
+        monos = sorted(m for m in sub["method"].unique() if m.startswith("mono-"))
+        if gates and monos:   # the answer at a glance: the gate minus the monolith, with intervals
+            heads.append(gate_vs_monolith_headline(sub, gates[0], monos[0], fig_dir, "kl_per_token",
+                                                   unit="nats per token", title=f"{case}: gate vs monolith",
+                                                   xlabel=XLABEL))
+        for gate in gates:
             wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate,
                                 [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
             tables.append((f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl))
@@ -308,7 +317,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                                                          "steps and batch (token ratio 1/p against the experts' "
                                                          "combined)",
                                                          params.reset_index())]))
-    return sections
+    return heads + sections
 
 
 def _claims_text(sub, case) -> str:
@@ -332,17 +341,22 @@ def _claims_text(sub, case) -> str:
 
 
 def _trajectory_figure(traj, path):
+    """lam_A, mu and Z_hat against the (numeric) SPD step, one line per (case, method, seed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    metrics = ["traj_lam_A", "traj_mu", "traj_Z_hat"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, metric in zip(axes, metrics):
+    from modgen_bench.reporting import legend_outside, save_figure
+    metrics = [("traj_lam_A", "lam_A (weight of domain A)"), ("traj_mu", "mu (dual variable)"),
+               ("traj_Z_hat", "Z_hat (estimated normaliser)")]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for ax, (metric, label) in zip(axes, metrics):
         for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(["case", "method", "seed"]):
-            ax.plot(g["step"], g["value"], lw=0.8, label=f"{case} {method} s{seed}")
-        ax.set_title(metric.removeprefix("traj_"))
+            g = g.sort_values("step")
+            ax.plot(g["step"].astype(float), g["value"], lw=0.9, label=f"{case} {method} seed {seed}")
+        ax.set_title(label, fontsize=10)
         ax.set_xlabel("SPD step")
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        ax.grid(alpha=0.3)
+    axes[2].axhline(1.0, color="grey", lw=0.6)
+    legend_outside(axes[2], fontsize=7)
+    save_figure(fig, path, alt="SPD trajectories of lam_A, mu and Z_hat against the SPD step, one line "
+                               "per case, gate and seed")
