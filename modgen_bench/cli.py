@@ -352,8 +352,9 @@ def main(argv=None) -> int:
             return _internal(exc, debug)
         return _fail(exc, debug)  # a suite plug-in missing or failing to import (suites.py)
     except KeyboardInterrupt:
-        print("modgen-bench: interrupted (finished stages are kept; rerun the same command to resume)",
-              file=sys.stderr)
+        hint = (" (finished stages are kept; add --resume to the same command to continue)"
+                if args.command == "run" else "")
+        print(f"modgen-bench: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug of ours: exit 1, traceback on request
         return _internal(exc, debug)
