@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 __all__ = ["student_token_logprobs", "student_logprob", "bayes_router", "train_router"]
 
@@ -47,17 +46,19 @@ def bayes_router(log_w: torch.Tensor, token_logp: torch.Tensor) -> torch.Tensor:
 
 def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.Tensor, steps: int,
                  lr: float, batch_size: int, seed: int, device: str = "cpu",
-                 progress: bool = False) -> list[float]:
+                 progress: bool = False, label: str = "router") -> list[float]:
     """AdamW on the distillation loss over teacher samples; returns the per-step loss (nats/token).
 
     sequences: (n, T) teacher samples (BOS first); token_logp: (n, T-1, p) their cached expert
     log-probabilities. Batches are drawn with a generator seeded by ``seed`` (same seed, same run).
+    ``label`` names the progress bar (drawn only on a terminal: `modgen_bench.logs.progress`).
     """
+    from .logs import progress as progress_bar
     router.to(device).train()
     opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in tqdm(range(steps), desc="router", disable=not progress):
+    for _ in progress_bar(range(steps), desc=label, enabled=progress):
         pick = torch.randint(0, sequences.shape[0], (batch_size,), generator=g)
         idx, lp = sequences[pick].to(device), token_logp[pick].to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):

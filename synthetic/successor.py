@@ -28,6 +28,7 @@ only where the interval excludes 0.
 
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,10 +243,11 @@ def _run_one(ctx, cfg, case, seed):
 
 def run(ctx):
     cfg = SuccessorConfig.from_dict(ctx.config)
-    from tqdm.auto import tqdm
+    from modgen_bench.logs import progress
     with _cpu_threads(ctx.device):
         jobs = [(case, seed) for case in cfg.cases for seed in cfg.seeds]
-        for case, seed in tqdm(jobs, desc="successor"):
+        for case, seed in progress(jobs, desc="successor (case, seed)"):   # drawn on a terminal only
+            logging.getLogger("modgen_bench.suite.successor").info(f"[successor] case={case} seed={seed}")
             _run_one(ctx, cfg, case, seed)
 
 

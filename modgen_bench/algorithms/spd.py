@@ -152,13 +152,14 @@ def _lr_factor(schedule: str, step: int, steps: int) -> float:
 
 
 def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu", progress=False,
-              evaluate: Callable[[nn.Module], dict] | None = None) -> SPDResult:
+              evaluate: Callable[[nn.Module], dict] | None = None, label: str = "spd") -> SPDResult:
     """Run SPD for ``config.steps`` steps; ``evaluate(gate) -> dict`` adds columns at log steps.
 
     The sampler gets a `torch.Generator` on ``device`` seeded with ``config.seed``: same seed ->
     same batches and the same numbers on CPU (the gate's initialisation is the caller's).
+    ``label`` names the progress bar (drawn only on a terminal: `modgen_bench.logs.progress`).
     """
-    from tqdm.auto import tqdm
+    from ..logs import progress as progress_bar
 
     p = sampler.p
     gate = gate.to(device)
@@ -173,7 +174,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         raise ValueError("z_estimator='experts' needs a sampler with sample_experts(); "
                          "use z_estimator='paper'")
     mu, Z_ema, rows = float(config.mu0), None, []
-    for step in tqdm(range(1, config.steps + 1), disable=not progress, desc="spd"):
+    for step in progress_bar(range(1, config.steps + 1), desc=label, enabled=progress):
         batch = sampler.sample(gen, config.per_domain).to(device)
         log_g = gate(batch.inputs)                                       # (B, p)
         nll = -log_pi(log_g, batch.log_experts)                          # (B,)

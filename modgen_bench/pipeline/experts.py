@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..data.corpora import VOCAB_SIZE, random_windows
+from ..logs import label
 from ..models import LMConfig, TransformerLM, count_params
 from ..provenance import stable_seed
 from ..sequence.train import train_lm
@@ -55,6 +56,7 @@ def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store
         log = train_lm(e, lambda g, t=tokens: random_windows(t, T, spec.batch_size, g), spec.steps, spec.lr,
                        device, seed=stable_seed(seed, resample, "expert", name),
                        checkpoint=store.path(f"expert-{name}", key), progress=progress,
+                       label=label("train_lm", model=f"expert-{name}", seed=seed, rep=resample),
                        warmup=spec.warmup, checkpoint_every=checkpoint_every)
         final.append(log["final_loss"])
         models.append(e.eval().requires_grad_(False))

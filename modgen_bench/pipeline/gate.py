@@ -17,6 +17,7 @@ import torch
 
 from ..algorithms.spd import SPDConfig, train_spd
 from ..data.corpora import VOCAB_SIZE
+from ..logs import label
 from ..models import GateConfig, SequenceGate
 from ..provenance import stable_seed
 from .config import SmallNet
@@ -61,6 +62,7 @@ def train_gate(splits: Splits, cache: ExpertCache, spec: SmallNet, spd: dict, si
         conf = SPDConfig(**{**spd, "lam_signal": signal, "seed": stable_seed(seed, resample, "spd", signal)})
         probe, probe_e = probe_windows(splits.pool, cache.pool, conflict_batch)
         res = train_spd(gate, spd_sampler(splits, cache), conf, device, progress=progress,
+                        label=label("spd", model=f"gate-{signal}", seed=seed, rep=resample),
                         evaluate=gate_conflict(probe, probe_e, T, device))
         return {"state": res.gate.state_dict(), "lam": res.lam, "mu": res.mu,
                 "history": res.history.to_dict("list")}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data.corpora import VOCAB_SIZE
+from ..logs import label
 from ..models import LMConfig, TransformerLM, count_params
 from ..provenance import stable_seed
 from ..sequence.train import train_lm
@@ -67,5 +68,5 @@ def train_retrain(splits: Splits, spec: LMTrain, d_model: int, lam, method: str,
     log = train_lm(mono, domain_batches(splits.train, T, m), spec.steps, spec.lr, device,
                    seed=stable_seed(seed, resample, "mono", method), checkpoint=store.path(method, key),
                    progress=progress, weights=weights, warmup=spec.warmup, checkpoint_every=checkpoint_every,
-                   hook=probe)
+                   hook=probe, label=label("train_lm", model=method, seed=seed, rep=resample))
     return Retrain(mono.eval().requires_grad_(False), log["final_loss"], list(probe.log) if probe else [], key)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..distill import train_router
+from ..logs import label
 from ..models import CausalRouter
 from ..provenance import stable_seed
 from ..sequence.cache import cache_token_logprobs
@@ -54,7 +55,8 @@ def distil_router(experts: Experts, samples: torch.Tensor, spec: SmallNet, train
         router = CausalRouter(gcfg)
         tok = cache_token_logprobs(experts.models, samples, device)
         losses = train_router(router, samples, tok, train.steps, train.lr, train.batch_size,
-                              stable_seed(seed, resample, "router"), device, progress)
+                              stable_seed(seed, resample, "router"), device, progress,
+                              label=label("router", seed=seed, rep=resample))
         return {"state": router.state_dict(), "losses": losses}
     d = store.get("router", key, compute)
     router = CausalRouter(gcfg).to(device)

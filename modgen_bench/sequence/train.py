@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -21,6 +22,8 @@ from .. import distributed as dist
 from ..provenance import stable_seed
 
 __all__ = ["train_lm", "autocast", "lr_factor", "StepHook", "make_adamw"]
+
+_log = logging.getLogger(__name__)
 
 
 def autocast(device):
@@ -106,7 +109,7 @@ def _config_dict(model) -> dict | None:
 def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int, lr: float,
              device="cpu", seed: int = 0, checkpoint=None, progress: bool = False, weights=None,
              weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
-             grad_clip: float = 1.0, hook: StepHook | None = None) -> dict:
+             grad_clip: float = 1.0, hook: StepHook | None = None, label: str = "train_lm") -> dict:
     """Train ``model`` for ``steps`` AdamW steps on ``batches(generator) -> LongTensor (B, T)``.
 
     Args:
@@ -120,6 +123,9 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             killed-then-resumed run ends with the same numbers on CPU as an uninterrupted one.
         warmup: linear warm-up steps before the cosine decay (see `lr_factor`).
         hook: optional `StepHook` run before each step; its state is checkpointed with the run.
+        label: what is trained (``modgen_bench.logs.label``: model, seed, replicate); names the
+            progress bar (drawn only on a terminal, see `modgen_bench.logs.progress`) and the one
+            log line written when training ends.
 
     Under torchrun (`modgen_bench.distributed`), every rank draws the same global batch and
     trains on its slice of it with DistributedDataParallel; each rank's loss is scaled so that
@@ -131,7 +137,7 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps})")
-    from tqdm.auto import tqdm
+    from ..logs import progress as progress_bar
 
     model = model.to(device)
     gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
@@ -167,7 +173,8 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
 
         model.train()
         t0, tokens = time.perf_counter(), 0
-        bar = tqdm(range(start, steps), disable=not progress, desc="train_lm", initial=start, total=steps)
+        bar = progress_bar(range(start, steps), desc=label, enabled=progress and dist.is_writer(),
+                           initial=start, total=steps)
         for step in bar:
             if hook is not None:
                 hook(step, model)
@@ -182,8 +189,8 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             sched.step()
             losses.append(value)
             tokens += idx[:, 1:].numel()
-            if progress:
-                bar.set_postfix(loss=f"{losses[-1]:.3f}",
+            if not bar.disable:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False,   # redraws stay throttled
                                 tok_s=f"{tokens / max(1e-9, time.perf_counter() - t0):.0f}")
             if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
                 save(step + 1)
@@ -192,5 +199,8 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
     model.eval()
     seconds = time.perf_counter() - t0
     tail = losses[-max(1, len(losses) // 10):]
+    if progress and start < steps and dist.is_writer():
+        _log.info(f"{label}: steps {start}-{steps}, final loss {sum(tail) / len(tail):.4f} nats/token, "
+                  f"{seconds:.1f} s")
     return {"losses": losses, "final_loss": sum(tail) / len(tail), "steps": steps, "resumed_from": start,
             "seconds": seconds, "tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
