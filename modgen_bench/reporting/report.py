@@ -77,6 +77,20 @@ def _env():
     return env
 
 
+@lru_cache(maxsize=1)
+def _md_env():
+    """Markdown output keeps the template's blank lines (they separate Markdown blocks)."""
+    import jinja2
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)), autoescape=False,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _render_md(**ctx) -> str:
+    text = _md_env().get_template("report.md.j2").render(**ctx)
+    text = "\n".join(line.rstrip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
 def _cell(v) -> str:
     if isinstance(v, (float, np.floating)):
         return "" if np.isnan(v) else f"{v:.6g}"
@@ -195,7 +209,7 @@ def write_report(out_dir, title: str, sections: list[Section], provenance: list[
     ctx = dict(title=title, intro=intro, headlines=heads, sections=views, toc=views,
                files=data_files(out_dir), provenance=[_provenance_view(p) for p in provenance])
     html = _env().get_template("report.html.j2").render(**ctx)
-    md = _env().get_template("report.md.j2").render(**ctx)
+    md = _render_md(**ctx)
     md_path, html_path = out_dir / "report.md", out_dir / "index.html"
     write_json(out_dir / "headline.json",
                {"title": title, "headlines": [
@@ -272,7 +286,7 @@ def _run_sections(run: Run, peers: list[Run], root: Path, trusted, plugin_report
     report, why = _plugin_report(run, trusted, plugin_reports)
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    made = report(run.rows, fig_dir) if report else [default_section("rows", run.rows)]
+    made = report(run.rows, fig_dir) if report else [default_section("all metrics (generic table)", run.rows)]
     if why:
         meta.append(why)
     heads, sections = [], [Section(label, "\n\n".join(meta), level=2)]
@@ -310,7 +324,8 @@ def build_report(root, plugin_reports: dict | None = None, trusted_dirs=()) -> t
         headlines = [Headline("Runs", "; ".join(f"`{r.experiment}` run `{r.key}`: {len(r.rows)} rows"
                                                 for r in runs) + ". No plug-in headline.")]
     intro = (f"{len(runs)} finished run(s) of {len(by_exp)} experiment(s) under `{root.name}`; "
-             "every number below is rebuilt from the runs' `results.parquet` and `run.json` "
+             "every number below is rebuilt from the runs' results (`results.parquet`, else the "
+             "`results.csv` export) and `run.json` "
              "(`modgen-bench report DIR`).")
     return write_report(root, f"modgen-bench report: {root.name}", sections,
                         [{**r.info} for r in runs], headlines=headlines, intro=intro)
