@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install corpora run test bench clean
 
 install: $(STAMP)
 
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-run: install
+# The corpus check comes first: on a machine that cannot install them, `make run` stops in its
+# first seconds (one message with the command to run) instead of at the real-world stage.
+corpora:
+	bash scripts/install_corpora.sh
+
+run: corpora
+	$(MAKE) --no-print-directory install
 	bash scripts/run_default.sh
 
 test: install

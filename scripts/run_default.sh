@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+bash scripts/install_corpora.sh          # the real-world stage needs them: fail now, not in minutes
 mkdir -p reports
 echo "== 1. exact solvers on the bundled example (both methods)"
 $BIN/modgen-bench solve examples/three_domains.json --method waterfill
