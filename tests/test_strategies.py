@@ -1,7 +1,7 @@
 """The public hypothesis strategies (modgen_bench.testing.strategies) draw what they promise."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import find, given, settings, strategies as st
 
 from modgen_bench.gates import support_mask
 from modgen_bench.problem import DiscreteProblem
@@ -67,3 +67,39 @@ def test_gates_are_row_stochastic(data, N, p, constant):
     np.testing.assert_allclose(g.sum(axis=1), 1.0, atol=1e-12)
     if constant:
         assert np.all(g == g[0])
+
+
+@given(mst.hard_problems())
+def test_hard_problems_are_valid_and_sized(prob):
+    assert isinstance(prob, DiscreteProblem)
+    assert 2 <= prob.p <= 16 and 3 <= prob.N <= 200
+    for A in (prob.P, prob.E):
+        np.testing.assert_allclose(A.sum(axis=1), 1.0, atol=1e-12)
+        assert A.min() >= 0
+
+
+@pytest.mark.parametrize("family, tiny, zeros", [("sparse", 1e-100, False), ("logmass", 1e-250, True)])
+def test_hard_problems_reach_tiny_masses_and_exact_zeros(family, tiny, zeros):
+    """The regime the issue names is reachable: entries below 1e-100 (and exact zeros)."""
+    def hard(prob):
+        A = np.concatenate([prob.P.ravel(), prob.E.ravel()])
+        return bool(np.any((A > 0) & (A < tiny)) and (np.any(A == 0) or not zeros))
+    prob = find(mst.hard_problems(families=[family]), hard,
+                settings=settings(max_examples=300, database=None, derandomize=True))
+    assert hard(prob)
+
+
+@given(mst.hard_problems(families=["leaking"]))
+def test_hard_leaking_problems_have_expert_mass_outside_x0(prob):
+    X0 = support_mask(prob, "domains")
+    assert (~X0).any() and np.all(prob.E[:, ~X0].sum(axis=1) > 0)
+
+
+@given(st.data())
+def test_hard_arrays_reject_unknown_families_and_bad_blocks(data):
+    from modgen_bench.testing.hard import hard_arrays
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="choose one of sparse, mixed, leaking, logmass"):
+        hard_arrays(rng, "easy", 2, 5)
+    with pytest.raises(ValueError, match="block must be in"):
+        hard_arrays(rng, "leaking", 2, 5, block=5)

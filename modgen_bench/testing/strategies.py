@@ -1,7 +1,9 @@
 """Public hypothesis strategies for the objects of PAPER.md section 1 (STYLE.md, "Hypothesis").
 
 Distributions on N outcomes, mixtures ``lam`` on the p-simplex, problems (P, E) with overlapping
-or disjoint domain supports and optionally leaking experts, and row-stochastic gates. Every
+or disjoint domain supports and optionally leaking experts, row-stochastic gates, and the hard
+problems of `modgen_bench.testing.hard` (masses down to 1e-300, exact zeros, p up to 16, N up to
+200, leaking zero blocks). Every
 strategy takes keyword bounds; every array it draws is float64 and validated by
 `DiscreteProblem.from_arrays` where it is a problem.
 """
@@ -11,9 +13,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..problem import DiscreteProblem
+from .hard import HARD_FAMILIES, hard_arrays
 
-__all__ = ["distributions", "mixtures", "problems", "disjoint_problems", "gates", "MIN_MASS",
-           "EXPERT_SUPPORTS"]
+__all__ = ["distributions", "mixtures", "problems", "disjoint_problems", "gates", "hard_problems",
+           "MIN_MASS", "EXPERT_SUPPORTS", "HARD_FAMILIES"]
 
 #: Smallest positive mass a drawn entry can have before renormalisation (keeps logs finite).
 MIN_MASS = 1e-3
@@ -113,3 +116,25 @@ def gates(draw, N: int, p: int, constant: bool = False) -> np.ndarray:
         row = draw(mixtures(p=p, vertex=False))
         return np.broadcast_to(row, (N, p)).copy()
     return np.stack([draw(mixtures(p=p)) for _ in range(N)])
+
+
+@st.composite
+def hard_problems(draw, min_p: int = 2, max_p: int = 16, min_N: int = 3, max_N: int = 200,
+                  families=HARD_FAMILIES, min_mass: float = 1e-300) -> DiscreteProblem:
+    """A problem from one of `HARD_FAMILIES` (`modgen_bench.testing.hard.hard_arrays`).
+
+    Hypothesis draws the family, p, N and the family's parameters (Dirichlet concentration in
+    [0.02, 0.1], expert mixing weight up to 0.95, the leaking block, the smallest mass down to
+    ``min_mass`` and the fraction of exact zeros) plus a seed; numpy draws the p x N entries from
+    that seed, so an example is cheap and shrinks towards small p, N and benign parameters.
+    """
+    family = draw(st.sampled_from(list(families)))
+    p = draw(st.integers(min_p, max_p))
+    N = draw(st.integers(max(min_N, 2), max_N))
+    kw = {"alpha": draw(st.floats(0.02, 0.1)), "m_max": draw(st.floats(0.0, 0.95)),
+          "block": draw(st.integers(1, max(1, N // 2))),
+          "min_mass": 10.0 ** -draw(st.floats(0.0, -np.log10(min_mass))),
+          "zeros": draw(st.floats(0.0, 0.5))}
+    seed = draw(st.integers(0, 2**32 - 1))
+    P, E = hard_arrays(np.random.default_rng(seed), family, p, N, **kw)
+    return DiscreteProblem.from_arrays(P, E)
