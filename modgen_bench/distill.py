@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import distributed as dist
+
 __all__ = ["student_token_logprobs", "student_logprob", "bayes_router", "train_router"]
 
 
@@ -50,7 +52,8 @@ def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.T
     """AdamW on the distillation loss over teacher samples; returns the per-step loss (nats/token).
 
     sequences: (n, T) teacher samples (BOS first); token_logp: (n, T-1, p) their cached expert
-    log-probabilities. Batches are drawn with a generator seeded by ``seed`` (same seed, same run).
+    log-probabilities. Batches are drawn with a generator seeded by ``seed`` (same seed, same run);
+    under torchrun each rank trains on its slice of the same global batch (DDP, `distributed`).
     ``label`` names the progress bar (drawn only on a terminal: `modgen_bench.logs.progress`).
     """
     from .logs import progress as progress_bar
@@ -58,15 +61,24 @@ def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.T
     opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in progress_bar(range(steps), desc=label, enabled=progress):
+    net, W = dist.wrap_ddp(router, device), dist.world_size()
+    for _ in progress_bar(range(steps), desc=label, enabled=progress and dist.is_writer()):
         pick = torch.randint(0, sequences.shape[0], (batch_size,), generator=g)
+        if W > 1:                 # DDP: this rank's slice of the same global batch (distributed.py)
+            pick = pick[dist.shard(batch_size)]
         idx, lp = sequences[pick].to(device), token_logp[pick].to(device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
-            log_gamma = router(idx)
-        loss = -student_token_logprobs(log_gamma.float(), lp).mean()
+            log_gamma = net(idx)
+        tok = student_token_logprobs(log_gamma.float(), lp)                 # (b, T-1)
+        if W > 1:                 # W * (this rank's share of the global mean): DDP averages it
+            part = -tok.sum() / (batch_size * tok.shape[1])
+            loss, value = W * part, float(dist.all_reduce_sum(part))
+        else:
+            loss = -tok.mean()
+            value = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(value)
     router.eval()
     return losses

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import distributed as dist
 from .batch import GateBatch, Sampler
 from .lam_rules import make_lam_rule
 
@@ -151,6 +152,58 @@ def _lr_factor(schedule: str, step: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * step / steps)) if schedule == "cosine" else 1.0
 
 
+def _signal_items(name: str, batch: GateBatch, nll: torch.Tensor) -> torch.Tensor:
+    """(B,) per-item values whose per-domain means are `lam_signal` (see there)."""
+    nll = nll.detach()
+    if name == "excess":
+        return nll + batch.log_experts.gather(1, batch.domain[:, None]).squeeze(1).detach()
+    if name == "kl":
+        return nll + batch.log_p
+    return nll
+
+
+def _ddp_step(net, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: int, opt):
+    """One SPD gradient step under DistributedDataParallel, on this rank's slice of the global batch.
+
+    Every rank holds the same global batch (same generator); rank r keeps slice r. Its share of
+    NLL_k is sum_{i in slice, domain k} nll_i / n_k (n_k counted on the GLOBAL batch) and its share
+    of Zhat is p sum_{i in slice} w_i / n, so the shares sum over ranks to the global statistics,
+    which are all-reduced for the lam and mu updates. Backpropagating W times the rank's share of
+    the Lagrangian makes DDP's gradient average equal the global Lagrangian's gradient.
+    Returns (loss, NLL_k, Zhat, lam signal, NLL_k per token or None), all global.
+    """
+    W = dist.world_size()
+    sl = dist.shard(len(batch.domain))
+    counts = torch.bincount(batch.domain, minlength=p).to(torch.float32)         # (p,) global n_k
+    inputs, log_e, domain = batch.inputs[sl], batch.log_experts[sl], batch.domain[sl]
+    b = inputs.shape[0]
+    if eb is not None:                                                           # one forward pass
+        esl = dist.shard(len(eb.domain))
+        log_g_all = net(torch.cat([inputs, eb.inputs[esl]]))
+        log_g, log_ge = log_g_all[:b], log_g_all[b:]
+    else:
+        log_g = net(inputs)
+    nll = -log_pi(log_g, log_e)                                                  # (b,)
+    part_k = torch.zeros(p, dtype=nll.dtype, device=nll.device).index_add(0, domain, nll) / counts
+    if eb is not None:
+        w = torch.exp(torch.logsumexp(log_ge + torch.log_softmax(eb.log_experts[esl], -1), -1))
+        if eb.in_support is not None:
+            w = torch.where(eb.in_support[esl], w, torch.zeros_like(w))
+        part_Z = p * w.sum() / len(eb.domain)
+    else:
+        w = torch.exp(torch.logsumexp(log_g + torch.log_softmax(log_e, -1), -1))
+        part_Z = p * w.sum() / len(batch.domain)
+    part = (lam.to(part_k.dtype) * part_k).sum() + mu * (part_Z - 1.0 / W)
+    opt.zero_grad(set_to_none=True)
+    (W * part).backward()
+    per_domain = lambda v: dist.all_reduce_sum(                                   # noqa: E731
+        torch.zeros(p, dtype=v.dtype, device=v.device).index_add(0, domain, v.detach()) / counts)
+    local = GateBatch(inputs, domain, log_e, None if batch.log_p is None else batch.log_p[sl])
+    tok = per_domain(nll / batch.n_tokens[sl].to(nll.dtype)) if batch.n_tokens is not None else None
+    return (dist.all_reduce_sum(part), dist.all_reduce_sum(part_k), dist.all_reduce_sum(part_Z),
+            per_domain(_signal_items(signal_name, local, nll)), tok)
+
+
 def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu", progress=False,
               evaluate: Callable[[nn.Module], dict] | None = None, label: str = "spd") -> SPDResult:
     """Run SPD for ``config.steps`` steps; ``evaluate(gate) -> dict`` adds columns at log steps.
@@ -158,6 +211,10 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
     The sampler gets a `torch.Generator` on ``device`` seeded with ``config.seed``: same seed ->
     same batches and the same numbers on CPU (the gate's initialisation is the caller's).
     ``label`` names the progress bar (drawn only on a terminal: `modgen_bench.logs.progress`).
+
+    Under torchrun (`modgen_bench.distributed`) the gate trains with DistributedDataParallel on
+    slices of the same global batches, and the lam and mu updates use the all-reduced statistics
+    (per-domain NLL, Zhat, the lam signal), so the run does not depend on the number of processes.
     """
     from ..logs import progress as progress_bar
 
@@ -174,26 +231,32 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         raise ValueError("z_estimator='experts' needs a sampler with sample_experts(); "
                          "use z_estimator='paper'")
     mu, Z_ema, rows = float(config.mu0), None, []
-    for step in progress_bar(range(1, config.steps + 1), desc=label, enabled=progress):
+    net = dist.wrap_ddp(gate, device)         # the gate itself unless under torchrun
+    for step in progress_bar(range(1, config.steps + 1), desc=label, enabled=progress and dist.is_writer()):
         batch = sampler.sample(gen, config.per_domain).to(device)
-        log_g = gate(batch.inputs)                                       # (B, p)
-        nll = -log_pi(log_g, batch.log_experts)                          # (B,)
-        nll_k = domain_means(nll, batch.domain, p)                       # (p,)
-        if use_experts:
-            eb = sampler.sample_experts(gen, config.per_domain).to(device)
-            Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
+        eb = sampler.sample_experts(gen, config.per_domain).to(device) if use_experts else None
+        lam = rule.lam
+        if dist.is_distributed():
+            loss, nll_k, Z_hat, signal, tok = _ddp_step(net, batch, eb, lam, mu, config.lam_signal, p, opt)
         else:
-            Z_hat = estimate_Z(log_g, batch.log_experts)
-        lam = rule.lam.to(nll_k.dtype)
-        loss = (lam * nll_k).sum() + mu * (Z_hat - 1.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            log_g = gate(batch.inputs)                                   # (B, p)
+            nll = -log_pi(log_g, batch.log_experts)                      # (B,)
+            nll_k = domain_means(nll, batch.domain, p)                   # (p,)
+            if eb is not None:
+                Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
+            else:
+                Z_hat = estimate_Z(log_g, batch.log_experts)
+            loss = (lam.to(nll_k.dtype) * nll_k).sum() + mu * (Z_hat - 1.0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            signal = lam_signal(config.lam_signal, batch, nll, p)
+            tok = (domain_means(nll.detach() / batch.n_tokens.to(nll.dtype), batch.domain, p)
+                   if batch.n_tokens is not None else None)
         opt.step()
         sched.step()
         z = float(Z_hat.detach())
         Z_ema = z if Z_ema is None else config.ema * Z_ema + (1 - config.ema) * z
         mu = max(0.0, mu + config.eta_mu * (Z_ema - 1.0))
-        signal = lam_signal(config.lam_signal, batch, nll, p)
         rule.update(signal)
         if step % config.log_every == 0 or step == config.steps:
             row = {"step": step, "samples": step * p * config.per_domain, "mu": mu, "Z_hat": Z_ema,
@@ -201,8 +264,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
             row.update({f"lam_{k}": float(v) for k, v in enumerate(rule.lam)})
             row.update({f"nll_{k}": float(v) for k, v in enumerate(nll_k.detach())})
             row.update({f"signal_{k}": float(v) for k, v in enumerate(signal)})
-            if batch.n_tokens is not None:
-                tok = domain_means(nll.detach() / batch.n_tokens.to(nll.dtype), batch.domain, p)
+            if tok is not None:
                 row.update({f"nll_per_token_{k}": float(v) for k, v in enumerate(tok)})
             if evaluate is not None:
                 gate.eval()
