@@ -137,7 +137,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default, except where there is none to show (None, flags)."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.nargs == 0:
+        if action.default is None or action.default is False or action.default == [] \
+                or action.nargs == 0:
             return action.help
         return super()._get_help_string(action)
 

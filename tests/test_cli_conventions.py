@@ -52,6 +52,9 @@ def test_every_option_has_help_and_shows_its_default():
     text = subs["spd"].format_help()
     assert "(default: spd)" in text and "(default: table)" in text
     assert "(default: 200)" in subs["check"].format_help()
+    assert "(default: 0)" in subs["check"].format_help()             # a zero default is shown
+    assert "(default: None)" not in subs["spd"].format_help()
+    assert "(default: [])" not in subs["run"].format_help()
 
 
 def test_top_help_cites_no_file_that_does_not_ship(capsys):
