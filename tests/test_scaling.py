@@ -1,0 +1,105 @@
+"""The scaling suite (issue 13): library helpers against closed forms, and the plug-in end to end
+on a tiny CPU config (seconds)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from modgen_bench import scaling
+from modgen_bench.results import RunContext
+from modgen_bench.suites import discover
+
+TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1], expert_sizes=[8],
+            budgets=[4, 8], ratios=[0.5, 2.0], conventions=["compute", "tokens"], block_size=9,
+            batch_size=4, warmup=0, n_gate_train=16, n_eval=8, n_z_draws=64,
+            gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
+            spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
+
+
+def test_bayes_router_with_uniform_prior_is_the_constant_gate():
+    """prod_t sum_k gamma_t(k) E_k(x_t|x_<t) telescopes to (1/p) sum_k E_k(x)."""
+    lp = torch.log_softmax(torch.randn(20, 7, 3, 11, dtype=torch.float64), dim=-1)[..., 0]  # (n, L, p)
+    const = -(torch.logsumexp(lp.sum(dim=1), dim=-1) - math.log(3)) / 7
+    np.testing.assert_allclose(scaling.bayes_router_nll(lp), const, atol=1e-12)
+    skew = scaling.bayes_router_nll(lp, prior=[0.8, 0.1, 0.1])
+    assert not np.allclose(skew, const)
+
+
+def test_worst_vertex_bootstrap_point_and_interval():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1], 200)
+    a = np.r_[rng.normal(1.0, 0.1, 200), rng.normal(2.0, 0.1, 200)]
+    b = a + 0.05                                  # b worse everywhere by 0.05
+    out = scaling.worst_vertex_bootstrap(a, b, groups, rng=1, n_boot=200)
+    assert out["mean"] == pytest.approx(-0.05) and out["lo"] <= -0.05 <= out["hi"]
+
+
+def test_config_needs_two_budgets_and_known_conventions():
+    with pytest.raises(ValueError, match="2 budgets"):
+        scaling.ScalingConfig.from_dict({**TINY, "budgets": [4]})
+    with pytest.raises(ValueError, match="choose from"):
+        scaling.ScalingConfig.from_dict({**TINY, "conventions": ["flops"]})
+    with pytest.raises(ValueError, match="unknown keys"):
+        scaling.ScalingConfig.from_dict({**TINY, "ratio": [1]})
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    return {e.name: e for e in discover("real_world/scaling")}["scaling"].load()
+
+
+@pytest.fixture(scope="module")
+def rows(plugin, tmp_path_factory):
+    old = torch.get_num_threads()
+    ctx = RunContext("real_world/scaling", dict(TINY), tmp_path_factory.mktemp("scaling"), "cpu", 0)
+    plugin.run(ctx)
+    assert torch.get_num_threads() == old
+    return ctx.frame()
+
+
+def test_rows_cover_every_cell_and_record_the_convention(rows):
+    d = rows[rows["method"].eq("gate-vs-mono") & rows["metric"].eq("delta_uniform")]
+    assert len(d) == 2 * 2 * 2 * 2                           # seeds x budgets x conventions x r
+    assert set(d["convention"]) == {"compute", "tokens"}
+    comp = d[d["convention"].eq("compute")]
+    # equal FLOPs up to rounding the monolith's steps to an integer (tiny budgets here)
+    step = comp["compute_ratio"] / comp["mono_steps"]
+    assert (abs(comp["compute_ratio"] - 1.0) <= 0.5 * step + 1e-9).all()
+    assert (d[d["convention"].eq("tokens")]["token_ratio"] == 1.0).all()
+    assert np.isfinite(rows["value"]).all()
+
+
+def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
+    nll = rows[rows["metric"].eq("nll_per_token")]
+    wide = nll.pivot_table(index=["seed", "budget", "lam"], columns="method", values="value")
+    np.testing.assert_allclose(wide["const"], wide["bayes_router"], atol=1e-9)
+    z = rows[rows["metric"].eq("Z_fresh")].set_index(["seed", "budget"])["value"]
+    lo = rows[rows["metric"].eq("Z_fresh_lo")].set_index(["seed", "budget"])["value"]
+    hi = rows[rows["metric"].eq("Z_fresh_hi")].set_index(["seed", "budget"])["value"]
+    assert ((lo <= z) & (z <= hi) & (z > 0)).all()
+
+
+def test_routing_split_adds_up_to_gate_minus_monolith(rows):
+    split = rows[rows["metric"].str.startswith("split_")]
+    total = split.groupby(["seed", "budget", "convention", "r_target", "lam"])["value"].sum()
+    nll = rows[rows["metric"].eq("nll_per_token") & rows["method"].isin(["gate", "mono"])
+               & rows["lam"].isin(set(split["lam"]))]                       # the vertices
+    assert len(set(split["lam"])) == 3
+    g = nll[nll["method"].eq("gate")].set_index(["seed", "budget", "lam"])["value"]
+    m = nll[nll["method"].eq("mono")].set_index(["seed", "budget", "convention", "r_target", "lam"])["value"]
+    diff = g.reindex(m.index.droplevel(["convention", "r_target"])).to_numpy() - m.to_numpy()
+    np.testing.assert_allclose(total.reindex(m.index).to_numpy(), diff, atol=1e-9)
+    prior = split[split["metric"].eq("split_domain_prior")]["value"]
+    assert (prior <= math.log(3) / 8 + 1e-9).all()           # at most log p / (T - 1)
+
+
+def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
+    sections = plugin.report(rows, tmp_path)
+    first = sections[0]
+    captions = [c for c, _ in first.tables]
+    assert any("Crossover r*" in c for c in captions)
+    verdict = dict(first.tables)[next(c for c in captions if c.startswith("Verdict"))]
+    assert set(verdict["convention"]) == {"compute", "tokens"}
+    assert set(verdict["verdict"]) <= {"supported", "contradicted", "undecided"}
+    assert all(f.is_file() for _, f in first.figures)
