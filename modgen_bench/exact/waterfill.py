@@ -29,6 +29,8 @@ __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
 
 GAP_TOL = 1e-10
 MAX_NEWTON = 200
+Q_FLOOR = 1e-300  # smallest model mass put where a domain has mass and t P_lam underflowed
+THETA_STEP = 30.0  # largest change of one log-weight in one entropic Newton step
 STALL = 20        # Newton iterations without halving the gap before a path gives up
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
 
@@ -45,6 +47,8 @@ class InnerProblem:
         self.hi = hi[mask]                                     # (n,)
         self.neg_entropy = -entropy(self.P)                    # (p,)  sum_x P log P
         self.t = 1.0                                           # warm start for the water level
+        # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
+        self.underflow = np.flatnonzero((self.lo == 0) & np.any(self.P > 0, axis=0))
 
     def model(self, lam) -> tuple[np.ndarray, float]:
         """q(lam) = clip(t P_lam, lo, hi) with sum q = 1, and t = 1/nu (inf when nu = 0)."""
@@ -59,7 +63,7 @@ class InnerProblem:
             room = (hi - lo)[blind].sum()
             if room > 0:
                 q[blind] += (hi - lo)[blind] * (1.0 - top.sum()) / room
-            return q, np.inf
+            return self._floor(q), np.inf
         t, t_lo, t_hi = self.t, 0.0, np.inf
         for _ in range(200):
             r = a * t
@@ -86,7 +90,21 @@ class InnerProblem:
                 break
             t = t_new
         self.t = t
-        return q, t
+        return self._floor(q), t
+
+    def _floor(self, q: np.ndarray) -> np.ndarray:
+        """Lift q(x) = 0 to min(hi, Q_FLOOR) where a domain sees x (issue 9: tiny masses).
+
+        There the minimiser is t P_lam(x) > 0, but lam[k] P[k](x) underflowed (1e-200 * 1e-142):
+        a zero would make KL infinite for a domain the optimum keeps finite. The lifted q is a
+        primal point (its sum moves by <= N * 1e-300) and the Lagrangian term nu q(x) it adds to
+        the dual bound is below 1e-290, so the certificate stays valid."""
+        idx = self.underflow
+        if len(idx):
+            z = idx[q[idx] == 0]
+            if len(z):
+                q[z] = np.minimum(self.hi[z], Q_FLOOR)
+        return q
 
     def dual_bound(self, lam, q, t) -> float:
         """Weak-duality lower bound on V*: L(lam, nu) = sum lam (-H) + sum_x [-P_lam log q + nu q] - nu.
@@ -260,9 +278,10 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
         accepted = False
         for _ in range(60):
             y = np.linalg.solve(A + mu * np.eye(p), r * dev)
-            d = y / r                                                    # step in theta
-            big = np.abs(d).max()
-            step = 1.0 if big <= 30.0 else 30.0 / big
+            # step in theta, clipped per coordinate (a box trust region): a domain driven
+            # towards 0 with a huge step must not shrink the steps of the others
+            d = np.clip(y / r, -THETA_STEP, THETA_STEP)
+            step = 1.0
             slope = (lam * dev) @ d
             while step > 1e-10:
                 th = theta + step * d
