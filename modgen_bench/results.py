@@ -11,6 +11,8 @@ CSV through the same explicit schema (`typed`), so both give the same dtypes.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import pandas as pd
 
 from .atomic import write_frame, write_json, write_text
 
-__all__ = ["COLUMNS", "SCHEMA", "RunContext", "Run", "lam_label", "typed", "write_results",
+__all__ = ["COLUMNS", "SCHEMA", "ResultsError", "RunContext", "Run", "lam_label", "typed", "write_results",
            "read_run", "read_runs", "read_results", "is_done"]
 
 COLUMNS = ["suite", "case", "method", "seed", "lam", "metric", "value"]
@@ -125,14 +127,68 @@ def is_done(out_dir) -> bool:
     return (Path(out_dir) / "done").is_file()
 
 
+class ResultsError(ValueError):
+    """A damaged results file: the message names the file and, where known, the line."""
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """results.csv as text cells; a cut last line, a damaged header or a short row is an error."""
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        line = raw.count(b"\n") + 1
+        raise ResultsError(f"{path}: line {line} is cut short (the file is truncated)")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ResultsError(f"{path}: line 1 (the header) lacks the column(s) {', '.join(missing)}")
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
+    width = len(next(reader, []))
+    for record in reader:
+        if record and len(record) != width:
+            raise ResultsError(f"{path}: line {reader.line_num} has {len(record)} fields; "
+                               f"the header has {width}")
+    return df
+
+
+def _typed_or_named(df: pd.DataFrame, path: Path, line0: int) -> pd.DataFrame:
+    """`typed`, with a failure naming the file and the first row that broke it."""
+    try:
+        return typed(df)
+    except (ValueError, TypeError) as exc:
+        where = ""
+        for col, kind in SCHEMA.items():
+            if col in df.columns and kind != "string":
+                cells = df[col].astype("string").str.strip().fillna("")
+                bad = (pd.to_numeric(cells.where(cells != ""), errors="coerce").isna()
+                       & cells.ne("")).to_numpy().nonzero()[0]
+                if len(bad):
+                    where = f" line {bad[0] + line0}, column '{col}':"
+                    break
+        raise ResultsError(f"{path}:{where} {exc}") from None
+
+
 def read_run(run_dir, root=None) -> Run:
-    """The typed rows and run.json of one finished run folder (Parquet, else the CSV export)."""
+    """The typed rows and run.json of one finished run folder (Parquet, else the CSV export).
+
+    A damaged file raises `ResultsError` naming the file (and the line, for the CSV)."""
     d = Path(run_dir)
     if (d / "results.parquet").is_file():
-        rows = typed(pd.read_parquet(d / "results.parquet"))
+        try:
+            frame = pd.read_parquet(d / "results.parquet")
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ResultsError(f"{d / 'results.parquet'}: not a readable Parquet file ({exc})") from None
+        rows = _typed_or_named(frame, d / "results.parquet", 0)
     else:  # a folder written before Parquet, or the CSV alone: same schema
-        rows = typed(pd.read_csv(d / "results.csv", dtype=str, keep_default_na=False))
-    info = json.loads((d / "run.json").read_text())
+        rows = _typed_or_named(_read_csv(d / "results.csv"), d / "results.csv", 2)
+    try:
+        info = json.loads((d / "run.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ResultsError(f"{d / 'run.json'}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ResultsError(f"{d / 'run.json'}: expected a JSON object")
     info["path"] = str(d.relative_to(root)) if root is not None else str(d)
     return Run(path=info["path"], info=info, rows=rows)
 
