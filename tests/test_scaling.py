@@ -103,3 +103,15 @@ def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
     assert set(verdict["convention"]) == {"compute", "tokens"}
     assert set(verdict["verdict"]) <= {"supported", "contradicted", "undecided"}
     assert all(f.is_file() for _, f in first.figures)
+
+
+@pytest.mark.parametrize("suite", ["real_world/scaling", "real_world/scaling/smoke"])
+def test_every_scaling_preset_is_a_valid_config(suite):
+    """A typo in a preset fails here; the quick preset covers what the issue asks of the sweep."""
+    for exp in discover(suite):
+        for name, preset in exp.presets.items():
+            cfg = scaling.ScalingConfig.from_dict(preset)
+            assert set(cfg.conventions) == {"compute", "tokens"}, (exp.path, name)
+            if "smoke" not in suite:
+                assert len(cfg.triples) == 3 and len(cfg.seeds) >= 3 and len(cfg.ratios) >= 5
+                assert {0.25, 0.5, 1.0, 1.7, 2.6} <= set(cfg.ratios)
