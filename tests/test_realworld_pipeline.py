@@ -95,6 +95,13 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
 
 
+def test_closed_form_parameter_count_is_count_params():
+    from modgen_bench.models import LMConfig, TransformerLM, count_params
+    from modgen_bench.pipeline.retrain import lm_params
+    for V, T, L, C, F in [(257, 33, 1, 32, 128), (257, 257, 3, 96, 384), (11, 9, 2, 8, 5)]:
+        assert lm_params(V, T, L, C, F) == count_params(TransformerLM(LMConfig(V, T, L, 2, C, F)))
+
+
 def test_matched_d_model_matches_the_parameter_count():
     from modgen_bench.models import count_params
     from modgen_bench.pipeline import LMTrain, make_lm, matched_d_model

@@ -17,7 +17,7 @@ import torch
 
 from ..data.corpora import VOCAB_SIZE
 from ..logs import label
-from ..models import LMConfig, TransformerLM, count_params
+from ..models import TransformerLM
 from ..provenance import stable_seed
 from ..sequence.train import train_lm
 from .config import LMTrain
@@ -26,7 +26,7 @@ from .data import Splits, domain_batches
 from .experts import make_lm
 from .store import Store, stage_key
 
-__all__ = ["Retrain", "matched_d_model", "retrain_key", "train_retrain"]
+__all__ = ["Retrain", "lm_params", "matched_d_model", "retrain_key", "train_retrain"]
 
 
 @dataclass
@@ -37,17 +37,23 @@ class Retrain:
     key: str
 
 
+def lm_params(vocab_size: int, block_size: int, n_layer: int, d_model: int, d_ff: int) -> int:
+    """Parameters of a `TransformerLM`, in closed form: embeddings V C + T C; per block two
+    LayerNorms 4 C, attention 4 C^2 + 4 C, MLP 2 C F + F + C; final LayerNorm 2 C; head C V."""
+    C, F = d_model, d_ff
+    block = 4 * C + (4 * C * C + 4 * C) + (2 * C * F + F + C)
+    return vocab_size * C + block_size * C + n_layer * block + 2 * C + C * vocab_size
+
+
 def matched_d_model(spec: LMTrain, T: int, target: int) -> int:
     """The d_model (a multiple of 2 * n_head) whose LM parameter count is closest to ``target``."""
     best, best_gap = None, None
-    with torch.device("meta"):
-        for d in range(2 * spec.n_head, 2049, 2 * spec.n_head):
-            n = count_params(TransformerLM(LMConfig(VOCAB_SIZE, T, spec.n_layer, spec.n_head, d,
-                                                    spec.d_ff or 4 * d)))
-            if best_gap is None or abs(n - target) < best_gap:
-                best, best_gap = d, abs(n - target)
-            if n > target:
-                break
+    for d in range(2 * spec.n_head, 2049, 2 * spec.n_head):
+        n = lm_params(VOCAB_SIZE, T, spec.n_layer, d, spec.d_ff or 4 * d)
+        if best_gap is None or abs(n - target) < best_gap:
+            best, best_gap = d, abs(n - target)
+        if n > target:
+            break
     return best
 
 
