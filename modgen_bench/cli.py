@@ -104,6 +104,9 @@ def _report(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.what == "train":
+        from .bench.train import train_command
+        return train_command(args)
     if args.what == "exact":
         from .bench.exact import bench_exact, speedups
         import pandas as pd
@@ -256,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_report)
 
     s = sub.add_parser("bench", help="performance tables")
-    s.add_argument("what", choices=["exact", "spd"], help="which benchmark")
+    s.add_argument("what", choices=["exact", "spd", "train"], help="which benchmark")
     s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],
                    help="bench exact: numbers of outcomes N")
     s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
@@ -270,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", default=None, help="also write the table to this CSV file")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="torch device for bench spd; auto = cuda when present")
+    s.add_argument("--preset", choices=["quick", "medium", "full"], default="quick",
+                   help="bench train: the real-world preset whose expert, monolith and gate are timed")
+    s.add_argument("--steps-per-run", type=_int_in(1, 100_000), default=20,
+                   help="bench train: training steps in each timed run")
+    s.add_argument("--threads", type=_int_in(1, 1024), default=1,
+                   help="bench train: torch threads on CPU (tiny models run fastest on one)")
+    s.add_argument("--compile", action="store_true",
+                   help="bench train: also time a torch.compile'd reference loop")
     s.set_defaults(func=_bench)
 
     s = sub.add_parser("list", help="list suites, experiments, presets, claims, methods, examples")
