@@ -173,3 +173,32 @@ def test_a_negative_gap_never_widens_the_tolerance():
     t = Tally("c", "r")
     t.add(-2 * FLOOR, "x", certificate=min(sol.duality_gap, 0.0))
     assert t.verdict().status == "fails" and t.worst_tolerance == FLOOR
+
+
+@pytest.mark.parametrize("cert", [1.5, np.inf, np.nan, 2e-3])
+def test_an_uncertified_solve_is_a_solver_failure_not_a_wider_tolerance(cert):
+    """Issue 9, item 5: `margin >= -(certificate + 1e-9)` let a failed solve (gap 1.5) pass."""
+    t = Tally("c", "r")
+    t.add(1e-3, "good", certificate=1e-10)
+    t.add(-0.5, "failed solve", certificate=cert)
+    v = t.verdict()
+    assert v.status == "inconclusive" and v.solver_failures == 1 and v.instances == 1
+    assert t.worst_tolerance <= 1e-10 + FLOOR and "failed solve" in v.note
+    assert v.row()["solver_failures"] == 1
+    t.add(-1e-6, "certified violation", certificate=1e-10)
+    assert t.verdict().status == "fails"        # a certified counterexample still fails the claim
+
+
+def test_certified_solve_marks_an_uncertified_answer(monkeypatch):
+    """An answer no solver path certifies reaches the tally as a solver failure."""
+    from modgen_bench import exact
+    from theory_checks import certified
+    prob = instances.make("overlap", 3, p=3, N=12)
+    monkeypatch.setattr(certified, "solve", lambda problem, method, support: exact.solve(
+        problem, method, support, tol=-1.0))       # a tolerance nothing meets
+    sol = certified_solve(prob, "union")
+    assert sol.status == "inaccurate" and sol.duality_gap == np.inf
+    assert abs(sol.extra["gap"]) <= 1e-9          # the real gap is kept beside it
+    t = Tally("c", "r")
+    t.add(0.0, "x", certificate=sol.duality_gap)
+    assert t.verdict().status == "inconclusive"

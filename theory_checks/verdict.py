@@ -5,6 +5,11 @@ holds: bound minus actual for an upper bound, actual minus bound for a lower bou
 residual for an identity; negative = violated) and the certificate of the exact solves behind it.
 A negative margin no larger in size than the instance's tolerance (its certificate plus a
 floating-point floor) is not a violation.
+
+The tolerance grows only with a *certified* certificate (finite, at most CERT_MAX). A solve that
+did not certify (certificate inf, NaN or above CERT_MAX, e.g. a failed solve with a gap of 1.5)
+is a solver failure: its margin is not tallied, the row counts it, and a claim that would
+otherwise hold is "inconclusive" (issue 9, item 5).
 """
 from __future__ import annotations
 
@@ -13,12 +18,17 @@ from dataclasses import dataclass, field
 
 from modgen_bench.problem import DiscreteProblem
 
-__all__ = ["Verdict", "Tally", "FLOOR", "STATUSES"]
+__all__ = ["Verdict", "Tally", "FLOOR", "CERT_MAX", "STATUSES"]
 
 #: Floating-point floor added to every certificate: nats-scale sums of ~1e2 terms in float64.
 FLOOR = 1e-9
 
-STATUSES = ("holds", "fails", "vacuous")
+#: Largest certificate that still certifies. The exact core certifies to 1e-9 + 1e-9 |V|, the
+#: static gate to 1e-6; the loosest legitimate certificate is thm7's TV bound sqrt(KL gap / 2)
+#: of its projections (~3e-4 measured). Anything larger is a solve that failed.
+CERT_MAX = 1e-3
+
+STATUSES = ("holds", "fails", "vacuous", "inconclusive")
 
 
 @dataclass
@@ -29,7 +39,8 @@ class Verdict:
         claim: claim id (a key of `theory_checks.CLAIMS`), e.g. "lemma1".
         reading: the assumption or convention checked, e.g. "support=domains".
         instances: instances on which the claim's hypothesis held and it was evaluated.
-        status: "holds", "fails" or "vacuous" (no instance met the hypothesis).
+        status: "holds", "fails", "vacuous" (no instance met the hypothesis) or "inconclusive"
+            (no certified violation, but some solves did not certify: see ``solver_failures``).
         worst_margin: margin at the worst instance, the one closest to a violation after its
             tolerance (negative beyond tolerance = a counterexample).
         worst_instance: how to regenerate the worst instance (family, seed, parameters).
@@ -37,6 +48,7 @@ class Verdict:
         tolerance: the violation threshold applied at the worst instance.
         tight: instances whose margin is within tolerance of 0 (the bound is attained).
         violations: instances whose margin is below minus their tolerance.
+        solver_failures: instances whose solves did not certify (not tallied; see CERT_MAX).
         note: what the numbers mean (findings, the constant used, what happens otherwise).
         counterexample: the worst instance as a problem, kept when the claim fails.
         counterexample_file: where `run_checks` saved it (set by the runner).
@@ -55,6 +67,7 @@ class Verdict:
     violations: int = 0
     note: str = ""
     counterexample: DiscreteProblem | None = None
+    solver_failures: int = 0
     counterexample_file: str = ""
     figures: list = field(default_factory=list)
 
@@ -65,7 +78,8 @@ class Verdict:
                 "status": self.status, "worst_margin": margin,
                 "worst_instance": self.worst_instance, "certificate": self.certificate,
                 "tolerance": self.tolerance, "tight": self.tight,
-                "violations": self.violations, "note": self.note,
+                "violations": self.violations, "solver_failures": self.solver_failures,
+                "note": self.note,
                 "counterexample_file": self.counterexample_file}
 
 
@@ -84,13 +98,23 @@ class Tally:
     certificate: float = 0.0
     tight: int = 0
     violations: int = 0
+    solver_failures: int = 0
+    first_failure: str = ""
 
     def add(self, margin: float, instance: str, certificate: float = 0.0,
             problem: DiscreteProblem | None = None) -> None:
-        """Record one evaluated instance; NaN margins are errors, not data."""
+        """Record one evaluated instance; NaN margins are errors, not data.
+
+        An uncertified certificate (NaN, inf or > CERT_MAX) records a solver failure instead:
+        the margin is not tallied and the tolerance does not grow."""
+        certificate = float(certificate)
+        if not (certificate <= CERT_MAX):          # NaN and inf included
+            self.solver_failures += 1
+            self.first_failure = self.first_failure or f"{instance} (certificate {certificate:.3g})"
+            return
         if math.isnan(margin):
             raise ValueError(f"{self.claim}/{self.reading}: NaN margin on {instance}")
-        certificate = max(float(certificate), 0.0)
+        certificate = max(certificate, 0.0)
         tol = certificate + FLOOR
         self.n += 1
         self.certificate = max(self.certificate, certificate)
@@ -107,11 +131,16 @@ class Tally:
         return self.n > 0 and self.worst_slack < 0
 
     def verdict(self, note: str = "", figures=None) -> Verdict:
-        status = "vacuous" if self.n == 0 else "fails" if self.fails else "holds"
+        status = ("fails" if self.fails else "inconclusive" if self.solver_failures
+                  else "vacuous" if self.n == 0 else "holds")
+        if self.solver_failures:
+            note = (f"{self.solver_failures} instance(s) not tallied: their solves did not certify "
+                    f"(first: {self.first_failure}). " + note)
         return Verdict(claim=self.claim, reading=self.reading, instances=self.n, status=status,
                        worst_margin=self.worst_margin if self.n else math.nan,
                        worst_instance=self.worst_instance, certificate=self.certificate,
                        tolerance=self.worst_tolerance, tight=self.tight,
                        violations=self.violations, note=note,
+                       solver_failures=self.solver_failures,
                        counterexample=self.worst_problem if self.fails else None,
                        figures=list(figures or []))
