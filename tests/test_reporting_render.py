@@ -59,10 +59,12 @@ def test_gate_vs_monolith_headline_names_each_mixture(tmp_path):
             rows += [{"method": "gate-kl", "seed": seed, "lam": lam, "metric": "kl", "value": 2 + gap + noise},
                      {"method": "mono-d16", "seed": seed, "lam": lam, "metric": "kl", "value": 2.0}]
     h = gate_vs_monolith_headline(pd.DataFrame(rows), "gate-kl", "mono-d16", tmp_path, "kl")
-    assert "gate better at 0,1;" in h.text and "monolith better at 1,0;" in h.text
-    assert "undecided at 0.5,0.5" in h.text
+    assert "gate better at lam_0 = 0;" in h.text and "monolith better at lam_0 = 1;" in h.text
+    assert "undecided at lam_0 = 0.5." in h.text
     assert h.figure.path.is_file() and h.figure.path.with_suffix(".svg").is_file()
     assert "0,1" in h.figure.alt and h.tone == "bad"
+    h2 = gate_vs_monolith_headline(pd.DataFrame(rows), "gate-kl", "mono-d16", tmp_path, "kl", title="case 2")
+    assert h2.figure.path != h.figure.path          # two boxes never share (overwrite) one figure file
 
 
 def test_verdict_counts_and_tone():

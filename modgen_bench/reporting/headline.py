@@ -122,17 +122,30 @@ def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
 
 def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir, metric: str,
                               unit: str = "nats", title: str | None = None,
-                              xlabel: str = "test mixture: weight of domain A") -> Headline:
+                              xlabel: str = "test mixture: weight of the first domain",
+                              xname: str = "lam_0") -> Headline:
     """The gate-minus-monolith answer: per mixture, better / worse / undecided by its interval,
-    with the difference figure. ``rows``: tidy rows (method, seed, lam, metric, value)."""
+    with the difference figure. ``rows``: tidy rows (method, seed, lam, metric, value); ``xname``
+    names the first weight in the text when every mixture has two components."""
+    import re
     sub = rows[rows["metric"].eq(metric) & rows["lam"].astype(str).ne("")]
     diff = paired_differences(sub, gate, mono)
-    fig = difference_figure(diff, Path(fig_dir) / f"headline_{gate}_minus_{mono}_{metric}",
-                            gate, mono, f"{metric} difference ({unit})", xlabel=xlabel)
-    lab = lambda d: ", ".join(str(v) for v in diff.loc[diff["decision"].eq(d), "lam"]) or "none"
+    title = title or f"{gate} vs {mono}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"headline_{title}_{gate}_minus_{mono}_{metric}")
+    fig = difference_figure(diff, Path(fig_dir) / stem, gate, mono, f"{metric} difference ({unit})",
+                            xlabel=xlabel)
+    numeric = diff["x"].notna().all()
+
+    def lab(d):
+        pick = diff[diff["decision"].eq(d)]
+        if not len(pick):
+            return "no mixture"
+        if numeric:
+            return f"{xname} = " + ", ".join(f"{v:g}" for v in pick["x"])
+        return "; ".join(f"lam = ({v})" for v in pick["lam"])
     n = int(diff["n"].min()) if len(diff) else 0
-    text = (f"**{gate} minus {mono}**, {metric} ({unit}), seed-paired, 95% t-interval (n >= {n}): "
-            f"gate better at {lab('a better')}; monolith better at {lab('b better')}; "
-            f"undecided at {lab('undecided')}.")
+    text = (f"**{gate} minus {mono}**, {metric} ({unit}), seed-paired, 95% t-interval over {n} seeds"
+            f"{' (one seed decides nothing)' if n < 2 else ''}: gate better at {lab('a better')}; "
+            f"monolith better at {lab('b better')}; undecided at {lab('undecided')}.")
     tone = "ok" if diff["decision"].eq("a better").all() else ("bad" if diff["decision"].eq("b better").any() else "neutral")
-    return Headline(title or f"{gate} vs {mono}", text, figure=fig, tone=tone)
+    return Headline(title, text, figure=fig, tone=tone)

@@ -41,7 +41,9 @@ def _entry(rep: Path, root: Path) -> dict:
                 svg = png[:-4] + ".svg" if (root / png[:-4]).with_suffix(".svg").is_file() else None
                 alt_file = (root / png).with_suffix(".alt.txt")
                 alt = alt_file.read_text() if alt_file.is_file() else h["title"]
-                fig = {"src": png, "png": png, "svg": svg, "alt": alt, "caption": h["title"]}
+                from .report import _css_width
+                fig = {"src": png, "png": png, "svg": svg, "alt": alt, "caption": h["title"],
+                       "width": _css_width(root / png) if (root / png).is_file() else None}
             heads.append({"title": h["title"], "text": h.get("text", ""), "counts": h.get("counts", {}),
                           "tone": h.get("tone", "neutral"), "figure": fig})
     return {"title": title, "rel": rel, "href": f"{rel}/index.html", "md": f"{rel}/report.md",

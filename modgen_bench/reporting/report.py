@@ -137,7 +137,17 @@ def _figure_view(item, out_dir: Path, embed: bool) -> dict:
     if (not alt or alt == f.caption) and alt_file.is_file():
         alt = alt_file.read_text()
     return {"caption": f.caption, "alt": alt or f.caption, "src": src, "png": _rel(png, out_dir),
-            "svg": _rel(f.svg, out_dir) if f.svg else None}
+            "svg": _rel(f.svg, out_dir) if f.svg else None, "width": _css_width(png)}
+
+
+def _css_width(png: Path) -> int | None:
+    """The PNG's width in CSS pixels (saved at `DPI`, shown as at 96 dpi), so every figure shows
+    its fonts at one size whatever its bounding box; None when the header is unreadable."""
+    from .figures import DPI
+    head = Path(png).read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return round(int.from_bytes(head[16:20], "big") * 96 / DPI)
 
 
 def _slug(text: str, seen: set) -> str:
