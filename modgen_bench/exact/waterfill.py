@@ -30,6 +30,7 @@ __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
 GAP_TOL = 1e-10
 MAX_NEWTON = 200
 Q_FLOOR = 1e-300  # smallest model mass put where a domain has mass and t P_lam underflowed
+ARMIJO_GAP_GROWTH = 4.0  # an Armijo step of the entropic Newton may raise the gap this much
 THETA_STEP = 30.0  # largest change of one log-weight in one entropic Newton step
 STALL = 20        # Newton iterations without halving the gap before a path gives up
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
@@ -213,7 +214,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
             lam_try /= lam_try.sum()
             q_try, t_try = inner.model(lam_try)
             D_try = inner.dual_bound(lam_try, q_try, t_try)
-            if slope > 0 and D_try >= D0 + 1e-4 * step * slope:
+            if slope > 0 and D_try - D0 >= 1e-4 * step * slope:
                 break
             if D_try >= D0 - flat:
                 g_try = inner.kl_per_domain(q_try)
@@ -258,9 +259,10 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
     mu, it, best, since = 1.0, 0, np.inf, 0
+    best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
     for it in range(1, max_iter + 1):
         gap0 = g.max() - bound
-        if gap0 <= tol(g.max()):
+        if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
             break
         best, since = (gap0, 0) if gap0 < 0.5 * best else (best, since + 1)
         if since > 2 * STALL:
@@ -290,12 +292,15 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
                 lam_try /= lam_try.sum()
                 q_try, t_try = inner.model(lam_try)
                 D_try = inner.dual_bound(lam_try, q_try, t_try)
-                if np.isfinite(D_try):
-                    if slope > 0 and D_try >= D0 + 1e-4 * step * slope:
-                        accepted = True
-                    elif D_try >= D0 - flat:
-                        g_try = inner.kl_per_domain(q_try)
-                        accepted = g_try.max() - D_try < gap0
+                if np.isfinite(D_try) and D_try >= D0 - flat:
+                    # the gap decides (D alone is flat to rounding along degenerate directions,
+                    # where Armijo steps on D wander off and starve active domains); an Armijo
+                    # step on D may raise the gap by at most ARMIJO_GAP_GROWTH
+                    g_try = inner.kl_per_domain(q_try)
+                    gap_try = g_try.max() - D_try
+                    accepted = gap_try < gap0 or (
+                        slope > 0 and D_try - D0 >= 1e-4 * step * slope
+                        and gap_try <= ARMIJO_GAP_GROWTH * gap0)
                     if accepted:
                         break
                 step *= 0.5
@@ -307,9 +312,13 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
                 break
         if not accepted:
             break
-        theta, lam, q, t, bound = th, lam_try, q_try, t_try, D_try
-        g = inner.kl_per_domain(q)
-    return lam, q, t, g, bound, it
+        theta, lam, q, t, bound, g = th, lam_try, q_try, t_try, D_try, g_try
+        if g.max() < best_primal[0]:
+            best_primal = (g.max(), q, g)
+        if bound > best_bound[0]:
+            best_bound = (bound, lam, t)
+    # the best model and the best bound met on the way certify together (see exact._run)
+    return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
 
 
 def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_TOL,
