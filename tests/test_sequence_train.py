@@ -82,3 +82,28 @@ def test_weights_reweight_the_sequences():
 def test_bad_steps_is_an_error():
     with pytest.raises(ValueError, match="steps"):
         train_lm(_model(), _batches, steps=0, lr=1e-2)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_object"])
+def test_damaged_checkpoint_is_recomputed_not_loaded(tmp_path, caplog, damage):
+    """A truncated or corrupt checkpoint is detected and training recomputes from step 0,
+    ending with the numbers of an uninterrupted run (issue 10)."""
+    steps = 12
+    ref = train_lm(_model(), _batches, steps, 1e-2, seed=7)
+    ck = tmp_path / "run.pt"
+    train_lm(_model(), _batches, steps, 1e-2, seed=7, checkpoint=ck, checkpoint_every=5)
+    raw = ck.read_bytes()
+    if damage == "truncate":
+        ck.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        ck.write_bytes(bytes(range(256)) * 8)
+    elif damage == "empty":
+        ck.write_bytes(b"")
+    else:
+        torch.save({"model": {}}, ck)
+    with caplog.at_level("WARNING", logger="modgen_bench.sequence.train"):
+        res = train_lm(_model(), _batches, steps, 1e-2, seed=7, checkpoint=ck, checkpoint_every=5)
+    assert "is damaged" in caplog.text and str(ck) in caplog.text
+    assert res["resumed_from"] == 0
+    assert res["losses"] == ref["losses"]
+    assert torch.load(ck, weights_only=True)["step"] == steps     # rewritten whole

@@ -80,6 +80,27 @@ def _save(path: Path, state: dict) -> None:
         save_atomic(state, path)
 
 
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "losses", "batch_rng", "torch_rng")
+
+
+def _load_checkpoint(path: Path | None, device) -> dict | None:
+    """The checkpoint at ``path``; None when there is none, or when it is damaged (truncated, not
+    a torch file, keys missing): a damaged checkpoint is logged and training starts from step 0,
+    never from a half-read state (issue 10)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"missing {missing}")
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
+        _log.warning("checkpoint %s is damaged (%s: %s); training starts again from step 0",
+                     path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+    return state
+
+
 class StepHook(Protocol):
     """Called as ``hook(step, model)`` before training step ``step`` (0-based) draws its batch;
     its ``state_dict()`` is saved in the checkpoint and restored on resume, so what it records
@@ -149,8 +170,8 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
         torch.manual_seed(stable_seed(seed, "dropout"))
-        if checkpoint is not None and checkpoint.is_file():
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = _load_checkpoint(checkpoint, device)
+        if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
