@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import Figure, legend_outside, save_figure
+from .section import Section
 
 __all__ = ["Headline", "verdict_headline", "paired_differences", "difference_figure",
            "gate_vs_monolith_headline", "VERDICT_ORDER"]
@@ -28,12 +29,13 @@ VERDICT_ORDER = ("holds", "fails", "vacuous", "inconclusive", "error")
 
 
 @dataclass
-class Headline:
+class Headline(Section):
     """One headline box: ``text`` is Markdown; ``counts`` (status -> n) render as coloured badges;
-    ``tone`` is 'ok', 'bad' or 'neutral' (the box's border)."""
+    ``figure`` is shown in the box; ``tone`` is 'ok', 'bad' or 'neutral' (the box's border).
 
-    title: str
-    text: str = ""
+    A `Section` subclass, so a plug-in's ``report()`` still returns a list of sections: the
+    report lifts headlines out of it into boxes at the top (and the landing page)."""
+
     counts: dict = field(default_factory=dict)
     figure: Figure | None = None
     tone: str = "neutral"
@@ -52,7 +54,7 @@ def verdict_headline(statuses, title: str = "Verdicts", failing: list[str] | Non
     text = f"{len(s)} verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."
     if failing:   # Markdown items (links allowed), one per line
         text += "\n\nFailing:\n\n" + "\n".join(f"- {f}" for f in failing)
-    return Headline(title, text, counts, tone="bad" if n_fail else "ok")
+    return Headline(title, text, counts=counts, tone="bad" if n_fail else "ok")
 
 
 def _x_of(labels: pd.Series) -> pd.Series:

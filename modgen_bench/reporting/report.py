@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from ..results import Run, read_runs
 from .figures import Figure, as_figure
 from .headline import Headline
 from .markdown import render_markdown
+from .section import Section
 from .tables import format_mean_se, mean_se_table
 
 __all__ = ["Section", "build_report", "write_report", "default_section", "data_files"]
@@ -35,17 +35,6 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: data files a reader may want, linked from the report (figures and checkpoints are not listed).
 DATA_PATTERNS = ("*.csv", "*.parquet", "*.json", "*.npz", "*.txt")
 _SKIP_DIRS = {"figures", "ckpt", "checkpoints", "cache", "__pycache__"}
-
-
-@dataclass
-class Section:
-    """One part of a report: a title, Markdown text, tables and figures; ``level`` 2 or 3."""
-
-    title: str
-    text: str = ""
-    tables: list = field(default_factory=list)     # [(caption, DataFrame)]
-    figures: list = field(default_factory=list)    # [Figure or (caption, path[, alt])]
-    level: int = 2
 
 
 #: columns that never split the generic table (bookkeeping, or the value itself)
