@@ -282,7 +282,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         if gates and monos:   # the answer at a glance: the gate minus the monolith, with intervals
             heads.append(gate_vs_monolith_headline(sub, gates[0], monos[0], fig_dir, "kl_per_token",
                                                    unit="nats per token", title=f"{case}: gate vs monolith",
-                                                   xlabel=XLABEL))
+                                                   xlabel=XLABEL, xname="lam_A"))
         for gate in gates:
             wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate,
                                 [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
