@@ -60,7 +60,7 @@ def seed_intervals(df: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
                     "mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n, "verdict": iv.verdict
                     .replace("a wins", "gate better").replace("b wins", "monolith better"),
                     "seeds_boot_gate": int((b_hi < 0).sum()), "seeds_boot_mono": int((b_lo > 0).sum())})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).dropna(axis=1, how="all")
 
 
 def table1_verdict(cells: pd.DataFrame, worst: pd.DataFrame) -> pd.DataFrame:
