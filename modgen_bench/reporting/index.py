@@ -44,7 +44,8 @@ def _entry(rep: Path, root: Path) -> dict:
                 from .report import _css_width
                 fig = {"src": png, "png": png, "svg": svg, "alt": alt, "caption": h["title"],
                        "width": _css_width(root / png) if (root / png).is_file() else None}
-            heads.append({"title": h["title"], "text": h.get("text", ""), "counts": h.get("counts", {}),
+            text = h.get("text", "").replace("](#", f"]({rel}/index.html#")   # in-report anchors
+            heads.append({"title": h["title"], "text": text, "counts": h.get("counts", {}),
                           "tone": h.get("tone", "neutral"), "figure": fig})
     return {"title": title, "rel": rel, "href": f"{rel}/index.html", "md": f"{rel}/report.md",
             "summary": summary, "headlines": heads}
