@@ -183,3 +183,44 @@ def test_entry_point_subprocess(argv, code, fragment):
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("modgen-bench: error: ")
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+_TOML = '[experiment]\nmodule = "{module}"\n[preset.quick]\nx = 1\n'
+#: a custom suite folder, file name -> content, and the fragment its error names
+BAD_SUITES = {
+    "module missing": ({"a.toml": _TOML.format(module="nosuch")}, "nosuch.py' does not exist"),
+    "invalid TOML": ({"a.toml": "[experiment\n"}, "a.toml: invalid TOML"),
+    "no module key": ({"a.toml": "[experiment]\n[preset.quick]\nx = 1\n"}, "needs a 'module' key"),
+    "unknown table": ({"a.toml": _TOML.format(module="m") + "[extra]\n"}, "unknown top-level table"),
+    "plug-in syntax error": ({"a.toml": _TOML.format(module="bad"), "bad.py": "def run(ctx) oops\n"},
+                             "bad.py failed to import"),
+    "plug-in without run": ({"a.toml": _TOML.format(module="norun"), "norun.py": "X = 1\n"},
+                            "defines no run(ctx)"),
+    "no experiments": ({"readme.txt": "nothing"}, "holds no experiment TOML files"),
+    "no quick preset": ({"a.toml": '[experiment]\nmodule = "m"\n[preset.full]\nx = 1\n'},
+                        "has no preset 'quick'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_bad_custom_suite_one_line_exit_2(capsys, tmp_path, case):
+    files, fragment = BAD_SUITES[case]
+    suite = tmp_path / "mysuite"
+    suite.mkdir()
+    for name, text in files.items():
+        (suite / name).write_text(text)
+    rc = main(["run", str(suite), "--device", "cpu", "--out", str(tmp_path / "out")])
+    _one_line_error(capsys, rc, fragment)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "MISSING", "--out", "OUT"], "not found"),
+    (["check", "nosuchclaim"], "unknown claim 'nosuchclaim'"),
+    (["report", "MISSING"], "no finished runs"),
+    (["report", "OUT"], "no finished runs"),
+])
+def test_missing_targets_one_line_exit_2(capsys, tmp_path, argv, fragment):
+    (tmp_path / "out").mkdir()
+    argv = [str(tmp_path / "missing") if a == "MISSING" else str(tmp_path / "out") if a == "OUT" else a
+            for a in argv]
+    _one_line_error(capsys, main(argv), fragment)
