@@ -51,14 +51,22 @@ def save_counterexamples(out: Path, verdicts) -> None:
             v.counterexample_file = str(path.relative_to(out))
 
 
+def _plain(text: str) -> str:
+    """Plain text (readings, notes: ``lam* weights``) made literal in Markdown: `*` never emphasises."""
+    return str(text).replace("*", "\\*")
+
+
 def _section(claim: str, verdicts, doc: str, seconds: float) -> Section:
+    """A claim's section: its module docstring, one bullet per reading (status in bold, the
+    counterexample file linked), the verdict rows (statuses coloured) and the check's figures."""
     lines = [doc.strip(), ""]
     for v in verdicts:
         lines.append(
-            f"- **{v.reading}: {v.status}** on {v.instances} instances ({v.violations} "
+            f"- **{_plain(v.reading)}: {v.status}** on {v.instances} instances ({v.violations} "
             f"violations, {v.tight} tight); worst margin {v.worst_margin:.4g} nats at "
-            f"`{v.worst_instance}`; certificate {v.certificate:.2g}. {v.note}"
-            + (f" Counterexample: `{v.counterexample_file}`." if v.counterexample_file else ""))
+            f"`{v.worst_instance}`; certificate {v.certificate:.2g}. {_plain(v.note)}"
+            + (f" Counterexample: [{v.counterexample_file}]({v.counterexample_file})."
+               if v.counterexample_file else ""))
     lines.append(f"\n({seconds:.1f} s)")
     rows = table(verdicts)[TABLE_COLUMNS]
     figures = [fig for v in verdicts for fig in v.figures]
