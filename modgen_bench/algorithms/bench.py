@@ -81,5 +81,6 @@ def bench_command(args) -> int:
         else:
             print("\n(sequence throughput: modgen_bench.sequence.bench.throughput_table not available)")
     if getattr(args, "csv", None):
-        df.to_csv(args.csv, index=False)
+        from ..atomic import write_frame
+        write_frame(args.csv, df)       # atomic; a missing folder is created
     return 0
