@@ -4,12 +4,15 @@ A run is an identity (issue 11, item 1): its folder ``out/<suite>-<preset>/<expe
 is keyed by `run_key`, a hash of the experiment, preset, config (after ``--set`` overrides),
 device and `code_version` (a hash of the library's and the suite's source). A second config or a
 code change therefore gets a new folder and recomputes everything; stage checkpoints inside a
-folder are reused only under the identical key. ``--resume`` skips folders already ``done``;
-``--force`` deletes the folder first and recomputes every stage.
+folder are reused only under the identical key. ``--resume`` skips folders already ``done`` and,
+after a code change, starts the new folder from the stage checkpoints of the newest run with the
+same config (run.json records ``resumed_from``); ``--force`` deletes the folder first and
+recomputes every stage.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 import tomllib
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from .provenance import config_hash, git_commit, provenance
 from .reporting import build_report
+from .atomic import write_json
 from .results import RunContext, is_done, write_results
 from .suites import discover, installed_name
 
@@ -63,6 +67,40 @@ def run_key(experiment: str, preset: str, config: dict, device: str, code: dict)
     """The identity of a run: 12 hex digits over (experiment, preset, config, device, code source)."""
     return config_hash({"experiment": experiment, "preset": preset, "config": config,
                         "device": device, "code": code["source"]})
+
+
+def config_key(experiment: str, preset: str, config: dict, device: str) -> str:
+    """`run_key` without the code version: runs with equal config keys differ only in code."""
+    return config_hash({"experiment": experiment, "preset": preset, "config": config, "device": device})
+
+
+def _writer() -> bool:
+    try:
+        from .distributed import is_writer
+    except ImportError:
+        return True
+    return is_writer()
+
+
+def adopt_stages(root: Path, experiment: str, ckey: str, key: str, run_dir: Path) -> str | None:
+    """``--resume`` across a code change: copy the stage checkpoints of the newest earlier run of
+    ``experiment`` with the same config key (same config, preset and device; other code) into
+    ``run_dir``; returns that folder's name (recorded as ``resumed_from``), or None."""
+    cands = []
+    for kj in root.glob(f"{experiment}-*/key.json"):
+        try:
+            k = json.loads(kj.read_text())
+        except (OSError, ValueError):
+            continue
+        if k.get("config_key") == ckey and k.get("run_key") != key:
+            cands.append((kj.stat().st_mtime, kj.parent))
+    if not cands:
+        return None
+    prev = max(cands)[1]
+    skip = shutil.ignore_patterns("done", "results.csv", "results.parquet", "run.json", "key.json",
+                                  "figures", ".*.tmp*")
+    shutil.copytree(prev, run_dir, ignore=skip, dirs_exist_ok=True)
+    return prev.name
 
 
 def parse_overrides(items) -> dict:
@@ -144,22 +182,33 @@ def run_suite(suite: str, preset: str = "quick", device: str = "auto", out: str 
         if force and run_dir.exists() and dist.is_writer():
             shutil.rmtree(run_dir)
             log(f"[{exp.name}] --force: removed {run_dir}, every stage recomputes")
+        ckey = config_key(exp.name, preset, config, device)
+        resumed_from = None
+        if resume and not run_dir.exists() and _writer():
+            resumed_from = adopt_stages(root, exp.name, ckey, key, run_dir)
         others = sorted(p.name for p in root.glob(f"{exp.name}-*") if p.is_dir() and p != run_dir)
-        if others:
+        if resumed_from:
+            log(f"[{exp.name}] --resume: run {key} reuses the stage checkpoints of {resumed_from} "
+                "(same config, other code); run.json records resumed_from")
+        elif others:
             log(f"[{exp.name}] run {key} is new or partial (config, device or code differ from "
-                f"{', '.join(others)}); nothing is reused from those")
+                f"{', '.join(others)}); nothing is reused from those (--resume reuses the stages "
+                "of a run with the same config after a code change)")
         module = exp.load()
         ctx = RunContext(suite=exp.suite, config=config, out_dir=run_dir, device=device, seed=seed)
         ctx.launch = launch
         dist.barrier()
         run_dir.mkdir(parents=True, exist_ok=True)
+        if _writer():
+            write_json(run_dir / "key.json", {"run_key": key, "config_key": ckey, "code_version": code,
+                                              "resumed_from": resumed_from})
         log(f"[{exp.name}] running preset '{preset}' on {device} -> {run_dir}")
         t0 = time.perf_counter()
         module.run(ctx)
         rows = ctx.frame()
         rows.insert(0, "experiment", exp.name)
         info = provenance(suite=exp.suite, experiment=exp.name, preset=preset, config=config,
-                          overrides=overrides, run_key=key, code_version=code, seed=seed,
+                          overrides=overrides, run_key=key, code_version=code, resumed_from=resumed_from, seed=seed,
                           device=device, suite_dir=str(exp.path.parent),
                           installed_suite=installed_name(exp.path.parent),
                           finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
