@@ -86,6 +86,11 @@ def test_code_change_recomputes_resume_skips_force_recomputes(suite, tmp_path):
     assert _count(suite) == 2
     run_suite(str(suite), out=str(out), device="cpu", log=quiet, force=True)
     assert _count(suite) == 3
+    (suite / "tiny.py").write_text(PLUGIN + "\n# another code change\n")
+    root = run_suite(str(suite), out=str(out), device="cpu", log=quiet, resume=True)
+    assert _count(suite) == 3                      # --resume: the stage of the same config is reused
+    infos = [json.loads(p.read_text()) for p in root.glob("tiny-*/run.json")]
+    assert len(infos) == 3 and sum(bool(i.get("resumed_from")) for i in infos) == 1
     with pytest.raises(ValueError, match="contradict"):
         run_suite(str(suite), out=str(out), device="cpu", log=quiet, force=True, resume=True)
 
