@@ -70,14 +70,17 @@ class Feasibility:
     reason: str = ""
 
 
-def g1_feasibility(problem: DiscreteProblem, support: str = "domains") -> Feasibility:
+def g1_feasibility(problem: DiscreteProblem, support: str = "domains", mask=None,
+                   hi=None) -> Feasibility:
     """Exact test of Lemma 1: G1 is non-empty iff sum_{x in S} max_k E[k](x) >= 1.
 
     Every gate has Z_g in [sum_S min_k E[k], sum_S max_k E[k]] and the lower end is <= 1, so Z = 1
     is reachable iff the upper end is >= 1 (PAPER.md section 1, the known flaw of Lemma 1).
+    ``mask`` (the support) and ``hi`` (max_k E[k]) may be passed when already computed.
     """
-    mask = support_mask(problem, support)
-    _, hi = envelope(problem)
+    _check_support(support)
+    mask = support_mask(problem, support) if mask is None else mask
+    hi = envelope(problem)[1] if hi is None else hi
     mass = float(hi[mask].sum())
     if mass >= 1.0 - FEAS_TOL:
         return Feasibility(True, mass)

@@ -29,13 +29,17 @@ RTOL = 1e-9
 STATIC_TOL = 1e-7
 
 
-def infinite_loss_reason(problem: DiscreteProblem) -> str:
-    """Non-empty when every gate has infinite KL: some domain sees x that no expert covers."""
-    _, hi = envelope(problem)
-    bad = np.argwhere((problem.P > 0) & (hi == 0)[None, :])
-    if len(bad) == 0:
+def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
+    """Non-empty when every gate has infinite KL: some domain sees x that no expert covers.
+
+    ``seen`` (X0 as a mask) and ``hi`` (max_k E[k]) may be passed when already computed."""
+    seen = np.any(problem.P > 0, axis=0) if seen is None else seen
+    hi = envelope(problem)[1] if hi is None else hi
+    xs = np.flatnonzero(seen & (hi == 0))
+    if len(xs) == 0:
         return ""
-    k, x = bad[0]
+    x = int(xs[0])
+    k = int(np.flatnonzero(problem.P[:, x] > 0)[0])
     return (f"every expert gives probability 0 to outcome {x}, which domain '{problem.names[k]}' "
             f"puts mass on, so KL is infinite for every gate; no finite robust gate exists")
 
@@ -97,13 +101,13 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     """
     _check(method)
     t0 = time.perf_counter()
-    feas = g1_feasibility(problem, support)
+    inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
+    feas = g1_feasibility(problem, support, mask=inner.mask, hi=inner.hi_full)
     if not feas.feasible:
         return _infeasible(problem, method, support, feas.reason, t0)
-    reason = infinite_loss_reason(problem)
+    reason = infinite_loss_reason(problem, seen=inner.seen, hi=inner.hi_full)
     if reason:
         return _infeasible(problem, method, support, reason, t0)
-    inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
     mask, lo, hi = inner.mask, inner.lo, inner.hi
     fixed = lam_fixed is not None
     stop = lambda value: 0.5 * tolerance(value, tol, rtol)

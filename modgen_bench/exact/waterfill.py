@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
-from ..divergences import entropy
-from ..gates import envelope, gate_from_model, support_mask
+from ..gates import _check_support, gate_from_model
 from ..problem import DiscreteProblem
 
 __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
@@ -36,39 +35,89 @@ STALL = 20        # Newton iterations without halving the gap before a path give
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
 
 
+#: Columns per block of the fused passes: p x BLOCK float64 stays in cache while every
+#: quantity of that block is accumulated, so P is read from memory once per pass.
+BLOCK = 1 << 12
+
+
+def _blocks(n: int):
+    for b0 in range(0, n, BLOCK):
+        yield slice(b0, min(b0 + BLOCK, n))
+
+
+def _safe_log(q: np.ndarray) -> np.ndarray:
+    """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there)."""
+    with np.errstate(divide="ignore"):
+        out = np.log(q)
+    out[q == 0] = 0.0
+    return out
+
+
 class InnerProblem:
-    """The fixed-lam problem on the support: q(lam) = argmin_q CE(P_lam, q) over the envelope."""
+    """The fixed-lam problem on the support: q(lam) = argmin_q CE(P_lam, q) over the envelope.
+
+    Set-up reads P and E once each (blocked): X0 and -H(P[k]) from P, the envelope from E; P is
+    not copied when the support is every outcome. ``seen`` (X0), ``lo_full`` and ``hi_full``
+    (full length) serve the feasibility and infinite-loss tests of `modgen_bench.exact`.
+    """
 
     def __init__(self, problem: DiscreteProblem, support: str = "domains"):
-        mask = support_mask(problem, support)
-        lo, hi = envelope(problem)
+        _check_support(support)
+        P, E = problem.P, problem.E
+        p, N = P.shape
+        seen = np.zeros(N, dtype=bool)
+        neg_entropy = np.zeros(p)
+        for b in _blocks(N):                                   # one pass over P
+            Pb = P[:, b]
+            seen[b] = (Pb > 0).any(axis=0)
+            neg_entropy += xlogy(Pb, Pb).sum(axis=1)
+        lo, hi = np.empty(N), np.empty(N)
+        for b in _blocks(N):                                   # one pass over E
+            Eb = E[:, b]
+            lo[b], hi[b] = Eb.min(axis=0), Eb.max(axis=0)
+        mask = seen | (hi > 0) if support == "union" else seen
+        self.seen, self.lo_full, self.hi_full = seen, lo, hi
         self.mask = mask
-        self.P = np.ascontiguousarray(problem.P[:, mask])     # (p, n)
-        self.lo = lo[mask]                                     # (n,)
-        self.hi = hi[mask]                                     # (n,)
-        self.neg_entropy = -entropy(self.P)                    # (p,)  sum_x P log P
+        self.all_outcomes = bool(mask.all())
+        self.P = np.ascontiguousarray(P if self.all_outcomes else P[:, mask])   # (p, n)
+        self.lo = lo if self.all_outcomes else lo[mask]        # (n,)
+        self.hi = hi if self.all_outcomes else hi[mask]        # (n,)
+        self.neg_entropy = neg_entropy                         # (p,)  sum_x P log P = -H(P)
+        self.width = self.hi - self.lo                         # (n,)
+        self.lo_sum = float(self.lo.sum())
+        self._log_of, self._logq = None, None
         self.t = 1.0                                           # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
-        self.underflow = np.flatnonzero((self.lo == 0) & np.any(self.P > 0, axis=0))
+        seen_n = seen if self.all_outcomes else seen[mask]
+        self.underflow = np.flatnonzero((self.lo == 0) & seen_n)
+
+    def mix(self, lam) -> np.ndarray:
+        """P_lam = lam @ P on the support (one pass)."""
+        return np.asarray(lam, dtype=np.float64) @ self.P
 
     def model(self, lam) -> tuple[np.ndarray, float]:
         """q(lam) = clip(t P_lam, lo, hi) with sum q = 1, and t = 1/nu (inf when nu = 0)."""
-        a = lam @ self.P
+        return self.model_from(self.mix(lam))
+
+    def model_from(self, a: np.ndarray) -> tuple[np.ndarray, float]:
+        """`model` given the mixture a = P_lam (so a line search needs no pass over P)."""
         lo, hi = self.lo, self.hi
-        top = np.where(a > 0, hi, lo)  # t -> inf
-        if top.sum() <= 1.0:
+        seen = a > 0
+        if self.lo_sum + np.add.reduce(self.width, where=seen) <= 1.0:   # sum q as t -> inf
             # nu = 0: every outcome the mixture sees is at its ceiling; the rest of the mass
             # goes where the mixture is blind (the objective is indifferent there).
-            q = top.copy()
-            blind = a <= 0
-            room = (hi - lo)[blind].sum()
+            q = np.where(seen, hi, lo)
+            blind = ~seen
+            room = self.width[blind].sum()
             if room > 0:
-                q[blind] += (hi - lo)[blind] * (1.0 - top.sum()) / room
+                q[blind] += self.width[blind] * (1.0 - q.sum()) / room
             return self._floor(q), np.inf
         t, t_lo, t_hi = self.t, 0.0, np.inf
+        r, q, free = np.empty_like(a), np.empty_like(a), np.empty(a.shape, dtype=bool)
         for _ in range(200):
-            r = a * t
-            q = np.clip(r, lo, hi)
+            np.multiply(a, t, out=r)                  # q = clip(t a, lo, hi), in place
+            np.maximum(r, lo, out=q)
+            np.minimum(q, hi, out=q)
             s = q.sum()
             if s == 1.0:
                 break
@@ -76,8 +125,8 @@ class InnerProblem:
                 t_lo = t
             else:
                 t_hi = t
-            free = (r > lo) & (r < hi)
-            F = a[free].sum()
+            np.equal(q, r, out=free)                  # unclipped: sum q has slope F there
+            F = np.add.reduce(a, where=free)
             if F == 0 and abs(s - 1.0) <= FLAT_SUM_TOL:
                 # Every outcome is pinned to its box and the pins sum to 1 up to rounding: the sum
                 # does not depend on t on this piece, so any t in it is a valid multiplier. Bisecting
@@ -107,40 +156,69 @@ class InnerProblem:
                 q[z] = np.minimum(self.hi[z], Q_FLOOR)
         return q
 
-    def dual_bound(self, lam, q, t) -> float:
+    def dual_bound(self, lam, q, t, a=None) -> float:
         """Weak-duality lower bound on V*: L(lam, nu) = sum lam (-H) + sum_x [-P_lam log q + nu q] - nu.
 
         Valid for any lam in the simplex and any nu = 1/t >= 0 with q the box minimiser, so it
         certifies the primal value even when q's sum is off by rounding.
         """
-        a = lam @ self.P
+        a = self.mix(lam) if a is None else a
         nu = 0.0 if np.isinf(t) else 1.0 / t
-        return float(lam @ self.neg_entropy - np.sum(xlogy(a, q)) + nu * (q.sum() - 1.0))
+        zero = np.flatnonzero(q == 0)
+        if len(zero) and np.any(a[zero] > 0):
+            return np.inf                       # -P_lam log q = +inf: q is no box minimiser
+        return float(lam @ self.neg_entropy - a @ self._log(q) + nu * (q.sum() - 1.0))
+
+    def _log(self, q) -> np.ndarray:
+        """`_safe_log(q)`, cached for the last q (the bound and the KL use the same model)."""
+        if self._log_of is not q:
+            self._log_of, self._logq = q, _safe_log(q)
+        return self._logq
 
     def kl_per_domain(self, q) -> np.ndarray:
-        """KL(P[k] || q) for every k: the dual gradient at lam (Danskin)."""
-        with np.errstate(divide="ignore"):
-            logq = np.log(q)
-        out = np.empty(self.P.shape[0])
-        for k, Pk in enumerate(self.P):
-            seen = Pk > 0
-            out[k] = self.neg_entropy[k] - Pk[seen] @ logq[seen]
-        return out
+        """KL(P[k] || q) for every k: the dual gradient at lam (Danskin). One pass (a matvec);
+        inf where q = 0 < P[k]."""
+        out = self.neg_entropy - self.P @ self._log(q)
+        return self._starved(q, out)
 
-    def hessian(self, lam, t) -> np.ndarray:
-        """Hessian of D at lam: -sum_free P_k P_j / P_lam + F_k F_j / F (NSD, H lam = 0).
+    def _starved(self, q, kl: np.ndarray) -> np.ndarray:
+        """KL = inf for the domains with mass where q = 0."""
+        zero = np.flatnonzero(q == 0)
+        if len(zero):
+            kl[(self.P[:, zero] > 0).any(axis=1)] = np.inf
+        return kl
 
-        F_k = sum_free P_k and F = sum_free P_lam (free: lo < t P_lam < hi)."""
-        a = lam @ self.P
+    def derivatives(self, lam, q, t, a=None) -> tuple[np.ndarray, np.ndarray]:
+        """(KL(P[k] || q) for every k, Hessian of D at lam), in one blocked pass over P.
+
+        Hessian: -sum_free P_k P_j / P_lam + F_k F_j / F with F_k = sum_free P_k and
+        F = sum_free P_lam (free: lo < t P_lam < hi); NSD with H lam = 0."""
+        a = self.mix(lam) if a is None else a
+        p = self.P.shape[0]
         if np.isinf(t):
-            return np.zeros((len(lam), len(lam)))
+            return self.kl_per_domain(q), np.zeros((p, p))
         r = a * t
         free = (r > self.lo) & (r < self.hi)
-        Pf = self.P[:, free]                       # (p, n_free)
-        A = Pf / np.sqrt(a[free])                  # (p, n_free)
-        F = Pf.sum(axis=1)                         # (p,)  F_k = sum_free P_k
-        total = a[free].sum()                      # F = lam . F_k = sum_free P_lam
-        return -(A @ A.T) + (np.outer(F, F) / total if total > 0 else 0.0)
+        V = np.empty((len(a), 2))                 # columns: log q, 1[free]
+        V[:, 0] = self._log(q)
+        V[:, 1] = free
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(free, 1.0 / np.sqrt(a), 0.0)      # 1[free] / sqrt(P_lam)
+        acc, M = np.zeros((p, 2)), np.zeros((p, p))
+        for b in _blocks(self.P.shape[1]):        # P's block is read from memory once
+            Pb = self.P[:, b]
+            acc += Pb @ V[b]
+            A = Pb * w[b]
+            M += A @ A.T
+        ce, F = acc[:, 0], acc[:, 1]
+        g = self._starved(q, self.neg_entropy - ce)
+        total = float(a @ V[:, 1])
+        H = -M + (np.outer(F, F) / total if total > 0 else 0.0)
+        return g, H
+
+    def hessian(self, lam, t) -> np.ndarray:
+        """Hessian of D at lam (see `derivatives`)."""
+        return self.derivatives(lam, np.ones(self.P.shape[1]), t)[1]
 
 
 def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
@@ -185,11 +263,18 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
 
 def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform);
-    returns lam, q, t, g, bound, iterations."""
+    returns lam, q, t, g, bound, iterations.
+
+    Passes over P per iteration: one fused pass for KL(P[k] || q) and the Hessian
+    (`InnerProblem.derivatives`) and one for P_y = y @ P at the quadratic model's optimum y: along
+    the segment lam + s (y - lam) the mixture is (1 - s) P_lam + s P_y, so the line search runs on
+    N-vectors only.
+    """
     lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
-    q, t = inner.model(lam)
-    g = inner.kl_per_domain(q)
-    bound = inner.dual_bound(lam, q, t)
+    a = inner.mix(lam)
+    q, t = inner.model_from(a)
+    bound = inner.dual_bound(lam, q, t, a)
+    g, H = inner.derivatives(lam, q, t, a)
     it, best, since = 0, np.inf, 0
     for it in range(1, MAX_NEWTON + 1):
         gap = g.max() - bound
@@ -199,32 +284,35 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
-        H = inner.hessian(lam, t)
         Q = -H
         Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
         y = simplex_qp(Q, Q @ lam + g_step, lam)
         d = y - lam
         slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
+        a_y = inner.mix(y)
         # Armijo on D; near the optimum D is flat to rounding (its error is second order in lam
         # while the gap is first order), so there a step is accepted when it shrinks the gap.
-        D0, gap0, step = bound, g.max() - bound, 1.0
+        D0, gap0, step = bound, gap, 1.0
         flat = 1e-13 * (1.0 + abs(D0))
+        g_try = None
         while step > 1e-14:
             lam_try = np.clip(lam + step * d, 0.0, None)
             lam_try /= lam_try.sum()
-            q_try, t_try = inner.model(lam_try)
-            D_try = inner.dual_bound(lam_try, q_try, t_try)
+            a_try = a_y if step == 1.0 else (1.0 - step) * a + step * a_y
+            q_try, t_try = inner.model_from(a_try)
+            D_try = inner.dual_bound(lam_try, q_try, t_try, a_try)
             if slope > 0 and D_try - D0 >= 1e-4 * step * slope:
                 break
             if D_try >= D0 - flat:
-                g_try = inner.kl_per_domain(q_try)
+                g_try, H_try = inner.derivatives(lam_try, q_try, t_try, a_try)
                 if g_try.max() - D_try < gap0:
                     break
+                g_try = None
             step *= 0.5
         else:
             break
-        lam, q, t, bound = lam_try, q_try, t_try, D_try
-        g = inner.kl_per_domain(q)
+        lam, a, q, t, bound = lam_try, a_try, q_try, t_try, D_try
+        g, H = (g_try, H_try) if g_try is not None else inner.derivatives(lam, q, t, a)
     return lam, q, t, g, bound, it
 
 
