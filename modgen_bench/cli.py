@@ -49,24 +49,47 @@ def _int_in(lo: int, hi: int):
     return parse
 
 
+def _nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (solve --tol)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
+    return v
+
+
 def _solve(args) -> int:
+    """Solve every problem named; exit 3 when any answer is not certified (DESIGN.md, Additions)."""
     from .exact import solve
-    problem = DiscreteProblem.load(resolve_example(args.file))
-    sol = solve(problem, method=args.method, support=args.support)
-    if args.json:
-        print(json.dumps(sol.to_json()))
-        return 0
-    if not sol.optimal:
-        print(f"status: infeasible\nreason: {sol.reason}")
-        return 0
-    print(f"status: optimal   method: {sol.method} ({sol.solver})   support: {sol.support}")
-    print(f"value V* = {sol.value:.10g} nats   duality gap = {sol.duality_gap:.3g}   "
-          f"time = {sol.seconds:.3f} s")
-    width = max(len(n) for n in problem.names)
-    print(f"{'domain':<{width}}  {'lambda*':>10}  {'KL(P_k || pi_g*)':>18}")
-    for name, lam, v in zip(problem.names, sol.lam, sol.per_domain_kl):
-        print(f"{name:<{width}}  {lam:>10.6f}  {v:>18.10g}")
-    return 0
+    from .exact.batch import iter_problems
+    code, many = 0, len(args.file) > 1
+    for label, problem in iter_problems(args.file, resolve=resolve_example):
+        sol = solve(problem, method=args.method, support=args.support, tol=args.tol)
+        many = many or label.endswith("]")
+        if sol.status == "inaccurate":
+            code = 3
+        if args.json:
+            out = sol.to_json()
+            print(json.dumps({"file": label, **out} if many else out), flush=many)
+            continue
+        if many:
+            print(f"== {label}")
+        if sol.status == "infeasible":
+            print(f"status: infeasible\nreason: {sol.reason}")
+            continue
+        print(f"status: {sol.status}   method: {sol.method} ({sol.solver})   support: {sol.support}")
+        print(f"value V* = {sol.value:.10g} nats   duality gap = {sol.duality_gap:.3g}   "
+              f"time = {sol.seconds:.3f} s")
+        if sol.status == "inaccurate":
+            lo, hi = sol.extra.get("bound", (float("nan"), float("nan")))
+            print(f"NOT CERTIFIED: V* lies in [{lo:.10g}, {hi:.10g}]\nreason: {sol.reason}")
+        width = max(len(n) for n in problem.names)
+        print(f"{'domain':<{width}}  {'lambda*':>10}  {'KL(P_k || pi_g*)':>18}")
+        for name, lam, v in zip(problem.names, sol.lam, sol.per_domain_kl):
+            print(f"{name:<{width}}  {lam:>10.6f}  {v:>18.10g}")
+    return code
 
 
 def _spd(args) -> int:
@@ -103,22 +126,39 @@ def _report(args) -> int:
     return 0
 
 
+def _bench_fuzz(args) -> int:
+    """`bench fuzz`: random hard instances graded by their certificates; exit 1 on a wrong answer."""
+    from .bench.fuzz import format_counts, fuzz
+    res = fuzz(instances=args.instances, seed=args.seed, method=args.method or "waterfill")
+    print(format_counts(res))
+    if args.csv:
+        import pandas as pd
+        from .atomic import write_frame
+        write_frame(args.csv, pd.DataFrame([{**res["counts"], "worst_gap": res["worst_gap"],
+                                             "seconds_per_instance": res["seconds_per_instance"],
+                                             "instances": res["instances"], "seed": res["seed"]}]))
+    return 1 if res["counts"]["wrong"] else 0
+
+
 def _bench(args) -> int:
     if args.what == "train":
         from .bench.train import train_command
         return train_command(args)
+    if args.what == "fuzz":
+        return _bench_fuzz(args)
     if args.what == "exact":
         from .bench.exact import bench_exact, speedups
         import pandas as pd
         sizes = tuple(int(float(s)) for s in args.sizes)
         ps = tuple(int(p) for p in args.ps)
         df = bench_exact(sizes=sizes, ps=ps, cvxpy_max_n=args.cvxpy_max_n, seed=args.seed,
-                         structured=not args.no_structured)
+                         structured=not args.no_structured, repeats=args.repeats)
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             sp = speedups(df)
             if len(sp):
-                print("\ncvxpy time / waterfill time, and |value difference|:")
+                print("\ncvxpy time / waterfill time (both warm, min over repeats), and "
+                      "|value difference|:")
                 print(sp.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         if args.csv:
             from .atomic import write_frame
@@ -178,14 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="exact robust gate of a problem file (JSON or NPZ)")
-    s.add_argument("file", help="problem file {domains, experts, names} (JSON or NPZ); the shipped "
-                   "examples/*.json are found from any directory (see 'list examples')")
+    s.add_argument("file", nargs="+", metavar="FILE",
+                   help="problem file(s) {domains, experts, names} (JSON or NPZ; an NPZ with a "
+                   "leading batch axis (B, p, N) holds B problems); the shipped examples/*.json are "
+                   "found from any directory (see 'list examples'). Several problems: one line each")
     s.add_argument("--method", choices=["cvxpy", "waterfill"], default="waterfill",
                    help="exact solver: waterfill (numpy, fast) or cvxpy (conic reference)")
     s.add_argument("--support", choices=["domains", "union"], default="domains",
                    help="where pi_g must sum to 1: the domains' support X0 (the paper) or X0 plus "
                         "the experts' supports")
     s.add_argument("--json", action="store_true", help="print the result object as JSON")
+    s.add_argument("--tol", type=_nonneg_float, default=1e-9,
+                   help="status optimal only when duality_gap <= TOL + 1e-9 * |value|; otherwise "
+                        "inaccurate with the bound interval, and exit status 3")
     s.set_defaults(func=_solve)
 
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
@@ -259,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_report)
 
     s = sub.add_parser("bench", help="performance tables")
-    s.add_argument("what", choices=["exact", "spd", "train"], help="which benchmark")
+    s.add_argument("what", choices=["exact", "spd", "fuzz", "train"], help="which benchmark")
+    s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=1000,
+                   help="bench fuzz: random hard instances to solve")
+    s.add_argument("--method", choices=["waterfill", "cvxpy"], default=None,
+                   help="bench fuzz: the solver path tried first (default waterfill)")
     s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],
                    help="bench exact: numbers of outcomes N")
     s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
