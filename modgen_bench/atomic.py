@@ -90,6 +90,14 @@ def _temp_path(path: Path) -> str:
     return tmp
 
 
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
 def write_with(path, fn: Callable[[str], object]) -> Path:
     """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it into place."""
     path = Path(path)
@@ -113,6 +121,9 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
             pass
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(path, exc) from exc
+        if isinstance(exc, Exception) and _disk_full(path.parent):
+            # writers that wrap the OS error in their own (torch.save: RuntimeError)
+            raise OutputError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
         raise
     _fsync_dir(path.parent)
     return path
