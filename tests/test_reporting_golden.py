@@ -32,4 +32,4 @@ def test_golden_report(tmp_path):
     assert ">0.0938 ± 0.0002 (n=2)<" in a and "1.0938" not in a
     assert ">1.0938 ± 0.0002 (n=2)<" in b and "0.0938" not in b
     landing = build_index(tmp_path)[1].read_text()
-    assert "golden/index.html" in landing and "Runs" in landing
+    assert "golden/index.html" in landing and "gate-kl vs mono-d16" in landing   # summaries = headlines

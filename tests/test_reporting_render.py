@@ -105,3 +105,21 @@ def test_report_page_has_headline_details_links_and_alt(tmp_path):
     assert 'href="../index.html"' in page and "<strong>bold</strong>" in page
     before_details = page.split("<details><summary>full provenance")[0]
     assert '"versions"' not in before_details                 # raw JSON only inside <details>
+
+
+def test_auto_headline_pairs_replicates_and_prefers_the_uniform_monolith(tmp_path):
+    from modgen_bench.reporting.headline import auto_headline
+    rows = []
+    for seed in range(2):
+        for resample in range(2):
+            for lam in ("1,0,0", "0.3333,0.3333,0.3333"):
+                for method, v in (("gate_excess", 1.0), ("gate_excess_logZ", 9.0),
+                                  ("mono_lamstar", 0.0), ("mono_uniform", 2.0)):
+                    rows.append({"method": method, "seed": seed, "resample": resample, "lam": lam,
+                                 "metric": "nll_per_token", "value": v + 0.01 * (seed + 2 * resample)})
+    h = auto_headline(pd.DataFrame(rows), tmp_path)
+    assert h.title == "gate_excess vs mono_uniform" and "paired on seed x resample" in h.text
+    assert "over 4 replicates" in h.text and "gate better at lam = (0.3333,0.3333,0.3333); lam = (1,0,0)" in h.text
+    assert "Chosen automatically" in h.text
+    assert auto_headline(pd.DataFrame(rows).query("method != 'mono_uniform' and method != 'mono_lamstar'"),
+                         tmp_path) is None

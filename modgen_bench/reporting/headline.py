@@ -22,7 +22,7 @@ from .figures import Figure, legend_outside, save_figure
 from .section import Section
 
 __all__ = ["Headline", "verdict_headline", "paired_differences", "difference_figure",
-           "gate_vs_monolith_headline", "VERDICT_ORDER"]
+           "gate_vs_monolith_headline", "auto_headline", "VERDICT_ORDER"]
 
 #: verdict statuses in display order; ``fails`` renders red, ``holds`` green.
 VERDICT_ORDER = ("holds", "fails", "vacuous", "inconclusive", "error")
@@ -66,14 +66,17 @@ def _x_of(labels: pd.Series) -> pd.Series:
 
 
 def paired_differences(rows: pd.DataFrame, a: str, b: str, by: str = "lam",
-                       level: float = 0.95) -> pd.DataFrame:
-    """Per ``by`` value: mean, s.e. and ``level`` t-interval of value(a) - value(b), paired on seed.
+                       level: float = 0.95, pair_on=("seed",)) -> pd.DataFrame:
+    """Per ``by`` value: mean, s.e. and ``level`` t-interval of value(a) - value(b), paired on
+    ``pair_on`` (the replicate keys: seed, and e.g. resample where the rows have it).
 
     Columns: ``by, x, mean, se, n, lo, hi, decision``; decision is 'a better' (hi < 0: lower is
     better), 'b better' (lo > 0) or 'undecided' (the interval holds 0, or n < 2).
     """
     from scipy import stats
-    wide = rows.pivot_table(index=[by, "seed"], columns="method", values="value", aggfunc="mean")
+    keys = [by, *(k for k in pair_on if k in rows.columns)]
+    wide = rows.assign(**{k: rows[k].fillna(-1) for k in keys[1:]}).pivot_table(
+        index=keys, columns="method", values="value", aggfunc="mean")
     if a not in wide or b not in wide:
         raise ValueError(f"paired_differences: rows hold no method '{a if a not in wide else b}'; "
                          f"methods: {', '.join(map(str, wide.columns))}")
@@ -111,27 +114,27 @@ def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
         ax.set_xticks(x, diff["lam"].astype(str), rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(xlabel if numeric else "test mixture (lam)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"{a} minus {b} (mean and 95% t-interval over seeds)", fontsize=10)
+    ax.set_title(title or f"{a} minus {b} (mean and 95% t-interval over replicates)", fontsize=10)
     legend_outside(ax)
     n = int(diff["n"].max()) if len(diff) else 0
-    alt = (f"{a} minus {b} per test mixture with 95% intervals over up to {n} seeds: "
+    alt = (f"{a} minus {b} per test mixture with 95% intervals over up to {n} replicates: "
            + "; ".join(f"{lam}: {m:+.4g} [{lo:+.4g}, {hi:+.4g}] {dec.replace('a better', a + ' better').replace('b better', b + ' better')}"
                        for lam, m, lo, hi, dec in zip(diff["lam"], diff["mean"], diff["lo"], diff["hi"], diff["decision"])))
     png = save_figure(fig, path, alt=alt)
-    return Figure(f"{a} minus {b}: {ylabel} per test mixture, 95% t-interval over seeds (below 0: {a} better)",
+    return Figure(f"{a} minus {b}: {ylabel} per test mixture, 95% t-interval over replicates (below 0: {a} better)",
                   png, alt)
 
 
 def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir, metric: str,
                               unit: str = "nats", title: str | None = None,
                               xlabel: str = "test mixture: weight of the first domain",
-                              xname: str = "lam_0") -> Headline:
+                              xname: str = "lam_0", pair_on=("seed", "resample")) -> Headline:
     """The gate-minus-monolith answer: per mixture, better / worse / undecided by its interval,
     with the difference figure. ``rows``: tidy rows (method, seed, lam, metric, value); ``xname``
     names the first weight in the text when every mixture has two components."""
     import re
     sub = rows[rows["metric"].eq(metric) & rows["lam"].astype(str).ne("")]
-    diff = paired_differences(sub, gate, mono)
+    diff = paired_differences(sub, gate, mono, pair_on=pair_on)
     title = title or f"{gate} vs {mono}"
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"headline_{title}_{gate}_minus_{mono}_{metric}")
     fig = difference_figure(diff, Path(fig_dir) / stem, gate, mono, f"{metric} difference ({unit})",
@@ -146,8 +149,35 @@ def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir,
             return f"{xname} = " + ", ".join(f"{v:g}" for v in pick["x"])
         return "; ".join(f"lam = ({v})" for v in pick["lam"])
     n = int(diff["n"].min()) if len(diff) else 0
-    text = (f"**{gate} minus {mono}**, {metric} ({unit}), seed-paired, 95% t-interval over {n} seeds"
+    reps = " x ".join(k for k in pair_on if k in sub.columns and sub[k].notna().any()) or "seed"
+    text = (f"**{gate} minus {mono}**, {metric} ({unit}), paired on {reps}, 95% t-interval over {n} replicates"
             f"{' (one seed decides nothing)' if n < 2 else ''}: gate better at {lab('a better')}; "
             f"monolith better at {lab('b better')}; undecided at {lab('undecided')}.")
     tone = "ok" if diff["decision"].eq("a better").all() else ("bad" if diff["decision"].eq("b better").any() else "neutral")
     return Headline(title, text, figure=fig, tone=tone)
+
+
+#: metrics an automatic headline compares, in order of preference (lower is better for each)
+AUTO_METRICS = ("kl_per_token", "nll_per_token", "bits_per_byte")
+
+
+def auto_headline(rows: pd.DataFrame, fig_dir) -> Headline | None:
+    """For a run whose plug-in states no headline: the gate-minus-monolith box from its tidy rows
+    alone, when they hold a ``gate*`` and a ``mono*`` method on the same test mixtures (the first
+    of `AUTO_METRICS` they share; the ``*uniform*`` monolith when there are several); else None.
+    The box says it was chosen automatically, naming what it compares."""
+    mixed = rows[rows["lam"].astype(str).ne("")]
+    for metric in AUTO_METRICS:
+        m = mixed[mixed["metric"].eq(metric)]
+        methods = sorted(set(m["method"]))
+        gates = [x for x in methods if x.startswith("gate") and not x.endswith("_logZ")]
+        monos = sorted((x for x in methods if x.startswith("mono")), key=lambda x: ("uniform" not in x, x))
+        if gates and monos:
+            h = gate_vs_monolith_headline(m, gates[0], monos[0], fig_dir, metric,
+                                          unit="nats" if "bits" not in metric else "bits",
+                                          title=f"{gates[0]} vs {monos[0]}")
+            h.text += (f" *(Chosen automatically from the rows: the plug-in states no headline; "
+                       f"other gates: {', '.join(gates[1:]) or 'none'}; other monoliths: "
+                       f"{', '.join(monos[1:]) or 'none'}.)*")
+            return h
+    return None

@@ -24,7 +24,7 @@ import pandas as pd
 from ..atomic import write_json, write_text
 from ..results import Run, read_runs
 from .figures import Figure, as_figure
-from .headline import Headline
+from .headline import Headline, auto_headline
 from .markdown import render_markdown
 from .section import Section
 from .tables import format_mean_se, mean_se_table
@@ -291,11 +291,15 @@ def _run_sections(run: Run, peers: list[Run], root: Path, trusted, plugin_report
     heads, sections = [], [Section(label, "\n\n".join(meta), level=2)]
     for item in made:
         if isinstance(item, Headline):
-            item.title = f"{label}: {item.title}"
             heads.append(item)
         else:
             item.level = max(item.level, 3)
             sections.append(item)
+    if not heads:
+        auto = auto_headline(run.rows, fig_dir)
+        heads = [auto] if auto is not None else []
+    for h in heads:
+        h.title = f"{label}: {h.title}"
     return heads, sections
 
 
