@@ -86,24 +86,34 @@ def table1_verdict(cells: pd.DataFrame, worst: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _t_half(values) -> float:
+    """Half-width of the seed-paired 95% t interval (the tables' rule)."""
+    iv = paired_t_interval(np.asarray(values, dtype=float))
+    return (iv.hi - iv.lo) / 2
+
+
 def _figure(deltas, xo, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     panels = sorted(deltas.groupby(["case", "convention"]).groups)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (case, conv) in zip(axes[0], panels):
         g = deltas[(deltas["case"] == case) & (deltas["convention"] == conv)]
         for j, (B, gb) in enumerate(sorted(g.groupby("budget"))):
             m = gb.groupby("r_target").agg(r=("r", "mean"), mean=("value", "mean"),
-                                           se=("value", "sem")).sort_values("r")
-            ax.errorbar(m["r"], m["mean"], yerr=1.96 * m["se"].fillna(0), marker="o", capsize=2,
-                        color=f"C{j}", label=f"budget {B} steps")
+                                           half=("value", _t_half)).sort_values("r")
+            ax.errorbar(m["r"], m["mean"], yerr=m["half"].fillna(0), marker="o", capsize=2,
+                        color=f"C{j}", label=f"budget {int(B)} steps")
             x = xo[(xo["case"] == case) & (xo["convention"] == conv) & (xo["budget"] == B)]
             if len(x) and np.isfinite(x["r_star"].iloc[0]):
                 ax.axvline(x["r_star"].iloc[0], color=f"C{j}", ls=":", lw=1)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        ticks = sorted(g["r_target"].unique())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_xlabel("r = monolith / experts' non-embedding parameters")
         ax.set_title(f"{case}, {conv}-matched", fontsize=9)
         ax.grid(alpha=0.3)
@@ -148,7 +158,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                  fmt(uni)),
                 ("gate - monolith, worst vertex, per cell", fmt(worst)),
                 ("constant gate 1/p - monolith, uniform mixture, per cell", fmt(const_mono))],
-        figures=[("gate - monolith vs r (mean ± 1.96 s.e. over seeds; dotted: fitted r*)", path)])]
+        figures=[("gate - monolith vs r (mean and 95% t interval over seeds, the tables' rule; "
+                  "dotted: fitted r*)", path)])]
     base = ["case", "expert_d", "budget"]
     g_const = seed_intervals(df, "gate-vs-const", "delta_uniform")
     g_bayes = seed_intervals(df, "gate-vs-bayes_router", "delta_uniform")
