@@ -130,13 +130,18 @@ def _figure_view(item, out_dir: Path, embed: bool) -> dict:
 
 
 def _css_width(png: Path) -> int | None:
-    """The PNG's width in CSS pixels (saved at `DPI`, shown as at 96 dpi), so every figure shows
-    its fonts at one size whatever its bounding box; None when the header is unreadable."""
+    """The PNG's width in CSS pixels (at the dpi its pHYs chunk records, else `DPI`; shown as at
+    96 dpi), so every figure shows its fonts at one size whatever its bounding box or dpi; None
+    when the header is unreadable."""
     from .figures import DPI
-    head = Path(png).read_bytes()[:24]
+    head = Path(png).read_bytes()[:4096]
     if head[:8] != b"\x89PNG\r\n\x1a\n":
         return None
-    return round(int.from_bytes(head[16:20], "big") * 96 / DPI)
+    dpi = DPI
+    at = head.find(b"pHYs")          # pixels per metre, written by matplotlib from savefig(dpi=...)
+    if at > 0 and head[at + 12] == 1:
+        dpi = int.from_bytes(head[at + 4:at + 8], "big") * 0.0254 or DPI
+    return round(int.from_bytes(head[16:20], "big") * 96 / dpi)
 
 
 def _slug(text: str, seen: set) -> str:
