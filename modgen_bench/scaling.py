@@ -45,7 +45,8 @@ from .provenance import stable_seed
 from .sampling import LMProposal, draw_from_q, log_accept, log_gate, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 
-__all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "worst_vertex_bootstrap"]
+__all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
+           "fresh_z", "routing_split", "worst_vertex_bootstrap"]
 
 
 @dataclass
@@ -140,7 +141,22 @@ def worst_vertex_bootstrap(a, b, groups, rng, n_boot: int = 1000, level: float =
     return {"mean": float(point), "lo": float(lo), "hi": float(hi)}
 
 
-def _fresh_z(experts, gate, n: int, seed: int, device) -> tuple[float, float, float]:
+def const_gate_nll(test_e: torch.Tensor, T: int) -> np.ndarray:
+    """(n,) per-token NLL of the constant gate 1/p, -log((1/p) sum_k E[k](x)) / (T - 1), from
+    the cached whole-window log E (n, p). Its Z is exactly 1 (a mixture of distributions)."""
+    p = test_e.shape[-1]
+    return (-(torch.logsumexp(test_e.double(), dim=-1) - math.log(p)) / (T - 1)).numpy()
+
+
+def routing_split(gate, const, expert_k, mono) -> dict:
+    """gate - mono on domain k's windows = routing_proper (gate - const) + domain_prior
+    (const - expert_k, at most log p / (T - 1) per token: -log((1/p) sum_j E_j) <=
+    -log((1/p) E_k)) + expert_deficit (expert_k - mono). Inputs: per-window NLL arrays."""
+    g, c, e, m = (float(np.mean(v)) for v in (gate, const, expert_k, mono))
+    return {"routing_proper": g - c, "domain_prior": c - e, "expert_deficit": e - m}
+
+
+def fresh_z(experts, gate, n: int, seed: int, device) -> tuple[float, float, float]:
     """Z_g on n fresh draws from q with its 95% interval (`sampling.z_estimate`)."""
     proposal = LMProposal(experts.models, experts.models[0].config.block_size, BOS, device)
     inputs, log_e, _ = draw_from_q(proposal, n, torch.Generator().manual_seed(seed))
@@ -197,7 +213,7 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
                               store, dev)
         g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
                        cfg.resample, store, dev, progress)
-        z, z_lo, z_hi = _fresh_z(experts, g.gate, cfg.n_z_draws,
+        z, z_lo, z_hi = fresh_z(experts, g.gate, cfg.n_z_draws,
                                  stable_seed(seed, B, "fresh-z"), dev)
         add("gate", "Z_fresh", z, **at)
         add("gate", "Z_fresh_lo", z_lo, **at)
@@ -208,8 +224,7 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
         test_e = cache.test
         raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()
         nll = {"gate": raw + math.log(z) / (T - 1),               # proper likelihood: / Z_hat
-               "const": (-(torch.logsumexp(test_e.double(), dim=-1) - math.log(p))
-                         / (T - 1)).numpy(),
+               "const": const_gate_nll(test_e, T),
                "bayes_router": bayes_router_nll(cache.test_tok).numpy()}
         experts_nll = np.stack([expert_nll(test_e, k, T).double().numpy() for k in range(p)])
         # Z's interval propagated to the gate's NLL (per token): [log Z_lo, log Z_hi] / (T - 1)
@@ -247,9 +262,7 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
                     _deltas(add, name, "mono", nll[name], m, groups, rng, cfg.n_boot, cell)
                 for k in range(p):                               # routing-cost split (item 8)
                     w = groups == k
-                    parts = {"routing_proper": nll["gate"][w].mean() - nll["const"][w].mean(),
-                             "domain_prior": nll["const"][w].mean() - experts_nll[k, w].mean(),
-                             "expert_deficit": experts_nll[k, w].mean() - m[w].mean()}
+                    parts = routing_split(nll["gate"][w], nll["const"][w], experts_nll[k, w], m[w])
                     for metric, v in parts.items():
                         add("gate", f"split_{metric}", v, lam=_vertex(p, k), **cell)
     params = {"expert": total_params(e_cfg), "expert_nonembedding": nonembedding_params(e_cfg)}

@@ -115,3 +115,15 @@ def test_every_scaling_preset_is_a_valid_config(suite):
             if "smoke" not in suite:
                 assert len(cfg.triples) == 3 and len(cfg.seeds) >= 3 and len(cfg.ratios) >= 5
                 assert {0.25, 0.5, 1.0, 1.7, 2.6} <= set(cfg.ratios)
+
+
+def test_domain_prior_cost_is_at_most_log_p_per_window():
+    """-log((1/p) sum_j E_j(x)) <= -log E_k(x) + log p for every window and every k."""
+    rng = np.random.default_rng(0)
+    log_e = torch.as_tensor(rng.normal(-40, 5, size=(50, 3)))
+    const = scaling.const_gate_nll(log_e, 9)
+    for k in range(3):
+        expert = (-log_e[:, k] / 8).numpy()
+        assert np.all(const - expert <= math.log(3) / 8 + 1e-12)
+    parts = scaling.routing_split([1.0, 1.2], [1.1, 1.1], [0.9, 1.0], [1.3, 1.3])
+    assert sum(parts.values()) == pytest.approx(1.1 - 1.3)
