@@ -32,7 +32,7 @@ triple, a figure, and a verdict on the paper's Table 1 claim under each conventi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ class ScalingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingConfig":
-        names = {f.name for f in __import__("dataclasses").fields(cls)}
+        names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"scaling config: unknown keys {unknown}; valid keys: {sorted(names)}")
