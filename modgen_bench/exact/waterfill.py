@@ -14,7 +14,13 @@ the root of the right piece). D is concave with gradient ``dD/dlam[k] = KL(P[k] 
 (Danskin) and Hessian ``-sum_free P_k P_j / P_lam + F_k F_j / F`` (free = unclipped outcomes), so
 the p-dimensional outer problem is solved by projected Newton: a simplex-constrained quadratic
 model solved exactly by an active-set method, then a backtracking line search on D.
-Each dual evaluation costs a few passes over the p x N data.
+
+Two paths (issue 9): ``newton`` (projected Newton in lam; quadratic convergence, and it lands
+exactly on faces) and ``entropic`` (Newton in log-weights, `_entropic_newton`), which leaves a
+vertex where D behaves like -lam log lam and weights of 1e-7 .. 1e-90 matter. Masses that
+underflow (lam[k] P[k](x) < 1e-308) are lifted to Q_FLOOR so that KL stays finite. A Newton
+iteration reads P twice (one fused pass for the KL gradient and the Hessian, one for the mixture
+at the quadratic model's optimum); the line search works on N-vectors.
 """
 from __future__ import annotations
 
@@ -230,6 +236,17 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
     y = y0.copy()
     W = y <= 0
     y[W] = 0.0
+    if not W.any():
+        # Fast path: the minimiser on the affine hull {sum y = 1} is often already >= 0 (then
+        # it is the answer: the constraints y >= 0 are inactive and the problem is convex).
+        K = np.empty((p + 1, p + 1))
+        K[:p, :p], K[:p, p], K[p, :p], K[p, p] = Q, 1.0, 1.0, 0.0
+        try:
+            sol = np.linalg.solve(K, np.append(c, 1.0))
+        except np.linalg.LinAlgError:
+            sol = None
+        if sol is not None and np.all(sol[:p] >= 0):
+            return sol[:p]
     for _ in range(max_iter):
         F = ~W
         nF = int(F.sum())
