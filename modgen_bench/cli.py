@@ -129,7 +129,8 @@ def _report(args) -> int:
 def _bench_fuzz(args) -> int:
     """`bench fuzz`: random hard instances graded by their certificates; exit 1 on a wrong answer."""
     from .bench.fuzz import format_counts, fuzz
-    res = fuzz(instances=args.instances, seed=args.seed, method=args.method or "waterfill")
+    res = fuzz(instances=args.instances, seed=args.seed, method=args.method or "waterfill",
+               report_every=10_000, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_counts(res))
     if args.csv:
         import pandas as pd
