@@ -27,7 +27,7 @@ def test_golden_report(tmp_path):
     assert got == expected.read_text()
     page = html.read_text()
     # each config its own section, with its own numbers (issue 11: 0.0936 became 1.0936)
-    a, b = page.split('id="golden-run-aaaaaaaaaaaa"')[1], page.split('id="golden-run-bbbbbbbbbbbb"')[1]
+    a, b = page.split('id="golden-run-aaaaaaaaaaaa-earlier"')[1], page.split('id="golden-run-bbbbbbbbbbbb-latest"')[1]
     a, b = a.split("<h2 ")[0], b.split("<h2 ")[0]
     assert ">0.0938 ± 0.0002 (n=2)<" in a and "1.0938" not in a
     assert ">1.0938 ± 0.0002 (n=2)<" in b and "0.0938" not in b

@@ -61,7 +61,7 @@ def test_second_config_gets_its_own_section_with_its_own_numbers(suite, tmp_path
     assert len(runs) == 2, runs
     html = (root / "index.html").read_text()
     sections = re.split(r"<h2 ", html)
-    mine = {r: next(s for s in sections if s.startswith(f'id="tiny-run-{r.split("-")[1]}"')) for r in runs}
+    mine = {r: next(s for s in sections if s.startswith(f'id="tiny-run-{r.split("-")[1]}-')) for r in runs}
     values = {}
     for r, text in mine.items():
         info = json.loads((root / r / "run.json").read_text())

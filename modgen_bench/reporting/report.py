@@ -272,7 +272,8 @@ def _run_sections(run: Run, peers: list[Run], root: Path, trusted, plugin_report
     """The header section of one run, its plug-in (or generic) sections and its headlines."""
     name, key = run.experiment, run.key
     many = bool(peers)
-    label = f"{name} (run {key})" if many else name
+    newest = many and all(str(run.info.get("finished", "")) >= str(p.info.get("finished", "")) for p in peers)
+    label = (f"{name} (run {key}, {'latest' if newest else 'earlier'})" if many else name)
     run_dir = root / run.path
     links = " · ".join(f"[{f}]({Path(run.path, f).as_posix()})" for f in
                        ("results.csv", "results.parquet", "run.json") if (run_dir / f).is_file())
