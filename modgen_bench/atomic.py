@@ -115,14 +115,17 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
+        # a writer that wraps the OS error in its own (torch.save: RuntimeError) on a full disk;
+        # looked at before the temp file is removed, which frees its space again
+        full = (isinstance(exc, Exception) and not isinstance(exc, OSError)
+                and _disk_full(path.parent))
         try:
             os.unlink(tmp)
         except OSError:
             pass
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(path, exc) from exc
-        if isinstance(exc, Exception) and _disk_full(path.parent):
-            # writers that wrap the OS error in their own (torch.save: RuntimeError)
+        if full:
             raise OutputError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
         raise
     _fsync_dir(path.parent)

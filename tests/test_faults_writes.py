@@ -172,10 +172,10 @@ def test_torch_save_on_full_disk_is_a_named_output_error(tmp_path):
     """torch.save wraps ENOSPC in a RuntimeError; the atomic writer still names the file."""
     torch = pytest.importorskip("torch")
     from modgen_bench.atomic import OutputError, write_with
-    with tmpfs(tmp_path / "full", size="64k") as mnt:
+    with tmpfs(tmp_path / "full", size="1m") as mnt:   # the failed write frees ~1 MB again
         write_with(mnt / "ck.pt", lambda tmp: torch.save({"step": 1}, tmp))
         before = (mnt / "ck.pt").read_bytes()
         with pytest.raises(OutputError, match=r"ck\.pt': No space left on device"):
-            write_with(mnt / "ck.pt", lambda tmp: torch.save({"w": torch.zeros(100_000)}, tmp))
+            write_with(mnt / "ck.pt", lambda tmp: torch.save({"w": torch.zeros(1_000_000)}, tmp))
         assert (mnt / "ck.pt").read_bytes() == before
         assert [p.name for p in mnt.iterdir() if ".tmp" in p.name] == []
