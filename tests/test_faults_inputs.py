@@ -3,12 +3,10 @@
 (issue 10, items 2 and 4). The corpus is committed under tests/fixtures/bad_inputs
 (regenerate with its make_corpus.py).
 
-Most cases call `modgen_bench.cli.main` in-process (an exception escaping `main` fails the test,
-exactly as a traceback would); a few go through the installed entry point in a subprocess.
+Every case calls `modgen_bench.cli.main` in-process: an exception escaping `main` fails the test,
+exactly as a traceback would (the real entry point is exercised by test_faults_resume.py).
 """
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -171,18 +169,6 @@ def test_debug_shows_traceback_of_internal_error_only(capsys, monkeypatch):
     for argv in (["--debug", "solve", "x.json"], ["solve", "x.json", "--debug"]):
         with pytest.raises(TypeError, match="a bug of ours"):
             main(argv)
-
-
-@pytest.mark.parametrize("argv, code, fragment", [
-    (["solve", str(CORPUS / "deep_nesting.json")], 2, "nests too deeply"),
-])
-def test_entry_point_subprocess(argv, code, fragment):
-    exe = Path(sys.executable).with_name("modgen-bench")
-    proc = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == code, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("modgen-bench: error: ")
-    assert fragment in proc.stderr and "Traceback" not in proc.stderr
 
 
 _TOML = '[experiment]\nmodule = "{module}"\n[preset.quick]\nx = 1\n'
