@@ -32,10 +32,13 @@ __all__ = ["OutputError", "atomic_write", "write_text", "write_bytes", "write_js
 class OutputError(OSError):
     """An output could not be written; ``str()`` names the destination and the OS reason."""
 
-    def __init__(self, path, exc: BaseException):
+    def __init__(self, path, exc: BaseException, kept: bool = False):
         code = getattr(exc, "errno", None)
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        super().__init__(code, f"cannot write '{path}': {reason}")
+        # kept: the destination was never touched (a write that failed mid-way went to a temp
+        # file), so whatever complete file was there before is still there
+        note = " (the previous file, if any, is unchanged)" if kept else ""
+        super().__init__(code, f"cannot write '{path}': {reason}{note}")
         self.path = str(path)
 
     def __str__(self) -> str:
@@ -105,7 +108,7 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
     try:
         tmp = _temp_path(path)
     except OSError as exc:
-        raise OutputError(path, exc) from exc
+        raise OutputError(path, exc, kept=True) from exc
     try:
         fn(tmp)
         fd = os.open(tmp, os.O_RDONLY)
@@ -124,9 +127,9 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
         except OSError:
             pass
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(path, exc) from exc
+            raise OutputError(path, exc, kept=True) from exc
         if full:
-            raise OutputError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
+            raise OutputError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), kept=True) from exc
         raise
     _fsync_dir(path.parent)
     return path

@@ -406,7 +406,10 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except OSError as exc:
-        return _fail(_os_message(exc), debug)
+        from .atomic import OutputError
+        hint = ("; finished experiments are kept: add --resume to the same command once the file "
+                "system accepts writes" if isinstance(exc, OutputError) and args.command == "run" else "")
+        return _fail(_os_message(exc) + hint, debug)
     except (ValueError, KeyError) as exc:
         return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, debug)
     except ImportError as exc:

@@ -157,7 +157,8 @@ def test_run_stopped_by_full_disk_resumes_to_every_row(tmp_path, capsys, finishe
                 for d in sorted(root.glob("*-*")) if (d / "done").is_file()}
     want = rows(finished_run)
     with tmpfs(tmp_path / "full", size="40k") as mnt:
-        line = _one_line(capsys, _main(_run_argv(mnt)), str(mnt), "No space left on device")
+        line = _one_line(capsys, _main(_run_argv(mnt)), str(mnt), "No space left on device",
+                         "(the previous file, if any, is unchanged)", "add --resume")
         root = mnt / "tiny_suite-quick"
         got = rows(root)
         assert len(got) < len(want), line             # the disk did fill before the end
