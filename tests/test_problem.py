@@ -84,3 +84,60 @@ def test_save_leaves_no_partial_file_on_failure(tmp_path):
         Boom(prob.P, prob.E, prob.names).save(path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+
+
+# --- issue 10: every valid spelling of a problem loads, and loads identically ---------------------
+
+from hypothesis import given, note, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from modgen_bench.testing.strategies import problems  # noqa: E402
+
+
+@pytest.mark.parametrize("spell", [
+    lambda a: a.tolist(),                                   # JSON: lists of floats
+    lambda a: tuple(tuple(r) for r in a.tolist()),          # tuples
+    lambda a: [row for row in a],                           # a list of 1-D ndarray rows
+    lambda a: [[np.float64(x) for x in r] for r in a],      # numpy scalars
+    lambda a: a,                                            # a float64 array (NPZ)
+])
+def test_every_valid_spelling_is_accepted(spell):
+    prob = DiscreteProblem.from_arrays(spell(np.array(GOOD_P)), spell(np.array(GOOD_E)))
+    np.testing.assert_array_equal(prob.P, GOOD_P)
+
+
+def test_integer_and_float32_arrays_are_real_numbers():
+    prob = DiscreteProblem.from_arrays(np.array([[1, 0], [0, 1]]), np.array([[0.5, 0.5]] * 2, dtype=np.float32))
+    assert prob.P.dtype == prob.E.dtype == np.float64
+
+
+@pytest.mark.parametrize("names, fragment", [
+    (5, "must be a list of 2 strings (got the number 5)"),
+    ("ab", "must be a list of 2 strings (got a string)"),
+    ([1, 2], "entry 0 must be a string (got the number 1)"),
+    (["a", None], "entry 1 must be a string (got null)"),
+    (np.array([1, 2]), "got a 1-D array of dtype int64"),
+    (np.array("ab"), "got a scalar"),
+])
+def test_names_must_be_strings(names, fragment):
+    with pytest.raises(ProblemError) as err:
+        DiscreteProblem.from_arrays(GOOD_P, GOOD_E, names=names)
+    assert fragment in str(err.value)
+
+
+def test_names_accept_a_string_array():
+    assert DiscreteProblem.from_arrays(GOOD_P, GOOD_E, names=np.array(["x", "y"])).names == ("x", "y")
+
+
+@settings(max_examples=40)
+@given(problems(), st.sampled_from([".json", ".npz"]))
+def test_saved_problems_load_back_exactly(tmp_path_factory, prob, suffix):
+    """Property: the stricter validation never rejects what `save` writes, and the round trip
+    is exact (JSON through repr of floats, NPZ bit for bit)."""
+    note(f"p={prob.p} N={prob.N} {suffix}")
+    path = tmp_path_factory.mktemp("rt") / f"p{suffix}"
+    prob.save(path)
+    back = DiscreteProblem.load(path)
+    np.testing.assert_array_equal(back.P, prob.P)
+    np.testing.assert_array_equal(back.E, prob.E)
+    assert back.names == prob.names
