@@ -52,3 +52,28 @@ def test_cli_prints_the_ratio_per_model():
     for model in ("expert", "monolith", "gate"):
         assert model in r.stdout
     assert "text3/quick" in r.stdout and "languages/quick" in r.stdout
+
+
+def test_projection_counts_each_stages_tokens():
+    import pandas as pd
+    from modgen_bench.bench.smoke import projected_seconds, training_tokens
+    from modgen_bench.pipeline import PipelineConfig
+    cfg = PipelineConfig.from_dict(load_preset("real_world/text3.toml", "full"))
+    tok = training_tokens(cfg)
+    R, T = 5, 257                                   # seeds 0,1,2 + resamples 1,2
+    assert tok["expert"] == R * 3 * 6000 * 64 * (T - 1)
+    assert tok["monolith"] == R * (2 + 3) * 6000 * 64 * 3 * (T - 1)      # uniform, lam*, 3 oracles
+    assert tok["gate"] == R * 2 * 3000 * 64 * 3 * T
+    bench = pd.DataFrame({"loop": ["project"] * 3, "model": ["expert", "monolith", "gate"],
+                          "tokens_per_s": [1e6, 2e6, 4e6]})
+    proj = projected_seconds(cfg, bench).set_index("model")["seconds"]
+    assert proj["expert"] == tok["expert"] / 1e6 and proj["router"] == tok["router"] / 4e6
+
+
+@pytest.mark.slow          # ~1 min on 2 CPU cores
+def test_gpu_smoke_script_on_cpu(tmp_path):
+    r = subprocess.run(["bash", "scripts/gpu_smoke.sh", "--device", "cpu", "--preset", "quick", "--steps", "1",
+                        "--slice-steps", "2", "--slice-draws", "16", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "projected training total of text3 quick" in r.stdout and "slice: exit 0" in r.stdout

@@ -1,0 +1,109 @@
+"""The GPU smoke test behind scripts/gpu_smoke.sh: measure the full text3 preset's training
+throughput, project the preset's wall time from it, and run a short end-to-end slice of the preset.
+
+1. `bench_train` on the expert, monolith and gate of ``real_world/text3.toml`` ``[preset.full]``
+   (full sizes, ``--steps`` steps per timed run, warm-up + 3 repeats);
+2. `projected_seconds`: the preset's training tokens per model kind (experts, monolith retrains,
+   SPD gates, router) divided by the measured tokens/s, times the replicates. Training only:
+   caching, ancestral sampling and evaluation come on top (the slice in step 3 shows their share);
+3. ``modgen-bench run real_world --only text3 --preset full`` with the step counts cut to
+   ``--slice-steps`` and one replicate, so every stage runs once on the device.
+
+    python -m modgen_bench.bench.smoke --device cuda [--steps 30] [--slice-steps 200] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..pipeline.config import PipelineConfig
+
+__all__ = ["training_tokens", "projected_seconds", "main"]
+
+
+def training_tokens(cfg: PipelineConfig) -> dict:
+    """Tokens processed by each model kind's training over the whole preset (all replicates)."""
+    p, T, R = len(cfg.corpora), cfg.block_size, len(cfg.replicates())
+    per_domain = cfg.spd.get("per_domain", 64)
+    return {
+        "expert": R * p * cfg.expert.steps * cfg.expert.batch_size * (T - 1),
+        "monolith": R * (2 + len(cfg.oracle)) * cfg.mono.steps * cfg.mono.batch_size * p * (T - 1),
+        "gate": R * len(cfg.signals) * cfg.spd.get("steps", 2000) * per_domain * p * T,
+        # the router is a causal network of the gate's size: timed at the gate's rate
+        "router": R * cfg.router.steps * cfg.router.batch_size * T,
+    }
+
+
+def projected_seconds(cfg: PipelineConfig, bench: pd.DataFrame) -> pd.DataFrame:
+    """Per model kind: tokens, measured project tokens/s and the projected training seconds."""
+    rate = bench[bench["loop"] == "project"].set_index("model")["tokens_per_s"]
+    rows = [{"model": kind, "tokens": n, "tokens_per_s": rate["gate" if kind == "router" else kind],
+             "seconds": n / rate["gate" if kind == "router" else kind]}
+            for kind, n in training_tokens(cfg).items()]
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m modgen_bench.bench.smoke", description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
+    ap.add_argument("--steps", type=int, default=30, help="training steps per timed run")
+    ap.add_argument("--slice-steps", type=int, default=200, help="steps of every stage in the end-to-end slice")
+    ap.add_argument("--slice-draws", type=int, default=1024, help="n_draws and 4x n_proposal in the slice")
+    ap.add_argument("--preset", choices=["full", "quick"], default="full",
+                    help="text3 preset measured and sliced (quick: to test the script on a CPU in minutes)")
+    ap.add_argument("--out", default="reports/gpu_smoke")
+    args = ap.parse_args(argv)
+
+    import torch
+    from .train import bench_train, load_preset, preset_models
+    from ..suites import suite_root
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test the script)",
+              file=sys.stderr)
+        return 2
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    preset = load_preset(suite_root("real_world") / "text3.toml", args.preset)
+    cfg = PipelineConfig.from_dict(preset)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"== 1. training throughput, text3 {args.preset} preset sizes, on {name}")
+    t0 = time.perf_counter()
+    df = bench_train(preset_models(preset, f"text3/{args.preset}"), device=args.device, steps=args.steps, repeats=3)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"   ({time.perf_counter() - t0:.0f} s)")
+    proj = projected_seconds(cfg, df)
+    print(f"\n== 2. projected training time of the {args.preset} preset ({len(cfg.replicates())} replicates)")
+    print(proj.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    total = proj["seconds"].sum()
+    print(f"projected training total of text3 {args.preset}: {total / 3600:.2f} h ({total:.0f} s) on {name}; caching, sampling "
+          "and evaluation come on top (their share: the slice below)")
+
+    print(f"\n== 3. end-to-end slice: every stage once, {args.slice_steps} steps each, one replicate")
+    s = args.slice_steps
+    sets = ["seeds=[0]", "resamples=[]"] + (["oracle=[]"] if "oracle" in preset else []) + [f"expert.steps={s}", f"mono.steps={s}",
+            f"spd.steps={s}", f"router.steps={s}", f"n_draws={args.slice_draws}",
+            f"n_proposal={max(8, args.slice_draws // 4)}", f"n_gate_train={max(64, args.slice_draws)}",
+            f"conflict_every={max(1, s // 4)}", f"expert.warmup={min(cfg.expert.warmup, s // 10)}",
+            f"mono.warmup={min(cfg.mono.warmup, s // 10)}", f"spd.log_every={max(1, s // 10)}"]
+    cmd = [sys.executable, "-m", "modgen_bench", "run", "real_world", "--only", "text3", "--preset", args.preset,
+           "--device", args.device, "--out", args.out, "--force"]
+    for kv in sets:
+        cmd += ["--set", kv]
+    t0 = time.perf_counter()
+    code = subprocess.call(cmd)
+    wall = time.perf_counter() - t0
+    slice_train = sum(projected_seconds(cfg, df)["seconds"]) / max(1, len(cfg.replicates())) * (
+        s / cfg.expert.steps)
+    print(f"slice: exit {code}, {wall:.0f} s wall (training share projected from step 1: about "
+          f"{slice_train:.0f} s)")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
