@@ -236,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
     s.add_argument("file", help="problem file (JSON or NPZ)")
-    s.add_argument("--method", choices=MethodChoices(), default="spd",
-                   help="a registered algorithm or lam rule (see 'list methods')")
+    # metavar: argparse would otherwise list the (lazy) choices while building the parser,
+    # importing torch for every command; %(choices)s is read only when the help is printed.
+    s.add_argument("--method", choices=MethodChoices(), default="spd", metavar="METHOD",
+                   help="a registered algorithm or lam rule: %(choices)s (see 'list methods')")
     s.add_argument("--lam-signal", choices=["kl", "excess", "nll"], default=None,
                    help="lam gain; default: kl for spd/alg1, each peer method's own signal otherwise")
     s.add_argument("--gate", choices=["table", "linear"], default="table",

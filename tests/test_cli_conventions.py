@@ -159,3 +159,11 @@ def test_progress_bars_are_off_without_a_terminal_throttled_on_one_and_named():
     finally:
         os.close(master)
         logs.configure()
+
+
+def test_building_the_parser_imports_no_torch():
+    """The registry-driven spd --method choices are read only when needed (solve stays light)."""
+    code = ("import sys; from modgen_bench.cli import build_parser; p = build_parser(); "
+            "p.parse_args(['solve', 'x.json']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
