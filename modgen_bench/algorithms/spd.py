@@ -5,7 +5,8 @@ Lagrangian, with NLL_k(theta) = E_{x ~ P[k]}[-log pi_g(x)] and Z the normaliser 
     L(theta, lam, mu) = sum_k lam[k] NLL_k(theta) + mu (Z - 1)
 
 Each step draws ``per_domain`` items from every domain (a `Sampler`), then
-- theta: one AdamW step on L (cosine-decayed learning rate, see `SPDConfig`);
+- theta: one AdamW step on L (cosine-decayed learning rate, see `SPDConfig`); a gate with
+  ``sparse_grad`` (the discrete table) steps with SparseAdam on the batch's rows only;
 - lam: one step of the configured lam rule (`lam_rules.LAM_RULES`) on the per-domain signal;
 - mu: dual ascent mu <- max(0, mu + eta_mu (Zhat_ema - 1)).
 Everything is in log space: log pi_g(x) = logsumexp_k(log g(x, k) + log E[k](x)).
@@ -221,7 +222,12 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
     p = sampler.p
     gate = gate.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    opt = torch.optim.AdamW(gate.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if getattr(gate, "sparse_grad", False):          # a table gate: per-batch rows and optimiser state
+        if config.weight_decay:
+            raise ValueError("weight_decay needs a dense gate (make_gate('table', ..., sparse=False))")
+        opt = torch.optim.SparseAdam(list(gate.parameters()), lr=config.lr)
+    else:
+        opt = torch.optim.AdamW(gate.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(config.lr_schedule, s, config.steps))
     rule = make_lam_rule(config.lam_rule, p, config.eta_lam, config.Lambda, device)
