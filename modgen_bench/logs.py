@@ -23,6 +23,20 @@ _state = {"progress": True}
 _HANDLER_TAG = "_modgen_bench_handler"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a message is emitted, not when the handler was made
+    (a caller that swaps stderr, such as pytest's capture, never leaves it writing to a closed
+    stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure(quiet: bool = False, log_file: str | None = None, level: int = logging.INFO) -> None:
     """Route messages to stderr (warnings only when ``quiet``) and optionally to ``log_file``.
 
@@ -30,7 +44,7 @@ def configure(quiet: bool = False, log_file: str | None = None, level: int = log
     ``quiet`` also turns progress bars off.
     """
     _state["progress"] = not quiet
-    console = logging.StreamHandler(sys.stderr)
+    console = _StderrHandler()
     console.setLevel(logging.WARNING if quiet else level)
     console.setFormatter(logging.Formatter("%(message)s"))
     handlers = [console]

@@ -167,3 +167,17 @@ def test_building_the_parser_imports_no_torch():
             "p.parse_args(['solve', 'x.json']); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_log_messages_follow_stderr_after_it_is_swapped(capsys):
+    """A handler made while one stderr was current writes to the stderr current at emit time."""
+    import io
+    from modgen_bench import logs
+    logs.configure()
+    swapped = io.StringIO()
+    real, sys.stderr = sys.stderr, swapped
+    try:
+        logging.getLogger("modgen_bench.test").info("to the new stderr")
+    finally:
+        sys.stderr = real
+    assert swapped.getvalue() == "to the new stderr\n"

@@ -18,7 +18,20 @@ def _model():
     return TransformerLM(LMConfig(vocab_size=8, block_size=6, d_model=8, d_ff=16))
 
 
-def test_train_lm_without_a_tty_draws_no_bar_and_logs_one_labelled_line(capfd, caplog):
+@pytest.fixture
+def no_console_handlers():
+    """Handlers an earlier `main()` installed would echo the log line to stderr."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "_modgen_bench_handler", False)]
+    for h in ours:
+        root.removeHandler(h)
+    yield
+    for h in ours:
+        root.addHandler(h)
+
+
+def test_train_lm_without_a_tty_draws_no_bar_and_logs_one_labelled_line(capfd, caplog,
+                                                                         no_console_handlers):
     name = label("train_lm", model="expert-code", seed=2, rep=1)
     with caplog.at_level(logging.INFO, logger="modgen_bench"):
         r = train_lm(_model(), lambda g: TASK.sample(0, 8, g), steps=30, lr=1e-2, progress=True,
