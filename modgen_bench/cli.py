@@ -100,7 +100,7 @@ def _spd(args) -> int:
 def _check(args) -> int:
     from theory_checks import run_checks   # shipped beside modgen_bench (pyproject.toml)
     return run_checks(claims=args.claims, instances=args.instances, seed=args.seed, out=args.out,
-                      strict=args.strict)
+                      strict=args.strict, expected=args.expected)
 
 
 def _run(args) -> int:
@@ -263,7 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="reports/checks", help="folder for the verdicts and report")
     s.add_argument("--strict", action="store_true",
                    help="exit 1 when a verdict differs from the pinned expectation "
-                        "(theory_checks/expected.json)")
+                        "(theory_checks/expected.json, or --expected)")
+    s.add_argument("--expected", default=None, metavar="FILE",
+                   help="pinned verdicts to compare with (default: the shipped "
+                        "theory_checks/expected.json; write one with "
+                        "'python -m theory_checks.expected --out FILE')")
     s.set_defaults(func=_check)
 
     s = sub.add_parser("run", help="run a suite folder (synthetic, real_world) and report")

@@ -66,3 +66,22 @@ def test_budget_warnings_only_for_claims_that_run():
     assert expected.budget_warnings(["b"], 5, pinned) == []
     assert len(expected.budget_warnings(["a", "b"], 19, pinned)) == 1
     assert expected.budget_warnings(["a"], 20, pinned) == []
+
+
+def test_strict_through_the_cli_with_a_pin_file(tmp_path, capsys):
+    pinned = expected.load()
+    pinned["verdicts"]["lemma1"]["support=domains"]["status"] = "holds"     # a wrong pin
+    pin_file = tmp_path / "pin.json"
+    pin_file.write_text(json.dumps(pinned))
+    argv = ["check", "lemma1", "--instances", str(pinned["instances"]), "--out", str(tmp_path / "o"),
+            "--expected", str(pin_file)]
+    assert main(argv + ["--strict"]) == 1
+    assert "lemma1 [support=domains]: fails, pinned holds" in capsys.readouterr().err
+    assert main(argv) == 0
+
+
+def test_a_missing_pin_file_is_a_user_error(tmp_path, capsys):
+    assert main(["check", "lemma1", "--instances", "2", "--out", str(tmp_path),
+                 "--expected", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("modgen-bench: error:") and "nope.json" in err and err.count("\n") == 1
