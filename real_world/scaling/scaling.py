@@ -41,7 +41,8 @@ def _num(df, cols):
     return df
 
 
-def seed_intervals(df: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
+def seed_intervals(df: pd.DataFrame, method: str, metric: str, a: str = "gate",
+                   b: str = "monolith") -> pd.DataFrame:
     """Per cell: the seed-paired 95% t interval of ``metric`` rows of ``method`` (already paired
     differences, one per seed), plus how many seeds' window bootstraps exclude 0 each way."""
     d = df[df["method"].eq(method) & df["metric"].eq(metric)]
@@ -58,8 +59,8 @@ def seed_intervals(df: pd.DataFrame, method: str, metric: str) -> pd.DataFrame:
                     "r": g["r"].mean() if "r" in g else np.nan,
                     "compute_ratio": g["compute_ratio"].mean() if "compute_ratio" in g else np.nan,
                     "mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "n": iv.n, "verdict": iv.verdict
-                    .replace("a wins", "gate better").replace("b wins", "monolith better"),
-                    "seeds_boot_gate": int((b_hi < 0).sum()), "seeds_boot_mono": int((b_lo > 0).sum())})
+                    .replace("a wins", f"{a} better").replace("b wins", f"{b} better"),
+                    f"seeds_boot_{a}": int((b_hi < 0).sum()), f"seeds_boot_{b}": int((b_lo > 0).sum())})
     return pd.DataFrame(out).dropna(axis=1, how="all")
 
 
@@ -132,7 +133,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                    "mono_d", "mono_steps"])
     uni = seed_intervals(df, "gate-vs-mono", "delta_uniform")
     worst = seed_intervals(df, "gate-vs-mono", "delta_worst")
-    const_mono = seed_intervals(df, "const-vs-mono", "delta_uniform")
+    const_mono = seed_intervals(df, "const-vs-mono", "delta_uniform", a="constant gate")
     deltas = df[df["method"].eq("gate-vs-mono") & df["metric"].eq("delta_uniform")]
     xo = crossover_table(deltas)
     path = _figure(deltas, xo, fig_dir / "scaling_crossover.png")
@@ -161,8 +162,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         figures=[("gate - monolith vs r (mean and 95% t interval over seeds, the tables' rule; "
                   "dotted: fitted r*)", path)])]
     base = ["case", "expert_d", "budget"]
-    g_const = seed_intervals(df, "gate-vs-const", "delta_uniform")
-    g_bayes = seed_intervals(df, "gate-vs-bayes_router", "delta_uniform")
+    g_const = seed_intervals(df, "gate-vs-const", "delta_uniform", b="constant gate")
+    g_bayes = seed_intervals(df, "gate-vs-bayes_router", "delta_uniform", b="Bayes router")
     sections.append(Section(
         "Value added by SPD training: gate vs the constant gate and the Bayes-posterior router",
         text=("The Bayes-posterior causal router with a uniform prior equals the constant gate 1/p "
