@@ -272,16 +272,36 @@ def _tol(value):
 
 
 @given(mst.hard_problems(), supports)
-def test_hard_instances_are_certified(prob, support):
-    """Tiny masses, exact zeros, p up to 16, N up to 200, leaking blocks (issue 9): every answer
-    is certified (the fallback chain leaves nothing inaccurate), and an optimal one really is."""
+def test_hard_instances_are_certified_or_say_so(prob, support):
+    """Tiny masses, exact zeros, p up to 16, N up to 200, leaking blocks (issue 9): an optimal
+    answer really is (certificate within tol, a distribution whose KL, recomputed from scratch,
+    is the value); an inaccurate one brackets V* by a valid interval [bound, primal]."""
     sol = solve(prob, support=support)
     note(f"{sol.status} {sol.solver} value={sol.value} gap={sol.duality_gap} {sol.extra}")
-    assert sol.status in ("optimal", "infeasible")
+    assert sol.status in ("optimal", "infeasible", "inaccurate")
+    if sol.status == "infeasible":
+        return
+    assert abs(sol.model.sum() - 1.0) <= 1e-9 and sol.model.min() >= 0
+    assert abs(kl(prob.P, sol.model).max() - sol.value) <= 1e-9 * (1 + sol.value)
     if sol.optimal:
         assert np.isfinite(sol.value) and abs(sol.duality_gap) <= _tol(sol.value)
-        assert abs(sol.per_domain_kl.max() - sol.value) <= 1e-12 * (1 + sol.value)
-        assert abs(sol.model.sum() - 1.0) <= 1e-9
+    else:
+        lo, hi = sol.extra["bound"]
+        assert lo <= hi == sol.value and hi - lo > _tol(sol.value)
+
+
+@pytest.mark.xfail(strict=True, reason="known: degenerate optimum (four groups, V* = log 4 - 7e-6, "
+                   "lam* not unique); the best certificate of every path is 2.45e-9 > tol 2.39e-9")
+def test_pinned_degenerate_instance_certifies():
+    """Drawn by test_hard_instances_are_certified_or_say_so (ci profile): answered `inaccurate`
+    with V* in [1.3862873594, 1.3862873618]. Strict: fixing it turns this test red until the
+    xfail mark goes."""
+    from pathlib import Path
+    prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_degenerate_log4.json"))
+    sol = solve(prob)
+    lo, hi = sol.extra["bound"]
+    assert 1.38628735 < lo <= hi < 1.38628737
+    assert sol.optimal
 
 
 #: cvxpy costs ~1 s at p = 16, N = 80: the ci profile draws smaller problems, `thorough` the full range

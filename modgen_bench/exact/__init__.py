@@ -25,6 +25,9 @@ METHODS = ("waterfill", "cvxpy")
 #: An answer is `optimal` only when its duality gap is at most TOL + RTOL * |value| (nats).
 TOL = 1e-9
 RTOL = 1e-9
+#: A model counts as a primal point when |sum q - 1| <= SUM_TOL (rounding over N terms); it
+#: moves the primal value by at most ~SUM_TOL nats (KL(P || q / s) = KL(P || q) + log s).
+SUM_TOL = 1e-12
 #: The static gate's Frank-Wolfe certificate is first order; conic solvers reach ~1e-8 on it.
 STATIC_TOL = 1e-7
 
@@ -82,12 +85,14 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
     """Solver paths tried in order: the requested method's first, then the other's (``fallback``).
 
     Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
-    the uniform mixture; the same from the best lam found so far (mixed with the uniform one)."""
+    the uniform mixture; the same from the best lam found so far (mixed with the uniform one);
+    after cvxpy, projected Newton from the best lam so far (``-restart``: from that lam)."""
     wf = (["waterfill"] if fixed else
           ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart"])
     if not fallback:
         return wf if method == "waterfill" else ["cvxpy"]
-    return wf + ["cvxpy"] if method == "waterfill" else ["cvxpy"] + wf
+    polish = [] if fixed else ["waterfill-newton-restart"]   # Newton from cvxpy's lam
+    return wf + ["cvxpy"] + polish if method == "waterfill" else ["cvxpy"] + wf
 
 
 def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
@@ -113,8 +118,11 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     stop = lambda value: 0.5 * tolerance(value, tol, rtol)
 
     def grade(q) -> tuple[float, float, np.ndarray]:
-        """(value, primal, per-domain KL) of a model q on the support."""
+        """(value, primal, per-domain KL) of a model q on the support; a q outside the feasible
+        set (box lo <= q <= hi, sum 1 within SUM_TOL) is no primal point: value inf."""
         per_domain = inner.kl_per_domain(q)
+        if not (abs(q.sum() - 1.0) <= SUM_TOL and np.all(q >= lo) and np.all(q <= hi)):
+            return np.inf, np.inf, per_domain
         if not fixed:
             return float(per_domain.max()), float(per_domain.max()), per_domain
         with np.errstate(invalid="ignore"):

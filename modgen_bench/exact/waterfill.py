@@ -25,7 +25,6 @@ at the quadratic model's optimum); the line search works on N-vectors.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import xlogy
 
 from ..gates import _check_support, gate_from_model
 from ..problem import DiscreteProblem
@@ -73,10 +72,14 @@ class InnerProblem:
         p, N = P.shape
         seen = np.zeros(N, dtype=bool)
         neg_entropy = np.zeros(p)
+        logP = np.empty((p, min(BLOCK, N)))
         for b in _blocks(N):                                   # one pass over P
             Pb = P[:, b]
-            seen[b] = (Pb > 0).any(axis=0)
-            neg_entropy += xlogy(Pb, Pb).sum(axis=1)
+            L = logP[:, :Pb.shape[1]]
+            seen[b] = Pb.max(axis=0) > 0
+            # P log P with 0 log 0 = 0; entries below 1e-300 contribute < 1e-297 either way
+            np.log(np.maximum(Pb, 1e-300, out=L), out=L)
+            neg_entropy += np.einsum("kn,kn->k", Pb, L)
         lo, hi = np.empty(N), np.empty(N)
         for b in _blocks(N):                                   # one pass over E
             Eb = E[:, b]
@@ -120,7 +123,7 @@ class InnerProblem:
             return self._floor(q), np.inf
         t, t_lo, t_hi = self.t, 0.0, np.inf
         r, q, free = np.empty_like(a), np.empty_like(a), np.empty(a.shape, dtype=bool)
-        for _ in range(200):
+        for _ in range(500):
             np.multiply(a, t, out=r)                  # q = clip(t a, lo, hi), in place
             np.maximum(r, lo, out=q)
             np.minimum(q, hi, out=q)
@@ -141,7 +144,14 @@ class InnerProblem:
             C = s - F * t
             t_new = (1.0 - C) / F if F > 0 else np.nan
             if not (t_lo < t_new < t_hi):
-                t_new = 2.0 * t if np.isinf(t_hi) else 0.5 * (t_lo + t_hi)
+                # safeguard: bracket geometrically (t spans 1e-300 .. 1e300 on tiny masses; a
+                # warm start 1e60 away from the root must not take 200 halvings)
+                if np.isinf(t_hi):
+                    t_new = 16.0 * t
+                elif t_lo == 0.0:
+                    t_new = t_hi / 16.0
+                else:
+                    t_new = np.sqrt(t_lo) * np.sqrt(t_hi)
             if t_new == t:
                 break
             t = t_new
@@ -224,7 +234,27 @@ class InnerProblem:
 
     def hessian(self, lam, t) -> np.ndarray:
         """Hessian of D at lam (see `derivatives`)."""
-        return self.derivatives(lam, np.ones(self.P.shape[1]), t)[1]
+        return self.hessian_at(self.mix(lam), t)
+
+    def hessian_at(self, a, t) -> np.ndarray:
+        """Hessian of D given the mixture a = P_lam and the water level t, in one blocked pass:
+        -sum_free P_k P_j / P_lam + F_k F_j / F (see `derivatives`)."""
+        p = self.P.shape[0]
+        if np.isinf(t):
+            return np.zeros((p, p))
+        r = a * t
+        free = (r > self.lo) & (r < self.hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(free, 1.0 / np.sqrt(a), 0.0)      # 1[free] / sqrt(P_lam)
+        freef = free.astype(np.float64)
+        F, M = np.zeros(p), np.zeros((p, p))
+        for b in _blocks(self.P.shape[1]):        # P's block is read from memory once
+            Pb = self.P[:, b]
+            F += Pb @ freef[b]
+            A = Pb * w[b]
+            M += A @ A.T
+        total = float(a @ freef)
+        return -M + (np.outer(F, F) / total if total > 0 else 0.0)
 
 
 def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
@@ -291,7 +321,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     a = inner.mix(lam)
     q, t = inner.model_from(a)
     bound = inner.dual_bound(lam, q, t, a)
-    g, H = inner.derivatives(lam, q, t, a)
+    g = inner.kl_per_domain(q)
     it, best, since = 0, np.inf, 0
     for it in range(1, MAX_NEWTON + 1):
         gap = g.max() - bound
@@ -301,6 +331,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
+        H = inner.hessian_at(a, t)     # only when the gap asks for another step
         Q = -H
         Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
         y = simplex_qp(Q, Q @ lam + g_step, lam)
@@ -321,7 +352,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
             if slope > 0 and D_try - D0 >= 1e-4 * step * slope:
                 break
             if D_try >= D0 - flat:
-                g_try, H_try = inner.derivatives(lam_try, q_try, t_try, a_try)
+                g_try = inner.kl_per_domain(q_try)
                 if g_try.max() - D_try < gap0:
                     break
                 g_try = None
@@ -329,7 +360,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         else:
             break
         lam, a, q, t, bound = lam_try, a_try, q_try, t_try, D_try
-        g, H = (g_try, H_try) if g_try is not None else inner.derivatives(lam, q, t, a)
+        g = g_try if g_try is not None else inner.kl_per_domain(q)
     return lam, q, t, g, bound, it
 
 
@@ -365,8 +396,10 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     bound = inner.dual_bound(lam, q, t)
     mu, it, best, since = 1.0, 0, np.inf, 0
     best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
+    min_gap = np.inf
     for it in range(1, max_iter + 1):
         gap0 = g.max() - bound
+        min_gap = min(min_gap, gap0)      # Armijo steps may not drift the gap up for ever
         if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
             break
         best, since = (gap0, 0) if gap0 < 0.5 * best else (best, since + 1)
@@ -400,17 +433,17 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
                 if np.isfinite(D_try) and D_try >= D0 - flat:
                     # the gap decides (D alone is flat to rounding along degenerate directions,
                     # where Armijo steps on D wander off and starve active domains); an Armijo
-                    # step on D may raise the gap by at most ARMIJO_GAP_GROWTH
+                    # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
                     g_try = inner.kl_per_domain(q_try)
                     gap_try = g_try.max() - D_try
                     accepted = gap_try < gap0 or (
                         slope > 0 and D_try - D0 >= 1e-4 * step * slope
-                        and gap_try <= ARMIJO_GAP_GROWTH * gap0)
+                        and gap_try <= ARMIJO_GAP_GROWTH * min_gap)
                     if accepted:
                         break
                 step *= 0.5
             if accepted:
-                mu = max(mu * (0.25 if step == 1.0 else 1.0), 1e-12)
+                mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step), 1e-12)
                 break
             mu *= 16.0
             if mu > 1e12:
@@ -446,7 +479,8 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
         return {"q": q, "lam": lam, "per_domain_kl": g, "bound": inner.dual_bound(lam, q, t),
                 "iterations": 0, "mask": inner.mask}
     if path == "newton":
-        lam, q, t, g, bound, it = _newton(inner, problem.p, stop, lam0=lam0)
+        lam, q, t, g, bound, it = _newton(inner, problem.p, stop,
+                                          lam0=None if lam0 is None else np.asarray(lam0, float))
     elif path == "entropic":
         lam, q, t, g, bound, it = _entropic_newton(inner, problem.p, stop, lam0=lam0)
         if g.max() - bound > stop(g.max()):     # polish on the face it found (quadratic there)
