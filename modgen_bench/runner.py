@@ -116,6 +116,8 @@ def parse_overrides(items) -> dict:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
+        except RecursionError:
+            raise ValueError(f"--set {key}: the value is nested too deeply") from None
         out[key] = value
     return out
 
@@ -133,10 +135,26 @@ def apply_overrides(config: dict, overrides: dict, where: str) -> dict:
                 raise ValueError(f"--set {dotted}: {where} has no key '{'.'.join(parts[:i + 1])}'; "
                                  f"keys there: {have}")
             if i == len(parts) - 1:
-                node[part] = value
+                node[part] = _same_kind(value, node[part], dotted)
             else:
                 node = node[part]
     return config
+
+
+def _same_kind(value, old, dotted: str):
+    """``value`` checked against the preset's ``old`` value: same TOML kind (an integer may stand
+    for a float), integers within 64 bits, so an override can never crash the experiment later."""
+    def kind(v):
+        return ("a bool" if isinstance(v, bool) else "a number" if isinstance(v, (int, float))
+                else "an array" if isinstance(v, list) else "a table" if isinstance(v, dict)
+                else "a string" if isinstance(v, str) else type(v).__name__)
+    if kind(value) != kind(old):
+        raise ValueError(f"--set {dotted}={value!r}: expected {kind(old)} like the preset's {old!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        raise ValueError(f"--set {dotted}: {value} is outside the 64-bit integer range")
+    if isinstance(old, int) and not isinstance(old, bool) and isinstance(value, float):
+        raise ValueError(f"--set {dotted}={value!r}: expected an integer like the preset's {old!r}")
+    return float(value) if isinstance(old, float) and isinstance(value, int) else value
 
 
 def run_suite(suite: str, preset: str = "quick", device: str = "auto", out: str = "reports",

@@ -117,6 +117,21 @@ def test_set_overrides_parse_toml_and_refuse_unknown_keys():
         parse_overrides(["novalue"])
 
 
+@pytest.mark.parametrize("item, match", [
+    ("lm_steps=" + "[" * 2000 + "]" * 2000, "nested too deeply|expected a number"),
+    ("lm_steps=" + str(10 ** 400), "64-bit"),
+    ("lm_steps=2.5", "expected an integer"),
+    ("lm_steps='50'", "expected a number"),
+    ("flag=1", "expected a bool"),
+    ("cases=3", "expected an array"),
+])
+def test_set_overrides_keep_the_preset_kind(item, match):
+    cfg = {"lm_steps": 400, "cases": ["a", "b"], "flag": False, "lr": 0.1}
+    with pytest.raises(ValueError, match=match):
+        apply_overrides(cfg, parse_overrides([item]), "exp")
+    assert apply_overrides(cfg, parse_overrides(["lr=1"]), "exp")["lr"] == 1.0
+
+
 def test_cli_set_and_force_are_user_errors_when_wrong(suite, tmp_path, capsys):
     rc = main(["run", str(suite), "--out", str(tmp_path / "o"), "--device", "cpu", "--set", "offst=2"])
     err = capsys.readouterr().err
