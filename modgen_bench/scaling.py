@@ -319,10 +319,19 @@ def crossover_table(deltas, n_boot: int = 500, seed: int = 0):
                             "crossing_share": np.nan, "note": str(err)})
                 continue
             fit = res.pop("fit")
-            out.append({"case": case, "convention": conv, "expert_d": size, "budget": B,
-                        **{k: res[k] for k in ("r_star", "lo", "hi", "crossing_share")},
-                        "a": fit.coef[0], "b_logr": fit.coef[1], "c_logB": fit.coef[2],
-                        "resid_sd": fit.resid_sd, "n": fit.n, "note": ""})
+            row = {"case": case, "convention": conv, "expert_d": size, "budget": B,
+                   **{k: res[k] for k in ("r_star", "lo", "hi", "crossing_share")},
+                   "a": fit.coef[0], "b_logr": fit.coef[1], "c_logB": fit.coef[2],
+                   "resid_sd": fit.resid_sd, "n": fit.n, "note": ""}
+            try:                                   # with the log r x log B interaction
+                inter = bootstrap_crossover(g["value"], g["r"], g["budget"], float(B),
+                                            n_boot=n_boot, interaction=True,
+                                            rng=stable_seed(seed, case, conv, B, "x"))
+                row.update({"r_star_x": inter["r_star"], "lo_x": inter["lo"],
+                            "hi_x": inter["hi"], "resid_sd_x": inter["fit"].resid_sd})
+            except ValueError as err:
+                row["note"] = f"interaction fit: {err}"
+            out.append(row)
     return pd.DataFrame(out)
 
 

@@ -98,9 +98,11 @@ def _figure(deltas, xo, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
-    panels = sorted(deltas.groupby(["case", "convention"]).groups)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, (case, conv) in zip(axes[0], panels):
+    cases, convs = sorted(deltas["case"].unique()), sorted(deltas["convention"].unique())
+    fig, axes = plt.subplots(len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)),
+                             squeeze=False)
+    panels = [(c, v) for c in cases for v in convs]
+    for ax, (case, conv) in zip(axes.ravel(), panels):
         g = deltas[(deltas["case"] == case) & (deltas["convention"] == conv)]
         for j, (B, gb) in enumerate(sorted(g.groupby("budget"))):
             m = gb.groupby("r_target").agg(r=("r", "mean"), mean=("value", "mean"),
@@ -118,7 +120,8 @@ def _figure(deltas, xo, path):
         ax.set_xlabel("r = monolith / experts' non-embedding parameters")
         ax.set_title(f"{case}, {conv}-matched", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("gate - monolith, NLL/token (nats)\n(< 0: gate better)")
+    for row in axes:
+        row[0].set_ylabel("gate - monolith, NLL/token (nats)\n(< 0: gate better)", fontsize=8)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -150,7 +153,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
               "squares over seeds, r* where the fit crosses 0, bootstrap interval over seeds "
               "within cells."),
         tables=[("Crossover r* per triple, convention and budget (bootstrap 95% interval; "
-                 "crossing_share = fraction of bootstrap fits with an upward crossing)", fmt(xo)),
+                 "crossing_share = fraction of bootstrap fits with an upward crossing; *_x: the "
+                 "fit with the log r x log B interaction)", fmt(xo)),
                 ("Verdict on the paper's Table 1 claim (gate better on every mixture) at the r "
                  "nearest 1: uniform mixture and worst vertex, seed-paired 95% t intervals",
                  verdict),
