@@ -366,3 +366,24 @@ def test_pinned_vertex_instance_leaves_the_vertex():
     assert sol.optimal and abs(sol.duality_gap) <= _tol(sol.value) and sol.value < 4.0
     ref = solve(prob, "cvxpy", fallback=False)
     assert abs(ref.value - sol.value) <= max(ref.duality_gap, 0) + sol.duality_gap + 1e-9
+
+
+def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
+    """Issue 9, item 1: the same rule for the fixed-mixture and the static gate."""
+    from modgen_bench.exact import conic
+    prob = instances.make("overlap", 2, p=3, N=10)
+    lam = np.array([0.2, 0.3, 0.5])
+    fixed = solve_fixed(prob, lam)
+    assert fixed.optimal and abs(fixed.duality_gap) <= _tol(fixed.value)
+    strict = solve_fixed(prob, lam, tol=-1.0)                 # a tolerance nothing meets
+    assert strict.status == "inaccurate" and strict.to_json()["bound"][1] >= strict.extra["bound"][0]
+    st_ = solve_static(prob)
+    assert st_["status"] == "optimal" and st_["duality_gap"] <= 1e-6 + 1e-9 * st_["value"]
+    assert st_["bound"][0] <= st_["value"] == st_["bound"][1]
+    assert solve_static(prob, tol=-1.0)["status"] == "inaccurate"
+
+    def fail(*a, **k):
+        raise conic.ConicFailure("every conic solver failed (test)")
+    monkeypatch.setattr(conic, "solve_static_conic", fail)
+    down = solve_static(prob)
+    assert down["status"] == "inaccurate" and down["value"] == np.inf and "test" in down["reason"]

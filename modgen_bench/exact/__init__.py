@@ -28,8 +28,9 @@ RTOL = 1e-9
 #: A model counts as a primal point when |sum q - 1| <= SUM_TOL (rounding over N terms); it
 #: moves the primal value by at most ~SUM_TOL nats (KL(P || q / s) = KL(P || q) + log s).
 SUM_TOL = 1e-12
-#: The static gate's Frank-Wolfe certificate is first order; conic solvers reach ~1e-8 on it.
-STATIC_TOL = 1e-7
+#: The static gate's certificate is first order (a Frank-Wolfe gap at cvxpy's w): Clarabel's w
+#: gives 7e-8 .. 3e-7 on small problems, so the static default is 1e-6 (theory_checks' bar too).
+STATIC_TOL = 1e-6
 
 
 def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
