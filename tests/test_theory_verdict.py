@@ -92,7 +92,7 @@ TRUE_ROWS = {
     ("thm6", "monolith >= lam.eps - JSD_lam"), ("thm7", "unrestricted"),
     ("thm7", "mixture family, domains in F"), ("thm7", "exp. family: M_lam = Proj(sum lam pi_k)"),
     ("thm9", "tabular class, exact sup over G, delta=0.05"),
-    ("thm9", "finite class (constant grid + fitted gates), sup over G, delta=0.05"),
+    ("thm9", "finite class (constant grid + random gates), sup over G, delta=0.05"),
     ("thm9", "one gate (Rad = 0), two-point worst case, delta=0.05"),
 }
 FALSE_ROWS = {
