@@ -8,7 +8,8 @@ model), bf16 autocast on CUDA only (CPUs without AMX run bf16 slower), the same 
 gate, the gated model's NLL ``-log pi_g`` on cached expert log-likelihoods. ``--compile`` adds a
 ``torch.compile``d reference.
 
-Each (configuration, loop) is run once to warm up, then ``repeats`` times; the table gives the
+Each (configuration, loop) is run once to warm up, then ``repeats`` times, the loops interleaved
+(on a shared machine a load change then hits project and reference alike); the table gives the
 median tokens/s (sequence tokens, BOS excluded for LMs), achieved model TFLOP/s (6 N per token for
 the parameter matmuls plus 6 L T C for attention, forward + backward; Kaplan et al. 2020) and
 the model FLOP utilisation against ``peak`` when known, and project / reference.
@@ -171,17 +172,18 @@ def bench_train(configs: list[dict], device="cpu", steps: int = 20, repeats: int
             with torch.device("meta"):
                 n = count_params(SequenceGate(gc))
             fpt = flops_per_token(n, gc.n_layer, gc.block_size, gc.d_model)
-        rates = {}
-        for name, fn in loops.items():
+        rates, times = {}, {name: [] for name in loops}
+        for fn in loops.values():
             fn()                                            # warm-up: allocations, compilation
-            times = []
-            for _ in range(repeats):
+        for _ in range(repeats):                            # interleaved: load drift hits every loop alike
+            for name, fn in loops.items():
                 _sync(device)
                 t0 = time.perf_counter()
                 fn()
                 _sync(device)
-                times.append(time.perf_counter() - t0)
-            rate = steps * tokens_per_step / statistics.median(times)
+                times[name].append(time.perf_counter() - t0)
+        for name in loops:
+            rate = steps * tokens_per_step / statistics.median(times[name])
             rates[name] = rate
             rows.append({"preset": c["preset"], "model": c["model"], "loop": name, "device": str(device),
                          "threads": torch.get_num_threads(), "params": n, "batch": c["batch"],
