@@ -19,8 +19,8 @@ Two paths (issue 9): ``newton`` (projected Newton in lam; quadratic convergence,
 exactly on faces) and ``entropic`` (Newton in log-weights, `_entropic_newton`), which leaves a
 vertex where D behaves like -lam log lam and weights of 1e-7 .. 1e-90 matter. Masses that
 underflow (lam[k] P[k](x) < 1e-308) are lifted to Q_FLOOR so that KL stays finite. A Newton
-iteration reads P twice (one fused pass for the KL gradient and the Hessian, one for the mixture
-at the quadratic model's optimum); the line search works on N-vectors.
+iteration reads P about twice (the Hessian in one blocked pass, the mixture at the quadratic
+model's optimum) plus a matvec for the KL gradient; the line search works on N-vectors.
 """
 from __future__ import annotations
 
@@ -204,41 +204,16 @@ class InnerProblem:
             kl[(self.P[:, zero] > 0).any(axis=1)] = np.inf
         return kl
 
-    def derivatives(self, lam, q, t, a=None) -> tuple[np.ndarray, np.ndarray]:
-        """(KL(P[k] || q) for every k, Hessian of D at lam), in one blocked pass over P.
-
-        Hessian: -sum_free P_k P_j / P_lam + F_k F_j / F with F_k = sum_free P_k and
-        F = sum_free P_lam (free: lo < t P_lam < hi); NSD with H lam = 0."""
-        a = self.mix(lam) if a is None else a
-        p = self.P.shape[0]
-        if np.isinf(t):
-            return self.kl_per_domain(q), np.zeros((p, p))
-        r = a * t
-        free = (r > self.lo) & (r < self.hi)
-        V = np.empty((len(a), 2))                 # columns: log q, 1[free]
-        V[:, 0] = self._log(q)
-        V[:, 1] = free
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = np.where(free, 1.0 / np.sqrt(a), 0.0)      # 1[free] / sqrt(P_lam)
-        acc, M = np.zeros((p, 2)), np.zeros((p, p))
-        for b in _blocks(self.P.shape[1]):        # P's block is read from memory once
-            Pb = self.P[:, b]
-            acc += Pb @ V[b]
-            A = Pb * w[b]
-            M += A @ A.T
-        ce, F = acc[:, 0], acc[:, 1]
-        g = self._starved(q, self.neg_entropy - ce)
-        total = float(a @ V[:, 1])
-        H = -M + (np.outer(F, F) / total if total > 0 else 0.0)
-        return g, H
-
     def hessian(self, lam, t) -> np.ndarray:
-        """Hessian of D at lam (see `derivatives`)."""
+        """Hessian of D at lam (see `hessian_at`)."""
         return self.hessian_at(self.mix(lam), t)
 
     def hessian_at(self, a, t) -> np.ndarray:
         """Hessian of D given the mixture a = P_lam and the water level t, in one blocked pass:
-        -sum_free P_k P_j / P_lam + F_k F_j / F (see `derivatives`)."""
+
+            H = -sum_free P_k P_j / P_lam + F_k F_j / F,   F_k = sum_free P_k,  F = sum_free P_lam
+
+        (free: lo < t P_lam < hi). NSD with H lam = 0 (PAPER.md section 2, the dual's curvature)."""
         p = self.P.shape[0]
         if np.isinf(t):
             return np.zeros((p, p))
@@ -312,10 +287,10 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform);
     returns lam, q, t, g, bound, iterations.
 
-    Passes over P per iteration: one fused pass for KL(P[k] || q) and the Hessian
-    (`InnerProblem.derivatives`) and one for P_y = y @ P at the quadratic model's optimum y: along
-    the segment lam + s (y - lam) the mixture is (1 - s) P_lam + s P_y, so the line search runs on
-    N-vectors only.
+    Passes over P per iteration: one for the Hessian (`InnerProblem.hessian_at`, only when the
+    gap asks for another step), one for P_y = y @ P at the quadratic model's optimum y (along the
+    segment lam + s (y - lam) the mixture is (1 - s) P_lam + s P_y, so the line search runs on
+    N-vectors), and a matvec for KL(P[k] || q) at the accepted point.
     """
     lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
     a = inner.mix(lam)
