@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist
+from .optim import make_adamw
 
 __all__ = ["student_token_logprobs", "student_logprob", "bayes_router", "train_router"]
 
@@ -58,7 +59,7 @@ def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.T
     """
     from .logs import progress as progress_bar
     router.to(device).train()
-    opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=0.0)
+    opt = make_adamw(router.parameters(), lr, 0.0)
     g = torch.Generator().manual_seed(seed)
     losses = []
     net, W = dist.wrap_ddp(router, device), dist.world_size()

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist
+from ..optim import make_adamw
 from .batch import GateBatch, Sampler
 from .lam_rules import make_lam_rule
 
@@ -227,7 +228,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
             raise ValueError("weight_decay needs a dense gate (make_gate('table', ..., sparse=False))")
         opt = torch.optim.SparseAdam(list(gate.parameters()), lr=config.lr)
     else:
-        opt = torch.optim.AdamW(gate.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = make_adamw(gate.parameters(), config.lr, config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(config.lr_schedule, s, config.steps))
     rule = make_lam_rule(config.lam_rule, p, config.eta_lam, config.Lambda, device)
@@ -256,8 +257,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
             opt.zero_grad(set_to_none=True)
             loss.backward()
             signal = lam_signal(config.lam_signal, batch, nll, p)
-            tok = (domain_means(nll.detach() / batch.n_tokens.to(nll.dtype), batch.domain, p)
-                   if batch.n_tokens is not None else None)
+            tok = None
         opt.step()
         sched.step()
         z = float(Z_hat.detach())
@@ -270,6 +270,8 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
             row.update({f"lam_{k}": float(v) for k, v in enumerate(rule.lam)})
             row.update({f"nll_{k}": float(v) for k, v in enumerate(nll_k.detach())})
             row.update({f"signal_{k}": float(v) for k, v in enumerate(signal)})
+            if tok is None and batch.n_tokens is not None and not dist.is_distributed():
+                tok = domain_means(nll.detach() / batch.n_tokens.to(nll.dtype), batch.domain, p)
             if tok is not None:
                 row.update({f"nll_per_token_{k}": float(v) for k, v in enumerate(tok)})
             if evaluate is not None:

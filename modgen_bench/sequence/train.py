@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed as dist
+from ..optim import make_adamw
 from ..provenance import stable_seed
 
 __all__ = ["train_lm", "autocast", "lr_factor", "StepHook", "make_adamw"]
@@ -111,15 +112,6 @@ class StepHook(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
-
-
-def make_adamw(params, lr: float, weight_decay: float, device) -> torch.optim.AdamW:
-    """AdamW with the fused kernel (one kernel per step instead of ~a dozen ops per tensor: the
-    small models here are bound by per-op overhead), falling back to the default if unsupported."""
-    try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _config_dict(model) -> dict | None:
