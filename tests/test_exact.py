@@ -387,3 +387,18 @@ def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
     monkeypatch.setattr(conic, "solve_static_conic", fail)
     down = solve_static(prob)
     assert down["status"] == "inaccurate" and down["value"] == np.inf and "test" in down["reason"]
+
+
+def test_box_whose_ceiling_sums_to_one_minus_1e_11_is_answered():
+    """Fuzz #43869 (seed 0): G1 is non-empty by gates.FEAS_TOL (ceiling mass 1 - 6.7e-12), so the
+    only models sum to 1 - 6.7e-12; they were refused as primal points and the answer had no
+    finite value. Now graded conservatively for the sum, and certified."""
+    from modgen_bench.gates import g1_feasibility
+    a, b, c, d = 6.68e-12, 0.46068, 0.53497, 5.15e-13
+    E = [[a, b, 1 - a - b], [c, d, 1 - c - d]]
+    P = [[0.0, 1.0, 0.0], [0.0, 1e-101, 1.0 - 1e-101]]
+    prob = DiscreteProblem.from_arrays(P, E)
+    assert g1_feasibility(prob).feasible and 1 - g1_feasibility(prob).max_mass > 1e-12
+    sol = solve(prob)
+    assert sol.optimal and abs(sol.model.sum() - 1) <= 1e-9
+    assert abs(kl(prob.P, sol.model).max() - sol.value) <= 1e-9
