@@ -56,3 +56,37 @@ def test_torchrun_command_drops_nproc():
     cmd = dist.torchrun_command(2, ["run", "real_world", "--nproc", "2", "--preset", "quick", "--nproc=3"])
     assert cmd[-5:] == ["modgen_bench", "run", "real_world", "--preset", "quick"]
     assert "--nproc-per-node=2" in cmd
+
+
+@pytest.mark.slow          # ~1 min on 2 CPU cores: two torch processes plus the tiny pipeline
+def test_run_nproc_2_runs_a_suite_end_to_end(tmp_path):
+    """`modgen-bench run SUITE --nproc 2` re-runs itself under torchrun: DDP in every training stage,
+    rank 0 alone writes the run folder; the rows cover what one process writes."""
+    import pandas as pd
+    from test_launch import MICRO
+    suite = tmp_path / "tiny_suite"
+    suite.mkdir()
+    (suite / "modular_text.py").write_text((HERE.parent / "real_world" / "modular_text.py").read_text())
+    lines = ["[experiment]", 'module = "modular_text"', "[preset.quick]"]
+    for k, v in MICRO.items():
+        if isinstance(v, dict):
+            lines.append(f"{k} = {{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }")
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    (suite / "micro.toml").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    out = {}
+    for n in (1, 2):
+        r = subprocess.run([sys.executable, "-m", "modgen_bench", "run", str(suite), "--device", "cpu",
+                            "--out", str(tmp_path / f"out{n}"), "--nproc", str(n), "--quiet"],
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs = list((tmp_path / f"out{n}").glob("*/micro-*/results.parquet"))
+        assert len(runs) == 1
+        out[n] = pd.read_parquet(runs[0])
+    assert len(out[2]) == len(out[1])
+    key = [c for c in out[1].columns if c != "value"]
+    m = out[1].merge(out[2], on=key, suffixes=("_1", "_2"))
+    assert len(m) == len(out[1])
+    experts = m[(m["case"] == "train") & m["method"].str.startswith("expert_")]
+    np.testing.assert_allclose(experts["value_2"], experts["value_1"], atol=1e-4)
