@@ -87,12 +87,12 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
 
     Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
     the uniform mixture; the same from the best lam found so far (mixed with the uniform one);
-    after cvxpy, projected Newton from the best lam so far (``-restart``: from that lam)."""
+    after cvxpy, both Newton methods again from the best lam so far (``-restart``)."""
     wf = (["waterfill"] if fixed else
           ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart"])
     if not fallback:
         return wf if method == "waterfill" else ["cvxpy"]
-    polish = [] if fixed else ["waterfill-newton-restart"]   # Newton from cvxpy's lam
+    polish = [] if fixed else ["waterfill-newton-restart", "waterfill-entropic-restart"]
     return wf + ["cvxpy"] + polish if method == "waterfill" else ["cvxpy"] + wf
 
 
