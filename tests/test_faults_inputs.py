@@ -90,14 +90,7 @@ def test_corpus_is_complete():
     assert on_disk == set(BAD_FILES) | set(GOOD_FILES)
 
 
-_BATCH_NPY = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="modgen_bench/exact/batch.py (issue 9) opens every .npz with np.load before "
-           "DiscreteProblem.load; a bare .npy gives an ndarray and `with` raises TypeError")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_BATCH_NPY) if n == "npy_named_npz.npz" else n
-                                  for n in sorted(BAD_FILES)])
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_solve_bad_file_one_line_exit_2(capsys, name):
     rc = main(["solve", str(CORPUS / name), "--json"])
     _one_line_error(capsys, rc, BAD_FILES[name], names=[name])

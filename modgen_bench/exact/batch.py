@@ -19,6 +19,8 @@ __all__ = ["iter_problems"]
 
 def _npz_batch(path: Path) -> Iterator[DiscreteProblem] | None:
     """The problems of a batched NPZ (domains of shape (B, p, N)); None when it is not batched."""
+    if not zipfile.is_zipfile(path):
+        return None             # e.g. a bare .npy named .npz: `DiscreteProblem.load` names the fault
     try:
         with np.load(path, allow_pickle=False) as z:
             if "domains" not in z.files or z["domains"].ndim != 3:
