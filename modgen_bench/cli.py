@@ -7,7 +7,6 @@ Exit status: 0 on an answer (an infeasible problem is an answer), 2 on malformed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -64,15 +63,17 @@ def _solve(args) -> int:
     """Solve every problem named; exit 3 when any answer is not certified (DESIGN.md, Additions)."""
     from .exact import solve
     from .exact.batch import iter_problems
+    from .exact.jsonout import write_json
     code, many = 0, len(args.file) > 1
     for label, problem in iter_problems(args.file, resolve=resolve_example):
         sol = solve(problem, method=args.method, support=args.support, tol=args.tol)
         many = many or label.endswith("]")
         if sol.status == "inaccurate":
             code = 3
-        if args.json:
-            out = sol.to_json()
-            print(json.dumps({"file": label, **out} if many else out), flush=many)
+        if args.json:       # streamed: the model and gate never become Python lists
+            out = sol.to_json(arrays=True)
+            write_json({"file": label, **out} if many else out, sys.stdout.write)
+            print(flush=many)
             continue
         if many:
             print(f"== {label}")

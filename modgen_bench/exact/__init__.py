@@ -194,6 +194,7 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     return Solution(status="optimal" if ok else "inaccurate", method=method, solver=name,
                     support=support, value=value, lam=lam, per_domain_kl=per_domain, model=model,
                     gate_fn=lambda: gate_from_model(model, problem.E, mask), duality_gap=gap,
+                    gate_rows=lambda s: gate_from_model(model[s], problem.E[:, s], mask[s]),
                     seconds=seconds, iterations=iterations, extra=extra,
                     reason="" if ok else (f"no solver certified the answer: best interval "
                                           f"[{bound:.10g}, {primal:.10g}] (gap {gap:.3g} > tol "

@@ -49,6 +49,9 @@ class Solution:
     iterations: int = 0
     extra: dict = field(default_factory=dict)
     gate_fn: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    #: rows ``s`` (a slice) of the gate, each row computed from its own outcome alone: lets
+    #: `jsonout.write_json` stream the gate without building all N x p of it
+    gate_rows: Callable[[slice], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def optimal(self) -> bool:
@@ -66,10 +69,22 @@ class Solution:
             self._gate = self.gate_fn()
         return self._gate
 
-    def to_json(self) -> dict:
-        """The `modgen-bench solve --json` object (DESIGN.md, CLI contract)."""
+    def to_json(self, arrays: bool = False) -> dict:
+        """The `modgen-bench solve --json` object (DESIGN.md, CLI contract).
+
+        ``arrays=True`` leaves "model" and "gate" as numpy arrays for `jsonout.write_json` to
+        stream (no Python lists of N p floats); the default gives plain lists for `json.dumps`."""
         def arr(a):
             return None if a is None else np.asarray(a).tolist()
+
+        def big(a):
+            return np.asarray(a) if arrays and a is not None else arr(a)
+
+        if arrays and self._gate is None and self.gate_rows is not None and self.lam is not None:
+            from .jsonout import RowBlocks
+            gate = RowBlocks(len(self.model), len(self.lam), self.gate_rows)
+        else:
+            gate = big(self.gate)
 
         def num(v):     # JSON has no inf/NaN: null
             return float(v) if v is not None and np.isfinite(v) else None
@@ -79,8 +94,8 @@ class Solution:
             "value": num(self.value) if self.answered else None,
             "lambda": arr(self.lam),
             "per_domain_kl": None if self.per_domain_kl is None else [num(v) for v in self.per_domain_kl],
-            "model": arr(self.model),
-            "gate": arr(self.gate),
+            "model": big(self.model),
+            "gate": gate,
             "duality_gap": num(self.duality_gap) if self.answered else None,
             "method": self.method,
             "solver": self.solver,
