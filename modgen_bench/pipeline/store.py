@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,9 @@ import torch
 from .. import distributed as dist
 from ..atomic import write_with
 
-__all__ = ["stage_key", "Store", "save_atomic"]
+__all__ = ["stage_key", "Store", "save_atomic", "load_stage"]
+
+_log = logging.getLogger(__name__)
 
 
 def stage_key(*parts) -> str:
@@ -33,6 +36,18 @@ def save_atomic(obj, path) -> None:
     write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
+def load_stage(path: Path):
+    """The stage output saved at ``path``, or None when the file is damaged (truncated, garbage,
+    empty, not a torch file): logged and recomputed, never half-read, as `sequence.train` treats a
+    damaged checkpoint. Every rank reads the same file, so every rank decides alike."""
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
+        _log.warning("stage file %s is damaged (%s: %s); the stage is computed again", path,
+                     type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+
+
 class Store:
     """``<root>/<stage>-<key>.pt`` files; `get` loads one or computes and saves it."""
 
@@ -43,11 +58,14 @@ class Store:
         return self.root / f"{stage}-{key}.pt"
 
     def get(self, stage: str, key: str, compute: Callable[[], object]):
-        """The stored output of (stage, key), or ``compute()`` saved there (rank 0) and returned."""
+        """The stored output of (stage, key), or ``compute()`` saved there (rank 0) and returned;
+        a damaged stage file is computed again and rewritten whole (`load_stage`)."""
         path = self.path(stage, key)
         dist.barrier()                    # every rank sees the same files
         if path.is_file():
-            return torch.load(path, weights_only=False)
+            out = load_stage(path)
+            if out is not None:
+                return out
         out = compute()
         if dist.is_writer():
             save_atomic(out, path)
