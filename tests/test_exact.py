@@ -290,18 +290,18 @@ def test_hard_instances_are_certified_or_say_so(prob, support):
         assert lo <= hi == sol.value and hi - lo > _tol(sol.value)
 
 
-@pytest.mark.xfail(strict=True, reason="known: degenerate optimum (four groups, V* = log 4 - 7e-6, "
-                   "lam* not unique); the best certificate of every path is 2.45e-9 > tol 2.39e-9")
 def test_pinned_degenerate_instance_certifies():
-    """Drawn by test_hard_instances_are_certified_or_say_so (ci profile): answered `inaccurate`
-    with V* in [1.3862873594, 1.3862873618]. Strict: fixing it turns this test red until the
-    xfail mark goes."""
+    """Drawn by test_hard_instances_are_certified_or_say_so (ci profile): was answered `inaccurate`
+    with V* in [1.3862873594, 1.3862873618] (gap 2.45e-9 > tol 2.39e-9) by every path. Cause: the
+    Newton model's regulariser was 1e-12 trace(-H) / p, and a zero-weight domain whose mass sits
+    where P_lam ~ 1e-30 has curvature 1.7e20, so every step was damped by ~2e7. Now each diagonal
+    entry is regularised by its own size, and projected Newton alone certifies (gap ~2e-12)."""
     from pathlib import Path
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_degenerate_log4.json"))
     sol = solve(prob)
     lo, hi = sol.extra["bound"]
     assert 1.38628735 < lo <= hi < 1.38628737
-    assert sol.optimal
+    assert sol.optimal and sol.solver == "waterfill-newton"
 
 
 #: cvxpy costs ~1 s at p = 16, N = 80: the ci profile draws smaller problems, `thorough` the full range
@@ -356,12 +356,15 @@ PINNED_VERTEX = (  # fuzz seed 0 #153 (old generator): lam stuck on a vertex, va
 
 def test_pinned_vertex_instance_leaves_the_vertex():
     """Projected Newton sat on lam = e_3 with value 69.8 and gap 65.8 and called it optimal; the
-    certified value is 3.95 (cvxpy agrees). The answer now comes from a path that certifies."""
+    certified value is 3.95 (cvxpy agrees). The answer now comes from a path that certifies.
+    Projected Newton alone stalled with a gap > 1 while its regulariser scaled with trace(-H)
+    (a zero-weight domain's huge curvature damped every step); per-diagonal, it certifies."""
     P, E = (np.asarray(A) for A in PINNED_VERTEX)
     prob = DiscreteProblem.from_arrays(P / P.sum(1, keepdims=True), E / E.sum(1, keepdims=True))
     from modgen_bench.exact.waterfill import solve_waterfill
-    stuck = solve_waterfill(prob, path="newton", tol=1e-10)
-    assert stuck["per_domain_kl"].max() - stuck["bound"] > 1.0       # the old answer, uncertified
+    alone = solve_waterfill(prob, path="newton", tol=1e-10)
+    value = alone["per_domain_kl"].max()
+    assert 0 <= value - alone["bound"] <= _tol(value) and value < 4.0
     sol = solve(prob)
     assert sol.optimal and abs(sol.duality_gap) <= _tol(sol.value) and sol.value < 4.0
     ref = solve(prob, "cvxpy", fallback=False)

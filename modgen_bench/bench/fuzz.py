@@ -49,8 +49,12 @@ def _really_optimal(problem: DiscreteProblem, sol) -> bool:
 
 
 def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: float | None = None,
-         progress=None, report_every: int = 0, log=None) -> dict:
+         progress=None, report_every: int = 0, log=None, save_failures=None) -> dict:
     """Solve ``instances`` random hard instances; count statuses and wrong answers.
+
+    ``save_failures``: a folder where every inaccurate or wrong instance is saved as
+    ``fuzz-<seed>-<i>-<status>-<support>.json`` (a problem file: `modgen-bench solve FILE
+    --support SUPPORT` re-runs it).
 
     Returns {"counts": {optimal, inaccurate, infeasible, wrong, invalid}, "worst_gap" (largest |duality gap|),
     "worst_instance", "seconds_per_instance", "solvers": {path: count}, "wrong_instances"}.
@@ -82,10 +86,18 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
             continue
         solvers[sol.solver] = solvers.get(sol.solver, 0) + 1
         gap = sol.duality_gap
+        bad = sol.status == "inaccurate"
         if sol.status == "optimal" and not _really_optimal(problem, sol):
             counts["wrong"] += 1
+            bad = True
             wrong.append(f"#{i} {desc} support={support}: value {sol.value} gap {gap} "
                          f"model sum {sol.model.sum()!r}")
+        if bad and save_failures is not None:
+            from pathlib import Path
+            folder = Path(save_failures)
+            folder.mkdir(parents=True, exist_ok=True)
+            tag = "inaccurate" if sol.status == "inaccurate" else "wrong"
+            problem.save(folder / f"fuzz-{seed}-{i}-{tag}-{support}.json")
         size = abs(gap) if np.isfinite(gap) else np.inf     # NaN and inf count as the worst
         if size > worst_gap:
             worst_gap, worst = size, f"#{i} {desc} support={support} status={sol.status}"

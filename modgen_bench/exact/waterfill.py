@@ -308,7 +308,8 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
         H = inner.hessian_at(a, t)     # only when the gap asks for another step
         Q = -H
-        Q = 0.5 * (Q + Q.T) + (1e-12 * max(1.0, np.trace(Q) / p)) * np.eye(p)
+        Q = 0.5 * (Q + Q.T)
+        Q[np.diag_indices(p)] += 1e-12 * np.maximum(1.0, np.diag(Q))
         y = simplex_qp(Q, Q @ lam + g_step, lam)
         d = y - lam
         slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
