@@ -13,6 +13,7 @@ from modgen_bench.algorithms.lam_rules import LAM_RULES
 from modgen_bench.algorithms.spd import SPDConfig, estimate_Z, lam_signal, log_pi, train_spd
 from modgen_bench.divergences import entropy, kl
 from modgen_bench.gates import pi_g, support_mask
+from modgen_bench.problem import DiscreteProblem
 
 
 def _tiny(seed=0):
@@ -36,7 +37,7 @@ def test_contract_every_gate_and_rule(gate_name, rule):
     for col in ["samples", "mu", "Z_hat", "loss", "lam_0", "nll_2", "signal_1"]:
         assert np.all(np.isfinite(res.history[col]))
     assert res.lam.shape == (3,) and np.all(res.lam >= 0) and abs(res.lam.sum() - 1) < 1e-9
-    assert res.mu >= 0
+    assert np.isfinite(res.mu)
     g = gate_table(res.gate, problem.N)
     assert g.shape == (problem.N, problem.p) and np.allclose(g.sum(axis=1), 1)
 
@@ -164,3 +165,25 @@ def test_nll_signal_converges_to_the_cross_entropy_minimax_point_not_V_star():
     assert ce_point.grade["suboptimality"] > 0.1
     assert abs(spd_nll.grade["worst_case_kl"] - ce_point.grade["worst_case_kl"]) < 1e-2
     np.testing.assert_allclose(spd_nll.lam, ce_point.lam, atol=0.05)
+
+
+def test_Z_converges_to_1_from_below_where_the_nll_leaves_mass_free():
+    """G1 asks for Z = 1 (PAPER.md section 1), an equality: mu takes either sign. Two domains on
+    x0 and x1; the experts leak mass onto x2, x3, where no domain looks (S = 'union'), so the NLL
+    never pushes pi_g up there. Early on Z > 1 makes mu push the free rows down, Z drops below 1
+    (sum_{x0,x1} max_k E[k] + sum_{x2,x3} min_k E[k] = 0.8); a mu projected at 0 would leave it
+    there. Graded exactly: Z = sum_x pi_g(x) of the returned table."""
+    P = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    E = np.array([[0.3, 0.1, 0.5, 0.1], [0.1, 0.3, 0.1, 0.5]])
+    problem = DiscreteProblem(P, E, ["a", "b"])
+    for seed in (0, 1):
+        gate = make_gate("table", 4, 2, seed=seed)
+        res = train_spd(gate, DiscreteSampler(problem, support="union"),
+                        SPDConfig(steps=1000, per_domain=32, lam_signal="kl", seed=seed, log_every=20))
+        g = gate_table(res.gate, 4)
+        Z = pi_g(g, E)[support_mask(problem, "union")].sum()
+        assert res.history["Z_hat"].min() < 0.95                 # it was below 1 on the way
+        assert (res.history["mu"] < 0).any()                     # the multiplier went negative
+        assert abs(Z - 1) < 0.02, (seed, Z, res.mu)
+        # the domains' rows still route to their best expert (the NLL is not traded for Z)
+        assert g[0, 0] > 0.9 and g[1, 1] > 0.9

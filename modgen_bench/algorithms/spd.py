@@ -8,13 +8,22 @@ Each step draws ``per_domain`` items from every domain (a `Sampler`), then
 - theta: one AdamW step on L (cosine-decayed learning rate, see `SPDConfig`); a gate with
   ``sparse_grad`` (the discrete table) steps with SparseAdam on the batch's rows only;
 - lam: one step of the configured lam rule (`lam_rules.LAM_RULES`) on the per-domain signal;
-- mu: dual ascent mu <- max(0, mu + eta_mu (Zhat_ema - 1)).
+- mu: dual ascent on the equality Z = 1, mu <- mu + eta_mu (Zhat_ema - 1) (either sign).
 Everything is in log space: log pi_g(x) = logsumexp_k(log g(x, k) + log E[k](x)).
 
 Choices the paper leaves open [PAPER.md: open], and why:
-- mu >= 0 (projected). The NLL always gains from a larger pi_g, so only Z <= 1 is ever active;
-  with the inequality form mu cannot swing negative, and at a saddle point Z = 1 anyway.
-  mu starts at 1: the unclipped optimum q = P_lam / mu sums to 1 exactly when mu = 1.
+- mu free in sign: G1 (PAPER.md section 1) asks for Z = 1, an equality, so mu is the multiplier
+  of an equality constraint and takes either sign. The NLL gains from a larger pi_g only where
+  the domains put mass; outside it (and for a parametric gate, wherever the sampled windows do
+  not reach) nothing pushes pi_g up, so once a positive mu has pushed Z below 1 a mu projected
+  at 0 leaves it there (issue 13: 7 of 18 trained real-text gates had fresh-draw Z < 1). A
+  negative mu pays for mass and lifts Z back to 1. mu starts at 1: the unclipped optimum
+  q = P_lam / mu sums to 1 exactly when mu = 1.
+- rho = 4: the primal step sees mu + rho (Zhat_ema - 1) (an augmented-Lagrangian, proportional
+  term). Adam normalises the gradient, so the gate moves at a fixed rate in the direction of
+  the multiplier's sign; plain dual ascent then overshoots and oscillates around Z = 1 (measured
+  on tests/test_algorithms_spd.py's leaking two-domain problem, 1000 steps: rho = 0 ends at exact
+  Z = 0.88 with mu = -0.74, swinging between 0.86 and 1.25; rho = 4 ends at 1.008, rho = 10 at 1.003).
 - Z estimate. The paper's estimator Zhat = p mean_x <g(x,.), softmax_k(log E[k](x))> is an
   importance-sampling average of pi_g(x) / q(x) with q = (1/p) sum_k E[k]; it is unbiased only for
   x ~ q. On the domain batch (x ~ (1/p) sum_k P[k]) its mean is sum_x P_bar(x) pi_g(x) / q(x),
@@ -72,6 +81,7 @@ class SPDConfig:
     seed: int = 0
     log_every: int = 10
     mu0: float = 1.0
+    rho: float = 4.0                  # proportional term: the primal sees mu + rho (Zhat_ema - 1)
     lr_schedule: str = "cosine"       # "cosine" | "constant"
     z_estimator: str = "auto"
 
@@ -243,8 +253,11 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         batch = sampler.sample(gen, config.per_domain).to(device)
         eb = sampler.sample_experts(gen, config.per_domain).to(device) if use_experts else None
         lam = rule.lam
+        # the multiplier the primal step sees: mu plus a proportional term in the constraint's
+        # current violation (augmented Lagrangian; damps the mu <-> Z oscillation of plain dual ascent)
+        mu_eff = mu if Z_ema is None else mu + config.rho * (Z_ema - 1.0)
         if dist.is_distributed():
-            loss, nll_k, Z_hat, signal, tok = _ddp_step(net, batch, eb, lam, mu, config.lam_signal, p, opt)
+            loss, nll_k, Z_hat, signal, tok = _ddp_step(net, batch, eb, lam, mu_eff, config.lam_signal, p, opt)
         else:
             log_g = gate(batch.inputs)                                   # (B, p)
             nll = -log_pi(log_g, batch.log_experts)                      # (B,)
@@ -253,7 +266,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
                 Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
             else:
                 Z_hat = estimate_Z(log_g, batch.log_experts)
-            loss = (lam.to(nll_k.dtype) * nll_k).sum() + mu * (Z_hat - 1.0)
+            loss = (lam.to(nll_k.dtype) * nll_k).sum() + mu_eff * (Z_hat - 1.0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             signal = lam_signal(config.lam_signal, batch, nll, p)
@@ -262,7 +275,7 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         sched.step()
         z = float(Z_hat.detach())
         Z_ema = z if Z_ema is None else config.ema * Z_ema + (1 - config.ema) * z
-        mu = max(0.0, mu + config.eta_mu * (Z_ema - 1.0))
+        mu = mu + config.eta_mu * (Z_ema - 1.0)          # equality constraint: mu of either sign
         rule.update(signal)
         if step % config.log_every == 0 or step == config.steps:
             row = {"step": step, "samples": step * p * config.per_domain, "mu": mu, "Z_hat": Z_ema,
