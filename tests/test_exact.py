@@ -405,3 +405,16 @@ def test_box_whose_ceiling_sums_to_one_minus_1e_11_is_answered():
     sol = solve(prob)
     assert sol.optimal and abs(sol.model.sum() - 1) <= 1e-9
     assert abs(kl(prob.P, sol.model).max() - sol.value) <= 1e-9
+
+
+def test_pinned_fuzz_instance_certifies_by_the_kkt_polish():
+    """`bench fuzz --seed 1` #16059 (logmass, p = 16, N = 9, support domains): projected and
+    entropic Newton stall (gaps 48 and ~1e-5) on a face where lam* is not unique; minimum-norm
+    Newton on the KKT equalisation from their best lam certifies (`waterfill._kkt_newton`)."""
+    from pathlib import Path
+    from modgen_bench.bench.fuzz import _really_optimal
+    prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_kkt_fuzz16059.json"))
+    sol = solve(prob, support="domains")
+    assert sol.optimal and sol.solver == "waterfill-kkt-restart" and _really_optimal(prob, sol)
+    earlier = [a["gap"] for a in sol.extra["attempts"][:-1]]
+    assert earlier and all(g is None or g > _tol(sol.value) for g in earlier)

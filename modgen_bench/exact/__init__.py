@@ -87,9 +87,11 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
 
     Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
     the uniform mixture; the same from the best lam found so far (mixed with the uniform one);
-    after cvxpy, both Newton methods again from the best lam so far (``-restart``)."""
+    minimum-norm Newton on the KKT equalisation from the best lam (non-unique lam*); after
+    cvxpy, both Newton methods again from the best lam so far (``-restart``)."""
     wf = (["waterfill"] if fixed else
-          ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart"])
+          ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart",
+           "waterfill-kkt-restart"])
     if not fallback:
         return wf if method == "waterfill" else ["cvxpy"]
     polish = [] if fixed else ["waterfill-newton-restart", "waterfill-entropic-restart"]

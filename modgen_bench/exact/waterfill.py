@@ -435,13 +435,72 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
 
 
+def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60):
+    """Newton on the KKT equalisation system in log-weights, minimum-norm steps (issue 9).
+
+    At a saddle point every domain with lam*_k > 0 has KL(P[k] || q(lam*)) = V* (complementary
+    slackness; PAPER.md section 2). With lam = softmax(theta) the system
+
+        g_k(theta) - tau = 0  (k = 1..p),   sum_k lam_k = 1,   g = KL(P[.] || q(lam)),
+
+    has Jacobian [[H diag(lam), -1], [lam', 0]] (H the dual Hessian, `InnerProblem.hessian`).
+    When lam* is not unique (two domains with the same P, a flat face of D) the Jacobian is
+    singular; `numpy.linalg.lstsq` takes the minimum-norm step, which the projected and the damped
+    entropic Newton methods do not. tau is the current max_k g_k, so a domain below it is pushed
+    towards weight 0 geometrically (steps clipped to THETA_STEP per log-weight). A step is
+    accepted when the gap at the new point shrinks (halving from 1); the best primal model and
+    the best bound met are returned, like `_entropic_newton`.
+    """
+    lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
+    lam = np.maximum(lam, 1e-300)
+    lam = lam / lam.sum()
+    q, t = inner.model(lam)
+    g = inner.kl_per_domain(q)
+    bound = inner.dual_bound(lam, q, t)
+    best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
+    it = 0
+    for it in range(1, max_iter + 1):
+        gap = g.max() - bound
+        if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
+            break
+        g_step = _finite_gradient(g)
+        J = np.zeros((p + 1, p + 1))
+        J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
+        J[:p, p], J[p, :p] = -1.0, lam
+        F = np.append(g_step - g_step.max(), 0.0)
+        d = np.clip(np.linalg.lstsq(J, -F, rcond=None)[0][:p], -THETA_STEP, THETA_STEP)
+        theta, step, accepted = np.log(lam), 1.0, False
+        while step > 1e-10:
+            th = theta + step * d
+            th = np.maximum(th, th.max() - 700.0)
+            lam_try = np.exp(th - th.max())
+            lam_try /= lam_try.sum()
+            q_try, t_try = inner.model(lam_try)
+            D_try = inner.dual_bound(lam_try, q_try, t_try)
+            if np.isfinite(D_try):
+                g_try = inner.kl_per_domain(q_try)
+                if g_try.max() - D_try < gap:
+                    accepted = True
+                    break
+            step *= 0.5
+        if not accepted:
+            break
+        lam, q, t, g, bound = lam_try, q_try, t_try, g_try, D_try
+        if g.max() < best_primal[0]:
+            best_primal = (g.max(), q, g)
+        if bound > best_bound[0]:
+            best_bound = (bound, lam, t)
+    return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
+
+
 def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_TOL,
                     lam_fixed=None, inner: InnerProblem | None = None, path: str = "newton",
                     lam0=None) -> dict:
     """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
 
-    ``path``: "newton" (projected Newton in lam, from the uniform mixture) or "entropic" (Newton in
-    log-weights, `_entropic_newton`, from ``lam0`` mixed with the uniform mixture). ``tol``: the gap
+    ``path``: "newton" (projected Newton in lam, from the uniform mixture), "entropic" (Newton in
+    log-weights, `_entropic_newton`, from ``lam0`` mixed with the uniform mixture) or "kkt"
+    (minimum-norm Newton on the KKT equalisation, `_kkt_newton`, from ``lam0``). ``tol``: the gap
     at which to stop, a number or a function of the primal value. Returns a dict with q (on the
     support), lam, per-domain KL, the dual bound and iterations; `modgen_bench.exact.solve` wraps
     it into a `Solution` with the certificate.
@@ -464,8 +523,10 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
             if res[3].max() - res[4] < g.max() - bound:
                 lam, q, t, g, bound = res[:5]
             it += res[5]
+    elif path == "kkt":
+        lam, q, t, g, bound, it = _kkt_newton(inner, problem.p, stop, lam0=lam0)
     else:
-        raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic")
+        raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic, kkt")
     return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
             "mask": inner.mask}
 
