@@ -30,7 +30,7 @@ PLUGIN = ROOT / "real_world" / "modular_text.py"
 TINY = {
     "corpora": ["scripture", "fortunes-es", "fortunes-it"],
     "block_size": 17, "seeds": [0], "resamples": [1],
-    "n_gate_train": 32, "n_eval": 8, "n_proposal": 8, "n_draws": 48,
+    "n_gate_train": 32, "n_eval": 8, "n_proposal": 16, "n_draws": 48,
     "mixtures": [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3], [0.6, 0.2, 0.2],
                  [0.8, 0.1, 0.1], [0, 0.5, 0.5]],
     "oracle": [4],
@@ -121,6 +121,44 @@ def test_every_shipped_preset_is_a_valid_config(suite):
         for name, preset in exp.presets.items():
             cfg = mod.Config.from_dict(preset)
             assert len(cfg.mixtures) >= 7, (exp.path, name)
+
+
+def test_proposal_pool_below_spds_draws_is_an_error_naming_both():
+    bad = copy.deepcopy(TINY)
+    bad["n_proposal"] = 15                                  # spd: 4 steps x 4 per domain = 16
+    with pytest.raises(ValueError, match=r"n_proposal = 15 .* spd.steps x spd.per_domain = 16"):
+        _plugin().Config.from_dict(bad)
+    auto = copy.deepcopy(TINY)
+    auto["n_proposal"] = 0
+    assert _plugin().Config.from_dict(auto).n_proposal == 16
+
+
+def test_match_convention_is_checked_and_plans_the_monolith():
+    """match = params (the default, the suite's convention so far): total parameters of the
+    monolith ~ experts + gate, the preset's steps; compute: training FLOPs = the experts'
+    combined; tokens: the experts' combined tokens; r is the non-embedding ratio."""
+    from modgen_bench.matching import nonembedding_params
+    from modgen_bench.models import LMConfig
+    from modgen_bench.pipeline.replicate import monolith_plan
+    bad = copy.deepcopy(TINY)
+    bad["match"] = "flops"
+    with pytest.raises(ValueError, match="match = 'flops' is not a matching convention; choose one of params"):
+        _plugin().Config.from_dict(bad)
+    cfg = _plugin().Config.from_dict(copy.deepcopy(TINY))
+    assert cfg.match == "params"
+    spec, d, ratios = monolith_plan(cfg, 17, 3, n_gate=500)
+    assert spec == cfg.mono and abs(ratios["params_ratio"] - 1) < 0.15
+    e = LMConfig(257, 17, 1, 2, 8, 16)
+    m = LMConfig(257, 17, 1, 2, d, 4 * d)
+    assert ratios["r_nonembedding"] == pytest.approx(nonembedding_params(m) / (3 * nonembedding_params(e)))
+    assert ratios["token_ratio"] == pytest.approx(6 * 4 / (8 * 8))
+    for conv, key in (("compute", "compute_ratio"), ("tokens", "token_ratio")):
+        c = copy.deepcopy(TINY)
+        c.update(match=conv, ratio=2.0)
+        spec, d, ratios = monolith_plan(_plugin().Config.from_dict(c), 17, 3, n_gate=500)
+        assert spec.batch_size == TINY["expert"]["batch_size"]
+        assert ratios[key] == pytest.approx(1.0, rel=0.1), (conv, ratios)
+        assert 1.4 < ratios["r_nonembedding"] < 2.8, ratios
 
 
 def test_unknown_config_key_is_an_error():

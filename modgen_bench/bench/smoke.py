@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     ap.add_argument("--steps", type=int, default=30, help="training steps per timed run")
     ap.add_argument("--slice-steps", type=int, default=200, help="steps of every stage in the end-to-end slice")
-    ap.add_argument("--slice-draws", type=int, default=1024, help="n_draws and 4x n_proposal in the slice")
+    ap.add_argument("--slice-draws", type=int, default=1024, help="n_draws in the slice (n_proposal: SPD's total draws)")
     ap.add_argument("--preset", choices=["full", "quick"], default="full",
                     help="text3 preset measured and sliced (quick: to test the script on a CPU in minutes)")
     ap.add_argument("--out", default="reports/gpu_smoke")
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     s = args.slice_steps
     sets = ["seeds=[0]", "resamples=[]"] + (["oracle=[]"] if "oracle" in preset else []) + [f"expert.steps={s}", f"mono.steps={s}",
             f"spd.steps={s}", f"router.steps={s}", f"n_draws={args.slice_draws}",
-            f"n_proposal={max(8, args.slice_draws // 4)}", f"n_gate_train={max(64, args.slice_draws)}",
+            "n_proposal=0", f"n_gate_train={max(64, args.slice_draws)}",
             f"conflict_every={max(1, s // 4)}", f"expert.warmup={min(cfg.expert.warmup, s // 10)}",
             f"mono.warmup={min(cfg.mono.warmup, s // 10)}", f"spd.log_every={max(1, s // 10)}"]
     cmd = [sys.executable, "-m", "modgen_bench", "run", "real_world", "--only", "text3", "--preset", args.preset,

@@ -58,7 +58,7 @@ class PipelineConfig:
     resamples: list                      # data resamples (training seed seeds[0])
     n_gate_train: int                    # cached training windows per domain for SPD
     n_eval: int                          # test (and validation) windows per domain
-    n_proposal: int                      # sequences drawn from each expert for SPD's Z
+    n_proposal: int                      # draws per expert for SPD's Z: 0 = spd.steps * spd.per_domain
     n_draws: int                         # draws from q for SIR, Z and rejection sampling
     mixtures: list                       # test mixtures (>= 7: vertices, uniform, code-heavy)
     expert: LMTrain
@@ -73,6 +73,8 @@ class PipelineConfig:
     checkpoint_every: int = 200          # LM training steps between checkpoints
     cpu_threads: int = 1                 # torch threads on CPU (tiny models run faster on one)
     seed: int = 0
+    match: str = "params"                # monolith matching convention (`modgen_bench.matching`)
+    ratio: float = 1.0                   # target non-embedding ratio r (match != "params")
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -89,6 +91,20 @@ class PipelineConfig:
                 raise ValueError(f"mixture {m} is not a point of the {p}-simplex")
         if not cfg.signals or cfg.signals[0] != "excess":
             raise ValueError("signals must start with 'excess' (its lam* weights the lam* retrain)")
+        from ..matching import CONVENTIONS
+        if cfg.match not in CONVENTIONS:
+            raise ValueError(f"match = {cfg.match!r} is not a matching convention; choose one of "
+                             f"{', '.join(CONVENTIONS)}")
+        if not cfg.ratio > 0:
+            raise ValueError(f"ratio must be > 0 (got {cfg.ratio})")
+        from ..algorithms.spd import SPDConfig
+        spd_draws = int(cfg.spd.get("steps", SPDConfig.steps)) * int(cfg.spd.get("per_domain", SPDConfig.per_domain))
+        if cfg.n_proposal == 0:
+            cfg.n_proposal = spd_draws
+        elif cfg.n_proposal < spd_draws:
+            raise ValueError(f"n_proposal = {cfg.n_proposal} is below SPD's total draws per expert, "
+                             f"spd.steps x spd.per_domain = {spd_draws}: SPD would reuse proposal draws "
+                             f"and bias its Z (issue 13); set n_proposal >= {spd_draws}, or 0 to size it so")
         return cfg
 
     def to_dict(self) -> dict:

@@ -4,7 +4,18 @@
 (`modgen_bench.launch`): it runs stages 1-9 for one (training seed, data resample), keeps every
 stage output in ``out_dir`` (a `Store`, so a rerun resumes stage by stage), and returns the tidy
 rows and the provenance it measured. Rows carry case, method, metric, value, lam and extra
-columns (seed, resample, step, progress); the caller adds the suite name.
+columns (seed, resample, step, progress, match: the monolith's matching convention); the caller
+adds the suite name.
+
+Gates are graded as proper likelihoods only (issue 13, item 3): ``gate_<signal>_logZ`` divides
+pi_g by Z_hat estimated on fresh draws from q (stage 7's pool, independent of SPD's proposal
+draws), its 95% interval carried into the NLL as ``nll_per_token_lo/_hi`` = NLL +
+log Z_lo / (T-1), NLL + log Z_hi / (T-1). Baselines in every table (item 4): ``const_gate`` (the
+constant 1/p gate, Z = 1 exactly) and ``bayes_router`` (the free Bayes-posterior causal router).
+Case ``paired`` holds per-window paired differences a - b per mixture with their per-window
+s.e. (domains' s.e. combined with the mixture's weights; item 6); case ``routing_split`` splits
+gate - monolith on each domain into routing proper, the shared domain prior and the expert
+deficit (`scaling.routing_split`, item 8).
 """
 from __future__ import annotations
 
@@ -14,9 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import count_params
+from dataclasses import replace
+
+from ..data.corpora import VOCAB_SIZE
+from ..matching import match_monolith, nonembedding_params, total_params, train_flops
+from ..models import LMConfig, count_params
 from ..provenance import stable_seed
 from ..results import lam_label
+from ..scaling import bayes_router_nll, const_gate_nll, routing_split
+from ..stats import paired_bootstrap, per_window_paired_se
 from .config import PipelineConfig
 from .conflict import ConflictProbe, lm_domain_losses, probe_windows
 from .data import load_splits
@@ -24,12 +41,17 @@ from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
 from .experts import train_experts
 from .gate import train_gate
 from .loglik import cache_experts
-from .retrain import matched_d_model, train_retrain
+from .retrain import train_retrain
 from .router import distil_router
 from .sample import sample_gates
 from .store import Store
 
-__all__ = ["run_replicate", "Rows"]
+__all__ = ["run_replicate", "Rows", "monolith_plan", "PAIRS"]
+
+#: paired comparisons a - b of case "paired" (per-window differences on the test windows)
+PAIRS = [("gate_excess_logZ", "mono_uniform"), ("const_gate", "mono_uniform"),
+         ("bayes_router", "mono_uniform"), ("gate_excess_logZ", "const_gate"),
+         ("gate_excess_logZ", "bayes_router"), ("router", "gate_excess_logZ")]
 
 LN2 = math.log(2.0)
 
@@ -37,13 +59,40 @@ LN2 = math.log(2.0)
 class Rows:
     """Row sink of one replicate: ``add(case, method, metric, value, lam=None, **extra)``."""
 
-    def __init__(self, seed: int, resample: int):
-        self.seed, self.resample, self.rows = seed, resample, []
+    def __init__(self, seed: int, resample: int, match: str = "params"):
+        self.seed, self.resample, self.match, self.rows = seed, resample, match, []
 
     def add(self, case, method, metric, value, lam=None, **extra):
         self.rows.append({"case": case, "method": method, "seed": self.seed,
                           "lam": lam if isinstance(lam, str) else lam_label(lam), "metric": metric,
-                          "value": float(value), "resample": self.resample, **extra})
+                          "value": float(value), "resample": self.resample, "match": self.match, **extra})
+
+
+def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int):
+    """(mono LMTrain, d_model, ratios) under ``cfg.match`` (`matching.match_monolith`).
+
+    ``params`` (the suite's convention so far, the default): total parameters = experts' + gate's,
+    the monolith trains the preset's mono.steps on mono.batch_size windows per domain.
+    ``nonembedding``/``tokens``/``compute``: width from the target non-embedding ratio
+    ``cfg.ratio``, steps and batch from the convention (batch = the experts' per domain). A
+    preset's fixed mono.d_model overrides the width. The ratios are computed from the monolith
+    actually trained: r (non-embedding, monolith / experts' combined, gate excluded), params
+    (total, monolith / (experts + gate)), compute (training FLOPs, Kaplan et al. 2020) and
+    tokens (monolith / experts' combined)."""
+    e, m = cfg.expert, cfg.mono
+    e_cfg = LMConfig(VOCAB_SIZE, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
+    template = LMConfig(VOCAB_SIZE, T, m.n_layer, m.n_head, m.n_head, m.d_ff or 4 * m.n_head)
+    plan = match_monolith(cfg.match, e_cfg, p, e.steps, e.batch_size, template, r=cfg.ratio,
+                          gate_params=n_gate, scale_ff=m.d_ff == 0)
+    d = m.d_model or plan.d_model
+    spec = m if cfg.match == "params" else replace(m, steps=plan.steps, batch_size=e.batch_size)
+    mono_cfg = LMConfig(VOCAB_SIZE, T, m.n_layer, m.n_head, d, m.d_ff or 4 * d)
+    experts_flops = p * train_flops(e_cfg, e.steps, e.batch_size)
+    ratios = {"r_nonembedding": nonembedding_params(mono_cfg) / (p * nonembedding_params(e_cfg)),
+              "params_ratio": total_params(mono_cfg) / (p * total_params(e_cfg) + n_gate),
+              "compute_ratio": train_flops(mono_cfg, spec.steps, p * spec.batch_size) / experts_flops,
+              "token_ratio": spec.steps * spec.batch_size / (e.steps * e.batch_size)}
+    return spec, d, ratios
 
 
 def run_replicate(config: dict, seed: int, resample: int, out_dir, device: str = "cpu",
@@ -60,7 +109,7 @@ def run_replicate(config: dict, seed: int, resample: int, out_dir, device: str =
 
 
 def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
-    out = Rows(seed, resample)
+    out = Rows(seed, resample, cfg.match)
     add, sub = out.add, lambda *parts: stable_seed(seed, resample, *parts)
     p, T, names = len(cfg.corpora), cfg.block_size, list(cfg.corpora)
 
@@ -87,7 +136,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     # 5: matched monolithic retrains (uniform, lam*, oracle mixtures); conflict of the uniform one
     n_gate = count_params(gates["excess"].gate)
     target = p * experts.n_params + n_gate
-    d_mono = cfg.mono.d_model or matched_d_model(cfg.mono, T, target)
+    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate)
     mixtures = {"mono_uniform": np.full(p, 1.0 / p), "mono_lamstar": gates["excess"].lam}
     mixtures.update({f"oracle_{lam_label(cfg.mixtures[i])}": np.asarray(cfg.mixtures[i], float) for i in cfg.oracle})
     probe, _ = probe_windows(splits.pool, cache.pool, cfg.conflict_batch)
@@ -95,16 +144,19 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     for method, lam in mixtures.items():
         hook = (ConflictProbe(lambda m: lm_domain_losses(m, probe, dev), cfg.conflict_every)
                 if method == "mono_uniform" else None)
-        r = train_retrain(splits, cfg.mono, d_mono, lam, method, seed, resample, store, dev, progress,
+        r = train_retrain(splits, mono_spec, d_mono, lam, method, seed, resample, store, dev, progress,
                           cfg.checkpoint_every, hook)
         add("train", method, "final_loss", r.final_loss)
         for s, v in r.conflict:
-            add("conflict", method, "mean_pairwise_cosine", v, step=s, progress=s / cfg.mono.steps)
+            add("conflict", method, "mean_pairwise_cosine", v, step=s, progress=s / mono_spec.steps)
         monos[method] = r.model
     for method, n in [("experts_plus_gate", target), ("expert", experts.n_params), ("gate", n_gate),
                       ("mono", count_params(monos["mono_uniform"]))]:
         add("params", method, "n_params", n)
     add("params", "mono", "d_model", d_mono)
+    add("params", "mono", "steps", mono_spec.steps)
+    for metric, v in ratios.items():
+        add("params", "mono", metric, v)
 
     # 7: sampling (SIR per gate, rejection from the excess gate); 6: the router distilled on it
     sampled = sample_gates(experts, {s: g.gate for s, g in gates.items()}, cfg.n_draws,
@@ -123,11 +175,18 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
 
     # 8: evaluation on the test mixtures and the validation vertices
     test, test_e = splits.test, cache.test
-    per = {f"gate_{s}": per_domain(gate_nll(g.gate, test, test_e, dev), p) for s, g in gates.items()}
-    per.update({f"gate_{s}_logZ": per[f"gate_{s}"] + math.log(sampled.sir[s].Z_hat) / (T - 1) for s in gates})
-    per.update({name: per_domain(lm_nll(mo, test, dev), p) for name, mo in monos.items()})
-    per["router"] = per_domain(router_nll(router.router, test, cache.test_tok, dev), p)
-    per.update({f"expert_{n}": per_domain(expert_nll(test_e, k, T), p) for k, n in enumerate(names)})
+    win = {f"gate_{s}": gate_nll(g.gate, test, test_e, dev).double() for s, g in gates.items()}
+    zband = {}
+    for s in gates:                       # proper likelihoods: / Z_hat on fresh draws from q
+        z, (z_lo, z_hi) = sampled.sir[s].Z_hat, sampled.sir[s].Z_ci
+        win[f"gate_{s}_logZ"] = win[f"gate_{s}"] + math.log(z) / (T - 1)
+        zband[f"gate_{s}_logZ"] = (math.log(max(z_lo, 1e-300)) - math.log(z), math.log(z_hi) - math.log(z))
+    win.update({name: lm_nll(mo, test, dev).double() for name, mo in monos.items()})
+    win["router"] = router_nll(router.router, test, cache.test_tok, dev).double()
+    win["const_gate"] = torch.as_tensor(const_gate_nll(test_e, T))
+    win["bayes_router"] = bayes_router_nll(cache.test_tok)
+    win.update({f"expert_{n}": expert_nll(test_e, k, T).double() for k, n in enumerate(names)})
+    per = {method: per_domain(v, p) for method, v in win.items()}
     for method, nll in per.items():
         if method.startswith("oracle_"):
             lams = [np.asarray([float(v) for v in method[len("oracle_"):].split(",")])]
@@ -136,9 +195,46 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
         for lam in lams:
             add("test", method, "nll_per_token", float(lam @ nll), lam=lam)
             add("test", method, "bits_per_byte", float(lam @ nll) / LN2, lam=lam)
+            if method in zband:           # Z's 95% interval carried into the NLL
+                lo, hi = zband[method]
+                add("test", method, "nll_per_token_lo", float(lam @ nll) + lo / (T - 1), lam=lam)
+                add("test", method, "nll_per_token_hi", float(lam @ nll) + hi / (T - 1), lam=lam)
+    _paired_rows(add, win, p, cfg.mixtures, sub("paired-bootstrap"))
+    groups = np.repeat(np.arange(p), len(win["const_gate"]) // p)
+    for k in range(p):                    # item 8: the shared domain-prior cost kept apart
+        w = groups == k
+        parts = routing_split(win["gate_excess_logZ"].numpy()[w], win["const_gate"].numpy()[w],
+                              win[f"expert_{names[k]}"].numpy()[w], win["mono_uniform"].numpy()[w])
+        for metric, v in parts.items():
+            add("routing_split", "gate_excess_logZ", metric, v, lam=np.eye(p)[k])
     val = {f"gate_{s}": gate_nll(g.gate, splits.val, cache.val, dev) for s, g in gates.items()}
     val.update({name: lm_nll(mo, splits.val, dev) for name, mo in monos.items()})
     for method, nll in val.items():
         for k, v in enumerate(per_domain(nll, p)):
             add("val", method, "nll_per_token", v, lam=np.eye(p)[k])
     return out.rows, {"corpora": {name: {f"resample{resample}": info} for name, info in splits.provenance.items()}}
+
+
+def _paired_rows(add, win: dict, p: int, mixtures, seed: int) -> None:
+    """Case "paired": per mixture lam, a - b of `PAIRS` from the per-window NLLs (domain by domain):
+    delta = sum_k lam_k mean_k(a - b) with the per-window paired s.e. combined over domains,
+    se = sqrt(sum_k lam_k^2 se_k^2) (`stats.per_window_paired_se` per domain); on the uniform
+    mixture also the paired bootstrap interval over windows, resampled within domains
+    (`stats.paired_bootstrap`)."""
+    rng = np.random.default_rng(seed)
+    for a, b in PAIRS:
+        if a not in win or b not in win:
+            continue
+        x, y = win[a].numpy().reshape(p, -1), win[b].numpy().reshape(p, -1)
+        per = [per_window_paired_se(x[k], y[k]) for k in range(p)]
+        mean_k, se_k = np.array([iv.mean for iv in per]), np.array([iv.se for iv in per])
+        method = f"{a}-vs-{b}"
+        for lam in mixtures:
+            lam = np.asarray(lam, float)
+            add("paired", method, "delta", float(lam @ mean_k), lam=lam)
+            add("paired", method, "delta_window_se", float(np.sqrt(lam ** 2 @ se_k ** 2)), lam=lam)
+        boot = paired_bootstrap(x.ravel(), y.ravel(), rng=rng, n_boot=1000,
+                                groups=np.repeat(np.arange(p), x.shape[1]))
+        uniform = np.full(p, 1.0 / p)
+        add("paired", method, "delta_boot_lo", boot.lo, lam=uniform)
+        add("paired", method, "delta_boot_hi", boot.hi, lam=uniform)
