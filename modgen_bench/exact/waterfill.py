@@ -306,7 +306,12 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
-        H = inner.hessian_at(a, t)     # only when the gap asks for another step
+        with np.errstate(over="ignore", invalid="ignore"):
+            H = inner.hessian_at(a, t)     # only when the gap asks for another step
+        if not np.isfinite(H).all():
+            # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
+            # quadratic model is undefined; the entropic path (log-weights) takes over
+            break
         Q = -H
         Q = 0.5 * (Q + Q.T)
         Q[np.diag_indices(p)] += 1e-12 * np.maximum(1.0, np.diag(Q))
@@ -465,7 +470,10 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
             break
         g_step = _finite_gradient(g)
         J = np.zeros((p + 1, p + 1))
-        J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
+        with np.errstate(over="ignore", invalid="ignore"):
+            J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
+        if not np.isfinite(J).all():     # curvature overflowed float64 (see `_newton`)
+            break
         J[:p, p], J[p, :p] = -1.0, lam
         F = np.append(g_step - g_step.max(), 0.0)
         d = np.clip(np.linalg.lstsq(J, -F, rcond=None)[0][:p], -THETA_STEP, THETA_STEP)
