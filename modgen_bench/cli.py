@@ -131,7 +131,8 @@ def _bench_fuzz(args) -> int:
     """`bench fuzz`: random hard instances graded by their certificates; exit 1 on a wrong answer."""
     from .bench.fuzz import format_counts, fuzz
     res = fuzz(instances=args.instances, seed=args.seed, method=args.method or "waterfill",
-               report_every=10_000, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+               report_every=10_000, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+               save_failures=args.save_failures)
     print(format_counts(res))
     if args.csv:
         import pandas as pd
@@ -317,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bench fuzz: random hard instances to solve")
     s.add_argument("--method", choices=["waterfill", "cvxpy"], default=None,
                    help="bench fuzz: the solver path tried first (default waterfill)")
+    s.add_argument("--save-failures", default=None, metavar="DIR",
+                   help="bench fuzz: save each inaccurate or wrong instance as a problem file in DIR")
     s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],
                    help="bench exact: numbers of outcomes N")
     s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
