@@ -89,9 +89,28 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     from modgen_bench.reporting import build_report
     build_report(root, trusted_dirs=[suite])          # the plug-in's own report (a trusted folder)
     report = (root / "report.md").read_text()
-    assert "Table 1" in report and "Table 2" in report and "router - gate_excess" in report
+    assert "Table 1" in report and "Table 2" in report and "Router minus the excess gate" in report
     assert f"Vertices are the domains in order {TINY['corpora']}" in report   # lam order, not sorted
-    assert "routing cost: gate_excess - best expert" in report
+    assert "routing_proper" in report and "domain_prior" in report and "expert_deficit" in report
+    # one convention: every table caption names the matching convention; baselines in the tables
+    assert report.count("[monolith matched by params, r ") >= 5
+    assert "const_gate" in report and "bayes_router" in report and "95% t-interval" in report
+    assert "gate vs monolith (params-matched)" in report                    # the headline box
+    for stem in ("tiny_mixtures", "tiny_conflict"):
+        pngs = list(root.rglob(f"{stem}.png"))
+        assert pngs and pngs[0].with_suffix(".svg").is_file() and pngs[0].with_suffix(".alt.txt").is_file()
+    for m in ["const_gate", "bayes_router"]:
+        assert test[test["method"] == m]["lam"].nunique() == 7, m
+    paired = df[(df["case"] == "paired") & (df["metric"] == "delta_window_se")]
+    assert paired["value"].astype(float).gt(0).all() and paired["lam"].nunique() == 7
+    assert set(df[df["case"] == "routing_split"]["metric"]) == {"routing_proper", "domain_prior", "expert_deficit"}
+    # Z's interval carried into the gate's NLL: lo <= NLL <= hi on every mixture
+    for m in ("gate_excess_logZ", "gate_nll_logZ"):
+        w = df[(df["case"] == "test") & (df["method"] == m)].pivot_table(
+            index=["seed", "resample", "lam"], columns="metric", values="value", aggfunc="first").astype(float)
+        assert len(w) and (w["nll_per_token_lo"] <= w["nll_per_token"] + 1e-12).all()
+        assert (w["nll_per_token"] <= w["nll_per_token_hi"] + 1e-12).all()
+    assert set(df["match"]) == {"params"}
     assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
 
 

@@ -1,7 +1,15 @@
-"""The real-text study's report from its tidy rows alone (PAPER.md section 5, Tables 1-2): setup
-(parameter counts, lam*), NLL tables over mixtures and replicates, per-domain bits per byte with
-the gate-vs-monolith gap split into routing cost and expert deficit, distillation and sampling,
-gradient conflict. ``report(df, fig_dir) -> [Section]`` is what a suite plug-in exposes.
+"""The real-text study's report from its tidy rows alone (PAPER.md section 5, Tables 1-2).
+
+``report(df, fig_dir) -> [Section]`` is what a suite plug-in exposes. One statistics convention
+everywhere (issue 13, item 6; `modgen_bench.stats`): a comparison is a paired difference a - b
+(NLL per token, negative = a better) with its 95% t-interval over replicates
+(`stats.paired_table`) and the per-window paired s.e. (case ``paired`` rows, averaged over
+replicates); a "win" only where the interval excludes 0. Gates enter only as proper
+likelihoods (``gate_*_logZ``: divided by Z_hat from fresh draws, Z's interval carried into the
+NLL). Every table caption names the monolith's matching convention (`modgen_bench.matching`).
+The headline box at the top is `reporting.gate_vs_monolith_headline` for gate_excess_logZ
+against mono_uniform. Figures: PNG + SVG with alt text (`reporting.save_figure`), legends
+outside the data.
 """
 from __future__ import annotations
 
@@ -10,181 +18,221 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["report", "GATES", "RETRAINS"]
+__all__ = ["report", "GATES", "RETRAINS", "BASELINES"]
 
-GATES = ["gate_excess", "gate_excess_logZ", "gate_nll", "gate_nll_logZ", "router"]
+GATES = ["gate_excess_logZ", "gate_nll_logZ", "router"]
+BASELINES = ["const_gate", "bayes_router"]
 RETRAINS = ["mono_uniform", "mono_lamstar"]
+HEAD_GATE, HEAD_MONO = "gate_excess_logZ", "mono_uniform"
 
 
 def _lam(label: str) -> np.ndarray:
     return np.asarray([float(v) for v in label.split(",")])
 
 
-def _ms(values) -> str:
-    """'mean ± std (n)' over replicates (std with ddof=1; the ± part is dropped when n = 1)."""
+def _mse(values) -> str:
+    """'mean ± s.e. (n)' over replicates (s.e. = std(ddof=1) / sqrt(n); n = 1: the value alone)."""
     v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
     if len(v) == 0:
         return "-"
     if len(v) == 1:
-        return f"{v[0]:.4f}"
-    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f} (n={len(v)})"
+        return f"{v[0]:.4f} (n=1)"
+    return f"{v.mean():.4f} ± {v.std(ddof=1) / np.sqrt(len(v)):.4f} (n={len(v)})"
 
 
-def _groups(df: pd.DataFrame) -> dict:
-    """Replicate groups: 'seeds' (data resample 0) and 'resamples' (the seed used for resamples)."""
-    out = {"seeds": df[df["resample"] == 0]}
-    if (df["resample"] > 0).any():
-        base = df.loc[df["resample"] > 0, "seed"].iloc[0]
-        out["resamples"] = df[df["seed"] == base]
-    return out
+def _reps(df: pd.DataFrame) -> pd.DataFrame:
+    """A replicate key 'rep' = 'seed/resample' (every (seed, resample) pair is one replicate)."""
+    return df.assign(rep=df["seed"].astype(int).astype(str) + "/" + df["resample"].astype(int).astype(str))
+
+
+def _convention(df: pd.DataFrame) -> tuple[str, str]:
+    """(match, caption suffix naming the convention, r, compute and token ratios)."""
+    match = str(df["match"].dropna().iloc[0]) if "match" in df.columns and df["match"].notna().any() else "params"
+    par = df[(df["case"] == "params") & (df["method"] == "mono")].groupby("metric")["value"].mean()
+    parts = [f"monolith matched by {match}"]
+    for key, name in (("r_nonembedding", "r"), ("compute_ratio", "compute ratio"), ("token_ratio", "token ratio")):
+        if key in par:
+            parts.append(f"{name} {par[key]:.2f}")
+    return match, "[" + ", ".join(parts) + "]"
 
 
 def _table1(nll: pd.DataFrame, methods) -> pd.DataFrame:
-    """NLL/token: uniform mixture, worst vertex and mean over mixtures; mean ± std per group."""
+    """NLL/token: uniform mixture, worst vertex and mean over mixtures; mean ± s.e. over replicates."""
     uniform = next(l for l in nll["lam"].unique() if np.ptp(_lam(l)) < 1e-3)
     vertex = nll["lam"].map(lambda l: _lam(l).max() == 1.0)
     rows = []
     for m in methods:
-        row = {"method": m}
-        for gname, g in _groups(nll).items():
-            gm = g[g["method"] == m]
-            key = ["seed", "resample"]
-            row[f"uniform mixture ({gname})"] = _ms(gm[gm["lam"] == uniform]["value"])
-            row[f"worst vertex ({gname})"] = _ms(gm[vertex.loc[gm.index]].groupby(key)["value"].max())
-            row[f"mean of mixtures ({gname})"] = _ms(gm.groupby(key)["value"].mean())
-        rows.append(row)
+        gm = nll[nll["method"] == m]
+        rows.append({"method": m,
+                     "uniform mixture": _mse(gm[gm["lam"] == uniform]["value"]),
+                     "worst vertex": _mse(gm[vertex.loc[gm.index]].groupby("rep")["value"].max()),
+                     "mean of mixtures": _mse(gm.groupby("rep")["value"].mean())})
     return pd.DataFrame(rows)
 
 
-def _paired(nll: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    """Per (lam, replicate): value(a) - value(b)."""
-    w = nll.pivot_table(index=["lam", "seed", "resample"], columns="method", values="value")
-    return (w[a] - w[b]).rename("diff").reset_index()
+def _paired(nll: pd.DataFrame, df: pd.DataFrame, a: str, others) -> pd.DataFrame:
+    """``stats.paired_table`` of a - other per mixture over replicates, with the mean per-window
+    paired s.e. of the same difference (case 'paired') beside it."""
+    from ..stats import paired_table
+    t = paired_table(nll, a, [o for o in others if o in set(nll["method"])], index="lam", unit="rep")
+    if not len(t):
+        return t
+    win = df[(df["case"] == "paired") & (df["metric"] == "delta_window_se")]
+    se = win.groupby(["method", "lam"])["value"].mean()
+    t["window s.e."] = [se.get((f"{x}-vs-{y}", l), np.nan) for x, y, l in zip(t["a"], t["b"], t["lam"])]
+    return t[["lam", "a", "b", "cell", "n", "window s.e.", "verdict"]].rename(
+        columns={"cell": "a - b: mean [95% t-interval]"})
+
+
+def _wins(t: pd.DataFrame, a: str, b: str) -> str:
+    sub = t[(t["a"] == a) & (t["b"] == b)]
+    return (f"{a} better on {int((sub['verdict'] == f'{a} wins').sum())}, {b} better on "
+            f"{int((sub['verdict'] == f'{b} wins').sum())}, undecided on "
+            f"{int((sub['verdict'] == 'undecided').sum())} of {len(sub)} mixtures")
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from modgen_bench.reporting import Section
+    from modgen_bench.reporting import Section, gate_vs_monolith_headline, legend_outside, save_figure
 
     df = df.copy()
     for col in ("value", "seed", "resample", "step", "progress"):   # CSV blanks -> NaN
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    df["resample"] = df["resample"].astype(int)
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["resample"] = df["resample"].fillna(0).astype(int)
+    df = _reps(df)
     fig_dir = Path(fig_dir)
     exp = str(df["experiment"].iloc[0]) if "experiment" in df.columns else "real_world"
+    match, conv = _convention(df)
     nll = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
     mix = [l for l in nll["lam"].unique() if not nll[nll["lam"] == l]["method"].str.startswith("oracle").all()]
-    seeds = _groups(nll)["seeds"]
-    methods = [m for m in GATES + RETRAINS if m in set(nll["method"])]
+    nll_mix = nll[nll["lam"].isin(mix)]
+    methods = [m for m in GATES + BASELINES + RETRAINS if m in set(nll["method"])]
+    n_rep = nll["rep"].nunique()
     sections = []
 
-    # setup: parameter counts and lam*
-    par = df[df["case"] == "params"].groupby(["method", "metric"])["value"].first().reset_index()
-    lam = df[df["case"] == "lam_star"].groupby(["method", "metric"])["value"].agg(_ms).reset_index()
-    counts = dict(zip(par["method"] + ":" + par["metric"], par["value"]))
+    # headline: gate minus monolith per mixture with intervals
+    par = df[(df["case"] == "params") & (df["method"] == "mono")].groupby("metric")["value"].mean()
+    z = df[df["case"] == "Z"].pivot_table(index=["method", "rep"], columns="metric", values="value").reset_index()
+    cover = ((z["Z_lo"] <= 1) & (z["Z_hi"] >= 1)) if len(z) else pd.Series(dtype=bool)
+    if {HEAD_GATE, HEAD_MONO} <= set(nll_mix["method"]):
+        head = gate_vs_monolith_headline(nll_mix, HEAD_GATE, HEAD_MONO, fig_dir, "nll_per_token", unit="nats/token",
+                                         title=f"{exp}: gate vs monolith ({match}-matched)",
+                                         xlabel="test mixture (lam)", pair_on=("seed", "resample"))
+        t_base = _paired(nll_mix, df, "const_gate", ["mono_uniform"]) if "const_gate" in set(nll_mix["method"]) else None
+        head.text += (f" Monolith matched by **{match}**: non-embedding ratio r = {par.get('r_nonembedding', np.nan):.2f}, "
+                      f"compute ratio {par.get('compute_ratio', np.nan):.2f}, token ratio "
+                      f"{par.get('token_ratio', np.nan):.2f}, total-parameter ratio {par.get('params_ratio', np.nan):.2f}. "
+                      f"The gate is graded as a proper likelihood (divided by Z_hat on fresh draws from q); "
+                      f"its Z's 95% interval holds 1 for {int(cover.sum())} of {len(cover)} gates.")
+        if t_base is not None and len(t_base):
+            head.text += f" Constant 1/p gate vs the monolith: {_wins(t_base, 'const_gate', 'mono_uniform')}."
+        sections.append(head)
+
+    # setup: parameter counts, matching, lam*
+    pc = df[df["case"] == "params"].groupby(["method", "metric"])["value"].first().reset_index()
+    lam = df[df["case"] == "lam_star"].groupby(["method", "metric"])["value"].agg(_mse).reset_index()
+    counts = dict(zip(pc["method"] + ":" + pc["metric"], pc["value"]))
     setup = (f"Experts + gate hold {counts.get('experts_plus_gate:n_params', 0):,.0f} parameters "
              f"(each expert {counts.get('expert:n_params', 0):,.0f}, gate {counts.get('gate:n_params', 0):,.0f}); "
              f"the monolithic retrain holds {counts.get('mono:n_params', 0):,.0f} "
-             f"(d_model {counts.get('mono:d_model', 0):.0f}, chosen to match). NLL is in nats per byte-token "
-             "on held-out test documents; bits per byte = NLL / ln 2. Replicates: 'seeds' vary "
-             "initialisation and training order on data resample 0; 'resamples' redraw the document "
-             "split (and hence every model) with one seed.")
-    sections.append(Section("Setup", setup, tables=[("Parameter counts", par),
-                                                    ("Least-favourable mixture lam* from SPD (mean ± std)", lam)]))
+             f"(d_model {counts.get('mono:d_model', 0):.0f}, {counts.get('mono:steps', np.nan):.0f} steps). "
+             f"Matching convention: **{match}** (`modgen_bench.matching`; 'params' = total parameters of "
+             "experts + gate, the suite's convention before issue 13). r is the monolith's non-embedding "
+             "parameter count over the experts' combined; compute and token ratios are monolith over "
+             "experts' combined training FLOPs and tokens. NLL is in nats per byte-token on held-out test "
+             "documents; bits per byte = NLL / ln 2. Replicates: each (seed, data resample) pair; seeds vary "
+             "initialisation and training order on resample 0, resamples redraw the document split. "
+             "Intervals: 95% Student t over replicates of the paired difference; 'window s.e.' is the "
+             "per-window paired standard error within a replicate (mean over replicates).")
+    sections.append(Section("Setup", setup, tables=[(f"Parameter counts and matching ratios {conv}", pc),
+                                                    ("Least-favourable mixture lam* from SPD (mean ± s.e.)", lam)]))
 
-    # Table 1 and Table 2
-    t1 = _table1(nll[nll["lam"].isin(mix)], methods)
-    wide = seeds[seeds["lam"].isin(mix)].groupby(["lam", "method"])["value"].agg(_ms).unstack("method")
-    t2 = wide[[m for m in methods if m in wide.columns]].copy()
-    orc = seeds[seeds["method"].str.startswith("oracle_")]
+    # Table 1 (absolute) and Table 2 (paired differences)
+    t1 = _table1(nll_mix, methods)
+    others = ["mono_uniform", "mono_lamstar", "const_gate", "bayes_router"]
+    t2 = pd.concat([_paired(nll_mix, df, HEAD_GATE, others),
+                    _paired(nll_mix, df, "const_gate", ["mono_uniform"]),
+                    _paired(nll_mix, df, "bayes_router", ["mono_uniform"]),
+                    _paired(nll_mix, df, "gate_excess_logZ", ["gate_nll_logZ"])], ignore_index=True)
+    orc = df[(df["case"] == "test") & (df["metric"] == "nll_per_token") & df["method"].str.startswith("oracle_")]
+    tables = [(f"Table 1: test NLL per token, mean ± s.e. over {n_rep} replicates {conv}", t1),
+              (f"Table 2: paired differences a - b in test NLL per token per mixture {conv}", t2)]
     if len(orc):
-        t2["oracle retrain"] = orc.groupby("lam")["value"].agg(_ms).reindex(t2.index).fillna("-")
-    wins = {}
-    for gate in ("gate_excess", "gate_excess_logZ"):
-        d = _paired(seeds, gate, "mono_uniform")
-        t2[f"{gate} - mono_uniform"] = d.groupby("lam")["diff"].agg(_ms).reindex(t2.index)
-        wins[gate] = d.groupby("lam")["diff"].mean()
-    t2 = t2.reset_index()
-    dn = _paired(seeds, "gate_excess", "gate_nll").groupby("lam")["diff"].mean()
-    z = df[(df["case"] == "Z") & (df["metric"] == "Z_hat")].groupby("method")["value"].mean()
-    text = (f"The excess-signal gate beats the uniform-mixture retrain on {int((wins['gate_excess'] < 0).sum())} "
-            f"of {len(dn)} test mixtures with pi_g unnormalised (what SPD trains), and on "
-            f"{int((wins['gate_excess_logZ'] < 0).sum())} once pi_g is divided by its importance-sampling Z "
-            f"(mean Z_hat: {', '.join(f'{m} {v:.3f}' for m, v in z.items())}; the *_logZ rows add "
-            "log Z_hat / (T-1) per token; only they are proper likelihoods). Signal 'excess' minus 'nll', "
-            f"NLL per mixture: {', '.join(f'{l}: {v:+.4f}' for l, v in dn.items())}. "
-            "Cross-entropy is linear in lam, so its worst case over the simplex is the worst vertex "
+        tables.append((f"Oracle retrains on their own mixture, NLL per token {conv}",
+                       orc.groupby("lam")["value"].agg(_mse).reset_index()))
+    band = df[(df["case"] == "test") & df["metric"].isin(["nll_per_token_lo", "nll_per_token_hi"])]
+    if len(band):
+        b = band[band["lam"].isin(mix)].pivot_table(index=["method", "lam"], columns="metric", values="value")
+        tables.append((f"Gate NLL interval from Z's 95% interval: [NLL + log Z_lo/(T-1), NLL + log Z_hi/(T-1)], "
+                       f"mean over replicates {conv}", b.reset_index()))
+    text = ("Gates are proper likelihoods only: gate_*_logZ = -log(pi_g / Z_hat) per token, Z_hat from fresh "
+            "draws from q (never SPD's proposal pool). Baselines: const_gate is the constant 1/p gate "
+            "(Z = 1 exactly), bayes_router the Bayes-posterior causal router over the experts (free, no "
+            "training). " + (f"{_wins(t2, HEAD_GATE, 'mono_uniform')}; {_wins(t2, HEAD_GATE, 'const_gate')}; "
+                             f"{_wins(t2, HEAD_GATE, 'bayes_router')}. " if len(t2) else "")
+            + "Cross-entropy is linear in lam, so its worst case over the simplex is the worst vertex "
             "(Table 1). For KL the worst case is also at a vertex (KL(P_lam||pi) <= sum_k lam_k "
-            "KL(P_k||pi), PAPER.md section 2), but not necessarily the same one: KL_k = CE_k - H(P_k) and "
-            "the domain entropies are unknown, so the worst cross-entropy vertex may just be the "
-            "highest-entropy domain. The excess over the domain's best expert (KL_k - eps_k, entropy "
-            "cancelled) is the KL proxy reported per domain below.")
-    sections.append(Section("Table 1 and Table 2", text, tables=[
-        ("Table 1: test NLL per token, mean ± std over replicates", t1),
-        ("Table 2: test NLL per token on each mixture, mean ± std over seeds", t2)]))
+            "KL(P_k||pi), PAPER.md section 2), but not necessarily the same one: the domain entropies are "
+            "unknown; the excess over the domain's best expert (entropy cancelled) is reported per domain below.")
+    sections.append(Section("Table 1 and Table 2", text, tables=tables))
 
-    # per-domain bits per byte and excess over the domain's own expert
+    # per-domain bits per byte and the routing-cost split
     bpb = df[(df["case"] == "test") & (df["metric"] == "bits_per_byte") & (df["resample"] == 0)]
     vert = bpb[bpb["lam"].map(lambda l: _lam(l).max() == 1.0)]
     per = vert.groupby(["method", "lam"])["value"].mean().unstack("lam")
-    # domain k of lam (the config's corpora order), as the lam_star rows were written, k = 0 .. p-1
     names = [m[len("lam_"):] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
-    per.columns = [f"bpb on {names_by_vertex}" for names_by_vertex in per.columns]
-    own = {l: vert[(vert["lam"] == l)] for l in vert["lam"].unique()}
-    exc = {}
-    for l, rows in own.items():
-        k = int(np.argmax(_lam(l)))
-        own_expert = rows[rows["method"].str.startswith("expert_")]
-        # the domain's own expert is the best expert on its vertex
-        base = own_expert.groupby("method")["value"].mean().min()
-        exc[f"excess bpb on {names[k]}"] = rows.groupby("method")["value"].mean() - base
-    exc = pd.DataFrame(exc)
-    per = per.join(exc).reset_index()
-    # gate - monolith at each vertex = (gate - best expert) + (best expert - monolith)
-    split = pd.DataFrame({"routing cost: gate_excess - best expert": exc.loc["gate_excess"],
-                          "expert deficit: best expert - mono_uniform": -exc.loc["mono_uniform"]})
-    split["gate_excess - mono_uniform"] = split.sum(axis=1)
-    split = split.rename(index=lambda c: c.removeprefix("excess bpb on ")).rename_axis("domain").reset_index()
-    sections.append(Section("Per-domain bits per byte", f"Vertices are the domains in order {names}; "
-                            "mean over seeds. 'excess' subtracts the best single expert on that domain. "
-                            "At each vertex the gate's gap to the monolith splits into what routing "
-                            "costs (the gate against the best expert there) and what the experts lack "
-                            "(the best expert against the monolith): a gate can win only where the "
-                            "experts beat the monolith on their own domains.",
-                            tables=[("Per-domain test bits per byte", per),
-                                    ("Gate vs monolith at each vertex, bits per byte", split)]))
+    per.columns = [f"bpb on {c}" for c in per.columns]
+    split = df[df["case"] == "routing_split"]
+    split_t = split.groupby(["lam", "metric"])["value"].agg(_mse).unstack("metric").reset_index()
+    if len(split_t):
+        split_t.insert(0, "domain", [names[int(np.argmax(_lam(l)))] if len(names) else l for l in split_t["lam"]])
+    sections.append(Section("Per-domain bits per byte and the routing-cost split",
+                            f"Vertices are the domains in order {names}; mean over seeds. On domain k's "
+                            "windows, gate_excess_logZ - mono_uniform (nats/token) = routing_proper "
+                            "(gate - constant 1/p gate: what the trained gate adds or loses) + domain_prior "
+                            "(constant gate - expert k, at most log p / (T-1): the price of not knowing the "
+                            "domain, which a monolith pays too) + expert_deficit (expert k - monolith). A gate "
+                            "can win only where the experts beat the monolith on their own domains.",
+                            tables=[("Per-domain test bits per byte", per.reset_index()),
+                                    (f"Gate vs monolith on each domain, split (nats/token, mean ± s.e.) {conv}", split_t)]))
 
     # distillation and sampling
-    gap = _paired(nll, "router", "gate_excess").groupby("lam")["diff"].agg(_ms).reset_index()
-    gap.columns = ["lam", "router - gate_excess (nats/token)"]
-    zs = df[df["case"].isin(["Z", "sampling"])].groupby(["method", "metric"])["value"].agg(_ms).unstack("metric").reset_index()
+    gap = _paired(nll_mix, df, "router", [HEAD_GATE])
+    zs = df[df["case"].isin(["Z", "sampling"])].groupby(["method", "metric"])["value"].agg(_mse).unstack("metric").reset_index()
+    zt = z.copy()
+    if len(zt):
+        zt["interval holds 1"] = cover.values
     sections.append(Section("Structural distillation and sampling",
                             "The causal router is trained on sequences rejection-sampled from the excess "
-                            "gate's model, with the experts' per-token probabilities cached. Rejection "
-                            "acceptance estimates Z/p; with Z = 1 it equals the 1/p bound. SIR's ESS "
-                            "fraction is (sum w)^2 / (n sum w^2).",
-                            tables=[("Router NLL gap to the gate, every mixture (mean ± std over replicates)", gap),
-                                    ("Z by importance sampling, SIR ESS, rejection acceptance", zs)]))
+                            "gate's model, with the experts' per-token probabilities cached. Z_hat is the "
+                            "importance-sampling normaliser on fresh draws from q with its 95% interval; "
+                            "SPD drives Z to 1 (an equality: its multiplier mu takes either sign). "
+                            "Rejection acceptance estimates Z/p; with Z = 1 it equals the 1/p bound. SIR's "
+                            "ESS fraction is (sum w)^2 / (n sum w^2).",
+                            tables=[(f"Router minus the excess gate, paired per mixture {conv}", gap),
+                                    ("Z on fresh draws per gate and replicate (95% interval)", zt),
+                                    ("Z, SIR ESS, rejection acceptance (mean ± s.e.)", zs)]))
 
     # gradient conflict
     conf = df[df["case"] == "conflict"].copy()
-    fig = fig_dir / f"{exp}_conflict.png"
-    plt.figure(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
     for m, g in conf.groupby("method"):
         c = g.groupby("progress")["value"].agg(["mean", "std"]).reset_index()
-        plt.plot(c["progress"], c["mean"], marker="o", ms=3, label=m)
-        plt.fill_between(c["progress"], c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0), alpha=0.2)
-    plt.axhline(0, color="k", lw=0.5)
-    plt.xlabel("training progress (fraction of steps)")
-    plt.ylabel("mean pairwise cosine")
-    plt.legend(fontsize=8)
-    plt.tight_layout()
-    plt.savefig(fig, dpi=110)
-    plt.close()
+        ax.plot(c["progress"], c["mean"], marker="o", ms=3, label=m)
+        ax.fill_between(c["progress"], c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0), alpha=0.2)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("training progress (fraction of steps)")
+    ax.set_ylabel("mean pairwise cosine")
+    legend_outside(ax)
     late_mean = conf[conf["progress"] >= 0.5].groupby("method")["value"].mean()
-    late = conf[conf["progress"] >= 0.5].groupby("method")["value"].agg(_ms).reset_index()
+    alt = ("Mean pairwise cosine between per-domain gradients along training; second-half means: "
+           + ", ".join(f"{m} {v:+.3f}" for m, v in late_mean.items()))
+    fig1 = save_figure(fig, fig_dir / f"{exp}_conflict", alt=alt)
+    late = conf[conf["progress"] >= 0.5].groupby("method")["value"].agg(_mse).reset_index()
     late.columns = ["method", "mean pairwise cosine, second half of training"]
     verdict = ("more" if late_mean.get("gate_excess", 0) < late_mean.get("mono_uniform", 0) else "less")
     sections.append(Section("Gradient conflict",
@@ -199,21 +247,33 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                             "-1/(p-1)); the paper's claim that the gate mitigates conflict is read here as "
                             "'the experts, trained apart, see no conflict at all', which this metric "
                             "cannot show.",
-                            tables=[("Gradient conflict late in training", late)],
-                            figures=[("Gradient conflict along training (mean ± std over replicates)", fig)]))
+                            tables=[("Gradient conflict late in training (mean ± s.e. over logged steps and replicates)", late)],
+                            figures=[("Gradient conflict along training (mean ± std band over replicates)", fig1, alt)]))
 
-    # NLL across mixtures
-    fig2 = fig_dir / f"{exp}_mixtures.png"
-    plt.figure(figsize=(7, 3.5))
+    # NLL across mixtures: proper likelihoods solid, the unnormalised gates dashed in the same colour
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     order = list(dict.fromkeys(mix))
-    for m in methods:
-        c = seeds[seeds["method"] == m].groupby("lam")["value"].mean().reindex(order)
-        plt.plot(range(len(order)), c.values, marker="o", label=m)
-    plt.xticks(range(len(order)), order, rotation=30, fontsize=7)
-    plt.ylabel("test NLL (nats/token)")
-    plt.legend(fontsize=7)
-    plt.tight_layout()
-    plt.savefig(fig2, dpi=110)
-    plt.close()
-    sections[1].figures.append(("Test NLL per token on each mixture (mean over seeds)", fig2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    means = {}
+    for i, m in enumerate(methods):
+        colour = colours[i % len(colours)]
+        c = nll_mix[nll_mix["method"] == m].groupby("lam")["value"].mean().reindex(order)
+        means[m] = c
+        ax.plot(range(len(order)), c.values, marker="o", color=colour, label=m)
+        raw = m.removesuffix("_logZ")
+        if raw != m and raw in set(nll_mix["method"]):
+            r = nll_mix[nll_mix["method"] == raw].groupby("lam")["value"].mean().reindex(order)
+            ax.plot(range(len(order)), r.values, ls="--", lw=1, marker="x", ms=4, color=colour,
+                    label=f"{raw} (unnormalised, not a likelihood)")
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel("test mixture lam (weights of the domains in corpus order)")
+    ax.set_ylabel("test NLL (nats/token)")
+    ax.set_title(f"Test NLL per mixture, mean over {n_rep} replicates ({match}-matched monolith)", fontsize=9)
+    legend_outside(ax)
+    alt = ("Test NLL per token per mixture, mean over replicates: "
+           + "; ".join(f"{m}: " + ", ".join(f"{v:.3f}" for v in c.values) for m, c in means.items())
+           + f"; mixtures in order {order}")
+    fig2 = save_figure(fig, fig_dir / f"{exp}_mixtures", alt=alt)
+    sections[[s.title for s in sections].index("Table 1 and Table 2")].figures.append(
+        (f"Test NLL per token on each mixture (mean over replicates) {conv}", fig2, alt))
     return sections
