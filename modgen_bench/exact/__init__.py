@@ -94,7 +94,8 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
            "waterfill-kkt-restart"])
     if not fallback:
         return wf if method == "waterfill" else ["cvxpy"]
-    polish = [] if fixed else ["waterfill-newton-restart", "waterfill-entropic-restart"]
+    polish = [] if fixed else ["waterfill-newton-restart", "waterfill-kkt-restart",
+                               "waterfill-entropic-restart"]
     return wf + ["cvxpy"] + polish if method == "waterfill" else ["cvxpy"] + wf
 
 

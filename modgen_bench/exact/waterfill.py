@@ -355,7 +355,8 @@ def _finite_gradient(g: np.ndarray) -> np.ndarray:
     return np.where(finite, g, top + 10.0 * (1.0 + abs(top)))
 
 
-def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_iter: int = MAX_NEWTON):
+def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_iter: int = MAX_NEWTON,
+                     info: dict | None = None):
     """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
 
     The projected Newton method in lam stalls where D behaves like -lam log lam near a face of the
@@ -368,7 +369,9 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     (H the dual Hessian of `InnerProblem.hessian`; mu diag(lam) makes M positive definite and gives
     domains with KL below the mean steps (g_k - lam.g) / mu that drive lam_k towards 0 geometrically).
     Every lam stays positive (log-weights are floored 700 below the largest), so no domain is
-    starved for ever. Returns lam, q, t, g, bound, iterations like `_newton`.
+    starved for ever. Returns lam, q, t, g, bound, iterations like `_newton`; ``info["lam_pair"]``
+    (when ``info`` is given) is the lam of the iterate with the smallest gap of its own, where
+    q(lam) is nearly optimal too (the best bound's lam may carry a poor q(lam)).
     """
     lam = np.full(p, 1.0 / p) if lam0 is None else 0.5 * np.asarray(lam0, float) + 0.5 / p
     theta = np.log(lam)
@@ -377,9 +380,11 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     bound = inner.dual_bound(lam, q, t)
     mu, it, best, since = 1.0, 0, np.inf, 0
     best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
-    min_gap = np.inf
+    min_gap, lam_pair = np.inf, lam
     for it in range(1, max_iter + 1):
         gap0 = g.max() - bound
+        if gap0 < min_gap:
+            lam_pair = lam
         min_gap = min(min_gap, gap0)      # Armijo steps may not drift the gap up for ever
         if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
             break
@@ -436,6 +441,8 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
             best_primal = (g.max(), q, g)
         if bound > best_bound[0]:
             best_bound = (bound, lam, t)
+    if info is not None:
+        info["lam_pair"] = lam_pair if g.max() - bound >= min_gap else lam
     # the best model and the best bound met on the way certify together (see exact._run)
     return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
 
@@ -525,9 +532,15 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
         lam, q, t, g, bound, it = _newton(inner, problem.p, stop,
                                           lam0=None if lam0 is None else np.asarray(lam0, float))
     elif path == "entropic":
-        lam, q, t, g, bound, it = _entropic_newton(inner, problem.p, stop, lam0=lam0)
+        info: dict = {}
+        lam, q, t, g, bound, it = _entropic_newton(inner, problem.p, stop, lam0=lam0, info=info)
         if g.max() - bound > stop(g.max()):     # polish on the face it found (quadratic there)
             res = _newton(inner, problem.p, stop, lam0=lam)
+            if res[3].max() - res[4] < g.max() - bound:
+                lam, q, t, g, bound = res[:5]
+            it += res[5]
+        if g.max() - bound > stop(g.max()):     # the KKT polish from its best single iterate
+            res = _kkt_newton(inner, problem.p, stop, lam0=info["lam_pair"])
             if res[3].max() - res[4] < g.max() - bound:
                 lam, q, t, g, bound = res[:5]
             it += res[5]
