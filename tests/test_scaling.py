@@ -103,6 +103,10 @@ def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
     assert set(verdict["convention"]) == {"compute", "tokens"}
     assert set(verdict["verdict"]) <= {"supported", "contradicted", "undecided"}
     assert all(f.is_file() for _, f in first.figures)
+    for _, f in first.figures:                        # PNG + SVG written atomically, alt text beside
+        assert f.with_suffix(".svg").is_file()
+        assert f.with_suffix(".alt.txt").read_text().startswith("gate minus monolith")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]      # no temp file left
 
 
 @pytest.mark.parametrize("suite", ["real_world/scaling", "real_world/scaling/smoke"])

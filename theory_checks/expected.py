@@ -98,7 +98,8 @@ def _main(argv=None) -> int:
     from modgen_bench.logs import configure
     configure()
     pinned = pin(args.instances, args.seed)
-    Path(args.out).write_text(json.dumps(pinned, indent=1, sort_keys=True) + "\n")
+    from modgen_bench.atomic import write_text
+    write_text(args.out, json.dumps(pinned, indent=1, sort_keys=True) + "\n")   # temp file, then rename
     print(f"wrote {args.out}")
     return 0
 

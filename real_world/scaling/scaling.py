@@ -98,6 +98,7 @@ def _figure(deltas, xo, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
+    from modgen_bench.reporting import legend_outside, save_figure
     cases, convs = sorted(deltas["case"].unique()), sorted(deltas["convention"].unique())
     fig, axes = plt.subplots(len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)),
                              squeeze=False)
@@ -122,11 +123,12 @@ def _figure(deltas, xo, path):
         ax.grid(alpha=0.3)
     for row in axes:
         row[0].set_ylabel("gate - monolith, NLL/token (nats)\n(< 0: gate better)", fontsize=8)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    legend_outside(axes[0][-1], fontsize=7)
+    alt = ("gate minus monolith NLL per token against the non-embedding ratio r, per triple and "
+           "matching convention, one line per budget, with fitted crossovers r*: " + "; ".join(
+               f"{c} {v} budget {int(b)}: r* {r:.3g}" for c, v, b, r in
+               zip(xo.get("case", []), xo.get("convention", []), xo.get("budget", []), xo.get("r_star", []))))
+    return save_figure(fig, path, alt=alt, dpi=110)     # PNG + SVG, atomically
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
