@@ -93,7 +93,12 @@ def wrap_ddp(model: torch.nn.Module, device) -> torch.nn.Module:
 
 
 def destroy() -> None:
+    """Leave the process group: a barrier first, so no rank closes its gloo connections while
+    another is still working (a peer that exits early makes gloo's transport thread in the
+    other rank throw 'Connection closed by peer' and abort: SIGABRT, exit status -6)."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
