@@ -460,8 +460,9 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
     singular; `numpy.linalg.lstsq` takes the minimum-norm step, which the projected and the damped
     entropic Newton methods do not. tau is the current max_k g_k, so a domain below it is pushed
     towards weight 0 geometrically (steps clipped to THETA_STEP per log-weight). A step is
-    accepted when the gap at the new point shrinks (halving from 1); the best primal model and
-    the best bound met are returned, like `_entropic_newton`.
+    accepted (halving from 1) when the gap at the new point shrinks, or when it gives a better
+    bound or a better model than any met so far; the best primal model and the best bound met
+    are returned and certify together, like `_entropic_newton`.
     """
     lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
     lam = np.maximum(lam, 1e-300)
@@ -494,7 +495,10 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
             D_try = inner.dual_bound(lam_try, q_try, t_try)
             if np.isfinite(D_try):
                 g_try = inner.kl_per_domain(q_try)
-                if g_try.max() - D_try < gap:
+                # progress is a smaller gap here, or a new best bound or best model: the two
+                # certify together, and on a kinked face they come from different iterates
+                if (g_try.max() - D_try < gap or D_try > best_bound[0]
+                        or g_try.max() < best_primal[0]):
                     accepted = True
                     break
             step *= 0.5
