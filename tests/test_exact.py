@@ -418,3 +418,19 @@ def test_pinned_fuzz_instance_certifies_by_the_kkt_polish():
     assert sol.optimal and sol.solver == "waterfill-kkt-restart" and _really_optimal(prob, sol)
     earlier = [a["gap"] for a in sol.extra["attempts"][:-1]]
     assert earlier and all(g is None or g > _tol(sol.value) for g in earlier)
+
+
+@pytest.mark.parametrize("name", [  # the first two reach cvxpy (seconds each): opt-in, -m slow
+    pytest.param("data_exact_fuzz1_1238.json", marks=pytest.mark.slow),
+    pytest.param("data_exact_fuzz1_1690.json", marks=pytest.mark.slow),
+    "data_exact_fuzz1_9319.json"])
+def test_pinned_fuzz_leftovers_certify(name):
+    """`bench fuzz --seed 1` leftovers (support union) that every path left with gaps 1e-7..1e-5
+    at values 5.9..21: the best bound's lam carried a poor q(lam) (primal 30..670 nats off), so
+    restarts from it stalled. The KKT polish from the entropic path's best iterate, accepting a
+    step that improves the best bound or the best model, certifies them."""
+    from pathlib import Path
+    from modgen_bench.bench.fuzz import _really_optimal
+    prob = DiscreteProblem.load(Path(__file__).with_name(name))
+    sol = solve(prob, support="union")
+    assert sol.optimal and _really_optimal(prob, sol)
