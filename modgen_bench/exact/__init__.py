@@ -145,6 +145,7 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
         return b if np.isfinite(b) else -np.inf
 
     best_primal = best_bound = None     # (primal, value, q, per_domain, path) / (bound, lam, path)
+    best_pair = None                    # (own gap, lam) of the path whose own gap was least
     attempts, notes, iterations = [], [], 0
     for path in _paths(method, fixed, fallback):
         try:
@@ -161,8 +162,11 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
             else:
                 kind = path.split("-")[1] if not fixed else "newton"
                 restart = path.endswith("-restart") and best_bound is not None
+                # the KKT polish starts where one path's own gap was least (q(lam) good too);
+                # the best bound's lam may carry a poor q(lam)
+                start = best_pair[1] if kind == "kkt" and best_pair else best_bound and best_bound[1]
                 raw = solve_waterfill(problem, support, tol=stop, lam_fixed=lam_fixed, inner=inner,
-                                      path=kind, lam0=best_bound[1] if restart else None)
+                                      path=kind, lam0=start if restart else None)
                 q, lam, name = raw["q"], raw["lam"], path
                 iterations += raw.get("iterations", 0)
         except (np.linalg.LinAlgError, FloatingPointError, ArithmeticError) as exc:
@@ -172,6 +176,8 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
         value, primal, per_domain = grade(q)
         bound = bound_at(lam)
         attempts.append({"solver": name, "gap": primal - bound})
+        if np.isfinite(primal - bound) and (best_pair is None or primal - bound < best_pair[0]):
+            best_pair = (primal - bound, lam)
         if np.isfinite(primal) and (best_primal is None or primal < best_primal[0]):
             best_primal = (primal, value, q, per_domain, name)
         if best_bound is None or bound > best_bound[0]:
