@@ -95,7 +95,7 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     # one convention: every table caption names the matching convention; baselines in the tables
     assert report.count("[monolith matched by params, r ") >= 5
     assert "const_gate" in report and "bayes_router" in report and "95% t-interval" in report
-    assert "gate vs monolith (params-matched)" in report                    # the headline box
+    assert "gate vs monolith (params-matched)" in report and "tiny: tiny:" not in report   # headline box
     for stem in ("tiny_mixtures", "tiny_conflict"):
         pngs = list(root.rglob(f"{stem}.png"))
         assert pngs and pngs[0].with_suffix(".svg").is_file() and pngs[0].with_suffix(".alt.txt").is_file()

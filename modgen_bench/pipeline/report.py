@@ -120,7 +120,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     cover = ((z["Z_lo"] <= 1) & (z["Z_hi"] >= 1)) if len(z) else pd.Series(dtype=bool)
     if {HEAD_GATE, HEAD_MONO} <= set(nll_mix["method"]):
         head = gate_vs_monolith_headline(nll_mix, HEAD_GATE, HEAD_MONO, fig_dir, "nll_per_token", unit="nats/token",
-                                         title=f"{exp}: gate vs monolith ({match}-matched)",
+                                         title=f"gate vs monolith ({match}-matched)",
                                          xlabel="test mixture (lam)", pair_on=("seed", "resample"))
         t_base = _paired(nll_mix, df, "const_gate", ["mono_uniform"]) if "const_gate" in set(nll_mix["method"]) else None
         head.text += (f" Monolith matched by **{match}**: non-embedding ratio r = {par.get('r_nonembedding', np.nan):.2f}, "
@@ -172,7 +172,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     text = ("Gates are proper likelihoods only: gate_*_logZ = -log(pi_g / Z_hat) per token, Z_hat from fresh "
             "draws from q (never SPD's proposal pool). Baselines: const_gate is the constant 1/p gate "
             "(Z = 1 exactly), bayes_router the Bayes-posterior causal router over the experts (free, no "
-            "training). " + (f"{_wins(t2, HEAD_GATE, 'mono_uniform')}; {_wins(t2, HEAD_GATE, 'const_gate')}; "
+            "training; with a uniform prior its product of posteriors telescopes to (1/p) sum_k E[k](x), "
+            "so on whole windows it equals the constant gate: both are computed independently). " + (f"{_wins(t2, HEAD_GATE, 'mono_uniform')}; {_wins(t2, HEAD_GATE, 'const_gate')}; "
                              f"{_wins(t2, HEAD_GATE, 'bayes_router')}. " if len(t2) else "")
             + "Cross-entropy is linear in lam, so its worst case over the simplex is the worst vertex "
             "(Table 1). For KL the worst case is also at a vertex (KL(P_lam||pi) <= sum_k lam_k "
@@ -183,6 +184,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     # per-domain bits per byte and the routing-cost split
     bpb = df[(df["case"] == "test") & (df["metric"] == "bits_per_byte") & (df["resample"] == 0)]
     vert = bpb[bpb["lam"].map(lambda l: _lam(l).max() == 1.0)]
+    vert = vert[~vert["method"].isin(["gate_excess", "gate_nll"])]     # proper likelihoods only
     per = vert.groupby(["method", "lam"])["value"].mean().unstack("lam")
     names = [m[len("lam_"):] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
     per.columns = [f"bpb on {c}" for c in per.columns]
