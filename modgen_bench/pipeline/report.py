@@ -149,7 +149,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
              "Intervals: 95% Student t over replicates of the paired difference; 'window s.e.' is the "
              "per-window paired standard error within a replicate (mean over replicates).")
     sections.append(Section("Setup", setup, tables=[(f"Parameter counts and matching ratios {conv}", pc),
-                                                    ("Least-favourable mixture lam* from SPD (mean ± s.e.)", lam)]))
+                                                    (f"Least-favourable mixture lam* from SPD (mean ± s.e.) {conv}", lam)]))
 
     # Table 1 (absolute) and Table 2 (paired differences)
     t1 = _table1(nll_mix, methods)
@@ -199,7 +199,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                             "(constant gate - expert k, at most log p / (T-1): the price of not knowing the "
                             "domain, which a monolith pays too) + expert_deficit (expert k - monolith). A gate "
                             "can win only where the experts beat the monolith on their own domains.",
-                            tables=[("Per-domain test bits per byte", per.reset_index()),
+                            tables=[(f"Per-domain test bits per byte, mean over seeds {conv}", per.reset_index()),
                                     (f"Gate vs monolith on each domain, split (nats/token, mean ± s.e.) {conv}", split_t)]))
 
     # distillation and sampling
@@ -216,8 +216,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                             "Rejection acceptance estimates Z/p; with Z = 1 it equals the 1/p bound. SIR's "
                             "ESS fraction is (sum w)^2 / (n sum w^2).",
                             tables=[(f"Router minus the excess gate, paired per mixture {conv}", gap),
-                                    ("Z on fresh draws per gate and replicate (95% interval)", zt),
-                                    ("Z, SIR ESS, rejection acceptance (mean ± s.e.)", zs)]))
+                                    (f"Z on fresh draws per gate and replicate (95% interval) {conv}", zt),
+                                    (f"Z, SIR ESS, rejection acceptance (mean ± s.e.) {conv}", zs)]))
 
     # gradient conflict
     conf = df[df["case"] == "conflict"].copy()
@@ -249,7 +249,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                             "-1/(p-1)); the paper's claim that the gate mitigates conflict is read here as "
                             "'the experts, trained apart, see no conflict at all', which this metric "
                             "cannot show.",
-                            tables=[("Gradient conflict late in training (mean ± s.e. over logged steps and replicates)", late)],
+                            tables=[(f"Gradient conflict late in training (mean ± s.e. over logged steps and replicates) {conv}", late)],
                             figures=[("Gradient conflict along training (mean ± std band over replicates)", fig1, alt)]))
 
     # NLL across mixtures: proper likelihoods solid, the unnormalised gates dashed in the same colour
