@@ -355,6 +355,19 @@ def _finite_gradient(g: np.ndarray) -> np.ndarray:
     return np.where(finite, g, top + 10.0 * (1.0 + abs(top)))
 
 
+def _at_theta(inner: InnerProblem, th: np.ndarray):
+    """lam = softmax(theta), log-weights floored 700 below the largest (every lam_k > 0), with
+    the inner model q(lam), t and the dual bound D(lam) there (PAPER.md section 2).
+
+    Returns ``(theta, lam, q, t, D)``, theta as floored.
+    """
+    th = np.maximum(th, th.max() - 700.0)
+    lam = np.exp(th - th.max())
+    lam /= lam.sum()
+    q, t = inner.model(lam)
+    return th, lam, q, t, inner.dual_bound(lam, q, t)
+
+
 def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_iter: int = MAX_NEWTON,
                      info: dict | None = None):
     """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
@@ -410,12 +423,7 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
             step = 1.0
             slope = (lam * dev) @ d
             while step > 1e-10:
-                th = theta + step * d
-                th = np.maximum(th, th.max() - 700.0)
-                lam_try = np.exp(th - th.max())
-                lam_try /= lam_try.sum()
-                q_try, t_try = inner.model(lam_try)
-                D_try = inner.dual_bound(lam_try, q_try, t_try)
+                th, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
                 if np.isfinite(D_try) and D_try >= D0 - flat:
                     # the gap decides (D alone is flat to rounding along degenerate directions,
                     # where Armijo steps on D wander off and starve active domains); an Armijo
@@ -487,12 +495,7 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
         d = np.clip(np.linalg.lstsq(J, -F, rcond=None)[0][:p], -THETA_STEP, THETA_STEP)
         theta, step, accepted = np.log(lam), 1.0, False
         while step > 1e-10:
-            th = theta + step * d
-            th = np.maximum(th, th.max() - 700.0)
-            lam_try = np.exp(th - th.max())
-            lam_try /= lam_try.sum()
-            q_try, t_try = inner.model(lam_try)
-            D_try = inner.dual_bound(lam_try, q_try, t_try)
+            _, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
             if np.isfinite(D_try):
                 g_try = inner.kl_per_domain(q_try)
                 # progress is a smaller gap here, or a new best bound or best model: the two
