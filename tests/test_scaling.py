@@ -96,7 +96,14 @@ def test_routing_split_adds_up_to_gate_minus_monolith(rows):
 
 def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
     sections = plugin.report(rows, tmp_path)
-    first = sections[0]
+    head, first = sections[0], sections[1]
+    from modgen_bench.reporting import Headline
+    assert isinstance(head, Headline) and head.figure.path.is_file()
+    verdicts = {k: v for k, v in head.counts.items()}
+    assert sum(verdicts.values()) == len(dict(first.tables)[next(
+        c for c, _ in first.tables if c.startswith("Verdict"))])          # one count per cell
+    assert all(k.split(": ")[0] in ("compute", "tokens") for k in verdicts)
+    assert "compute-matched" in head.text and "tokens-matched" in head.text
     captions = [c for c, _ in first.tables]
     assert any("Crossover r*" in c for c in captions)
     verdict = dict(first.tables)[next(c for c in captions if c.startswith("Verdict"))]
