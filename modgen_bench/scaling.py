@@ -32,11 +32,12 @@ triple, a figure, and a verdict on the paper's Table 1 claim under each conventi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from .config_utils import build
 from .crossover import bootstrap_crossover
 from .data.corpora import BOS, VOCAB_SIZE
 from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
@@ -80,11 +81,7 @@ class ScalingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"scaling config: unknown keys {unknown}; valid keys: {sorted(names)}")
-        cfg = cls(**d)
+        cfg = build(cls, d, "scaling config")
         bad = [c for c in cfg.conventions if c not in CONVENTIONS]
         if bad:
             raise ValueError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")

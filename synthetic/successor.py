@@ -27,7 +27,6 @@ only where the interval excludes 0.
 """
 
 import contextlib
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import pandas as pd
 import torch
 
 from modgen_bench.algorithms.spd import SIGNALS, SPDConfig, log_pi, train_spd
+from modgen_bench.config_utils import build
 from modgen_bench.data.synthetic import CONTAMINATION, SuccessorTask
 from modgen_bench.matching import nonembedding_count
 from modgen_bench.models import GateConfig, LMConfig, SequenceGate, TransformerLM, count_params
@@ -76,11 +76,7 @@ class SuccessorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SuccessorConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"successor config: unknown keys {unknown}; valid keys: {sorted(names)}")
-        cfg = cls(**d)
+        cfg = build(cls, d, "successor config")
         bad_cases = [c for c in cfg.cases if c not in CONTAMINATION]
         if bad_cases:
             raise ValueError(f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}")

@@ -5,18 +5,11 @@ suite presets (real_world/*.toml) change its sizes, never the code.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "build"]
+from ..config_utils import build
 
-
-def build(cls, data: dict, where: str):
-    """``cls(**data)``, naming the table and the valid keys when ``data`` holds an unknown one."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"[{where}]: unknown key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
-    return cls(**data)
+__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig"]
 
 
 @dataclass
@@ -83,8 +76,8 @@ class PipelineConfig:
         for key, kind in sub.items():
             if key not in d:
                 raise ValueError(f"missing table [{key}] in the real_world preset")
-            d[key] = build(kind, d[key], key) if isinstance(d[key], dict) else d[key]
-        cfg = build(cls, d, "preset")
+            d[key] = build(kind, d[key], f"[{key}]") if isinstance(d[key], dict) else d[key]
+        cfg = build(cls, d, "[preset]")
         p = len(cfg.corpora)
         for m in cfg.mixtures:
             if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:
