@@ -82,6 +82,15 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _loops(project, reference, compile_ref: bool) -> dict:
+    """The timed loops by name: the project's, the plain reference and (``compile_ref``) the
+    reference under ``torch.compile``."""
+    loops = {"project": project, "reference": reference}
+    if compile_ref:
+        loops["reference+compile"] = lambda: reference(True)
+    return loops
+
+
 def _lm_loops(c: dict, device, steps: int, compile_ref: bool):
     seqs, _ = _data(c["lm"].block_size, 1)
     B, pool = c["batch"], seqs[0]
@@ -108,10 +117,7 @@ def _lm_loops(c: dict, device, steps: int, compile_ref: bool):
             opt.step()
             opt.zero_grad(set_to_none=True)
         float(loss.detach())
-    loops = {"project": project, "reference": reference}
-    if compile_ref:
-        loops["reference+compile"] = lambda: reference(True)
-    return loops, B * (c["lm"].block_size - 1)
+    return _loops(project, reference, compile_ref), B * (c["lm"].block_size - 1)
 
 
 def _gate_loops(c: dict, device, steps: int, compile_ref: bool):
@@ -145,10 +151,7 @@ def _gate_loops(c: dict, device, steps: int, compile_ref: bool):
             opt.step()
             opt.zero_grad(set_to_none=True)
         float(loss.detach())
-    loops = {"project": project, "reference": reference}
-    if compile_ref:
-        loops["reference+compile"] = lambda: reference(True)
-    return loops, c["batch"] * gc.block_size
+    return _loops(project, reference, compile_ref), c["batch"] * gc.block_size
 
 
 def bench_train(configs: list[dict], device="cpu", steps: int = 20, repeats: int = 3,
