@@ -27,7 +27,7 @@ from typing import Callable
 
 from .atomic import write_text
 
-__all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "is_job_done"]
+__all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "launch_into", "is_job_done"]
 
 LAUNCHERS = ("serial", "joblib", "submitit")
 
@@ -134,3 +134,15 @@ def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> 
             dist.barrier()
     # every launcher's rows come back through the same JSON files: the same Python values
     return [results[j.name] if j.name in results else _load(root / j.name) for j in jobs]
+
+
+def launch_into(ctx, jobs: list[Job], spec: LaunchSpec) -> None:
+    """A suite plug-in's sweep: `launch` the jobs under ``ctx.out_dir/ckpt``, add their rows to
+    ``ctx`` in job order, and merge each job's ``info["corpora"]`` (corpus -> {"resample<r>":
+    provenance}) into ``ctx.info["corpora"]`` (run.json)."""
+    prov = ctx.info.setdefault("corpora", {})
+    for rows, info in launch(jobs, Path(ctx.out_dir) / "ckpt", spec):
+        for row in rows:
+            ctx.add(**row)
+        for name, per_resample in info["corpora"].items():
+            prov.setdefault(name, {}).update(per_resample)

@@ -17,9 +17,7 @@ Rows: case "test"/"val" (metric nll_per_token, bits_per_byte, lam = mixture), "Z
 "params", "lam_star", "conflict", "train". The report is `modgen_bench.pipeline.report.report`.
 real_world/cpu_medium/modular_text.py is a symbolic link to this file (one plug-in, two folders).
 """
-from pathlib import Path
-
-from modgen_bench.launch import Job, LaunchSpec, launch
+from modgen_bench.launch import Job, LaunchSpec, launch_into
 from modgen_bench.pipeline import PipelineConfig, run_replicate
 from modgen_bench.pipeline.report import report  # noqa: F401  (the suite's report hook)
 
@@ -36,9 +34,4 @@ def run(ctx) -> None:
             for s, r in cfg.replicates()]
     ctx.info["corpus_names"] = list(cfg.corpora)
     ctx.info["replicates"] = [{"seed": s, "resample": r} for s, r in cfg.replicates()]
-    prov = ctx.info.setdefault("corpora", {})
-    for rows, info in launch(jobs, Path(ctx.out_dir) / "ckpt", spec):
-        for row in rows:
-            ctx.add(**row)
-        for name, per_resample in info["corpora"].items():
-            prov.setdefault(name, {}).update(per_resample)
+    launch_into(ctx, jobs, spec)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modgen_bench.launch import LaunchSpec, launch
+from modgen_bench.launch import LaunchSpec, launch_into
 from modgen_bench.scaling import ScalingConfig, cell_jobs, crossover_table
 from modgen_bench.stats import paired_t_interval
 
@@ -25,12 +25,7 @@ def run(ctx) -> None:
     ScalingConfig.from_dict(ctx.config)                  # errors before any job starts
     spec = getattr(ctx, "launch", None) or LaunchSpec()
     jobs = cell_jobs(ctx.config, ctx.device, progress=spec.launcher == "serial")
-    prov = ctx.info.setdefault("corpora", {})
-    for rows, info in launch(jobs, Path(ctx.out_dir) / "ckpt", spec):
-        for row in rows:
-            ctx.add(**row)
-        for name, per_resample in info["corpora"].items():
-            prov.setdefault(name, {}).update(per_resample)
+    launch_into(ctx, jobs, spec)
 
 
 def _num(df, cols):
