@@ -10,10 +10,9 @@ import argparse
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from .listing import KINDS, MethodChoices
-from .problem import DiscreteProblem, ProblemError
+from .problem import ProblemError
 from .resources import resolve_example
 
 __all__ = ["main", "build_parser"]

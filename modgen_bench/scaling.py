@@ -32,7 +32,7 @@ triple, a figure, and a verdict on the paper's Table 1 claim under each conventi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -330,7 +330,3 @@ def crossover_table(deltas, n_boot: int = 500, seed: int = 0):
                 row["note"] = f"interaction fit: {err}"
             out.append(row)
     return pd.DataFrame(out)
-
-
-def config_dict(cfg: ScalingConfig) -> dict:
-    return asdict(cfg)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gates import _check_support, gate_from_model
+from ..gates import _check_support
 from ..problem import DiscreteProblem
 
 __all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
@@ -557,10 +557,3 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
         raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic, kkt")
     return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
             "mask": inner.mask}
-
-
-def model_to_gate(problem: DiscreteProblem, q, mask) -> tuple[np.ndarray, np.ndarray]:
-    """Full-length model (zero off the support) and a gate realising it."""
-    model = np.zeros(problem.N)
-    model[mask] = q
-    return model, gate_from_model(model, problem.E, mask)

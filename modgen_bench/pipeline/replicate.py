@@ -20,12 +20,10 @@ deficit (`scaling.routing_split`, item 8).
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import torch
-
-from dataclasses import replace
 
 from ..data.corpora import VOCAB_SIZE
 from ..matching import match_monolith, nonembedding_params, total_params, train_flops

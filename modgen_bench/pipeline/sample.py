@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.corpora import BOS
-from ..sampling import LMProposal, RejectionResult, SIRResult, accept, draw_from_q, log_gate, sir_from_draws
+from ..sampling import LMProposal, RejectionResult, accept, draw_from_q, log_gate, sir_from_draws
 from .experts import Experts
 from .store import Store, stage_key
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..atomic import write_json, write_text
 from ..results import Run, read_runs
-from .figures import Figure, as_figure
+from .figures import as_figure
 from .headline import Headline, auto_headline
 from .markdown import render_markdown
 from .section import Section

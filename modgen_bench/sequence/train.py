@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Protocol
