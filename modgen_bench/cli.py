@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
     s.set_defaults(func=_list)
 
-    for name, p in sub.choices.items():
+    for p in sub.choices.values():
         p.formatter_class = _HelpFormatter
         p.add_argument("--quiet", action="store_true",
                        help="only warnings and errors on stderr; no progress bars")

@@ -12,9 +12,9 @@ import torch
 __all__ = ["make_adamw"]
 
 
-def make_adamw(params, lr: float, weight_decay: float = 0.0, device=None) -> torch.optim.AdamW:
+def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
     """``torch.optim.AdamW(params, lr, weight_decay, fused=True)``, or the default implementation
-    where the fused kernel is unavailable (``device`` is informational: the parameters decide)."""
+    where the fused kernel is unavailable (the parameters' device decides)."""
     params = list(params)
     try:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)

@@ -106,7 +106,7 @@ def _lm_loops(c: dict, device, steps: int, compile_ref: bool):
     def reference(compiled=False):
         model = make().to(device).train()
         fwd = torch.compile(model) if compiled else model
-        opt = make_adamw(model.parameters(), 1e-3, 0.0, device)
+        opt = make_adamw(model.parameters(), 1e-3, 0.0)
         g = torch.Generator().manual_seed(0)
         for _ in range(steps):
             idx = batches(g).to(device)
@@ -137,7 +137,7 @@ def _gate_loops(c: dict, device, steps: int, compile_ref: bool):
     def reference(compiled=False):
         gate = make().to(device).train()
         fwd = torch.compile(gate) if compiled else gate
-        opt = make_adamw(gate.parameters(), 1e-3, 0.0, device)
+        opt = make_adamw(gate.parameters(), 1e-3, 0.0)
         g = torch.Generator().manual_seed(0)
         for _ in range(steps):     # the SPD Lagrangian: lam-weighted NLL + mu (Zhat - 1), Zhat on expert draws
             b, eb = sampler.sample(g, per_domain), sampler.sample_experts(g, per_domain)

@@ -153,7 +153,7 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
 
     model = model.to(device)
     gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
-    opt = make_adamw(model.parameters(), lr, weight_decay, device)
+    opt = make_adamw(model.parameters(), lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup))
     net = dist.wrap_ddp(model, device)
     w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
