@@ -25,7 +25,7 @@ import torch
 
 from .algorithms.spd import log_pi
 
-__all__ = ["Proposal", "TableProposal", "LMProposal", "draw_from_q", "log_gate", "log_accept", "z_estimate",
+__all__ = ["Proposal", "TableProposal", "LMProposal", "draw_from_q", "log_gate", "log_accept", "log_weight", "z_estimate",
            "SIRResult", "sir_from_draws", "sir", "RejectionResult", "accept", "rejection_sample"]
 
 LogGate = Callable[[torch.Tensor], torch.Tensor]     # inputs -> (n, p) log g(x, .)
@@ -118,6 +118,12 @@ def log_accept(log_g: torch.Tensor, log_experts: torch.Tensor) -> torch.Tensor:
     return log_pi(log_g, log_experts) - torch.logsumexp(log_experts, dim=-1)
 
 
+def log_weight(log_g: torch.Tensor, log_experts: torch.Tensor) -> torch.Tensor:
+    """Importance log-weight log pi_g(x) / q(x) = `log_accept` + log p of draws from q (PAPER.md
+    section 4, SPD: Z_g = E_q[pi_g / q]): (n, p) -> (n,)."""
+    return log_accept(log_g, log_experts) + math.log(log_experts.shape[-1])
+
+
 @torch.no_grad()
 def log_gate(gate: LogGate, inputs: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """log g(x, .) in chunks on the gate's device (a module's parameters; CPU for a function)."""
@@ -155,7 +161,7 @@ def z_estimate(log_w: torch.Tensor) -> tuple[float, tuple[float, float]]:
 def sir_from_draws(log_g: torch.Tensor, log_experts: torch.Tensor, inputs: torch.Tensor, m: int,
                    generator: torch.Generator) -> SIRResult:
     """SIR on given draws from q: log_g, log_experts (n, p) of the n draws ``inputs``."""
-    log_w = log_accept(log_g, log_experts) + math.log(log_experts.shape[-1])     # (n,)
+    log_w = log_weight(log_g, log_experts)                                         # (n,)
     ess = float(torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)))
     pick = torch.multinomial(torch.softmax(log_w.double(), 0), m, replacement=True, generator=generator)
     z, ci = z_estimate(log_w)

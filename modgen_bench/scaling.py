@@ -43,7 +43,8 @@ from .data.corpora import BOS, VOCAB_SIZE
 from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
 from .models import LMConfig, count_params
 from .provenance import stable_seed
-from .sampling import LMProposal, draw_from_q, log_accept, log_gate, z_estimate
+from .results import lam_label
+from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 
 __all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
@@ -157,8 +158,7 @@ def fresh_z(experts, gate, n: int, seed: int, device) -> tuple[float, float, flo
     """Z_g on n fresh draws from q with its 95% interval (`sampling.z_estimate`)."""
     proposal = LMProposal(experts.models, experts.models[0].config.block_size, BOS, device)
     inputs, log_e, _ = draw_from_q(proposal, n, torch.Generator().manual_seed(seed))
-    log_w = log_accept(log_gate(gate, inputs), log_e) + math.log(log_e.shape[-1])
-    z, (lo, hi) = z_estimate(log_w)
+    z, (lo, hi) = z_estimate(log_weight(log_gate(gate, inputs), log_e))
     return z, lo, hi
 
 
@@ -166,8 +166,7 @@ def _pool_z(cache, gate) -> float:
     """Z_g on SPD's own proposal pool (the draws it trained on)."""
     inputs = torch.cat(cache.drawn)
     log_e = torch.cat(cache.drawn_log_e)
-    log_w = log_accept(log_gate(gate, inputs), log_e) + math.log(log_e.shape[-1])
-    return z_estimate(log_w)[0]
+    return z_estimate(log_weight(log_gate(gate, inputs), log_e))[0]
 
 
 def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: str = "cpu",
@@ -270,11 +269,11 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
 
 
 def _vertex(p, k) -> str:
-    return ",".join("1" if j == k else "0" for j in range(p))
+    return lam_label(np.eye(p)[k])
 
 
 def _uniform(p) -> str:
-    return ",".join([f"{1.0 / p:.4g}"] * p)
+    return lam_label(np.full(p, 1.0 / p))
 
 
 def _deltas(add, a, b, x, y, groups, rng, n_boot, extra):
