@@ -46,6 +46,7 @@ from .provenance import stable_seed
 from .results import lam_label
 from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
+from .threads import cpu_threads
 
 __all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
            "fresh_z", "routing_split", "worst_vertex_bootstrap"]
@@ -174,13 +175,8 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
     """One (triple, expert size, seed): every budget, convention and ratio. Returns tidy rows
     (case = triple) and the corpora provenance."""
     cfg = ScalingConfig.from_dict(config)
-    threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with cpu_threads(cfg.cpu_threads, device):
         return _cell(cfg, triple, size, seed, out_dir, device, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _cell(cfg, triple, size, seed, out_dir, dev, progress):

@@ -26,7 +26,6 @@ Comparisons are seed-paired differences with 95% t intervals (`modgen_bench.stat
 only where the interval excludes 0.
 """
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from modgen_bench.provenance import stable_seed
 from modgen_bench.sequence import CachedProposalSampler, cache_logliks, train_lm
 from modgen_bench.sequence.evaluate import log_Z, mixture_kl, mixture_nll_per_token
 from modgen_bench.sequence.plots import lam_curves_figure, win_loss_table
+from modgen_bench.threads import cpu_threads
 
 @dataclass
 class SuccessorConfig:
@@ -91,18 +91,6 @@ class SuccessorConfig:
             raise ValueError(f"successor config: oracle_lams {off} are not on the test grid "
                              f"linspace(0, 1, lam_grid={cfg.lam_grid})")
         return cfg
-
-
-@contextlib.contextmanager
-def _cpu_threads(device):
-    """One intra-op thread on CPU: for models this small, thread hand-offs cost more than they save."""
-    old = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _seeded(make, seed):
@@ -240,7 +228,7 @@ def _run_one(ctx, cfg, case, seed):
 def run(ctx):
     cfg = SuccessorConfig.from_dict(ctx.config)
     from modgen_bench.logs import progress
-    with _cpu_threads(ctx.device):
+    with cpu_threads(1, ctx.device):   # models this small: thread hand-offs cost more than they save
         jobs = [(case, seed) for case in cfg.cases for seed in cfg.seeds]
         for case, seed in progress(jobs, desc="successor (case, seed)"):   # drawn on a terminal only
             logging.getLogger("modgen_bench.suite.successor").info(f"[successor] case={case} seed={seed}")

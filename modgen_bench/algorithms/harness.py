@@ -24,6 +24,7 @@ from ..gates import evaluate_gate
 from ..problem import DiscreteProblem
 from ..provenance import stable_seed
 from ..registry import Registry
+from ..threads import cpu_threads
 from .alg1 import Alg1Config, algorithm1
 from .discrete import DiscreteSampler
 from .gates import gate_table, make_gate
@@ -133,13 +134,9 @@ def run_method(problem: DiscreteProblem, method: str = "spd", lam_signal: str | 
         def evaluate(g):
             out = grade(problem, g, support, value)
             return {k: out[k] for k in ("worst_case_kl", "Z", "suboptimality")}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tensors of a few hundred entries: extra intra-op threads only add waits
-    try:
+    with cpu_threads(1):      # tensors of a few hundred entries: extra intra-op threads only add waits
         g, lam, mu, history = runner(problem, support, steps, seed, device, signal, gate, evaluate,
                                      **config)
-    finally:
-        torch.set_num_threads(threads)
     return MethodRun(method=method, lam_signal=signal, gate=g,
                      lam=np.asarray(lam), mu=mu, exact_value=value,
                      grade=grade(problem, g, support, value), history=history)

@@ -32,6 +32,7 @@ from ..provenance import stable_seed
 from ..results import lam_label
 from ..scaling import bayes_router_nll, const_gate_nll, routing_split
 from ..stats import paired_bootstrap, per_window_paired_se
+from ..threads import cpu_threads
 from .config import PipelineConfig
 from .conflict import ConflictProbe, lm_domain_losses, probe_windows
 from .data import load_splits
@@ -97,13 +98,8 @@ def run_replicate(config: dict, seed: int, resample: int, out_dir, device: str =
                   progress: bool = False) -> tuple[list, dict]:
     """Stages 1-9 for (seed, resample); returns (rows, {"corpora": provenance})."""
     cfg = PipelineConfig.from_dict(config)
-    threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with cpu_threads(cfg.cpu_threads, device):
         return _replicate(cfg, seed, resample, Store(out_dir), device, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):

@@ -1,0 +1,30 @@
+"""`modgen_bench.threads.cpu_threads`: the count is set on CPU only and restored, on error too."""
+import pytest
+import torch
+
+from modgen_bench.threads import cpu_threads
+
+
+@pytest.fixture
+def two_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_set_on_cpu_and_restored(two_threads):
+    with cpu_threads(1, "cpu"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_left_alone_on_an_accelerator(two_threads):
+    with cpu_threads(1, "cuda"):
+        assert torch.get_num_threads() == 2
+
+
+def test_restored_after_an_error(two_threads):
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == 2
