@@ -182,6 +182,7 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
 def _cell(cfg, triple, size, seed, out_dir, dev, progress):
     from .pipeline import (LMTrain, SmallNet, Store, cache_experts, expert_nll, gate_nll,
                            load_splits, lm_nll, train_experts, train_gate, train_retrain)
+    from .pipeline.data import job_info
     corpora = list(cfg.triples[triple])
     p, T = len(corpora), cfg.block_size
     store = Store(out_dir)
@@ -260,8 +261,7 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
     params = {"expert": total_params(e_cfg), "expert_nonembedding": nonembedding_params(e_cfg)}
     for name, v in params.items():
         add(name, "n_params", v)
-    return rows, {"corpora": {n: {f"resample{cfg.resample}": info}
-                              for n, info in splits.provenance.items()}}
+    return rows, job_info(splits, cfg.resample)
 
 
 def _vertex(p, k) -> str:

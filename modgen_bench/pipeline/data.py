@@ -16,7 +16,7 @@ from ..data.corpora import eval_windows, load_slices, random_windows
 from ..provenance import stable_seed
 from .store import stage_key
 
-__all__ = ["Splits", "load_splits", "splits_key", "domain_batches"]
+__all__ = ["Splits", "load_splits", "splits_key", "domain_batches", "job_info"]
 
 
 @dataclass
@@ -61,6 +61,12 @@ def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resamp
     val = torch.cat([eval_windows(s["val"].tokens, T, n_eval) for s in slices])
     return Splits(list(corpora), train, pool, test, val, prov,
                   splits_key(corpora, block_size, n_gate_train, n_eval, resample))
+
+
+def job_info(splits: Splits, resample: int) -> dict:
+    """A launcher job's info: ``{"corpora": {corpus: {"resample<r>": {split: info}}}}``, the form
+    `launch.launch_into` merges over jobs into run.json."""
+    return {"corpora": {name: {f"resample{resample}": info} for name, info in splits.provenance.items()}}
 
 
 def domain_batches(train, T: int, per_domain: int):

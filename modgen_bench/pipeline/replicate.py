@@ -35,7 +35,7 @@ from ..stats import paired_bootstrap, per_window_paired_se
 from ..threads import cpu_threads
 from .config import PipelineConfig
 from .conflict import ConflictProbe, lm_domain_losses, probe_windows
-from .data import load_splits
+from .data import job_info, load_splits
 from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
 from .experts import train_experts
 from .gate import train_gate
@@ -206,7 +206,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     for method, nll in val.items():
         for k, v in enumerate(per_domain(nll, p)):
             add("val", method, "nll_per_token", v, lam=np.eye(p)[k])
-    return out.rows, {"corpora": {name: {f"resample{resample}": info} for name, info in splits.provenance.items()}}
+    return out.rows, job_info(splits, resample)
 
 
 def _paired_rows(add, win: dict, p: int, mixtures, seed: int) -> None:
