@@ -7,10 +7,13 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 1. trains p experts for B steps and caches their log-likelihoods, with a proposal pool of
    SPD's total draws per expert (``spd.steps * spd.per_domain``), so no draw is reused by design
    (issue 13, item 3);
-2. trains the SPD gate (lam signal ``excess``), then estimates its normaliser Z on FRESH draws
-   from q = (1/p) sum_k E[k] (own seed, never seen by SPD) with a 95% interval; the gate is
-   graded as a proper likelihood, log pi_g - log Z_hat, the interval propagated to NLL; Z on the
-   SPD pool is recorded beside it (the pool bias the issue reports);
+2. trains the SPD gate (lam signal ``excess``), restores Z = 1 on its own draws from
+   q = (1/p) sum_k E[k] (`algorithms.normaliser.restore_z`: SPD's last iterate meets the
+   equality only up to its dual dynamics), then estimates Z on FRESH draws (own seed, never
+   seen by SPD or the restoration) by the control-variate estimator with a 95% interval; the
+   gate is graded as a proper likelihood, log pi_g - log Z_hat, the interval propagated to NLL.
+   SPD's own gate (before restoration) is graded on the same fresh draws, and Z on the SPD pool
+   is recorded beside it (the pool bias the issue reports);
 3. grades the baselines: the constant gate 1/p and the Bayes-posterior causal router
    gamma_t(k) ∝ prod_{s<t} E[k](x_s | x_<s) (free: no training). With the uniform prior the
    router's student is exactly the constant gate (the product telescopes to
@@ -44,12 +47,13 @@ from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_pa
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
+from .algorithms.normaliser import restore_z, z_control_variate
 from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
 
 __all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
-           "fresh_z", "routing_split", "worst_vertex_bootstrap"]
+           "draws_from_q", "fresh_z", "routing_split", "worst_vertex_bootstrap"]
 
 
 @dataclass
@@ -72,6 +76,7 @@ class ScalingConfig:
     n_gate_train: int = 512
     n_eval: int = 128
     n_z_draws: int = 2048               # fresh draws from q for Z
+    n_z_restore: int = 16384            # draws from q the Z restoration solves on (0: none)
     gate: dict = field(default_factory=lambda: {"n_layer": 1, "n_head": 2, "d_model": 16,
                                                 "d_ff": 64})
     spd: dict = field(default_factory=lambda: {"steps": 150, "per_domain": 16, "lr": 1e-2,
@@ -155,12 +160,20 @@ def routing_split(gate, const, expert_k, mono) -> dict:
     return {"routing_proper": g - c, "domain_prior": c - e, "expert_deficit": e - m}
 
 
-def fresh_z(experts, gate, n: int, seed: int, device) -> tuple[float, float, float]:
-    """Z_g on n fresh draws from q with its 95% interval (`sampling.z_estimate`)."""
+def draws_from_q(experts, n: int, seed: int, device):
+    """n draws from q = (1/p) sum_k E[k] (inputs, log E (n, p)) from a CPU generator at ``seed``."""
     proposal = LMProposal(experts.models, experts.models[0].config.block_size, BOS, device)
     inputs, log_e, _ = draw_from_q(proposal, n, torch.Generator().manual_seed(seed))
-    z, (lo, hi) = z_estimate(log_weight(log_gate(gate, inputs), log_e))
-    return z, lo, hi
+    return inputs, log_e
+
+
+def fresh_z(gate, draws) -> dict:
+    """Z_g on fresh ``draws`` from q: the control-variate estimate with its 95% interval
+    (`algorithms.normaliser.z_control_variate`) and the plain mean of pi_g/q beside it."""
+    inputs, log_e = draws
+    log_w = log_weight(log_gate(gate, inputs), log_e)
+    z, (lo, hi), se = z_control_variate(log_w, log_e)
+    return {"": z, "_lo": lo, "_hi": hi, "_se": se, "_plain": z_estimate(log_w)[0]}
 
 
 def _pool_z(cache, gate) -> float:
@@ -206,13 +219,25 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
                               store, dev)
         g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
                        cfg.resample, store, dev, progress)
-        z, z_lo, z_hi = fresh_z(experts, g.gate, cfg.n_z_draws,
-                                 stable_seed(seed, B, "fresh-z"), dev)
-        add("gate", "Z_fresh", z, **at)
-        add("gate", "Z_fresh_lo", z_lo, **at)
-        add("gate", "Z_fresh_hi", z_hi, **at)
+        fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
+        for suffix, v in fresh_z(g.gate, fresh).items():          # SPD's last iterate
+            add("gate", "Z_fresh_spd" + suffix, v, **at)
         add("gate", "Z_pool", _pool_z(cache, g.gate), **at)
         add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
+        if cfg.n_z_restore:
+            rest = restore_z(g.gate, *draws_from_q(experts, cfg.n_z_restore,
+                                                    stable_seed(seed, B, "restore-z"), dev))
+            add("gate", "Z_restore_before", rest.z_before, **at)
+            add("gate", "Z_restore_after", rest.z_after, **at)
+            add("gate", "Z_restore_steps", rest.steps, **at)
+            add("gate", "Z_restore_converged", rest.converged, **at)
+        zf = fresh_z(g.gate, fresh)
+        for suffix, v in zf.items():
+            add("gate", "Z_fresh" + suffix, v, **at)
+        z, z_lo, z_hi = zf[""], zf["_lo"], zf["_hi"]
+        if not z > 0:
+            raise ValueError(f"Z of the gate estimated at {z:.3g} on {cfg.n_z_draws} fresh draws "
+                             "(not > 0): raise n_z_draws")
         # per-window NLL per token of every model on the test windows (domain by domain)
         test_e = cache.test
         raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()

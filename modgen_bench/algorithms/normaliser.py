@@ -1,0 +1,157 @@
+"""The normaliser Z of a gated model: a control-variate estimate and a restoration to Z = 1.
+
+G1 (PAPER.md section 1) asks for Z_g = sum_{x in S} pi_g(x) = 1, an equality; SPD (section 4)
+enforces it only through its multiplier, so its last iterate ends near, not on, Z = 1.
+
+Estimate (`z_control_variate`). For x ~ q = (1/p) sum_k E[k] the importance weight is
+
+    w(x) = pi_g(x) / q(x) = sum_k g(x, k) c_k(x),   c_k(x) = p E[k](x) / sum_j E[j](x),
+
+and E_q[c_k] = sum_x E[k](x) = 1 for every k, whatever the gate: the experts' scaled posteriors
+are control variates of known mean. The regression estimator (Owen, *Monte Carlo theory, methods
+and examples*, 2013, section 8.9) is the intercept of the least-squares fit of w on
+(c_1 - 1, ..., c_{p-1} - 1) (c_p is redundant: sum_k c_k = p). It is consistent, its variance is
+the residual variance over n, and it is exact for a constant gate (w = sum_k g_k c_k, residual 0).
+It is a fixed linear combination Z_cv = a @ w of the weights, a depending on the draws only, so
+it is differentiable in the gate's parameters. Out-of-support draws (x not in S) have w = 0 and
+keep their c: the control variates' mean is over all of q.
+
+Restoration (`restore_z`). Gauss-Newton steps of minimum norm on the one equation
+Z_cv(theta) = 1 over a fixed batch of expert draws,
+
+    theta <- theta - (Z_cv - 1) grad Z_cv / |grad Z_cv|^2,
+
+the projection onto the constraint's linearisation that the restoration phase of SQP and filter
+methods takes (Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 15.4), halved while
+it does not reduce |Z_cv - 1|. The draws must be independent of any draws that later grade Z.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["control_weights", "z_control_variate", "restore_z", "Restoration", "SE_FLOOR"]
+
+SE_FLOOR = 1e-12   # relative: Z is not resolved below float64 rounding of the regression
+
+
+def _controls(log_experts: torch.Tensor) -> np.ndarray:
+    """(n, p) c_k(x) = p softmax_k(log E[k](x)), in float64."""
+    p = log_experts.shape[-1]
+    return p * torch.softmax(log_experts.double(), dim=-1).cpu().numpy()
+
+
+def control_weights(log_experts: torch.Tensor) -> np.ndarray:
+    """(n,) weights a with Z_cv = a @ w: the intercept row of the least-squares pseudo-inverse of
+    X = [1, c_1 - 1, ..., c_{p-1} - 1] (min-norm when the c_k are collinear, e.g. equal experts;
+    then a = 1/n, the plain mean)."""
+    c = _controls(log_experts)
+    X = np.column_stack([np.ones(len(c)), c[:, :-1] - 1.0])
+    return np.linalg.pinv(X)[0]
+
+
+def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: float = 0.95
+                      ) -> tuple[float, tuple[float, float], float]:
+    """(Z_cv, its normal interval at ``level``, its standard error) from draws x ~ q:
+    ``log_w`` (n,) log pi_g(x)/q(x) (-inf off the support S), ``log_experts`` (n, p)."""
+    from scipy.stats import norm
+    w = torch.exp(log_w.double()).cpu().numpy()
+    c = _controls(log_experts)
+    X = np.column_stack([np.ones(len(c)), c[:, :-1] - 1.0])
+    beta, _, rank, _ = np.linalg.lstsq(X, w, rcond=None)
+    resid = w - X @ beta
+    a = np.linalg.pinv(X)[0]
+    dof = max(len(w) - rank, 1)
+    # a floor for float64 rounding in the least-squares solve: a constant gate has residual 0
+    # and Z_cv = 1 + O(1e-15), which must not read as an interval that excludes 1
+    se = max(math.sqrt(float(resid @ resid) / dof * float(a @ a)), SE_FLOOR * max(1.0, abs(float(beta[0]))))
+    z = float(beta[0])
+    half = float(norm.ppf(0.5 + level / 2)) * se
+    return z, (z - half, z + half), se
+
+
+@dataclass
+class Restoration:
+    """What `restore_z` did: Z_cv on the batch before and after, steps taken, draws used, and
+    whether |Z_cv - 1| <= tol was reached (``converged``)."""
+
+    z_before: float
+    z_after: float
+    steps: int
+    n: int
+    converged: bool
+
+
+def _z_and_grad(gate: torch.nn.Module, inputs, log_accept, a, batch_size: int, grad: bool):
+    """Z_cv = sum_i a_i w_i with w_i = p exp(log_accept_i(theta)); accumulates its gradient."""
+    params = [t for t in gate.parameters() if t.requires_grad]
+    if grad:
+        for t in params:
+            t.grad = None
+    total = 0.0
+    for s in range(0, len(inputs), batch_size):
+        sl = slice(s, s + batch_size)
+        log_g = gate(inputs[sl])
+        w = torch.exp(torch.logsumexp(log_g.double() + log_accept[sl], dim=-1))
+        part = (a[sl] * w).sum()
+        if grad:
+            part.backward()
+        total += float(part.detach())
+    return total, params
+
+
+def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Tensor,
+              in_support: torch.Tensor | None = None, tol: float = 1e-6, max_steps: int = 20,
+              batch_size: int = 1024) -> Restoration:
+    """Move the gate's parameters (in place) until Z_cv = 1 within ``tol`` on the draws ``inputs``
+    from q with their ``log_experts`` (n, p) (module docstring). The gate runs in eval mode (no
+    dropout); its training flag is restored afterwards."""
+    p = log_experts.shape[-1]
+    device = next(gate.parameters()).device
+    a = torch.as_tensor(control_weights(log_experts), dtype=torch.float64, device=device)
+    # log(p * softmax_k log E): log w = logsumexp_k(log g + this); w = 0 off the support, by
+    # zeroing the weight a (a -inf log-weight would give NaN gradients through logsumexp)
+    log_accept = (math.log(p) + torch.log_softmax(log_experts.double(), dim=-1)).to(device)
+    if in_support is not None:
+        a = torch.where(in_support.to(device), a, torch.zeros_like(a))
+    inputs = inputs.to(device)
+    was_training = gate.training
+    gate.eval()
+    try:
+        z, params = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
+        z0, steps = z, 0
+        while abs(z - 1.0) > tol and steps < max_steps:
+            # dense copies: a sparse gradient (a table gate) holds uncoalesced duplicate rows
+            grads = [t.grad.detach().to_dense() if t.grad.is_sparse else t.grad.detach().clone()
+                     for t in params]
+            norm2 = sum(float((g.double() ** 2).sum()) for g in grads)
+            if norm2 == 0.0:
+                break
+            old = [t.detach().clone() for t in params]
+            step, improved = 1.0, False
+            while step > 1e-4:
+                with torch.no_grad():
+                    for t, t0, g in zip(params, old, grads):
+                        t.copy_(t0 - step * (z - 1.0) / norm2 * g)
+                z_try, _ = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=False)
+                if abs(z_try - 1.0) < abs(z - 1.0):
+                    improved = True
+                    break
+                step *= 0.5
+            if not improved:
+                with torch.no_grad():
+                    for t, t0 in zip(params, old):
+                        t.copy_(t0)
+                break
+            steps, z = steps + 1, z_try
+            if abs(z - 1.0) > tol and steps < max_steps:     # the next step's gradient
+                _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
+        for t in params:
+            t.grad = None
+    finally:
+        gate.train(was_training)
+    return Restoration(z_before=z0, z_after=z, steps=steps, n=len(inputs),
+                       converged=abs(z - 1.0) <= tol)
