@@ -7,10 +7,10 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 1. trains p experts for B steps and caches their log-likelihoods, with a proposal pool of
    SPD's total draws per expert (``spd.steps * spd.per_domain``), so no draw is reused by design
    (issue 13, item 3);
-2. trains the SPD gate (lam signal ``excess``), restores Z = 1 on its own draws from
-   q = (1/p) sum_k E[k] (`algorithms.normaliser.restore_z`: SPD's last iterate meets the
-   equality only up to its dual dynamics), then estimates Z on FRESH draws (own seed, never
-   seen by SPD or the restoration) by the control-variate estimator with a 95% interval; the
+2. trains the SPD gate (lam signal ``excess``), restored to Z = 1 on ``n_restore`` draws per
+   expert (`pipeline.gate.train_gate`, `algorithms.normaliser.restore_z`: SPD's last iterate
+   meets the equality only up to its dual dynamics), then estimates Z on FRESH draws from
+   q = (1/p) sum_k E[k] (own seed, never seen by SPD or the restoration) by the control-variate estimator with a 95% interval; the
    gate is graded as a proper likelihood, log pi_g - log Z_hat, the interval propagated to NLL.
    SPD's own gate (before restoration) is graded on the same fresh draws, and Z on the SPD pool
    is recorded beside it (the pool bias the issue reports);
@@ -47,7 +47,7 @@ from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_pa
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
-from .algorithms.normaliser import restore_z, z_control_variate
+from .algorithms.normaliser import z_control_variate
 from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
@@ -76,7 +76,7 @@ class ScalingConfig:
     n_gate_train: int = 512
     n_eval: int = 128
     n_z_draws: int = 2048               # fresh draws from q for Z
-    n_z_restore: int = 16384            # draws from q the Z restoration solves on (0: none)
+    n_restore: int = 4096               # draws per expert the Z restoration solves on (0: none)
     gate: dict = field(default_factory=lambda: {"n_layer": 1, "n_head": 2, "d_model": 16,
                                                 "d_ff": 64})
     spd: dict = field(default_factory=lambda: {"steps": 150, "per_domain": 16, "lr": 1e-2,
@@ -216,21 +216,16 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
         experts = train_experts(splits, spec, seed, cfg.resample, store, dev, progress,
                                 cfg.checkpoint_every)
         cache = cache_experts(experts, splits, cfg.n_proposal, stable_seed(seed, "proposal"),
-                              store, dev)
+                              store, dev, n_restore=cfg.n_restore)
         g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
                        cfg.resample, store, dev, progress)
         fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
-        for suffix, v in fresh_z(g.gate, fresh).items():          # SPD's last iterate
+        for suffix, v in fresh_z(g.gate_spd, fresh).items():      # SPD's last iterate
             add("gate", "Z_fresh_spd" + suffix, v, **at)
-        add("gate", "Z_pool", _pool_z(cache, g.gate), **at)
+        add("gate", "Z_pool", _pool_z(cache, g.gate_spd), **at)
         add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
-        if cfg.n_z_restore:
-            rest = restore_z(g.gate, *draws_from_q(experts, cfg.n_z_restore,
-                                                    stable_seed(seed, B, "restore-z"), dev))
-            add("gate", "Z_restore_before", rest.z_before, **at)
-            add("gate", "Z_restore_after", rest.z_after, **at)
-            add("gate", "Z_restore_steps", rest.steps, **at)
-            add("gate", "Z_restore_converged", rest.converged, **at)
+        for name, v in (g.restoration or {}).items():             # Z = 1 restored (stage 4)
+            add("gate", f"Z_restore_{name}", v, **at)
         zf = fresh_z(g.gate, fresh)
         for suffix, v in zf.items():
             add("gate", "Z_fresh" + suffix, v, **at)

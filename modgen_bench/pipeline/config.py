@@ -68,6 +68,7 @@ class PipelineConfig:
     seed: int = 0
     match: str = "params"                # monolith matching convention (`modgen_bench.matching`)
     ratio: float = 1.0                   # target non-embedding ratio r (match != "params")
+    n_restore: int = 4096                # draws per expert on which the gates' Z = 1 is restored (0: none)
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":

@@ -4,8 +4,11 @@ cached expert log-likelihoods (PAPER.md section 4, "SPD"; `algorithms.spd.train_
 Inputs: `Splits`, `ExpertCache`, the gate sizes (`SmallNet`), SPD's settings (a dict of
 `SPDConfig` fields), the lam signal ('excess' or the paper's 'nll'), the seeds.
 Outputs: `GateResult` (the gate in eval mode, lam (p,), mu, SPD's history with the gate's
-gradient conflict in its ``conflict`` column). Cache key: `gate_key` (cache key, sizes, SPD
-settings, signal, seed).
+gradient conflict in its ``conflict`` column). When the cache holds restoration draws
+(``ExpertCache.restore``), SPD's last iterate is moved onto Z = 1 on them
+(`algorithms.normaliser.restore_z`: G1's equality, which SPD's multiplier meets only
+approximately); ``gate`` is then the restored gate, ``gate_spd`` SPD's own and ``restoration``
+what the step did. Cache key: `gate_key` (cache key, sizes, SPD settings, signal, seed).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..algorithms.normaliser import restore_z
 from ..algorithms.spd import SPDConfig, train_spd
 from ..data.corpora import VOCAB_SIZE
 from ..logs import label
@@ -36,6 +40,8 @@ class GateResult:
     mu: float
     history: pd.DataFrame
     key: str
+    gate_spd: SequenceGate | None = None     # SPD's last iterate (the gate itself if no restoration)
+    restoration: dict | None = None          # `normaliser.Restoration` as a dict
 
 
 def gate_config(spec: SmallNet, T: int, p: int) -> GateConfig:
@@ -64,10 +70,22 @@ def train_gate(splits: Splits, cache: ExpertCache, spec: SmallNet, spd: dict, si
         res = train_spd(gate, spd_sampler(splits, cache), conf, device, progress=progress,
                         label=label("spd", model=f"gate-{signal}", seed=seed, rep=resample),
                         evaluate=gate_conflict(probe, probe_e, T, device))
-        return {"state": res.gate.state_dict(), "lam": res.lam, "mu": res.mu,
-                "history": res.history.to_dict("list")}
+        out = {"state": res.gate.state_dict(), "lam": res.lam, "mu": res.mu,
+               "history": res.history.to_dict("list")}
+        if cache.restore:
+            out["state_spd"] = {k: v.clone() for k, v in out["state"].items()}
+            rest = restore_z(res.gate, torch.cat(cache.restore), torch.cat(cache.restore_log_e))
+            out["state"], out["restoration"] = res.gate.state_dict(), asdict(rest)
+        return out
     out = store.get(f"gate-{signal}", key, fit)
+    gate = _loaded(gcfg, out["state"], device)
+    return GateResult(gate, np.asarray(out["lam"], dtype=np.float64), float(out["mu"]),
+                      pd.DataFrame(out["history"]), key,
+                      gate_spd=_loaded(gcfg, out["state_spd"], device) if "state_spd" in out else gate,
+                      restoration=out.get("restoration"))
+
+
+def _loaded(gcfg: GateConfig, state: dict, device) -> SequenceGate:
     gate = SequenceGate(gcfg).to(device)
-    gate.load_state_dict(out["state"])
-    return GateResult(gate.eval(), np.asarray(out["lam"], dtype=np.float64), float(out["mu"]),
-                      pd.DataFrame(out["history"]), key)
+    gate.load_state_dict(state)
+    return gate.eval()

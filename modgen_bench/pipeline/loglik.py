@@ -5,16 +5,19 @@ Inputs: `Experts`, `Splits`, ``n_proposal`` draws per expert (for SPD's unbiased
 proposal q = (1/p) sum_k E[k]) and the seed of those draws.
 Outputs: `ExpertCache`: pool (p, n_gate_train, p) whole-window log E[j](x) of SPD's windows,
 test_tok (p*n_eval, T-1, p) per-token log-probs of the test windows, val (p*n_eval, p), drawn
-[p] (n_proposal, T) sequences from each expert and drawn_log_e [p] (n_proposal, p).
-Cache key: `loglik_key` (experts key, n_proposal, draw seed).
+[p] (n_proposal, T) sequences from each expert and drawn_log_e [p] (n_proposal, p); restore
+[p] (n_restore, T) and restore_log_e, independent draws (own generator) on which stage 4 restores
+the gate's Z = 1 (`algorithms.normaliser.restore_z`; empty when n_restore = 0).
+Cache key: `loglik_key` (experts key, n_proposal, draw seed, n_restore when > 0).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..data.corpora import BOS
+from ..provenance import stable_seed
 from ..sampling import LMProposal
 from ..sequence.cache import cache_logliks, cache_token_logprobs
 from ..sequence.sampler import CachedProposalSampler
@@ -33,6 +36,8 @@ class ExpertCache:
     drawn: list
     drawn_log_e: list
     key: str
+    restore: list = field(default_factory=list)
+    restore_log_e: list = field(default_factory=list)
 
     @property
     def test(self) -> torch.Tensor:
@@ -40,26 +45,31 @@ class ExpertCache:
         return self.test_tok.sum(dim=1)
 
 
-def loglik_key(experts: Experts, n_proposal: int, seed: int) -> str:
-    return stage_key("loglik", experts.key, n_proposal, seed)
+def loglik_key(experts: Experts, n_proposal: int, seed: int, n_restore: int = 0) -> str:
+    return stage_key("loglik", experts.key, n_proposal, seed, *([n_restore] if n_restore else []))
 
 
 def cache_experts(experts: Experts, splits: Splits, n_proposal: int, seed: int, store: Store,
-                  device="cpu") -> ExpertCache:
-    """Compute (or reload) every cached table of the experts; draws use a CPU generator from ``seed``."""
+                  device="cpu", n_restore: int = 0) -> ExpertCache:
+    """Compute (or reload) every cached table of the experts; draws use CPU generators from
+    ``seed`` (SPD's pool) and from (seed, 'restore') (the Z restoration's draws)."""
     p, T, models = splits.p, splits.T, experts.models
-    key = loglik_key(experts, n_proposal, seed)
+    key = loglik_key(experts, n_proposal, seed, n_restore)
 
     def compute():
         proposal = LMProposal(models, T, BOS, device)
         g = torch.Generator().manual_seed(seed)
         drawn = [proposal.sample_expert(k, n_proposal, g) for k in range(p)]
+        g_r = torch.Generator().manual_seed(stable_seed(seed, "restore"))
+        restore = [proposal.sample_expert(k, n_restore, g_r) for k in range(p)] if n_restore else []
         return {"pool": cache_logliks(models, splits.pool.view(-1, T), device).view(p, -1, p),
                 "test_tok": cache_token_logprobs(models, splits.test, device),
                 "val": cache_logliks(models, splits.val, device),
-                "drawn": drawn, "drawn_log_e": [cache_logliks(models, d, device) for d in drawn]}
+                "drawn": drawn, "drawn_log_e": [cache_logliks(models, d, device) for d in drawn],
+                "restore": restore, "restore_log_e": [cache_logliks(models, d, device) for d in restore]}
     c = store.get("loglik", key, compute)
-    return ExpertCache(c["pool"], c["test_tok"], c["val"], c["drawn"], c["drawn_log_e"], key)
+    return ExpertCache(c["pool"], c["test_tok"], c["val"], c["drawn"], c["drawn_log_e"], key,
+                       c.get("restore", []), c.get("restore_log_e", []))
 
 
 def spd_sampler(splits: Splits, cache: ExpertCache) -> CachedProposalSampler:

@@ -112,7 +112,8 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     experts = train_experts(splits, cfg.expert, seed, resample, store, dev, progress, cfg.checkpoint_every)
     for name, loss in zip(names, experts.final_loss):
         add("train", f"expert_{name}", "final_loss", loss)
-    cache = cache_experts(experts, splits, cfg.n_proposal, sub("proposal"), store, dev)
+    cache = cache_experts(experts, splits, cfg.n_proposal, sub("proposal"), store, dev,
+                          n_restore=cfg.n_restore)
 
     # 4: SPD gates (and their gradient conflict)
     gates = {}
@@ -123,6 +124,8 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
             add("lam_star", f"gate_{signal}", f"lam_{names[k]}", g.lam[k])
         add("train", f"gate_{signal}", "mu", g.mu)
         add("train", f"gate_{signal}", "Z_hat_ema", g.history["Z_hat"].iloc[-1])
+        for name, v in (g.restoration or {}).items():        # Z = 1 restored after SPD (stage 4)
+            add("train", f"gate_{signal}", f"Z_restore_{name}", v)
         steps = int(g.history["step"].iloc[-1])
         for s, v in zip(g.history["step"], g.history["conflict"]):
             add("conflict", f"gate_{signal}", "mean_pairwise_cosine", v, step=int(s), progress=s / steps)
@@ -156,7 +159,8 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     sampled = sample_gates(experts, {s: g.gate for s, g in gates.items()}, cfg.n_draws,
                            lambda stage: sub("sampling", stage), store, dev)
     for signal, res in sampled.sir.items():
-        for metric, v in [("Z_hat", res.Z_hat), ("Z_lo", res.Z_ci[0]), ("Z_hi", res.Z_ci[1])]:
+        for metric, v in [("Z_hat", res.Z_hat), ("Z_lo", res.Z_ci[0]), ("Z_hi", res.Z_ci[1]),
+                          ("Z_plain", res.Z_plain)]:
             add("Z", f"gate_{signal}", metric, v)
         add("sampling", f"gate_{signal}", "sir_ess_fraction", res.ess_fraction)
     rej = sampled.rejection

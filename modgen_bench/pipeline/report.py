@@ -211,8 +211,10 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     sections.append(Section("Structural distillation and sampling",
                             "The causal router is trained on sequences rejection-sampled from the excess "
                             "gate's model, with the experts' per-token probabilities cached. Z_hat is the "
-                            "importance-sampling normaliser on fresh draws from q with its 95% interval; "
-                            "SPD drives Z to 1 (an equality: its multiplier mu takes either sign). "
+                            "control-variate importance-sampling estimate of the normaliser on fresh draws "
+                            "from q with its 95% interval (Z_plain: the plain mean of pi_g/q); SPD drives Z "
+                            "towards 1 (an equality: its multiplier mu takes either sign) and Z = 1 is then "
+                            "restored on separate draws (train rows Z_restore_*). "
                             "Rejection acceptance estimates Z/p; with Z = 1 it equals the 1/p bound. SIR's "
                             "ESS fraction is (sum w)^2 / (n sum w^2).",
                             tables=[(f"Router minus the excess gate, paired per mixture {conv}", gap),

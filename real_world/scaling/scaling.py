@@ -240,7 +240,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         "Normaliser Z of the trained gates on fresh draws",
         text=("G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, so Z = 1 "
               "is restored on the gate's own draws from q (Gauss-Newton on the control-variate "
-              "estimate; Z_restore_before/after on those draws) and then checked on FRESH draws "
+              "estimate; Z_restore_z_before/_z_after on those draws) and then checked on FRESH draws "
               "never seen by SPD or the restoration. Z_fresh (and Z_fresh_spd, SPD's gate before "
               "the restoration, on the same draws): the control-variate estimate of Z with its 95% "
               "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
