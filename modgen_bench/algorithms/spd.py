@@ -24,6 +24,9 @@ Choices the paper leaves open [PAPER.md: open], and why:
   the multiplier's sign; plain dual ascent then overshoots and oscillates around Z = 1 (measured
   on tests/test_algorithms_spd.py's leaking two-domain problem, 1000 steps: rho = 0 ends at exact
   Z = 0.88 with mu = -0.74, swinging between 0.86 and 1.25; rho = 4 ends at 1.008, rho = 10 at 1.003).
+- The last iterate meets Z = 1 only up to the dual dynamics (mu, the EMA, the decayed step):
+  1-5% off on the CPU presets' gates. `normaliser.restore_z` projects it onto Z = 1 afterwards
+  (the real-text pipeline's stage 4 does, `pipeline.gate.train_gate`).
 - Z estimate. The paper's estimator Zhat = p mean_x <g(x,.), softmax_k(log E[k](x))> is an
   importance-sampling average of pi_g(x) / q(x) with q = (1/p) sum_k E[k]; it is unbiased only for
   x ~ q. On the domain batch (x ~ (1/p) sum_k P[k]) its mean is sum_x P_bar(x) pi_g(x) / q(x),
