@@ -6,6 +6,7 @@ imported lazily so that ``waterfill`` never loads cvxpy).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -71,7 +72,7 @@ def _check(method: str) -> None:
 
 def tolerance(value: float, tol: float = TOL, rtol: float = RTOL) -> float:
     """The certificate a status `optimal` needs: tol + rtol * |value| (nats)."""
-    return tol + rtol * abs(value) if np.isfinite(value) else tol
+    return tol + rtol * abs(value) if math.isfinite(value) else tol
 
 
 def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) -> bool:
@@ -79,7 +80,8 @@ def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) ->
 
     A gap below -tol means the primal value and the weak-duality bound disagree beyond rounding
     (one of them is wrong), so it certifies nothing either."""
-    return bool(np.isfinite(value) and np.isfinite(gap) and abs(gap) <= tolerance(value, tol, rtol))
+    return bool(math.isfinite(value) and math.isfinite(gap)
+                and abs(gap) <= tolerance(value, tol, rtol))
 
 
 def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
@@ -87,8 +89,11 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
 
     Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
     the uniform mixture; the same from the best lam found so far (mixed with the uniform one);
-    minimum-norm Newton on the KKT equalisation from the best lam (non-unique lam*); after
-    cvxpy, both Newton methods again from the best lam so far (``-restart``)."""
+    minimum-norm Newton on the KKT equalisation from the best lam (non-unique lam*). Then cvxpy:
+    first the log-space form (``cvxpy-log``, `conic.solve_log_conic`), whose model is good where
+    q(lam) is not (issue 9: on the seed-0 leftovers the best bound was within 1e-9 of V* and
+    q(lam) 1e-8 .. 5e-6 above it), then the reference q-form; after them, the Newton methods
+    again from the best lam so far (``-restart``)."""
     wf = (["waterfill"] if fixed else
           ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart",
            "waterfill-kkt-restart"])
@@ -96,7 +101,8 @@ def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
         return wf if method == "waterfill" else ["cvxpy"]
     polish = [] if fixed else ["waterfill-newton-restart", "waterfill-kkt-restart",
                                "waterfill-entropic-restart"]
-    return wf + ["cvxpy"] + polish if method == "waterfill" else ["cvxpy"] + wf
+    conic = ["cvxpy"] if fixed else ["cvxpy-log", "cvxpy"]     # the log form is minimax only
+    return wf + conic + polish if method == "waterfill" else ["cvxpy"] + wf
 
 
 def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
@@ -121,14 +127,15 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     fixed = lam_fixed is not None
     stop = lambda value: 0.5 * tolerance(value, tol, rtol)
 
-    def grade(q) -> tuple[float, float, np.ndarray]:
+    def grade(q, per_domain=None) -> tuple[float, float, np.ndarray]:
         """(value, primal, per-domain KL) of a model q on the support; a q outside the feasible
         set (box lo <= q <= hi, sum 1 within SUM_TOL) is no primal point: value inf.
+        ``per_domain``: KL(P[k] || q) by `InnerProblem.kl_per_domain` when the path has it.
 
         A sum s != 1 within SUM_TOL (a box whose ceiling sums to 1 - 1e-11, feasible by
         gates.FEAS_TOL) is graded conservatively: KL(P || q / s) = KL(P || q) + log s, so the
         value counts + max(log s, 0)."""
-        per_domain = inner.kl_per_domain(q)
+        per_domain = inner.kl_per_domain(q) if per_domain is None else per_domain
         s = q.sum()
         if not (abs(s - 1.0) <= SUM_TOL and np.all(q >= lo) and np.all(q <= hi)):
             return np.inf, np.inf, per_domain
@@ -140,14 +147,17 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
             primal = float(lam_fixed @ per_domain)
         return float(kl(mixture(lam_fixed, inner.P), q)), primal, per_domain
 
-    def bound_at(lam) -> float:
-        b = inner.dual_bound(lam, *inner.model(lam))
+    def bound_at(lam, b=None) -> float:
+        """The dual bound D(lam) (`InnerProblem.dual_bound` at q(lam)); ``b``: that number when
+        the path computed it at this lam (the water-filling paths return it with their lam)."""
+        b = inner.dual_bound(lam, *inner.model(lam)) if b is None else b
         return b if np.isfinite(b) else -np.inf
 
     best_primal = best_bound = None     # (primal, value, q, per_domain, path) / (bound, lam, path)
     best_pair = None                    # (own gap, lam) of the path whose own gap was least
     attempts, notes, iterations = [], [], 0
     for path in _paths(method, fixed, fallback):
+        known = None, None          # (KL at q, D at lam) when the path returns them
         try:
             if path == "cvxpy":
                 from .conic import ConicFailure, solve_conic
@@ -159,6 +169,19 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
                     attempts.append({"solver": "cvxpy", "gap": None})
                     continue
                 q, lam, name = _repair(raw["q"], lo, hi), raw["lam"], raw["solver"]
+            elif path == "cvxpy-log":
+                from .conic import ConicFailure, solve_log_conic
+                try:
+                    raw = solve_log_conic(inner.P, inner.neg_entropy, lo, hi)
+                except ConicFailure as exc:
+                    notes.append(str(exc))
+                    attempts.append({"solver": path, "gap": None})
+                    continue
+                # the model is the solver's u, put on the feasible set by the water level
+                # (clip(t e^u, lo, hi), sum 1: multiplicative, so tiny masses keep their ratios)
+                u = raw["u"]
+                q = inner.model_from(np.exp(u - u.max()))[0]
+                lam, name = raw["lam"], raw["solver"]
             else:
                 kind = path.split("-")[1] if not fixed else "newton"
                 restart = path.endswith("-restart") and best_bound is not None
@@ -168,13 +191,14 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
                 raw = solve_waterfill(problem, support, tol=stop, lam_fixed=lam_fixed, inner=inner,
                                       path=kind, lam0=start if restart else None)
                 q, lam, name = raw["q"], raw["lam"], path
+                known = raw["per_domain_kl"], raw["bound"]      # KL at q and D at lam
                 iterations += raw.get("iterations", 0)
         except (np.linalg.LinAlgError, FloatingPointError, ArithmeticError) as exc:
             notes.append(f"{path}: {type(exc).__name__}: {exc}")
             attempts.append({"solver": path, "gap": None})
             continue
-        value, primal, per_domain = grade(q)
-        bound = bound_at(lam)
+        value, primal, per_domain = grade(q, known[0])
+        bound = bound_at(lam, known[1])
         attempts.append({"solver": name, "gap": primal - bound})
         if np.isfinite(primal - bound) and (best_pair is None or primal - bound < best_pair[0]):
             best_pair = (primal - bound, lam)
@@ -198,8 +222,11 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     if bound_name != name:
         extra["bound_from"] = bound_name
     ok = certified(value, gap, tol, rtol)
-    model = np.zeros(problem.N)
-    model[mask] = q
+    if inner.all_outcomes:          # q is this solve's own array: no copy
+        model = q
+    else:
+        model = np.zeros(problem.N)
+        model[mask] = q
     return Solution(status="optimal" if ok else "inaccurate", method=method, solver=name,
                     support=support, value=value, lam=lam, per_domain_kl=per_domain, model=model,
                     gate_fn=lambda: gate_from_model(model, problem.E, mask), duality_gap=gap,

@@ -26,7 +26,8 @@ from ..divergences import entropy
 from ..gates import envelope, support_mask
 from ..problem import DiscreteProblem
 
-__all__ = ["ConicFailure", "solve_conic", "solve_static_conic", "SOLVER_CHAIN", "INACCURATE_GAP_MAX"]
+__all__ = ["ConicFailure", "solve_conic", "solve_log_conic", "solve_static_conic", "SOLVER_CHAIN",
+           "INACCURATE_GAP_MAX"]
 
 #: An `optimal_inaccurate` answer is kept when its certified duality gap is at most this (nats).
 INACCURATE_GAP_MAX = 1e-7
@@ -36,6 +37,14 @@ SOLVER_CHAIN = (
     ("SCS", {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000, "time_limit_secs": 60}),
     ("ECOS", {"abstol": 1e-10, "reltol": 1e-10}),
 )
+
+
+#: Clarabel's settings for `solve_log_conic`: every entry is O(1..700) there, so it can be asked
+#: for gaps of 1e-12 with a static regularisation of 1e-12 (default 1e-8). The certificate needs
+#: ~1e-9 |V*|: on the 23 seed-0 fuzz leftovers, Clarabel's own (model, bound) pair certified 20
+#: with the default regularisation (worst 7.2 x tol) and all 23 with 1e-12 (worst 0.13 x tol).
+LOG_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
+                "static_regularization_constant": 1e-12}
 
 
 class ConicFailure(RuntimeError):
@@ -107,6 +116,55 @@ def solve_conic(problem: DiscreteProblem, support: str = "domains", lam_fixed=No
     solver = _solve_chain(prob, certify and (lambda: certify(*read())))
     qv, lam_out = read()
     return {"q": qv, "lam": lam_out, "mask": mask, "solver": solver}
+
+
+def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """The minimax problem in the log-model u = log q, for the exact core's fallback chain.
+
+    PAPER.md section 2 (Reduction), on the support S with X0 = outcomes some domain sees:
+
+        minimise t  s.t.  -H(P[k]) - sum_{x in X0} P[k](x) u(x) <= t       (duals = lam*)
+                          log sum_{x in X0} exp u(x) <= log(1 - sum_{S minus X0} lo),
+                          log lo <= u <= log hi   on X0,
+
+    with q = lo off X0 (mass there only lowers what X0 may have). Every quantity is O(1..700)
+    where the q-form of `solve_conic` has entries down to 1e-300 beside 1, so Clarabel stays
+    accurate on masses that make the q-form fail (issue 9's log-uniform and sparse families). Only
+    Clarabel is asked, once; its answer is returned whatever its status (`optimal_inaccurate`
+    included) and the caller's certificate grades it.
+
+    ``P`` (p, n), ``lo``, ``hi`` (n,) on the support. Returns ``{"u"}`` (n,; -inf off X0), ``"lam"``
+    (the duals of the epigraph rows, normalised) and ``"solver"`` (says "inaccurate, certified"
+    when Clarabel's status was `optimal_inaccurate`: the caller only answers with a certified
+    pair); raises `ConicFailure` when Clarabel gives no values.
+    """
+    seen = P.max(axis=0) > 0
+    room = 1.0 - float(lo[~seen].sum())
+    if not seen.any() or room <= 0:
+        raise ConicFailure("log-space conic form: no mass left for the outcomes the domains see")
+    Ps, lo_s, hi_s = P[:, seen], lo[seen], hi[seen]
+    u, t = cp.Variable(Ps.shape[1]), cp.Variable()
+    epi = [neg_entropy - Ps @ u <= t]
+    cons = epi + [cp.log_sum_exp(u) <= np.log(room), u <= np.log(hi_s)]
+    floor = np.flatnonzero(lo_s > 0)
+    if len(floor):
+        cons.append(u[floor] >= np.log(lo_s[floor]))
+    prob = cp.Problem(cp.Minimize(t), cons)
+    assert prob.is_dcp(), "conic formulation must be DCP"
+    try:
+        with warnings.catch_warnings():   # an inaccurate status is graded by the caller
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            prob.solve(solver="CLARABEL", **LOG_CLARABEL)
+    except cp.error.SolverError as exc:
+        raise ConicFailure(f"log-space conic form: CLARABEL: {str(exc).splitlines()[0]}") from exc
+    if u.value is None or epi[0].dual_value is None:
+        raise ConicFailure(f"log-space conic form: CLARABEL status {prob.status}")
+    u_full = np.full(P.shape[1], -np.inf)
+    u_full[seen] = u.value
+    lam = np.clip(np.asarray(epi[0].dual_value, dtype=np.float64).ravel(), 0.0, None)
+    lam = lam / lam.sum() if lam.sum() > 0 else np.full(P.shape[0], 1.0 / P.shape[0])
+    name = "CLARABEL-log" if prob.status == cp.OPTIMAL else "CLARABEL-log (inaccurate, certified)"
+    return {"u": u_full, "lam": lam, "solver": name}
 
 
 def solve_static_conic(problem: DiscreteProblem, certify=None) -> dict:

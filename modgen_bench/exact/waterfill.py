@@ -25,6 +25,7 @@ model's optimum) plus a matvec for the KL gradient; the line search works on N-v
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dgesv as _gesv
 
 from ..gates import _check_support
 from ..problem import DiscreteProblem
@@ -38,6 +39,11 @@ ARMIJO_GAP_GROWTH = 4.0  # an Armijo step of the entropic Newton may raise the g
 THETA_STEP = 30.0  # largest change of one log-weight in one entropic Newton step
 STALL = 20        # Newton iterations without halving the gap before a path gives up
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
+#: |sum q - 1| at which the water level is final: 4 ulps of 1. Asking for exactly 1 made the
+#: safeguarded Newton step bisect the last ulps (up to ~6 more passes over q); the dual bound
+#: is valid for any t and the primal grade counts a sum above 1 (`exact._run`), so a few ulps
+#: move the certificate by ~1e-15 only.
+SUM_ULPS = 4 * np.finfo(float).eps
 
 
 #: Columns per block of the fused passes: p x BLOCK float64 stays in cache while every
@@ -52,10 +58,9 @@ def _blocks(n: int):
 
 def _safe_log(q: np.ndarray) -> np.ndarray:
     """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there)."""
-    with np.errstate(divide="ignore"):
-        out = np.log(q)
-    out[q == 0] = 0.0
-    return out
+    if q.all():                                 # the common case: no zero, one SIMD log
+        return np.log(q)
+    return np.log(q, out=np.zeros_like(q), where=q > 0)   # no log(0) taken: no errstate needed
 
 
 class InnerProblem:
@@ -70,20 +75,25 @@ class InnerProblem:
         _check_support(support)
         P, E = problem.P, problem.E
         p, N = P.shape
-        seen = np.zeros(N, dtype=bool)
-        neg_entropy = np.zeros(p)
-        logP = np.empty((p, min(BLOCK, N)))
-        for b in _blocks(N):                                   # one pass over P
-            Pb = P[:, b]
-            L = logP[:, :Pb.shape[1]]
-            seen[b] = Pb.max(axis=0) > 0
-            # P log P with 0 log 0 = 0; entries below 1e-300 contribute < 1e-297 either way
-            np.log(np.maximum(Pb, 1e-300, out=L), out=L)
-            neg_entropy += np.einsum("kn,kn->k", Pb, L)
-        lo, hi = np.empty(N), np.empty(N)
-        for b in _blocks(N):                                   # one pass over E
-            Eb = E[:, b]
-            lo[b], hi[b] = Eb.min(axis=0), Eb.max(axis=0)
+        if N <= BLOCK:                      # one block: the same arithmetic without the loops
+            L = np.log(np.maximum(P, 1e-300))
+            seen, neg_entropy = P.max(axis=0) > 0, np.einsum("kn,kn->k", P, L)
+            lo, hi = E.min(axis=0), E.max(axis=0)
+        else:
+            seen = np.zeros(N, dtype=bool)
+            neg_entropy = np.zeros(p)
+            logP = np.empty((p, BLOCK))
+            for b in _blocks(N):                               # one pass over P
+                Pb = P[:, b]
+                L = logP[:, :Pb.shape[1]]
+                seen[b] = Pb.max(axis=0) > 0
+                # P log P with 0 log 0 = 0; entries below 1e-300 contribute < 1e-297 either way
+                np.log(np.maximum(Pb, 1e-300, out=L), out=L)
+                neg_entropy += np.einsum("kn,kn->k", Pb, L)
+            lo, hi = np.empty(N), np.empty(N)
+            for b in _blocks(N):                               # one pass over E
+                Eb = E[:, b]
+                lo[b], hi[b] = Eb.min(axis=0), Eb.max(axis=0)
         mask = seen | (hi > 0) if support == "union" else seen
         self.seen, self.lo_full, self.hi_full = seen, lo, hi
         self.mask = mask
@@ -128,7 +138,7 @@ class InnerProblem:
             np.maximum(r, lo, out=q)
             np.minimum(q, hi, out=q)
             s = q.sum()
-            if s == 1.0:
+            if abs(s - 1.0) <= SUM_ULPS:
                 break
             if s < 1.0:
                 t_lo = t
@@ -180,8 +190,7 @@ class InnerProblem:
         """
         a = self.mix(lam) if a is None else a
         nu = 0.0 if np.isinf(t) else 1.0 / t
-        zero = np.flatnonzero(q == 0)
-        if len(zero) and np.any(a[zero] > 0):
+        if not q.all() and np.any(a[q == 0] > 0):
             return np.inf                       # -P_lam log q = +inf: q is no box minimiser
         return float(lam @ self.neg_entropy - a @ self._log(q) + nu * (q.sum() - 1.0))
 
@@ -199,9 +208,8 @@ class InnerProblem:
 
     def _starved(self, q, kl: np.ndarray) -> np.ndarray:
         """KL = inf for the domains with mass where q = 0."""
-        zero = np.flatnonzero(q == 0)
-        if len(zero):
-            kl[(self.P[:, zero] > 0).any(axis=1)] = np.inf
+        if not q.all():
+            kl[(self.P[:, np.flatnonzero(q == 0)] > 0).any(axis=1)] = np.inf
         return kl
 
     def hessian(self, lam, t) -> np.ndarray:
@@ -214,22 +222,27 @@ class InnerProblem:
             H = -sum_free P_k P_j / P_lam + F_k F_j / F,   F_k = sum_free P_k,  F = sum_free P_lam
 
         (free: lo < t P_lam < hi). NSD with H lam = 0 (PAPER.md section 2, the dual's curvature)."""
-        p = self.P.shape[0]
+        p, n = self.P.shape
         if np.isinf(t):
             return np.zeros((p, p))
         r = a * t
-        free = (r > self.lo) & (r < self.hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = np.where(free, 1.0 / np.sqrt(a), 0.0)      # 1[free] / sqrt(P_lam)
-        freef = free.astype(np.float64)
-        F, M = np.zeros(p), np.zeros((p, p))
-        for b in _blocks(self.P.shape[1]):        # P's block is read from memory once
-            Pb = self.P[:, b]
-            F += Pb @ freef[b]
-            A = Pb * w[b]
-            M += A @ A.T
+        freef = ((r > self.lo) & (r < self.hi)).astype(np.float64)
+        # 1[free] / P_lam: a > 0 where free, and the floor keeps 0 / 0 out elsewhere; M is
+        # (P w) @ P' (a GEMM against the transposed view: ~25% faster than A A' with
+        # A = P sqrt(w) at p = 8, N = 1e3, and the same overflow: P_k P_j w both ways)
+        w = freef / np.maximum(a, 1e-300)
+        if n <= BLOCK:                            # one block: no loop (small N, few us each)
+            F, M = self.P @ freef, (self.P * w) @ self.P.T
+        else:
+            F, M = np.zeros(p), np.zeros((p, p))
+            for b in _blocks(n):                  # P's block is read from memory once
+                Pb = self.P[:, b]
+                F += Pb @ freef[b]
+                M += (Pb * w[b]) @ Pb.T
         total = float(a @ freef)
-        return -M + (np.outer(F, F) / total if total > 0 else 0.0)
+        if total > 0:
+            M -= np.outer(F, F / total)
+        return -M
 
 
 def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
@@ -238,20 +251,18 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
     Nocedal & Wright, Algorithm 16.3, started from the feasible point y0.
     """
     p = len(c)
+    if (y0 > 0).all():
+        # Fast path: the minimiser on the affine hull {sum y = 1} is often already >= 0 (then
+        # it is the answer: the constraints y >= 0 are inactive and the problem is convex).
+        K = np.ones((p + 1, p + 1))
+        K[:p, :p], K[p, p] = Q, 0.0
+        # LAPACK gesv directly: numpy.linalg.solve's checks cost ~4x the 9 x 9 solve itself
+        _, _, sol, info = _gesv(K, np.append(c, 1.0))
+        if info == 0 and np.isfinite(sol).all() and (sol[:p] >= 0).all():
+            return sol[:p]
     y = y0.copy()
     W = y <= 0
     y[W] = 0.0
-    if not W.any():
-        # Fast path: the minimiser on the affine hull {sum y = 1} is often already >= 0 (then
-        # it is the answer: the constraints y >= 0 are inactive and the problem is convex).
-        K = np.empty((p + 1, p + 1))
-        K[:p, :p], K[:p, p], K[p, :p], K[p, p] = Q, 1.0, 1.0, 0.0
-        try:
-            sol = np.linalg.solve(K, np.append(c, 1.0))
-        except np.linalg.LinAlgError:
-            sol = None
-        if sol is not None and np.all(sol[:p] >= 0):
-            return sol[:p]
     for _ in range(max_iter):
         F = ~W
         nF = int(F.sum())
@@ -298,23 +309,24 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     bound = inner.dual_bound(lam, q, t, a)
     g = inner.kl_per_domain(q)
     it, best, since = 0, np.inf, 0
+    diag = np.diag_indices(p)
     for it in range(1, MAX_NEWTON + 1):
-        gap = g.max() - bound
-        if gap <= tol(g.max()):
+        g_max = g.max()
+        gap = g_max - bound
+        if gap <= tol(g_max):
             break
         best, since = (gap, 0) if gap < 0.5 * best else (best, since + 1)
         if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
-        with np.errstate(over="ignore", invalid="ignore"):
-            H = inner.hessian_at(a, t)     # only when the gap asks for another step
+        H = inner.hessian_at(a, t)     # only when the gap asks for another step (may overflow)
         if not np.isfinite(H).all():
             # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
             # quadratic model is undefined; the entropic path (log-weights) takes over
             break
-        Q = -H
-        Q = 0.5 * (Q + Q.T)
-        Q[np.diag_indices(p)] += 1e-12 * np.maximum(1.0, np.diag(Q))
+        Q = H + H.T
+        Q *= -0.5
+        Q[diag] += 1e-12 * np.maximum(1.0, Q[diag])
         y = simplex_qp(Q, Q @ lam + g_step, lam)
         d = y - lam
         slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
@@ -325,7 +337,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         flat = 1e-13 * (1.0 + abs(D0))
         g_try = None
         while step > 1e-14:
-            lam_try = np.clip(lam + step * d, 0.0, None)
+            lam_try = np.maximum(lam + step * d, 0.0)
             lam_try /= lam_try.sum()
             a_try = a_y if step == 1.0 else (1.0 - step) * a + step * a_y
             q_try, t_try = inner.model_from(a_try)
@@ -486,8 +498,7 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
             break
         g_step = _finite_gradient(g)
         J = np.zeros((p + 1, p + 1))
-        with np.errstate(over="ignore", invalid="ignore"):
-            J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
+        J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
         if not np.isfinite(J).all():     # curvature overflowed float64 (see `_newton`)
             break
         J[:p, p], J[p, :p] = -1.0, lam
@@ -529,6 +540,15 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
     """
     inner = inner or InnerProblem(problem, support)
     stop = tol if callable(tol) else (lambda value, tol=tol: tol)
+    # one errstate for the whole solve (a context per Newton step cost ~5% at N = 1e3): the
+    # curvature may overflow where a weight ~1e-300 sits under a domain's mass; every path
+    # checks the Hessian for inf/NaN and hands over to another path
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _solve(inner, problem.p, stop, lam_fixed, path, lam0)
+
+
+def _solve(inner: InnerProblem, p: int, stop, lam_fixed, path: str, lam0) -> dict:
+    """`solve_waterfill` once the inner problem and the stopping rule are set up."""
     if lam_fixed is not None:
         lam = np.asarray(lam_fixed, dtype=np.float64)
         q, t = inner.model(lam)
@@ -536,23 +556,23 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
         return {"q": q, "lam": lam, "per_domain_kl": g, "bound": inner.dual_bound(lam, q, t),
                 "iterations": 0, "mask": inner.mask}
     if path == "newton":
-        lam, q, t, g, bound, it = _newton(inner, problem.p, stop,
+        lam, q, t, g, bound, it = _newton(inner, p, stop,
                                           lam0=None if lam0 is None else np.asarray(lam0, float))
     elif path == "entropic":
         info: dict = {}
-        lam, q, t, g, bound, it = _entropic_newton(inner, problem.p, stop, lam0=lam0, info=info)
+        lam, q, t, g, bound, it = _entropic_newton(inner, p, stop, lam0=lam0, info=info)
         if g.max() - bound > stop(g.max()):     # polish on the face it found (quadratic there)
-            res = _newton(inner, problem.p, stop, lam0=lam)
+            res = _newton(inner, p, stop, lam0=lam)
             if res[3].max() - res[4] < g.max() - bound:
                 lam, q, t, g, bound = res[:5]
             it += res[5]
         if g.max() - bound > stop(g.max()):     # the KKT polish from its best single iterate
-            res = _kkt_newton(inner, problem.p, stop, lam0=info["lam_pair"])
+            res = _kkt_newton(inner, p, stop, lam0=info["lam_pair"])
             if res[3].max() - res[4] < g.max() - bound:
                 lam, q, t, g, bound = res[:5]
             it += res[5]
     elif path == "kkt":
-        lam, q, t, g, bound, it = _kkt_newton(inner, problem.p, stop, lam0=lam0)
+        lam, q, t, g, bound, it = _kkt_newton(inner, p, stop, lam0=lam0)
     else:
         raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic, kkt")
     return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
