@@ -148,8 +148,9 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
         return float(kl(mixture(lam_fixed, inner.P), q)), primal, per_domain
 
     def bound_at(lam, b=None) -> float:
-        """The dual bound D(lam) (`InnerProblem.dual_bound` at q(lam)); ``b``: that number when
-        the path computed it at this lam (the water-filling paths return it with their lam)."""
+        """The dual bound D(lam) (`InnerProblem.dual_bound` at q(lam) from lam @ P); ``b``: that
+        number when the path computed it at this lam from lam @ P (the water-filling paths
+        return it with their lam; see `waterfill._newton`'s line search)."""
         b = inner.dual_bound(lam, *inner.model(lam)) if b is None else b
         return b if np.isfinite(b) else -np.inf
 

@@ -104,6 +104,7 @@ class InnerProblem:
         self.neg_entropy = neg_entropy                         # (p,)  sum_x P log P = -H(P)
         self.width = self.hi - self.lo                         # (n,)
         self.lo_sum = float(self.lo.sum())
+        self.ceiling_sum = float(self.hi.sum())                # > 1: some t has sum q = 1
         self._log_of, self._logq = None, None
         self.t = 1.0                                           # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
@@ -121,8 +122,10 @@ class InnerProblem:
     def model_from(self, a: np.ndarray) -> tuple[np.ndarray, float]:
         """`model` given the mixture a = P_lam (so a line search needs no pass over P)."""
         lo, hi = self.lo, self.hi
-        seen = a > 0
-        if self.lo_sum + np.add.reduce(self.width, where=seen) <= 1.0:   # sum q as t -> inf
+        # sum q as t -> inf: lo_sum + the width where a > 0 (all of it when a has no zero)
+        # (the margin keeps a ceiling within rounding of 1 on the exact test below)
+        seen = None if self.ceiling_sum > 1.0 + 1e-12 and a.all() else a > 0
+        if seen is not None and self.lo_sum + np.add.reduce(self.width, where=seen) <= 1.0:
             # nu = 0: every outcome the mixture sees is at its ceiling; the rest of the mass
             # goes where the mixture is blind (the objective is indifferent there).
             q = np.where(seen, hi, lo)
@@ -241,7 +244,7 @@ class InnerProblem:
                 M += (Pb * w[b]) @ Pb.T
         total = float(a @ freef)
         if total > 0:
-            M -= np.outer(F, F / total)
+            M -= F[:, None] * (F / total)
         return -M
 
 
@@ -299,9 +302,10 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     returns lam, q, t, g, bound, iterations.
 
     Passes over P per iteration: one for the Hessian (`InnerProblem.hessian_at`, only when the
-    gap asks for another step), one for P_y = y @ P at the quadratic model's optimum y (along the
-    segment lam + s (y - lam) the mixture is (1 - s) P_lam + s P_y, so the line search runs on
-    N-vectors), and a matvec for KL(P[k] || q) at the accepted point.
+    gap asks for another step), one for P_y = y @ P at the quadratic model's optimum y (the full
+    step; each shorter step of the line search reads P once more for its own mixture, so the
+    returned bound is D at the returned lam), and a matvec for KL(P[k] || q) at the accepted
+    point.
     """
     lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
     a = inner.mix(lam)
@@ -328,6 +332,7 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         Q *= -0.5
         Q[diag] += 1e-12 * np.maximum(1.0, Q[diag])
         y = simplex_qp(Q, Q @ lam + g_step, lam)
+        y /= y.sum()
         d = y - lam
         slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
         a_y = inner.mix(y)
@@ -337,9 +342,15 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
         flat = 1e-13 * (1.0 + abs(D0))
         g_try = None
         while step > 1e-14:
-            lam_try = np.maximum(lam + step * d, 0.0)
-            lam_try /= lam_try.sum()
-            a_try = a_y if step == 1.0 else (1.0 - step) * a + step * a_y
+            # the mixture is always lam_try @ P, so D_try is the dual bound at lam_try itself
+            # (`exact._run` reports it). Interpolating (1 - s) P_lam + s P_y drifted from it by
+            # 1e14 x where lam had weights of 1e-120 (fuzz seed 0 #40611: D 2.7e16 vs V* 140).
+            if step == 1.0:
+                lam_try, a_try = y, a_y
+            else:
+                lam_try = np.maximum(lam + step * d, 0.0)
+                lam_try /= lam_try.sum()
+                a_try = inner.mix(lam_try)
             q_try, t_try = inner.model_from(a_try)
             D_try = inner.dual_bound(lam_try, q_try, t_try, a_try)
             if slope > 0 and D_try - D0 >= 1e-4 * step * slope:
