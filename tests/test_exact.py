@@ -475,3 +475,35 @@ def test_pinned_fuzz0_leftovers_certify_and_agree_with_cvxpy(index, support, mon
     if np.isfinite(ref.value) and np.isfinite(ref.duality_gap):
         slack = max(ref.duality_gap, 0) + sol.duality_gap + _tol(ref.value)
         assert abs(ref.value - sol.value) <= slack
+
+
+@given(mst.hard_problems(max_p=8, max_N=40), supports, st.sampled_from(["newton", "entropic"]))
+def test_waterfill_paths_return_the_dual_bound_at_their_lam(prob, support, path):
+    """`exact._run` reports a water-filling path's own bound: it must be D(lam) recomputed from
+    lam @ P at the lam the path returns (weak duality holds only there), to rounding."""
+    from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill
+    inner = InnerProblem(prob, support)
+    if not inner.mask.any():
+        return
+    raw = solve_waterfill(prob, support, inner=inner, tol=1e-10, path=path)
+    again = inner.dual_bound(raw["lam"], *inner.model(raw["lam"]))
+    note(f"path bound {raw['bound']}, recomputed {again}")
+    assert np.isfinite(raw["bound"]) == np.isfinite(again)
+    if np.isfinite(again):
+        assert abs(raw["bound"] - again) <= 1e-12 * (1 + abs(again))
+
+
+def test_pinned_newton_bound_is_taken_at_its_own_lam():
+    """Fuzz seed 0 #40611 (union, weights down to 1e-123): projected Newton's line search used
+    the interpolated mixture (1 - s) P_lam + s P_y, 1e14 x off lam @ P at one outcome, and
+    returned a 'bound' of 2.7e16 for V* = 140.4; now the bound is D at its own lam."""
+    from pathlib import Path
+    from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill
+    prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_40611.json"))
+    sol = solve(prob, support="union")
+    assert sol.optimal and abs(sol.value - 140.40628996857) <= 1e-8
+    inner = InnerProblem(prob, "union")
+    raw = solve_waterfill(prob, "union", inner=inner, tol=1e-10, path="newton")
+    assert raw["bound"] <= sol.value + _tol(sol.value)
+    again = inner.dual_bound(raw["lam"], *inner.model(raw["lam"]))
+    assert abs(raw["bound"] - again) <= 1e-12 * abs(again)
