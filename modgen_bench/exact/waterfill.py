@@ -20,7 +20,8 @@ exactly on faces) and ``entropic`` (Newton in log-weights, `_entropic_newton`), 
 vertex where D behaves like -lam log lam and weights of 1e-7 .. 1e-90 matter. Masses that
 underflow (lam[k] P[k](x) < 1e-308) are lifted to Q_FLOOR so that KL stays finite. A Newton
 iteration reads P about twice (the Hessian in one blocked pass, the mixture at the quadratic
-model's optimum) plus a matvec for the KL gradient; the line search works on N-vectors.
+model's optimum) plus a matvec for the KL gradient; a step the line search halves reads P once
+more (its own mixture), so every bound a path returns is D at its own lam.
 """
 from __future__ import annotations
 
@@ -234,6 +235,8 @@ class InnerProblem:
         # (P w) @ P' (a GEMM against the transposed view: ~25% faster than A A' with
         # A = P sqrt(w) at p = 8, N = 1e3, and the same overflow: P_k P_j w both ways)
         w = freef / np.maximum(a, 1e-300)
+        if a.min() < 1e-300 and (freef[a < 1e-300] > 0).any():   # a free P_lam below the
+            w = np.divide(freef, a, out=np.zeros_like(a), where=freef > 0)   # floor: exact 1/a
         if n <= BLOCK:                            # one block: no loop (small N, few us each)
             F, M = self.P @ freef, (self.P * w) @ self.P.T
         else:
