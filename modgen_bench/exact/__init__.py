@@ -137,7 +137,7 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
         value counts + max(log s, 0)."""
         per_domain = inner.kl_per_domain(q) if per_domain is None else per_domain
         s = q.sum()
-        if not (abs(s - 1.0) <= SUM_TOL and np.all(q >= lo) and np.all(q <= hi)):
+        if not (abs(s - 1.0) <= SUM_TOL and (q >= lo).all() and (q <= hi).all()):
             return np.inf, np.inf, per_domain
         if s > 1.0:
             per_domain = per_domain + np.log(s)

@@ -25,6 +25,8 @@ more (its own mixture), so every bound a path returns is D at its own lam.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg.lapack import dgesv as _gesv
 
@@ -57,9 +59,10 @@ def _blocks(n: int):
         yield slice(b0, min(b0 + BLOCK, n))
 
 
-def _safe_log(q: np.ndarray) -> np.ndarray:
-    """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there)."""
-    if q.all():                                 # the common case: no zero, one SIMD log
+def _safe_log(q: np.ndarray, has_zero: bool | None = None) -> np.ndarray:
+    """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there).
+    ``has_zero``: whether q has a zero, when the caller knows."""
+    if not (has_zero if has_zero is not None else not q.all()):   # common: one SIMD log
         return np.log(q)
     return np.log(q, out=np.zeros_like(q), where=q > 0)   # no log(0) taken: no errstate needed
 
@@ -106,11 +109,12 @@ class InnerProblem:
         self.width = self.hi - self.lo                         # (n,)
         self.lo_sum = float(self.lo.sum())
         self.ceiling_sum = float(self.hi.sum())                # > 1: some t has sum q = 1
-        self._log_of, self._logq = None, None
+        self._log_of, self._logq, self._zero = None, None, False
         self.t = 1.0                                           # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
         seen_n = seen if self.all_outcomes else seen[mask]
-        self.underflow = np.flatnonzero((self.lo == 0) & seen_n)
+        self.underflow = (np.flatnonzero((self.lo == 0) & seen_n) if not self.lo.all()
+                          else np.empty(0, dtype=np.intp))
 
     def mix(self, lam) -> np.ndarray:
         """P_lam = lam @ P on the support (one pass)."""
@@ -193,15 +197,17 @@ class InnerProblem:
         certifies the primal value even when q's sum is off by rounding.
         """
         a = self.mix(lam) if a is None else a
-        nu = 0.0 if np.isinf(t) else 1.0 / t
-        if not q.all() and np.any(a[q == 0] > 0):
+        nu = 0.0 if math.isinf(t) else 1.0 / t
+        log_q = self._log(q)
+        if self._zero and np.any(a[q == 0] > 0):
             return np.inf                       # -P_lam log q = +inf: q is no box minimiser
-        return float(lam @ self.neg_entropy - a @ self._log(q) + nu * (q.sum() - 1.0))
+        return float(lam @ self.neg_entropy - a @ log_q + nu * (q.sum() - 1.0))
 
     def _log(self, q) -> np.ndarray:
         """`_safe_log(q)`, cached for the last q (the bound and the KL use the same model)."""
-        if self._log_of is not q:
-            self._log_of, self._logq = q, _safe_log(q)
+        if self._log_of is not q:               # and whether q has a zero (`_zero`)
+            self._zero = not q.all()
+            self._log_of, self._logq = q, _safe_log(q, self._zero)
         return self._logq
 
     def kl_per_domain(self, q) -> np.ndarray:
@@ -212,7 +218,8 @@ class InnerProblem:
 
     def _starved(self, q, kl: np.ndarray) -> np.ndarray:
         """KL = inf for the domains with mass where q = 0."""
-        if not q.all():
+        self._log(q)                            # sets `_zero` for this q (cached)
+        if self._zero:
             kl[(self.P[:, np.flatnonzero(q == 0)] > 0).any(axis=1)] = np.inf
         return kl
 
@@ -227,7 +234,7 @@ class InnerProblem:
 
         (free: lo < t P_lam < hi). NSD with H lam = 0 (PAPER.md section 2, the dual's curvature)."""
         p, n = self.P.shape
-        if np.isinf(t):
+        if math.isinf(t):
             return np.zeros((p, p))
         r = a * t
         freef = ((r > self.lo) & (r < self.hi)).astype(np.float64)
@@ -264,7 +271,7 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
         K[:p, :p], K[p, p] = Q, 0.0
         # LAPACK gesv directly: numpy.linalg.solve's checks cost ~4x the 9 x 9 solve itself
         _, _, sol, info = _gesv(K, np.append(c, 1.0))
-        if info == 0 and np.isfinite(sol).all() and (sol[:p] >= 0).all():
+        if info == 0 and sol[:p].min() >= 0 and sol.max() < np.inf:   # False on NaN
             return sol[:p]
     y = y0.copy()
     W = y <= 0
@@ -316,7 +323,6 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     bound = inner.dual_bound(lam, q, t, a)
     g = inner.kl_per_domain(q)
     it, best, since = 0, np.inf, 0
-    diag = np.diag_indices(p)
     for it in range(1, MAX_NEWTON + 1):
         g_max = g.max()
         gap = g_max - bound
@@ -327,13 +333,14 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
         H = inner.hessian_at(a, t)     # only when the gap asks for another step (may overflow)
-        if not np.isfinite(H).all():
+        if not math.isfinite(H.sum()):   # an inf or NaN entry (or entries near 1e308)
             # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
             # quadratic model is undefined; the entropic path (log-weights) takes over
             break
         Q = H + H.T
         Q *= -0.5
-        Q[diag] += 1e-12 * np.maximum(1.0, Q[diag])
+        dq = np.einsum("ii->i", Q)     # a writable view of the diagonal
+        dq += 1e-12 * np.maximum(1.0, dq)
         y = simplex_qp(Q, Q @ lam + g_step, lam)
         y /= y.sum()
         d = y - lam
@@ -374,9 +381,9 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
 def _finite_gradient(g: np.ndarray) -> np.ndarray:
     """KL = inf for a domain the current mixture starves: its derivative is +inf; a large finite
     stand-in keeps the Newton model defined and points the step towards that domain."""
-    finite = np.isfinite(g)
-    if finite.all():
+    if math.isfinite(g.sum()):        # KL >= 0: the sum is finite iff every entry is
         return g
+    finite = np.isfinite(g)
     top = g[finite].max() if finite.any() else 0.0
     return np.where(finite, g, top + 10.0 * (1.0 + abs(top)))
 
