@@ -143,3 +143,22 @@ def test_domain_prior_cost_is_at_most_log_p_per_window():
         assert np.all(const - expert <= math.log(3) / 8 + 1e-12)
     parts = scaling.routing_split([1.0, 1.2], [1.1, 1.1], [0.9, 1.0], [1.3, 1.3])
     assert sum(parts.values()) == pytest.approx(1.1 - 1.3)
+
+
+def test_z_calibration_counts_and_family_tests(plugin):
+    """Per-gate 95% coverage, the Bonferroni bound for n gates and the chi-square p-value; a gate
+    at |z| = 3.5 of 18 breaks the simultaneous statement, one at 2.5 does not."""
+    from scipy.stats import chi2, norm
+    import pandas as pd
+    z_cal = plugin.z_calibration
+    for outlier, consistent in [(2.5, True), (3.5, False)]:
+        score = np.r_[np.zeros(17), outlier]
+        se = np.full(18, 0.01)
+        zt = pd.DataFrame({"Z_fresh": 1 + score * se, "Z_fresh_se": se,
+                           "Z_fresh_lo": 1 + (score - 1.96) * se, "Z_fresh_hi": 1 + (score + 1.96) * se})
+        out = z_cal(zt)
+        assert out["inside"] == 17 and out["n"] == 18
+        assert out["bonferroni"] == pytest.approx(norm.ppf(1 - 0.025 / 18))
+        assert (out["max_abs_z"] <= out["bonferroni"]) == consistent
+        assert out["p_chi2"] == pytest.approx(chi2.sf(outlier ** 2, 18))
+        assert ("every gate consistent" in out["text"]) == consistent

@@ -158,6 +158,11 @@ def _figure(deltas, xo, path):
     return save_figure(fig, path, alt=alt, dpi=110)     # PNG + SVG, atomically
 
 
+Z_COLUMNS = ["Z_fresh_spd", "z_score_spd", "1 in interval_spd", "Z_restore_z_before",
+             "Z_restore_steps", "Z_restore_converged", "Z_fresh", "Z_fresh_lo", "Z_fresh_hi",
+             "z_score", "1 in interval", "Z_fresh_plain", "Z_pool", "Z_hat_ema"]
+
+
 def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
     """Is every gate's Z consistent with 1? Per gate: 1 inside its 95% interval (about 5% of
     exactly normalised gates miss by chance). For the family of n gates: a Bonferroni test (every
@@ -246,7 +251,8 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
               "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
               "pi_g/q. Z_pool: the plain mean on SPD's own proposal pool; Z_hat_ema: SPD's running "
               "estimate. " + cal["text"]),
-        tables=[("Z per gate", fmt(zt))]))
+        tables=[("Z per gate: SPD's last iterate, the restoration, the restored gate on fresh draws",
+                 fmt(zt[[c for c in base + ["seed"] + Z_COLUMNS if c in zt]]))]))
     split = df[df["metric"].str.startswith("split_") & df["r_target"].eq(1.0)]
     if len(split):
         st = split.groupby(["case", "convention", "budget", "lam", "metric"])["value"].agg(
