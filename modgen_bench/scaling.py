@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .config_utils import build
-from .crossover import bootstrap_crossover
+from .crossover import bootstrap_crossover, seed_crossover
 from .data.corpora import BOS, VOCAB_SIZE
 from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
 from .models import LMConfig, count_params
@@ -317,7 +317,8 @@ def cell_jobs(config: dict, device: str = "cpu", progress: bool = False) -> list
 
 def crossover_table(deltas, n_boot: int = 500, seed: int = 0):
     """Per (case, convention, expert_d): r* at each budget with its bootstrap interval, fitted on
-    the per-seed gate-vs-mono uniform deltas (``deltas``: rows with delta, r, budget)."""
+    the per-seed gate-vs-mono uniform deltas (``deltas``: rows with delta, r, budget, seed), and
+    the seed-level t interval (`crossover.seed_crossover`: *_seeds columns)."""
     import pandas as pd
     out = []
     for (case, conv, size), g in deltas.groupby(["case", "convention", "expert_d"]):
@@ -331,8 +332,15 @@ def crossover_table(deltas, n_boot: int = 500, seed: int = 0):
                             "crossing_share": np.nan, "note": str(err)})
                 continue
             fit = res.pop("fit")
+            try:                                   # each seed's own fit: t interval over seeds
+                by_seed = seed_crossover(g["value"], g["r"], g["budget"], g["seed"], float(B))
+            except ValueError:                     # a seed without >= 2 ratios and budgets
+                by_seed = {"r_star": np.nan, "lo": np.nan, "hi": np.nan, "n_crossing": 0,
+                           "n_seeds": int(g["seed"].nunique())}
             row = {"case": case, "convention": conv, "expert_d": size, "budget": B,
                    **{k: res[k] for k in ("r_star", "lo", "hi", "crossing_share")},
+                   "r_star_seeds": by_seed["r_star"], "lo_seeds": by_seed["lo"],
+                   "hi_seeds": by_seed["hi"], "seeds_crossing": f"{by_seed['n_crossing']}/{by_seed['n_seeds']}",
                    "a": fit.coef[0], "b_logr": fit.coef[1], "c_logB": fit.coef[2],
                    "resid_sd": fit.resid_sd, "n": fit.n, "note": ""}
             try:                                   # with the log r x log B interaction
