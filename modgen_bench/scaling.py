@@ -220,7 +220,8 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
         g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
                        cfg.resample, store, dev, progress)
         fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
-        for suffix, v in fresh_z(g.gate_spd, fresh).items():      # SPD's last iterate
+        spd_z = fresh_z(g.gate_spd, fresh)
+        for suffix, v in spd_z.items():                           # SPD's last iterate
             add("gate", "Z_fresh_spd" + suffix, v, **at)
         add("gate", "Z_pool", _pool_z(cache, g.gate_spd), **at)
         add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
@@ -236,6 +237,11 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
         # per-window NLL per token of every model on the test windows (domain by domain)
         test_e = cache.test
         raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()
+        if g.gate_spd is not g.gate:      # what the restoration cost: SPD's gate, / its own Z_hat
+            z_spd = max(float(spd_z[""]), 1e-300)
+            spd_nll = gate_nll(g.gate_spd, splits.test, test_e, dev).double().numpy()
+            add("gate_spd", "nll_per_token", (spd_nll + math.log(z_spd) / (T - 1)).mean(),
+                lam=_uniform(p), **at)
         nll = {"gate": raw + math.log(z) / (T - 1),               # proper likelihood: / Z_hat
                "const": const_gate_nll(test_e, T),
                "bayes_router": bayes_router_nll(cache.test_tok).numpy()}

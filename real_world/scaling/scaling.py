@@ -249,6 +249,13 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     z = df[df["metric"].str.startswith("Z_")]
     zt = z.pivot_table(index=base + ["seed"], columns="metric", values="value").reset_index()
     cal = z_calibration(zt)
+    u = df[df["metric"].eq("nll_per_token") & df["method"].isin(["gate", "gate_spd"])]
+    cost = u.pivot_table(index=base + ["seed", "lam"], columns="method", values="value").dropna()
+    if {"gate", "gate_spd"} <= set(cost) and len(cost):       # gate_spd: the uniform mixture
+        d = (cost["gate"] - cost["gate_spd"]).to_numpy()
+        cal["text"] += (f" Cost of the restoration (restored minus SPD's gate, each divided by its "
+                        f"own fresh Z, uniform mixture, NLL/token): mean {d.mean():+.4f}, range "
+                        f"{d.min():+.4f} to {d.max():+.4f} over {d.size} gates.")
     sections.append(Section(
         "Normaliser Z of the trained gates on fresh draws",
         text=("G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, so Z = 1 "
