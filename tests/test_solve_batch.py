@@ -72,6 +72,7 @@ def _cripple(monkeypatch):
         raise conic.ConicFailure("every conic solver failed (test)")
     monkeypatch.setattr(exact, "solve_waterfill", stuck)
     monkeypatch.setattr(conic, "solve_conic", fail)
+    monkeypatch.setattr(conic, "solve_log_conic", fail)     # the log-space form too
 
 
 def test_uncertified_answer_is_inaccurate_with_a_true_interval_and_exit_3(files, monkeypatch, capsys):
