@@ -40,6 +40,8 @@ def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
     ``seen`` (X0 as a mask) and ``hi`` (max_k E[k]) may be passed when already computed."""
     seen = np.any(problem.P > 0, axis=0) if seen is None else seen
     hi = envelope(problem)[1] if hi is None else hi
+    if hi.all():                        # every outcome covered by some expert (the usual case)
+        return ""
     xs = np.flatnonzero(seen & (hi == 0))
     if len(xs) == 0:
         return ""

@@ -80,7 +80,8 @@ class InnerProblem:
         P, E = problem.P, problem.E
         p, N = P.shape
         if N <= BLOCK:                      # one block: the same arithmetic without the loops
-            L = np.log(np.maximum(P, 1e-300))
+            L = np.maximum(P, 1e-300)
+            np.log(L, out=L)
             seen, neg_entropy = P.max(axis=0) > 0, np.einsum("kn,kn->k", P, L)
             lo, hi = E.min(axis=0), E.max(axis=0)
         else:
