@@ -440,10 +440,11 @@ def test_pinned_fuzz_leftovers_certify(name):
 
 #: `bench fuzz --instances 100000 --seed 0` leftovers (issue 9), (file, support convention): 8 of
 #: the 23 the chain left `inaccurate` (gaps 2e-8 .. 5e-6 against ~1e-8), one per failure mode.
-#: In 18 of the 23 the best dual bound was within 1e-9 of V* and only the model q(lam) was poor
-#: (lam off by factors in weights of 1e-10 .. 1e-100); in 5 (25880, 75866, 86520 here) the bound
-#: was loose too (1.7e-7 .. 2.1e-6). The log-space conic form certifies all 23; 17778 needs its
-#: gap tolerance 1e-12 and 48748 its static regularisation 1e-12 (`conic.LOG_CLARABEL`).
+#: In 19 of the 23 the best dual bound was within tolerance of V* and only the model q(lam) was
+#: poor (lam off by factors in weights of 1e-10 .. 1e-100); in 4 (25880, 75866, 86520 here, and
+#: 50915) the bound was loose too (1.7e-7 .. 2.1e-6). The log-space conic form certifies all 23;
+#: 17778 needs its gap tolerance 1e-12 and 48748 its static regularisation 1e-12
+#: (`conic.LOG_CLARABEL`).
 FUZZ0_LEFTOVERS = [("13536", "domains"), ("17778", "domains"), ("20767", "union"),
                    ("25880", "domains"), ("48748", "union"), ("66774", "union"),
                    ("75866", "union"), ("86520", "domains")]
