@@ -101,3 +101,12 @@ def test_restoration_without_steps_changes_nothing_and_says_so():
     res = restore_z(gate, inputs, log_e, max_steps=0)
     assert not res.converged and res.steps == 0 and res.z_after == res.z_before
     np.testing.assert_array_equal(gate_table(gate, problem.N), table)
+
+
+def test_restoration_rejects_empty_or_mismatched_draws():
+    problem = _problem("dirichlet", 6)
+    gate = _skewed_gate(problem, 6)
+    inputs, log_e = _draws(problem, 100, 6)
+    for bad in [(inputs[:0], log_e[:0]), (inputs, log_e[:50]), (inputs, log_e * float("nan"))]:
+        with pytest.raises(ValueError, match="restore_z"):
+            restore_z(gate, *bad)

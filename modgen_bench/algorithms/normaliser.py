@@ -109,6 +109,9 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
     """Move the gate's parameters (in place) until Z_cv = 1 within ``tol`` on the draws ``inputs``
     from q with their ``log_experts`` (n, p) (module docstring). The gate runs in eval mode (no
     dropout); its training flag is restored afterwards."""
+    if len(inputs) == 0 or len(inputs) != len(log_experts) or torch.isnan(log_experts).any():
+        raise ValueError(f"restore_z: need n >= 1 draws with n rows of log_experts and no NaN "
+                         f"(got {len(inputs)} draws, log_experts {tuple(log_experts.shape)})")
     p = log_experts.shape[-1]
     device = next(gate.parameters()).device
     a = torch.as_tensor(control_weights(log_experts), dtype=torch.float64, device=device)
