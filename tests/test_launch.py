@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MICRO = {
     "corpora": ["scripture", "fortunes-es"],
     "block_size": 9, "seeds": [0, 1], "resamples": [],
-    "n_gate_train": 16, "n_eval": 4, "n_proposal": 4, "n_draws": 16,
+    "n_gate_train": 16, "n_eval": 4, "n_proposal": 4, "n_draws": 16, "n_restore": 16,
     "mixtures": [[1, 0], [0, 1], [0.5, 0.5], [0.6, 0.4], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]],
     "conflict_every": 2, "conflict_batch": 2, "checkpoint_every": 2,
     "expert": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8, "steps": 4, "batch_size": 4, "lr": 3e-3},

@@ -30,7 +30,7 @@ PLUGIN = ROOT / "real_world" / "modular_text.py"
 TINY = {
     "corpora": ["scripture", "fortunes-es", "fortunes-it"],
     "block_size": 17, "seeds": [0], "resamples": [1],
-    "n_gate_train": 32, "n_eval": 8, "n_proposal": 16, "n_draws": 48,
+    "n_gate_train": 32, "n_eval": 8, "n_proposal": 16, "n_draws": 48, "n_restore": 64,
     "mixtures": [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3], [0.6, 0.2, 0.2],
                  [0.8, 0.1, 0.1], [0, 0.5, 0.5]],
     "oracle": [4],

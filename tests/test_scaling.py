@@ -12,7 +12,7 @@ from modgen_bench.suites import discover
 
 TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1], expert_sizes=[8],
             budgets=[4, 8], ratios=[0.5, 2.0], conventions=["compute", "tokens"], block_size=9,
-            batch_size=4, warmup=0, n_gate_train=16, n_eval=8, n_z_draws=64,
+            batch_size=4, warmup=0, n_gate_train=16, n_eval=8, n_z_draws=64, n_restore=128,
             gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
             spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
 
