@@ -91,6 +91,7 @@ def test_restoration_reaches_Z_1_on_its_draws_and_near_1_exactly():
         assert res.converged and abs(res.z_after - 1) <= 1e-8 and res.steps >= 1
         assert abs(after - 1) < 0.02, (before, after)
         assert res.z_before == pytest.approx(before, abs=0.05)
+        assert abs(after - 1) <= 5 * res.se and 0 < res.se < 0.02    # Z put on 1 to within its se
 
 
 def test_restoration_without_steps_changes_nothing_and_says_so():

@@ -75,14 +75,17 @@ def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: flo
 
 @dataclass
 class Restoration:
-    """What `restore_z` did: Z_cv on the batch before and after, steps taken, draws used, and
-    whether |Z_cv - 1| <= tol was reached (``converged``)."""
+    """What `restore_z` did: Z_cv on the batch before and after, steps taken, draws used,
+    whether |Z_cv - 1| <= tol was reached (``converged``), and ``se``, the standard error of Z_cv
+    on the batch at the end: the precision with which the true Z is put on 1 (a later check on
+    n' independent draws sees Z - 1 ~ N(0, se^2 + se'^2), not N(0, se'^2))."""
 
     z_before: float
     z_after: float
     steps: int
     n: int
     converged: bool
+    se: float = float("nan")
 
 
 def _z_and_grad(gate: torch.nn.Module, inputs, log_accept, a, batch_size: int, grad: bool):
@@ -154,7 +157,13 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
                 _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
         for t in params:
             t.grad = None
+        with torch.no_grad():                    # the end point's standard error on the batch
+            log_g = torch.cat([gate(c).double().cpu() for c in inputs.split(batch_size)])
     finally:
         gate.train(was_training)
+    log_w = torch.logsumexp(log_g + log_accept.cpu(), dim=-1)
+    if in_support is not None:
+        log_w = torch.where(in_support.cpu(), log_w, torch.full_like(log_w, -math.inf))
+    se = z_control_variate(log_w, log_experts)[2]
     return Restoration(z_before=z0, z_after=z, steps=steps, n=len(inputs),
-                       converged=abs(z - 1.0) <= tol)
+                       converged=abs(z - 1.0) <= tol, se=se)

@@ -164,7 +164,8 @@ def _figure(deltas, xo, path):
 
 Z_COLUMNS = ["Z_fresh_spd", "z_score_spd", "1 in interval_spd", "Z_restore_z_before",
              "Z_restore_steps", "Z_restore_converged", "Z_fresh", "Z_fresh_lo", "Z_fresh_hi",
-             "z_score", "1 in interval", "Z_fresh_plain", "Z_pool", "Z_hat_ema"]
+             "z_score", "1 in interval", "Z_restore_se", "z_score_combined", "Z_fresh_plain",
+             "Z_pool", "Z_hat_ema"]
 
 
 def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
@@ -185,12 +186,21 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
     p_chi2 = float(chi2.sf(float(score @ score), n))
     inside = int(zt["1 in interval"].sum())
     spd = int(zt["1 in interval_spd"].sum()) if "1 in interval_spd" in zt else None
+    combined = ""
+    if "Z_restore_se" in zt:
+        # the restoration puts the true Z on 1 only to within its own s.e. on its draws
+        zt["z_score_combined"] = (zt["Z_fresh"] - 1) / np.hypot(zt["Z_fresh_se"], zt["Z_restore_se"])
+        zc = np.abs(zt["z_score_combined"].fillna(0.0).to_numpy())
+        combined = (f" With the restoration's own s.e. added (Z - 1 ~ N(0, se_fresh^2 + "
+                    f"se_restore^2) at a perfect restoration): {int((zc <= norm.ppf(0.5 + level / 2)).sum())} "
+                    f"of {n} within 95%, max |z| {zc.max():.2f}.")
     text = (f"{inside} of {n} restored gates have 1 inside their 95% interval (about {0.05 * n:.1f} "
             f"misses expected by chance at Z = 1 exactly); largest |Z - 1| / se = "
             f"{np.abs(score).max():.2f} against the Bonferroni bound {crit:.2f} for {n} gates "
             f"({'every gate consistent with Z = 1' if np.abs(score).max() <= crit else 'some gate NOT consistent with Z = 1'}"
             f", simultaneous 95%); chi-square test of sum z^2 on {n} d.o.f.: p = {p_chi2:.3g}."
-            + (f" SPD's gates before the restoration: {spd} of {n}." if spd is not None else ""))
+            + (f" SPD's gates before the restoration: {spd} of {n}." if spd is not None else "")
+            + combined)
     return {"text": text, "n": n, "inside": inside, "inside_spd": spd, "max_abs_z": float(np.abs(score).max()),
             "bonferroni": crit, "p_chi2": p_chi2}
 
