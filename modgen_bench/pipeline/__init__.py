@@ -11,8 +11,8 @@ stage       function                    output                                  
 ==========  ==========================  ===========================================  ===========
 1 data      `load_splits`               `Splits` (train tokens, SPD pool, test, val)  data
 2 experts   `train_experts`             `Experts` (p frozen LMs)                      experts
-3 cache     `cache_experts`             `ExpertCache` (log E[k] of every split)       loglik
-4 gate      `train_gate`                `GateResult` (SPD gate, lam, mu, history)     gate
+3 cache     `cache_experts`             `ExpertCache` (log E[k], draws from E[k])     loglik
+4 gate      `train_gate`                `GateResult` (SPD gate restored to Z = 1)     gate
 5 retrains  `train_retrain`             `Retrain` (matched monolith on a mixture)     retrain
 6 router    `distil_router`             `RouterResult` (causal router)                router
 7 sampling  `sample_gates`              `SamplingResult` (SIR per gate, rejection)    sample
@@ -28,7 +28,7 @@ A sketch of a new study reusing the stages::
     splits = load_splits(["code", "scripture"], 65, 256, 64, resample=0)
     store = Store(out_dir)
     experts = train_experts(splits, LMTrain(2, 4, 64, 256, 1200, 32, 2e-3), seed=0, resample=0, store=store)
-    cache = cache_experts(experts, splits, n_proposal=512, seed=1, store=store)
+    cache = cache_experts(experts, splits, n_proposal=512, seed=1, store=store, n_restore=2048)
     gate = train_gate(splits, cache, SmallNet(1, 2, 32, 128), {"steps": 600}, "excess", 0, 0, store)
 """
 from .config import LMTrain, PipelineConfig, RouterTrain, SmallNet
