@@ -198,6 +198,8 @@ class InnerProblem:
         certifies the primal value even when q's sum is off by rounding.
         """
         a = self.mix(lam) if a is None else a
+        if t == 0:                              # nu = inf: L(lam, nu) is -inf (or inf * 0): no bound
+            return -np.inf
         nu = 0.0 if math.isinf(t) else 1.0 / t
         log_q = self._log(q)
         if self._zero and np.any(a[q == 0] > 0):
