@@ -96,6 +96,9 @@ class ScalingConfig:
             raise ValueError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
         if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets):
             raise ValueError("scaling config: ratios must be > 0 and budgets >= 1")
+        if cfg.n_restore < 0 or cfg.n_z_draws < 2:
+            raise ValueError(f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
+                             f"(got {cfg.n_restore}, {cfg.n_z_draws})")
         return cfg
 
     @property

@@ -42,6 +42,8 @@ def test_config_needs_two_budgets_and_known_conventions():
         scaling.ScalingConfig.from_dict({**TINY, "conventions": ["flops"]})
     with pytest.raises(ValueError, match="unknown keys"):
         scaling.ScalingConfig.from_dict({**TINY, "ratio": [1]})
+    with pytest.raises(ValueError, match="n_restore must be >= 0"):
+        scaling.ScalingConfig.from_dict({**TINY, "n_restore": -1})
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,8 @@ class PipelineConfig:
                              f"{', '.join(CONVENTIONS)}")
         if not cfg.ratio > 0:
             raise ValueError(f"ratio must be > 0 (got {cfg.ratio})")
+        if cfg.n_restore < 0:
+            raise ValueError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
         from ..algorithms.spd import SPDConfig
         spd_draws = int(cfg.spd.get("steps", SPDConfig.steps)) * int(cfg.spd.get("per_domain", SPDConfig.per_domain))
         if cfg.n_proposal == 0:
