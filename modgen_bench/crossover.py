@@ -66,6 +66,9 @@ def fit_delta(delta, r, budget, interaction: bool = False) -> CrossoverFit:
         raise ValueError("delta, r and budget must be 1-d arrays of the same length")
     if np.any(r <= 0) or np.any(budget <= 0):
         raise ValueError("r and budget must be > 0 (they enter through their logs)")
+    if not np.all(np.isfinite(delta)):
+        raise ValueError(f"crossover fit: {int((~np.isfinite(delta)).sum())} delta values are "
+                         f"not finite (a failed cell); fix or drop them first")
     X = _design(r, budget, interaction)
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(f"crossover fit: the design (distinct r and budgets) has rank "
@@ -119,8 +122,10 @@ def seed_crossover(delta, r, budget, seeds, at_budget: float, interaction: bool 
                    level: float = 0.95) -> dict:
     """r* at ``at_budget`` from each seed's own fit, with a t interval over seeds on log r*.
 
-    Returns {r_star (exp of the mean log r*), lo, hi, n_seeds, n_crossing, per_seed}: lo/hi are
-    NaN unless every seed's fit crosses upwards and there are >= 2 seeds.
+    Returns {r_star (exp of the mean log r*), lo, hi, n_seeds, n_crossing, per_seed}: r_star,
+    lo and hi are NaN unless every seed's fit crosses upwards and there are >= 2 seeds (each
+    seed's own r* is in per_seed). A non-finite delta is an error (`fit_delta`), never counted
+    as a seed without a crossing.
     """
     from scipy import stats
     delta, r, budget, seeds = (np.asarray(v) for v in (delta, r, budget, seeds))

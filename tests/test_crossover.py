@@ -81,3 +81,10 @@ def test_seed_interval_is_undefined_when_a_seed_does_not_cross():
     delta[s == 1] = -0.3 - 0.05 * np.log(r[s == 1])           # seed 1: gate better everywhere
     out = crossover.seed_crossover(delta, r, B, s, 100.0)
     assert out["n_crossing"] == 2 and np.isnan(out["lo"]) and np.isnan(out["r_star"])
+
+
+def test_a_failed_cell_is_an_error_not_a_seed_without_crossing():
+    delta, r, B, s = _plant_seeds(0.0)
+    delta[3] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        crossover.seed_crossover(delta, r, B, s, 100.0)

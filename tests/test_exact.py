@@ -24,7 +24,7 @@ def _draw(family, seed, p, N):
 def test_waterfill_and_cvxpy_agree_and_certify(family, seed, p, N):
     prob = _draw(family, seed, p, N)
     wf, cv = solve(prob, "waterfill", fallback=False), solve(prob, "cvxpy", fallback=False)
-    assert wf.optimal and cv.solver in ("CLARABEL", "SCS", "ECOS", "CLARABEL (inaccurate, certified)")
+    assert wf.optimal and cv.solver in ("CLARABEL", "SCS", "ECOS", "CLARABEL (solver status optimal_inaccurate)")
     assert cv.optimal or 0 < cv.duality_gap <= 1e-6
     assert abs(wf.value - cv.value) <= 1e-6
     assert -1e-9 <= wf.duality_gap <= 1e-6
@@ -258,12 +258,12 @@ def test_inaccurate_conic_answer_is_kept_only_when_certified(monkeypatch):
     chained = solve(prob, "cvxpy")                 # falls back to water-filling, and says so
     assert chained.optimal and chained.solver.startswith("waterfill")
     loose = solve(prob, "cvxpy", fallback=False, tol=1e-7)
-    assert loose.optimal and loose.solver == "CLARABEL (inaccurate, certified)"
+    assert loose.optimal and loose.solver == "CLARABEL (solver status optimal_inaccurate)"
     monkeypatch.setattr(conic, "SOLVER_CHAIN", conic.SOLVER_CHAIN[:1])
     monkeypatch.setattr(conic, "INACCURATE_GAP_MAX", 1e-12)
     failed = solve(prob, "cvxpy", fallback=False)
     assert failed.status == "inaccurate" and not failed.optimal
-    assert "CLARABEL: status optimal_inaccurate, certified gap" in failed.reason
+    assert "CLARABEL: status optimal_inaccurate, certificate gap" in failed.reason
 
 
 supports = st.sampled_from(["domains", "union"])

@@ -111,3 +111,36 @@ def test_restoration_rejects_empty_or_mismatched_draws():
     for bad in [(inputs[:0], log_e[:0]), (inputs, log_e[:50]), (inputs, log_e * float("nan"))]:
         with pytest.raises(ValueError, match="restore_z"):
             restore_z(gate, *bad)
+
+
+def test_few_draws_give_no_false_certainty():
+    """n <= p: the fit interpolates the draws (residual 0); the interval must be the whole line,
+    not the rounding floor (a red-team finding: coverage 0 at n = p = 8)."""
+    problem = instances.make("dirichlet", 7, p=8, N=40)
+    gate = _skewed_gate(problem, 7)
+    inputs, log_e = _draws(problem, 8, 7)
+    z, (lo, hi), se = z_control_variate(log_weight(log_gate(gate, inputs), log_e), log_e)
+    assert se == float("inf") and lo == -float("inf") and hi == float("inf")
+
+
+def test_weights_and_estimate_agree_on_nearly_equal_experts():
+    """Two experts equal up to 1e-14: the restoration's weights a and the reported estimate use
+    one pseudo-inverse, so a @ w is the estimate (they disagreed by up to 8e-3 before)."""
+    problem = _problem("dirichlet", 8)
+    E = problem.E.copy()
+    E[1] = E[0] * (1 + 1e-14)
+    E[1] /= E[1].sum()
+    prop = TableProposal(torch.tensor(E, dtype=torch.float64))
+    inputs, log_e = draw_from_q(prop, 500, torch.Generator().manual_seed(8))[:2]
+    log_w = log_weight(log_gate(_skewed_gate(problem, 8), inputs), log_e)
+    z = z_control_variate(log_w, log_e)[0]
+    assert float(control_weights(log_e) @ torch.exp(log_w.double()).numpy()) == pytest.approx(z, abs=1e-12)
+
+
+def test_restoration_ignores_a_parameter_the_gate_does_not_use():
+    problem = _problem("leaking", 9)
+    gate = _skewed_gate(problem, 9)
+    gate.unused = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    inputs, log_e = _draws(problem, 5000, 9)
+    res = restore_z(gate, inputs, log_e)
+    assert res.converged and torch.equal(gate.unused, torch.zeros(3, dtype=torch.float64))

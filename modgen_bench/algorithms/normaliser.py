@@ -44,32 +44,50 @@ def _controls(log_experts: torch.Tensor) -> np.ndarray:
     return p * torch.softmax(log_experts.double(), dim=-1).cpu().numpy()
 
 
+def _regression(log_experts: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]:
+    """X = [1, c_1 - 1, ..., c_{p-1} - 1] (n, p), its pseudo-inverse (p, n) and its rank, with one
+    cut-off for both (numpy's matrix_rank default), so the estimate, its weights and its degrees
+    of freedom always agree (nearly equal experts make X nearly collinear)."""
+    c = _controls(log_experts)
+    X = np.column_stack([np.ones(len(c)), c[:, :-1] - 1.0])
+    rcond = max(X.shape) * np.finfo(float).eps
+    s = np.linalg.svd(X, compute_uv=False)
+    return X, np.linalg.pinv(X, rcond=rcond), int((s > rcond * s[0]).sum())
+
+
 def control_weights(log_experts: torch.Tensor) -> np.ndarray:
     """(n,) weights a with Z_cv = a @ w: the intercept row of the least-squares pseudo-inverse of
     X = [1, c_1 - 1, ..., c_{p-1} - 1] (min-norm when the c_k are collinear, e.g. equal experts;
     then a = 1/n, the plain mean)."""
-    c = _controls(log_experts)
-    X = np.column_stack([np.ones(len(c)), c[:, :-1] - 1.0])
-    return np.linalg.pinv(X)[0]
+    return _regression(log_experts)[1][0]
 
 
 def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: float = 0.95
                       ) -> tuple[float, tuple[float, float], float]:
-    """(Z_cv, its normal interval at ``level``, its standard error) from draws x ~ q:
-    ``log_w`` (n,) log pi_g(x)/q(x) (-inf off the support S), ``log_experts`` (n, p)."""
-    from scipy.stats import norm
+    """(Z_cv, its interval at ``level``, its standard error) from draws x ~ q: ``log_w`` (n,)
+    log pi_g(x)/q(x) (-inf off the support S), ``log_experts`` (n, p).
+
+    The interval is Student t with n - rank(X) degrees of freedom. With fewer than 2 residual
+    degrees of freedom among the distinct draws the fit interpolates them and says nothing about
+    its error: se = inf and the interval is the whole line (never a false "exact"). The
+    regression estimator is asymptotic (bias O(1/n)): use n >> p draws; the pipeline uses
+    thousands per expert."""
+    from scipy.stats import t as student_t
     w = torch.exp(log_w.double()).cpu().numpy()
-    c = _controls(log_experts)
-    X = np.column_stack([np.ones(len(c)), c[:, :-1] - 1.0])
-    beta, _, rank, _ = np.linalg.lstsq(X, w, rcond=None)
+    X, Xp, rank = _regression(log_experts)
+    beta = Xp @ w
+    z = float(beta[0])
+    dof = len(w) - rank
+    # the fit interpolates when the distinct draws barely exceed the rank (repeated draws of one
+    # outcome of a finite space add rows but no residual information)
+    if len(np.unique(np.column_stack([X, w]), axis=0)) - rank < 2:
+        return z, (-math.inf, math.inf), math.inf
     resid = w - X @ beta
-    a = np.linalg.pinv(X)[0]
-    dof = max(len(w) - rank, 1)
+    a = Xp[0]
     # a floor for float64 rounding in the least-squares solve: a constant gate has residual 0
     # and Z_cv = 1 + O(1e-15), which must not read as an interval that excludes 1
-    se = max(math.sqrt(float(resid @ resid) / dof * float(a @ a)), SE_FLOOR * max(1.0, abs(float(beta[0]))))
-    z = float(beta[0])
-    half = float(norm.ppf(0.5 + level / 2)) * se
+    se = max(math.sqrt(float(resid @ resid) / dof * float(a @ a)), SE_FLOOR * max(1.0, abs(z)))
+    half = float(student_t.ppf(0.5 + level / 2, dof)) * se
     return z, (z - half, z + half), se
 
 
@@ -130,8 +148,10 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
         z, params = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
         z0, steps = z, 0
         while abs(z - 1.0) > tol and steps < max_steps:
-            # dense copies: a sparse gradient (a table gate) holds uncoalesced duplicate rows
-            grads = [t.grad.detach().to_dense() if t.grad.is_sparse else t.grad.detach().clone()
+            # dense copies: a sparse gradient (a table gate) holds uncoalesced duplicate rows;
+            # a parameter the forward pass never uses has no gradient: it does not move
+            grads = [torch.zeros_like(t) if t.grad is None else
+                     t.grad.detach().to_dense() if t.grad.is_sparse else t.grad.detach().clone()
                      for t in params]
             norm2 = sum(float((g.double() ** 2).sum()) for g in grads)
             if norm2 == 0.0:

@@ -13,7 +13,8 @@ when installed); the one that answered is reported. Dirichlet(0.5) domains at N 
 near 1e-14 that make interior-point solvers stall, and near-deterministic domains make Clarabel stop
 with status `optimal_inaccurate`. Such an answer is accepted only when the caller's solver-independent
 certificate (the duality gap) is at most INACCURATE_GAP_MAX, and is reported as
-"CLARABEL (inaccurate, certified)"; otherwise the chain moves on, and raises `ConicFailure` at its end.
+"CLARABEL (solver status optimal_inaccurate)" (the solver's own word; whether the answer is
+`optimal` is the caller's certificate's); otherwise the chain moves on, and raises `ConicFailure` at its end.
 """
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ def _solve_chain(prob: cp.Problem, certify=None) -> str:
         if prob.status == cp.OPTIMAL_INACCURATE and certify is not None:
             gap = certify()
             if gap <= INACCURATE_GAP_MAX:
-                return f"{name} (inaccurate, certified)"
-            tried.append(f"{name}: status {prob.status}, certified gap {gap:.2g}")
+                return f"{name} (solver status optimal_inaccurate)"
+            tried.append(f"{name}: status {prob.status}, certificate gap {gap:.2g}")
             continue
         tried.append(f"{name}: status {prob.status}")
     raise ConicFailure("every conic solver failed (" + "; ".join(tried) + "); "
@@ -134,9 +135,9 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
     included) and the caller's certificate grades it.
 
     ``P`` (p, n), ``lo``, ``hi`` (n,) on the support. Returns ``{"u"}`` (n,; -inf off X0), ``"lam"``
-    (the duals of the epigraph rows, normalised) and ``"solver"`` (says "inaccurate, certified"
-    when Clarabel's status was `optimal_inaccurate`: the caller only answers with a certified
-    pair); raises `ConicFailure` when Clarabel gives no values.
+    (the duals of the epigraph rows, normalised) and ``"solver"`` (says "solver status
+    optimal_inaccurate" when Clarabel's was: the caller's certificate grades the answer either
+    way); raises `ConicFailure` when Clarabel gives no values.
     """
     seen = P.max(axis=0) > 0
     room = 1.0 - float(lo[~seen].sum())
@@ -163,7 +164,7 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
     u_full[seen] = u.value
     lam = np.clip(np.asarray(epi[0].dual_value, dtype=np.float64).ravel(), 0.0, None)
     lam = lam / lam.sum() if lam.sum() > 0 else np.full(P.shape[0], 1.0 / P.shape[0])
-    name = "CLARABEL-log" if prob.status == cp.OPTIMAL else "CLARABEL-log (inaccurate, certified)"
+    name = "CLARABEL-log" if prob.status == cp.OPTIMAL else "CLARABEL-log (solver status optimal_inaccurate)"
     return {"u": u_full, "lam": lam, "solver": name}
 
 
