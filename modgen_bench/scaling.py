@@ -10,9 +10,9 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 2. trains the SPD gate (lam signal ``excess``), restored to Z = 1 on ``n_restore`` draws per
    expert (`pipeline.gate.train_gate`, `algorithms.normaliser.restore_z`: SPD's last iterate
    meets the equality only up to its dual dynamics), then estimates Z on FRESH draws from
-   q = (1/p) sum_k E[k] (own seed, never seen by SPD or the restoration) by the control-variate estimator with a 95% interval; the
-   gate is graded as a proper likelihood, log pi_g - log Z_hat, the interval propagated to NLL.
-   SPD's own gate (before restoration) is graded on the same fresh draws, and Z on the SPD pool
+   q = (1/p) sum_k E[k] (own seed, never seen by SPD or the restoration) by the control-variate
+   estimator with a 95% interval; the gate is graded as a proper likelihood,
+   log pi_g - log Z_hat, the interval propagated to NLL. SPD's own gate (before restoration) is graded on the same fresh draws, and Z on the SPD pool
    is recorded beside it (the pool bias the issue reports);
 3. grades the baselines: the constant gate 1/p and the Bayes-posterior causal router
    gamma_t(k) ∝ prod_{s<t} E[k](x_s | x_<s) (free: no training). With the uniform prior the
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .algorithms.normaliser import z_control_variate
 from .config_utils import build
 from .crossover import bootstrap_crossover, seed_crossover
 from .data.corpora import BOS, VOCAB_SIZE
@@ -47,7 +48,6 @@ from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_pa
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
-from .algorithms.normaliser import z_control_variate
 from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
@@ -230,7 +230,7 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
         add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
         for name, v in (g.restoration or {}).items():             # Z = 1 restored (stage 4)
             add("gate", f"Z_restore_{name}", v, **at)
-        zf = fresh_z(g.gate, fresh)
+        zf = spd_z if g.gate_spd is g.gate else fresh_z(g.gate, fresh)     # no restoration: same
         for suffix, v in zf.items():
             add("gate", "Z_fresh" + suffix, v, **at)
         z, z_lo, z_hi = zf[""], zf["_lo"], zf["_hi"]

@@ -107,21 +107,22 @@ class Restoration:
 
 
 def _z_and_grad(gate: torch.nn.Module, inputs, log_accept, a, batch_size: int, grad: bool):
-    """Z_cv = sum_i a_i w_i with w_i = p exp(log_accept_i(theta)); accumulates its gradient."""
-    params = [t for t in gate.parameters() if t.requires_grad]
+    """Z_cv = sum_i a_i w_i with w_i = p exp(log_accept_i(theta)) and the weights w (n,) on CPU;
+    with ``grad``, the gradient of Z_cv is accumulated in the parameters' ``.grad``."""
     if grad:
-        for t in params:
+        for t in gate.parameters():
             t.grad = None
-    total = 0.0
+    total, ws = 0.0, []
     for s in range(0, len(inputs), batch_size):
         sl = slice(s, s + batch_size)
-        log_g = gate(inputs[sl])
-        w = torch.exp(torch.logsumexp(log_g.double() + log_accept[sl], dim=-1))
-        part = (a[sl] * w).sum()
+        with torch.set_grad_enabled(grad):
+            w = torch.exp(torch.logsumexp(gate(inputs[sl]).double() + log_accept[sl], dim=-1))
+            part = (a[sl] * w).sum()
         if grad:
             part.backward()
         total += float(part.detach())
-    return total, params
+        ws.append(w.detach().cpu())
+    return total, torch.cat(ws)
 
 
 def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Tensor,
@@ -142,10 +143,11 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
     if in_support is not None:
         a = torch.where(in_support.to(device), a, torch.zeros_like(a))
     inputs = inputs.to(device)
+    params = [t for t in gate.parameters() if t.requires_grad]
     was_training = gate.training
     gate.eval()
     try:
-        z, params = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
+        z, w = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
         z0, steps = z, 0
         while abs(z - 1.0) > tol and steps < max_steps:
             # dense copies: a sparse gradient (a table gate) holds uncoalesced duplicate rows;
@@ -162,7 +164,7 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
                 with torch.no_grad():
                     for t, t0, g in zip(params, old, grads):
                         t.copy_(t0 - step * (z - 1.0) / norm2 * g)
-                z_try, _ = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=False)
+                z_try, w_try = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=False)
                 if abs(z_try - 1.0) < abs(z - 1.0):
                     improved = True
                     break
@@ -172,18 +174,17 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
                     for t, t0 in zip(params, old):
                         t.copy_(t0)
                 break
-            steps, z = steps + 1, z_try
+            steps, z, w = steps + 1, z_try, w_try
             if abs(z - 1.0) > tol and steps < max_steps:     # the next step's gradient
                 _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
         for t in params:
             t.grad = None
-        with torch.no_grad():                    # the end point's standard error on the batch
-            log_g = torch.cat([gate(c).double().cpu() for c in inputs.split(batch_size)])
     finally:
         gate.train(was_training)
-    log_w = torch.logsumexp(log_g + log_accept.cpu(), dim=-1)
+    # the end point's standard error on the batch, from the weights of its last evaluation
     if in_support is not None:
-        log_w = torch.where(in_support.cpu(), log_w, torch.full_like(log_w, -math.inf))
-    se = z_control_variate(log_w, log_experts)[2]
+        w = torch.where(in_support.cpu(), w, torch.zeros_like(w))
+    with torch.no_grad():
+        se = z_control_variate(torch.log(w), log_experts)[2]
     return Restoration(z_before=z0, z_after=z, steps=steps, n=len(inputs),
                        converged=abs(z - 1.0) <= tol, se=se)

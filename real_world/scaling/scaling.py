@@ -181,7 +181,7 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
     if "z_score" not in zt:
         return {"text": "", "n": 0}
     score = zt["z_score"].fillna(0.0).to_numpy()
-    n = len(score)
+    n, max_z = len(score), float(np.abs(score).max())
     crit = float(norm.ppf(1 - (1 - level) / (2 * n)))
     p_chi2 = float(chi2.sf(float(score @ score), n))
     inside = int(zt["1 in interval"].sum())
@@ -194,14 +194,14 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
         combined = (f" With the restoration's own s.e. added (Z - 1 ~ N(0, se_fresh^2 + "
                     f"se_restore^2) at a perfect restoration): {int((zc <= norm.ppf(0.5 + level / 2)).sum())} "
                     f"of {n} within 95%, max |z| {zc.max():.2f}.")
-    text = (f"{inside} of {n} restored gates have 1 inside their 95% interval (about {0.05 * n:.1f} "
-            f"misses expected by chance at Z = 1 exactly); largest |Z - 1| / se = "
-            f"{np.abs(score).max():.2f} against the Bonferroni bound {crit:.2f} for {n} gates "
-            f"({'every gate consistent with Z = 1' if np.abs(score).max() <= crit else 'some gate NOT consistent with Z = 1'}"
+    text = (f"{inside} of {n} restored gates have 1 inside their 95% interval (about "
+            f"{(1 - level) * n:.1f} misses expected by chance at Z = 1 exactly); largest |Z - 1| / se "
+            f"= {max_z:.2f} against the Bonferroni bound {crit:.2f} for {n} gates "
+            f"({'every gate consistent with Z = 1' if max_z <= crit else 'some gate NOT consistent with Z = 1'}"
             f", simultaneous 95%); chi-square test of sum z^2 on {n} d.o.f.: p = {p_chi2:.3g}."
             + (f" SPD's gates before the restoration: {spd} of {n}." if spd is not None else "")
             + combined)
-    return {"text": text, "n": n, "inside": inside, "inside_spd": spd, "max_abs_z": float(np.abs(score).max()),
+    return {"text": text, "n": n, "inside": inside, "inside_spd": spd, "max_abs_z": max_z,
             "bonferroni": crit, "p_chi2": p_chi2}
 
 
