@@ -98,14 +98,14 @@ def _spd(args) -> int:
 
 
 def _check(args) -> int:
-    from theory_checks import run_checks   # shipped beside modgen_bench (pyproject.toml)
+    from theory_checks import run_checks  # shipped beside modgen_bench (pyproject.toml)
     return run_checks(claims=args.claims, instances=args.instances, seed=args.seed, out=args.out,
                       strict=args.strict, expected=args.expected)
 
 
 def _run(args) -> int:
-    from .runner import parse_overrides, run_suite
     from .launch import LaunchSpec, SlurmSpec
+    from .runner import parse_overrides, run_suite
     if args.nproc > 1:                   # re-run this command under torchrun (DDP training)
         from .distributed import run_under_torchrun
         return run_under_torchrun(args.nproc, sys.argv[1:], args.device)
@@ -135,6 +135,7 @@ def _bench_fuzz(args) -> int:
     print(format_counts(res))
     if args.csv:
         import pandas as pd
+
         from .atomic import write_frame
         write_frame(args.csv, pd.DataFrame([{**res["counts"], "worst_gap": res["worst_gap"],
                                              "seconds_per_instance": res["seconds_per_instance"],
@@ -149,8 +150,9 @@ def _bench(args) -> int:
     if args.what == "fuzz":
         return _bench_fuzz(args)
     if args.what == "exact":
-        from .bench.exact import bench_exact, speedups
         import pandas as pd
+
+        from .bench.exact import bench_exact, speedups
         sizes = tuple(int(float(s)) for s in args.sizes)
         ps = tuple(int(p) for p in args.ps)
         df = bench_exact(sizes=sizes, ps=ps, cvxpy_max_n=args.cvxpy_max_n, seed=args.seed,

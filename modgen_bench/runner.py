@@ -18,9 +18,9 @@ import time
 import tomllib
 from pathlib import Path
 
+from .atomic import write_json
 from .provenance import config_hash, git_commit, provenance
 from .reporting import build_report
-from .atomic import write_json
 from .results import RunContext, is_done, write_results
 from .suites import discover, installed_name
 

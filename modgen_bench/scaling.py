@@ -196,8 +196,19 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
 
 
 def _cell(cfg, triple, size, seed, out_dir, dev, progress):
-    from .pipeline import (LMTrain, SmallNet, Store, cache_experts, expert_nll, gate_nll,
-                           load_splits, lm_nll, train_experts, train_gate, train_retrain)
+    from .pipeline import (
+        LMTrain,
+        SmallNet,
+        Store,
+        cache_experts,
+        expert_nll,
+        gate_nll,
+        lm_nll,
+        load_splits,
+        train_experts,
+        train_gate,
+        train_retrain,
+    )
     from .pipeline.data import job_info
     corpora = list(cfg.triples[triple])
     p, T = len(corpora), cfg.block_size

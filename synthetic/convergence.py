@@ -29,8 +29,14 @@ from modgen_bench import instances  # noqa: E402
 from modgen_bench.algorithms.harness import run_method  # noqa: E402
 from modgen_bench.exact import solve  # noqa: E402
 from modgen_bench.provenance import stable_seed  # noqa: E402
-from modgen_bench.reporting import (Headline, Section, format_mean_se,  # noqa: E402
-                                    legend_outside, mean_se_table, save_figure)
+from modgen_bench.reporting import (  # noqa: E402
+    Headline,
+    Section,
+    format_mean_se,
+    legend_outside,
+    mean_se_table,
+    save_figure,
+)
 
 #: label -> (registered method, lam signal (None: the rule's own), extra config)
 METHODS = {

@@ -45,6 +45,7 @@ from modgen_bench.sequence.evaluate import log_Z, mixture_kl, mixture_nll_per_to
 from modgen_bench.sequence.plots import lam_curves_figure, win_loss_table
 from modgen_bench.threads import cpu_threads
 
+
 @dataclass
 class SuccessorConfig:
     """One preset of synthetic/successor.toml (sizes only; the code is the same for every preset)."""
@@ -331,6 +332,7 @@ def _trajectory_figure(traj, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from modgen_bench.reporting import legend_outside, save_figure
     metrics = [("traj_lam_A", "lam_A (weight of domain A)"), ("traj_mu", "mu (dual variable)"),
                ("traj_Z_hat", "Z_hat (estimated normaliser)")]

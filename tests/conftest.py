@@ -4,7 +4,6 @@ pytest's --hypothesis-profile; the default is `ci`."""
 import os
 
 import pytest
-
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25,

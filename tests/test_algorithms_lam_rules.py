@@ -3,7 +3,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench.algorithms.lam_rules import LAM_RULES, make_lam_rule
 from modgen_bench.algorithms.projection import BoxLambda

@@ -3,7 +3,8 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, note, strategies as st
+from hypothesis import given, note
+from hypothesis import strategies as st
 
 from modgen_bench.algorithms.projection import BoxLambda, project_box_simplex
 

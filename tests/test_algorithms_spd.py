@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.algorithms.batch import GateBatch, Sampler

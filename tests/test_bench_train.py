@@ -56,6 +56,7 @@ def test_cli_prints_the_ratio_per_model():
 
 def test_projection_counts_each_stages_tokens():
     import pandas as pd
+
     from modgen_bench.bench.smoke import projected_seconds, training_tokens
     from modgen_bench.pipeline import PipelineConfig
     cfg = PipelineConfig.from_dict(load_preset("real_world/text3.toml", "full"))

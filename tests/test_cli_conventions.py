@@ -143,6 +143,7 @@ def test_quiet_and_log_file(tmp_path, capsys):
 def test_progress_bars_are_off_without_a_terminal_throttled_on_one_and_named():
     import io
     import pty
+
     from modgen_bench import logs
     logs.configure()
     name = logs.label("train_lm", model="expert-code", seed=0, rep=None)
@@ -172,6 +173,7 @@ def test_building_the_parser_imports_no_torch():
 def test_log_messages_follow_stderr_after_it_is_swapped(capsys):
     """A handler made while one stderr was current writes to the stderr current at emit time."""
     import io
+
     from modgen_bench import logs
     logs.configure()
     swapped = io.StringIO()

@@ -4,8 +4,18 @@ import dataclasses
 import pytest
 import torch
 
-from modgen_bench.data.corpora import (BOS, CORPORA, DOC_SEP, SPLITS, SUITES, CorpusMissingError,
-                                       eval_windows, load_slices, random_windows, split_of)
+from modgen_bench.data.corpora import (
+    BOS,
+    CORPORA,
+    DOC_SEP,
+    SPLITS,
+    SUITES,
+    CorpusMissingError,
+    eval_windows,
+    load_slices,
+    random_windows,
+    split_of,
+)
 
 # Small real corpora keep these tests fast; the large ones (code, reference) are read once below.
 FAST = ["scripture", "fortunes-es"]

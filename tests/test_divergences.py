@@ -1,10 +1,19 @@
 """Divergences: closed forms, zeros, and the identities of PAPER.md section 2 as properties."""
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench import instances
-from modgen_bench.divergences import (cross_entropy, entropy, jsd, kl, mixture, overlap_gain,
-                                      sigma_weights, static_barrier)
+from modgen_bench.divergences import (
+    cross_entropy,
+    entropy,
+    jsd,
+    kl,
+    mixture,
+    overlap_gain,
+    sigma_weights,
+    static_barrier,
+)
 
 seeds = st.integers(0, 10_000)
 

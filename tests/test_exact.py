@@ -2,7 +2,8 @@
 import cvxpy as cp
 import numpy as np
 import pytest
-from hypothesis import example, given, note, settings, strategies as st
+from hypothesis import example, given, note, settings
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.divergences import kl, mixture
@@ -414,6 +415,7 @@ def test_pinned_fuzz_instance_certifies_by_the_kkt_polish():
     entropic Newton stall (gaps 48 and ~1e-5) on a face where lam* is not unique; minimum-norm
     Newton on the KKT equalisation from their best lam certifies (`waterfill._kkt_newton`)."""
     from pathlib import Path
+
     from modgen_bench.bench.fuzz import _really_optimal
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_kkt_fuzz16059.json"))
     sol = solve(prob, support="domains")
@@ -432,6 +434,7 @@ def test_pinned_fuzz_leftovers_certify(name):
     restarts from it stalled. The KKT polish from the entropic path's best iterate, accepting a
     step that improves the best bound or the best model, certifies them."""
     from pathlib import Path
+
     from modgen_bench.bench.fuzz import _really_optimal
     prob = DiscreteProblem.load(Path(__file__).with_name(name))
     sol = solve(prob, support="union")
@@ -456,6 +459,7 @@ def test_pinned_fuzz0_leftovers_certify_and_agree_with_cvxpy(index, support, mon
     reference q-form cvxpy within the sum of both certificates wherever that returns one (its
     Clarabel answers here are `inaccurate`, gaps 5e-5 .. 1.8; SCS is left out: minutes)."""
     from pathlib import Path
+
     from modgen_bench.bench.fuzz import _really_optimal
     from modgen_bench.exact import conic
     from modgen_bench.exact.waterfill import InnerProblem
@@ -499,6 +503,7 @@ def test_pinned_newton_bound_is_taken_at_its_own_lam():
     the interpolated mixture (1 - s) P_lam + s P_y, 1e14 x off lam @ P at one outcome, and
     returned a 'bound' of 2.7e16 for V* = 140.4; now the bound is D at its own lam."""
     from pathlib import Path
+
     from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_40611.json"))
     sol = solve(prob, support="union")

@@ -1,11 +1,18 @@
 """Gates and G1: the exact feasibility criterion (Lemma 1's flaw), gate recovery, conventions."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from modgen_bench import instances
-from modgen_bench.gates import (envelope, evaluate_gate, g1_feasibility, gate_from_model, pi_g,
-                                support_mask)
+from modgen_bench.gates import (
+    envelope,
+    evaluate_gate,
+    g1_feasibility,
+    gate_from_model,
+    pi_g,
+    support_mask,
+)
 from modgen_bench.problem import DiscreteProblem
 from theory_checks.lemma1 import g1_nonempty_lp
 

@@ -2,7 +2,8 @@
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench import matching
 from modgen_bench.models import LMConfig, TransformerLM, count_params

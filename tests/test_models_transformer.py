@@ -5,8 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modgen_bench.models import (CausalRouter, GateConfig, LMConfig, SequenceGate, TransformerLM,
-                                 count_params)
+from modgen_bench.models import (
+    CausalRouter,
+    GateConfig,
+    LMConfig,
+    SequenceGate,
+    TransformerLM,
+    count_params,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -3,7 +3,8 @@ against the exact Z of discrete problems (PAPER.md sections 1 and 4)."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.algorithms.gates import gate_table, make_gate

@@ -4,10 +4,9 @@ import torch
 
 from modgen_bench.conflict import domain_gradients, mean_pairwise_cosine, pairwise_cosines
 from modgen_bench.distill import bayes_router, student_token_logprobs, train_router
-from modgen_bench.sampling import LMProposal, draw_from_q
 from modgen_bench.models import CausalRouter, GateConfig, LMConfig, TransformerLM
+from modgen_bench.sampling import LMProposal, draw_from_q
 from modgen_bench.sequence.cache import cache_token_logprobs
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
-from modgen_bench.reporting import (Headline, Section, auto_yscale, gate_vs_monolith_headline,
-                                    paired_differences, render_markdown, save_figure,
-                                    verdict_headline, write_report)
+from modgen_bench.reporting import (
+    Headline,
+    Section,
+    auto_yscale,
+    gate_vs_monolith_headline,
+    paired_differences,
+    render_markdown,
+    save_figure,
+    verdict_headline,
+    write_report,
+)
 
 
 @pytest.mark.parametrize("maths", ["E[k](x)", "P_k[A](B)", "max_k E[k](x) / pi(x)", "g[x](k)"])

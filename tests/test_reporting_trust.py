@@ -6,8 +6,6 @@ appears; only `--trust-plugins DIR` (the user naming the folder) lets that code 
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 

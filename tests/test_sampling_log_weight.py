@@ -1,7 +1,8 @@
 """`sampling.log_weight`: log pi_g(x)/q(x) with pi_g = sum_k g_k E_k and q = (1/p) sum_k E_k,
 against the ratio computed directly in float64."""
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench.sampling import log_weight
 

@@ -150,8 +150,8 @@ def test_domain_prior_cost_is_at_most_log_p_per_window():
 def test_z_calibration_counts_and_family_tests(plugin):
     """Per-gate 95% coverage, the Bonferroni bound for n gates and the chi-square p-value; a gate
     at |z| = 3.5 of 18 breaks the simultaneous statement, one at 2.5 does not."""
-    from scipy.stats import chi2, norm
     import pandas as pd
+    from scipy.stats import chi2, norm
     z_cal = plugin.z_calibration
     for outlier, consistent in [(2.5, True), (3.5, False)]:
         score = np.r_[np.zeros(17), outlier]

@@ -6,8 +6,12 @@ from modgen_bench.algorithms.batch import GateBatch, Sampler
 from modgen_bench.algorithms.spd import SPDConfig, train_spd
 from modgen_bench.data.synthetic import SuccessorTask
 from modgen_bench.models import GateConfig, LMConfig, SequenceGate, TransformerLM
-from modgen_bench.sequence import (CachedProposalSampler, CachedSampler, cache_logliks,
-                                   cache_token_logprobs)
+from modgen_bench.sequence import (
+    CachedProposalSampler,
+    CachedSampler,
+    cache_logliks,
+    cache_token_logprobs,
+)
 
 TASK = SuccessorTask(vocab=5, length=4)
 

@@ -2,10 +2,16 @@
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from modgen_bench.sequence.evaluate import (domain_nll, log_Z, mixture_kl, mixture_nll_per_token,
-                                            sample_weights)
+from modgen_bench.sequence.evaluate import (
+    domain_nll,
+    log_Z,
+    mixture_kl,
+    mixture_nll_per_token,
+    sample_weights,
+)
 
 
 def _dist(draw_vals):

@@ -1,7 +1,8 @@
 """modgen_bench.stats: paired intervals against closed forms and coverage on simulated data."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats as sst
 
 from modgen_bench import stats

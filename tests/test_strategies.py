@@ -1,7 +1,8 @@
 """The public hypothesis strategies (modgen_bench.testing.strategies) draw what they promise."""
 import numpy as np
 import pytest
-from hypothesis import find, given, settings, strategies as st
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
 
 from modgen_bench.gates import support_mask
 from modgen_bench.problem import DiscreteProblem

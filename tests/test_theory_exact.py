@@ -2,7 +2,8 @@
 claims the suite shows false (PAPER.md sections 1-4.4; theory_checks/*)."""
 import numpy as np
 import pytest
-from hypothesis import given, note, strategies as st
+from hypothesis import given, note
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.divergences import entropy, kl, static_barrier
@@ -10,7 +11,8 @@ from modgen_bench.exact import solve, solve_static
 from modgen_bench.gates import g1_feasibility
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.testing import strategies as mst
-from theory_checks import identities, lam_star, lemma1, prop2, static_barrier as barrier, thm3
+from theory_checks import identities, lam_star, lemma1, prop2, thm3
+from theory_checks import static_barrier as barrier
 from theory_checks.certified import certified_solve
 from theory_checks.fits import static_minimax
 from theory_checks.verdict import FLOOR, Tally

@@ -2,7 +2,8 @@
 ways, and pinned counterexamples for the readings the suite shows false."""
 import numpy as np
 import pytest
-from hypothesis import given, reject, strategies as st
+from hypothesis import given, reject
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.divergences import jsd, kl, mixture

@@ -7,13 +7,22 @@ golden verdict test uses (tests/test_theory_verdict.py), where the unmutated rea
 (its TRUE_ROWS). Set MODGEN_MUTATION_BASELINE=1 to re-check the unmutated status here too.
 """
 import os
-
 import warnings
 
 import pytest
 
-from theory_checks import (identities, lam_star, lemma1, prior, prop2, static_barrier, thm3, thm6,
-                           thm7, thm9)
+from theory_checks import (
+    identities,
+    lam_star,
+    lemma1,
+    prior,
+    prop2,
+    static_barrier,
+    thm3,
+    thm6,
+    thm7,
+    thm9,
+)
 
 N, SEED = 5, 0
 
@@ -59,8 +68,9 @@ def test_weakened_bound_fails(monkeypatch, module, mutation, reading, baseline):
 
 
 def test_every_claim_module_has_a_mutation_case():
-    from theory_checks import CLAIMS
     from test_theory_verdict import TRUE_ROWS
+
+    from theory_checks import CLAIMS
     assert {c[0].CLAIM for c in CASES} == set(CLAIMS)
     assert {(c[0].CLAIM, c[2]) for c in CASES} <= TRUE_ROWS    # each holds unmutated (golden)
 

@@ -1,7 +1,8 @@
 """Thm 9 (generalisation): the Rademacher estimates, the bound on fitted gates, excess vs m."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modgen_bench import instances
 from modgen_bench.exact import solve

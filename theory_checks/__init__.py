@@ -14,8 +14,7 @@ from pathlib import Path
 
 from modgen_bench.registry import Registry
 
-from . import (identities, lam_star, lemma1, prior, prop2, static_barrier, thm3, thm6, thm7,
-               thm9)
+from . import identities, lam_star, lemma1, prior, prop2, static_barrier, thm3, thm6, thm7, thm9
 from .verdict import Verdict
 
 __all__ = ["CLAIMS", "run_checks", "run_claims", "Verdict"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from modgen_bench.divergences import kl, mixture
+
 from .certified import certified_solve, static_solve
 from .draws import draw_instances
 from .fits import fit_mixture

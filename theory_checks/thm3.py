@@ -24,7 +24,7 @@ from modgen_bench.provenance import stable_seed
 from .certified import certified_solve
 from .draws import DEFAULT_FAMILIES, draw_instances, lam_grid, problem_from_logits, search_lam
 from .report import save_figure
-from .verdict import FLOOR, Tally
+from .verdict import Tally
 
 CLAIM = "thm3"
 GRID_STEPS = 10

@@ -59,8 +59,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from .train import bench_train, load_preset, preset_models
+
     from ..suites import suite_root
+    from .train import bench_train, load_preset, preset_models
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test the script)",
               file=sys.stderr)

@@ -96,7 +96,13 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from modgen_bench.reporting import Section, gate_vs_monolith_headline, legend_outside, save_figure
+
+    from modgen_bench.reporting import (
+        Section,
+        gate_vs_monolith_headline,
+        legend_outside,
+        save_figure,
+    )
 
     df = df.copy()
     for col in ("value", "seed", "resample", "step", "progress"):   # CSV blanks -> NaN

@@ -129,6 +129,7 @@ def _figure(deltas, xo, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
+
     from modgen_bench.reporting import legend_outside, save_figure
     cases, convs = sorted(deltas["case"].unique()), sorted(deltas["convention"].unique())
     fig, axes = plt.subplots(len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)),
