@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import UserError
 
 __all__ = ["DiscreteProblem", "ProblemError", "ROW_SUM_TOL", "atomic_write"]
 
@@ -24,7 +25,7 @@ __all__ = ["DiscreteProblem", "ProblemError", "ROW_SUM_TOL", "atomic_write"]
 ROW_SUM_TOL = 1e-6
 
 
-class ProblemError(ValueError):
+class ProblemError(UserError):
     """Malformed problem input; the message names the field and the rule it breaks."""
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_frame, write_json, write_text
+from .errors import UserError
 
 __all__ = ["COLUMNS", "SCHEMA", "ResultsError", "RunContext", "Run", "lam_label", "typed", "write_results",
            "read_run", "read_runs", "read_results", "is_done"]
@@ -127,7 +128,7 @@ def is_done(out_dir) -> bool:
     return (Path(out_dir) / "done").is_file()
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """A damaged results file: the message names the file and, where known, the line."""
 
 

@@ -1,0 +1,15 @@
+"""The project's one user-error type.
+
+`UserError` is what bad input raises: a file, option, key or value the user supplied that breaks
+a stated rule. Its message is one line that names the thing and the rule. `cli.main` maps it to
+``modgen-bench: error: ...`` and exit status 2. Every other exception is a bug of ours and exits 1
+(one line, with the traceback under ``--debug``). Subclassing ValueError keeps
+``except ValueError`` callers working.
+"""
+from __future__ import annotations
+
+__all__ = ["UserError"]
+
+
+class UserError(ValueError):
+    """Bad user input: one line naming the file, option or key and the rule it breaks."""
