@@ -14,18 +14,21 @@ Launchers (engines users already run; no home-made scheduler):
 - ``submitit``: ``submitit.AutoExecutor``: SLURM when ``sbatch`` is there (partition, time, GPUs
   and CPUs per job from `SlurmSpec`; at most N array jobs at once), otherwise submitit's local
   executor (N job processes at a time); ``cluster="debug"`` runs them in this process.
-The job function must be importable by name in a fresh process (a function of the library, not
-of a suite plug-in loaded from a file).
+A job's function may be the library's or a suite plug-in's: a worker in a fresh process imports
+the plug-in from its file before it unpickles the function (`Job`).
 """
 from __future__ import annotations
 
+import functools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .atomic import write_text
+from .suites import SUITE_PREFIX, plugin_module
 
 __all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "launch_into", "is_job_done"]
 
@@ -34,11 +37,35 @@ LAUNCHERS = ("serial", "joblib", "submitit")
 
 @dataclass
 class Job:
-    """``fn(out_dir=root/name, **kwargs) -> (rows, info)``; ``name`` is a folder name, unique per sweep."""
+    """``fn(out_dir=root/name, **kwargs) -> (rows, info)``; ``name``: a folder name, unique per sweep.
+
+    ``plugin`` ((module name, file), set by `launch_into` from the run's context) is the suite
+    plug-in that made the job: a worker in a fresh process imports it before it runs ``fn``, so
+    what the plug-in registers on import (a corpus, a method) exists there too. ``fn`` itself may
+    live in the plug-in or a sibling module of its suite folder: it travels as a reference
+    (module, name, file) and is imported again on the other side (`suites.plugin_module`).
+    """
 
     name: str
     fn: Callable
     kwargs: dict = field(default_factory=dict)
+    plugin: tuple | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        module = sys.modules.get(self.fn.__module__)
+        if self.fn.__module__.startswith(SUITE_PREFIX) and module is not None:
+            state["fn"] = (self.fn.__module__, self.fn.__qualname__, module.__file__)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("plugin"):
+            plugin_module(*state["plugin"])
+        if isinstance(state["fn"], tuple):
+            module, qualname, file = state["fn"]
+            owner = plugin_module(module, file)
+            state["fn"] = functools.reduce(getattr, qualname.split("."), owner)
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -141,6 +168,9 @@ def launch_into(ctx, jobs: list[Job], spec: LaunchSpec) -> None:
     ``ctx`` in job order, and merge each job's ``info["corpora"]`` (corpus -> {"resample<r>":
     provenance}) into ``ctx.info["corpora"]`` (run.json)."""
     prov = ctx.info.setdefault("corpora", {})
+    plugin = getattr(ctx, "plugin", None)
+    for job in jobs:
+        job.plugin = job.plugin or plugin
     for rows, info in launch(jobs, Path(ctx.out_dir) / "ckpt", spec):
         for row in rows:
             ctx.add(**row)

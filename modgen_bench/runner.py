@@ -214,7 +214,7 @@ def run_suite(suite: str, preset: str = "quick", device: str = "auto", out: str 
                 "of a run with the same config after a code change)")
         module = exp.load()
         ctx = RunContext(suite=exp.suite, config=config, out_dir=run_dir, device=device, seed=seed)
-        ctx.launch = launch
+        ctx.launch, ctx.plugin = launch, (module.__name__, module.__file__)
         dist.barrier()
         run_dir.mkdir(parents=True, exist_ok=True)
         if _writer():

@@ -17,7 +17,10 @@ into tables and figures. A plug-in that fails to import is reported by file and 
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.machinery
 import importlib.util
+import re
 import sys
 import tomllib
 import traceback
@@ -26,9 +29,13 @@ from pathlib import Path
 
 from .resources import bundled, bundled_suites
 
-__all__ = ["Experiment", "suite_root", "discover", "installed_suite_dir", "installed_name", "PRESETS"]
+__all__ = ["Experiment", "suite_root", "discover", "installed_suite_dir", "installed_name", "PRESETS",
+           "suite_package", "load_plugin", "plugin_module", "SUITE_PREFIX"]
 
 PRESETS = ("quick", "full")
+#: the prefix of a suite folder's package name (`suite_package`): such modules are not
+#: importable by name alone, a launcher job carries their file (`launch.Job`)
+SUITE_PREFIX = "modgen_suite_"
 
 
 @dataclass
@@ -47,22 +54,60 @@ class Experiment:
         return dict(self.presets[preset])
 
     def load(self):
-        """Import the plug-in module from the suite folder; errors name the file."""
-        file = self.path.parent / f"{self.module_name}.py"
-        if not file.is_file():
-            raise ImportError(f"{self.path}: plug-in module '{file}' does not exist")
-        spec = importlib.util.spec_from_file_location(f"modgen_suite_{self.suite}_{self.module_name}", file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module      # dataclasses resolve annotations through sys.modules
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # report any plug-in failure by file, never crash discovery
-            sys.modules.pop(spec.name, None)
-            tb = traceback.format_exc(limit=3)
-            raise ImportError(f"{file} failed to import: {exc!r}\n{tb}") from exc
+        """Import the plug-in module from the suite folder (`load_plugin`); errors name the file."""
+        module = load_plugin(self.path.parent / f"{self.module_name}.py")
         if not hasattr(module, "run"):
-            raise ImportError(f"{file} defines no run(ctx) function")
+            raise ImportError(f"{module.__file__} defines no run(ctx) function")
         return module
+
+
+def suite_package(folder) -> str:
+    """The name of the package a suite folder's modules import under, registered on first use.
+
+    A suite is a folder of plain modules, not an installed package, so the folder is made a
+    package of its own (its ``__path__`` is the folder): a plug-in can import its siblings
+    (``from .cell import run_cell``), and a launcher worker in a fresh process re-imports them
+    by the same names (`plugin_module`). The name is derived from the resolved folder, so two
+    folders never share one and one folder always gets the same one.
+    """
+    folder = Path(folder).resolve()
+    tag = re.sub(r"\W", "_", folder.name)
+    name = f"{SUITE_PREFIX}{tag}_{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+    if name not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+    return name
+
+
+def load_plugin(file):
+    """The module of plug-in ``file``, imported once per process as a module of its folder's
+    package (`suite_package`). A symbolic link is followed first, so a plug-in shared by two
+    suite folders is one module whose siblings are those of its real folder."""
+    file = Path(file)
+    if not file.is_file():
+        raise ImportError(f"plug-in module '{file}' does not exist")
+    file = file.resolve()
+    name = f"{suite_package(file.parent)}.{file.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # report any plug-in failure by file, never crash discovery
+        tb = traceback.format_exc(limit=3)
+        raise ImportError(f"{file} failed to import: {exc!r}\n{tb}") from exc
+
+
+def plugin_module(name: str, file: str):
+    """Module ``name`` of a suite plug-in, importing it from ``file`` when this process has not
+    (a launcher worker unpickling a job, `launch.Job`)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    module = load_plugin(file)
+    if module.__name__ != name:
+        raise ImportError(f"{file} imports as {module.__name__}, not {name}")
+    return module
 
 
 def suite_root(suite: str) -> Path:
