@@ -21,7 +21,7 @@ from modgen_bench.data.corpora import (
 FAST = ["scripture", "fortunes-es"]
 
 
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.corpora(n)) for n in FAST])
 def test_splits_are_deterministic_disjoint_and_cover_every_document(name):
     docs = set(CORPORA[name].documents())
     slices = load_slices(name)
@@ -40,25 +40,29 @@ def test_splits_are_deterministic_disjoint_and_cover_every_document(name):
     assert 0.7 < frac < 0.9
 
 
+@pytest.mark.corpora("scripture")
 def test_resample_draws_a_different_split_and_is_itself_deterministic():
     a, b, b2 = load_slices("scripture", 0), load_slices("scripture", 1), load_slices("scripture", 1)
     assert a["test"].sha256 != b["test"].sha256
     assert b["test"].sha256 == b2["test"].sha256
 
 
+@pytest.mark.corpora("scripture")
 def test_kjv_is_read_one_chapter_per_document():
     docs = CORPORA["scripture"].documents()
     assert len(docs) == 1189                       # chapters of the KJV
     assert docs[0].startswith(b"Genesis 1\n") and docs[-1].startswith(b"Revelation 22\n")
 
 
+@pytest.mark.corpora("fortunes-de")
 def test_fortune_records_are_clean():
     docs = CORPORA["fortunes-de"].documents()
     assert len(docs) > 1000
     assert not any(b"\n%\n" in d or b"\b" in d for d in docs)
 
 
-@pytest.mark.parametrize("name", ["code", "reference"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.corpora(n))
+                                  for n in ["code", "reference"]])
 def test_large_corpora_load_with_three_nonempty_slices(name):
     slices = load_slices(name)
     assert all(slices[s].n_docs > 10 and len(slices[s].sha256) == 64 for s in SPLITS)
@@ -79,6 +83,7 @@ def test_every_suite_names_registered_corpora():
         CORPORA["wikipedia"]
 
 
+@pytest.mark.corpora("fortunes-es")
 def test_windows_carry_bos_and_the_slice_bytes():
     tokens = load_slices("fortunes-es")["val"].tokens
     g = torch.Generator().manual_seed(0)

@@ -47,3 +47,15 @@ def test_make_run_checks_the_corpora_before_anything_else():
     assert out.splitlines()[0] == "bash scripts/install_corpora.sh"
     assert "install_corpora.sh" in (ROOT / ".ci" / "run").read_text()
     assert (ROOT / "scripts" / "run_default.sh").read_text().count("install_corpora.sh") == 1
+
+
+def test_make_test_installs_the_corpora_or_goes_on_and_ci_requires_them():
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    out = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT,
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    lines = out.splitlines()
+    install = next(i for i, line in enumerate(lines) if "install_corpora.sh" in line)
+    pytest_at = next(i for i, line in enumerate(lines) if "-m pytest" in line)
+    assert install < pytest_at and "||" in lines[install]
+    assert "MODGEN_REQUIRE_CORPORA=1" in (ROOT / ".ci" / "run").read_text()

@@ -27,6 +27,8 @@ MICRO = {
     "router": {"steps": 2, "batch_size": 2, "lr": 3e-3},
 }
 
+NEEDS_CORPORA = pytest.mark.corpora(*MICRO["corpora"])
+
 
 def _plugin():
     spec = importlib.util.spec_from_file_location("modular_text_launch_test", ROOT / "real_world" / "modular_text.py")
@@ -48,6 +50,7 @@ def serial(tmp_path_factory):
     return out, _run(out, LaunchSpec("serial"))
 
 
+@NEEDS_CORPORA
 def test_each_job_writes_rows_and_done(serial):
     out, df = serial
     for name in ("seed0-resample0", "seed1-resample0"):
@@ -58,24 +61,28 @@ def test_each_job_writes_rows_and_done(serial):
     assert set(df["seed"]) == {0, 1} and len(df) > 100
 
 
+@NEEDS_CORPORA
 def test_joblib_two_workers_gives_the_serial_rows(serial, tmp_path):
     df = _run(tmp_path, LaunchSpec("joblib", 2))
     pd.testing.assert_frame_equal(df, serial[1])
 
 
 @pytest.mark.slow      # ~20 s: submitit polls its job files once a second; opt in with -m slow
+@NEEDS_CORPORA
 def test_submitit_local_executor_gives_the_serial_rows(serial, tmp_path):
     df = _run(tmp_path, LaunchSpec("submitit", 2, SlurmSpec(cluster="local", time_min=10)))
     pd.testing.assert_frame_equal(df, serial[1])
     assert any((tmp_path / "ckpt" / "submitit").iterdir())          # submitit's own logs
 
 
+@NEEDS_CORPORA
 def test_submitit_debug_executor_gives_the_serial_rows(serial, tmp_path):
     """submitit's in-process executor: the same submit/result path as SLURM, no job processes."""
     df = _run(tmp_path, LaunchSpec("submitit", 2, SlurmSpec(cluster="debug", time_min=10)))
     pd.testing.assert_frame_equal(df, serial[1])
 
 
+@NEEDS_CORPORA
 def test_a_killed_sweep_resumes_job_by_job(serial, tmp_path):
     """A job without `done` reruns (from its stage files); a finished one is only read back."""
     import shutil

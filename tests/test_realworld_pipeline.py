@@ -56,6 +56,7 @@ def _run(out_dir, config=TINY):
     return ctx
 
 
+@pytest.mark.corpora(*TINY["corpora"])
 def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     suite = tmp_path / "real_world"
     suite.mkdir()
@@ -223,6 +224,7 @@ def _kill_when(out, cfg, ready, what):
     return killed
 
 
+@pytest.mark.corpora(*TINY["corpora"])
 def test_killed_run_resumes_every_row_at_each_stage_boundary(tmp_path):
     """Killed mid-expert, after the log-likelihood cache, after the first gate, mid-monolith (with
     gradient-conflict probes on both sides of the kill) and after the router, each time resumed:

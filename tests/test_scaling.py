@@ -16,6 +16,8 @@ TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1],
             gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
             spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
 
+NEEDS_CORPORA = pytest.mark.corpora(*TINY["triples"]["text3"])
+
 
 def test_bayes_router_with_uniform_prior_is_the_constant_gate():
     """prod_t sum_k gamma_t(k) E_k(x_t|x_<t) telescopes to (1/p) sum_k E_k(x)."""
@@ -60,6 +62,7 @@ def rows(plugin, tmp_path_factory):
     return ctx.frame()
 
 
+@NEEDS_CORPORA
 def test_rows_cover_every_cell_and_record_the_convention(rows):
     d = rows[rows["method"].eq("gate-vs-mono") & rows["metric"].eq("delta_uniform")]
     assert len(d) == 2 * 2 * 2 * 2                           # seeds x budgets x conventions x r
@@ -72,6 +75,7 @@ def test_rows_cover_every_cell_and_record_the_convention(rows):
     assert np.isfinite(rows["value"]).all()
 
 
+@NEEDS_CORPORA
 def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
     nll = rows[rows["metric"].eq("nll_per_token")]
     wide = nll.pivot_table(index=["seed", "budget", "lam"], columns="method", values="value")
@@ -87,6 +91,7 @@ def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
     assert len(val("Z_fresh_spd")) == len(z) and (val("Z_fresh_spd") > 0).all()
 
 
+@NEEDS_CORPORA
 def test_routing_split_adds_up_to_gate_minus_monolith(rows):
     split = rows[rows["metric"].str.startswith("split_")]
     total = split.groupby(["seed", "budget", "convention", "r_target", "lam"])["value"].sum()
@@ -101,6 +106,7 @@ def test_routing_split_adds_up_to_gate_minus_monolith(rows):
     assert (prior <= math.log(3) / 8 + 1e-9).all()           # at most log p / (T - 1)
 
 
+@NEEDS_CORPORA
 def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
     sections = plugin.report(rows, tmp_path)
     head, first = sections[0], sections[1]

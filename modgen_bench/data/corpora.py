@@ -37,8 +37,8 @@ import torch
 from ..registry import Registry
 
 __all__ = ["BOS", "VOCAB_SIZE", "SPLITS", "SPLIT_FRACTIONS", "CorpusMissingError", "Corpus",
-           "Slice", "CORPORA", "SUITES", "split_of", "load_slices", "random_windows",
-           "eval_windows"]
+           "Slice", "CORPORA", "SUITES", "missing_packages", "split_of", "load_slices",
+           "random_windows", "eval_windows"]
 
 BOS = 256
 VOCAB_SIZE = 257
@@ -120,10 +120,13 @@ class Corpus:
     reader: Callable[[str], list[bytes]]
     description: str
 
+    def present(self) -> bool:
+        """Whether the source is on disk (a path that exists, or a command on PATH)."""
+        return bool(Path(self.source).exists() if "/" in self.source else shutil.which(self.source))
+
     def documents(self) -> list[bytes]:
         """All documents, in a fixed order; `CorpusMissingError` names the package if absent."""
-        present = Path(self.source).exists() if "/" in self.source else shutil.which(self.source)
-        if not present:
+        if not self.present():
             raise CorpusMissingError(
                 f"corpus '{self.name}' ({self.description}) is missing: '{self.source}' not found; "
                 f"install the Debian package '{self.package}' (apt-get install {self.package})")
@@ -158,6 +161,11 @@ for _c in [
 
 SUITES = {"text3": ("code", "scripture", "reference"),
           "languages": ("fortunes-en", "fortunes-de", "fortunes-es", "fortunes-it", "fortunes-ru")}
+
+
+def missing_packages(names) -> list[str]:
+    """The Debian packages of the corpora among ``names`` that are not on disk, sorted."""
+    return sorted({CORPORA[n].package for n in names if not CORPORA[n].present()})
 
 
 def split_of(doc: bytes, corpus: str, resample: int = 0) -> str:
