@@ -148,6 +148,34 @@ def _fmt(t):
     return t
 
 
+def steps_figure(traj: pd.DataFrame, groups: list):
+    """Exact suboptimality against step, one panel per problem group, one line per method.
+
+    One colour per method across panels (panels run different subsets of `METHODS`, so a per-panel
+    colour cycle would give one method several colours) and one legend over every panel's lines."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    colour = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(METHODS)}
+    shown = {}
+    for ax, group in zip(axes[0], groups):
+        g = traj[traj["group"].eq(group)]
+        for method in [m for m in METHODS if m in set(g["method"])]:
+            s = g[g["method"].eq(method)].groupby("step")["value"].mean()
+            shown[method], = ax.plot(s.index, np.maximum(s.values, FLOOR), label=method,
+                                     color=colour[method],
+                                     ls="-" if method.startswith(("spd", "alg1")) else "--")
+        ax.set_yscale("log")
+        ax.axhline(1e-2, color="grey", lw=0.5)
+        ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
+        ax.set_title(f"{group} problems", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("exact suboptimality (nats)")
+    names = [m for m in METHODS if m in shown]
+    axes[0][-1].legend([shown[m] for m in names], names, title="method", fontsize=7,
+                       loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
 def report(df: pd.DataFrame, fig_dir) -> list:
     fig_dir = Path(fig_dir)
     df = df.copy()
@@ -202,21 +230,7 @@ def report(df: pd.DataFrame, fig_dir) -> list:
     figs = []
     groups = sorted(traj["group"].unique(), key=lambda g: (g != "random", g))
     if groups:
-        fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-        for ax, group in zip(axes[0], groups):
-            g = traj[traj["group"].eq(group)]
-            for method in [m for m in METHODS if m in set(g["method"])]:
-                s = g[g["method"].eq(method)].groupby("step")["value"].mean()
-                ax.plot(s.index, np.maximum(s.values, FLOOR), label=method,
-                        ls="-" if method.startswith(("spd", "alg1")) else "--")
-            ax.set_yscale("log")
-            ax.axhline(1e-2, color="grey", lw=0.5)
-            ax.axhline(1e-3, color="grey", lw=0.5, ls=":")
-            ax.set_title(f"{group} problems", fontsize=10)
-            ax.set_xlabel("step")
-            ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("exact suboptimality (nats)")
-        legend_outside(axes[0][-1], title="method", fontsize=7)   # the random group runs every method
+        fig = steps_figure(traj, groups)
         path = save_figure(fig, fig_dir / "convergence_vs_steps.png",
                            alt="exact suboptimality (nats, log scale) against step, one panel per problem "
                                f"group ({', '.join(groups)}), one line per method; grey lines at 1e-2 and 1e-3")

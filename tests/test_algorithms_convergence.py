@@ -49,3 +49,26 @@ def test_tiny_run_and_report(plugin, tmp_path):
     assert row["leaking"] == f"{want:.4f}"
     figs = [f for s in sections for _, f in s.figures]
     assert len(figs) == 3 and all(Path(f).stat().st_size > 0 for f in figs)
+
+
+def test_steps_figure_gives_each_method_one_colour_and_one_legend_entry(plugin):
+    """Panels run different subsets of methods: a method keeps its colour in every panel, and the
+    legend lists every plotted method once, with the colour its lines have."""
+    _, mod = plugin
+    rows = [{"group": g, "method": m, "step": s, "value": 0.1 / (s + 1)}
+            for g, ms in [("random", ["alg1", "spd-kl", "spd-nll"]), ("leaking", ["spd-nll"])]
+            for m in ms for s in range(3)]
+    fig = mod.steps_figure(pd.DataFrame(rows), ["random", "leaking"])
+    colours = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                colours.setdefault(line.get_label(), set()).add(line.get_color())
+    assert set(colours) == {"alg1", "spd-kl", "spd-nll"}
+    assert all(len(c) == 1 for c in colours.values())
+    legend = fig.axes[-1].get_legend()
+    names = [t.get_text() for t in legend.get_texts()]
+    assert sorted(names) == sorted(colours)
+    for name, handle in zip(names, legend.legend_handles):
+        assert {handle.get_color()} == colours[name]
+    assert len({next(iter(c)) for c in colours.values()}) == 3
