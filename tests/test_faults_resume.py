@@ -46,7 +46,14 @@ def baseline(tmp_path_factory):
     return state
 
 
+def _default_sigint():
+    """A process started in the background by a non-interactive shell inherits SIGINT ignored
+    (and Python then installs no KeyboardInterrupt handler): these tests interrupt on purpose."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _child(argv, fault):
+    _default_sigint()
     os.environ["MODGEN_FAULT"] = fault
     sys.exit(main(argv))
 
@@ -89,7 +96,8 @@ def test_external_sigint_one_line_then_resume(tmp_path, baseline):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MODGEN_FAULT": "beta:wait:INT",
            "MODGEN_FAULT_MARK": str(mark)}
     proc = subprocess.Popen([str(exe), *_argv(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while not mark.exists():
