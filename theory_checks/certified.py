@@ -37,7 +37,8 @@ def static_solve(problem) -> dict:
     fast = static_minimax(problem)
     if fast["duality_gap"] <= STATIC_GAP_MAX:
         return fast
-    ref = solve_static(problem)
+    sol = solve_static(problem)
+    ref = {"w": sol.w, "lam": sol.lam, "value": sol.value, "duality_gap": sol.duality_gap}
     best = min((fast, ref), key=lambda s: s["duality_gap"] if np.isfinite(s["duality_gap"]) else np.inf)
     if np.isfinite(best["duality_gap"]) and best["duality_gap"] <= STATIC_GAP_MAX:
         return best

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .. import instances
-from ..exact import solve
+from ..exact import methods, solve
+from ..exact.paths import reference_methods
 
 __all__ = ["bench_exact", "speedups", "pass_seconds", "DEFAULT_SIZES"]
 
@@ -77,9 +78,9 @@ def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed:
         problem = instances.make(fam.split("(")[0], seed, p=p, N=N, **kw)
         one_pass = pass_seconds(problem)
         in_bytes = problem.P.nbytes + problem.E.nbytes
-        for method in ("waterfill", "cvxpy"):
+        for method in methods():          # every registered method (`exact.paths`)
             base = {"family": fam, "p": p, "N": N, "method": method}
-            if method == "cvxpy" and N > cvxpy_max_n:
+            if method in reference_methods() and N > cvxpy_max_n:
                 rows.append({**base, "note": f"skipped: N > {cvxpy_max_n} (see --cvxpy-max-n)"})
                 continue
             sol, times, peak, err = _timed(problem, method, repeats)
