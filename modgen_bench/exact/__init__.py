@@ -14,6 +14,7 @@ import numpy as np
 from ..divergences import entropy, kl, mixture
 from ..gates import FEAS_TOL, envelope, g1_feasibility, gate_from_model
 from ..problem import DiscreteProblem
+from ..threads import blas_threads
 from . import path_conic, path_waterfill  # noqa: F401  (register the built-in solver paths)
 from .budget import Budget, default_time_limit
 from .paths import PathContext, PathResult, chain, methods, register_path
@@ -33,6 +34,16 @@ SUM_TOL = FEAS_TOL
 #: The static gate's certificate is first order (a Frank-Wolfe gap at cvxpy's w): Clarabel's w
 #: gives 7e-8 .. 3e-7 on small problems, so the static default is 1e-6 (theory_checks' bar too).
 STATIC_TOL = 1e-6
+#: From this many entries of P on, a solve runs its BLAS work on one thread (`threads`): the
+#: products are memory-bound p-row matvecs where more threads gain little and oversubscription
+#: (other BLAS users on the cores) costs 2-4x; below it OpenBLAS uses one thread for such
+#: products anyway, and the limit's ~8 us is saved.
+ONE_BLAS_THREAD_FROM = 20_000
+
+
+def _blas_limit(problem: DiscreteProblem) -> int | None:
+    """1 (one BLAS thread) for p x N >= ONE_BLAS_THREAD_FROM, else None (the pool untouched)."""
+    return 1 if problem.p * problem.N >= ONE_BLAS_THREAD_FROM else None
 
 
 def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
@@ -250,7 +261,8 @@ def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "d
     other solver paths are tried (``fallback``) within ``time_limit`` seconds (None: by size,
     `budget.default_time_limit`) and, failing all, status ``inaccurate``.
     """
-    return _run(problem, method, support, None, tol, rtol, fallback, time_limit)
+    with blas_threads(_blas_limit(problem)):
+        return _run(problem, method, support, None, tol, rtol, fallback, time_limit)
 
 
 def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
@@ -264,7 +276,8 @@ def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
     lam = np.asarray(lam, dtype=np.float64)
     if lam.shape != (problem.p,) or np.any(lam < 0) or abs(lam.sum() - 1) > 1e-9:
         raise ValueError(f"lam must be a point of the {problem.p}-simplex (got {lam.tolist()})")
-    return _run(problem, method, support, lam, tol, rtol, fallback, time_limit)
+    with blas_threads(_blas_limit(problem)):
+        return _run(problem, method, support, lam, tol, rtol, fallback, time_limit)
 
 
 def static_certificate(problem: DiscreteProblem, w, lam) -> tuple[float, float]:
