@@ -194,7 +194,7 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
                       stop=lambda value: 0.5 * tolerance(value, tol, rtol))
     attempts, notes, iterations = [], [], 0
     for path in chain(method, "fixed" if lam_fixed is not None else "minimax", fallback):
-        if budget.expired():
+        if budget.expired() and attempts:     # the first path always runs: an interval
             notes.append(f"time limit of {limit:.3g} CPU s reached before {path.name}")
             break
         res, note = _attempt(path, ctx)
