@@ -464,6 +464,58 @@ def _at_theta(inner: InnerProblem, th: np.ndarray):
     return th, lam, q, t, inner.dual_bound(lam, q, t)
 
 
+class _ThetaPoint(NamedTuple):
+    """An accepted entropic Newton point: log-weights, lam, q(lam), t, D(lam), KL(P[k] || q)."""
+
+    theta: np.ndarray
+    lam: np.ndarray
+    q: np.ndarray
+    t: float
+    D: float
+    g: np.ndarray
+
+
+def _entropic_step(inner: InnerProblem, theta, lam, t, g, bound, mu: float, min_gap: float):
+    """One Levenberg-Marquardt damped Newton step of `_entropic_newton` in theta; returns
+    (the accepted `_ThetaPoint` or None when no damping helps, the new damping mu)."""
+    p = len(lam)
+    g_step = _finite_gradient(g)
+    dev = g_step - lam @ g_step
+    H = inner.hessian(lam, t)
+    r = np.sqrt(lam)
+    JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
+    # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
+    proj = np.eye(p) - np.outer(r, r)
+    A = -(proj @ JHJ_scaled @ proj)
+    A = 0.5 * (A + A.T)
+    D0, flat, gap0 = bound, 1e-13 * (1.0 + abs(bound)), g.max() - bound
+    for _ in range(60):
+        y = np.linalg.solve(A + mu * np.eye(p), r * dev)
+        # step in theta, clipped per coordinate (a box trust region): a domain driven
+        # towards 0 with a huge step must not shrink the steps of the others
+        d = np.clip(y / r, -THETA_STEP, THETA_STEP)
+        step = 1.0
+        slope = (lam * dev) @ d
+        while step > 1e-10:
+            th, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
+            if np.isfinite(D_try) and D_try >= D0 - flat:
+                # the gap decides (D alone is flat to rounding along degenerate directions,
+                # where Armijo steps on D wander off and starve active domains); an Armijo
+                # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
+                g_try = inner.kl_per_domain(q_try)
+                gap_try = g_try.max() - D_try
+                if gap_try < gap0 or (slope > 0 and D_try - D0 >= 1e-4 * step * slope
+                                      and gap_try <= ARMIJO_GAP_GROWTH * min_gap):
+                    mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step),
+                             1e-12)
+                    return _ThetaPoint(th, lam_try, q_try, t_try, D_try, g_try), mu
+            step *= 0.5
+        mu *= 16.0
+        if mu > 1e12:
+            break
+    return None, mu
+
+
 def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
                      budget: Budget | None = None, info: dict | None = None) -> NewtonResult:
     """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
@@ -508,48 +560,11 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
         if budget.expired():
             stopped = "time"
             break
-        g_step = _finite_gradient(g)
-        dev = g_step - lam @ g_step
-        H = inner.hessian(lam, t)
-        r = np.sqrt(lam)
-        JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
-        # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
-        proj = np.eye(p) - np.outer(r, r)
-        A = -(proj @ JHJ_scaled @ proj)
-        A = 0.5 * (A + A.T)
-        D0, flat = bound, 1e-13 * (1.0 + abs(bound))
-        accepted = False
-        for _ in range(60):
-            y = np.linalg.solve(A + mu * np.eye(p), r * dev)
-            # step in theta, clipped per coordinate (a box trust region): a domain driven
-            # towards 0 with a huge step must not shrink the steps of the others
-            d = np.clip(y / r, -THETA_STEP, THETA_STEP)
-            step = 1.0
-            slope = (lam * dev) @ d
-            while step > 1e-10:
-                th, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
-                if np.isfinite(D_try) and D_try >= D0 - flat:
-                    # the gap decides (D alone is flat to rounding along degenerate directions,
-                    # where Armijo steps on D wander off and starve active domains); an Armijo
-                    # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
-                    g_try = inner.kl_per_domain(q_try)
-                    gap_try = g_try.max() - D_try
-                    accepted = gap_try < gap0 or (
-                        slope > 0 and D_try - D0 >= 1e-4 * step * slope
-                        and gap_try <= ARMIJO_GAP_GROWTH * min_gap)
-                    if accepted:
-                        break
-                step *= 0.5
-            if accepted:
-                mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step), 1e-12)
-                break
-            mu *= 16.0
-            if mu > 1e12:
-                break
-        if not accepted:
+        point, mu = _entropic_step(inner, theta, lam, t, g, bound, mu, min_gap)
+        if point is None:
             stopped = "stalled"
             break
-        theta, lam, q, t, bound, g = th, lam_try, q_try, t_try, D_try, g_try
+        theta, lam, q, t, bound, g = point
         if g.max() < best_primal[0]:
             best_primal = (g.max(), q, g)
         if bound > best_bound[0]:
