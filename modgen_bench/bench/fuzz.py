@@ -112,7 +112,8 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
     for i in it:
         if report_every and log and i and i % report_every == 0:   # interim counts: a long run
             log(f"fuzz: {i} done in {time.perf_counter() - t_start:.0f} s: "   # leaves a trace
-                + "  ".join(f"{k} {v}" for k, v in counts.items()) + f"  worst gap {worst_gap:.3g}")
+                + "  ".join(f"{k} {v}" for k, v in counts.items()) + f"  worst gap {worst_gap:.3g}"
+                + f"  slowest {slowest[0]:.3f} s")
         try:
             problem, support, desc = random_instance(rng)
         except ProblemError:           # a draw whose rows fail validation (should not happen)
