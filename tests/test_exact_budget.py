@@ -47,3 +47,23 @@ def test_cli_time_limit(capsys):
     assert out["status"] == "inaccurate" and "time limit" in out["reason"]
     assert main(["solve", str(HARD), "--json", "--time-limit", "60"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "optimal"
+
+
+def test_a_path_gets_half_of_what_is_left_and_start_up_is_excluded_from_both():
+    solve_budget = Budget.start(10.0)
+    path = solve_budget.share(0.5)
+    assert 4.0 < path.left() <= 5.0 and path.parent is solve_budget
+    before = (path.deadline, solve_budget.deadline)
+    with path.excluded():
+        sum(i * i for i in range(200_000))          # some CPU time on this thread
+    grown = (path.deadline - before[0], solve_budget.deadline - before[1])
+    assert grown[0] > 0 and abs(grown[0] - grown[1]) <= 1e-9
+
+
+def test_a_stalled_chain_leaves_time_for_the_conic_path():
+    """Fuzz seed 0 #6417 (domains, p = 49, N = 282): the water-filling paths stall; the log-space
+    conic path certifies. Each path may spend half of what is left, so within the default budget
+    the conic path still runs."""
+    prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_6417.json"))
+    sol = solve(prob, support="domains")
+    assert sol.optimal and sol.solver.startswith("CLARABEL-log")

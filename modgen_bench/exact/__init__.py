@@ -193,10 +193,12 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     ctx = PathContext(problem, support, inner, lam_fixed, budget=budget, certify=grade.certify,
                       stop=lambda value: 0.5 * tolerance(value, tol, rtol))
     attempts, notes, iterations = [], [], 0
-    for path in chain(method, "fixed" if lam_fixed is not None else "minimax", fallback):
+    paths = chain(method, "fixed" if lam_fixed is not None else "minimax", fallback)
+    for i, path in enumerate(paths):
         if budget.expired() and attempts:     # the first path always runs: an interval
             notes.append(f"time limit of {limit:.3g} CPU s reached before {path.name}")
             break
+        ctx.budget = budget.share(1.0 if i == len(paths) - 1 else 0.5)
         res, note = _attempt(path, ctx)
         if res is None:
             if note:

@@ -2,16 +2,18 @@
 
 Every path checks the budget once per iteration and says why it stopped (`STOPS`), so a solve
 never runs for minutes and its answer names what cut it short. The budget counts the CPU seconds
-of this process (`time.process_time`): on an idle machine that is the wall time, and on a busy
-one a solve is not cut short by other processes' work (which would make answers depend on the
-load). One-off start-up (importing cvxpy) is left out (`Budget.excluded`).
+of the solving thread (`time.thread_time`): on an idle machine with one BLAS thread that is the
+wall time, and on a busy one a solve is not cut short by other processes' work, nor by BLAS
+worker threads spinning on oversubscribed cores (both would make answers depend on the load).
+One-off start-up (importing cvxpy) is left out (`Budget.excluded`). Each path of the chain may
+spend at most half of what is left (`Budget.share`), so a stalled path leaves time for the next.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Budget", "STOPS", "default_time_limit"]
 
@@ -32,7 +34,7 @@ def default_time_limit(p: int, N: int) -> float:
     return max(MIN_LIMIT, SECONDS_PER_MEGA * p * N / 1e6)
 
 
-clock = time.process_time
+clock = time.thread_time
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Budget:
 
     deadline: float = math.inf
     max_iter: int = 200
+    #: the solve's budget this path's share was cut from (`share`); None for a solve's own
+    parent: "Budget | None" = field(default=None, repr=False)
 
     @classmethod
     def start(cls, seconds: float | None, max_iter: int = 200) -> "Budget":
@@ -55,11 +59,19 @@ class Budget:
     def expired(self) -> bool:
         return clock() > self.deadline
 
+    def share(self, fraction: float) -> "Budget":
+        """A budget for one path: ``fraction`` of the time left, the same iteration cap."""
+        return Budget(clock() + fraction * max(self.left(), 0.0), self.max_iter, self)
+
     @contextlib.contextmanager
     def excluded(self):
-        """Leave the block's time out of the budget (one-off start-up such as an import)."""
+        """Leave the block's time out of the budget, and out of the budget it was cut from
+        (one-off start-up such as an import)."""
         t0 = clock()
         try:
             yield
         finally:
-            self.deadline += clock() - t0
+            spent, budget = clock() - t0, self
+            while budget is not None:
+                budget.deadline += spent
+                budget = budget.parent

@@ -18,7 +18,6 @@ certificate (the duality gap) is at most INACCURATE_GAP_MAX, and is reported as
 """
 from __future__ import annotations
 
-import time
 import warnings
 
 import cvxpy as cp
@@ -27,6 +26,7 @@ import numpy as np
 from ..divergences import entropy
 from ..gates import envelope, support_mask
 from ..problem import DiscreteProblem
+from .budget import clock
 
 __all__ = ["ConicFailure", "solve_conic", "solve_log_conic", "solve_static_conic", "SOLVER_CHAIN",
            "INACCURATE_GAP_MAX"]
@@ -78,11 +78,11 @@ def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> s
     assert prob.is_dcp(), "conic formulation must be DCP"
     installed = set(cp.installed_solvers())
     tried = []
-    deadline = time.process_time() + time_left     # the budget's clock (`budget.clock`)
+    deadline = clock() + time_left     # the budget's clock
     for name, opts in SOLVER_CHAIN:
         if name not in installed:
             continue
-        opts = _timed(name, opts, deadline - time.process_time())
+        opts = _timed(name, opts, deadline - clock())
         if opts is None:
             tried.append(f"{name}: not started (time limit reached)")
             continue
