@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from modgen_bench import instances
 from modgen_bench.cli import main
@@ -67,3 +68,14 @@ def test_a_stalled_chain_leaves_time_for_the_conic_path():
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_6417.json"))
     sol = solve(prob, support="domains")
     assert sol.optimal and sol.solver.startswith("CLARABEL-log")
+
+
+@pytest.mark.parametrize("index,support", [("21372", "domains"), ("24872", "union")])
+def test_large_p_fuzz_leftovers_certify_within_the_default_budget(index, support):
+    """Fuzz seed 0 #21372 (p = 59, N = 329) and #24872 (p = 64, N = 231): projected Newton and
+    the entropic path stall, the entropic restart certifies; the default budget (thread CPU time)
+    leaves it the time (a process-time budget counted BLAS workers' spin and cut it)."""
+    from modgen_bench.bench.fuzz import _really_optimal
+    prob = DiscreteProblem.load(Path(__file__).with_name(f"data_exact_fuzz0_{index}.json"))
+    sol = solve(prob, support=support)
+    assert sol.optimal and _really_optimal(prob, sol)
