@@ -58,6 +58,12 @@ def _nonneg_float(text: str) -> float:
     return v
 
 
+def _exact_methods() -> tuple[str, ...]:
+    """The exact core's registered methods (`exact.paths.methods`): `solve --method` choices."""
+    from .exact import methods
+    return methods()
+
+
 def _solve(args) -> int:
     """Solve every problem named; exit 3 when any answer is not certified (DESIGN.md, Additions)."""
     from .exact import solve
@@ -65,7 +71,8 @@ def _solve(args) -> int:
     from .exact.jsonout import write_json
     code, many = 0, len(args.file) > 1
     for label, problem in iter_problems(args.file, resolve=resolve_example):
-        sol = solve(problem, method=args.method, support=args.support, tol=args.tol)
+        sol = solve(problem, method=args.method, support=args.support, tol=args.tol,
+                    time_limit=args.time_limit)
         many = many or label.endswith("]")
         if sol.status == "inaccurate":
             code = 3
@@ -226,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="problem file(s) {domains, experts, names} (JSON or NPZ; an NPZ with a "
                    "leading batch axis (B, p, N) holds B problems); the shipped examples/*.json are "
                    "found from any directory (see 'list examples'). Several problems: one line each")
-    s.add_argument("--method", choices=["cvxpy", "waterfill"], default="waterfill",
-                   help="exact solver: waterfill (numpy, fast) or cvxpy (conic reference)")
+    s.add_argument("--method", choices=_exact_methods(), default="waterfill",
+                   help="exact solver (the registered methods): waterfill (numpy, fast) or cvxpy "
+                        "(conic reference); the others follow as fallbacks")
     s.add_argument("--support", choices=["domains", "union"], default="domains",
                    help="where pi_g must sum to 1: the domains' support X0 (the paper) or X0 plus "
                         "the experts' supports")
@@ -235,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tol", type=_nonneg_float, default=1e-9,
                    help="status optimal only when duality_gap <= TOL + 1e-9 * |value|; otherwise "
                         "inaccurate with the bound interval, and exit status 3")
+    s.add_argument("--time-limit", type=_nonneg_float, default=None, metavar="SECONDS",
+                   help="CPU seconds per problem for the whole fallback chain (default: 0.9 per "
+                        "1e6 entries of P, at least 0.9); an answer cut short is inaccurate and "
+                        "says which path stopped and why")
     s.set_defaults(func=_solve)
 
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
@@ -317,8 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["exact", "spd", "fuzz", "train"], help="which benchmark")
     s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=1000,
                    help="bench fuzz: random hard instances to solve")
-    s.add_argument("--method", choices=["waterfill", "cvxpy"], default=None,
-                   help="bench fuzz: the solver path tried first (default waterfill)")
+    s.add_argument("--method", choices=_exact_methods(), default=None,
+                   help="bench fuzz: the solver method tried first (default waterfill)")
     s.add_argument("--save-failures", default=None, metavar="DIR",
                    help="bench fuzz: save each inaccurate or wrong instance as a problem file in DIR")
     s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],

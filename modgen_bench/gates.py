@@ -21,11 +21,17 @@ from .divergences import kl
 from .problem import DiscreteProblem
 
 __all__ = ["SUPPORTS", "FEAS_TOL", "support_mask", "envelope", "pi_g", "normaliser",
-           "Feasibility", "g1_feasibility", "gate_from_model", "constant_gate", "evaluate_gate"]
+           "Feasibility", "g1_feasibility", "sum_target", "gate_from_model", "constant_gate",
+           "evaluate_gate"]
 
 SUPPORTS = ("domains", "union")
 
-#: G1 counts as non-empty when sum_{x in S} max_k E[k](x) >= 1 - FEAS_TOL.
+#: The one slack on sum_S q = 1 used everywhere in the exact core: G1 counts as non-empty when
+#: sum_S min_k E[k] <= 1 + FEAS_TOL and sum_S max_k E[k] >= 1 - FEAS_TOL; the water level aims at
+#: the attainable sum nearest 1 (`sum_target`); a model is a primal point when its sum is within
+#: FEAS_TOL of 1. Rows are taken as given (`problem.ROW_SUM_TOL` says which rows are accepted as
+#: distributions; nothing is renormalised, since that would change the user's experts): FEAS_TOL
+#: covers only the rounding of sums of N floats, so a floor or ceiling off by more is reported.
 FEAS_TOL = 1e-9
 
 
@@ -68,28 +74,47 @@ class Feasibility:
     feasible: bool
     max_mass: float  # sum_{x in S} max_k E[k](x): the largest Z any gate reaches
     reason: str = ""
+    min_mass: float = 0.0  # sum_{x in S} min_k E[k](x): the smallest Z any gate reaches
+
+
+def sum_target(min_mass: float, max_mass: float) -> float:
+    """The attainable Z nearest 1: clip(1, min_mass, max_mass) (1 itself whenever attainable).
+
+    Differs from 1 only by the rounding slack FEAS_TOL on a feasible problem; the exact core then
+    solves with sum_S q = this target, so a one-point feasible set keeps a finite dual bound."""
+    return min(max(1.0, min_mass), max_mass)
 
 
 def g1_feasibility(problem: DiscreteProblem, support: str = "domains", mask=None,
-                   hi=None) -> Feasibility:
-    """Exact test of Lemma 1: G1 is non-empty iff sum_{x in S} max_k E[k](x) >= 1.
+                   hi=None, lo=None) -> Feasibility:
+    """Exact test of Lemma 1: G1 is non-empty iff sum_S min_k E[k] <= 1 <= sum_S max_k E[k].
 
-    Every gate has Z_g in [sum_S min_k E[k], sum_S max_k E[k]] and the lower end is <= 1, so Z = 1
-    is reachable iff the upper end is >= 1 (PAPER.md section 1, the known flaw of Lemma 1).
-    ``mask`` (the support) and ``hi`` (max_k E[k]) may be passed when already computed.
+    Every gate has Z_g in [sum_S min_k E[k], sum_S max_k E[k]] and every value between is
+    reached, so Z = 1 is reachable iff 1 lies in that interval, up to FEAS_TOL (PAPER.md section 1,
+    the known flaw of Lemma 1). The upper end is short of 1 when the experts leak mass off the
+    support; the lower end exceeds 1 only when expert rows sum to more than 1 (accepted within
+    `problem.ROW_SUM_TOL`). ``mask`` (the support), ``hi`` and ``lo`` (max_k and min_k E[k]) may
+    be passed when already computed.
     """
     _check_support(support)
     mask = support_mask(problem, support) if mask is None else mask
-    hi = envelope(problem)[1] if hi is None else hi
-    mass = float(hi[mask].sum())
-    if mass >= 1.0 - FEAS_TOL:
-        return Feasibility(True, mass)
-    reason = (f"G1 is empty under the '{support}' support convention: the experts put at most "
-              f"{mass:.6g} < 1 of their mass on the support, so no gate reaches Z_g = 1 "
-              f"(PAPER.md, Lemma 1's flaw).")
-    if support == "domains":
-        reason += " Remedy: normalise over the experts' supports too (--support union)."
-    return Feasibility(False, mass, reason)
+    if hi is None or lo is None:
+        lo, hi = envelope(problem)
+    mass, floor = float(hi[mask].sum()), float(lo[mask].sum())
+    if mass < 1.0 - FEAS_TOL:
+        reason = (f"G1 is empty under the '{support}' support convention: the experts put at most "
+                  f"{mass:.6g} < 1 of their mass on the support, so no gate reaches Z_g = 1 "
+                  f"(PAPER.md, Lemma 1's flaw).")
+        if support == "domains":
+            reason += " Remedy: normalise over the experts' supports too (--support union)."
+        return Feasibility(False, mass, reason, floor)
+    if floor > 1.0 + FEAS_TOL:
+        reason = (f"G1 is empty under the '{support}' support convention: the experts put at "
+                  f"least {floor:.10g} > 1 of their mass on the support (sum_x min_k E[k](x)), so "
+                  f"every gate has Z_g > 1. The expert rows sum to more than 1 (accepted within "
+                  f"the input tolerance, taken as given); renormalise the experts' rows.")
+        return Feasibility(False, mass, reason, floor)
+    return Feasibility(True, mass, "", floor)
 
 
 def gate_from_model(q, E, mask=None) -> np.ndarray:

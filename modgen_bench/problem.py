@@ -21,7 +21,10 @@ from .errors import UserError
 
 __all__ = ["DiscreteProblem", "ProblemError", "ROW_SUM_TOL", "atomic_write"]
 
-#: Rows of P and E must sum to 1 within this absolute tolerance.
+#: Rows of P and E must sum to 1 within this absolute tolerance (rounded real data: float32 rows,
+#: counts divided by totals). Accepted rows are taken as given, never renormalised: the exact core
+#: decides G1 on these numbers with the one slack `gates.FEAS_TOL` (1e-9, the rounding of a sum),
+#: so expert rows summing to 1 + 6e-7 can make G1 empty from below, and `solve` says so.
 ROW_SUM_TOL = 1e-6
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from modgen_bench import exact, instances
+from modgen_bench import instances
 from modgen_bench.cli import main
 from modgen_bench.exact import solve
 
@@ -58,21 +58,22 @@ def test_batched_npz_names_the_bad_problem(files, tmp_path, capsys):
 
 def _cripple(monkeypatch):
     """Every path answers badly: water-filling returns its uniform starting mixture's model, the
-    conic chain fails. Nothing certifies, and the answer must say so."""
-    from modgen_bench.exact import conic
-    real = exact.solve_waterfill
+    conic chain fails. Nothing certifies, and the answer must say so. (The registry of solver
+    paths is replaced for the test: `exact.paths.PATHS`.)"""
+    from modgen_bench.exact import conic, paths
+    from modgen_bench.exact.waterfill import fixed_mixture
 
-    def stuck(problem, support="domains", **kw):
-        kw.pop("path", None)
-        kw.pop("lam0", None)
-        lam = np.full(problem.p, 1.0 / problem.p)
-        return real(problem, support, **{**kw, "lam_fixed": lam})
+    def stuck(ctx):
+        lam = np.full(ctx.problem.p, 1.0 / ctx.problem.p)
+        res = fixed_mixture(ctx.inner, lam)
+        return paths.PathResult(model=res.q, lam=lam, bound=res.bound, path="stuck",
+                                per_domain_kl=res.g)
 
-    def fail(*a, **k):
+    def fail(ctx):
         raise conic.ConicFailure("every conic solver failed (test)")
-    monkeypatch.setattr(exact, "solve_waterfill", stuck)
-    monkeypatch.setattr(conic, "solve_conic", fail)
-    monkeypatch.setattr(conic, "solve_log_conic", fail)     # the log-space form too
+    monkeypatch.setattr(paths, "PATHS", {
+        "stuck": paths.SolverPath("stuck", "waterfill", stuck),
+        "cvxpy": paths.SolverPath("cvxpy", "cvxpy", fail, reference=True)})
 
 
 def test_uncertified_answer_is_inaccurate_with_a_true_interval_and_exit_3(files, monkeypatch, capsys):

@@ -116,7 +116,7 @@ def test_static_minimax_agrees_with_cvxpy():
     prob = instances.make("overlap", 5, p=3, N=9)
     fast, ref = static_minimax(prob), solve_static(prob)
     assert fast["duality_gap"] <= 1e-7
-    assert abs(fast["value"] - ref["value"]) <= fast["duality_gap"] + ref["duality_gap"] + 1e-9
+    assert abs(fast["value"] - ref.value) <= fast["duality_gap"] + ref.duality_gap + 1e-9
 
 
 # --- Thm 3 --------------------------------------------------------------------------------------

@@ -28,3 +28,21 @@ def test_restored_after_an_error(two_threads):
     with pytest.raises(RuntimeError), cpu_threads(1):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == 2
+
+
+def test_blas_threads_limits_and_restores():
+    from threadpoolctl import threadpool_info
+
+    from modgen_bench.threads import blas_threads
+
+    def counts():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    before = counts()
+    with blas_threads(1):
+        assert counts() and set(counts()) == {1}
+    assert counts() == before
+    with pytest.raises(RuntimeError), blas_threads(1):
+        raise RuntimeError("boom")
+    assert counts() == before
+    with blas_threads(None):
+        assert counts() == before

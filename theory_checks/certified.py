@@ -15,17 +15,27 @@ from __future__ import annotations
 import numpy as np
 
 from modgen_bench.exact import Solution, solve, solve_static
+from modgen_bench.exact.stacked import solve_many
 
 from .fits import static_minimax
 
-__all__ = ["certified_solve", "static_solve", "STATIC_GAP_MAX"]
+__all__ = ["certified_solve", "certified_solve_many", "static_solve", "STATIC_GAP_MAX"]
 
 STATIC_GAP_MAX = 1e-6
 
 
 def certified_solve(problem, support: str = "union") -> Solution:
     """`solve` (every fallback path); an uncertified answer gets ``duality_gap = inf``."""
-    sol = solve(problem, method="waterfill", support=support)
+    return _gap_inf_unless_certified(solve(problem, method="waterfill", support=support))
+
+
+def certified_solve_many(problems, support: str = "union") -> list[Solution]:
+    """`certified_solve` for many problems, solved together (`exact.stacked.solve_many`:
+    vectorised over problems of one shape, the same certificate per problem)."""
+    return [_gap_inf_unless_certified(s) for s in solve_many(problems, support)]
+
+
+def _gap_inf_unless_certified(sol: Solution) -> Solution:
     if sol.status == "inaccurate":
         sol.extra["gap"] = sol.duality_gap
         sol.duality_gap = float("inf")
@@ -37,7 +47,8 @@ def static_solve(problem) -> dict:
     fast = static_minimax(problem)
     if fast["duality_gap"] <= STATIC_GAP_MAX:
         return fast
-    ref = solve_static(problem)
+    sol = solve_static(problem)
+    ref = {"w": sol.w, "lam": sol.lam, "value": sol.value, "duality_gap": sol.duality_gap}
     best = min((fast, ref), key=lambda s: s["duality_gap"] if np.isfinite(s["duality_gap"]) else np.inf)
     if np.isfinite(best["duality_gap"]) and best["duality_gap"] <= STATIC_GAP_MAX:
         return best

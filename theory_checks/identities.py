@@ -16,7 +16,7 @@ from modgen_bench.divergences import jsd, kl, mixture
 from modgen_bench.exact.waterfill import InnerProblem
 from modgen_bench.provenance import stable_seed
 
-from .certified import certified_solve
+from .certified import certified_solve_many
 from .draws import draw_instances, search_lam
 from .verdict import Tally
 
@@ -50,10 +50,11 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     ident, bounds, vertex, games = (Tally(CLAIM, r) for r in (
         "JSD identity", "0 <= JSD_lam <= H(lam)", "vertex property", "equal game values"))
     no_saddle = []
-    for i, d in enumerate(draw_instances(n, seed, CLAIM)):
+    draws = list(draw_instances(n, seed, CLAIM))
+    sols = certified_solve_many([d.problem for d in draws], SUPPORT)
+    for i, (d, sol) in enumerate(zip(draws, sols, strict=True)):
         P = d.problem.P
         rng = np.random.default_rng(stable_seed(seed, CLAIM, "lam", i))
-        sol = certified_solve(d.problem, SUPPORT)
         pi_rand = rng.dirichlet(np.ones(d.problem.N))
         for lam in (rng.dirichlet(np.full(d.problem.p, 0.5)), np.eye(d.problem.p)[0]):
             for pi in (pi_rand, sol.model):

@@ -15,7 +15,7 @@ import numpy as np
 
 from modgen_bench.divergences import kl, mixture
 
-from .certified import certified_solve, static_solve
+from .certified import certified_solve_many, static_solve
 from .draws import draw_instances
 from .fits import fit_mixture
 from .verdict import Tally
@@ -45,8 +45,9 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     best = Tally(CLAIM, "lam* weights -> best static gate")
     unif = Tally(CLAIM, "lam* weights beat uniform weights")
     ratios, skipped = [], 0
-    for d in draw_instances(n, seed, CLAIM):
-        sol = certified_solve(d.problem, SUPPORT)
+    draws = list(draw_instances(n, seed, CLAIM))
+    for d, sol in zip(draws, certified_solve_many([d.problem for d in draws], SUPPORT),
+                      strict=True):
         eq.add(equalisation_margin(sol), str(d), sol.duality_gap, d.problem)
         if d.problem.p < 2:
             continue

@@ -6,6 +6,9 @@ time of one numpy pass over the p x N float64 data (``(P * log_q).sum(1)``, min 
 the same process just before): "passes", the cost in units of the physical limit (issue 9, item 7).
 Memory is traced in a separate run (tracemalloc slows numpy allocations): ``mem_peak/input`` is
 (input bytes + peak bytes allocated during the solve) / input bytes, input = P and E.
+Times are taken with the default thread settings (what a user gets: the exact core limits its
+BLAS pool itself, `exact.ONE_BLAS_THREAD_FROM`) and again with one BLAS thread forced from
+outside (``seconds_1thread``); ``default/1thread`` is their ratio (min over repeats).
 Targets (issue 9): N = 1e7, p = 8 certified in <= 15 passes with mem_peak/input <= 2;
 N = 1e3 under 0.3 ms.
 """
@@ -19,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from .. import instances
-from ..exact import solve
+from ..exact import methods, solve
+from ..exact.paths import reference_methods
+from ..threads import blas_threads
 
 __all__ = ["bench_exact", "speedups", "pass_seconds", "DEFAULT_SIZES"]
 
@@ -38,29 +43,40 @@ def pass_seconds(problem, repeats: int = 5) -> float:
     return best
 
 
+def _repeat(problem, method: str, repeats: int, threads: int | None):
+    """(last solution, [seconds of each repeat]) with at most ``threads`` BLAS threads."""
+    times, sol = [], None
+    with blas_threads(threads):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            sol = solve(problem, method, fallback=False)
+            times.append(time.perf_counter() - t0)
+    return sol, times
+
+
 def _timed(problem, method: str, repeats: int):
-    """(solution, [seconds of each timed repeat], peak traced bytes, error) after one warm-up."""
+    """(solution, [seconds of each timed repeat], [the same with one BLAS thread], peak traced
+    bytes, error) after one warm-up."""
     try:
         sol = solve(problem, method, fallback=False)
     except Exception as exc:  # a failing backend is a row of the table, not a crash
-        return None, [], float("nan"), f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sol = solve(problem, method, fallback=False)
-        times.append(time.perf_counter() - t0)
+        return (None, [], [], float("nan"),
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+    sol, times = _repeat(problem, method, repeats, None)
+    one = _repeat(problem, method, repeats, 1)[1]
     tracemalloc.start()
     solve(problem, method, fallback=False)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return sol, times, peak, ""
+    return sol, times, one, peak, ""
 
 
 def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed: int = 0,
                 structured: bool = True, speedup_case=(20_000, 4), repeats: int = 3,
                 log=print) -> pd.DataFrame:
     """Rows: family, p, N, method, seconds_min, seconds_median, passes_min, passes_median,
-    mem_peak/input, status, value, duality_gap, iterations, solver, note.
+    seconds_1thread, default/1thread, mem_peak/input, status, value, duality_gap, iterations,
+    solver, note.
 
     Each method runs alone (no fallback), so a row measures that method; ``status`` says
     whether its own certificate met the tolerance.
@@ -77,17 +93,19 @@ def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed:
         problem = instances.make(fam.split("(")[0], seed, p=p, N=N, **kw)
         one_pass = pass_seconds(problem)
         in_bytes = problem.P.nbytes + problem.E.nbytes
-        for method in ("waterfill", "cvxpy"):
+        for method in methods():          # every registered method (`exact.paths`)
             base = {"family": fam, "p": p, "N": N, "method": method}
-            if method == "cvxpy" and N > cvxpy_max_n:
+            if method in reference_methods() and N > cvxpy_max_n:
                 rows.append({**base, "note": f"skipped: N > {cvxpy_max_n} (see --cvxpy-max-n)"})
                 continue
-            sol, times, peak, err = _timed(problem, method, repeats)
+            sol, times, one, peak, err = _timed(problem, method, repeats)
             row = {**base, "note": err, "pass_ms": 1e3 * one_pass}
             if times:
                 t_min, t_med = min(times), statistics.median(times)
                 row.update(seconds_min=t_min, seconds_median=t_med, passes_min=t_min / one_pass,
-                           passes_median=t_med / one_pass, **{"mem_peak/input": 1 + peak / in_bytes})
+                           passes_median=t_med / one_pass, seconds_1thread=min(one),
+                           **{"default/1thread": t_min / min(one),
+                              "mem_peak/input": 1 + peak / in_bytes})
             if sol is not None and sol.status != "infeasible":
                 row.update(status=sol.status, value=sol.value, duality_gap=sol.duality_gap,
                            iterations=sol.iterations, solver=sol.solver)

@@ -2,34 +2,71 @@
 
 Families: those of `modgen_bench.testing.hard` (sparse Dirichlet(0.02-0.1) P and E, experts
 ``(1 - m) P + m Dirichlet`` with m up to 0.95, leaking zero blocks, log-uniform masses down to
-1e-300 with exact zeros), each with both support conventions; p in [2, 16], N in [3, 80].
-An ``optimal`` answer is *wrong* unless it passes `_really_optimal`: finite value and gap, gap
-within tol, and a model that sums to 1 whose KL, recomputed by `divergences.kl`, is the value.
+1e-300 with exact zeros; rounded row sums, lo = hi, tight ceilings, Zipf masses, duplicated
+domains, experts equal to the domains), each with both support conventions; p from 1 to 64 and
+N from 1 to 20,000 (`_size`: mostly small). An ``optimal`` answer is *wrong* unless it passes
+`_really_optimal`: finite value and gap, gap within tol, and a model that sums to 1 whose KL,
+recomputed by `divergences.kl`, is the value. An ``infeasible`` label is *wrong* unless the
+floor and ceiling sums (`math.fsum`, independent of the solver) or an uncovered outcome say so
+(`expected_infeasible`).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 
+from ..gates import FEAS_TOL
 from ..problem import DiscreteProblem, ProblemError
-from ..testing.hard import HARD_FAMILIES, hard_arrays
+from ..testing.hard import ALL_FAMILIES, hard_arrays
 
-__all__ = ["FAMILIES", "random_instance", "fuzz", "format_counts"]
+__all__ = ["FAMILIES", "random_instance", "fuzz", "format_counts", "expected_infeasible"]
 
-FAMILIES = HARD_FAMILIES
+FAMILIES = ALL_FAMILIES
+
+
+def _size(rng: np.random.Generator) -> tuple[int, int]:
+    """(p, N): p in [2, 16], N in [3, 80] four times in five; otherwise p in [1, 64] with N in
+    [1, 400], or (one in fifty) N up to 20,000 with p up to 8."""
+    u = rng.random()
+    if u < 0.8:
+        return int(rng.integers(2, 17)), int(rng.integers(3, 81))
+    if u < 0.98:
+        return int(rng.integers(1, 65)), int(rng.integers(1, 401))
+    return int(rng.integers(1, 9)), int(rng.integers(1, 20_001))
+
+
+def expected_infeasible(problem: DiscreteProblem, support: str) -> bool | None:
+    """Whether G1 is empty or every gate's KL infinite, from exact sums (`math.fsum`) of the
+    floor and ceiling over the support; None when a sum lies within 1e-13 of a threshold (the
+    solver's float sums may fall either way there)."""
+    P, E = problem.P, problem.E
+    seen = (P > 0).any(axis=0)
+    mask = seen | (E > 0).any(axis=0) if support == "union" else seen
+    lo, hi = E.min(axis=0)[mask], E.max(axis=0)[mask]
+    if (seen & ~(E > 0).any(axis=0)).any():
+        return True
+    floor, ceiling = math.fsum(lo), math.fsum(hi)
+    edges = (floor - (1 + FEAS_TOL), (1 - FEAS_TOL) - ceiling)
+    if any(abs(e) <= 1e-13 for e in edges):
+        return None
+    return any(e > 0 for e in edges)
 
 
 def random_instance(rng: np.random.Generator, family: str | None = None
                     ) -> tuple[DiscreteProblem, str, str]:
     """(problem, support, description) of one random hard instance: a family of
-    `modgen_bench.testing.hard`, p in [2, 16], N in [3, 80], either support convention."""
+    `modgen_bench.testing.hard`, (p, N) by `_size`, either support convention."""
     family = family or FAMILIES[rng.integers(len(FAMILIES))]
     support = ("domains", "union")[rng.integers(2)]
-    p, N = int(rng.integers(2, 17)), int(rng.integers(3, 81))
+    p, N = _size(rng)
+    if family == "leaking":
+        N = max(N, 2)
     kw = {"alpha": float(rng.uniform(0.02, 0.1)), "m_max": float(rng.uniform(0.0, 0.95)),
           "block": int(rng.integers(1, max(2, N // 2))),
-          "min_mass": float(10.0 ** -rng.uniform(30, 300)), "zeros": float(rng.uniform(0, 0.5))}
+          "min_mass": float(10.0 ** -rng.uniform(30, 300)), "zeros": float(rng.uniform(0, 0.5)),
+          "round_to": float(10.0 ** -rng.uniform(6.3, 12)), "zipf": float(rng.uniform(1, 2))}
     P, E = hard_arrays(rng, family, p, N, **kw)
     desc = f"{family} p={p} N={N} " + " ".join(f"{k}={v:.3g}" for k, v in kw.items())
     return DiscreteProblem.from_arrays(P, E), support, desc
@@ -56,22 +93,27 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
     ``fuzz-<seed>-<i>-<status>-<support>.json`` (a problem file: `modgen-bench solve FILE
     --support SUPPORT` re-runs it).
 
-    Returns {"counts": {optimal, inaccurate, infeasible, wrong, invalid}, "worst_gap" (largest |duality gap|),
-    "worst_instance", "seconds_per_instance", "solvers": {path: count}, "wrong_instances"}.
+    Returns {"counts": {optimal, inaccurate, infeasible, wrong, invalid}, "worst_gap" (largest
+    |duality gap|), "worst_instance", "seconds_per_instance", "worst_seconds" (slowest solve),
+    "slowest_instance", "solvers": {path: count}, "wrong_instances"}.
     """
-    from ..exact import solve
+    from ..exact import (
+        conic,  # noqa: F401  (cvxpy's one-off import is no solve's time)
+        solve,
+    )
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(("optimal", "inaccurate", "infeasible", "wrong", "invalid"), 0)
     solvers: dict[str, int] = {}
     worst_gap, worst = 0.0, ""
     wrong: list[str] = []
-    solve_seconds = 0.0
+    solve_seconds, slowest = 0.0, (0.0, "")
     it = range(instances) if progress is None else progress(range(instances))
     t_start = time.perf_counter()
     for i in it:
         if report_every and log and i and i % report_every == 0:   # interim counts: a long run
             log(f"fuzz: {i} done in {time.perf_counter() - t_start:.0f} s: "   # leaves a trace
-                + "  ".join(f"{k} {v}" for k, v in counts.items()) + f"  worst gap {worst_gap:.3g}")
+                + "  ".join(f"{k} {v}" for k, v in counts.items()) + f"  worst gap {worst_gap:.3g}"
+                + f"  slowest {slowest[0]:.3f} s")
         try:
             problem, support, desc = random_instance(rng)
         except ProblemError:           # a draw whose rows fail validation (should not happen)
@@ -80,8 +122,16 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
         kw = {} if tol is None else {"tol": tol}
         t0 = time.perf_counter()
         sol = solve(problem, method=method, support=support, **kw)
-        solve_seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        solve_seconds += took
+        if took > slowest[0]:
+            slowest = (took, f"#{i} {desc} support={support} status={sol.status}")
         counts[sol.status] = counts.get(sol.status, 0) + 1
+        label = expected_infeasible(problem, support)
+        if label is not None and label != (sol.status == "infeasible"):
+            counts["wrong"] += 1
+            wrong.append(f"#{i} {desc} support={support}: status {sol.status}, but the exact "
+                         f"floor/ceiling sums say {'in' if label else ''}feasible")
         if sol.status == "infeasible":
             continue
         solvers[sol.solver] = solvers.get(sol.solver, 0) + 1
@@ -103,6 +153,7 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
             worst_gap, worst = size, f"#{i} {desc} support={support} status={sol.status}"
     return {"counts": counts, "worst_gap": float(worst_gap), "worst_instance": worst,
             "seconds_per_instance": solve_seconds / max(instances, 1), "solvers": solvers,
+            "worst_seconds": slowest[0], "slowest_instance": slowest[1],
             "wall_seconds": time.perf_counter() - t_start,
             "wrong_instances": wrong[:20], "instances": instances, "seed": seed}
 
@@ -115,6 +166,8 @@ def format_counts(res: dict) -> str:
              f"worst certificate: {res['worst_gap']:.3g}  ({res['worst_instance']})",
              f"time per instance: {1e3 * res['seconds_per_instance']:.3f} ms (solve only); "
              f"wall {res.get('wall_seconds', float('nan')):.0f} s in all",
+             f"slowest solve: {res.get('worst_seconds', float('nan')):.3f} s "
+             f"({res.get('slowest_instance', '')})",
              "answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(res["solvers"].items()))]
     lines += [f"WRONG {w}" for w in res["wrong_instances"]]
     return "\n".join(lines)

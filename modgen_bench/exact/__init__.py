@@ -10,18 +10,20 @@ import math
 import time
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..divergences import entropy, kl, mixture
 from ..gates import FEAS_TOL, envelope, g1_feasibility, gate_from_model
 from ..problem import DiscreteProblem
+from ..threads import blas_threads
+from . import path_conic, path_waterfill  # noqa: F401  (register the built-in solver paths)
+from .budget import Budget, default_time_limit
+from .paths import PathContext, PathResult, chain, methods, register_path
 from .solution import Solution
-from .waterfill import InnerProblem, solve_waterfill
+from .waterfill import FLAT_SUM_TOL, InnerProblem, solve_waterfill
 
-__all__ = ["METHODS", "Solution", "solve", "solve_fixed", "solve_static", "infinite_loss_reason",
-           "tolerance", "certified", "TOL", "RTOL"]
-
-METHODS = ("waterfill", "cvxpy")
+__all__ = ["Solution", "solve", "solve_fixed", "solve_static", "infinite_loss_reason",
+           "tolerance", "certified", "methods", "register_path", "PathResult", "PathContext",
+           "solve_waterfill", "TOL", "RTOL"]
 
 #: An answer is `optimal` only when its duality gap is at most TOL + RTOL * |value| (nats).
 TOL = 1e-9
@@ -32,6 +34,16 @@ SUM_TOL = FEAS_TOL
 #: The static gate's certificate is first order (a Frank-Wolfe gap at cvxpy's w): Clarabel's w
 #: gives 7e-8 .. 3e-7 on small problems, so the static default is 1e-6 (theory_checks' bar too).
 STATIC_TOL = 1e-6
+#: From this many entries of P on, a solve runs its BLAS work on one thread (`threads`): the
+#: products are memory-bound p-row matvecs where more threads gain little and oversubscription
+#: (other BLAS users on the cores) costs 2-4x; below it OpenBLAS uses one thread for such
+#: products anyway, and the limit's ~8 us is saved.
+ONE_BLAS_THREAD_FROM = 20_000
+
+
+def _blas_limit(problem: DiscreteProblem) -> int | None:
+    """1 (one BLAS thread) for p x N >= ONE_BLAS_THREAD_FROM, else None (the pool untouched)."""
+    return 1 if problem.p * problem.N >= ONE_BLAS_THREAD_FROM else None
 
 
 def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
@@ -51,25 +63,14 @@ def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
             f"puts mass on, so KL is infinite for every gate; no finite robust gate exists")
 
 
-def _repair(q, lo, hi) -> np.ndarray:
-    """Nearest point of {lo <= q <= hi, sum q = 1} along q + tau (fixes solver round-off)."""
-    q = np.clip(q, lo, hi)
-    f = lambda tau: np.clip(q + tau, lo, hi).sum() - 1.0
-    span = 1.0 + np.abs(q).max()
-    if abs(f(0.0)) <= 1e-14 or f(-span) >= 0 or f(span) <= 0:   # done, or the box is one point
-        return q
-    tau = brentq(f, -span, span, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
-    return np.clip(q + tau, lo, hi)
-
-
 def _infeasible(problem, method, support, reason, t0) -> Solution:
     return Solution(status="infeasible", method=method, solver="none", support=support,
                     reason=reason, seconds=time.perf_counter() - t0)
 
 
 def _check(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    if method not in methods():
+        raise ValueError(f"unknown method '{method}'; choose one of {', '.join(methods())}")
 
 
 def tolerance(value: float, tol: float = TOL, rtol: float = RTOL) -> float:
@@ -86,150 +87,161 @@ def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) ->
                 and abs(gap) <= tolerance(value, tol, rtol))
 
 
-def _paths(method: str, fixed: bool, fallback: bool) -> list[str]:
-    """Solver paths tried in order: the requested method's first, then the other's (``fallback``).
+class _Grade:
+    """The one certificate: every path's model and lam graded the same way, and the best primal
+    model (smallest primal value) and best dual bound (largest) kept across paths, so two partial
+    answers can certify together."""
 
-    Water-filling paths: projected Newton from the uniform mixture; Newton in log-weights from
-    the uniform mixture; the same from the best lam found so far (mixed with the uniform one);
-    minimum-norm Newton on the KKT equalisation from the best lam (non-unique lam*). Then cvxpy:
-    first the log-space form (``cvxpy-log``, `conic.solve_log_conic`), whose model is good where
-    q(lam) is not (issue 9: on the seed-0 leftovers the best bound was within 1e-9 of V* and
-    q(lam) 1e-8 .. 5e-6 above it), then the reference q-form; after them, the Newton methods
-    again from the best lam so far (``-restart``)."""
-    wf = (["waterfill"] if fixed else
-          ["waterfill-newton", "waterfill-entropic", "waterfill-entropic-restart",
-           "waterfill-kkt-restart"])
-    if not fallback:
-        return wf if method == "waterfill" else ["cvxpy"]
-    polish = [] if fixed else ["waterfill-newton-restart", "waterfill-kkt-restart",
-                               "waterfill-entropic-restart"]
-    conic = ["cvxpy"] if fixed else ["cvxpy-log", "cvxpy"]     # the log form is minimax only
-    return wf + conic + polish if method == "waterfill" else ["cvxpy"] + wf
+    def __init__(self, inner: InnerProblem, lam_fixed):
+        self.inner, self.lam_fixed = inner, lam_fixed
+        self.primal = None      # (primal, value, q, per_domain, path)
+        self.bound = None       # (bound, lam, path)
+        self.pair = None        # (own gap, lam) of the path whose own gap was least
+
+    def grade(self, q, per_domain=None) -> tuple[float, float, np.ndarray]:
+        """(value, primal, per-domain KL) of a model q on the support; a q outside the feasible
+        set (box lo <= q <= hi, sum within SUM_TOL of 1, or of the `InnerProblem.target` sum
+        to rounding) is no primal point: value inf.
+
+        A sum s > 1 is graded conservatively: KL(P || q / s) = KL(P || q) + log s, so the value
+        counts + log s (a sum below 1 only raises KL(P || q) over the normalised model's)."""
+        inner = self.inner
+        per_domain = inner.kl_per_domain(q) if per_domain is None else per_domain
+        s = q.sum()
+        in_sum = abs(s - 1.0) <= SUM_TOL or abs(s - inner.target) <= FLAT_SUM_TOL
+        if not (in_sum and (q >= inner.lo).all() and (q <= inner.hi).all()):
+            return np.inf, np.inf, per_domain
+        if s > 1.0:
+            per_domain = per_domain + np.log(s)
+        if self.lam_fixed is None:
+            return float(per_domain.max()), float(per_domain.max()), per_domain
+        with np.errstate(invalid="ignore"):
+            primal = float(self.lam_fixed @ per_domain)
+        return float(kl(mixture(self.lam_fixed, inner.P), q)), primal, per_domain
+
+    def bound_at(self, lam, b=None) -> float:
+        """The dual bound D(lam) at q(lam) from lam @ P; ``b``: that number when the path
+        computed it at this lam from lam @ P."""
+        b = self.inner.dual_bound(lam, *self.inner.model(lam)) if b is None else b
+        return b if np.isfinite(b) else -np.inf
+
+    def certify(self, q, lam) -> float:
+        """primal(q) - D(lam): the gap a candidate pair would have."""
+        return self.grade(q)[1] - self.bound_at(lam)
+
+    def add(self, res: PathResult) -> float:
+        """Grade one path's answer, keep the best; return its own gap (primal - bound)."""
+        value, primal, per_domain = self.grade(res.model, res.per_domain_kl)
+        bound = self.bound_at(res.lam, res.bound)
+        name = res.solver or res.path
+        gap = primal - bound
+        if np.isfinite(gap) and (self.pair is None or gap < self.pair[0]):
+            self.pair = (gap, res.lam)
+        if np.isfinite(primal) and (self.primal is None or primal < self.primal[0]):
+            self.primal = (primal, value, res.model, per_domain, name)
+        if self.bound is None or bound > self.bound[0]:
+            self.bound = (bound, res.lam, name)
+        return gap
+
+    def done(self, tol, rtol) -> bool:
+        return (self.primal is not None and self.bound is not None
+                and certified(self.primal[1], self.primal[0] - self.bound[0], tol, rtol))
+
+    def finite_bound(self) -> None:
+        """Weak duality gives a finite bound at any lam with nu > 0: when no path found one, take
+        the uniform mixture at nu = 1 (PAPER.md section 2), so the interval is informative."""
+        if self.primal is None or (self.bound is not None and np.isfinite(self.bound[0])):
+            return
+        p = self.inner.P.shape[0]
+        lam = self.lam_fixed if self.lam_fixed is not None else np.full(p, 1.0 / p)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            b = self.inner.bound_at_nu(lam, 1.0)
+        if self.bound is None or b > self.bound[0]:
+            self.bound = (b, lam, "dual-at-nu-1")
+
+
+FAILURES = (np.linalg.LinAlgError, FloatingPointError, ArithmeticError, RuntimeError)
+
+
+def _attempt(path, ctx: PathContext) -> tuple[PathResult | None, str]:
+    """(result, failure note) of one path; a path that raises is a failed attempt, not a crash."""
+    try:
+        return path.run(ctx), ""
+    except FAILURES as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"{path.name}: {type(exc).__name__}: {first}"
 
 
 def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
-         rtol: float = RTOL, fallback: bool = True) -> Solution:
-    """Try the solver paths in turn until the certificate is within tolerance (`certified`).
-
-    Every path is graded by the same solver-independent certificate; across paths the best
-    primal model (smallest primal value) and the best dual bound (largest, at its lam) are kept,
-    so two partial answers can certify together. When nothing certifies, status ``inaccurate``
-    with the interval ``[dual bound, primal value]`` in ``extra["bound"]``.
+         rtol: float = RTOL, fallback: bool = True, time_limit: float | None = None) -> Solution:
+    """Try the registered solver paths in turn (`paths.chain`) until the certificate is within
+    tolerance (`certified`), within the time budget (``time_limit`` seconds; None: by size,
+    `budget.default_time_limit`). Every path is graded by the same solver-independent
+    certificate (`_Grade`). When nothing certifies, status ``inaccurate`` with the interval
+    ``[dual bound, primal value]`` in ``extra["bound"]``.
     """
     _check(method)
     t0 = time.perf_counter()
     inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
-    feas = g1_feasibility(problem, support, mask=inner.mask, hi=inner.hi_full)
-    if not feas.feasible:
-        return _infeasible(problem, method, support, feas.reason, t0)
-    reason = infinite_loss_reason(problem, seen=inner.seen, hi=inner.hi_full)
+    feas = g1_feasibility(problem, support, mask=inner.mask, hi=inner.hi_full, lo=inner.lo_full)
+    reason = feas.reason or infinite_loss_reason(problem, seen=inner.seen, hi=inner.hi_full)
     if reason:
         return _infeasible(problem, method, support, reason, t0)
-    mask, lo, hi = inner.mask, inner.lo, inner.hi
-    fixed = lam_fixed is not None
-    stop = lambda value: 0.5 * tolerance(value, tol, rtol)
-
-    def grade(q, per_domain=None) -> tuple[float, float, np.ndarray]:
-        """(value, primal, per-domain KL) of a model q on the support; a q outside the feasible
-        set (box lo <= q <= hi, sum 1 within SUM_TOL) is no primal point: value inf.
-        ``per_domain``: KL(P[k] || q) by `InnerProblem.kl_per_domain` when the path has it.
-
-        A sum s != 1 within SUM_TOL (a box whose ceiling sums to 1 - 1e-11, feasible by
-        gates.FEAS_TOL) is graded conservatively: KL(P || q / s) = KL(P || q) + log s, so the
-        value counts + max(log s, 0)."""
-        per_domain = inner.kl_per_domain(q) if per_domain is None else per_domain
-        s = q.sum()
-        if not (abs(s - 1.0) <= SUM_TOL and (q >= lo).all() and (q <= hi).all()):
-            return np.inf, np.inf, per_domain
-        if s > 1.0:
-            per_domain = per_domain + np.log(s)
-        if not fixed:
-            return float(per_domain.max()), float(per_domain.max()), per_domain
-        with np.errstate(invalid="ignore"):
-            primal = float(lam_fixed @ per_domain)
-        return float(kl(mixture(lam_fixed, inner.P), q)), primal, per_domain
-
-    def bound_at(lam, b=None) -> float:
-        """The dual bound D(lam) (`InnerProblem.dual_bound` at q(lam) from lam @ P); ``b``: that
-        number when the path computed it at this lam from lam @ P (the water-filling paths
-        return it with their lam; see `waterfill._newton`'s line search)."""
-        b = inner.dual_bound(lam, *inner.model(lam)) if b is None else b
-        return b if np.isfinite(b) else -np.inf
-
-    best_primal = best_bound = None     # (primal, value, q, per_domain, path) / (bound, lam, path)
-    best_pair = None                    # (own gap, lam) of the path whose own gap was least
+    limit = default_time_limit(problem.p, problem.N) if time_limit is None else time_limit
+    budget = Budget.start(limit)
+    grade = _Grade(inner, lam_fixed)
+    ctx = PathContext(problem, support, inner, lam_fixed, budget=budget, certify=grade.certify,
+                      stop=lambda value: 0.5 * tolerance(value, tol, rtol))
     attempts, notes, iterations = [], [], 0
-    for path in _paths(method, fixed, fallback):
-        known = None, None          # (KL at q, D at lam) when the path returns them
-        try:
-            if path == "cvxpy":
-                from .conic import ConicFailure, solve_conic
-                try:
-                    raw = solve_conic(problem, support, lam_fixed=lam_fixed,
-                                      certify=lambda q, lam: grade(_repair(q, lo, hi))[1] - bound_at(lam))
-                except ConicFailure as exc:
-                    notes.append(str(exc))
-                    attempts.append({"solver": "cvxpy", "gap": None})
-                    continue
-                q, lam, name = _repair(raw["q"], lo, hi), raw["lam"], raw["solver"]
-            elif path == "cvxpy-log":
-                from .conic import ConicFailure, solve_log_conic
-                try:
-                    raw = solve_log_conic(inner.P, inner.neg_entropy, lo, hi)
-                except ConicFailure as exc:
-                    notes.append(str(exc))
-                    attempts.append({"solver": path, "gap": None})
-                    continue
-                # the model is the solver's u, put on the feasible set by the water level
-                # (clip(t e^u, lo, hi), sum 1: multiplicative, so tiny masses keep their ratios)
-                u = raw["u"]
-                q = inner.model_from(np.exp(u - u.max()))[0]
-                lam, name = raw["lam"], raw["solver"]
-            else:
-                kind = path.split("-")[1] if not fixed else "newton"
-                restart = path.endswith("-restart") and best_bound is not None
-                # the KKT polish starts where one path's own gap was least (q(lam) good too);
-                # the best bound's lam may carry a poor q(lam)
-                start = best_pair[1] if kind == "kkt" and best_pair else best_bound and best_bound[1]
-                raw = solve_waterfill(problem, support, tol=stop, lam_fixed=lam_fixed, inner=inner,
-                                      path=kind, lam0=start if restart else None)
-                q, lam, name = raw["q"], raw["lam"], path
-                known = raw["per_domain_kl"], raw["bound"]      # KL at q and D at lam
-                iterations += raw.get("iterations", 0)
-        except (np.linalg.LinAlgError, FloatingPointError, ArithmeticError) as exc:
-            notes.append(f"{path}: {type(exc).__name__}: {exc}")
-            attempts.append({"solver": path, "gap": None})
-            continue
-        value, primal, per_domain = grade(q, known[0])
-        bound = bound_at(lam, known[1])
-        attempts.append({"solver": name, "gap": primal - bound})
-        if np.isfinite(primal - bound) and (best_pair is None or primal - bound < best_pair[0]):
-            best_pair = (primal - bound, lam)
-        if np.isfinite(primal) and (best_primal is None or primal < best_primal[0]):
-            best_primal = (primal, value, q, per_domain, name)
-        if best_bound is None or bound > best_bound[0]:
-            best_bound = (bound, lam, name)
-        if best_primal is not None and certified(best_primal[1], best_primal[0] - best_bound[0],
-                                                 tol, rtol):
+    paths = chain(method, "fixed" if lam_fixed is not None else "minimax", fallback)
+    for i, path in enumerate(paths):
+        if budget.expired() and attempts:     # the first path always runs: an interval
+            notes.append(f"time limit of {limit:.3g} CPU s reached before {path.name}")
             break
+        ctx.budget = budget.share(1.0 if i == len(paths) - 1 else 0.5)
+        res, note = _attempt(path, ctx)
+        if res is None:
+            if note:
+                notes.append(note)
+                attempts.append({"solver": path.name, "gap": None, "stopped": "failed"})
+            continue
+        iterations += res.iterations
+        gap = grade.add(res)
+        attempts.append({"solver": res.solver or res.path, "gap": gap, "stopped": res.stopped})
+        ctx.best_lam = grade.bound[1]
+        ctx.pair_lam = grade.pair[1] if grade.pair else None
+        if grade.done(tol, rtol):
+            break
+    grade.finite_bound()
+    return _answer(problem, method, support, inner, grade, tol, rtol, t0, iterations,
+                   attempts, notes)
+
+
+def _answer(problem, method, support, inner, grade: _Grade, tol, rtol, t0, iterations,
+            attempts, notes) -> Solution:
+    """The `Solution` of a chain: optimal when the best pair certifies, else inaccurate."""
     seconds = time.perf_counter() - t0
     extra = {"attempts": attempts, "tol": None}
-    if best_primal is None or best_bound is None:
+    if inner.target != 1.0:
+        extra["sum_target"] = inner.target
+    if grade.primal is None or grade.bound is None:
         return Solution(status="inaccurate", method=method, solver="none", support=support,
                         seconds=seconds, iterations=iterations, extra=extra,
                         reason="no solver returned a finite primal value; " + "; ".join(notes))
-    primal, value, q, per_domain, name = best_primal
-    bound, lam, bound_name = best_bound
+    primal, value, q, per_domain, name = grade.primal
+    bound, lam, bound_name = grade.bound
     gap = primal - bound
     extra.update(tol=tolerance(value, tol, rtol), bound=[bound, primal])
     if bound_name != name:
         extra["bound_from"] = bound_name
     ok = certified(value, gap, tol, rtol)
+    mask = inner.mask
     if inner.all_outcomes:          # q is this solve's own array: no copy
         model = q
     else:
         model = np.zeros(problem.N)
         model[mask] = q
+    stops = ", ".join(f"{a['solver']} ({a['stopped']})" for a in attempts)
     return Solution(status="optimal" if ok else "inaccurate", method=method, solver=name,
                     support=support, value=value, lam=lam, per_domain_kl=per_domain, model=model,
                     gate_fn=lambda: gate_from_model(model, problem.E, mask), duality_gap=gap,
@@ -237,25 +249,27 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
                     seconds=seconds, iterations=iterations, extra=extra,
                     reason="" if ok else (f"no solver certified the answer: best interval "
                                           f"[{bound:.10g}, {primal:.10g}] (gap {gap:.3g} > tol "
-                                          f"{tolerance(value, tol, rtol):.3g}); "
-                                          f"tried {', '.join(a['solver'] for a in attempts)}"
+                                          f"{tolerance(value, tol, rtol):.3g}); tried {stops}"
                                           + ("; " + "; ".join(notes) if notes else "")))
 
 
 def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "domains",
-          tol: float = TOL, rtol: float = RTOL, fallback: bool = True) -> Solution:
+          tol: float = TOL, rtol: float = RTOL, fallback: bool = True,
+          time_limit: float | None = None) -> Solution:
     """Robust minimax gate ``min_{g in G1} max_lam KL(P_lam || pi_g)`` (PAPER.md sections 1-2).
 
     ``value`` = V* (nats), ``lam`` = least-favourable mixture, ``duality_gap`` = certificate.
     Status ``optimal`` only when the gap is within ``tol + rtol |value|`` (`certified`); else the
-    other solver paths are tried (``fallback``) and, failing all, status ``inaccurate``.
+    other solver paths are tried (``fallback``) within ``time_limit`` seconds (None: by size,
+    `budget.default_time_limit`) and, failing all, status ``inaccurate``.
     """
-    return _run(problem, method, support, None, tol, rtol, fallback)
+    with blas_threads(_blas_limit(problem)):
+        return _run(problem, method, support, None, tol, rtol, fallback, time_limit)
 
 
 def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
                 support: str = "domains", tol: float = TOL, rtol: float = RTOL,
-                fallback: bool = True) -> Solution:
+                fallback: bool = True, time_limit: float | None = None) -> Solution:
     """Best gate in G1 for one fixed mixture: q = clip(P_lam / nu, lo, hi) (PAPER.md section 2).
 
     ``value`` = KL(P_lam || pi_g); the gap certifies the minimum of sum_k lam[k] KL(P[k] || q),
@@ -264,7 +278,8 @@ def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
     lam = np.asarray(lam, dtype=np.float64)
     if lam.shape != (problem.p,) or np.any(lam < 0) or abs(lam.sum() - 1) > 1e-9:
         raise ValueError(f"lam must be a point of the {problem.p}-simplex (got {lam.tolist()})")
-    return _run(problem, method, support, lam, tol, rtol, fallback)
+    with blas_threads(_blas_limit(problem)):
+        return _run(problem, method, support, lam, tol, rtol, fallback, time_limit)
 
 
 def static_certificate(problem: DiscreteProblem, w, lam) -> tuple[float, float]:
@@ -277,35 +292,63 @@ def static_certificate(problem: DiscreteProblem, w, lam) -> tuple[float, float]:
     seen = np.any(problem.P > 0, axis=0)
     P, E = problem.P[:, seen], problem.E[:, seen]
     pi = w @ E
-    primal = float(kl(P, pi).max())
-    a = lam @ P
     with np.errstate(divide="ignore"):
+        primal = float(kl(P, pi).max())
+    a = lam @ P
+    with np.errstate(divide="ignore", invalid="ignore"):
         f = -float(np.sum(a * np.log(pi)))
         grad = -(E @ (a / pi))
     bound = float(lam @ -entropy(P)) + f + float(np.min(grad) - grad @ w)
-    return primal, bound
+    return primal, bound if np.isfinite(bound) else -np.inf
 
 
-def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float = RTOL) -> dict:
+def _static_closed_form(problem: DiscreteProblem):
+    """(w, lam) when every constant gate gives the same model (p = 1, or all experts equal):
+    w uniform and lam the vertex of the largest KL certify exactly; None otherwise."""
+    E = problem.E
+    if problem.p > 1 and not (E == E[0]).all():
+        return None
+    w = np.full(problem.p, 1.0 / problem.p)
+    lam = np.zeros(problem.p)
+    with np.errstate(divide="ignore"):
+        lam[int(np.argmax(kl(problem.P, w @ E)))] = 1.0
+    return w, lam
+
+
+def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float = RTOL,
+                 time_limit: float | None = None) -> Solution:
     """Best constant gate w (cvxpy), with its exact value and a Frank-Wolfe duality gap.
 
-    ``status``: "optimal" when the gap is within ``tol + rtol |value|``, else "inaccurate" (also
-    when every conic solver fails; then value and gap are inf and ``reason`` says why), with
-    ``bound`` = [lower bound, primal value].
+    Returns a `Solution` (``w``: the weights, ``model``: w @ E, ``support``: "static"):
+    ``status`` "optimal" when the gap is within ``tol + rtol |value|``, "infeasible" when every
+    constant gate has infinite KL, else "inaccurate" with ``extra["bound"]`` = [lower bound,
+    primal value] (finite: when every conic solver fails, the uniform gate is graded).
     """
     from .conic import ConicFailure, solve_static_conic
     t0 = time.perf_counter()
-    try:
-        raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
-            *static_certificate(problem, w, lam))))
-    except ConicFailure as exc:
-        p = problem.p
-        return {"status": "inaccurate", "w": np.full(p, 1.0 / p), "lam": np.full(p, 1.0 / p),
-                "value": np.inf, "duality_gap": np.inf, "bound": [-np.inf, np.inf],
-                "solver": "none", "reason": str(exc), "seconds": time.perf_counter() - t0}
-    primal, bound = static_certificate(problem, raw["w"], raw["lam"])
+    reason = infinite_loss_reason(problem)
+    if reason:
+        return _infeasible(problem, "cvxpy", "static", reason, t0)
+    limit = default_time_limit(problem.p, problem.N) if time_limit is None else time_limit
+    found, solver, note = _static_closed_form(problem), "closed-form", ""
+    if found is None:
+        try:
+            raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
+                *static_certificate(problem, w, lam))), time_left=limit)
+            found, solver = (raw["w"], raw["lam"]), raw["solver"]
+        except ConicFailure as exc:
+            p = problem.p
+            found, solver, note = (np.full(p, 1.0 / p), np.full(p, 1.0 / p)), "none", str(exc)
+    w, lam = found
+    primal, bound = static_certificate(problem, w, lam)
     gap = primal - bound
     ok = certified(primal, gap, tol, rtol)
-    return {"status": "optimal" if ok else "inaccurate", "w": raw["w"], "lam": raw["lam"],
-            "value": primal, "duality_gap": gap, "bound": [bound, primal],
-            "solver": raw["solver"], "seconds": time.perf_counter() - t0}
+    with np.errstate(divide="ignore"):
+        per_domain = kl(problem.P, w @ problem.E)
+    return Solution(status="optimal" if ok else "inaccurate", method="cvxpy", solver=solver,
+                    support="static", value=primal, lam=lam, per_domain_kl=per_domain,
+                    model=w @ problem.E, w=w, duality_gap=gap, reason="" if ok else (
+                        note or f"the Frank-Wolfe gap {gap:.3g} exceeds tol "
+                        f"{tolerance(primal, tol, rtol):.3g}"),
+                    seconds=time.perf_counter() - t0,
+                    extra={"bound": [bound, primal], "tol": tolerance(primal, tol, rtol)})

@@ -26,6 +26,7 @@ import numpy as np
 from ..divergences import entropy
 from ..gates import envelope, support_mask
 from ..problem import DiscreteProblem
+from .budget import clock
 
 __all__ = ["ConicFailure", "solve_conic", "solve_log_conic", "solve_static_conic", "SOLVER_CHAIN",
            "INACCURATE_GAP_MAX"]
@@ -52,17 +53,38 @@ class ConicFailure(RuntimeError):
     """No solver in the chain returned an optimal answer."""
 
 
-def _solve_chain(prob: cp.Problem, certify=None) -> str:
+#: Seconds a conic solver needs at least to be worth starting within a solve's time budget.
+MIN_SECONDS = 0.05
+
+
+def _timed(name: str, opts: dict, time_left: float) -> dict | None:
+    """The solver's options with its time limit cut to ``time_left`` (None: no time left)."""
+    if time_left < MIN_SECONDS:
+        return None
+    if name == "CLARABEL":
+        return {**opts, "time_limit": min(opts.get("time_limit", np.inf), time_left)}
+    if name == "SCS":
+        return {**opts, "time_limit_secs": min(opts.get("time_limit_secs", np.inf), time_left)}
+    return opts if np.isinf(time_left) else None     # ECOS has no time limit: only unbudgeted
+
+
+def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> str:
     """Solve with the first solver of the chain that answers; return its name.
 
     ``certify()`` (optional) returns the duality gap of the variables' current values; it decides
-    whether an `optimal_inaccurate` status is good enough.
+    whether an `optimal_inaccurate` status is good enough. ``time_left``: seconds of the solve's
+    budget; each solver's own time limit is cut to what is left, and none starts without it.
     """
     assert prob.is_dcp(), "conic formulation must be DCP"
     installed = set(cp.installed_solvers())
     tried = []
+    deadline = clock() + time_left     # the budget's clock
     for name, opts in SOLVER_CHAIN:
         if name not in installed:
+            continue
+        opts = _timed(name, opts, deadline - clock())
+        if opts is None:
+            tried.append(f"{name}: not started (time limit reached)")
             continue
         try:
             with warnings.catch_warnings():   # an inaccurate status is judged by `certify` below
@@ -85,7 +107,7 @@ def _solve_chain(prob: cp.Problem, certify=None) -> str:
 
 
 def solve_conic(problem: DiscreteProblem, support: str = "domains", lam_fixed=None,
-                certify=None) -> dict:
+                certify=None, time_left: float = np.inf) -> dict:
     """Solve the minimax (or, with ``lam_fixed``, the fixed-mixture) problem with cvxpy.
 
     ``certify(q, lam) -> gap`` (optional) vets answers the solver flags as inaccurate."""
@@ -114,12 +136,13 @@ def solve_conic(problem: DiscreteProblem, support: str = "domains", lam_fixed=No
         duals = np.clip(np.asarray(epi[0].dual_value, dtype=np.float64).ravel(), 0.0, None)
         return qv, duals / duals.sum()
 
-    solver = _solve_chain(prob, certify and (lambda: certify(*read())))
+    solver = _solve_chain(prob, certify and (lambda: certify(*read())), time_left)
     qv, lam_out = read()
     return {"q": qv, "lam": lam_out, "mask": mask, "solver": solver}
 
 
-def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    time_left: float = np.inf) -> dict:
     """The minimax problem in the log-model u = log q, for the exact core's fallback chain.
 
     PAPER.md section 2 (Reduction), on the support S with X0 = outcomes some domain sees:
@@ -152,10 +175,13 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
         cons.append(u[floor] >= np.log(lo_s[floor]))
     prob = cp.Problem(cp.Minimize(t), cons)
     assert prob.is_dcp(), "conic formulation must be DCP"
+    opts = _timed("CLARABEL", LOG_CLARABEL, time_left)
+    if opts is None:
+        raise ConicFailure("log-space conic form: not started (time limit reached)")
     try:
         with warnings.catch_warnings():   # an inaccurate status is graded by the caller
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            prob.solve(solver="CLARABEL", **LOG_CLARABEL)
+            prob.solve(solver="CLARABEL", **opts)
     except cp.error.SolverError as exc:
         raise ConicFailure(f"log-space conic form: CLARABEL: {str(exc).splitlines()[0]}") from exc
     if u.value is None or epi[0].dual_value is None:
@@ -168,7 +194,7 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
     return {"u": u_full, "lam": lam, "solver": name}
 
 
-def solve_static_conic(problem: DiscreteProblem, certify=None) -> dict:
+def solve_static_conic(problem: DiscreteProblem, certify=None, time_left: float = np.inf) -> dict:
     """Best constant gate: min_w max_k KL(P[k] || w @ E) over the simplex, and its mixture duals.
 
     The static model sum_j w[j] E[j] is a distribution on all N outcomes (constant gates need no
@@ -188,6 +214,6 @@ def solve_static_conic(problem: DiscreteProblem, certify=None) -> dict:
         lam = np.clip(np.asarray(epi[0].dual_value, dtype=np.float64).ravel(), 0.0, None)
         return wv / wv.sum(), lam / lam.sum()
 
-    solver = _solve_chain(prob, certify and (lambda: certify(*read())))
+    solver = _solve_chain(prob, certify and (lambda: certify(*read())), time_left)
     wv, lam = read()
     return {"w": wv, "lam": lam, "value": float(t.value), "solver": solver}

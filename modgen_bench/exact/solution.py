@@ -29,8 +29,10 @@ class Solution:
         model: (N,) pi_g* on the support, 0 off it; sums to 1.
         gate: (N, p) a row-stochastic gate realising ``model``, built on first access.
         duality_gap: primal value minus the dual lower bound at ``lam``.
-        method: "waterfill" or "cvxpy" (the path tried first); solver: the path that answered
-            ("waterfill-newton", "waterfill-entropic", a conic solver's name).
+        method: a registered method (`paths.methods`: "waterfill", "cvxpy"), whose paths were
+            tried first; solver: the path that answered ("closed-form", "waterfill-newton", a
+            conic solver's name).
+        w: the static gate's weights (`solve_static` only).
         seconds: solve time, excluding start-up and I/O.
     """
 
@@ -44,6 +46,8 @@ class Solution:
     model: np.ndarray | None = None
     _gate: np.ndarray | None = field(default=None, repr=False)
     duality_gap: float = float("nan")
+    #: (p,) the weights of a constant gate (`solve_static`); None for the other solvers
+    w: np.ndarray | None = None
     seconds: float = 0.0
     reason: str = ""
     iterations: int = 0

@@ -26,14 +26,16 @@ more (its own mixture), so every bound a path returns is D at its own lam.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg.lapack import dgesv as _gesv
 
-from ..gates import _check_support
+from ..gates import _check_support, sum_target
 from ..problem import DiscreteProblem
+from .budget import Budget
 
-__all__ = ["InnerProblem", "solve_waterfill", "simplex_qp"]
+__all__ = ["InnerProblem", "NewtonResult", "solve_waterfill", "simplex_qp"]
 
 GAP_TOL = 1e-10
 MAX_NEWTON = 200
@@ -52,6 +54,24 @@ SUM_ULPS = 4 * np.finfo(float).eps
 #: Columns per block of the fused passes: p x BLOCK float64 stays in cache while every
 #: quantity of that block is accumulated, so P is read from memory once per pass.
 BLOCK = 1 << 12
+
+
+class NewtonResult(NamedTuple):
+    """What a Newton path returns: the bound's lam, the best model q (on the support), the water
+    level t at lam, KL(P[k] || q), the dual bound D(lam), iterations, and why it stopped
+    (`budget.STOPS`)."""
+
+    lam: np.ndarray
+    q: np.ndarray
+    t: float
+    g: np.ndarray
+    bound: float
+    iterations: int
+    stopped: str
+
+    @property
+    def gap(self) -> float:
+        return float(self.g.max() - self.bound)
 
 
 def _blocks(n: int):
@@ -110,6 +130,10 @@ class InnerProblem:
         self.width = self.hi - self.lo                         # (n,)
         self.lo_sum = float(self.lo.sum())
         self.ceiling_sum = float(self.hi.sum())                # > 1: some t has sum q = 1
+        # the sum q aims at: 1, or the attainable sum nearest 1 when the floor or the ceiling
+        # misses 1 by rounding (gates.FEAS_TOL); then the feasible set is the one point lo or hi
+        self.target = sum_target(self.lo_sum, self.ceiling_sum)
+        self.floor_pinned = self.lo_sum >= self.target
         self._log_of, self._logq, self._zero = None, None, False
         self.t = 1.0                                           # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
@@ -126,19 +150,29 @@ class InnerProblem:
         return self.model_from(self.mix(lam))
 
     def model_from(self, a: np.ndarray) -> tuple[np.ndarray, float]:
-        """`model` given the mixture a = P_lam (so a line search needs no pass over P)."""
-        lo, hi = self.lo, self.hi
+        """`model` given the mixture a = P_lam (so a line search needs no pass over P).
+
+        The sum aimed at is `target` (1 unless the floor or ceiling misses 1 by rounding). A
+        floor that sums to the target pins q = lo (t = 0, nu = inf); a ceiling that the mixture's
+        support cannot exceed gives the nu = 0 branch (t = inf)."""
+        lo, hi, c = self.lo, self.hi, self.target
+        if self.floor_pinned:
+            return self._floor(lo.copy()), 0.0
         # sum q as t -> inf: lo_sum + the width where a > 0 (all of it when a has no zero)
-        # (the margin keeps a ceiling within rounding of 1 on the exact test below)
-        seen = None if self.ceiling_sum > 1.0 + 1e-12 and a.all() else a > 0
-        if seen is not None and self.lo_sum + np.add.reduce(self.width, where=seen) <= 1.0:
+        # (the margin keeps a ceiling within rounding of the target on the exact test below)
+        seen = None if self.ceiling_sum > c + 1e-12 and a.all() else a > 0
+        if seen is not None and self.lo_sum + np.add.reduce(self.width, where=seen) <= c:
             # nu = 0: every outcome the mixture sees is at its ceiling; the rest of the mass
-            # goes where the mixture is blind (the objective is indifferent there).
+            # goes where the mixture is blind (the objective is indifferent there). The share
+            # is clipped to [0, 1] of each blind width: rounding of the test above must never
+            # push q below its floor or above its ceiling.
             q = np.where(seen, hi, lo)
             blind = ~seen
             room = self.width[blind].sum()
-            if room > 0:
-                q[blind] += self.width[blind] * (1.0 - q.sum()) / room
+            need = c - q.sum()
+            if room > 0 and need > 0:
+                q[blind] += self.width[blind] * min(need / room, 1.0)
+                np.minimum(q, hi, out=q)
             return self._floor(q), np.inf
         t, t_lo, t_hi = self.t, 0.0, np.inf
         r, q, free = np.empty_like(a), np.empty_like(a), np.empty(a.shape, dtype=bool)
@@ -147,21 +181,22 @@ class InnerProblem:
             np.maximum(r, lo, out=q)
             np.minimum(q, hi, out=q)
             s = q.sum()
-            if abs(s - 1.0) <= SUM_ULPS:
+            if abs(s - c) <= SUM_ULPS:
                 break
-            if s < 1.0:
+            if s < c:
                 t_lo = t
             else:
                 t_hi = t
             np.equal(q, r, out=free)                  # unclipped: sum q has slope F there
             F = np.add.reduce(a, where=free)
-            if F == 0 and abs(s - 1.0) <= FLAT_SUM_TOL:
-                # Every outcome is pinned to its box and the pins sum to 1 up to rounding: the sum
-                # does not depend on t on this piece, so any t in it is a valid multiplier. Bisecting
-                # on the rounding error's sign would drive t to 0 (nu to inf) and wreck the bound.
+            if F == 0 and abs(s - c) <= FLAT_SUM_TOL:
+                # Every outcome is pinned to its box and the pins sum to c up to rounding: the
+                # sum does not depend on t on this piece, so any t in it is a valid multiplier.
+                # Bisecting on the rounding error's sign would drive t to 0 (nu to inf) and
+                # wreck the bound.
                 break
             C = s - F * t
-            t_new = (1.0 - C) / F if F > 0 else np.nan
+            t_new = (c - C) / F if F > 0 else np.nan
             if not (t_lo < t_new < t_hi):
                 # safeguard: bracket geometrically (t spans 1e-300 .. 1e300 on tiny masses; a
                 # warm start 1e60 away from the root must not take 200 halvings)
@@ -192,19 +227,34 @@ class InnerProblem:
         return q
 
     def dual_bound(self, lam, q, t, a=None) -> float:
-        """Weak-duality lower bound on V*: L(lam, nu) = sum lam (-H) + sum_x [-P_lam log q + nu q] - nu.
+        """Weak-duality lower bound on V*:
+        L(lam, nu) = sum lam (-H) + sum_x [-P_lam log q + nu q] - nu c, with c = `target` (1
+        unless a floor or ceiling misses 1 by rounding).
 
         Valid for any lam in the simplex and any nu = 1/t >= 0 with q the box minimiser, so it
-        certifies the primal value even when q's sum is off by rounding.
+        certifies the primal value even when q's sum is off by rounding. With the floor pinned
+        (t = 0) q = lo is the box minimiser for every large nu and sum lo = c: the nu term is 0.
         """
         a = self.mix(lam) if a is None else a
-        if t == 0:                              # nu = inf: L(lam, nu) is -inf (or inf * 0): no bound
+        if t == 0 and not self.floor_pinned:    # nu = inf: L(lam, nu) is -inf (or inf * 0)
             return -np.inf
-        nu = 0.0 if math.isinf(t) else 1.0 / t
+        nu = 0.0 if t == 0 or math.isinf(t) else 1.0 / t
         log_q = self._log(q)
         if self._zero and np.any(a[q == 0] > 0):
             return np.inf                       # -P_lam log q = +inf: q is no box minimiser
-        return float(lam @ self.neg_entropy - a @ log_q + nu * (q.sum() - 1.0))
+        return float(lam @ self.neg_entropy - a @ log_q + nu * (q.sum() - self.target))
+
+    def bound_at_nu(self, lam, nu: float = 1.0) -> float:
+        """L(lam, nu) at a fixed nu > 0 with its box minimiser clip(P_lam / nu, lo, hi): a finite
+        weak-duality bound whenever every outcome the mixture sees has hi > 0 (finite KL), for
+        a path that found no water level (PAPER.md section 2, the dual)."""
+        a = self.mix(lam)
+        q = np.clip(a / nu, self.lo, self.hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_q = np.log(q, out=np.zeros_like(q), where=q > 0)
+        if np.any(a[q == 0] > 0):
+            return -np.inf
+        return float(lam @ self.neg_entropy - a @ log_q + nu * (q.sum() - self.target))
 
     def _log(self, q) -> np.ndarray:
         """`_safe_log(q)`, cached for the last q (the bound and the KL use the same model)."""
@@ -310,9 +360,10 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
     return y
 
 
-def _newton(inner: InnerProblem, p: int, tol, lam0=None):
-    """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform);
-    returns lam, q, t, g, bound, iterations.
+def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None
+            ) -> NewtonResult:
+    """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform), within
+    ``budget`` (iterations and time).
 
     Passes over P per iteration: one for the Hessian (`InnerProblem.hessian_at`, only when the
     gap asks for another step), one for P_y = y @ P at the quadratic model's optimum y (the full
@@ -325,20 +376,28 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
     q, t = inner.model_from(a)
     bound = inner.dual_bound(lam, q, t, a)
     g = inner.kl_per_domain(q)
-    it, best, since = 0, np.inf, 0
-    for it in range(1, MAX_NEWTON + 1):
+    budget = budget or Budget()
+    it, best, since, stopped = 0, np.inf, 0, "iterations"
+    for _ in range(budget.max_iter):
+        it += 1
         g_max = g.max()
         gap = g_max - bound
         if gap <= tol(g_max):
+            stopped = "converged"
             break
         best, since = (gap, 0) if gap < 0.5 * best else (best, since + 1)
         if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
+            stopped = "stalled"
+            break
+        if budget.expired():
+            stopped = "time"
             break
         g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
         H = inner.hessian_at(a, t)     # only when the gap asks for another step (may overflow)
         if not math.isfinite(H.sum()):   # an inf or NaN entry (or entries near 1e308)
             # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
             # quadratic model is undefined; the entropic path (log-weights) takes over
+            stopped = "stalled"
             break
         Q = H + H.T
         Q *= -0.5
@@ -375,10 +434,11 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None):
                 g_try = None
             step *= 0.5
         else:
+            stopped = "stalled"
             break
         lam, a, q, t, bound = lam_try, a_try, q_try, t_try, D_try
         g = g_try if g_try is not None else inner.kl_per_domain(q)
-    return lam, q, t, g, bound, it
+    return NewtonResult(lam, q, t, g, bound, it, stopped)
 
 
 def _finite_gradient(g: np.ndarray) -> np.ndarray:
@@ -404,8 +464,60 @@ def _at_theta(inner: InnerProblem, th: np.ndarray):
     return th, lam, q, t, inner.dual_bound(lam, q, t)
 
 
-def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_iter: int = MAX_NEWTON,
-                     info: dict | None = None):
+class _ThetaPoint(NamedTuple):
+    """An accepted entropic Newton point: log-weights, lam, q(lam), t, D(lam), KL(P[k] || q)."""
+
+    theta: np.ndarray
+    lam: np.ndarray
+    q: np.ndarray
+    t: float
+    D: float
+    g: np.ndarray
+
+
+def _entropic_step(inner: InnerProblem, theta, lam, t, g, bound, mu: float, min_gap: float):
+    """One Levenberg-Marquardt damped Newton step of `_entropic_newton` in theta; returns
+    (the accepted `_ThetaPoint` or None when no damping helps, the new damping mu)."""
+    p = len(lam)
+    g_step = _finite_gradient(g)
+    dev = g_step - lam @ g_step
+    H = inner.hessian(lam, t)
+    r = np.sqrt(lam)
+    JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
+    # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
+    proj = np.eye(p) - np.outer(r, r)
+    A = -(proj @ JHJ_scaled @ proj)
+    A = 0.5 * (A + A.T)
+    D0, flat, gap0 = bound, 1e-13 * (1.0 + abs(bound)), g.max() - bound
+    for _ in range(60):
+        y = np.linalg.solve(A + mu * np.eye(p), r * dev)
+        # step in theta, clipped per coordinate (a box trust region): a domain driven
+        # towards 0 with a huge step must not shrink the steps of the others
+        d = np.clip(y / r, -THETA_STEP, THETA_STEP)
+        step = 1.0
+        slope = (lam * dev) @ d
+        while step > 1e-10:
+            th, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
+            if np.isfinite(D_try) and D_try >= D0 - flat:
+                # the gap decides (D alone is flat to rounding along degenerate directions,
+                # where Armijo steps on D wander off and starve active domains); an Armijo
+                # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
+                g_try = inner.kl_per_domain(q_try)
+                gap_try = g_try.max() - D_try
+                if gap_try < gap0 or (slope > 0 and D_try - D0 >= 1e-4 * step * slope
+                                      and gap_try <= ARMIJO_GAP_GROWTH * min_gap):
+                    mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step),
+                             1e-12)
+                    return _ThetaPoint(th, lam_try, q_try, t_try, D_try, g_try), mu
+            step *= 0.5
+        mu *= 16.0
+        if mu > 1e12:
+            break
+    return None, mu
+
+
+def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
+                     budget: Budget | None = None, info: dict | None = None) -> NewtonResult:
     """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
 
     The projected Newton method in lam stalls where D behaves like -lam log lam near a face of the
@@ -416,9 +528,10 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
         grad f = J g = lam * (g - lam.g),     model matrix  M = -J H J + mu diag(lam)
 
     (H the dual Hessian of `InnerProblem.hessian`; mu diag(lam) makes M positive definite and gives
-    domains with KL below the mean steps (g_k - lam.g) / mu that drive lam_k towards 0 geometrically).
+    domains with KL below the mean steps (g_k - lam.g) / mu that drive lam_k towards 0
+    geometrically).
     Every lam stays positive (log-weights are floored 700 below the largest), so no domain is
-    starved for ever. Returns lam, q, t, g, bound, iterations like `_newton`; ``info["lam_pair"]``
+    starved for ever. Returns a `NewtonResult` like `_newton`; ``info["lam_pair"]``
     (when ``info`` is given) is the lam of the iterate with the smallest gap of its own, where
     q(lam) is nearly optimal too (the best bound's lam may carry a poor q(lam)).
     """
@@ -427,60 +540,31 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     q, t = inner.model(lam)
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
-    mu, it, best, since = 1.0, 0, np.inf, 0
+    budget = budget or Budget()
+    mu, it, best, since, stopped = 1.0, 0, np.inf, 0, "iterations"
     best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
     min_gap, lam_pair = np.inf, lam
-    for it in range(1, max_iter + 1):
+    for _ in range(budget.max_iter):
+        it += 1
         gap0 = g.max() - bound
         if gap0 < min_gap:
             lam_pair = lam
         min_gap = min(min_gap, gap0)      # Armijo steps may not drift the gap up for ever
         if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
+            stopped = "converged"
             break
         best, since = (gap0, 0) if gap0 < 0.5 * best else (best, since + 1)
         if since > 2 * STALL:
+            stopped = "stalled"
             break
-        g_step = _finite_gradient(g)
-        dev = g_step - lam @ g_step
-        H = inner.hessian(lam, t)
-        r = np.sqrt(lam)
-        JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
-        # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
-        proj = np.eye(p) - np.outer(r, r)
-        A = -(proj @ JHJ_scaled @ proj)
-        A = 0.5 * (A + A.T)
-        D0, flat = bound, 1e-13 * (1.0 + abs(bound))
-        accepted = False
-        for _ in range(60):
-            y = np.linalg.solve(A + mu * np.eye(p), r * dev)
-            # step in theta, clipped per coordinate (a box trust region): a domain driven
-            # towards 0 with a huge step must not shrink the steps of the others
-            d = np.clip(y / r, -THETA_STEP, THETA_STEP)
-            step = 1.0
-            slope = (lam * dev) @ d
-            while step > 1e-10:
-                th, lam_try, q_try, t_try, D_try = _at_theta(inner, theta + step * d)
-                if np.isfinite(D_try) and D_try >= D0 - flat:
-                    # the gap decides (D alone is flat to rounding along degenerate directions,
-                    # where Armijo steps on D wander off and starve active domains); an Armijo
-                    # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
-                    g_try = inner.kl_per_domain(q_try)
-                    gap_try = g_try.max() - D_try
-                    accepted = gap_try < gap0 or (
-                        slope > 0 and D_try - D0 >= 1e-4 * step * slope
-                        and gap_try <= ARMIJO_GAP_GROWTH * min_gap)
-                    if accepted:
-                        break
-                step *= 0.5
-            if accepted:
-                mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step), 1e-12)
-                break
-            mu *= 16.0
-            if mu > 1e12:
-                break
-        if not accepted:
+        if budget.expired():
+            stopped = "time"
             break
-        theta, lam, q, t, bound, g = th, lam_try, q_try, t_try, D_try, g_try
+        point, mu = _entropic_step(inner, theta, lam, t, g, bound, mu, min_gap)
+        if point is None:
+            stopped = "stalled"
+            break
+        theta, lam, q, t, bound, g = point
         if g.max() < best_primal[0]:
             best_primal = (g.max(), q, g)
         if bound > best_bound[0]:
@@ -488,10 +572,12 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None, max_ite
     if info is not None:
         info["lam_pair"] = lam_pair if g.max() - bound >= min_gap else lam
     # the best model and the best bound met on the way certify together (see exact._run)
-    return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
+    return NewtonResult(best_bound[1], best_primal[1], best_bound[2], best_primal[2],
+                        best_bound[0], it, stopped)
 
 
-def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60):
+def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None,
+                max_iter: int = 60) -> NewtonResult:
     """Newton on the KKT equalisation system in log-weights, minimum-norm steps (issue 9).
 
     At a saddle point every domain with lam*_k > 0 has KL(P[k] || q(lam*)) = V* (complementary
@@ -515,15 +601,22 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
     g = inner.kl_per_domain(q)
     bound = inner.dual_bound(lam, q, t)
     best_primal, best_bound = (g.max(), q, g), (bound, lam, t)
-    it = 0
-    for it in range(1, max_iter + 1):
+    budget = budget or Budget()
+    it, stopped = 0, "iterations"
+    for _ in range(min(max_iter, budget.max_iter)):
+        it += 1
         gap = g.max() - bound
         if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
+            stopped = "converged"
+            break
+        if budget.expired():
+            stopped = "time"
             break
         g_step = _finite_gradient(g)
         J = np.zeros((p + 1, p + 1))
         J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
         if not np.isfinite(J).all():     # curvature overflowed float64 (see `_newton`)
+            stopped = "stalled"
             break
         J[:p, p], J[p, :p] = -1.0, lam
         F = np.append(g_step - g_step.max(), 0.0)
@@ -541,63 +634,82 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, max_iter: int = 60)
                     break
             step *= 0.5
         if not accepted:
+            stopped = "stalled"
             break
         lam, q, t, g, bound = lam_try, q_try, t_try, g_try, D_try
         if g.max() < best_primal[0]:
             best_primal = (g.max(), q, g)
         if bound > best_bound[0]:
             best_bound = (bound, lam, t)
-    return best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it
+    return NewtonResult(best_bound[1], best_primal[1], best_bound[2], best_primal[2],
+                        best_bound[0], it, stopped)
+
+
+def fixed_mixture(inner: InnerProblem, lam) -> NewtonResult:
+    """The fixed-mixture gate in closed form: q = clip(t P_lam, lo, hi), sum q = 1 (PAPER.md
+    section 2), with KL(P[k] || q) and the dual bound at lam."""
+    lam = np.asarray(lam, dtype=np.float64)
+    q, t = inner.model(lam)
+    return NewtonResult(lam, q, t, inner.kl_per_domain(q), inner.dual_bound(lam, q, t), 0,
+                        "converged")
+
+
+def entropic_path(inner: InnerProblem, p: int, stop, lam0=None,
+                  budget: Budget | None = None) -> NewtonResult:
+    """Newton in log-weights (`_entropic_newton`), then, while the gap exceeds ``stop``,
+    projected Newton on the face it found (quadratic there) and the KKT polish from its best
+    single iterate; the result with the smallest gap of its own is returned."""
+    info: dict = {}
+    res = _entropic_newton(inner, p, stop, lam0=lam0, budget=budget, info=info)
+    it = res.iterations
+    for polish in ("newton", "kkt"):
+        if res.gap <= stop(res.g.max()) or (budget is not None and budget.expired()):
+            break
+        more = (_newton(inner, p, stop, lam0=res.lam, budget=budget) if polish == "newton"
+                else _kkt_newton(inner, p, stop, lam0=info["lam_pair"], budget=budget))
+        it += more.iterations
+        if more.gap < res.gap:
+            res = more
+    return res._replace(iterations=it)
+
+
+def newton_path(inner: InnerProblem, p: int, stop, lam0=None,
+                budget: Budget | None = None) -> NewtonResult:
+    """Projected Newton (`_newton`) from ``lam0`` (default uniform)."""
+    return _newton(inner, p, stop, lam0=None if lam0 is None else np.asarray(lam0, float),
+                   budget=budget)
+
+
+def kkt_path(inner: InnerProblem, p: int, stop, lam0=None,
+             budget: Budget | None = None) -> NewtonResult:
+    """Minimum-norm Newton on the KKT equalisation (`_kkt_newton`) from ``lam0``."""
+    return _kkt_newton(inner, p, stop, lam0=lam0, budget=budget)
+
+
+PATHS = {"newton": newton_path, "entropic": entropic_path, "kkt": kkt_path}
 
 
 def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_TOL,
                     lam_fixed=None, inner: InnerProblem | None = None, path: str = "newton",
-                    lam0=None) -> dict:
+                    lam0=None, budget: Budget | None = None) -> dict:
     """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
 
     ``path``: "newton" (projected Newton in lam, from the uniform mixture), "entropic" (Newton in
-    log-weights, `_entropic_newton`, from ``lam0`` mixed with the uniform mixture) or "kkt"
+    log-weights, `entropic_path`, from ``lam0`` mixed with the uniform mixture) or "kkt"
     (minimum-norm Newton on the KKT equalisation, `_kkt_newton`, from ``lam0``). ``tol``: the gap
     at which to stop, a number or a function of the primal value. Returns a dict with q (on the
-    support), lam, per-domain KL, the dual bound and iterations; `modgen_bench.exact.solve` wraps
-    it into a `Solution` with the certificate.
+    support), lam, per-domain KL, the dual bound, iterations and why the path stopped;
+    `modgen_bench.exact.solve` grades such answers with the certificate.
     """
     inner = inner or InnerProblem(problem, support)
     stop = tol if callable(tol) else (lambda value, tol=tol: tol)
+    if lam_fixed is None and path not in PATHS:
+        raise ValueError(f"unknown waterfill path '{path}'; choose one of {', '.join(PATHS)}")
     # one errstate for the whole solve (a context per Newton step cost ~5% at N = 1e3): the
     # curvature may overflow where a weight ~1e-300 sits under a domain's mass; every path
     # checks the Hessian for inf/NaN and hands over to another path
     with np.errstate(over="ignore", invalid="ignore"):
-        return _solve(inner, problem.p, stop, lam_fixed, path, lam0)
-
-
-def _solve(inner: InnerProblem, p: int, stop, lam_fixed, path: str, lam0) -> dict:
-    """`solve_waterfill` once the inner problem and the stopping rule are set up."""
-    if lam_fixed is not None:
-        lam = np.asarray(lam_fixed, dtype=np.float64)
-        q, t = inner.model(lam)
-        g = inner.kl_per_domain(q)
-        return {"q": q, "lam": lam, "per_domain_kl": g, "bound": inner.dual_bound(lam, q, t),
-                "iterations": 0, "mask": inner.mask}
-    if path == "newton":
-        lam, q, t, g, bound, it = _newton(inner, p, stop,
-                                          lam0=None if lam0 is None else np.asarray(lam0, float))
-    elif path == "entropic":
-        info: dict = {}
-        lam, q, t, g, bound, it = _entropic_newton(inner, p, stop, lam0=lam0, info=info)
-        if g.max() - bound > stop(g.max()):     # polish on the face it found (quadratic there)
-            res = _newton(inner, p, stop, lam0=lam)
-            if res[3].max() - res[4] < g.max() - bound:
-                lam, q, t, g, bound = res[:5]
-            it += res[5]
-        if g.max() - bound > stop(g.max()):     # the KKT polish from its best single iterate
-            res = _kkt_newton(inner, p, stop, lam0=info["lam_pair"])
-            if res[3].max() - res[4] < g.max() - bound:
-                lam, q, t, g, bound = res[:5]
-            it += res[5]
-    elif path == "kkt":
-        lam, q, t, g, bound, it = _kkt_newton(inner, p, stop, lam0=lam0)
-    else:
-        raise ValueError(f"unknown waterfill path '{path}'; choose one of newton, entropic, kkt")
-    return {"q": q, "lam": lam, "per_domain_kl": g, "bound": bound, "iterations": it,
-            "mask": inner.mask}
+        res = (fixed_mixture(inner, lam_fixed) if lam_fixed is not None
+               else PATHS[path](inner, problem.p, stop, lam0=lam0, budget=budget))
+    return {"q": res.q, "lam": res.lam, "per_domain_kl": res.g, "bound": res.bound,
+            "iterations": res.iterations, "stopped": res.stopped, "mask": inner.mask}

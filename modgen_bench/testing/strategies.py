@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..problem import DiscreteProblem
-from .hard import HARD_FAMILIES, hard_arrays
+from .hard import EDGE_FAMILIES, HARD_FAMILIES, edge_arrays, hard_arrays
 
 __all__ = ["distributions", "mixtures", "problems", "disjoint_problems", "gates", "hard_problems",
-           "MIN_MASS", "EXPERT_SUPPORTS", "HARD_FAMILIES"]
+           "edge_problems", "MIN_MASS", "EXPERT_SUPPORTS", "HARD_FAMILIES", "EDGE_FAMILIES"]
 
 #: Smallest positive mass a drawn entry can have before renormalisation (keeps logs finite).
 MIN_MASS = 1e-3
@@ -137,4 +137,22 @@ def hard_problems(draw, min_p: int = 2, max_p: int = 16, min_N: int = 3, max_N: 
           "zeros": draw(st.floats(0.0, 0.5))}
     seed = draw(st.integers(0, 2**32 - 1))
     P, E = hard_arrays(np.random.default_rng(seed), family, p, N, **kw)
+    return DiscreteProblem.from_arrays(P, E)
+
+
+@st.composite
+def edge_problems(draw, min_p: int = 1, max_p: int = 64, min_N: int = 1, max_N: int = 200,
+                  families=EDGE_FAMILIES, max_round: float = 5e-7) -> DiscreteProblem:
+    """A problem from one of `EDGE_FAMILIES` (`modgen_bench.testing.hard.edge_arrays`): rows
+    summing to 1 only within up to ``max_round`` (<= 1e-6, the accepted input tolerance), lo = hi,
+    tight ceilings, Zipf masses, duplicated domains, experts equal to the domains; p from 1 to 64
+    and N from 1 by default. Hypothesis draws the family, sizes, the rounding (log-uniform from
+    1e-12) and a seed; numpy draws the entries."""
+    family = draw(st.sampled_from(list(families)))
+    p = draw(st.integers(min_p, max_p))
+    N = draw(st.integers(min_N, max_N))
+    round_to = 10.0 ** -draw(st.floats(-np.log10(max_round), 12.0))
+    seed = draw(st.integers(0, 2**32 - 1))
+    P, E = edge_arrays(np.random.default_rng(seed), family, p, N, round_to=round_to,
+                       zipf=draw(st.floats(1.0, 2.0)), m_max=draw(st.floats(0.0, 0.95)))
     return DiscreteProblem.from_arrays(P, E)
