@@ -56,7 +56,7 @@ def mixture_logprobs(log_gamma: torch.Tensor, expert_lp: torch.Tensor) -> torch.
 
 
 def loglinear_logprobs(w: torch.Tensor, expert_lp: torch.Tensor) -> torch.Tensor:
-    """log softmax_v(sum_k w_k log E_k(v | .)) (B, L, V); w (B, L, p) >= 0, expert_lp (B, L, p, V)."""
+    """log softmax_v(sum_k w_k log E_k(v | .)) (B, L, V); w (B, L, p), expert_lp (B, L, p, V)."""
     pooled = (w[..., None] * expert_lp.clamp(min=LOG_FLOOR)).sum(dim=2)  # (B, L, V)
     return torch.log_softmax(pooled, dim=-1)
 
