@@ -45,9 +45,10 @@ LOG_FLOOR = -1e4
 
 @torch.no_grad()
 def expert_next_logprobs(models, idx: torch.Tensor) -> torch.Tensor:
-    """(B, T-1, p, V): log E_k(v | idx[:, :t]) for t = 1 .. T-1 (idx (B, T), BOS first)."""
+    """(B, T-1, p, V): log E_k(v | idx[:, :t]) for t = 1 .. T-1 (idx (B, T), BOS first), floored
+    at LOG_FLOOR (a token no expert can emit would give logsumexp over -inf only: NaN gradients)."""
     out = [torch.log_softmax(m(idx[:, :-1])[0].float(), dim=-1) for m in models]  # p x (B, T-1, V)
-    return torch.stack(out, dim=2)
+    return torch.stack(out, dim=2).clamp(min=LOG_FLOOR)
 
 
 def mixture_logprobs(log_gamma: torch.Tensor, expert_lp: torch.Tensor) -> torch.Tensor:
@@ -189,7 +190,7 @@ class _TokenBase(Combiner):
                 for c, v in zip(ctx.splits.corpora, out["lam"], strict=False)
             ]
         if self.kind == "loglinear":
-            rows.append(("train", "tau", float(torch.exp(net.log_tau))))
+            rows.append(("train", "tau", float(torch.exp(net.log_tau.detach()))))
         return CombinerResult(
             token_test_nll(net, models, ctx.splits.test, ctx.device),
             _cost(ctx, net, tr, per),
