@@ -217,6 +217,11 @@ def _pair_text(lb: Leaderboard, a: str, b: str) -> tuple[float, float, float]:
     return float(d.mean()), np.nan, np.nan
 
 
+def _band(d, lo, hi) -> str:
+    """'+d [+lo, +hi]', or '+d (no interval)' with one replicate."""
+    return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" if np.isfinite(lo) else f"{d:+.4f} (no interval)"
+
+
 def _excl(lo, hi) -> str:
     if not np.isfinite(lo):
         return "no interval (one replicate)"
@@ -227,30 +232,28 @@ def leaderboard_headline(lb: Leaderboard) -> str:
     """The headline sentence (module docstring)."""
     c = lb.cells[lb.cells["mixture"] == WORST].set_index("method")
     best, ref = lb.order[0], lb.reference
-    text = f"Best on the worst mixture (worst vertex): **{best}**, {c.loc[best, 'mean']:.4f} nats"
-    if best == ref:
-        if len(lb.order) > 1:
-            r = lb.order[1]
-            d, lo, hi = c.loc[r, "delta"], c.loc[r, "lo"], c.loc[r, "hi"]
-            text += f"; runner-up {r}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}] against it ({_excl(lo, hi)})"
-    else:
+    text = (f"Best on the worst mixture (worst vertex): **{best}**, "
+            f"{c.loc[best, 'mean']:.4f} nats/token")
+    if best == ref and len(lb.order) > 1:
+        r = lb.order[1]
+        d, lo, hi = c.loc[r, "delta"], c.loc[r, "lo"], c.loc[r, "hi"]
+        text += f"; runner-up {r}: {_band(d, lo, hi)} against it ({_excl(lo, hi)})"
+    elif best != ref:
         d, lo, hi = c.loc[best, "delta"], c.loc[best, "lo"], c.loc[best, "hi"]
-        text += f"; against the SPD gate {ref}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}] ({_excl(lo, hi)})"
+        text += f"; against the SPD gate {ref}: {_band(d, lo, hi)} ({_excl(lo, hi)})"
     text += "."
     free = [m for m in lb.order if m in FREE_BASELINES]
     if best not in FREE_BASELINES and free:
         f = free[0]
         d, lo, hi = _pair_text(lb, f, best)
-        as_well = d <= 0 or not np.isfinite(lo) or lo <= 0
-        text += (
-            f" Best free baseline: {f}, {c.loc[f, 'mean']:.4f} ({f} - {best} = {d:+.4f} "
-            f"[{lo:+.4f}, {hi:+.4f}]): "
-        )
-        text += (
-            f"the free baseline does as well as {best} on the worst mixture."
-            if as_well
-            else f"{best} beats it, the interval excludes 0."
-        )
+        text += (f" Best free baseline: {f}, {c.loc[f, 'mean']:.4f} "
+                 f"({f} - {best} = {_band(d, lo, hi)}): ")
+        if not np.isfinite(lo):
+            text += f"with one replicate {best} is not shown to beat it."
+        elif d <= 0 or lo <= 0:
+            text += f"the free baseline does as well as {best} on the worst mixture."
+        else:
+            text += f"{best} beats it, the interval excludes 0."
     return text
 
 

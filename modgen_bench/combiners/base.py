@@ -78,8 +78,8 @@ class CombinerContext:
     (stage 4); monos: method -> trained monolith (stage 5, ``mono_uniform`` always present);
     mono_spec, d_mono: the monolith's `LMTrain` and width under ``cfg.match``; q_draws(): the
     fresh draws from q that grade every sequence-level gate's Z (inputs (n, T), log E (n, p));
-    seed(*parts): a sub-seed of (seed, resample, parts); budget: the experts' params, FLOPs and
-    tokens and the SPD gate's params, the denominators of `Cost`."""
+    run_seed, resample: the replicate (combiners seed from them with `provenance.stable_seed`);
+    budget: the experts' params, FLOPs, tokens and the SPD gate's params (`Cost`'s denominators)."""
 
     cfg: object
     splits: object
@@ -90,7 +90,6 @@ class CombinerContext:
     mono_spec: object
     d_mono: int
     q_draws: Callable
-    seed: Callable
     store: object
     device: str
     run_seed: int

@@ -17,7 +17,7 @@ import math
 from ..models import count_params
 from .base import Combiner, CombinerResult, fresh_z_band, register, train_flops_module
 
-__all__ = ["GateERM", "erm_spd_settings", "gate_cost"]
+__all__ = ["GateERM", "erm_spd_settings", "gate_budget", "gate_cost"]
 
 
 def erm_spd_settings(spd: dict, z_penalty: bool = True) -> dict:
@@ -29,20 +29,21 @@ def erm_spd_settings(spd: dict, z_penalty: bool = True) -> dict:
     return out
 
 
-def gate_cost(ctx, n_gate: int):
-    """`Cost` of a sequence gate over the experts: its SPD-sized training (each step reads
-    per_domain windows per domain and as many expert draws for Z) on top of the experts'."""
-    spd, b = ctx.cfg.spd, ctx.budget
+def gate_budget(ctx, n_gate: int) -> tuple[float, float]:
+    """(FLOPs, tokens) of the experts' training plus an SPD-sized gate training (each step reads
+    per_domain windows per domain and as many expert draws for Z; 6 N per token)."""
     from ..algorithms.spd import SPDConfig
 
+    spd, b = ctx.cfg.spd, ctx.budget
     steps = int(spd.get("steps", SPDConfig.steps))
     per = int(spd.get("per_domain", SPDConfig.per_domain))
     tokens = steps * 2 * ctx.splits.p * per * ctx.splits.T
-    return ctx.cost(
-        b["expert_params"] + n_gate,
-        b["expert_flops"] + train_flops_module(n_gate, tokens),
-        b["expert_tokens"] + tokens,
-    )
+    return b["expert_flops"] + train_flops_module(n_gate, tokens), b["expert_tokens"] + tokens
+
+
+def gate_cost(ctx, n_gate: int):
+    """`Cost` of a sequence gate over the experts (`gate_budget`)."""
+    return ctx.cost(ctx.budget["expert_params"] + n_gate, *gate_budget(ctx, n_gate))
 
 
 @register("gate_erm")

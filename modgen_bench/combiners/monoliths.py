@@ -9,7 +9,8 @@ only the per-domain weights of the loss sum_k lam[k] NLL_k change:
   paper's 0.01), and the model descends the lam-weighted loss.
 - ``mono_doremi`` (Xie et al. 2023, Alg. 1): a reference model (``mono_uniform``: the uniform
   mixture is DoReMi's reference weighting) and a proxy of the same size trained against the
-  excess loss max(NLL_k(proxy) - NLL_k(reference), 0) with DoReMi's weight rule
+  excess loss max(NLL_k(proxy) - NLL_k(reference), 0) (clipped per domain mean of the batch;
+  DoReMi clips per token before averaging) with DoReMi's weight rule
   (`algorithms.lam_rules.DoReMi`: EG step 1, smoothing 1e-3, averaged weights); then a fresh
   monolith retrained on the averaged weights (`pipeline.retrain.train_retrain`). Its compute
   counts all three trainings.

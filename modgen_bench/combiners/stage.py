@@ -16,8 +16,8 @@ import torch
 from ..data.corpora import BOS, VOCAB_SIZE
 from ..matching import train_flops
 from ..models import LMConfig
-from .base import CombinerContext, Cost, run_combiners
-from .gates import gate_cost
+from .base import CombinerContext, Cost, run_combiners, train_flops_module
+from .gates import gate_budget, gate_cost
 
 __all__ = ["add_combiners", "combiner_context", "REFERENCE", "make_budget", "q_draws"]
 
@@ -82,7 +82,6 @@ def combiner_context(
         mono_spec,
         d_mono,
         lambda: q_draws(experts, cfg.n_draws, sub("sampling", "q"), store, device),
-        lambda *parts: sub("combiner", *parts),
         store,
         device,
         seed,
@@ -98,15 +97,11 @@ def _builtin_costs(ctx, ratios: dict, router_params: int) -> dict:
     spd = gate_cost(ctx, n_gate)
     mono = Cost(ratios["params_ratio"], ratios["compute_ratio"], ratios["token_ratio"])
     free = ctx.cost(b["expert_params"], b["expert_flops"], b["expert_tokens"])
-    tr = ctx.cfg.router
-    r_tokens = tr.steps * tr.batch_size * ctx.splits.T
-    router = Cost(
-        spd.params_ratio
-        - n_gate / (b["expert_params"] + n_gate)
-        + router_params / (b["expert_params"] + n_gate),
-        spd.compute_ratio + 6.0 * router_params * r_tokens / b["expert_flops"],
-        spd.token_ratio + r_tokens / b["expert_tokens"],
-    )
+    # the distilled router replaces the gate at inference; its training comes on top of the gate's
+    g_flops, g_tokens = gate_budget(ctx, n_gate)
+    r_tokens = ctx.cfg.router.steps * ctx.cfg.router.batch_size * ctx.splits.T
+    router = ctx.cost(b["expert_params"] + router_params,
+                      g_flops + train_flops_module(router_params, r_tokens), g_tokens + r_tokens)
     out = {
         "gate_excess_logZ": spd,
         "gate_nll_logZ": spd,
