@@ -69,6 +69,7 @@ class PipelineConfig:
     match: str = "params"                # monolith matching convention (`modgen_bench.matching`)
     ratio: float = 1.0                   # target non-embedding ratio r (match != "params")
     n_restore: int = 4096                # draws per expert on which the gates' Z = 1 is restored (0: none)
+    combiners: dict = field(default_factory=dict)   # rivals of the gate: name -> settings (`combiners`)
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -91,6 +92,10 @@ class PipelineConfig:
                              f"{', '.join(CONVENTIONS)}")
         if not cfg.ratio > 0:
             raise ValueError(f"ratio must be > 0 (got {cfg.ratio})")
+        from ..combiners import COMBINERS
+        for name in cfg.combiners:
+            if name not in COMBINERS:
+                raise ValueError(f"combiners: unknown combiner {name!r}; choose from {', '.join(sorted(COMBINERS))}")
         if cfg.n_restore < 0:
             raise ValueError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
         from ..algorithms.spd import SPDConfig

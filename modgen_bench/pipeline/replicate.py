@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from ..combiners.stage import add_combiners, combiner_context
 from ..data.corpora import VOCAB_SIZE
 from ..matching import match_monolith, nonembedding_params, total_params, train_flops
 from ..models import LMConfig, count_params
@@ -184,6 +185,11 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     win["const_gate"] = torch.as_tensor(const_gate_nll(test_e, T))
     win["bayes_router"] = bayes_router_nll(cache.test_tok)
     win.update({f"expert_{n}": expert_nll(test_e, k, T).double() for k, n in enumerate(names)})
+    ctx = combiner_context(cfg, splits=splits, experts=experts, cache=cache, gates=gates, monos=monos,
+                           mono_spec=mono_spec, d_mono=d_mono, store=store, device=dev, seed=seed,
+                           resample=resample, sub=sub, n_gate=n_gate, progress=progress)
+    add_combiners(add, win, zband, ctx, cfg.combiners, ratios, count_params(router.router), cfg.mixtures,
+                  set(PAIRS))          # the registered rivals (`modgen_bench.combiners`)
     per = {method: per_domain(v, p) for method, v in win.items()}
     for method, nll in per.items():
         if method.startswith("oracle_"):

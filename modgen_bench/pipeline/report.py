@@ -138,6 +138,11 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
             head.text += f" Constant 1/p gate vs the monolith: {_wins(t_base, 'const_gate', 'mono_uniform')}."
         sections.append(head)
 
+    if HEAD_GATE in set(nll_mix["method"]):    # every method against the SPD gate (`leaderboard`)
+        from ..leaderboard import leaderboard_section
+        names = [m[len("lam_"):] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
+        sections.append(leaderboard_section(df, fig_dir, conv, exp, names or None, match))
+
     # setup: parameter counts, matching, lam*
     pc = df[df["case"] == "params"].groupby(["method", "metric"])["value"].first().reset_index()
     lam = df[df["case"] == "lam_star"].groupby(["method", "metric"])["value"].agg(_mse).reset_index()
