@@ -114,6 +114,7 @@ def _run(args) -> int:
                       cpus_per_task=args.cpus_per_job))
     run_suite(args.suite, preset=args.preset, device=args.device, out=args.out,
               resume=args.resume, only=args.only, force=args.force,
+              resume_from=args.resume_from,
               overrides=parse_overrides(args.overrides), launch=spec)
     return 0
 
@@ -281,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device; auto = cuda when present")
     s.add_argument("--out", default="reports", help="output root; runs go to OUT/<suite>-<preset>/")
     s.add_argument("--resume", action="store_true",
-                   help="skip finished runs and continue stages from their checkpoints")
+                   help="skip finished runs and continue stages from their checkpoints (after a "
+                        "code change, from an earlier run that this machine wrote)")
+    s.add_argument("--resume-from", action="append", default=[], metavar="RUN_DIR",
+                   help="with --resume: also reuse the stage files of this earlier run folder "
+                        "(one you trust, made elsewhere or moved); repeatable")
     s.add_argument("--only", nargs="*", help="run only these experiments (TOML stems)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset key (dotted for tables, value as TOML); recorded in the "

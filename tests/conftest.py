@@ -23,3 +23,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _machine_key_in_tmp(tmp_path_factory):
+    """Runs seal their key.json with this machine's key (`provenance.seal`): tests keep that key
+    in a temporary folder, never in the user's home."""
+    old = os.environ.get("MODGEN_BENCH_STATE")
+    os.environ["MODGEN_BENCH_STATE"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("MODGEN_BENCH_STATE", None)
+    else:
+        os.environ["MODGEN_BENCH_STATE"] = old
