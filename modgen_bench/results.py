@@ -176,6 +176,10 @@ def read_run(run_dir, root=None) -> Run:
 
     A damaged file raises `ResultsError` naming the file (and the line, for the CSV)."""
     d = Path(run_dir)
+    for name in ("done", "results.parquet", "results.csv", "run.json"):
+        if (d / name).is_symlink():
+            raise ResultsError(f"{d / name}: is a symbolic link; results are read only from "
+                               "regular files inside the folder")
     if (d / "results.parquet").is_file():
         try:
             frame = pd.read_parquet(d / "results.parquet")

@@ -12,14 +12,20 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from markdown_it import MarkdownIt
 
 from modgen_bench.cli import main
 from modgen_bench.pipeline.store import Store, stage_key
+from modgen_bench.reporting.markdown import render_markdown
+from modgen_bench.results import write_results
 
 # ------------------------------------------------------------------------------ pickles
 
@@ -219,3 +225,200 @@ def test_adoption_copies_no_symlink_and_nothing_through_one(stage_suite, tmp_pat
     assert _run(stage_suite, out, "--resume") == 0
     (new,) = [d for d in root.glob("stagey-*") if d != first]
     assert not (new / "loot.pt").exists() and not (new / "lootdir").exists()
+
+
+# ------------------------------------------------------------------------------ links and beacons
+
+EVIL = {
+    "js": "javascript:alert(document.domain)",
+    "beacon": "![x](http://host.example/beacon.png)",
+    "phish": "[log in here](https://evil.example/login)",
+    "script": "<script>alert(1)</script>",
+    "img": "<img src=http://host.example/b.png onerror=alert(1)>",
+    "tick": "`x` ![y](//host.example/y.png) `",
+}
+
+
+class _Attrs(HTMLParser):
+    """Every (tag, attribute, value) of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found += [(tag, k, v or "") for k, v in attrs]
+
+    handle_startendtag = handle_starttag
+
+
+def _attrs(html: str) -> list:
+    p = _Attrs()
+    p.feed(html)
+    return p.found
+
+
+def _assert_local_only(html: str, where: str) -> None:
+    """No remote resource, no scheme: every src/href relative (./, ../, #) or a data: image; no
+    event handler attribute; no <script>."""
+    for tag, k, v in _attrs(html):
+        assert not k.startswith("on"), f"{where}: <{tag} {k}=...>"
+        assert "javascript:" not in v.lower(), f"{where}: <{tag} {k}={v!r}>"
+        if k in ("src", "href"):
+            assert v.startswith(("./", "../", "#", "data:image/")), f"{where}: <{tag} {k}={v!r}>"
+        assert tag != "script", where
+
+
+def _evil_results(root: Path) -> Path:
+    """A results folder as a stranger could send it: hostile folder, experiment, case and method
+    names, and run.json strings."""
+    rows = pd.DataFrame([{"experiment": EVIL["script"], "suite": EVIL["beacon"], "case": case,
+                          "method": method, "seed": seed, "lam": "0.5,0.5", "metric": metric,
+                          "value": 0.1 * seed + i}
+                         for i, (case, method) in enumerate([(EVIL["beacon"], EVIL["script"]),
+                                                             (EVIL["img"], EVIL["phish"])])
+                         for seed in (0, 1) for metric in (EVIL["tick"], "kl")])
+    info = {"experiment": EVIL["script"], "suite": EVIL["img"], "preset": EVIL["beacon"],
+            "device": EVIL["phish"], "finished": EVIL["beacon"], "git_commit": EVIL["img"],
+            "run_key": EVIL["tick"], "overrides": {"a": EVIL["phish"], EVIL["script"]: 1},
+            "code_version": {"source": EVIL["beacon"]}, "config": {"k": EVIL["script"]}}
+    run_dir = root / EVIL["js"]
+    run_dir.mkdir(parents=True)
+    write_results(run_dir, rows, info)
+    (root / f"{EVIL['js']}.csv").write_text("a,b\n1,2\n")     # a data file with that name too
+    return root
+
+
+def test_report_renders_hostile_names_and_run_json_as_data(tmp_path, capsys):
+    root = _evil_results(tmp_path / "reports" / "suite-quick")
+    assert main(["report", str(root)]) == 0
+    html = (root / "index.html").read_text()
+    _assert_local_only(html, "report page")
+    assert "./javascript%3Aalert%28document.domain%29/results.csv" in html
+    md = (root / "report.md").read_text()
+    # what a Markdown viewer that passes HTML through would show
+    viewer = MarkdownIt("commonmark", {"html": True}).enable("table")
+    _assert_local_only(viewer.render(md), "report.md in a permissive viewer")
+    shown = viewer.render(md)
+    assert "<script" not in shown and "<img src=http" not in shown
+    # the landing page over it
+    assert main(["report", "--index", str(tmp_path / "reports")]) == 0
+    _assert_local_only((tmp_path / "reports" / "index.html").read_text(), "landing page")
+    _assert_local_only(viewer.render((tmp_path / "reports" / "index.md").read_text()), "index.md")
+
+
+def test_markdown_prose_never_links_out(tmp_path):
+    html = render_markdown("[a](javascript:alert(1)) ![b](http://h/b.png) <http://h> [c](//h/x) "
+                           "[d][r] ![e](data:image/png;base64,AAAA) [f](files/x.csv)\n\n[r]: http://h\n")
+    _assert_local_only(html, "prose")
+    assert '<a href="./files/x.csv">f</a>' in html
+
+
+def _bundle(root: Path, headline: dict) -> Path:
+    rep = root / "sub"
+    rep.mkdir(parents=True)
+    (rep / "report.md").write_text("# Sub\n\nwords\n")
+    (rep / "headline.json").write_text(json.dumps(headline))
+    return rep
+
+
+def test_landing_page_reads_only_files_inside_the_bundle(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("PRIVATE-KEY-MATERIAL")
+    root = tmp_path / "reports"
+    rep = _bundle(root, {"title": "t", "headlines": [
+        {"title": "a", "text": "x", "figure": "fig.png"},
+        {"title": "b", "text": "y", "figure": "../../secret.png"},
+        {"title": "c", "text": "z", "figure": str(tmp_path / "secret.png")}]})
+    (rep / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
+    (rep / "fig.alt.txt").symlink_to(secret)              # the alt text names a file outside
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert main(["report", "--index", str(root)]) == 0
+    page = (root / "index.html").read_text() + (root / "index.md").read_text()
+    assert "PRIVATE-KEY-MATERIAL" not in page and "secret.png" not in page
+    assert 'src="./sub/fig.png"' in page
+
+
+@pytest.mark.parametrize("headline", [[1, 2], {"headlines": "abc"}, {"headlines": [{"text": 3}]},
+                                      {"headlines": [{"title": "t", "counts": [1]}]}])
+def test_mistyped_headline_json_is_one_line_naming_the_file(tmp_path, capsys, headline):
+    root = tmp_path / "reports"
+    _bundle(root, headline)
+    assert main(["report", "--index", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "headline.json" in err[0] and err[0].startswith("modgen-bench: error:")
+    assert not (root / "index.html").exists()
+
+
+def test_report_never_overwrites_a_landing_page_or_a_users_file(tmp_path, capsys):
+    reports = tmp_path / "reports"
+    _evil_results(reports / "suite-quick")
+    assert main(["report", str(reports / "suite-quick")]) == 0
+    assert main(["report", "--index", str(reports)]) == 0
+    landing = (reports / "index.html").read_bytes()
+    capsys.readouterr()
+    assert main(["report", str(reports)]) == 2                 # a folder of reports, not runs
+    err = capsys.readouterr().err
+    assert "report --index" in err and len(err.strip().splitlines()) == 1
+    assert (reports / "index.html").read_bytes() == landing
+    (reports / "suite-quick" / "index.html").write_text("<p>my own notes</p>")
+    assert main(["report", str(reports / "suite-quick")]) == 2
+    assert "does not overwrite it" in capsys.readouterr().err
+    assert (reports / "suite-quick" / "index.html").read_text() == "<p>my own notes</p>"
+    (reports / "suite-quick" / "index.html").unlink()
+    assert main(["report", str(reports / "suite-quick")]) == 0  # and a report page over a report
+
+
+# ------------------------------------------------------------------------------ planted symlinks
+
+def test_symlinked_figures_folder_is_an_error_naming_it(tmp_path, capsys):
+    root = _evil_results(tmp_path / "suite-quick")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / EVIL["js"] / "figures").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "figures" in err[0] and "symbolic link" in err[0]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_symlinked_run_folder_is_an_error_naming_it(stage_suite, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run(stage_suite, out) == 0
+    root = out / "stagesuite-quick"
+    (run_dir,) = root.glob("stagey-*")
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(run_dir, elsewhere)
+    for f in elsewhere.iterdir():
+        f.unlink() if f.is_file() else shutil.rmtree(f)
+    run_dir.symlink_to(elsewhere, target_is_directory=True)
+    capsys.readouterr()
+    assert _run(stage_suite, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and run_dir.name in err[0] and "symbolic link" in err[0]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_replacing_a_symlinked_report_never_takes_its_targets_mode(tmp_path):
+    root = _evil_results(tmp_path / "suite-quick")
+    target = tmp_path / "target.md"
+    target.write_text("theirs")
+    os.chmod(target, 0o4777)
+    (root / "report.md").symlink_to(target)
+    assert main(["report", str(root)]) == 0
+    st = (root / "report.md").lstat()
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o7000 == 0
+    assert stat.S_IMODE(st.st_mode) & 0o022 == 0 or os.umask(0o022) & 0o022 == 0
+    assert target.read_text() == "theirs" and stat.S_IMODE(target.stat().st_mode) == 0o4777
+
+
+def test_results_read_through_a_symlink_are_refused(tmp_path, capsys):
+    root = _evil_results(tmp_path / "suite-quick")
+    run_dir = root / EVIL["js"]
+    secret = tmp_path / "run.json"
+    secret.write_text(json.dumps({"experiment": "x"}))
+    (run_dir / "run.json").unlink()
+    (run_dir / "run.json").symlink_to(secret)
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run.json" in err[0] and "symbolic link" in err[0]
