@@ -11,8 +11,8 @@ import os
 import sys
 import traceback
 
+from .errors import UserError
 from .listing import KINDS, MethodChoices
-from .problem import ProblemError
 from .resources import resolve_example
 
 __all__ = ["main", "build_parser"]
@@ -415,7 +415,7 @@ def main(argv=None) -> int:
     args.debug = debug
     try:
         return args.func(args)
-    except ProblemError as exc:
+    except UserError as exc:          # ProblemError, ResultsError, config and option errors
         return _fail(exc, debug)
     except BrokenPipeError:  # `modgen-bench ... | head`: the reader left; not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -426,8 +426,6 @@ def main(argv=None) -> int:
         hint = ("; finished experiments are kept: add --resume to the same command once the file "
                 "system accepts writes" if isinstance(exc, OutputError) and args.command == "run" else "")
         return _fail(_os_message(exc) + hint, debug)
-    except (ValueError, KeyError) as exc:
-        return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, debug)
     except ImportError as exc:
         if isinstance(exc, ModuleNotFoundError):  # a module of ours or a dependency: a bug
             return _internal(exc, debug)
