@@ -209,9 +209,33 @@ def _with_logging(func):
     def run(args):
         from .logs import configure
         configure(quiet=args.quiet, log_file=args.log_file)
+        if args.log_file:
+            _fail_on_log_errors(args.log_file)
         return func(args)
     run.__wrapped__ = func
     return run
+
+
+def _fail_on_log_errors(log_file: str) -> None:
+    """A message that cannot be written to ``--log-file`` (a full disk, /dev/full) stops the
+    command with `OutputError` naming the file, instead of logging's traceback and exit 0."""
+    import logging
+
+    from .atomic import OutputError
+    target = os.path.abspath(log_file)
+
+    def fail(handler):
+        exc = sys.exc_info()[1]
+        try:        # what is still buffered for the file goes nowhere, not into a second error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, handler.stream.fileno())
+            os.close(devnull)
+        except (OSError, AttributeError, ValueError):
+            pass
+        raise OutputError(log_file, exc if isinstance(exc, OSError) else OSError(str(exc)))
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler) and h.baseFilename == target:
+            h.handleError = lambda record, h=h: fail(h)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -232,6 +232,10 @@ def _plan(suite: str, preset: str, device: str, only, overrides: dict) -> list:
     for exp in experiments:
         where = f"experiment '{exp.name}' preset '{preset}'"
         config = apply_overrides(exp.config(preset), overrides, where)
+        seed = config.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UserError(f"{exp.path}: preset '{preset}' key 'seed' = {seed!r}: expected an "
+                            "integer")
         code = code_version(exp.path.parent)
         plan.append((exp, config, code, run_key(exp.name, preset, config, device, code)))
     return plan
@@ -317,7 +321,13 @@ def _run_one(root, exp, config, code, key, preset, device, overrides, resume, fo
     ctx.launch, ctx.plugin = launch, (module.__name__, module.__file__)
     log(f"[{exp.name}] running preset '{preset}' on {device} -> {run_dir}")
     t0 = time.perf_counter()
-    module.run(ctx)
+    try:
+        module.run(ctx)
+    except UserError as exc:          # a config value the plug-in refused: say whose
+        raise UserError(f"{exp.path.name} preset '{preset}': {exc}") from exc
+    if not ctx.rows:
+        raise UserError(f"{exp.path.name} preset '{preset}' made no rows (is a list of the "
+                        "config, such as seeds, empty?); nothing was written for it")
     rows = ctx.frame()
     rows.insert(0, "experiment", exp.name)
     info = provenance(suite=exp.suite, experiment=exp.name, preset=preset, config=config,

@@ -80,6 +80,10 @@ class PipelineConfig:
                 raise UserError(f"missing table [{key}] in the real_world preset")
             d[key] = build(kind, d[key], f"[{key}]") if isinstance(d[key], dict) else d[key]
         cfg = build(cls, d, "[preset]")
+        if cfg.block_size < 2:
+            raise UserError(f"block_size must be >= 2 (BOS and one token; got {cfg.block_size})")
+        if not cfg.seeds:
+            raise UserError("seeds must name at least one seed (got [])")
         p = len(cfg.corpora)
         for m in cfg.mixtures:
             if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:
