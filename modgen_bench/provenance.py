@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import platform
 import secrets
@@ -105,14 +106,24 @@ def _machine_key() -> bytes:
                         "made") from None
 
 
-def seal(record: dict) -> str:
+def seal(record: dict) -> str | None:
     """HMAC-SHA256 of the sorted JSON of ``record`` under this machine's key: a run folder's
     key.json carries it, so ``--resume`` can tell the folders this machine's runs wrote from
-    folders that arrived from elsewhere (whose stage files it then leaves alone)."""
+    folders that arrived from elsewhere (whose stage files it then leaves alone). None, with a
+    warning, where the key cannot be kept (a read-only home): such runs are adopted only when
+    named (``--resume-from``)."""
     blob = json.dumps(record, sort_keys=True, default=str).encode()
-    return hmac.new(_machine_key(), blob, hashlib.sha256).hexdigest()
+    try:
+        key = _machine_key()
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "cannot keep this machine's run key at %s (%s); runs are not sealed",
+            machine_key_path(), exc.strerror or exc)
+        return None
+    return hmac.new(key, blob, hashlib.sha256).hexdigest()
 
 
 def sealed_here(record: dict, mark) -> bool:
     """True when ``mark`` is `seal` of ``record`` on this machine."""
-    return isinstance(mark, str) and hmac.compare_digest(seal(record), mark)
+    mine = seal(record) if isinstance(mark, str) else None
+    return mine is not None and hmac.compare_digest(mine, mark)

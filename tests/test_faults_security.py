@@ -422,3 +422,14 @@ def test_results_read_through_a_symlink_are_refused(tmp_path, capsys):
     assert main(["report", str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run.json" in err[0] and "symbolic link" in err[0]
+
+
+def test_a_home_without_room_for_the_machine_key_only_stops_adoption(stage_suite, tmp_path,
+                                                                     monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MODGEN_BENCH_STATE", str(blocker / "state"))
+    out = tmp_path / "out"
+    assert _run(stage_suite, out) == 0
+    (run_dir,) = (out / "stagesuite-quick").glob("stagey-*")
+    assert json.loads((run_dir / "key.json").read_text())["seal"] is None
