@@ -14,9 +14,16 @@ whose message names the destination; the CLI turns it into one line and exit sta
     write_frame(path, df)              pandas frame: .csv (no index) or .parquet by suffix
     write_with(path, fn)               fn(tmp_path) writes a path: torch.save, fig.savefig, np.save
     atomic_write(path, fn, binary)     fn(fileobj) writes to an open file object
+
+Symbolic links are never written through: a destination that is a link is replaced by the new
+file (its target untouched, its mode not copied), a folder on the way that is a link is an error
+naming it (`OutputError`). Under `confined(root)` every folder between ``root`` and the
+destination is checked, so a link planted anywhere inside a results folder cannot send a write
+outside it; elsewhere the destination's own folder is.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -26,7 +33,11 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["OutputError", "atomic_write", "write_text", "write_bytes", "write_json",
-           "write_frame", "write_with", "ensure_dir"]
+           "write_frame", "write_with", "ensure_dir", "confined", "refuse_links",
+           "read_bytes_nofollow"]
+
+#: folders whose insides are checked for links on every write (`confined`)
+_ROOTS: list[Path] = []
 
 
 class OutputError(OSError):
@@ -45,9 +56,49 @@ class OutputError(OSError):
         return self.strerror
 
 
+@contextlib.contextmanager
+def confined(root):
+    """Within the block, a write below ``root`` refuses any symlinked folder between ``root`` and
+    the destination (``root`` itself included: the user names the folder above it)."""
+    _ROOTS.append(Path(os.path.abspath(root)))
+    try:
+        yield
+    finally:
+        _ROOTS.pop()
+
+
+def refuse_links(path, upto=None) -> None:
+    """`OutputError` naming the first existing symlink among ``path`` and its folders up to (and
+    including) ``upto`` (default: ``path`` alone)."""
+    path = Path(os.path.abspath(path))
+    stop = Path(os.path.abspath(upto)) if upto is not None else path
+    chain = [path] + [p for p in path.parents if p == stop or stop in p.parents]
+    for p in reversed(chain):
+        if p.is_symlink():
+            raise OutputError(p, OSError(errno.ELOOP, "is a symbolic link; outputs are never "
+                                                      "written through one"))
+
+
+def _check_links(folder: Path) -> None:
+    refuse_links(folder)
+    folder = Path(os.path.abspath(folder))
+    for root in _ROOTS:
+        if folder == root or root in folder.parents:
+            refuse_links(folder, root)
+
+
+def read_bytes_nofollow(path) -> bytes:
+    """The bytes of regular file ``path``, opened without following a symlink (`OSError` ELOOP)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
 def ensure_dir(path) -> Path:
-    """Create folder ``path`` (and parents); `OutputError` naming it when that is impossible."""
+    """Create folder ``path`` (and parents); `OutputError` naming it when that is impossible or
+    when it (or a folder above it, under `confined`) is a symlink."""
     path = Path(path)
+    _check_links(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError as exc:  # a file sits where a folder should be
@@ -84,7 +135,9 @@ def _temp_path(path: Path) -> str:
         # mkstemp makes 0600 files; give the file the mode a plain open() would (or the mode of
         # the file it replaces), so outputs stay readable by the group and others as before
         try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
+            st = os.lstat(path)
+            mode = (stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode)
+                    else 0o666 & ~_umask())     # never a link's target's mode; no setuid bits
         except OSError:
             mode = 0o666 & ~_umask()
         os.fchmod(fd, mode)

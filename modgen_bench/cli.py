@@ -11,8 +11,8 @@ import os
 import sys
 import traceback
 
+from .errors import UserError
 from .listing import KINDS, MethodChoices
-from .problem import ProblemError
 from .resources import resolve_example
 
 __all__ = ["main", "build_parser"]
@@ -121,6 +121,7 @@ def _run(args) -> int:
                       cpus_per_task=args.cpus_per_job))
     run_suite(args.suite, preset=args.preset, device=args.device, out=args.out,
               resume=args.resume, only=args.only, force=args.force,
+              resume_from=args.resume_from,
               overrides=parse_overrides(args.overrides), launch=spec)
     return 0
 
@@ -215,9 +216,33 @@ def _with_logging(func):
     def run(args):
         from .logs import configure
         configure(quiet=args.quiet, log_file=args.log_file)
+        if args.log_file:
+            _fail_on_log_errors(args.log_file)
         return func(args)
     run.__wrapped__ = func
     return run
+
+
+def _fail_on_log_errors(log_file: str) -> None:
+    """A message that cannot be written to ``--log-file`` (a full disk, /dev/full) stops the
+    command with `OutputError` naming the file, instead of logging's traceback and exit 0."""
+    import logging
+
+    from .atomic import OutputError
+    target = os.path.abspath(log_file)
+
+    def fail(handler):
+        exc = sys.exc_info()[1]
+        try:        # what is still buffered for the file goes nowhere, not into a second error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, handler.stream.fileno())
+            os.close(devnull)
+        except (OSError, AttributeError, ValueError):
+            pass
+        raise OutputError(log_file, exc if isinstance(exc, OSError) else OSError(str(exc)))
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler) and h.baseFilename == target:
+            h.handleError = lambda record, h=h: fail(h)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device; auto = cuda when present")
     s.add_argument("--out", default="reports", help="output root; runs go to OUT/<suite>-<preset>/")
     s.add_argument("--resume", action="store_true",
-                   help="skip finished runs and continue stages from their checkpoints")
+                   help="skip finished runs and continue stages from their checkpoints (after a "
+                        "code change, from an earlier run that this machine wrote)")
+    s.add_argument("--resume-from", action="append", default=[], metavar="RUN_DIR",
+                   help="with --resume: also reuse the stage files of this earlier run folder "
+                        "(one you trust, made elsewhere or moved); repeatable")
     s.add_argument("--only", nargs="*", help="run only these experiments (TOML stems)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset key (dotted for tables, value as TOML); recorded in the "
@@ -422,7 +451,7 @@ def main(argv=None) -> int:
     args.debug = debug
     try:
         return args.func(args)
-    except ProblemError as exc:
+    except UserError as exc:          # ProblemError, ResultsError, config and option errors
         return _fail(exc, debug)
     except BrokenPipeError:  # `modgen-bench ... | head`: the reader left; not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -433,8 +462,6 @@ def main(argv=None) -> int:
         hint = ("; finished experiments are kept: add --resume to the same command once the file "
                 "system accepts writes" if isinstance(exc, OutputError) and args.command == "run" else "")
         return _fail(_os_message(exc) + hint, debug)
-    except (ValueError, KeyError) as exc:
-        return _fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc, debug)
     except ImportError as exc:
         if isinstance(exc, ModuleNotFoundError):  # a module of ours or a dependency: a bug
             return _internal(exc, debug)

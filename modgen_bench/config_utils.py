@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from .errors import UserError
+
 __all__ = ["build"]
 
 
 def build(cls, data: dict, where: str):
-    """``cls(**data)``; a key of ``data`` that is no field of ``cls`` raises a `ValueError`
+    """``cls(**data)``; a key of ``data`` that is no field of ``cls`` raises a `UserError`
     naming ``where`` (the table or config), the unknown keys and the valid ones."""
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; valid keys: {sorted(names)}")
+        raise UserError(f"{where}: unknown keys {unknown}; valid keys: {sorted(names)}")
     return cls(**data)

@@ -8,8 +8,15 @@ a stated rule. Its message is one line that names the thing and the rule. `cli.m
 """
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["UserError", "UnknownNameError"]
 
 
 class UserError(ValueError):
     """Bad user input: one line naming the file, option or key and the rule it breaks."""
+
+
+class UnknownNameError(UserError, KeyError):
+    """A name (method, claim, corpus, ...) that no registry holds; the message lists the valid
+    ones. A `KeyError` too, for callers that look names up."""
+
+    __str__ = BaseException.__str__        # the message itself, not KeyError's quoted repr

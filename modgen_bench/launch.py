@@ -3,8 +3,10 @@
 A job is an importable function and its keyword arguments (`Job`); it runs in its own folder
 ``root/<job.name>/`` (where it may keep checkpoints) and returns ``(rows, info)``: a list of tidy
 row dicts and a JSON-able dict of provenance. `run_job` writes ``rows.json``, ``info.json`` and
-finally ``done`` (DomainBed's pattern): a job whose folder holds ``done`` is loaded, not rerun, so
-a killed sweep resumes job by job, whatever launcher ran it. `launch` returns the results in the
+finally ``done`` (DomainBed's pattern), which records the number of rows and the sha256 of
+``rows.json``: a job whose ``done`` matches its rows (and, when the job says how many it makes,
+``Job.expected_rows``) is loaded, not rerun, so a killed sweep resumes job by job, whatever
+launcher ran it; a job whose rows are missing, empty, short or altered is run again. `launch` returns the results in the
 order of ``jobs`` whatever order they finished in, so rows from ``serial``, ``joblib -j N`` and
 ``submitit`` are identical (each job seeds everything itself).
 
@@ -20,15 +22,20 @@ the plug-in from its file before it unpickles the function (`Job`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .atomic import write_text
+from .atomic import ensure_dir, read_bytes_nofollow, refuse_links, write_text
+from .errors import UserError
 from .suites import SUITE_PREFIX, plugin_module
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "launch_into", "is_job_done"]
 
@@ -50,6 +57,7 @@ class Job:
     fn: Callable
     kwargs: dict = field(default_factory=dict)
     plugin: tuple | None = None
+    expected_rows: int | None = None     # rows the job's plan makes (None: at least one)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -87,31 +95,71 @@ class LaunchSpec:
 
     def __post_init__(self):
         if self.launcher not in LAUNCHERS:
-            raise ValueError(f"unknown launcher '{self.launcher}'; choose one of {', '.join(LAUNCHERS)}")
+            raise UserError(f"unknown launcher '{self.launcher}'; choose one of "
+                            f"{', '.join(LAUNCHERS)}")
         if self.n_jobs < 1:
-            raise ValueError(f"-j must be >= 1 (got {self.n_jobs})")
+            raise UserError(f"-j must be >= 1 (got {self.n_jobs})")
 
 
-def is_job_done(root, name: str) -> bool:
-    return (Path(root) / name / "done").is_file()
+def _read_json(path: Path):
+    return json.loads(read_bytes_nofollow(path))
 
 
 def _load(folder: Path):
-    return json.loads((folder / "rows.json").read_text()), json.loads((folder / "info.json").read_text())
+    return _read_json(folder / "rows.json"), _read_json(folder / "info.json")
+
+
+def _why_not_done(folder: Path, expected: int | None) -> str:
+    """'' when ``folder`` holds a finished job: ``done`` and ``info.json`` readable, ``rows.json``
+    a non-empty list of row objects whose count and sha256 ``done`` records, and as many rows as
+    the plan ``expected``; else why not."""
+    if not (folder / "done").exists():
+        return "no done marker"
+    try:
+        raw = read_bytes_nofollow(folder / "rows.json")
+        rows, info = json.loads(raw), _read_json(folder / "info.json")
+        mark = json.loads(read_bytes_nofollow(folder / "done"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({exc})"
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows) or \
+            not isinstance(info, dict):
+        return "rows.json is not a list of rows, or info.json not an object"
+    if not rows or (expected is not None and len(rows) != expected):
+        return f"rows.json holds {len(rows)} rows" + (f", the plan makes {expected}"
+                                                      if expected is not None else "")
+    if not isinstance(mark, dict) or mark.get("rows") != len(rows) or \
+            mark.get("sha256") != hashlib.sha256(raw).hexdigest():
+        return "rows.json differs from what done records"
+    return ""
+
+
+def is_job_done(root, name: str, expected: int | None = None) -> bool:
+    return not _why_not_done(Path(root) / name, expected)
 
 
 def run_job(job: Job, root) -> tuple[list, dict]:
-    """Run ``job`` in ``root/job.name`` unless it is done there; write rows, info, then ``done``."""
+    """Run ``job`` in ``root/job.name`` unless it is done there; write rows, info, then ``done``
+    (the row count and the sha256 of rows.json). A job whose rows are empty or fewer than its
+    ``expected_rows`` is an error: `done` is never written over lost rows."""
     from . import distributed as dist
     folder = Path(root) / job.name
-    if (folder / "done").is_file():
+    why = _why_not_done(folder, job.expected_rows)
+    if not why:
         return _load(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if why != "no done marker":
+        _log.warning("job %s: %s; it runs again", folder, why)
+    ensure_dir(folder)
     rows, info = job.fn(out_dir=str(folder), **job.kwargs)
+    if not rows or (job.expected_rows is not None and len(rows) != job.expected_rows):
+        raise RuntimeError(f"job {job.name} made {len(rows)} rows; its plan makes "
+                           f"{job.expected_rows or 'at least one'}")
     if dist.is_writer():
-        write_text(folder / "rows.json", json.dumps(rows))
+        raw = json.dumps(rows)
+        write_text(folder / "rows.json", raw)
         write_text(folder / "info.json", json.dumps(info, default=str))
-        write_text(folder / "done", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        write_text(folder / "done", json.dumps({
+            "rows": len(rows), "sha256": hashlib.sha256(raw.encode()).hexdigest(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
     return rows, info
 
 
@@ -143,7 +191,8 @@ def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> 
     if len(set(names)) != len(names):
         raise ValueError(f"job names must be unique (got {names})")
     root = Path(root)
-    pending = [j for j in jobs if not is_job_done(root, j.name)]
+    refuse_links(root)
+    pending = [j for j in jobs if not is_job_done(root, j.name, j.expected_rows)]
     if len(pending) < len(jobs):
         log(f"{len(jobs) - len(pending)} of {len(jobs)} jobs done already, loaded from {root}")
     from . import distributed as dist

@@ -8,6 +8,7 @@ same keys (DESIGN.md, "Problem file").
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import sys
 import zipfile
@@ -180,8 +181,57 @@ _NPZ_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+#: the members a problem file's NPZ may hold; any other member is never read
+NPZ_KEYS = ("domains", "experts", "names")
+
+
+def _member_header(f, path: Path, key: str) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, header bytes) of an .npy member read from the open stream ``f``."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ProblemError(f"problem file '{path}': member '{key}' has .npy format {version}; "
+                           "save it with numpy.savez")
+    return shape, dtype, f.tell()
+
+
+def npz_arrays(path, keys=NPZ_KEYS) -> dict:
+    """The members ``keys`` of an NPZ archive that are present, read lazily: a member is read
+    only when asked for, and only after its header's shape is checked against the bytes the
+    archive holds for it (a header claiming a huge array is an error before any allocation).
+    No pickles. Damage raises `ProblemError` naming the file."""
+    path = Path(path)
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = set(zf.namelist())
+            for key in keys:
+                if f"{key}.npy" not in members:
+                    continue
+                info = zf.getinfo(f"{key}.npy")
+                with zf.open(info) as f:
+                    shape, dtype, head = _member_header(f, path, key)
+                need = math.prod(shape) * dtype.itemsize
+                if need > info.file_size - head:
+                    raise ProblemError(
+                        f"problem file '{path}': member '{key}' claims shape {shape} of {dtype} "
+                        f"({need} bytes) but holds {max(info.file_size - head, 0)} bytes")
+                with zf.open(info) as f:
+                    out[key] = np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError, KeyError) as exc:
+        if isinstance(exc, ProblemError):
+            raise
+        raise ProblemError(f"problem file '{path}' is not a readable NPZ archive "
+                           f"({type(exc).__name__}: {exc})") from None
+    return out
+
+
 def _read_npz(path: Path) -> dict:
-    """Read every member of an NPZ archive (no pickles); members are read once, never copied."""
+    """The problem members of an NPZ archive (`npz_arrays`); a bare .npy is named as such."""
     with open(path, "rb") as f:
         head = f.read(6)
     if head.startswith(_NPY_MAGIC):
@@ -189,13 +239,7 @@ def _read_npz(path: Path) -> dict:
                            "save the keys 'domains', 'experts' with numpy.savez")
     if not head.startswith(_NPZ_MAGIC[:2]):
         raise ProblemError(f"problem file '{path}' is not an NPZ archive (no zip header)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            NotImplementedError, KeyError) as exc:
-        raise ProblemError(f"problem file '{path}' is not a readable NPZ archive "
-                           f"({type(exc).__name__}: {exc})") from None
+    return npz_arrays(path)
 
 
 @dataclass(frozen=True, eq=False)

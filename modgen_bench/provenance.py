@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
+import os
 import platform
+import secrets
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["stable_seed", "config_hash", "versions", "distributions", "git_commit", "provenance"]
+__all__ = ["stable_seed", "config_hash", "versions", "distributions", "git_commit", "provenance",
+           "machine_key_path", "seal", "sealed_here"]
 
 _PACKAGES = ("numpy", "scipy", "cvxpy", "torch", "pandas", "matplotlib", "hypothesis", "modgen-bench")
 
@@ -66,3 +71,59 @@ def provenance(**extra) -> dict:
     """Everything needed to say where a number came from; ``extra`` adds config, seed, device."""
     return {"versions": versions(), "distributions": distributions(), "git_commit": git_commit(),
             "argv": sys.argv, **extra}
+
+
+def machine_key_path() -> Path:
+    """Where this machine's run-record key lives: ``$MODGEN_BENCH_STATE/machine.key``, else
+    ``$XDG_STATE_HOME/modgen-bench/machine.key``, else under ``~/.local/state/modgen-bench/``."""
+    base = os.environ.get("MODGEN_BENCH_STATE")
+    if base:
+        return Path(base) / "machine.key"
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "modgen-bench" / "machine.key"
+
+
+def _machine_key() -> bytes:
+    """32 random bytes made once per machine (mode 0600, never through a symlink)."""
+    path = machine_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | nofollow
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    with os.fdopen(os.open(path, flags), "r") as f:
+        text = f.read().strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        from .errors import UserError
+        raise UserError(f"{path}: not a machine key (hex digits); delete it and a new one is "
+                        "made") from None
+
+
+def seal(record: dict) -> str | None:
+    """HMAC-SHA256 of the sorted JSON of ``record`` under this machine's key: a run folder's
+    key.json carries it, so ``--resume`` can tell the folders this machine's runs wrote from
+    folders that arrived from elsewhere (whose stage files it then leaves alone). None, with a
+    warning, where the key cannot be kept (a read-only home): such runs are adopted only when
+    named (``--resume-from``)."""
+    blob = json.dumps(record, sort_keys=True, default=str).encode()
+    try:
+        key = _machine_key()
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "cannot keep this machine's run key at %s (%s); runs are not sealed",
+            machine_key_path(), exc.strerror or exc)
+        return None
+    return hmac.new(key, blob, hashlib.sha256).hexdigest()
+
+
+def sealed_here(record: dict, mark) -> bool:
+    """True when ``mark`` is `seal` of ``record`` on this machine."""
+    mine = seal(record) if isinstance(mark, str) else None
+    return mine is not None and hmac.compare_digest(mine, mark)

@@ -1,8 +1,11 @@
 """Name -> plug-in registries filled by a ``register("name")`` decorator (STYLE.md, "Registries").
 
-An unknown name raises a `KeyError` whose message lists the valid names.
+An unknown name raises an `errors.UnknownNameError` (a user error and a `KeyError`) whose
+message lists the valid names.
 """
 from __future__ import annotations
+
+from .errors import UnknownNameError
 
 __all__ = ["Registry"]
 
@@ -23,4 +26,4 @@ class Registry(dict):
         return decorate
 
     def __missing__(self, name):
-        raise KeyError(f"unknown {self.kind} '{name}'; choose one of {', '.join(sorted(self))}")
+        raise UnknownNameError(f"unknown {self.kind} '{name}'; choose one of {', '.join(sorted(self))}")

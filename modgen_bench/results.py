@@ -12,6 +12,7 @@ CSV through the same explicit schema (`typed`), so both give the same dtypes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_frame, write_json, write_text
+from .atomic import read_bytes_nofollow, write_frame, write_json
 from .errors import UserError
 
 __all__ = ["COLUMNS", "SCHEMA", "ResultsError", "RunContext", "Run", "lam_label", "typed", "write_results",
@@ -115,17 +116,37 @@ class Run:
 
 
 def write_results(out_dir, rows: pd.DataFrame, run_info: dict) -> None:
-    """Write results.parquet, results.csv, run.json and finally ``done`` into ``out_dir``."""
+    """Write results.parquet, results.csv, run.json and finally ``done`` (the row count and the
+    sha256 of results.parquet) into ``out_dir``."""
     out_dir = Path(out_dir)
     rows = typed(rows)
     write_frame(out_dir / "results.parquet", rows)
     write_frame(out_dir / "results.csv", rows)
     write_json(out_dir / "run.json", run_info)
-    write_text(out_dir / "done", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    digest = hashlib.sha256(read_bytes_nofollow(out_dir / "results.parquet")).hexdigest()
+    write_json(out_dir / "done", {"rows": len(rows), "results_sha256": digest,
+                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def is_done(out_dir) -> bool:
-    return (Path(out_dir) / "done").is_file()
+    """True when ``out_dir`` holds ``done`` and the results it records: the sha256 of
+    results.parquet (an older ``done``, a timestamp, needs a results file to be there)."""
+    d = Path(out_dir)
+    try:
+        mark = read_bytes_nofollow(d / "done")
+    except OSError:
+        return False
+    try:
+        record = json.loads(mark)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return (d / "results.parquet").is_file() or (d / "results.csv").is_file()
+    try:
+        data = read_bytes_nofollow(d / "results.parquet")
+    except OSError:
+        return False
+    return hashlib.sha256(data).hexdigest() == record.get("results_sha256")
 
 
 class ResultsError(UserError):
@@ -176,6 +197,10 @@ def read_run(run_dir, root=None) -> Run:
 
     A damaged file raises `ResultsError` naming the file (and the line, for the CSV)."""
     d = Path(run_dir)
+    for name in ("done", "results.parquet", "results.csv", "run.json"):
+        if (d / name).is_symlink():
+            raise ResultsError(f"{d / name}: is a symbolic link; results are read only from "
+                               "regular files inside the folder")
     if (d / "results.parquet").is_file():
         try:
             frame = pd.read_parquet(d / "results.parquet")

@@ -44,6 +44,7 @@ from .algorithms.normaliser import z_control_variate
 from .config_utils import build
 from .crossover import bootstrap_crossover, seed_crossover
 from .data.corpora import BOS, VOCAB_SIZE
+from .errors import UserError
 from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
 from .models import LMConfig, count_params
 from .provenance import stable_seed
@@ -91,13 +92,13 @@ class ScalingConfig:
         cfg = build(cls, d, "scaling config")
         bad = [c for c in cfg.conventions if c not in CONVENTIONS]
         if bad:
-            raise ValueError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")
+            raise UserError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")
         if len(set(cfg.budgets)) < 2 or len(set(cfg.ratios)) < 2:
-            raise ValueError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
+            raise UserError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
         if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets):
-            raise ValueError("scaling config: ratios must be > 0 and budgets >= 1")
+            raise UserError("scaling config: ratios must be > 0 and budgets >= 1")
         if cfg.n_restore < 0 or cfg.n_z_draws < 2:
-            raise ValueError(f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
+            raise UserError(f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
                              f"(got {cfg.n_restore}, {cfg.n_z_draws})")
         return cfg
 

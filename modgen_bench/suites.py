@@ -27,6 +27,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 from .resources import bundled, bundled_suites
 
 __all__ = ["Experiment", "suite_root", "discover", "installed_suite_dir", "installed_name", "PRESETS",
@@ -49,7 +50,7 @@ class Experiment:
 
     def config(self, preset: str) -> dict:
         if preset not in self.presets:
-            raise ValueError(f"experiment '{self.name}' ({self.path}) has no preset '{preset}'; "
+            raise UserError(f"experiment '{self.name}' ({self.path}) has no preset '{preset}'; "
                              f"it has {', '.join(sorted(self.presets))}")
         return dict(self.presets[preset])
 
@@ -133,14 +134,14 @@ def discover(suite: str) -> list[Experiment]:
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: invalid TOML ({exc})") from None
+            raise UserError(f"{path}: invalid TOML ({exc})") from None
         unknown = set(data) - {"experiment", "preset"}
         if unknown:
-            raise ValueError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
+            raise UserError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
                              "expected [experiment] and [preset.*]")
         exp = data.get("experiment", {})
         if "module" not in exp:
-            raise ValueError(f"{path}: [experiment] needs a 'module' key naming the plug-in file")
+            raise UserError(f"{path}: [experiment] needs a 'module' key naming the plug-in file")
         out.append(Experiment(suite=root.name, name=path.stem, path=path, module_name=exp["module"],
                               description=exp.get("description", ""), presets=data.get("preset", {})))
     if not out:

@@ -25,6 +25,19 @@ def one_torch_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _machine_key_in_tmp(tmp_path_factory):
+    """Runs seal their key.json with this machine's key (`provenance.seal`): tests keep that key
+    in a temporary folder, never in the user's home."""
+    old = os.environ.get("MODGEN_BENCH_STATE")
+    os.environ["MODGEN_BENCH_STATE"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("MODGEN_BENCH_STATE", None)
+    else:
+        os.environ["MODGEN_BENCH_STATE"] = old
+
+
 # ---- corpus tests on a machine without the Debian corpus packages --------------------------------
 # `make test` installs the packages where it can (root or password-less sudo). Elsewhere a test
 # marked `corpora(name, ...)` is skipped and the session ends with one line naming the packages and

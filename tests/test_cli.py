@@ -70,6 +70,6 @@ def test_report_index_links_every_report(tmp_path, capsys):
         (tmp_path / sub / "report.md").write_text(f"# {title}\n\n## A section\n\nFirst words of {title}.\n")
     assert main(["report", str(tmp_path), "--index"]) == 0
     index_md = (tmp_path / "index.md").read_text()
-    assert "[Theory checks](checks/report.md)" in index_md and "First words of Theory checks." in index_md
-    assert "(synthetic-quick/run-ab12/index.html)" in index_md
+    assert "[Theory checks](./checks/report.md)" in index_md and "First words of Theory checks." in index_md
+    assert "(./synthetic-quick/run-ab12/index.html)" in index_md
     assert "synthetic-quick/run-ab12/index.html" in (tmp_path / "index.html").read_text()

@@ -31,7 +31,7 @@ def test_glued_brackets_are_maths_not_links(maths):
 def test_markdown_renders_emphasis_lists_code_and_real_links():
     html = render_markdown("**holds** on `E[k](x)`\n\n- one\n- two\n\nsee [the file](a.json) <b>x</b>")
     assert "<strong>holds</strong>" in html and "<code>E[k](x)</code>" in html
-    assert html.count("<li>") == 2 and '<a href="a.json">the file</a>' in html
+    assert html.count("<li>") == 2 and '<a href="./a.json">the file</a>' in html
     assert "<b>" not in html and "**" not in html and "`" not in html
 
 
@@ -109,8 +109,8 @@ def test_report_page_has_headline_details_links_and_alt(tmp_path):
                  [{"versions": {"numpy": "x"}, "git_commit": "abc"}], headlines=[h])
     page = (tmp_path / "index.html").read_text()
     assert '<span class="badge fails">1 fails</span>' in page
-    assert 'alt="a line from 0.6 to 0.7"' in page and 'href="figures/curve.svg"' in page
-    assert 'href="results.csv"' in page and 'href="counterexamples/lemma1.json"' in page
+    assert 'alt="a line from 0.6 to 0.7"' in page and 'href="./figures/curve.svg"' in page
+    assert 'href="./results.csv"' in page and 'href="./counterexamples/lemma1.json"' in page
     assert 'href="../index.html"' in page and "<strong>bold</strong>" in page
     before_details = page.split("<details><summary>full provenance")[0]
     assert '"versions"' not in before_details                 # raw JSON only inside <details>
@@ -128,7 +128,7 @@ def test_auto_headline_pairs_replicates_and_prefers_the_uniform_monolith(tmp_pat
                                  "metric": "nll_per_token", "value": v + 0.01 * (seed + 2 * resample)})
     h = auto_headline(pd.DataFrame(rows), tmp_path)
     assert h.title == "gate_excess vs mono_uniform" and "paired on seed x resample" in h.text
-    assert "over 4 replicates" in h.text and "gate better at lam = (0.3333,0.3333,0.3333); lam = (1,0,0)" in h.text
+    assert "over 4 replicates" in h.text and "gate better at lam = `0.3333,0.3333,0.3333`; lam = `1,0,0`" in h.text
     assert "Chosen automatically" in h.text
     assert auto_headline(pd.DataFrame(rows).query("method != 'mono_uniform' and method != 'mono_lamstar'"),
                          tmp_path) is None

@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+from modgen_bench.errors import UserError
 from modgen_bench.registry import Registry
 
 from . import identities, lam_star, lemma1, prior, prop2, static_barrier, thm3, thm6, thm7, thm9
@@ -62,7 +63,7 @@ def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/
     from . import expected as pins
     from .report import print_table, write_outputs
     if instances < 1:
-        raise ValueError(f"--instances must be >= 1 (got {instances})")
+        raise UserError(f"--instances must be >= 1 (got {instances})")
     for name in claims:
         CLAIMS[name]                           # an unknown name fails before anything is written
     try:

@@ -16,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+from modgen_bench.errors import UserError
+
 __all__ = ["EXPECTED", "LADDER", "load", "differences", "budget_warnings", "pin"]
 
 EXPECTED = Path(__file__).with_name("expected.json")
@@ -31,7 +33,34 @@ def load(path: str | Path | None = None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no pinned expectation file '{path}' (make one with "
                                 "'python -m theory_checks.expected')")
-    return json.loads(path.read_text())
+    try:
+        pinned = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"--expected {path}: not valid JSON ({exc})") from None
+    _check_shape(pinned, path)
+    return pinned
+
+
+def _check_shape(pinned, path: Path) -> None:
+    """`UserError` naming the file unless ``pinned`` is ``{"instances": int, "seed": int,
+    "verdicts": {claim: {reading: {"status": str, ["min_instances": int]}}}}``."""
+    def bad(rule: str):
+        return UserError(f"--expected {path}: {rule} (write one with "
+                         "'python -m theory_checks.expected --out FILE')")
+    if not isinstance(pinned, dict) or not isinstance(pinned.get("verdicts"), dict):
+        raise bad("expected an object with a 'verdicts' object")
+    for key in ("instances", "seed"):
+        if isinstance(pinned.get(key), bool) or not isinstance(pinned.get(key), int):
+            raise bad(f"'{key}' must be an integer")
+    for claim, readings in pinned["verdicts"].items():
+        if not isinstance(readings, dict):
+            raise bad(f"verdicts['{claim}'] must be an object of readings")
+        for reading, want in readings.items():
+            need = want.get("min_instances") if isinstance(want, dict) else None
+            if not isinstance(want, dict) or not isinstance(want.get("status"), str) or \
+                    not (need is None or isinstance(need, int) and not isinstance(need, bool)):
+                raise bad(f"verdicts['{claim}']['{reading}'] must be {{\"status\": text, "
+                          "optional \"min_instances\": integer}")
 
 
 def differences(verdicts, pinned: dict) -> list[str]:

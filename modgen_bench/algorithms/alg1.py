@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from ..divergences import entropy, kl
+from ..errors import UserError
 from ..gates import envelope, gate_from_model, support_mask
 from ..problem import DiscreteProblem
 from .projection import project_box_simplex
@@ -55,7 +56,9 @@ class Alg1Config:
 
     def __post_init__(self):
         if self.signal not in SHIFTS:
-            raise ValueError(f"unknown lam signal '{self.signal}'; choose one of {', '.join(SHIFTS)}")
+            raise UserError(f"unknown lam signal '{self.signal}'; choose one of {', '.join(SHIFTS)}")
+        if self.steps < 1 or self.log_every < 1:
+            raise UserError(f"steps and log_every must be >= 1 (got {self.steps}, {self.log_every})")
 
 
 @dataclass

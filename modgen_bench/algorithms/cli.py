@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+from ..errors import UserError
 from ..problem import DiscreteProblem
 from ..runner import resolve_device
 from .alg1 import Alg1Config
@@ -25,7 +26,7 @@ def spd_command(args) -> int:
     steps = args.steps if args.steps is not None else (
         Alg1Config.steps if args.method == "alg1" else SPDConfig.steps)
     if args.lam_signal is not None and args.method not in ("spd", "alg1"):
-        raise ValueError(f"--lam-signal applies to --method spd or alg1; '{args.method}' is defined "
+        raise UserError(f"--lam-signal applies to --method spd or alg1; '{args.method}' is defined "
                          "by its own published signal (doremi: excess; groupdro, afl: nll)")
     signal = args.lam_signal
     t0 = time.perf_counter()

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import UserError
 from ..exact import solve
 from ..gates import evaluate_gate
 from ..problem import DiscreteProblem
@@ -41,7 +42,7 @@ def exact_value(problem: DiscreteProblem, support: str = "domains") -> float:
     """V* from the exact core; an empty G1 or an infinite loss is one clear error."""
     sol = solve(problem, support=support)
     if not sol.optimal:
-        raise ValueError(sol.reason)
+        raise UserError(sol.reason)
     return float(sol.value)
 
 

@@ -55,6 +55,13 @@ def _regression(log_experts: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]
     return X, np.linalg.pinv(X, rcond=rcond), int((s > rcond * s[0]).sum())
 
 
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """sum_i u_i v_i, correctly rounded (`math.fsum`): the same bits whatever the BLAS thread
+    count (a threaded dot product sums its parts in an order that depends on it), so rows are
+    identical under every launcher."""
+    return math.fsum((u * v).tolist())
+
+
 def control_weights(log_experts: torch.Tensor) -> np.ndarray:
     """(n,) weights a with Z_cv = a @ w: the intercept row of the least-squares pseudo-inverse of
     X = [1, c_1 - 1, ..., c_{p-1} - 1] (min-norm when the c_k are collinear, e.g. equal experts;
@@ -75,18 +82,18 @@ def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: flo
     from scipy.stats import t as student_t
     w = torch.exp(log_w.double()).cpu().numpy()
     X, Xp, rank = _regression(log_experts)
-    beta = Xp @ w
+    beta = np.array([_dot(row, w) for row in Xp])
     z = float(beta[0])
     dof = len(w) - rank
     # the fit interpolates when the distinct draws barely exceed the rank (repeated draws of one
     # outcome of a finite space add rows but no residual information)
     if len(np.unique(np.column_stack([X, w]), axis=0)) - rank < 2:
         return z, (-math.inf, math.inf), math.inf
-    resid = w - X @ beta
+    resid = w - sum(X[:, j] * beta[j] for j in range(X.shape[1]))
     a = Xp[0]
     # a floor for float64 rounding in the least-squares solve: a constant gate has residual 0
     # and Z_cv = 1 + O(1e-15), which must not read as an interval that excludes 1
-    se = max(math.sqrt(float(resid @ resid) / dof * float(a @ a)), SE_FLOOR * max(1.0, abs(z)))
+    se = max(math.sqrt(_dot(resid, resid) / dof * _dot(a, a)), SE_FLOOR * max(1.0, abs(z)))
     half = float(student_t.ppf(0.5 + level / 2, dof)) * se
     return z, (z - half, z + half), se
 

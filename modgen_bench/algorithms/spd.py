@@ -56,6 +56,7 @@ import torch
 from torch import nn
 
 from .. import distributed as dist
+from ..errors import UserError
 from ..optim import make_adamw
 from .batch import GateBatch, Sampler
 from .lam_rules import make_lam_rule
@@ -90,15 +91,15 @@ class SPDConfig:
 
     def __post_init__(self):
         if self.lam_signal not in SIGNALS:
-            raise ValueError(f"unknown lam signal '{self.lam_signal}'; choose one of {', '.join(SIGNALS)}")
+            raise UserError(f"unknown lam signal '{self.lam_signal}'; choose one of {', '.join(SIGNALS)}")
         if self.z_estimator not in Z_ESTIMATORS:
-            raise ValueError(f"unknown z_estimator '{self.z_estimator}'; choose one of {', '.join(Z_ESTIMATORS)}")
+            raise UserError(f"unknown z_estimator '{self.z_estimator}'; choose one of {', '.join(Z_ESTIMATORS)}")
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of cosine, constant")
+            raise UserError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of cosine, constant")
         if self.steps < 1 or self.per_domain < 1 or self.log_every < 1:
-            raise ValueError("steps, per_domain and log_every must be >= 1")
+            raise UserError("steps, per_domain and log_every must be >= 1")
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1) (got {self.ema})")
+            raise UserError(f"ema must be in [0, 1) (got {self.ema})")
 
 
 @dataclass

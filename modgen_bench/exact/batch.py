@@ -10,9 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
-from ..problem import DiscreteProblem, ProblemError
+from ..problem import DiscreteProblem, ProblemError, npz_arrays
 
 __all__ = ["iter_problems"]
 
@@ -21,19 +19,17 @@ def _npz_batch(path: Path) -> Iterator[DiscreteProblem] | None:
     """The problems of a batched NPZ (domains of shape (B, p, N)); None when it is not batched."""
     if not zipfile.is_zipfile(path):
         return None             # e.g. a bare .npy named .npz: `DiscreteProblem.load` names the fault
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "domains" not in z.files or z["domains"].ndim != 3:
-                return None
-            if "experts" not in z.files:
-                raise ProblemError(f"{path}: problem is missing the key(s) 'experts'")
-            D, E = z["domains"], z["experts"]
-            names = z["names"] if "names" in z.files else None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
-        return None             # not a readable archive: `DiscreteProblem.load` names the fault
+    arrays = npz_arrays(path)   # only its problem members, each header checked before reading
+    D, E, names = arrays.get("domains"), arrays.get("experts"), arrays.get("names")
+    if D is None or D.ndim != 3:
+        return None
+    if E is None:
+        raise ProblemError(f"{path}: problem is missing the key(s) 'experts'")
     if E.shape != D.shape:
         raise ProblemError(f"{path}: a batched NPZ needs 'domains' and 'experts' of the same "
                            f"shape (B, p, N) (got {D.shape} and {E.shape})")
+    if D.shape[0] == 0:
+        raise ProblemError(f"{path}: a batched NPZ of 0 problems (domains of shape {D.shape})")
 
     def gen():
         for b in range(D.shape[0]):

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
+
 __all__ = ["LMConfig", "SelfAttention", "MLP", "Block", "Encoder", "TransformerLM", "count_params",
            "init_weights"]
 
@@ -37,12 +39,12 @@ class LMConfig:
 
     def __post_init__(self):
         if self.d_model % self.n_head != 0:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+            raise UserError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model", "d_ff"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+                raise UserError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+            raise UserError(f"dropout must be in [0, 1) (got {self.dropout})")
 
 
 def count_params(module: nn.Module) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..config_utils import build
+from ..errors import UserError
 
 __all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig"]
 
@@ -77,33 +78,38 @@ class PipelineConfig:
         sub = {"expert": LMTrain, "mono": LMTrain, "gate": SmallNet, "router": RouterTrain}
         for key, kind in sub.items():
             if key not in d:
-                raise ValueError(f"missing table [{key}] in the real_world preset")
+                raise UserError(f"missing table [{key}] in the real_world preset")
             d[key] = build(kind, d[key], f"[{key}]") if isinstance(d[key], dict) else d[key]
         cfg = build(cls, d, "[preset]")
+        if cfg.block_size < 2:
+            raise UserError(f"block_size must be >= 2 (BOS and one token; got {cfg.block_size})")
+        if not cfg.seeds:
+            raise UserError("seeds must name at least one seed (got [])")
         p = len(cfg.corpora)
         for m in cfg.mixtures:
             if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:
-                raise ValueError(f"mixture {m} is not a point of the {p}-simplex")
+                raise UserError(f"mixture {m} is not a point of the {p}-simplex")
         if not cfg.signals or cfg.signals[0] != "excess":
-            raise ValueError("signals must start with 'excess' (its lam* weights the lam* retrain)")
+            raise UserError("signals must start with 'excess' (its lam* weights the lam* retrain)")
         from ..matching import CONVENTIONS
         if cfg.match not in CONVENTIONS:
-            raise ValueError(f"match = {cfg.match!r} is not a matching convention; choose one of "
+            raise UserError(f"match = {cfg.match!r} is not a matching convention; choose one of "
                              f"{', '.join(CONVENTIONS)}")
         if not cfg.ratio > 0:
-            raise ValueError(f"ratio must be > 0 (got {cfg.ratio})")
+            raise UserError(f"ratio must be > 0 (got {cfg.ratio})")
         from ..combiners import COMBINERS
         for name in cfg.combiners:
             if name not in COMBINERS:
-                raise ValueError(f"combiners: unknown combiner {name!r}; choose from {', '.join(sorted(COMBINERS))}")
+                raise UserError(f"combiners: unknown combiner {name!r}; choose from "
+                                f"{', '.join(sorted(COMBINERS))}")
         if cfg.n_restore < 0:
-            raise ValueError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
+            raise UserError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
         from ..algorithms.spd import SPDConfig
         spd_draws = int(cfg.spd.get("steps", SPDConfig.steps)) * int(cfg.spd.get("per_domain", SPDConfig.per_domain))
         if cfg.n_proposal == 0:
             cfg.n_proposal = spd_draws
         elif cfg.n_proposal < spd_draws:
-            raise ValueError(f"n_proposal = {cfg.n_proposal} is below SPD's total draws per expert, "
+            raise UserError(f"n_proposal = {cfg.n_proposal} is below SPD's total draws per expert, "
                              f"spd.steps x spd.per_domain = {spd_draws}: SPD would reuse proposal draws "
                              f"and bias its Z (issue 13); set n_proposal >= {spd_draws}, or 0 to size it so")
         return cfg

@@ -6,21 +6,30 @@ the file and loads it instead of computing; a stage whose inputs changed gets a 
 again; two sweep cells that share a stage (same experts, say) share its file. Files are written
 atomically (temp file, then rename), and only by rank 0 under torchrun: other ranks compute the
 same thing (or take part in the same DDP training) and wait at a barrier.
+
+A stage file is data, never code: its name is a hash of public configuration, so anyone who
+hands over a results folder can put a file of their choosing there. Files are written as plain
+values (tensors, numbers, strings, lists, dicts: numpy values become tensors or Python numbers
+first, `plain`) and read with ``torch.load(weights_only=True)``, torch's restricted unpickler,
+which builds only those types and calls nothing else. A file it refuses (a pickle of anything
+else, a damaged file) and a symlink in a stage's place are logged and the stage is computed again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .. import distributed as dist
 from ..atomic import write_with
 
-__all__ = ["stage_key", "Store", "save_atomic", "load_stage"]
+__all__ = ["stage_key", "Store", "save_atomic", "load_stage", "plain"]
 
 _log = logging.getLogger(__name__)
 
@@ -31,20 +40,41 @@ def stage_key(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def plain(obj):
+    """``obj`` with numpy arrays as tensors and numpy scalars as Python numbers (tuples, lists
+    and dicts walked), so `torch.load(weights_only=True)` reads it back without an allow-list.
+    A float64 scalar becomes a Python float (the same double); arrays keep their dtype."""
+    if isinstance(obj, dict):
+        return type(obj)((k, plain(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
 def save_atomic(obj, path) -> None:
-    """torch.save ``obj`` to ``path`` through a temp file and a rename (`modgen_bench.atomic`)."""
+    """torch.save `plain` ``obj`` to ``path`` through a temp file and a rename (`..atomic`)."""
+    obj = plain(obj)
     write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_stage(path: Path):
-    """The stage output saved at ``path``, or None when the file is damaged (truncated, garbage,
-    empty, not a torch file): logged and recomputed, never half-read, as `sequence.train` treats a
-    damaged checkpoint. Every rank reads the same file, so every rank decides alike."""
+    """The stage output saved at ``path``, or None when it cannot be read as data: a damaged file
+    (truncated, garbage, empty), a pickle of anything but plain values (refused by torch's
+    restricted unpickler, so nothing in it runs) or a symlink (never followed). Logged and
+    recomputed, never half-read, as `sequence.train` treats a damaged checkpoint. Every rank
+    reads the same file, so every rank decides alike."""
     try:
-        return torch.load(path, weights_only=False)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            return torch.load(f, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
-        _log.warning("stage file %s is damaged (%s: %s); the stage is computed again", path,
-                     type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _log.warning("stage file %s is damaged or not plain data (%s: %s); the stage is computed "
+                     "again", path, type(exc).__name__, first[:200])
         return None
 
 
@@ -59,10 +89,10 @@ class Store:
 
     def get(self, stage: str, key: str, compute: Callable[[], object]):
         """The stored output of (stage, key), or ``compute()`` saved there (rank 0) and returned;
-        a damaged stage file is computed again and rewritten whole (`load_stage`)."""
+        a damaged or refused stage file is computed again and rewritten whole (`load_stage`)."""
         path = self.path(stage, key)
         dist.barrier()                    # every rank sees the same files
-        if path.is_file():
+        if os.path.lexists(path):
             out = load_stage(path)
             if out is not None:
                 return out
@@ -70,4 +100,4 @@ class Store:
         if dist.is_writer():
             save_atomic(out, path)
         dist.barrier()
-        return out
+        return plain(out)

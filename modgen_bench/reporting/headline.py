@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import Figure, legend_outside, save_figure
+from .markdown import code
 from .section import Section
 
 __all__ = ["Headline", "verdict_headline", "paired_differences", "difference_figure",
@@ -147,10 +148,11 @@ def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir,
             return "no mixture"
         if numeric:
             return f"{xname} = " + ", ".join(f"{v:g}" for v in pick["x"])
-        return "; ".join(f"lam = ({v})" for v in pick["lam"])
+        return "; ".join(f"lam = {code(v)}" for v in pick["lam"])
     n = int(diff["n"].min()) if len(diff) else 0
     reps = " x ".join(k for k in pair_on if k in sub.columns and sub[k].notna().any()) or "seed"
-    text = (f"**{gate} minus {mono}**, {metric} ({unit}), paired on {reps}, 95% t-interval over {n} replicates"
+    text = (f"**{code(gate)} minus {code(mono)}**, {code(metric)} ({unit}), paired on {reps}, "
+            f"95% t-interval over {n} replicates"
             f"{' (one seed decides nothing)' if n < 2 else ''}: gate better at {lab('a better')}; "
             f"monolith better at {lab('b better')}; undecided at {lab('undecided')}.")
     tone = "ok" if diff["decision"].eq("a better").all() else ("bad" if diff["decision"].eq("b better").any() else "neutral")
@@ -177,7 +179,7 @@ def auto_headline(rows: pd.DataFrame, fig_dir) -> Headline | None:
                                           unit="nats" if "bits" not in metric else "bits",
                                           title=f"{gates[0]} vs {monos[0]}")
             h.text += (f" *(Chosen automatically from the rows: the plug-in states no headline; "
-                       f"other gates: {', '.join(gates[1:]) or 'none'}; other monoliths: "
-                       f"{', '.join(monos[1:]) or 'none'}.)*")
+                       f"other gates: {', '.join(map(code, gates[1:])) or 'none'}; other "
+                       f"monoliths: {', '.join(map(code, monos[1:])) or 'none'}.)*")
             return h
     return None

@@ -59,6 +59,14 @@ def seed_intervals(df: pd.DataFrame, method: str, metric: str, a: str = "gate",
     return pd.DataFrame(out).dropna(axis=1, how="all")
 
 
+def _interval_text(row) -> str:
+    """'mean [lo, hi]' of a cell; with one seed there is no t interval, and it says so."""
+    lo, hi = row.get("lo", np.nan), row.get("hi", np.nan)
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{row['mean']:+.4f} (one seed: no interval)"
+    return f"{row['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
 def table1_verdict(cells: pd.DataFrame, worst: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1 claim (gate better than an equal-size monolith on every mixture) per
     (case, convention, budget) at the ratio nearest r = 1: 'supported' only when both the
@@ -75,9 +83,8 @@ def table1_verdict(cells: pd.DataFrame, worst: pd.DataFrame) -> pd.DataFrame:
                    "contradicted" if any(v == "monolith better" for v in both) else "undecided")
         out.append({"case": case, "convention": conv, "expert_d": size, "budget": B,
                     "r": round(float(row["r"]), 3),
-                    "uniform": f"{row['mean']:+.4f} [{row['lo']:+.4f}, {row['hi']:+.4f}]",
-                    "worst vertex": (f"{wrow['mean']:+.4f} [{wrow['lo']:+.4f}, {wrow['hi']:+.4f}]"
-                                     if wrow is not None else ""),
+                    "uniform": _interval_text(row),
+                    "worst vertex": _interval_text(wrow) if wrow is not None else "",
                     "verdict": verdict})
     return pd.DataFrame(out)
 
