@@ -338,6 +338,13 @@ def _paragraph(df) -> str:
              "mixture, because pi_g <= E_0 + E_1 = 2 pi_u pointwise. A gate graded renormalised "
              "by its own Z_g escapes it by log(Z_u / Z_g): `advantage_bound_per_transition` in "
              "the rows."]
+    const = _curves(df, "worst_kl_per_transition")
+    const = const[const["method"].eq("const-gate-0.5")]
+    share = [f"T = {int(r['T'])}: {np.log(2) / (r['T'] - 1) / r['mean']:.0%}"
+             for _, r in const.groupby("T")["mean"].max().reset_index().iterrows()]
+    lines.append("At most this share of the constant gate's worst-case loss can any G1 gate "
+                 "remove (ceiling / the constant gate's largest worst case over alpha): "
+                 + ", ".join(share) + ".")
     lines.append(f"G1 references above the ceiling: {len(over)} of "
                  f"{int(adv['method'].isin(G1_METHODS).sum())} (T, alpha) cells (0 expected).")
     for method in ("fixed-best", "spd-table", "spd-sequence", "exact-union",
