@@ -96,7 +96,7 @@ def test_prop2(prob, data):
 
 @given(mst.disjoint_problems(min_p=2, max_p=4, max_N=8))
 def test_static_barrier_with_disjoint_experts(prob):
-    m, cert, at_sigma = barrier.margin(prob)
+    m, cert, at_sigma, _ = barrier.margin(prob)
     assert m >= -tol(cert)
     assert abs(at_sigma) <= 1e-12              # attained at sigma = softmax(eps)
 
@@ -108,7 +108,7 @@ def test_static_barrier_fails_with_leaking_experts(leak):
     prob = DiscreteProblem.from_arrays([[1, 0], [0, 1]], [[1 - leak, leak], [leak, 1 - leak]])
     bound = static_barrier(kl(prob.P, prob.E))
     assert bound == pytest.approx(np.log(2) - np.log(1 - leak))
-    m, cert, _ = barrier.margin(prob)
+    m, cert, _, _ = barrier.margin(prob)
     assert m == pytest.approx(np.log(1 - leak), abs=1e-6) and m < -cert
 
 

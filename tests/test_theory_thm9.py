@@ -29,8 +29,10 @@ def test_bound_holds_on_fitted_gates(seed, m):
             "static": static_minimax(prob)["value"]}
     r = thm9.trial(prob, m, np.random.default_rng(seed), best)
     for name in ("tabular", "static"):
-        assert r[name]["margin"] > 0
-        assert r[name]["excess"] >= -1e-9         # nothing beats the best gate of its class
+        assert r["fitted"][name]["margin"] > 0
+        assert r["fitted"][name]["excess"] >= -1e-9   # nothing beats the best gate of its class
+    # one tabular gate deviates no more than the sup over the class
+    assert r["tabular"]["margin"] <= r["fitted"]["tabular"]["margin"] + 1e-12
 
 
 def test_excess_shrinks_with_m():
@@ -38,7 +40,8 @@ def test_excess_shrinks_with_m():
     best = {"tabular": solve(prob, support="union").value,
             "static": static_minimax(prob)["value"]}
     def mean_excess(m):
-        return np.mean([thm9.trial(prob, m, np.random.default_rng(t), best)["tabular"]["excess"]
+        return np.mean([thm9.trial(prob, m, np.random.default_rng(t), best)["fitted"]["tabular"]
+                        ["excess"]
                         for t in range(10)])
     assert mean_excess(1600) < mean_excess(25) / 4
 
@@ -98,3 +101,61 @@ def test_two_point_violation_rate_is_within_delta_and_significance_rule():
 
 def test_check_holds_on_every_reading():
     assert [v.status for v in thm9.check(25, 0)] == ["holds"] * 3
+
+
+# --- power against a 10% violation rate ---------------------------------------------------------
+
+def test_rule_power_uses_the_critical_count_of_significant():
+    """rule_power's critical count is the smallest count `significant` flags."""
+    for n in (5, 22, 120, thm9.TRIALS, 1000):
+        crit = next(v for v in range(1, n + 2) if v > n or thm9.significant(v, n))
+        assert thm9.rule_power(n, rate=1.0)[0] == (1.0 if crit <= n else 0.0)
+        # P(Bin(n, delta) >= crit) < alpha <= P(Bin(n, delta) >= crit - 1)
+        assert thm9.rule_power(n, rate=thm9.DELTA)[0] < thm9.ALPHA
+
+
+def test_trials_catch_a_ten_percent_violation_rate_with_probability_point_nine():
+    """Seeing one violation w.p. 0.9 at rate 0.1 needs log(0.1)/log(0.9) -> 22 trials, but delta
+    allows violations: the binomial rule needs TRIALS, and every larger count keeps the power."""
+    assert int(np.ceil(np.log(0.1) / np.log(0.9))) == 22
+    assert thm9.rule_power(22)[0] < 0.1 and thm9.rule_power(120)[0] < 0.5  # the old budget
+    ns = np.arange(thm9.TRIALS, 3 * thm9.TRIALS)
+    assert thm9.rule_power(ns).min() >= 0.9 > thm9.rule_power(thm9.TRIALS - 1)[0]
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_every_reading_draws_at_least_trials(n):
+    assert all(v.instances >= thm9.TRIALS for v in thm9.check(n, 0))
+
+
+def test_planted_ten_percent_violations_are_caught_by_simulation(monkeypatch):
+    """End to end: the real tabular and finite margins of `check(5, 0)` with violations planted
+    at rate 0.1 by `planted` (2,000 plantings, vectorised): flagged at the exact power, >= 0.9."""
+    from theory_checks.verdict import Tally
+    kept = {"tabular": [], "finite": []}
+
+    class Recording(Tally):
+        def add(self, margin, *args, **kwargs):
+            kept["tabular" if "tabular" in self.reading else "finite"].append(margin)
+            super().add(margin, *args, **kwargs)
+
+    tab, fin = Recording("thm9", "tabular"), Recording("thm9", "finite")
+    thm9._class_readings(5, 0, tab, fin)
+    rng = np.random.default_rng(0)
+    for margins in kept.values():
+        margins = np.array(margins)
+        n = len(margins)
+        assert n >= thm9.TRIALS and not np.any(margins < 0)
+        violations = ((rng.random((2000, n)) < 0.1) | (margins < 0)).sum(axis=1)
+        caught = np.mean([thm9.significant(int(v), n) for v in violations])
+        exact = thm9.rule_power(n)[0]
+        assert abs(caught - exact) < 4 * np.sqrt(exact * (1 - exact) / 2000)
+        assert caught >= 0.88 and exact >= 0.9
+
+
+def test_planted_violations_fail_the_check(monkeypatch):
+    monkeypatch.setattr(thm9, "MUTATION", {"plant": 0.1})
+    v = {v.reading: v for v in thm9.check(5, 0)}
+    assert v[f"tabular class, exact sup over G, delta={thm9.DELTA}"].status == "fails"
+    monkeypatch.setattr(thm9, "MUTATION", {"plant": 0.5 * thm9.DELTA})
+    assert all(v.status == "holds" for v in thm9.check(5, 0))   # within delta: allowed

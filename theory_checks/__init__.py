@@ -2,8 +2,9 @@
 
 Each claim module exposes ``CLAIM`` (its id) and ``check(n, seed, fig_dir) -> list[Verdict]``
 (one verdict per reading). `run_checks` is what `modgen-bench check` calls: it runs the chosen
-claims, prints the verdict table and writes verdicts.csv, verdicts.json, report.md, index.html
-and every counterexample as a problem file that `modgen-bench solve` re-runs.
+claims, then each claim's plausible wrong variants (`mutations`: the checks' power), prints the
+verdict table and writes verdicts.csv, verdicts.json, mutations.csv, report.md, index.html and
+every counterexample as a problem file that `modgen-bench solve` re-runs.
 """
 from __future__ import annotations
 
@@ -15,7 +16,19 @@ from pathlib import Path
 from modgen_bench.errors import UserError
 from modgen_bench.registry import Registry
 
-from . import identities, lam_star, lemma1, prior, prop2, static_barrier, thm3, thm6, thm7, thm9
+from . import (
+    identities,
+    lam_star,
+    lemma1,
+    mutations,
+    prior,
+    prop2,
+    static_barrier,
+    thm3,
+    thm6,
+    thm7,
+    thm9,
+)
 from .verdict import Verdict
 
 __all__ = ["CLAIMS", "run_checks", "run_claims", "Verdict"]
@@ -79,7 +92,13 @@ def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     verdicts, seconds = run_claims(claims, instances, seed, fig_dir)
-    write_outputs(out, verdicts, seconds, instances=instances, seed=seed)
+    t0 = time.perf_counter()
+    results = mutations.power(names, mutations.BUDGET, seed)
+    mutations.attach_power(verdicts, results)
+    seconds_power = time.perf_counter() - t0
+    log.info(f"  mutation power ({len(results)} mutations): {seconds_power:.1f} s")
+    write_outputs(out, verdicts, seconds, mutation_results=results, instances=instances,
+                  seed=seed, mutation_budget=mutations.BUDGET)
     print_table(verdicts)
     print(f"\nwrote {out / 'verdicts.csv'}, verdicts.json, report.md, index.html")
     diffs = pins.differences(verdicts, pinned) if pinned else []

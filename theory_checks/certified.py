@@ -12,6 +12,9 @@ it returns the better one with ``duality_gap = inf`` (a solver failure for the t
 """
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 import numpy as np
 
 from modgen_bench.exact import Solution, solve, solve_static
@@ -19,14 +22,39 @@ from modgen_bench.exact.stacked import solve_many
 
 from .fits import static_minimax
 
-__all__ = ["certified_solve", "certified_solve_many", "static_solve", "STATIC_GAP_MAX"]
+__all__ = ["certified_solve", "certified_solve_many", "static_solve", "STATIC_GAP_MAX",
+           "reusing_solves"]
 
 STATIC_GAP_MAX = 1e-6
+
+#: solves by (problem bytes, support) while `reusing_solves` is active, else None
+_SOLVES: dict | None = None
+
+
+@contextmanager
+def reusing_solves():
+    """Within the block, `certified_solve` answers a problem it has solved before from memory
+    (the mutated re-runs of `theory_checks.mutations` solve the same instances again; only the
+    bound they check differs). Off by default, so a patched solver is always called."""
+    global _SOLVES
+    saved, _SOLVES = _SOLVES, {}
+    try:
+        yield
+    finally:
+        _SOLVES = saved
 
 
 def certified_solve(problem, support: str = "union") -> Solution:
     """`solve` (every fallback path); an uncertified answer gets ``duality_gap = inf``."""
-    return _gap_inf_unless_certified(solve(problem, method="waterfill", support=support))
+    key = None
+    if _SOLVES is not None:
+        key = (problem.P.shape, problem.P.tobytes(), problem.E.tobytes(), support)
+        if key in _SOLVES:
+            return copy.copy(_SOLVES[key])
+    sol = _gap_inf_unless_certified(solve(problem, method="waterfill", support=support))
+    if key is not None:
+        _SOLVES[key] = copy.copy(sol)
+    return sol
 
 
 def certified_solve_many(problems, support: str = "union") -> list[Solution]:

@@ -23,9 +23,20 @@ from .verdict import Tally
 CLAIM = "identities"
 SUPPORT = "union"
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_jsd": True} drops JSD_lam
-#: from the identity.
+#: Mutation hook (theory_checks/mutations.py; empty = the claims as stated), each a plausible
+#: wrong derivation: {"drop_jsd": True} drops JSD_lam from the identity; {"jsd_sign": -1} flips
+#: its sign; {"jsd_uniform": True} weights the JSD uniformly instead of by lam; {"h_scale": s}
+#: claims JSD_lam <= s H(lam) (s = 1/2: a factor 2 too strong).
 MUTATION: dict = {}
+
+
+def jsd_term(lam, P) -> float:
+    """JSD_lam as the identity uses it (MUTATION applied)."""
+    if MUTATION.get("drop_jsd"):
+        return 0.0
+    lam = np.asarray(lam)
+    weights = np.full(len(lam), 1.0 / len(lam)) if MUTATION.get("jsd_uniform") else lam
+    return MUTATION.get("jsd_sign", 1.0) * jsd(weights, P)
 
 
 def jsd_residual(lam, P, pi) -> float:
@@ -33,7 +44,12 @@ def jsd_residual(lam, P, pi) -> float:
     lam = np.asarray(lam)
     per = kl(P, pi)
     lin = float(lam[lam > 0] @ per[lam > 0])
-    return lin - float(kl(mixture(lam, P), pi)) - (0.0 if MUTATION.get("drop_jsd") else jsd(lam, P))
+    return lin - float(kl(mixture(lam, P), pi)) - jsd_term(lam, P)
+
+
+def entropy_bound(lam) -> float:
+    """H(lam), the upper end of 0 <= JSD_lam <= H(lam) (MUTATION applied)."""
+    return MUTATION.get("h_scale", 1.0) * float(shannon(lam))
 
 
 def maxmin_original(problem, rng) -> float:
@@ -59,13 +75,13 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         for lam in (rng.dirichlet(np.full(d.problem.p, 0.5)), np.eye(d.problem.p)[0]):
             for pi in (pi_rand, sol.model):
                 ident.add(-abs(jsd_residual(lam, P, pi)), f"{d} lam={lam.round(4).tolist()}")
-            j = jsd(lam, P)
-            bounds.add(min(j, float(shannon(lam)) - j), f"{d} lam={lam.round(4).tolist()}")
+            j, h = jsd(lam, P), entropy_bound(lam)
+            bounds.add(min(j, h - j), f"{d} lam={lam.round(4).tolist()}", sides=(j, h))
         for name, pi in (("pi_g*", sol.model), ("random pi", pi_rand)):
             per = kl(P, pi)
             _, top = search_lam(lambda lam: float(kl(mixture(lam, P), pi)), d.problem.p, rng,
                                 starts=1)
-            vertex.add(float(per.max()) - top, f"{d} {name}")
+            vertex.add(float(per.max()) - top, f"{d} {name}", sides=(top, float(per.max())))
         _, v_orig = search_lam(lambda lam: float(kl(mixture(lam, P), sol.model)), d.problem.p,
                                rng, starts=2)
         games.add(-abs(v_orig - sol.value), str(d), certificate=sol.duality_gap)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modgen_bench.divergences import kl, mixture
+from modgen_bench.divergences import entropy, kl, mixture
 
 from .certified import certified_solve_many, static_solve
 from .draws import draw_instances
@@ -23,15 +23,21 @@ from .verdict import Tally
 CLAIM = "lam_star"
 SUPPORT = "union"
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_weight": True} drops lam*[k]
-#: from the equalisation margin (claims every domain attains V*, supported or not).
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated): {"drop_weight": True}
+#: drops lam*[k] from the equalisation margin (claims every domain attains V*, supported or not);
+#: {"cross_entropy": True} equalises the cross-entropies E_{P_k}[-log pi_g*] instead of the KLs
+#: (the raw-NLL reading of the game, which differs by each domain's entropy).
 MUTATION: dict = {}
 
 
-def equalisation_margin(sol) -> float:
+def equalisation_margin(sol, problem=None) -> float:
     """-max_k lam*[k] (V* - KL(P[k] || pi_g*)); 0 at an exact saddle point."""
     w = 1.0 if MUTATION.get("drop_weight") else sol.lam
-    return -float(np.max(w * (sol.value - sol.per_domain_kl)))
+    per = np.asarray(sol.per_domain_kl, dtype=np.float64)
+    if MUTATION.get("cross_entropy"):
+        per = per + entropy(problem.P)           # CE_k = KL_k + H(P_k)
+        return -float(np.max(w * (per.max() - per)))
+    return -float(np.max(w * (sol.value - per)))
 
 
 def static_worst(problem, lam) -> tuple[float, float]:
@@ -48,7 +54,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     draws = list(draw_instances(n, seed, CLAIM))
     for d, sol in zip(draws, certified_solve_many([d.problem for d in draws], SUPPORT),
                       strict=True):
-        eq.add(equalisation_margin(sol), str(d), sol.duality_gap, d.problem)
+        eq.add(equalisation_margin(sol, d.problem), str(d), sol.duality_gap, d.problem)
         if d.problem.p < 2:
             continue
         st = static_solve(d.problem)
@@ -58,8 +64,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         w_star, c1 = static_worst(d.problem, sol.lam)
         w_unif, c2 = static_worst(d.problem, np.full(d.problem.p, 1.0 / d.problem.p))
         cert = max(st["duality_gap"], 0.0) + c1 + c2
-        best.add(st["value"] - w_star, str(d), cert, d.problem)
-        unif.add(w_unif - w_star, str(d), cert, d.problem)
+        best.add(st["value"] - w_star, str(d), cert, d.problem, sides=(w_star, st["value"]))
+        unif.add(w_unif - w_star, str(d), cert, d.problem, sides=(w_star, w_unif))
         if w_unif - st["value"] > 1e-6:
             ratios.append((w_star - st["value"]) / (w_unif - st["value"]))
     share = (f"lam* weights close {100 * (1 - np.median(ratios)):.0f}% (median) of the gap "

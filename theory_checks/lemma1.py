@@ -24,8 +24,10 @@ CLAIM = "lemma1"
 FAMILIES = DEFAULT_FAMILIES + ("leaking",)
 LP_TOL = 1e-9
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"mass_target": t} asks for a gate
-#: with Z_g = t instead of 1 (t > 1: a false claim on experts that put exactly 1 on X0).
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated): {"mass_target": t}
+#: asks for a gate with Z_g = t instead of 1 (t > 1: a false claim on experts that put exactly 1
+#: on X0); {"envelope": "min"} takes the largest normaliser as sum_S min_k E[k] (a proof that
+#: only looks at the pointwise-smallest expert).
 MUTATION: dict = {}
 
 
@@ -43,9 +45,16 @@ def g1_nonempty_lp(problem, support: str) -> bool:
     return res.status == 0
 
 
+def max_mass(problem, support: str) -> float:
+    """sum_{x in S} max_k E[k](x), the largest normaliser a gate reaches (MUTATION applied)."""
+    if MUTATION.get("envelope") == "min":
+        return float(problem.E[:, support_mask(problem, support)].min(axis=0).sum())
+    return g1_feasibility(problem, support).max_mass
+
+
 def margin(problem, support: str) -> float:
     """sum_{x in S} max_k E[k](x) - 1: >= 0 iff G1 is non-empty (the exact criterion)."""
-    return g1_feasibility(problem, support).max_mass - MUTATION.get("mass_target", 1.0)
+    return max_mass(problem, support) - MUTATION.get("mass_target", 1.0)
 
 
 def _leaking(seed: int, z) -> tuple:
@@ -73,7 +82,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     for d in draw_instances(n, seed, CLAIM, families=FAMILIES):
         for support, tally in tallies.items():
             m = margin(d.problem, support)
-            tally.add(m, str(d), problem=d.problem)
+            tally.add(m, str(d), problem=d.problem,
+                      sides=(MUTATION.get("mass_target", 1.0), max_mass(d.problem, support)))
             agree = (m >= -LP_TOL) == g1_nonempty_lp(d.problem, support)
             crit.add(0.0 if agree else -abs(m), f"{d} support={support}", certificate=LP_TOL)
     for i in range(max(1, n // 25)):

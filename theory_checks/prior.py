@@ -35,16 +35,25 @@ SUPPORT = "union"
 SHRINK = (0.5, 0.2, 0.05, 0.01, 0.001)
 FAMILIES = ("dirichlet", "overlap", "identical", "near_deterministic", "face")
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks s x L.
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a plausible wrong
+#: proof of a smaller constant: {"scale": s} checks s x L; {"envelope": "max"} takes M from
+#: max_k E[k] instead of min_k E[k] (the wrong end of the experts' envelope); {"dh_power": 2}
+#: checks L d_H^2 (a smoothness argument where only Lipschitz continuity holds).
 MUTATION: dict = {}
 
 
 def lipschitz_constant(problem) -> float:
     """L = (1/2) max_{x in X0} log(1 / min_k E[k](x)) (inf if an expert misses X0)."""
     seen = np.any(problem.P > 0, axis=0)
-    lo = problem.E[:, seen].min(axis=0)
+    envelope = np.max if MUTATION.get("envelope") == "max" else np.min
+    lo = envelope(problem.E[:, seen], axis=0)
     with np.errstate(divide="ignore"):
         return MUTATION.get("scale", 1.0) * 0.5 * float(np.max(-np.log(lo)))
+
+
+def lipschitz_bound(L: float, dH: float) -> float:
+    """L d_H, the claimed bound on V(Delta) - V(Lambda) (MUTATION applied)."""
+    return L * dH ** MUTATION.get("dh_power", 1)
 
 
 def hausdorff_to_simplex(V) -> float:
@@ -134,13 +143,16 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             vl, gl = value_linearised(prob, V)
             tag = f"{d} Lambda = simplex shrunk by t={t} towards c={np.round(c, 4).tolist()}"
             if prev_o is not None:
-                mono_o.add(vo - prev_o[0], tag, prev_o[1] + go, prob)
-                mono_l.add(vl - prev_l[0], tag, prev_l[1] + gl, prob)
+                mono_o.add(vo - prev_o[0], tag, prev_o[1] + go, prob, sides=(prev_o[0], vo))
+                mono_l.add(vl - prev_l[0], tag, prev_l[1] + gl, prob, sides=(prev_l[0], vl))
             prev_o, prev_l = (vo, go), (vl, gl)
             dH = hausdorff_to_simplex(V)
             if np.isfinite(L):
-                lip_l.add(L * dH - (full.value - vl), tag, full.duality_gap + gl, prob)
-                lip_o.add(L * dH - (full.value - vo), tag, full.duality_gap + go, prob)
+                bound = lipschitz_bound(L, dH)
+                lip_l.add(bound - (full.value - vl), tag, full.duality_gap + gl, prob,
+                          sides=(full.value - vl, bound))
+                lip_o.add(bound - (full.value - vo), tag, full.duality_gap + go, prob,
+                          sides=(full.value - vo, bound))
             if dH > 0:
                 ratios.append(((full.value - vo) / dH, (full.value - vl) / dH, t))
     r = np.array(ratios)

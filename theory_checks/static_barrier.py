@@ -8,6 +8,8 @@ mass uniformly onto the other blocks), the latter searched over (leak, noise) wi
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
@@ -22,21 +24,42 @@ from .verdict import Tally
 
 CLAIM = "static_barrier"
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks the
-#: barrier s * logsumexp(eps) (s > 1: a false, stronger lower bound).
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a stronger,
+#: false lower bound: {"scale": s} checks s * logsumexp(eps) (s > 1); {"max_plus_log_p": True}
+#: checks max_k eps_k + log p (the uniform gate's value taken for the minimax).
 MUTATION: dict = {}
 
 
-def margin(problem) -> tuple[float, float, float]:
-    """(V_static - logsumexp(eps), certificate, max_k KL(P_k || sigma @ E) - logsumexp(eps));
-    NaNs when the conic solvers fail on the instance."""
+def barrier(eps) -> float:
+    """logsumexp(eps), the claimed lower bound (MUTATION applied)."""
+    eps = np.asarray(eps)
+    if MUTATION.get("max_plus_log_p"):
+        b = float(eps.max() + np.log(len(eps)))
+    else:
+        b = static_barrier(eps)
+    return MUTATION.get("scale", 1.0) * b
+
+
+class Margin(NamedTuple):
+    """One instance: V_static - barrier, its certificate, the value at sigma minus the barrier,
+    and the two sides (barrier, V_static) for the tightness ratio."""
+
+    margin: float
+    certificate: float
+    at_sigma: float
+    sides: tuple
+
+
+def margin(problem) -> Margin:
+    """V_static - logsumexp(eps) with its certificate (NaNs when the conic solvers fail)."""
     eps = kl(problem.P, problem.E)
-    lse = static_barrier(eps) * MUTATION.get("scale", 1.0)
+    lse = barrier(eps)
     st = static_solve(problem)
     if st is None:
-        return np.nan, np.nan, np.nan
+        return Margin(np.nan, np.nan, np.nan, (np.nan, np.nan))
     at_sigma = float(kl(problem.P, sigma_weights(eps) @ problem.E).max())
-    return st["value"] - lse, max(st["duality_gap"], 0.0), at_sigma - lse
+    return Margin(st["value"] - lse, max(st["duality_gap"], 0.0), at_sigma - lse,
+                  (lse, st["value"]))
 
 
 def _leaky(seed: int, z, p: int, N: int):
@@ -50,25 +73,27 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         Tally(CLAIM, "disjoint domains, leaking experts")
     sigma_gap = []
     for i, d in enumerate(draw_instances(n, seed, CLAIM, families=("disjoint",))):
-        m, cert, at_sigma = margin(d.problem)
-        if np.isfinite(m):
-            disj.add(m, str(d), cert, d.problem)
-            sigma_gap.append(abs(at_sigma))
+        r = margin(d.problem)
+        if np.isfinite(r.margin):
+            disj.add(r.margin, str(d), r.certificate, d.problem, sides=r.sides)
+            sigma_gap.append(abs(r.at_sigma))
         rng = np.random.default_rng(d.seed)
         sizes = dict(d.sizes, leak=float(np.round(rng.uniform(0.01, 0.5), 3)))
         prob = instances.make("disjoint", d.seed, **sizes)
-        m, cert, _ = margin(prob)
-        if np.isfinite(m):
-            leak.add(m, f"instances.make('disjoint', {d.seed}, **{sizes})", cert, prob)
+        r = margin(prob)
+        if np.isfinite(r.margin):
+            leak.add(r.margin, f"instances.make('disjoint', {d.seed}, **{sizes})", r.certificate,
+                     prob, sides=r.sides)
     for i in range(max(1, n // 25)):
         s = stable_seed(seed, CLAIM, "search", i)
-        res = minimize(lambda z: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0])[0], nan=10.0),
+        res = minimize(lambda z: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0]).margin, nan=10.0),
                        np.array([-2.0, -1.0]), method="Nelder-Mead",
                        options={"maxiter": 40, "xatol": 1e-4})
         prob, sizes = _leaky(s, res.x, 2, 6)
-        m, cert, _ = margin(prob)
-        if np.isfinite(m):
-            leak.add(m, f"search: instances.make('disjoint', {s}, **{sizes})", cert, prob)
+        r = margin(prob)
+        if np.isfinite(r.margin):
+            leak.add(r.margin, f"search: instances.make('disjoint', {s}, **{sizes})",
+                     r.certificate, prob, sides=r.sides)
     return [
         disj.verdict("KL(P_k||w@E) = eps_k - log w_k on disjoint blocks, so the minimax is "
                      "logsumexp(eps), attained at sigma = softmax(eps): max_k KL(P_k||sigma@E) "

@@ -30,8 +30,11 @@ CLAIM = "thm3"
 GRID_STEPS = 10
 SEARCH_EVERY = 10
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"scale": s} checks s x the
-#: bound; {"drop_lse": True} drops logsumexp(eps) from it.
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a plausible wrong
+#: proof of a stronger bound: {"scale": s} checks s x the bound; {"drop_lse": True} drops
+#: logsumexp(eps); {"lse_to_max": True} replaces logsumexp(eps) by max_k eps_k (the softmax's
+#: log-partition slack lost); {"jsd_factor": 2} counts JSD_lam twice; {"gain_factor": 2} counts
+#: the overlap gain H_sigma(lam*) twice.
 MUTATION: dict = {}
 
 
@@ -47,8 +50,9 @@ class Bound:
                                              support)["Z"] - 1.0) <= 1e-12
         self.const = np.nan     # no certified lam*: `record` tallies a solver failure instead
         if self.sol.optimal:
-            self.const = static_barrier(eps) - overlap_gain(self.sol.lam, problem.P, problem.E,
-                                                            self.sigma)
+            lse = float(eps.max()) if MUTATION.get("lse_to_max") else static_barrier(eps)
+            gain = overlap_gain(self.sol.lam, problem.P, problem.E, self.sigma)
+            self.const = lse - MUTATION.get("gain_factor", 1.0) * gain
 
     def actual(self, lam) -> float:
         """KL(P_lam || pi_g*)."""
@@ -56,7 +60,7 @@ class Bound:
 
     def bound(self, lam) -> float:
         """logsumexp(eps) - H_sigma(lam*) - JSD_lam (MUTATION applied)."""
-        b = self.const - jsd(lam, self.problem.P)
+        b = self.const - MUTATION.get("jsd_factor", 1.0) * jsd(lam, self.problem.P)
         if MUTATION.get("drop_lse"):
             b -= static_barrier(kl(self.problem.P, self.problem.E))
         return MUTATION.get("scale", 1.0) * b
@@ -85,7 +89,8 @@ def record(tally: Tally, b: Bound, rng, instance: str, search: bool = True) -> N
         tally.add(np.nan, instance, b.sol.duality_gap, b.problem)
         return
     lam, m = b.worst(rng, search=search)
-    tally.add(m, f"{instance} lam={np.round(lam, 4).tolist()}", b.sol.duality_gap, b.problem)
+    tally.add(m, f"{instance} lam={np.round(lam, 4).tolist()}", b.sol.duality_gap, b.problem,
+              sides=(b.actual(lam), b.bound(lam)))
 
 
 def _search_tight(seed: int, tally: Tally) -> None:

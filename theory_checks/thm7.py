@@ -26,9 +26,26 @@ from .verdict import Tally
 CLAIM = "thm7"
 N, P_DOMAINS, M_COMPONENTS, D_FEATURES = 10, 3, 4, 3
 
-#: Mutation hook for tests/test_theory_mutations.py (empty = the claim as stated): {"drop_term": True} drops the last
-#: domain's term from sum_k lam[k] pi_k (renormalised).
+#: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a plausible wrong
+#: form of the refitted model: {"drop_term": True} drops the last domain's term from
+#: sum_k lam[k] pi_k (renormalised); {"uniform_weights": True} uses the plain average of the pi_k;
+#: {"geometric": True} the normalised geometric pooling prod_k pi_k^lam[k] (the e-projection's
+#: form where the m-projection's is meant).
 MUTATION: dict = {}
+
+
+def claimed_model(lam, pis) -> np.ndarray:
+    """sum_k lam[k] pi_k, the refitted model Thm 7 claims (MUTATION applied); pis (p, N)."""
+    if MUTATION.get("drop_term") and lam[-1] < 1:
+        return (lam[:-1] @ pis[:-1]) / lam[:-1].sum()
+    if MUTATION.get("uniform_weights"):
+        return pis.mean(axis=0)
+    if MUTATION.get("geometric"):
+        with np.errstate(divide="ignore"):
+            log_mix = lam @ np.where(lam[:, None] > 0, np.log(pis), 0.0)
+        g = np.exp(log_mix - log_mix.max())
+        return g / g.sum()
+    return lam @ pis
 
 
 def tv(a, b) -> float:
@@ -78,9 +95,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             for lam in lams:
                 P_lam = mixture(lam, P)
                 M, c_m = project(P_lam)
-                mix = lam @ pis
-                if MUTATION.get("drop_term") and lam[-1] < 1:
-                    mix = (lam[:-1] @ pis[:-1]) / lam[:-1].sum()
+                mix = claimed_model(lam, pis)
                 target = project(mix)[0] if reading.startswith("exp. family:") else mix
                 cert = c_m + max(f[1] for f in fits)
                 tag = (f"thm7._readings(default_rng({s})) {reading}, "
