@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from ..config_utils import build
 
-__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig"]
+__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "EXPERT_SOURCES"]
+
+#: where a study's experts come from (`pipeline.experts`)
+EXPERT_SOURCES = ("train", "branch", "load")
 
 
 @dataclass
@@ -69,6 +72,11 @@ class PipelineConfig:
     match: str = "params"                # monolith matching convention (`modgen_bench.matching`)
     ratio: float = 1.0                   # target non-embedding ratio r (match != "params")
     n_restore: int = 4096                # draws per expert on which the gates' Z = 1 is restored (0: none)
+    experts_from: str = "train"          # train | branch | load (`pipeline.experts`)
+    expert_dirs: list = field(default_factory=list)   # load: one model folder per corpus, in order
+    finetune_steps: int = 0              # branch: each domain's fine-tune steps (0: expert.steps)
+    score_batch: int = 64                # load: windows per scoring batch of a loaded expert
+    bf16: bool = True                    # load: run loaded experts in bf16 on CUDA
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -91,6 +99,15 @@ class PipelineConfig:
                              f"{', '.join(CONVENTIONS)}")
         if not cfg.ratio > 0:
             raise ValueError(f"ratio must be > 0 (got {cfg.ratio})")
+        if cfg.experts_from not in EXPERT_SOURCES:
+            raise ValueError(f"experts_from = {cfg.experts_from!r} is not an expert source; choose "
+                             f"one of {', '.join(EXPERT_SOURCES)}")
+        if cfg.experts_from == "load" and len(cfg.expert_dirs) != p:
+            raise ValueError(f"experts_from = 'load' needs expert_dirs with one folder per corpus "
+                             f"({p}: {', '.join(cfg.corpora)}), got {len(cfg.expert_dirs)}")
+        if cfg.finetune_steps < 0 or cfg.score_batch < 1:
+            raise ValueError(f"finetune_steps must be >= 0 and score_batch >= 1 (got "
+                             f"{cfg.finetune_steps}, {cfg.score_batch})")
         if cfg.n_restore < 0:
             raise ValueError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
         from ..algorithms.spd import SPDConfig
