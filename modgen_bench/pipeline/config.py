@@ -48,7 +48,7 @@ class RouterTrain:
 
 @dataclass
 class PipelineConfig:
-    corpora: list
+    corpora: list                        # registered names or file tables (`data.files`)
     block_size: int                      # tokens per sequence, BOS included
     seeds: list                          # training seeds (data resample 0)
     resamples: list                      # data resamples (training seed seeds[0])
@@ -87,6 +87,8 @@ class PipelineConfig:
                 raise ValueError(f"missing table [{key}] in the real_world preset")
             d[key] = build(kind, d[key], f"[{key}]") if isinstance(d[key], dict) else d[key]
         cfg = build(cls, d, "[preset]")
+        from ..data.files import register
+        cfg.corpora = [register(c) for c in cfg.corpora]     # file tables -> registered names
         p = len(cfg.corpora)
         for m in cfg.mixtures:
             if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.corpora import BOS, eval_windows, load_slices, random_windows, split_documents
+from ..data.corpora import BOS, CORPORA, eval_windows, load_slices, random_windows, split_documents
+from ..data.files import FileCorpus
 from ..experts.builtin import BYTES_HASH
 from ..provenance import stable_seed
 from .store import stage_key
@@ -48,15 +49,21 @@ class Splits:
 
 
 def splits_key(corpora, block_size: int, n_gate_train: int, n_eval: int, resample: int,
-               tokenizer_hash: str = BYTES_HASH) -> str:
-    extra = [] if tokenizer_hash == BYTES_HASH else [tokenizer_hash]
+               tokenizer_hash: str = BYTES_HASH, files: dict | None = None) -> str:
+    """The data's key; a non-byte tokenizer and the source files' hashes (``files``: corpus ->
+    {path: sha256}, for corpora read from files) enter it, so changed files get new stages."""
+    extra = ([] if tokenizer_hash == BYTES_HASH else [tokenizer_hash]) + ([files] if files else [])
     return stage_key("splits", list(corpora), block_size, n_gate_train, n_eval, resample, *extra)
 
 
 def _tokenized(corpora, resample: int, tokens):
-    """{corpus: {split: token tensor}} and provenance, in ``tokens``' ids (bytes: the slices)."""
+    """{corpus: {split: token tensor}} and provenance, in ``tokens``' ids (bytes: the slices);
+    a corpus from files also records the sha256 of each source file."""
     slices = [load_slices(name, resample) for name in corpora]
     prov = {name: {s: v.info() for s, v in sl.items()} for name, sl in zip(corpora, slices)}
+    for name in corpora:
+        if isinstance(CORPORA[name], FileCorpus):
+            prov[name]["files"] = CORPORA[name].info()
     if tokens is None or tokens.hash == BYTES_HASH:
         return [{s: v.tokens for s, v in sl.items()} for sl in slices], prov
     out = []
@@ -86,8 +93,9 @@ def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resamp
     test = torch.cat([eval_windows(s["test"], T, n_eval, bos) for s in parts])     # (p*n_eval, T)
     val = torch.cat([eval_windows(s["val"], T, n_eval, bos) for s in parts])
     thash = BYTES_HASH if tokens is None else tokens.hash
+    files = {n: prov[n]["files"] for n in corpora if "files" in prov[n]}
     return Splits(list(corpora), train, pool, test, val, prov,
-                  splits_key(corpora, block_size, n_gate_train, n_eval, resample, thash), bos, thash)
+                  splits_key(corpora, block_size, n_gate_train, n_eval, resample, thash, files), bos, thash)
 
 
 def job_info(splits: Splits, resample: int) -> dict:
