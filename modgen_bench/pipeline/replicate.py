@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..data.corpora import VOCAB_SIZE
+from ..experts import BYTES_HASH
 from ..matching import match_monolith, nonembedding_params, total_params, train_flops
 from ..models import LMConfig, count_params
 from ..provenance import stable_seed
@@ -188,6 +189,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     win["bayes_router"] = bayes_router_nll(cache.test_tok)
     win.update({f"expert_{n}": expert_nll(test_e, k, T).double() for k, n in enumerate(names)})
     per = {method: per_domain(v, p) for method, v in win.items()}
+    per_unit = "bits_per_byte" if splits.tokenizer_hash == BYTES_HASH else "bits_per_token"
     for method, nll in per.items():
         if method.startswith("oracle_"):
             lams = [np.asarray([float(v) for v in method[len("oracle_"):].split(",")])]
@@ -195,7 +197,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
             lams = [np.asarray(lam, float) for lam in cfg.mixtures]
         for lam in lams:
             add("test", method, "nll_per_token", float(lam @ nll), lam=lam)
-            add("test", method, "bits_per_byte", float(lam @ nll) / LN2, lam=lam)
+            add("test", method, per_unit, float(lam @ nll) / LN2, lam=lam)
             if method in zband:           # Z's 95% interval carried into the NLL
                 lo, hi = zband[method]
                 add("test", method, "nll_per_token_lo", float(lam @ nll) + lo / (T - 1), lam=lam)
