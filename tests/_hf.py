@@ -1,4 +1,5 @@
-"""Tiny Hugging Face experts for tests, built here and saved with save_pretrained (never downloaded)."""
+"""Tiny Hugging Face experts for tests, built here and saved with save_pretrained (no download)."""
+
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -6,8 +7,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from modgen_bench.experts.hf import HFFamily, save_hf_expert, train_bpe  # noqa: E402
 
-TEXTS = ["the cat sat on the mat. " * 4, "def add(a, b):\n    return a + b\n" * 3,
-         "In the beginning was the word, and the word was with God. " * 2]
+TEXTS = [
+    "the cat sat on the mat. " * 4,
+    "def add(a, b):\n    return a + b\n" * 3,
+    "In the beginning was the word, and the word was with God. " * 2,
+]
 
 
 def tokenizer(texts=TEXTS, vocab_size=300):

@@ -1,6 +1,7 @@
 """Corpora from the user's files (`modgen_bench.data.files`): every source kind reads the same
 documents, splits are deterministic by content, run.json's provenance holds each file's sha256,
 and every bad input is one `UserError` naming the file."""
+
 import hashlib
 import json
 
@@ -30,19 +31,28 @@ def _sources(tmp_path) -> dict:
     for i, d in enumerate(DOCS):
         (tmp_path / "g" / f"{i:02d}.txt").write_text(d)
     (tmp_path / "one.txt").write_text("\n%\n".join(DOCS))
-    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"text": d, "id": i}) for i, d in enumerate(DOCS)))
+    (tmp_path / "c.jsonl").write_text(
+        "\n".join(json.dumps({"text": d, "id": i}) for i, d in enumerate(DOCS))
+    )
     table = pa.table({"text": DOCS, "id": list(range(len(DOCS)))})
     pq.write_table(table, tmp_path / "c.parquet")
     ds = tmp_path / "saved"
     ds.mkdir()
-    with pa.OSFile(str(ds / "data-00000-of-00001.arrow"), "wb") as f, pa.ipc.new_stream(f, table.schema) as w:
+    with (
+        pa.OSFile(str(ds / "data-00000-of-00001.arrow"), "wb") as f,
+        pa.ipc.new_stream(f, table.schema) as w,
+    ):
         w.write_table(table)
-    (ds / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
-    return {"glob": {"glob": str(tmp_path / "g" / "*.txt")},
-            "file": {"file": str(tmp_path / "one.txt"), "separator": "\n%\n"},
-            "jsonl": {"jsonl": str(tmp_path / "c.jsonl"), "column": "text"},
-            "parquet": {"parquet": str(tmp_path / "c.parquet"), "column": "text"},
-            "datasets": {"datasets": str(ds), "column": "text"}}
+    (ds / "state.json").write_text(
+        json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]})
+    )
+    return {
+        "glob": {"glob": str(tmp_path / "g" / "*.txt")},
+        "file": {"file": str(tmp_path / "one.txt"), "separator": "\n%\n"},
+        "jsonl": {"jsonl": str(tmp_path / "c.jsonl"), "column": "text"},
+        "parquet": {"parquet": str(tmp_path / "c.parquet"), "column": "text"},
+        "datasets": {"datasets": str(ds), "column": "text"},
+    }
 
 
 def test_every_source_kind_reads_the_same_documents_and_splits(tmp_path):
@@ -67,24 +77,34 @@ def test_provenance_records_the_sha256_of_every_source_file(tmp_path):
     some = tmp_path / "g" / "07.txt"
     assert files[str(some)] == hashlib.sha256(some.read_bytes()).hexdigest()
     key = splits.key
-    some.write_text(some.read_text() + " changed")         # a changed file changes the data's key
+    some.write_text(some.read_text() + " changed")  # a changed file changes the data's key
     from modgen_bench.data.corpora import _documents
+
     _documents.cache_clear()
     assert load_splits(["mine"], 9, 4, 2, 0).key != key
     assert load_slices("mine")["train"].n_docs > 0
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"glob": "{tmp}/nothing/*.txt"}, "no file matches"),
-    ({"jsonl": "{tmp}/absent.jsonl", "column": "text"}, "absent.jsonl does not exist"),
-    ({"jsonl": "{tmp}/c.jsonl", "column": "body"}, r"c.jsonl:1: no column 'body' \(the record has text, id\)"),
-    ({"parquet": "{tmp}/c.parquet", "column": "body"}, r"c.parquet: no column 'body' \(it has text, id\)"),
-    ({"datasets": "{tmp}/g", "column": "text"}, "no state.json"),
-    ({"jsonl": "{tmp}/c.jsonl"}, "needs column"),
-    ({"file": "{tmp}/one.txt"}, "needs separator"),
-    ({"glob": "{tmp}/g/*.txt", "jsonl": "{tmp}/c.jsonl"}, "exactly one of"),
-    ({"glob": "{tmp}/g/*.txt", "colour": "red"}, "unknown keys colour"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"glob": "{tmp}/nothing/*.txt"}, "no file matches"),
+        ({"jsonl": "{tmp}/absent.jsonl", "column": "text"}, "absent.jsonl does not exist"),
+        (
+            {"jsonl": "{tmp}/c.jsonl", "column": "body"},
+            r"c.jsonl:1: no column 'body' \(the record has text, id\)",
+        ),
+        (
+            {"parquet": "{tmp}/c.parquet", "column": "body"},
+            r"c.parquet: no column 'body' \(it has text, id\)",
+        ),
+        ({"datasets": "{tmp}/g", "column": "text"}, "no state.json"),
+        ({"jsonl": "{tmp}/c.jsonl"}, "needs column"),
+        ({"file": "{tmp}/one.txt"}, "needs separator"),
+        ({"glob": "{tmp}/g/*.txt", "jsonl": "{tmp}/c.jsonl"}, "exactly one of"),
+        ({"glob": "{tmp}/g/*.txt", "colour": "red"}, "unknown keys colour"),
+    ],
+)
 def test_bad_sources_are_one_user_error_naming_the_file(tmp_path, spec, message):
     _sources(tmp_path)
     spec = {k: v.format(tmp=tmp_path) for k, v in spec.items()}

@@ -5,6 +5,7 @@ log-likelihoods are their sums; drawn windows carry the tokenizer's ids and re-s
 log-probs recorded when they were drawn; the built-in adapter draws exactly what the pipeline
 drew before it had an interface (`sampling.LMProposal`).
 """
+
 import socket
 
 import _hf
@@ -25,8 +26,10 @@ T = 12
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any attempt to open a connection fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried the network")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
@@ -36,6 +39,7 @@ def _builtin(seed=0):
 
 def _hf_expert(tmp_path, batch_size=64, seed=0):
     from modgen_bench.experts.hf import load_hf_expert
+
     tok = _hf.tokenizer()
     path = _hf.folder(tmp_path / f"e{seed}", tok, T=T, seed=seed)
     return load_hf_expert(path, "h", batch_size=batch_size)
@@ -43,7 +47,9 @@ def _hf_expert(tmp_path, batch_size=64, seed=0):
 
 def _windows(e, n=7, seed=1):
     g = torch.Generator().manual_seed(seed)
-    body = torch.randint(0, e.vocab_size - (1 if isinstance(e, BuiltinExpert) else 0), (n, T - 1), generator=g)
+    body = torch.randint(
+        0, e.vocab_size - (1 if isinstance(e, BuiltinExpert) else 0), (n, T - 1), generator=g
+    )
     return torch.cat([torch.full((n, 1), e.bos), body], dim=1)
 
 
@@ -62,7 +68,7 @@ def test_builtin_logprobs_are_a_log_softmax_gather_and_sums():
 
 
 def test_hf_logprobs_are_a_log_softmax_gather_and_sums(tmp_path):
-    e = _hf_expert(tmp_path, batch_size=3)             # several scoring batches
+    e = _hf_expert(tmp_path, batch_size=3)  # several scoring batches
     w = _windows(e)
     with torch.no_grad():
         hand = _hand_logprobs(e.model.hf(input_ids=w[:, :-1]).logits, w)
@@ -82,7 +88,7 @@ def test_draws_rescore_to_the_logprobs_recorded_when_drawn(kind, tmp_path):
     assert int(d.windows.min()) >= 0 and int(d.windows.max()) < e.vocab_size
     assert torch.allclose(e.token_logprobs(d.windows), d.token_logprobs, atol=1e-5)
     again = e.sample(11, T, torch.Generator().manual_seed(3))
-    assert torch.equal(again, d.windows)                 # same seed, same windows
+    assert torch.equal(again, d.windows)  # same seed, same windows
 
 
 def test_builtin_draws_are_the_pipelines_draws_bit_for_bit():
@@ -99,6 +105,7 @@ def test_builtin_draws_are_the_pipelines_draws_bit_for_bit():
 
 def test_hf_scoring_does_not_depend_on_the_batch_size(tmp_path):
     from modgen_bench.experts.hf import load_hf_expert
+
     e = _hf_expert(tmp_path, batch_size=2)
     w = _windows(e, n=9)
     big = load_hf_expert(tmp_path / "e0", "h", batch_size=64)
@@ -107,6 +114,7 @@ def test_hf_scoring_does_not_depend_on_the_batch_size(tmp_path):
 
 def test_one_tokenizer_per_study(tmp_path):
     from modgen_bench.experts.hf import load_hf_expert
+
     a = _hf_expert(tmp_path)
     same = load_hf_expert(_hf.folder(tmp_path / "same", _hf.tokenizer(), T=T, seed=5), "same")
     assert same_tokenizer([a, same]) == a.tokenizer_hash
@@ -120,6 +128,7 @@ def test_one_tokenizer_per_study(tmp_path):
 
 def test_missing_folder_hub_id_and_damaged_weights_are_user_errors(tmp_path):
     from modgen_bench.experts.hf import load_hf_expert
+
     with pytest.raises(UserError, match="does not exist"):
         load_hf_expert(tmp_path / "nowhere", "x")
     with pytest.raises(UserError, match="looks like a hub id"):

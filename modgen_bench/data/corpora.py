@@ -37,7 +37,8 @@ import torch
 from ..registry import Registry
 
 __all__ = ["BOS", "VOCAB_SIZE", "SPLITS", "SPLIT_FRACTIONS", "CorpusMissingError", "Corpus",
-           "Slice", "CORPORA", "SUITES", "split_of", "split_documents", "load_slices", "random_windows",
+           "Slice", "CORPORA", "SUITES", "split_of", "split_documents", "load_slices",
+           "random_windows",
            "eval_windows"]
 
 BOS = 256
@@ -193,7 +194,8 @@ def _documents(corpus: Corpus) -> tuple[bytes, ...]:
     return tuple(corpus.documents())
 
 
-def split_documents(name: str, resample: int = 0, corpus: Corpus | None = None) -> dict[str, list[bytes]]:
+def split_documents(name: str, resample: int = 0,
+                    corpus: Corpus | None = None) -> dict[str, list[bytes]]:
     """{split: documents} of corpus ``name`` for ``resample`` (``corpus`` overrides the registry
     entry, e.g. in tests). Identical documents are kept once, so no text is both trained and
     tested on; a split left empty is an error naming the corpus."""
@@ -230,7 +232,7 @@ def _with_bos(rows: torch.Tensor, bos: int = BOS) -> torch.Tensor:
 
 def random_windows(tokens: torch.Tensor, T: int, n: int, generator: torch.Generator,
                    bos: int = BOS) -> torch.Tensor:
-    """``n`` windows of ``T - 1`` consecutive tokens at uniform offsets, ``bos`` prepended: (n, T)."""
+    """``n`` windows of ``T - 1`` consecutive tokens at uniform offsets, ``bos`` first: (n, T)."""
     span = T - 1
     if tokens.numel() < span:
         raise ValueError(f"a slice of {tokens.numel()} bytes is shorter than one window ({span})")

@@ -2,10 +2,10 @@
 its registered name (`corpora.CORPORA`) or by a table describing its files:
 
     { name = "legal", glob = "data/legal/**/*.txt" }           # one document per file
-    { name = "notes", file = "notes.txt", separator = "\\n%\\n" } # one file, records split on a separator
+    { name = "notes", file = "notes.txt", separator = "\\n%\\n" } # records of one file
     { name = "chat", jsonl = "chat.jsonl", column = "text" }    # one JSON object per line
     { name = "wiki", parquet = "wiki.parquet", column = "text" }
-    { name = "web", datasets = "web_saved/", column = "text" }  # a datasets.Dataset.save_to_disk folder
+    { name = "web", datasets = "web_saved/", column = "text" }  # a save_to_disk folder
 
 Relative paths are read from the current directory. `register` puts the corpus in the registry
 under its name, so every stage (and every launcher worker, which re-reads the config) loads it
@@ -14,6 +14,7 @@ run.json records the sha256 of every source file (`FileCorpus.files`). A missing
 corpus, a missing column, a line that is not JSON or text that is not UTF-8 is one `UserError`
 naming the file.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -64,8 +65,10 @@ def _read_jsonl(path: Path, column: str) -> list[bytes]:
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{i}: not a JSON object ({exc.msg})") from None
         if not isinstance(obj, dict) or column not in obj:
-            raise UserError(f"{path}:{i}: no column '{column}' (the record has "
-                            f"{', '.join(obj) if isinstance(obj, dict) else type(obj).__name__})")
+            raise UserError(
+                f"{path}:{i}: no column '{column}' (the record has "
+                f"{', '.join(obj) if isinstance(obj, dict) else type(obj).__name__})"
+            )
         docs.append(_text(obj[column], f"{path}:{i}", column))
     return docs
 
@@ -73,12 +76,16 @@ def _read_jsonl(path: Path, column: str) -> list[bytes]:
 def _column(table, path: Path, column: str) -> list[bytes]:
     if column not in table.column_names:
         raise UserError(f"{path}: no column '{column}' (it has {', '.join(table.column_names)})")
-    return [_text(v, f"{path} row {i}", column) for i, v in enumerate(table.column(column).to_pylist())
-            if v is not None]
+    return [
+        _text(v, f"{path} row {i}", column)
+        for i, v in enumerate(table.column(column).to_pylist())
+        if v is not None
+    ]
 
 
 def _read_parquet(path: Path, column: str) -> list[bytes]:
     import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError... on a damaged file
@@ -90,7 +97,9 @@ def _datasets_files(folder: Path) -> list[Path]:
     """The Arrow files of a ``save_to_disk`` folder, in the order its state.json lists them."""
     state = folder / "state.json"
     if not state.is_file():
-        raise UserError(f"{folder}: no state.json (a folder written by datasets' save_to_disk is expected)")
+        raise UserError(
+            f"{folder}: no state.json (a folder written by datasets' save_to_disk is expected)"
+        )
     try:
         names = [f["filename"] for f in json.loads(state.read_text())["_data_files"]]
     except (ValueError, KeyError, TypeError):
@@ -100,6 +109,7 @@ def _datasets_files(folder: Path) -> list[Path]:
 
 def _read_arrow(path: Path, column: str) -> list[bytes]:
     import pyarrow as pa
+
     if not path.is_file():
         raise UserError(f"{path}: listed in state.json but missing")
     try:
@@ -121,8 +131,11 @@ class FileCorpus(Corpus):
     def files(self) -> list[Path]:
         """The source files, sorted (a glob with no match, or a missing path, is a `UserError`)."""
         if self.kind == "glob":
-            found = sorted(Path(p) for p in globlib.glob(str(Path(self.source).expanduser()), recursive=True)
-                           if Path(p).is_file())
+            found = sorted(
+                Path(p)
+                for p in globlib.glob(str(Path(self.source).expanduser()), recursive=True)
+                if Path(p).is_file()
+            )
             if not found:
                 raise UserError(f"corpus '{self.name}': no file matches {self.source}")
             return found
@@ -149,7 +162,9 @@ class FileCorpus(Corpus):
                 docs += _read_parquet(path, self.column)
             else:
                 docs += _read_arrow(path, self.column)
-        docs = [d.strip() for d in docs if d.strip()]     # every kind alike: the split hashes these bytes
+        docs = [
+            d.strip() for d in docs if d.strip()
+        ]  # every kind alike: the split hashes these bytes
         if not docs:
             raise UserError(f"corpus '{self.name}' ({self.source}) holds no documents")
         return docs
@@ -167,7 +182,10 @@ def file_corpus(spec: dict) -> FileCorpus:
         raise UserError(f"a file corpus needs a name (got {spec})")
     kinds = [k for k in KINDS if k in spec]
     if len(kinds) != 1:
-        raise UserError(f"corpus '{name}': give exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
+        raise UserError(
+            f"corpus '{name}': give exactly one of {', '.join(KINDS)} "
+            f"(got {', '.join(kinds) or 'none'})"
+        )
     kind = kinds[0]
     source = str(spec.pop(kind))
     column, separator = str(spec.pop("column", "")), str(spec.pop("separator", ""))
@@ -177,7 +195,9 @@ def file_corpus(spec: dict) -> FileCorpus:
         raise UserError(f"corpus '{name}': a {kind} source needs column = '<text column>'")
     if kind == "file" and not separator:
         raise UserError(f"corpus '{name}': a file source needs separator = '<record separator>'")
-    return FileCorpus(name, "(your files)", source, None, f"{kind} {source}", kind, column, separator)
+    return FileCorpus(
+        name, "(your files)", source, None, f"{kind} {source}", kind, column, separator
+    )
 
 
 def register(entry) -> str:
@@ -189,6 +209,8 @@ def register(entry) -> str:
         raise UserError(f"a corpus is a registered name or a table of files (got {entry!r})")
     corpus = file_corpus(entry)
     if corpus.name in CORPORA and not isinstance(CORPORA[corpus.name], FileCorpus):
-        raise UserError(f"corpus '{corpus.name}' is a registered corpus: give your files another name")
+        raise UserError(
+            f"corpus '{corpus.name}' is a registered corpus: give your files another name"
+        )
     CORPORA[corpus.name] = corpus
     return corpus.name

@@ -5,6 +5,7 @@ windows through `TransformerLM.token_logprobs`, ancestral sampling from BOS with
 the CPU and the CPU generator (`sampling.LMProposal`), so the same seed gives the same windows
 whatever the device.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,25 +27,35 @@ class BuiltinExpert:
 
     tokenizer_hash = BYTES_HASH
 
-    def __init__(self, model: TransformerLM, name: str = "expert", device="cpu", batch_size: int = 256):
+    def __init__(
+        self, model: TransformerLM, name: str = "expert", device="cpu", batch_size: int = 256
+    ):
         self.model = model.to(device).eval().requires_grad_(False)
         self.name, self.device, self.batch_size = name, device, batch_size
         self.vocab_size = model.config.vocab_size
         self.bos = self.vocab_size - 1
-        if self.vocab_size != VOCAB_SIZE:    # a byte model of another vocabulary is another tokenizer
+        if self.vocab_size != VOCAB_SIZE:  # a byte model of another vocabulary is another tokenizer
             self.tokenizer_hash = hashlib.sha256(f"vocab-{self.vocab_size}".encode()).hexdigest()
         self.n_params = count_params(model)
 
     @torch.no_grad()
     def token_logprobs(self, windows: torch.Tensor) -> torch.Tensor:
         """(n, T-1) float32 on the CPU, in chunks of ``batch_size`` windows."""
-        return torch.cat([self.model.token_logprobs(c.to(self.device)).float().cpu()
-                          for c in windows.split(self.batch_size)])
+        return torch.cat(
+            [
+                self.model.token_logprobs(c.to(self.device)).float().cpu()
+                for c in windows.split(self.batch_size)
+            ]
+        )
 
     @torch.no_grad()
     def window_loglik(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.model.sequence_logprob(c.to(self.device)).float().cpu()
-                          for c in windows.split(self.batch_size)])
+        return torch.cat(
+            [
+                self.model.sequence_logprob(c.to(self.device)).float().cpu()
+                for c in windows.split(self.batch_size)
+            ]
+        )
 
     @torch.no_grad()
     def draw(self, n: int, T: int, generator: torch.Generator) -> Draw:
@@ -59,12 +70,12 @@ class BuiltinExpert:
         idx = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
         logps = []
         for _ in range(T - 1):
-            logits = self.model.next_logits(idx)                          # (n, V), BOS at -inf
-            probs = torch.softmax(logits.float(), dim=-1).cpu()          # (n, V)
-            nxt = torch.multinomial(probs, 1, generator=generator)      # (n, 1)
+            logits = self.model.next_logits(idx)  # (n, V), BOS at -inf
+            probs = torch.softmax(logits.float(), dim=-1).cpu()  # (n, V)
+            nxt = torch.multinomial(probs, 1, generator=generator)  # (n, 1)
             logps.append(torch.log_softmax(logits.float(), dim=-1).cpu().gather(-1, nxt))
             idx = torch.cat([idx, nxt.to(self.device)], dim=1)
-        return idx.cpu(), torch.cat(logps, dim=1)                        # (n, T), (n, T-1)
+        return idx.cpu(), torch.cat(logps, dim=1)  # (n, T), (n, T-1)
 
 
 class ByteTokens:
@@ -74,9 +85,10 @@ class ByteTokens:
     bos = BOS
     vocab_size = VOCAB_SIZE
 
-    def encode(self, docs: list[bytes], source: str = "") -> torch.Tensor:
+    def encode(self, docs: list[bytes]) -> torch.Tensor:
         """(n_bytes,) uint8 tokens of the documents joined by `DOC_SEP` (as `corpora.Slice`)."""
         from ..data.corpora import DOC_SEP
+
         return torch.frombuffer(bytearray(DOC_SEP.join(docs)), dtype=torch.uint8)
 
 
@@ -87,9 +99,12 @@ class BuiltinFamily:
     tokens = ByteTokens()
     vocab_size = VOCAB_SIZE
 
-    def make(self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int) -> TransformerLM:
+    def make(
+        self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int
+    ) -> TransformerLM:
         """A fresh LM of these sizes, initialised from ``seed`` (``d_ff`` 0: 4 * d_model)."""
         from ..models import LMConfig
+
         torch.manual_seed(seed)
         return TransformerLM(LMConfig(VOCAB_SIZE, T, n_layer, n_head, d_model, d_ff or 4 * d_model))
 

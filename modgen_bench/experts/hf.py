@@ -11,6 +11,7 @@ is the tokenizer's ``bos_token_id`` (its ``eos_token_id`` when it has none, as G
 ``<|endoftext|>`` serves both). Unlike the byte LM, a Hugging Face model may emit BOS/EOS:
 its distribution over T-1 tokens is over the whole vocabulary, and so is the gated model's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ from ..errors import UserError
 from ..models import count_params
 from .protocol import Draw
 
-os.environ["HF_HUB_OFFLINE"] = "1"           # before transformers reads them: never the network
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers reads them: never the network
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import transformers  # noqa: E402  (after the offline switches)
@@ -36,8 +37,18 @@ import transformers  # noqa: E402  (after the offline switches)
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
-__all__ = ["HFCausalLM", "HFExpert", "HFTokens", "HFFamily", "tokenizer_hash", "tokenizer_bos", "load_hf_expert",
-           "save_hf_expert", "folder_sha256", "train_bpe"]
+__all__ = [
+    "HFCausalLM",
+    "HFExpert",
+    "HFTokens",
+    "HFFamily",
+    "tokenizer_hash",
+    "tokenizer_bos",
+    "load_hf_expert",
+    "save_hf_expert",
+    "folder_sha256",
+    "train_bpe",
+]
 
 
 class HFCausalLM(nn.Module):
@@ -51,7 +62,7 @@ class HFCausalLM(nn.Module):
         self.block_size = int(getattr(hf_model.config, "max_position_embeddings", 0) or 1 << 30)
 
     def forward(self, idx, targets=None):
-        logits = self.hf(input_ids=idx, use_cache=False).logits            # (B, T, V)
+        logits = self.hf(input_ids=idx, use_cache=False).logits  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
@@ -66,14 +77,16 @@ class HFCausalLM(nn.Module):
         return self.token_logprobs(idx).sum(dim=-1)
 
     def next_logits(self, idx):
-        return self(idx[:, -self.block_size:])[0][:, -1]
+        return self(idx[:, -self.block_size :])[0][:, -1]
 
 
 def tokenizer_bos(tok) -> int:
     bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
     if bos is None:
-        raise UserError(f"tokenizer {getattr(tok, 'name_or_path', '')!r} has neither a BOS nor an "
-                        "EOS token: windows need one to start from")
+        raise UserError(
+            f"tokenizer {getattr(tok, 'name_or_path', '')!r} has neither a BOS nor an "
+            "EOS token: windows need one to start from"
+        )
     return int(bos)
 
 
@@ -82,8 +95,10 @@ def tokenizer_hash(tok) -> str:
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
         spec = json.loads(backend.to_str())
-        core = {"model": spec.get("model"),
-                "added": sorted((t["id"], t["content"]) for t in spec.get("added_tokens") or [])}
+        core = {
+            "model": spec.get("model"),
+            "added": sorted((t["id"], t["content"]) for t in spec.get("added_tokens") or []),
+        }
     else:
         core = {"vocab": sorted(tok.get_vocab().items())}
     core["bos"] = tokenizer_bos(tok)
@@ -93,10 +108,17 @@ def tokenizer_hash(tok) -> str:
 class HFExpert:
     """An `ExpertLM` over an `HFCausalLM` and its tokenizer; frozen on ``device``."""
 
-    def __init__(self, module: HFCausalLM, tokenizer, name: str = "expert", device="cpu",
-                 batch_size: int = 64):
+    def __init__(
+        self,
+        module: HFCausalLM,
+        tokenizer,
+        name: str = "expert",
+        device="cpu",
+        batch_size: int = 64,
+    ):
         self.model = module.to(device).eval().requires_grad_(False)
-        self.tokenizer, self.name, self.device, self.batch_size = tokenizer, name, device, batch_size
+        self.tokenizer, self.name = tokenizer, name
+        self.device, self.batch_size = device, batch_size
         self.vocab_size = int(module.hf.config.vocab_size)
         self.bos = tokenizer_bos(tokenizer)
         self.tokenizer_hash = tokenizer_hash(tokenizer)
@@ -104,8 +126,12 @@ class HFExpert:
 
     @torch.no_grad()
     def token_logprobs(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.model.token_logprobs(c.to(self.device)).float().cpu()
-                          for c in windows.split(self.batch_size)])
+        return torch.cat(
+            [
+                self.model.token_logprobs(c.to(self.device)).float().cpu()
+                for c in windows.split(self.batch_size)
+            ]
+        )
 
     def window_loglik(self, windows: torch.Tensor) -> torch.Tensor:
         return self.token_logprobs(windows).sum(dim=-1)
@@ -113,8 +139,10 @@ class HFExpert:
     @torch.no_grad()
     def draw(self, n: int, T: int, generator: torch.Generator) -> Draw:
         if T > self.model.block_size:
-            raise UserError(f"expert '{self.name}': windows of {T} tokens exceed its "
-                            f"{self.model.block_size} positions")
+            raise UserError(
+                f"expert '{self.name}': windows of {T} tokens exceed its "
+                f"{self.model.block_size} positions"
+            )
         sizes = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
         parts = [self._ancestral(m, T, generator) for m in sizes]
         return Draw(torch.cat([w for w, _ in parts]), torch.cat([lp for _, lp in parts]))
@@ -130,8 +158,8 @@ class HFExpert:
         for _ in range(T - 1):
             out = self.model.hf(input_ids=cur, use_cache=True, **{key: past})
             past = getattr(out, key)
-            logp = F.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()      # (n, V)
-            nxt = torch.multinomial(logp.exp(), 1, generator=generator)       # (n, 1)
+            logp = F.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # (n, V)
+            nxt = torch.multinomial(logp.exp(), 1, generator=generator)  # (n, 1)
             logps.append(logp.gather(-1, nxt))
             idx = torch.cat([idx, nxt], dim=1)
             cur = nxt.to(self.device)
@@ -148,30 +176,45 @@ def _cache_argument(hf_model) -> str:
 def _check_folder(folder: Path, name: str) -> None:
     if folder.is_dir():
         if not (folder / "config.json").is_file():
-            raise UserError(f"expert '{name}': {folder} holds no config.json "
-                            "(a folder written by save_pretrained is expected)")
+            raise UserError(
+                f"expert '{name}': {folder} holds no config.json "
+                "(a folder written by save_pretrained is expected)"
+            )
         return
     if folder.exists():
         raise UserError(f"expert '{name}': {folder} is a file, not a model folder")
     looks_like_hub_id = not str(folder).startswith((".", "/", "~")) and str(folder).count("/") == 1
-    hint = (" (it looks like a hub id: nothing is downloaded, so save the model to a folder "
-            "first and name that folder)") if looks_like_hub_id else ""
+    hint = (
+        (
+            " (it looks like a hub id: nothing is downloaded, so save the model to a folder "
+            "first and name that folder)"
+        )
+        if looks_like_hub_id
+        else ""
+    )
     raise UserError(f"expert '{name}': model folder {folder} does not exist{hint}")
 
 
-def load_hf_expert(folder, name: str = "expert", device="cpu", batch_size: int = 64,
-                   bf16: bool = True) -> HFExpert:
+def load_hf_expert(
+    folder, name: str = "expert", device="cpu", batch_size: int = 64, bf16: bool = True
+) -> HFExpert:
     """The model and tokenizer saved in ``folder`` (by ``save_pretrained``), never downloaded."""
     folder = Path(folder).expanduser()
     _check_folder(folder, name)
     dtype = torch.bfloat16 if bf16 and torch.device(device).type == "cuda" else torch.float32
     try:
         tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        hf = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-    except Exception as exc:   # transformers/safetensors raise OSError, ValueError, SafetensorError...
+        hf = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, dtype=dtype
+        )
+    except (
+        Exception
+    ) as exc:  # transformers/safetensors raise OSError, ValueError, SafetensorError...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"expert '{name}': cannot load the model in {folder} "
-                        f"({type(exc).__name__}: {first[:200]})") from None
+        raise UserError(
+            f"expert '{name}': cannot load the model in {folder} "
+            f"({type(exc).__name__}: {first[:200]})"
+        ) from None
     return HFExpert(HFCausalLM(hf), tok, name, device, batch_size)
 
 
@@ -211,15 +254,11 @@ class HFTokens:
         self.hash = tokenizer_hash(tokenizer)
         self.vocab_size = len(tokenizer)
 
-    def encode(self, docs: list[bytes], source: str = "") -> torch.Tensor:
-        """(n_tokens,) int64 ids; undecodable (non UTF-8) text is a `UserError` naming ``source``."""
-        texts = []
-        for i, d in enumerate(docs):
-            try:
-                texts.append(d.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise UserError(f"{source}: document {i} is not UTF-8 text ({exc.reason} at byte "
-                                f"{exc.start}); a Hugging Face tokenizer reads text") from None
+    def encode(self, docs: list[bytes]) -> torch.Tensor:
+        """(n_tokens,) int64 ids. Bytes that are not UTF-8 become U+FFFD: the user's files are
+        checked when read (`data.files`), but a registered corpus may hold a few (the Python
+        standard library has Latin-1 test files), and the split stays the byte-level one."""
+        texts = [d.decode("utf-8", errors="replace") for d in docs]
         ids = []
         for i, enc in enumerate(self.tokenizer(texts, add_special_tokens=False)["input_ids"]):
             ids.extend(([self.sep] if i else []) + list(enc))
@@ -241,14 +280,22 @@ class HFFamily:
 
     @classmethod
     def gpt2(cls, tokenizer, T: int) -> "HFFamily":
-        """GPT-2 configs over ``tokenizer`` with ``T`` positions and no dropout (so CPU runs repeat)."""
+        """GPT-2 configs over ``tokenizer``, ``T`` positions, no dropout (CPU runs repeat)."""
         bos = tokenizer_bos(tokenizer)
-        cfg = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=T, bos_token_id=bos,
-                                      eos_token_id=tokenizer.eos_token_id or bos, resid_pdrop=0.0,
-                                      embd_pdrop=0.0, attn_pdrop=0.0)
+        cfg = transformers.GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=T,
+            bos_token_id=bos,
+            eos_token_id=bos if tokenizer.eos_token_id is None else tokenizer.eos_token_id,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
         return cls(cfg, tokenizer)
 
-    def make(self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int) -> HFCausalLM:
+    def make(
+        self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int
+    ) -> HFCausalLM:
         cfg = self.config.__class__.from_dict(self.config.to_dict())
         cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size = n_layer, n_head, d_model
         for attr in ("n_inner", "intermediate_size"):
@@ -267,10 +314,15 @@ def train_bpe(texts, vocab_size: int, eos: str = "<|endoftext|>"):
     """A byte-level BPE tokenizer (GPT-2's scheme) trained on ``texts`` with the ``tokenizers``
     library, as a ``PreTrainedTokenizerFast`` whose one special token serves as BOS and EOS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[eos], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[eos],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=eos, eos_token=eos)

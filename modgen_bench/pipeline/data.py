@@ -68,8 +68,7 @@ def _tokenized(corpora, resample: int, tokens):
         return [{s: v.tokens for s, v in sl.items()} for sl in slices], prov
     out = []
     for name in corpora:
-        parts = {s: tokens.encode(docs, source=f"corpus '{name}' ({s} split)")
-                 for s, docs in split_documents(name, resample).items()}
+        parts = {s: tokens.encode(docs) for s, docs in split_documents(name, resample).items()}
         for s, t in parts.items():
             prov[name][s]["n_tokens"] = int(t.numel())
         out.append(parts)
@@ -94,8 +93,8 @@ def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resamp
     val = torch.cat([eval_windows(s["val"], T, n_eval, bos) for s in parts])
     thash = BYTES_HASH if tokens is None else tokens.hash
     files = {n: prov[n]["files"] for n in corpora if "files" in prov[n]}
-    return Splits(list(corpora), train, pool, test, val, prov,
-                  splits_key(corpora, block_size, n_gate_train, n_eval, resample, thash, files), bos, thash)
+    key = splits_key(corpora, block_size, n_gate_train, n_eval, resample, thash, files)
+    return Splits(list(corpora), train, pool, test, val, prov, key, bos, thash)
 
 
 def job_info(splits: Splits, resample: int) -> dict:

@@ -37,7 +37,7 @@ __all__ = ["Experts", "make_lm", "experts_key", "train_experts", "branch_experts
 @dataclass
 class Experts:
     experts: list             # p frozen `ExpertLM`s (eval mode, no gradients, on the device)
-    final_loss: list          # per expert: mean training loss over the last 10% of steps (NaN: loaded)
+    final_loss: list          # per expert: mean loss of the last 10% of steps (NaN: loaded)
     n_params: int             # parameters of one expert
     key: str
     T: int                    # tokens per window, BOS included
@@ -55,7 +55,7 @@ class Experts:
 
 
 def make_lm(spec: LMTrain, d_model: int, T: int, seed: int) -> TransformerLM:
-    """A fresh `TransformerLM` of ``spec``'s depth and ``d_model`` width, initialised from ``seed``."""
+    """A fresh `TransformerLM` of ``spec``'s depth and ``d_model`` width, seeded by ``seed``."""
     return BuiltinFamily().make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T, seed)
 
 
@@ -63,27 +63,27 @@ def experts_key(splits: Splits, spec: LMTrain, seed: int) -> str:
     return stage_key("experts", splits.key, asdict(spec), seed)
 
 
-def _train(model, batches, steps, spec: LMTrain, seed, checkpoint, device, progress, name, rep,
-           checkpoint_every):
-    return train_lm(model, batches, steps, spec.lr, device, seed=seed, checkpoint=checkpoint,
-                    progress=progress, label=label("train_lm", model=name, seed=seed, rep=rep),
-                    warmup=spec.warmup, checkpoint_every=checkpoint_every)["final_loss"]
+def _windows(tokens, T: int, n: int, bos: int):
+    """batches(generator) -> (n, T): random windows of one domain's tokens."""
+    return lambda g: random_windows(tokens, T, n, g, bos)
 
 
-def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store: Store, device="cpu",
-                  progress: bool = False, checkpoint_every: int = 200, family=None) -> Experts:
+def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store: Store,
+                  device="cpu", progress: bool = False, checkpoint_every: int = 200,
+                  family=None) -> Experts:
     """Train (or reload) one expert per domain on ``spec.batch_size`` random windows per step.
 
-    Seeds: initialisation from (seed, expert, corpus); batches from (seed, resample, expert, corpus).
+    Seeds: initialisation from (seed, expert, corpus); batches from (seed, resample, expert,
+    corpus).
     """
     family = family or BuiltinFamily()
     T, key = splits.T, experts_key(splits, spec, seed)
     experts, final = [], []
-    for name, tokens in zip(splits.corpora, splits.train):
+    for name, tokens in zip(splits.corpora, splits.train, strict=True):
         e = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
                         stable_seed(seed, "init", "expert", name))
-        log = train_lm(e, lambda g, t=tokens: random_windows(t, T, spec.batch_size, g, splits.bos),
-                       spec.steps, spec.lr, device, seed=stable_seed(seed, resample, "expert", name),
+        log = train_lm(e, _windows(tokens, T, spec.batch_size, splits.bos), spec.steps, spec.lr,
+                       device, seed=stable_seed(seed, resample, "expert", name),
                        checkpoint=store.path(f"expert-{name}", key), progress=progress,
                        label=label("train_lm", model=f"expert-{name}", seed=seed, rep=resample),
                        warmup=spec.warmup, checkpoint_every=checkpoint_every)
@@ -94,8 +94,8 @@ def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store
 
 
 def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int, resample: int,
-                   store: Store, device="cpu", progress: bool = False, checkpoint_every: int = 200,
-                   family=None) -> Experts:
+                   store: Store, device="cpu", progress: bool = False,
+                   checkpoint_every: int = 200, family=None) -> Experts:
     """One base LM trained ``spec.steps`` steps on the union (``spec.batch_size // p`` windows per
     domain and step, at least 1), then a copy fine-tuned ``finetune_steps`` steps on each domain.
 
@@ -104,24 +104,32 @@ def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int
     family = family or BuiltinFamily()
     T, p = splits.T, splits.p
     key = stage_key("experts-branch", splits.key, asdict(spec), finetune_steps, seed, family.name)
-    base = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T, stable_seed(seed, "init", "base"))
-    base_loss = _train(base, domain_batches(splits.train, T, max(1, spec.batch_size // p), splits.bos),
-                       spec.steps, spec, stable_seed(seed, resample, "base"), store.path("expert-base", key),
-                       device, progress, "expert-base", resample, checkpoint_every)
+
+    def fit(model, batches, steps: int, what: str, batch_seed: int) -> float:
+        log = train_lm(model, batches, steps, spec.lr, device, seed=batch_seed,
+                       checkpoint=store.path(f"expert-{what}", key), progress=progress,
+                       label=label("train_lm", model=f"expert-{what}", seed=seed, rep=resample),
+                       warmup=spec.warmup, checkpoint_every=checkpoint_every)
+        return log["final_loss"]
+
+    base = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
+                       stable_seed(seed, "init", "base"))
+    union = domain_batches(splits.train, T, max(1, spec.batch_size // p), splits.bos)
+    base_loss = fit(base, union, spec.steps, "base", stable_seed(seed, resample, "base"))
     experts, final = [], []
-    for name, tokens in zip(splits.corpora, splits.train):
+    for name, tokens in zip(splits.corpora, splits.train, strict=True):
         e = copy.deepcopy(base).train().requires_grad_(True)
-        final.append(_train(e, lambda g, t=tokens: random_windows(t, T, spec.batch_size, g, splits.bos),
-                            finetune_steps, spec, stable_seed(seed, resample, "finetune", name),
-                            store.path(f"expert-{name}", key), device, progress, f"expert-{name}",
-                            resample, checkpoint_every))
+        final.append(fit(e, _windows(tokens, T, spec.batch_size, splits.bos), finetune_steps, name,
+                         stable_seed(seed, resample, "finetune", name)))
         experts.append(family.expert(e, name, device))
-    sources = [{"expert": n, "source": "branch", "family": family.name, "base_final_loss": base_loss,
-                "base_steps": spec.steps, "finetune_steps": finetune_steps} for n in splits.corpora]
+    sources = [{"expert": n, "source": "branch", "family": family.name,
+                "base_final_loss": base_loss, "base_steps": spec.steps,
+                "finetune_steps": finetune_steps} for n in splits.corpora]
     return Experts(experts, final, experts[0].n_params, key, T, family, sources)
 
 
-def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64, bf16: bool = True) -> Experts:
+def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
+                 bf16: bool = True) -> Experts:
     """One Hugging Face model folder per domain (``save_pretrained``), loaded offline; they must
     share one tokenizer (`experts.same_tokenizer`: a mismatch names the two experts)."""
     from ..errors import UserError
@@ -129,36 +137,38 @@ def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64, bf1
     if len(folders) != len(names):
         raise UserError(f"expert_dirs names {len(folders)} folders for {len(names)} corpora "
                         f"({', '.join(names)}): give one folder per corpus, in corpus order")
-    experts = [load_hf_expert(f, n, device, batch_size, bf16) for f, n in zip(folders, names)]
+    pairs = zip(folders, names, strict=True)
+    experts = [load_hf_expert(f, n, device, batch_size, bf16) for f, n in pairs]
     same_tokenizer(experts)
     for e in experts:
         if T > e.model.block_size:
             raise UserError(f"expert '{e.name}' has {e.model.block_size} positions, fewer than "
                             f"block_size = {T}")
     sources = []
-    for f, n, e in zip(folders, names, experts):
+    for f, e in zip(folders, experts, strict=True):
         files = folder_sha256(f)
         fmt = "safetensors" if any(k.endswith(".safetensors") for k in files) else "other"
-        sources.append({"expert": n, "source": "load", "family": type(e.model.hf).__name__,
+        sources.append({"expert": e.name, "source": "load", "family": type(e.model.hf).__name__,
                         "folder": str(f), "format": fmt, "files": files})
     key = stage_key("experts-load", [s["files"] for s in sources])
     family = HFFamily(experts[0].model.hf.config, experts[0].tokenizer)
-    return Experts(experts, [float("nan")] * len(experts), experts[0].n_params, key, T, family, sources)
-
+    loss = [float("nan")] * len(experts)
+    return Experts(experts, loss, experts[0].n_params, key, T, family, sources)
 
 
 def experts_and_splits(cfg, seed: int, resample: int, store: Store, device="cpu",
                        progress: bool = False) -> tuple[Splits, Experts]:
-    """Stages 1-2 under ``cfg.experts_from`` (a `PipelineConfig`): loaded experts come first, since
-    their tokenizer tokenizes the splits; trained and branched ones are byte LMs over the splits."""
+    """Stages 1-2 under ``cfg.experts_from`` (a `PipelineConfig`): loaded experts come first,
+    since their tokenizer tokenizes the splits; trained and branched ones are byte LMs."""
     names, T = list(cfg.corpora), cfg.block_size
     if cfg.experts_from == "load":
         experts = load_experts(cfg.expert_dirs, names, T, device, cfg.score_batch, cfg.bf16)
-        splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample, experts.family.tokens)
-        return splits, experts
+        tokens = experts.family.tokens
+        return load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample, tokens), experts
     splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample)
     if cfg.experts_from == "branch":
-        return splits, branch_experts(splits, cfg.expert, cfg.finetune_steps or cfg.expert.steps, seed,
-                                      resample, store, device, progress, cfg.checkpoint_every)
+        steps = cfg.finetune_steps or cfg.expert.steps
+        return splits, branch_experts(splits, cfg.expert, steps, seed, resample, store, device,
+                                      progress, cfg.checkpoint_every)
     return splits, train_experts(splits, cfg.expert, seed, resample, store, device, progress,
                                  cfg.checkpoint_every)

@@ -71,7 +71,8 @@ def train_retrain(splits: Splits, spec: LMTrain, d_model: int, lam, method: str,
     lam = np.asarray(lam, dtype=np.float64)
     key = retrain_key(splits, spec, d_model, lam, seed, method)
     family = family or BuiltinFamily()
-    mono = family.make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T, stable_seed(seed, "init", "mono"))
+    mono = family.make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T,
+                       stable_seed(seed, "init", "mono"))
     weights = torch.as_tensor(np.repeat(lam * p, m), dtype=torch.float32)
     log = train_lm(mono, domain_batches(splits.train, T, m, splits.bos), spec.steps, spec.lr, device,
                    seed=stable_seed(seed, resample, "mono", method), checkpoint=store.path(method, key),
