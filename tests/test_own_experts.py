@@ -44,8 +44,7 @@ mixtures = [[1, 0, 0], [0, 1, 0], [0, 0, 1],
 conflict_every = 2
 conflict_batch = 4
 score_batch = 16
-expert = {{ n_layer = 1, n_head = 2, d_model = 32, d_ff = 128, steps = 1, batch_size = 8,
-           lr = 3e-3 }}
+expert = {{ n_layer = 1, n_head = 2, d_model = 32, d_ff = 0, steps = 1, batch_size = 8, lr = 3e-3 }}
 mono = {{ n_layer = 1, n_head = 2, d_model = 0, d_ff = 0, steps = 6, batch_size = 4, lr = 3e-3 }}
 gate = {{ n_layer = 1, n_head = 2, d_model = 4, d_ff = 8 }}
 spd = {{ steps = 4, per_domain = 4, lr = 3e-3, log_every = 2 }}
@@ -114,6 +113,9 @@ def test_a_users_jsonl_corpus_and_hf_folders_run_end_to_end(tmp_path):
         in report
     )
     assert "Table 1" in report
+    assert "Matching convention: **params**" in report and "monolith matched by params" in report
+    assert "Per-domain bits per token" in report
+    assert "nats per token of the experts' tokenizer" in report
 
 
 def test_spd_and_the_z_restoration_on_hf_experts_end_with_z_covering_1(tmp_path):

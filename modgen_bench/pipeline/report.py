@@ -149,8 +149,12 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
              f"Matching convention: **{match}** (`modgen_bench.matching`; 'params' = total parameters of "
              "experts + gate, the suite's convention before issue 13). r is the monolith's non-embedding "
              "parameter count over the experts' combined; compute and token ratios are monolith over "
-             "experts' combined training FLOPs and tokens. NLL is in nats per byte-token on held-out test "
-             "documents; bits per byte = NLL / ln 2. Replicates: each (seed, data resample) pair; seeds vary "
+             "experts' combined training FLOPs and tokens. "
+             + ("NLL is in nats per byte-token on held-out test documents; bits per byte = NLL / ln 2. "
+                if (df["metric"] == "bits_per_byte").any() else
+                "NLL is in nats per token of the experts' tokenizer on held-out test documents; bits "
+                "per token = NLL / ln 2. ")
+             + "Replicates: each (seed, data resample) pair; seeds vary "
              "initialisation and training order on resample 0, resamples redraw the document split. "
              "Intervals: 95% Student t over replicates of the paired difference; 'window s.e.' is the "
              "per-window paired standard error within a replicate (mean over replicates).")

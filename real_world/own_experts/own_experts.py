@@ -153,4 +153,5 @@ def report(df, fig_dir) -> list:
                 prep[["method", "metric", "value"]].reset_index(drop=True),
             )
         )
-    return [Section("Experts", text, tables=tables)] + pipeline_report.report(df, fig_dir)
+    study = df[df["case"] != "prepare"]       # the prepare rows carry no matching convention
+    return [Section("Experts", text, tables=tables)] + pipeline_report.report(study, fig_dir)
