@@ -43,13 +43,14 @@ import torch
 from .algorithms.normaliser import z_control_variate
 from .config_utils import build
 from .crossover import bootstrap_crossover, seed_crossover
-from .data.corpora import BOS, VOCAB_SIZE
+from .data.corpora import VOCAB_SIZE
 from .errors import UserError
+from .experts import ExpertProposal
 from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
-from .sampling import LMProposal, draw_from_q, log_gate, log_weight, z_estimate
+from .sampling import draw_from_q, log_gate, log_weight, z_estimate
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
 
@@ -166,7 +167,7 @@ def routing_split(gate, const, expert_k, mono) -> dict:
 
 def draws_from_q(experts, n: int, seed: int, device):
     """n draws from q = (1/p) sum_k E[k] (inputs, log E (n, p)) from a CPU generator at ``seed``."""
-    proposal = LMProposal(experts.models, experts.models[0].config.block_size, BOS, device)
+    proposal = ExpertProposal(experts.experts, experts.T)
     inputs, log_e, _ = draw_from_q(proposal, n, torch.Generator().manual_seed(seed))
     return inputs, log_e
 

@@ -37,8 +37,8 @@ import torch
 from ..registry import Registry
 
 __all__ = ["BOS", "VOCAB_SIZE", "SPLITS", "SPLIT_FRACTIONS", "CorpusMissingError", "Corpus",
-           "Slice", "CORPORA", "SUITES", "missing_packages", "split_of", "load_slices",
-           "random_windows", "eval_windows"]
+           "Slice", "CORPORA", "SUITES", "missing_packages", "split_of", "split_documents",
+           "load_slices", "random_windows", "eval_windows"]
 
 BOS = 256
 VOCAB_SIZE = 257
@@ -201,11 +201,11 @@ def _documents(corpus: Corpus) -> tuple[bytes, ...]:
     return tuple(corpus.documents())
 
 
-def load_slices(name: str, resample: int = 0, corpus: Corpus | None = None) -> dict[str, Slice]:
-    """{split: Slice} for corpus ``name`` (``corpus`` overrides the registry entry, e.g. in tests).
-
-    Identical documents are kept once, so no text is both trained and tested on.
-    """
+def split_documents(name: str, resample: int = 0,
+                    corpus: Corpus | None = None) -> dict[str, list[bytes]]:
+    """{split: documents} of corpus ``name`` for ``resample`` (``corpus`` overrides the registry
+    entry, e.g. in tests). Identical documents are kept once, so no text is both trained and
+    tested on; a split left empty is an error naming the corpus."""
     corpus = corpus or CORPORA[name]
     parts = {s: [] for s in SPLITS}
     seen = set()
@@ -213,10 +213,17 @@ def load_slices(name: str, resample: int = 0, corpus: Corpus | None = None) -> d
         if doc not in seen:
             seen.add(doc)
             parts[split_of(doc, corpus.name, resample)].append(doc)
-    out = {}
     for split, docs in parts.items():
         if not docs:
             raise ValueError(f"corpus '{corpus.name}' has no {split} documents (it holds {len(seen)})")
+    return parts
+
+
+def load_slices(name: str, resample: int = 0, corpus: Corpus | None = None) -> dict[str, Slice]:
+    """{split: Slice} of byte tokens for corpus ``name`` (`split_documents`)."""
+    corpus = corpus or CORPORA[name]
+    out = {}
+    for split, docs in split_documents(name, resample, corpus).items():
         data = DOC_SEP.join(docs)
         out[split] = Slice(corpus.name, split, int(resample), len(docs),
                            torch.frombuffer(bytearray(data), dtype=torch.uint8),
@@ -224,24 +231,25 @@ def load_slices(name: str, resample: int = 0, corpus: Corpus | None = None) -> d
     return out
 
 
-def _with_bos(rows: torch.Tensor) -> torch.Tensor:
-    """(n, T-1) bytes -> (n, T) int64 tokens with BOS in column 0."""
-    bos = torch.full((rows.shape[0], 1), BOS, dtype=torch.long)
-    return torch.cat([bos, rows.long()], dim=1)
+def _with_bos(rows: torch.Tensor, bos: int = BOS) -> torch.Tensor:
+    """(n, T-1) tokens -> (n, T) int64 tokens with ``bos`` in column 0."""
+    first = torch.full((rows.shape[0], 1), bos, dtype=torch.long)
+    return torch.cat([first, rows.long()], dim=1)
 
 
-def random_windows(tokens: torch.Tensor, T: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` windows of ``T - 1`` consecutive bytes at uniform offsets, BOS prepended: (n, T)."""
+def random_windows(tokens: torch.Tensor, T: int, n: int, generator: torch.Generator,
+                   bos: int = BOS) -> torch.Tensor:
+    """``n`` windows of ``T - 1`` consecutive tokens at uniform offsets, ``bos`` first: (n, T)."""
     span = T - 1
     if tokens.numel() < span:
         raise ValueError(f"a slice of {tokens.numel()} bytes is shorter than one window ({span})")
     start = torch.randint(0, tokens.numel() - span + 1, (n,), generator=generator)
     rows = tokens[start[:, None] + torch.arange(span)[None, :]]     # (n, T-1)
-    return _with_bos(rows)
+    return _with_bos(rows, bos)
 
 
-def eval_windows(tokens: torch.Tensor, T: int, n: int) -> torch.Tensor:
-    """``n`` non-overlapping windows spread evenly over the slice, BOS prepended: (n, T).
+def eval_windows(tokens: torch.Tensor, T: int, n: int, bos: int = BOS) -> torch.Tensor:
+    """``n`` non-overlapping windows spread evenly over the slice, ``bos`` prepended: (n, T).
 
     Deterministic (no generator): the evaluation set is a function of the slice alone.
     """
@@ -252,4 +260,4 @@ def eval_windows(tokens: torch.Tensor, T: int, n: int) -> torch.Tensor:
                          f"only {avail}; lower n_eval or block_size")
     pick = torch.linspace(0, avail - 1, n).long()
     rows = tokens[: avail * span].view(avail, span)[pick]           # (n, T-1)
-    return _with_bos(rows)
+    return _with_bos(rows, bos)

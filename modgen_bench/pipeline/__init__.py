@@ -10,7 +10,7 @@ cells that share a stage share its file.
 stage       function                    output                                        module
 ==========  ==========================  ===========================================  ===========
 1 data      `load_splits`               `Splits` (train tokens, SPD pool, test, val)  data
-2 experts   `train_experts`             `Experts` (p frozen LMs)                      experts
+2 experts   `experts_and_splits`        `Experts` (p `ExpertLM`s: train/branch/load)  experts
 3 cache     `cache_experts`             `ExpertCache` (log E[k], draws from E[k])     loglik
 4 gate      `train_gate`                `GateResult` (SPD gate restored to Z = 1)     gate
 5 retrains  `train_retrain`             `Retrain` (matched monolith on a mixture)     retrain
@@ -35,7 +35,14 @@ from .config import LMTrain, PipelineConfig, RouterTrain, SmallNet
 from .conflict import ConflictProbe, gate_conflict, lm_domain_losses, probe_windows
 from .data import Splits, domain_batches, load_splits
 from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
-from .experts import Experts, make_lm, train_experts
+from .experts import (
+    Experts,
+    branch_experts,
+    experts_and_splits,
+    load_experts,
+    make_lm,
+    train_experts,
+)
 from .gate import GateResult, gate_config, train_gate
 from .loglik import ExpertCache, cache_experts, spd_sampler
 from .replicate import run_replicate
@@ -46,6 +53,7 @@ from .store import Store, stage_key
 
 __all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "Store", "stage_key",
            "Splits", "load_splits", "domain_batches", "Experts", "make_lm", "train_experts",
+           "branch_experts", "load_experts", "experts_and_splits",
            "ExpertCache", "cache_experts", "spd_sampler", "GateResult", "gate_config", "train_gate",
            "Retrain", "matched_d_model", "train_retrain", "RouterResult", "distil_router",
            "SamplingResult", "sample_gates", "per_domain", "lm_nll", "gate_nll", "router_nll",

@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass, field
 from ..config_utils import build
 from ..errors import UserError
 
-__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig"]
+__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "EXPERT_SOURCES"]
+
+#: where a study's experts come from (`pipeline.experts`)
+EXPERT_SOURCES = ("train", "branch", "load")
 
 
 @dataclass
@@ -46,7 +49,7 @@ class RouterTrain:
 
 @dataclass
 class PipelineConfig:
-    corpora: list
+    corpora: list                        # registered names or file tables (`data.files`)
     block_size: int                      # tokens per sequence, BOS included
     seeds: list                          # training seeds (data resample 0)
     resamples: list                      # data resamples (training seed seeds[0])
@@ -71,6 +74,11 @@ class PipelineConfig:
     ratio: float = 1.0                   # target non-embedding ratio r (match != "params")
     n_restore: int = 4096                # draws per expert on which the gates' Z = 1 is restored (0: none)
     combiners: dict = field(default_factory=dict)   # rivals of the gate: name -> settings (`combiners`)
+    experts_from: str = "train"          # train | branch | load (`pipeline.experts`)
+    expert_dirs: list = field(default_factory=list)   # load: one model folder per corpus, in order
+    finetune_steps: int = 0              # branch: each domain's fine-tune steps (0: expert.steps)
+    score_batch: int = 64                # load: windows per scoring batch of a loaded expert
+    bf16: bool = True                    # load: run loaded experts in bf16 on CUDA
 
     @classmethod
     def from_dict(cls, d: dict) -> "PipelineConfig":
@@ -85,6 +93,8 @@ class PipelineConfig:
             raise UserError(f"block_size must be >= 2 (BOS and one token; got {cfg.block_size})")
         if not cfg.seeds:
             raise UserError("seeds must name at least one seed (got [])")
+        from ..data.files import register
+        cfg.corpora = [register(c) for c in cfg.corpora]     # file tables -> registered names
         p = len(cfg.corpora)
         for m in cfg.mixtures:
             if len(m) != p or min(m) < 0 or abs(sum(m) - 1) > 1e-9:
@@ -102,6 +112,15 @@ class PipelineConfig:
             if name not in COMBINERS:
                 raise UserError(f"combiners: unknown combiner {name!r}; choose from "
                                 f"{', '.join(sorted(COMBINERS))}")
+        if cfg.experts_from not in EXPERT_SOURCES:
+            raise UserError(f"experts_from = {cfg.experts_from!r} is not an expert source; choose "
+                             f"one of {', '.join(EXPERT_SOURCES)}")
+        if cfg.experts_from == "load" and len(cfg.expert_dirs) != p:
+            raise UserError(f"experts_from = 'load' needs expert_dirs with one folder per corpus "
+                             f"({p}: {', '.join(cfg.corpora)}), got {len(cfg.expert_dirs)}")
+        if cfg.finetune_steps < 0 or cfg.score_batch < 1:
+            raise UserError(f"finetune_steps must be >= 0 and score_batch >= 1 (got "
+                             f"{cfg.finetune_steps}, {cfg.score_batch})")
         if cfg.n_restore < 0:
             raise UserError(f"n_restore must be >= 0 draws per expert (got {cfg.n_restore})")
         from ..algorithms.spd import SPDConfig

@@ -1,63 +1,174 @@
-"""Stage 2, expert training: one causal byte-level LM per domain, trained on that domain alone
-(PAPER.md section 5: the frozen experts E[k]).
+"""Stage 2, the experts: p frozen causal LMs, one per domain, from one of three sources
+(PAPER.md section 1: frozen, pre-trained experts E[k]; DESIGN.md, "Expert sources"):
 
-Inputs: `Splits` (training tokens), the expert `LMTrain` sizes, the training seed.
-Outputs: `Experts` (p frozen `TransformerLM`s, their final training losses, parameter count).
-Cache key: `experts_key` (splits key, sizes, seed); each expert's `train_lm` checkpoint lives at
+- ``train``: one LM per domain trained from scratch on that domain alone (the built-in family);
+- ``branch``: one base LM trained on the union of the domains (equal windows from each), then a
+  copy fine-tuned on each domain (BTM-style: the experts share an initialisation);
+- ``load``: one saved Hugging Face model folder per domain, in corpus order (`experts.hf`).
+
+Inputs: `Splits`, the expert `LMTrain` sizes, the training seed (train, branch) or the folders.
+Outputs: `Experts`: p `ExpertLM`s (the only view of them later stages take), their final training
+losses (NaN when loaded), parameters of one expert, the family that builds the monolith, and
+where each expert came from. Cache key: `experts_key` (splits key, sizes, seed; for ``load``
+the sha256 of every file of every folder); each trained expert's `train_lm` checkpoint lives at
 ``store.path("expert-<name>", key)`` and doubles as the stage output (a rerun loads it; a killed
 run resumes inside training).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, field
 
-import torch
-
-from ..data.corpora import VOCAB_SIZE, random_windows
+from ..data.corpora import random_windows
+from ..experts import same_tokenizer
+from ..experts.builtin import BuiltinFamily
 from ..logs import label
-from ..models import LMConfig, TransformerLM, count_params
+from ..models import TransformerLM
 from ..provenance import stable_seed
 from ..sequence.train import train_lm
 from .config import LMTrain
-from .data import Splits
+from .data import Splits, domain_batches, load_splits
 from .store import Store, stage_key
 
-__all__ = ["Experts", "make_lm", "experts_key", "train_experts"]
+__all__ = ["Experts", "make_lm", "experts_key", "train_experts", "branch_experts", "load_experts",
+           "experts_and_splits"]
 
 
 @dataclass
 class Experts:
-    models: list              # p frozen TransformerLMs, eval mode, on the device
-    final_loss: list          # per expert: mean training loss over the last 10% of steps
+    experts: list             # p frozen `ExpertLM`s (eval mode, no gradients, on the device)
+    final_loss: list          # per expert: mean loss of the last 10% of steps (NaN: loaded)
     n_params: int             # parameters of one expert
     key: str
+    T: int                    # tokens per window, BOS included
+    family: object = field(default_factory=BuiltinFamily)   # builds LMs of the experts' kind
+    sources: list = field(default_factory=list)            # per expert: where it came from
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the experts can score or emit: the gate's and the router's embedding size."""
+        return max(e.vocab_size for e in self.experts)
+
+    @property
+    def tokenizer_hash(self) -> str:
+        return same_tokenizer(self.experts)
 
 
 def make_lm(spec: LMTrain, d_model: int, T: int, seed: int) -> TransformerLM:
-    """A fresh `TransformerLM` of ``spec``'s depth and ``d_model`` width, initialised from ``seed``."""
-    torch.manual_seed(seed)
-    return TransformerLM(LMConfig(VOCAB_SIZE, T, spec.n_layer, spec.n_head, d_model, spec.d_ff or 4 * d_model))
+    """A fresh `TransformerLM` of ``spec``'s depth and ``d_model`` width, seeded by ``seed``."""
+    return BuiltinFamily().make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T, seed)
 
 
 def experts_key(splits: Splits, spec: LMTrain, seed: int) -> str:
     return stage_key("experts", splits.key, asdict(spec), seed)
 
 
-def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store: Store, device="cpu",
-                  progress: bool = False, checkpoint_every: int = 200) -> Experts:
+def _windows(tokens, T: int, n: int, bos: int):
+    """batches(generator) -> (n, T): random windows of one domain's tokens."""
+    return lambda g: random_windows(tokens, T, n, g, bos)
+
+
+def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store: Store,
+                  device="cpu", progress: bool = False, checkpoint_every: int = 200,
+                  family=None) -> Experts:
     """Train (or reload) one expert per domain on ``spec.batch_size`` random windows per step.
 
-    Seeds: initialisation from (seed, expert, corpus); batches from (seed, resample, expert, corpus).
+    Seeds: initialisation from (seed, expert, corpus); batches from (seed, resample, expert,
+    corpus).
     """
+    family = family or BuiltinFamily()
     T, key = splits.T, experts_key(splits, spec, seed)
-    models, final = [], []
-    for name, tokens in zip(splits.corpora, splits.train):
-        e = make_lm(spec, spec.d_model, T, stable_seed(seed, "init", "expert", name))
-        log = train_lm(e, lambda g, t=tokens: random_windows(t, T, spec.batch_size, g), spec.steps, spec.lr,
+    experts, final = [], []
+    for name, tokens in zip(splits.corpora, splits.train, strict=True):
+        e = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
+                        stable_seed(seed, "init", "expert", name))
+        log = train_lm(e, _windows(tokens, T, spec.batch_size, splits.bos), spec.steps, spec.lr,
                        device, seed=stable_seed(seed, resample, "expert", name),
                        checkpoint=store.path(f"expert-{name}", key), progress=progress,
                        label=label("train_lm", model=f"expert-{name}", seed=seed, rep=resample),
                        warmup=spec.warmup, checkpoint_every=checkpoint_every)
         final.append(log["final_loss"])
-        models.append(e.eval().requires_grad_(False))
-    return Experts(models, final, count_params(models[0]), key)
+        experts.append(family.expert(e, name, device))
+    sources = [{"expert": n, "source": "train", "family": family.name} for n in splits.corpora]
+    return Experts(experts, final, experts[0].n_params, key, T, family, sources)
+
+
+def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int, resample: int,
+                   store: Store, device="cpu", progress: bool = False,
+                   checkpoint_every: int = 200, family=None) -> Experts:
+    """One base LM trained ``spec.steps`` steps on the union (``spec.batch_size // p`` windows per
+    domain and step, at least 1), then a copy fine-tuned ``finetune_steps`` steps on each domain.
+
+    Seeds: the base's initialisation from (seed, 'base'), its batches from (seed, resample,
+    'base'); each fine-tune's batches from (seed, resample, 'finetune', corpus)."""
+    family = family or BuiltinFamily()
+    T, p = splits.T, splits.p
+    key = stage_key("experts-branch", splits.key, asdict(spec), finetune_steps, seed, family.name)
+
+    def fit(model, batches, steps: int, what: str, batch_seed: int) -> float:
+        log = train_lm(model, batches, steps, spec.lr, device, seed=batch_seed,
+                       checkpoint=store.path(f"expert-{what}", key), progress=progress,
+                       label=label("train_lm", model=f"expert-{what}", seed=seed, rep=resample),
+                       warmup=spec.warmup, checkpoint_every=checkpoint_every)
+        return log["final_loss"]
+
+    base = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
+                       stable_seed(seed, "init", "base"))
+    union = domain_batches(splits.train, T, max(1, spec.batch_size // p), splits.bos)
+    base_loss = fit(base, union, spec.steps, "base", stable_seed(seed, resample, "base"))
+    experts, final = [], []
+    for name, tokens in zip(splits.corpora, splits.train, strict=True):
+        e = copy.deepcopy(base).train().requires_grad_(True)
+        final.append(fit(e, _windows(tokens, T, spec.batch_size, splits.bos), finetune_steps, name,
+                         stable_seed(seed, resample, "finetune", name)))
+        experts.append(family.expert(e, name, device))
+    sources = [{"expert": n, "source": "branch", "family": family.name,
+                "base_final_loss": base_loss, "base_steps": spec.steps,
+                "finetune_steps": finetune_steps} for n in splits.corpora]
+    return Experts(experts, final, experts[0].n_params, key, T, family, sources)
+
+
+def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
+                 bf16: bool = True) -> Experts:
+    """One Hugging Face model folder per domain (``save_pretrained``), loaded offline; they must
+    share one tokenizer (`experts.same_tokenizer`: a mismatch names the two experts)."""
+    from ..errors import UserError
+    from ..experts.hf import HFFamily, folder_sha256, load_hf_expert
+    if len(folders) != len(names):
+        raise UserError(f"expert_dirs names {len(folders)} folders for {len(names)} corpora "
+                        f"({', '.join(names)}): give one folder per corpus, in corpus order")
+    pairs = zip(folders, names, strict=True)
+    experts = [load_hf_expert(f, n, device, batch_size, bf16) for f, n in pairs]
+    same_tokenizer(experts)
+    for e in experts:
+        if T > e.model.block_size:
+            raise UserError(f"expert '{e.name}' has {e.model.block_size} positions, fewer than "
+                            f"block_size = {T}")
+    sources = []
+    for f, e in zip(folders, experts, strict=True):
+        files = folder_sha256(f)
+        fmt = "safetensors" if any(k.endswith(".safetensors") for k in files) else "other"
+        sources.append({"expert": e.name, "source": "load", "family": type(e.model.hf).__name__,
+                        "folder": str(f), "format": fmt, "files": files})
+    key = stage_key("experts-load", [s["files"] for s in sources])
+    family = HFFamily(experts[0].model.hf.config, experts[0].tokenizer)
+    loss = [float("nan")] * len(experts)
+    return Experts(experts, loss, experts[0].n_params, key, T, family, sources)
+
+
+def experts_and_splits(cfg, seed: int, resample: int, store: Store, device="cpu",
+                       progress: bool = False) -> tuple[Splits, Experts]:
+    """Stages 1-2 under ``cfg.experts_from`` (a `PipelineConfig`): loaded experts come first,
+    since their tokenizer tokenizes the splits; trained and branched ones are byte LMs."""
+    names, T = list(cfg.corpora), cfg.block_size
+    if cfg.experts_from == "load":
+        experts = load_experts(cfg.expert_dirs, names, T, device, cfg.score_batch, cfg.bf16)
+        tokens = experts.family.tokens
+        return load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample, tokens), experts
+    splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample)
+    if cfg.experts_from == "branch":
+        steps = cfg.finetune_steps or cfg.expert.steps
+        return splits, branch_experts(splits, cfg.expert, steps, seed, resample, store, device,
+                                      progress, cfg.checkpoint_every)
+    return splits, train_experts(splits, cfg.expert, seed, resample, store, device, progress,
+                                 cfg.checkpoint_every)

@@ -44,8 +44,9 @@ class GateResult:
     restoration: dict | None = None          # `normaliser.Restoration` as a dict
 
 
-def gate_config(spec: SmallNet, T: int, p: int) -> GateConfig:
-    return GateConfig(VOCAB_SIZE, T, p, spec.n_layer, spec.n_head, spec.d_model, spec.d_ff)
+def gate_config(spec: SmallNet, T: int, p: int, vocab_size: int = VOCAB_SIZE) -> GateConfig:
+    """The gate's (and router's) sizes over the experts' ``vocab_size`` token ids."""
+    return GateConfig(vocab_size, T, p, spec.n_layer, spec.n_head, spec.d_model, spec.d_ff)
 
 
 def gate_key(cache: ExpertCache, spec: SmallNet, spd: dict, signal: str, seed: int, resample: int,
@@ -59,7 +60,7 @@ def train_gate(splits: Splits, cache: ExpertCache, spec: SmallNet, spd: dict, si
     """Train (or reload) the gate for one lam signal. Initialisation from (seed, 'gate') — the same
     for every signal — and SPD's batches from (seed, resample, 'spd', signal)."""
     p, T = splits.p, splits.T
-    gcfg = gate_config(spec, T, p)
+    gcfg = gate_config(spec, T, p, cache.vocab_size)
     key = gate_key(cache, spec, spd, signal, seed, resample, conflict_batch)
 
     def fit():

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data.corpora import BOS
+from ..data.corpora import VOCAB_SIZE
+from ..experts import loglik_table, token_logprob_table
 from ..provenance import stable_seed
-from ..sampling import LMProposal
-from ..sequence.cache import cache_logliks, cache_token_logprobs
 from ..sequence.sampler import CachedProposalSampler
 from .data import Splits
 from .experts import Experts
@@ -38,6 +37,7 @@ class ExpertCache:
     key: str
     restore: list = field(default_factory=list)
     restore_log_e: list = field(default_factory=list)
+    vocab_size: int = VOCAB_SIZE          # the experts' token ids: the gate's embedding size
 
     @property
     def test(self) -> torch.Tensor:
@@ -52,24 +52,26 @@ def loglik_key(experts: Experts, n_proposal: int, seed: int, n_restore: int = 0)
 def cache_experts(experts: Experts, splits: Splits, n_proposal: int, seed: int, store: Store,
                   device="cpu", n_restore: int = 0) -> ExpertCache:
     """Compute (or reload) every cached table of the experts; draws use CPU generators from
-    ``seed`` (SPD's pool) and from (seed, 'restore') (the Z restoration's draws)."""
-    p, T, models = splits.p, splits.T, experts.models
+    ``seed`` (SPD's pool) and from (seed, 'restore') (the Z restoration's draws). The experts
+    are read through the `experts.ExpertLM` interface only (their device is their own)."""
+    p, T, ex = splits.p, splits.T, experts.experts
+    if experts.tokenizer_hash != splits.tokenizer_hash:
+        raise ValueError("the experts' tokenizer is not the one the splits were tokenized with")
     key = loglik_key(experts, n_proposal, seed, n_restore)
 
     def compute():
-        proposal = LMProposal(models, T, BOS, device)
         g = torch.Generator().manual_seed(seed)
-        drawn = [proposal.sample_expert(k, n_proposal, g) for k in range(p)]
+        drawn = [ex[k].sample(n_proposal, T, g) for k in range(p)]
         g_r = torch.Generator().manual_seed(stable_seed(seed, "restore"))
-        restore = [proposal.sample_expert(k, n_restore, g_r) for k in range(p)] if n_restore else []
-        return {"pool": cache_logliks(models, splits.pool.view(-1, T), device).view(p, -1, p),
-                "test_tok": cache_token_logprobs(models, splits.test, device),
-                "val": cache_logliks(models, splits.val, device),
-                "drawn": drawn, "drawn_log_e": [cache_logliks(models, d, device) for d in drawn],
-                "restore": restore, "restore_log_e": [cache_logliks(models, d, device) for d in restore]}
+        restore = [ex[k].sample(n_restore, T, g_r) for k in range(p)] if n_restore else []
+        return {"pool": loglik_table(ex, splits.pool.view(-1, T)).view(p, -1, p),
+                "test_tok": token_logprob_table(ex, splits.test),
+                "val": loglik_table(ex, splits.val),
+                "drawn": drawn, "drawn_log_e": [loglik_table(ex, d) for d in drawn],
+                "restore": restore, "restore_log_e": [loglik_table(ex, d) for d in restore]}
     c = store.get("loglik", key, compute)
     return ExpertCache(c["pool"], c["test_tok"], c["val"], c["drawn"], c["drawn_log_e"], key,
-                       c.get("restore", []), c.get("restore_log_e", []))
+                       c.get("restore", []), c.get("restore_log_e", []), experts.vocab_size)
 
 
 def spd_sampler(splits: Splits, cache: ExpertCache) -> CachedProposalSampler:

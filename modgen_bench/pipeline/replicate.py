@@ -27,6 +27,7 @@ import torch
 
 from ..combiners.stage import add_combiners, combiner_context
 from ..data.corpora import VOCAB_SIZE
+from ..experts import BYTES_HASH
 from ..matching import match_monolith, nonembedding_params, total_params, train_flops
 from ..models import LMConfig, count_params
 from ..provenance import stable_seed
@@ -36,9 +37,9 @@ from ..stats import paired_bootstrap, per_window_paired_se
 from ..threads import cpu_threads
 from .config import PipelineConfig
 from .conflict import ConflictProbe, lm_domain_losses, probe_windows
-from .data import job_info, load_splits
+from .data import job_info
 from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
-from .experts import train_experts
+from .experts import experts_and_splits
 from .gate import train_gate
 from .loglik import cache_experts
 from .retrain import train_retrain
@@ -68,7 +69,7 @@ class Rows:
                           "value": float(value), "resample": self.resample, "match": self.match, **extra})
 
 
-def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int):
+def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: int = VOCAB_SIZE):
     """(mono LMTrain, d_model, ratios) under ``cfg.match`` (`matching.match_monolith`).
 
     ``params`` (the suite's convention so far, the default): total parameters = experts' + gate's,
@@ -78,15 +79,16 @@ def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int):
     preset's fixed mono.d_model overrides the width. The ratios are computed from the monolith
     actually trained: r (non-embedding, monolith / experts' combined, gate excluded), params
     (total, monolith / (experts + gate)), compute (training FLOPs, Kaplan et al. 2020) and
-    tokens (monolith / experts' combined)."""
-    e, m = cfg.expert, cfg.mono
-    e_cfg = LMConfig(VOCAB_SIZE, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
-    template = LMConfig(VOCAB_SIZE, T, m.n_layer, m.n_head, m.n_head, m.d_ff or 4 * m.n_head)
+    tokens (monolith / experts' combined). Counts use the built-in family's closed forms over
+    ``vocab_size`` ids (for loaded experts, ``cfg.expert`` should give their sizes)."""
+    e, m, V = cfg.expert, cfg.mono, vocab_size
+    e_cfg = LMConfig(V, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
+    template = LMConfig(V, T, m.n_layer, m.n_head, m.n_head, m.d_ff or 4 * m.n_head)
     plan = match_monolith(cfg.match, e_cfg, p, e.steps, e.batch_size, template, r=cfg.ratio,
                           gate_params=n_gate, scale_ff=m.d_ff == 0)
     d = m.d_model or plan.d_model
     spec = m if cfg.match == "params" else replace(m, steps=plan.steps, batch_size=e.batch_size)
-    mono_cfg = LMConfig(VOCAB_SIZE, T, m.n_layer, m.n_head, d, m.d_ff or 4 * d)
+    mono_cfg = LMConfig(V, T, m.n_layer, m.n_head, d, m.d_ff or 4 * d)
     experts_flops = p * train_flops(e_cfg, e.steps, e.batch_size)
     ratios = {"r_nonembedding": nonembedding_params(mono_cfg) / (p * nonembedding_params(e_cfg)),
               "params_ratio": total_params(mono_cfg) / (p * total_params(e_cfg) + n_gate),
@@ -109,10 +111,12 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     p, T, names = len(cfg.corpora), cfg.block_size, list(cfg.corpora)
 
     # 1-3: data, experts, cached log-likelihoods
-    splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample)
-    experts = train_experts(splits, cfg.expert, seed, resample, store, dev, progress, cfg.checkpoint_every)
+    splits, experts = experts_and_splits(cfg, seed, resample, store, dev, progress)
     for name, loss in zip(names, experts.final_loss):
-        add("train", f"expert_{name}", "final_loss", loss)
+        if math.isfinite(loss):
+            add("train", f"expert_{name}", "final_loss", loss)
+    if cfg.experts_from != "train":
+        _source_rows(add, experts)
     cache = cache_experts(experts, splits, cfg.n_proposal, sub("proposal"), store, dev,
                           n_restore=cfg.n_restore)
 
@@ -134,7 +138,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     # 5: matched monolithic retrains (uniform, lam*, oracle mixtures); conflict of the uniform one
     n_gate = count_params(gates["excess"].gate)
     target = p * experts.n_params + n_gate
-    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate)
+    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate, experts.vocab_size)
     mixtures = {"mono_uniform": np.full(p, 1.0 / p), "mono_lamstar": gates["excess"].lam}
     mixtures.update({f"oracle_{lam_label(cfg.mixtures[i])}": np.asarray(cfg.mixtures[i], float) for i in cfg.oracle})
     probe, _ = probe_windows(splits.pool, cache.pool, cfg.conflict_batch)
@@ -143,7 +147,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
         hook = (ConflictProbe(lambda m: lm_domain_losses(m, probe, dev), cfg.conflict_every)
                 if method == "mono_uniform" else None)
         r = train_retrain(splits, mono_spec, d_mono, lam, method, seed, resample, store, dev, progress,
-                          cfg.checkpoint_every, hook)
+                          cfg.checkpoint_every, hook, experts.family)
         add("train", method, "final_loss", r.final_loss)
         for s, v in r.conflict:
             add("conflict", method, "mean_pairwise_cosine", v, step=s, progress=s / mono_spec.steps)
@@ -191,6 +195,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     add_combiners(add, win, zband, ctx, cfg.combiners, ratios, count_params(router.router), cfg.mixtures,
                   set(PAIRS))          # the registered rivals (`modgen_bench.combiners`)
     per = {method: per_domain(v, p) for method, v in win.items()}
+    per_unit = "bits_per_byte" if splits.tokenizer_hash == BYTES_HASH else "bits_per_token"
     for method, nll in per.items():
         if method.startswith("oracle_"):
             lams = [np.asarray([float(v) for v in method[len("oracle_"):].split(",")])]
@@ -198,7 +203,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
             lams = [np.asarray(lam, float) for lam in cfg.mixtures]
         for lam in lams:
             add("test", method, "nll_per_token", float(lam @ nll), lam=lam)
-            add("test", method, "bits_per_byte", float(lam @ nll) / LN2, lam=lam)
+            add("test", method, per_unit, float(lam @ nll) / LN2, lam=lam)
             if method in zband:           # Z's 95% interval carried into the NLL
                 lo, hi = zband[method]
                 add("test", method, "nll_per_token_lo", float(lam @ nll) + lo / (T - 1), lam=lam)
@@ -242,3 +247,15 @@ def _paired_rows(add, win: dict, p: int, mixtures, seed: int) -> None:
         uniform = np.full(p, 1.0 / p)
         add("paired", method, "delta_boot_lo", boot.lo, lam=uniform)
         add("paired", method, "delta_boot_hi", boot.hi, lam=uniform)
+
+
+def _source_rows(add, experts) -> None:
+    """Case "experts": where each expert came from (1 = yes), for the report's provenance table."""
+    for src in experts.sources:
+        method = f"expert_{src['expert']}"
+        add("experts", method, f"source_{src['source']}", 1.0)
+        if src.get("format") == "safetensors":
+            add("experts", method, "saved_safetensors", 1.0)
+        if "files" in src:
+            add("experts", method, "n_files", len(src["files"]))
+    add("experts", "expert", "vocab_size", experts.vocab_size)

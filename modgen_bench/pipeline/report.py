@@ -154,8 +154,12 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
              f"Matching convention: **{match}** (`modgen_bench.matching`; 'params' = total parameters of "
              "experts + gate, the suite's convention before issue 13). r is the monolith's non-embedding "
              "parameter count over the experts' combined; compute and token ratios are monolith over "
-             "experts' combined training FLOPs and tokens. NLL is in nats per byte-token on held-out test "
-             "documents; bits per byte = NLL / ln 2. Replicates: each (seed, data resample) pair; seeds vary "
+             "experts' combined training FLOPs and tokens. "
+             + ("NLL is in nats per byte-token on held-out test documents; bits per byte = NLL / ln 2. "
+                if (df["metric"] == "bits_per_byte").any() else
+                "NLL is in nats per token of the experts' tokenizer on held-out test documents; bits "
+                "per token = NLL / ln 2. ")
+             + "Replicates: each (seed, data resample) pair; seeds vary "
              "initialisation and training order on resample 0, resamples redraw the document split. "
              "Intervals: 95% Student t over replicates of the paired difference; 'window s.e.' is the "
              "per-window paired standard error within a replicate (mean over replicates).")
@@ -192,25 +196,27 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
             "unknown; the excess over the domain's best expert (entropy cancelled) is reported per domain below.")
     sections.append(Section("Table 1 and Table 2", text, tables=tables))
 
-    # per-domain bits per byte and the routing-cost split
-    bpb = df[(df["case"] == "test") & (df["metric"] == "bits_per_byte") & (df["resample"] == 0)]
+    # per-domain bits per byte (per token under a subword tokenizer) and the routing-cost split
+    unit = "bits_per_byte" if (df["metric"] == "bits_per_byte").any() else "bits_per_token"
+    words, short = unit.replace("_", " "), "bpb" if unit == "bits_per_byte" else "bits/token"
+    bpb = df[(df["case"] == "test") & (df["metric"] == unit) & (df["resample"] == 0)]
     vert = bpb[bpb["lam"].map(lambda l: _lam(l).max() == 1.0)]
     vert = vert[~vert["method"].isin(["gate_excess", "gate_nll"])]     # proper likelihoods only
     per = vert.groupby(["method", "lam"])["value"].mean().unstack("lam")
     names = [m[len("lam_"):] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
-    per.columns = [f"bpb on {c}" for c in per.columns]
+    per.columns = [f"{short} on {c}" for c in per.columns]
     split = df[df["case"] == "routing_split"]
     split_t = split.groupby(["lam", "metric"])["value"].agg(_mse).unstack("metric").reset_index()
     if len(split_t):
         split_t.insert(0, "domain", [names[int(np.argmax(_lam(l)))] if len(names) else l for l in split_t["lam"]])
-    sections.append(Section("Per-domain bits per byte and the routing-cost split",
+    sections.append(Section(f"Per-domain {words} and the routing-cost split",
                             f"Vertices are the domains in order {names}; mean over seeds. On domain k's "
                             "windows, gate_excess_logZ - mono_uniform (nats/token) = routing_proper "
                             "(gate - constant 1/p gate: what the trained gate adds or loses) + domain_prior "
                             "(constant gate - expert k, at most log p / (T-1): the price of not knowing the "
                             "domain, which a monolith pays too) + expert_deficit (expert k - monolith). A gate "
                             "can win only where the experts beat the monolith on their own domains.",
-                            tables=[(f"Per-domain test bits per byte, mean over seeds {conv}", per.reset_index()),
+                            tables=[(f"Per-domain test {words}, mean over seeds {conv}", per.reset_index()),
                                     (f"Gate vs monolith on each domain, split (nats/token, mean ± s.e.) {conv}", split_t)]))
 
     # distillation and sampling

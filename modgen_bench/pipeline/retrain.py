@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data.corpora import VOCAB_SIZE
+from ..experts.builtin import BuiltinFamily
 from ..logs import label
 from ..models import TransformerLM
 from ..provenance import stable_seed
@@ -23,7 +24,6 @@ from ..sequence.train import train_lm
 from .config import LMTrain
 from .conflict import ConflictProbe
 from .data import Splits, domain_batches
-from .experts import make_lm
 from .store import Store, stage_key
 
 __all__ = ["Retrain", "lm_params", "matched_d_model", "retrain_key", "train_retrain"]
@@ -31,7 +31,7 @@ __all__ = ["Retrain", "lm_params", "matched_d_model", "retrain_key", "train_retr
 
 @dataclass
 class Retrain:
-    model: TransformerLM
+    model: TransformerLM      # or the experts' family's LM (`experts.hf.HFCausalLM`)
     final_loss: float
     conflict: list            # [(step, mean pairwise cosine)] when probed, else []
     key: str
@@ -45,11 +45,11 @@ def lm_params(vocab_size: int, block_size: int, n_layer: int, d_model: int, d_ff
     return vocab_size * C + block_size * C + n_layer * block + 2 * C + C * vocab_size
 
 
-def matched_d_model(spec: LMTrain, T: int, target: int) -> int:
+def matched_d_model(spec: LMTrain, T: int, target: int, vocab_size: int = VOCAB_SIZE) -> int:
     """The d_model (a multiple of 2 * n_head) whose LM parameter count is closest to ``target``."""
     best, best_gap = None, None
     for d in range(2 * spec.n_head, 2049, 2 * spec.n_head):
-        n = lm_params(VOCAB_SIZE, T, spec.n_layer, d, spec.d_ff or 4 * d)
+        n = lm_params(vocab_size, T, spec.n_layer, d, spec.d_ff or 4 * d)
         if best_gap is None or abs(n - target) < best_gap:
             best, best_gap = d, abs(n - target)
         if n > target:
@@ -63,15 +63,18 @@ def retrain_key(splits: Splits, spec: LMTrain, d_model: int, lam, seed: int, met
 
 def train_retrain(splits: Splits, spec: LMTrain, d_model: int, lam, method: str, seed: int, resample: int,
                   store: Store, device="cpu", progress: bool = False, checkpoint_every: int = 200,
-                  probe: ConflictProbe | None = None) -> Retrain:
-    """Train (or reload) one monolith on mixture ``lam``. Initialisation from (seed, 'mono') — the
-    same for every mixture — and batches from (seed, resample, 'mono', method)."""
+                  probe: ConflictProbe | None = None, family=None) -> Retrain:
+    """Train (or reload) one monolith on mixture ``lam``, in the experts' ``family`` (None: the
+    built-in one). Initialisation from (seed, 'mono') — the same for every mixture — and batches
+    from (seed, resample, 'mono', method)."""
     p, T, m = splits.p, splits.T, spec.batch_size
     lam = np.asarray(lam, dtype=np.float64)
     key = retrain_key(splits, spec, d_model, lam, seed, method)
-    mono = make_lm(spec, d_model, T, stable_seed(seed, "init", "mono"))
+    family = family or BuiltinFamily()
+    mono = family.make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T,
+                       stable_seed(seed, "init", "mono"))
     weights = torch.as_tensor(np.repeat(lam * p, m), dtype=torch.float32)
-    log = train_lm(mono, domain_batches(splits.train, T, m), spec.steps, spec.lr, device,
+    log = train_lm(mono, domain_batches(splits.train, T, m, splits.bos), spec.steps, spec.lr, device,
                    seed=stable_seed(seed, resample, "mono", method), checkpoint=store.path(method, key),
                    progress=progress, weights=weights, warmup=spec.warmup, checkpoint_every=checkpoint_every,
                    hook=probe, label=label("train_lm", model=method, seed=seed, rep=resample))

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from ..distill import train_router
+from ..experts import token_logprob_table
 from ..logs import label
 from ..models import CausalRouter
 from ..provenance import stable_seed
-from ..sequence.cache import cache_token_logprobs
 from .config import RouterTrain, SmallNet
 from .experts import Experts
 from .gate import gate_config
@@ -46,14 +46,14 @@ def distil_router(experts: Experts, samples: torch.Tensor, spec: SmallNet, train
                   resample: int, store: Store, upstream: str, device="cpu", progress: bool = False) -> RouterResult:
     """Train (or reload) the router on ``samples`` (n, T); ``upstream`` is the key of the stage
     that produced them. Initialisation from (seed, 'router'), batches from (seed, resample, 'router')."""
-    T, p = samples.shape[1], len(experts.models)
-    gcfg = gate_config(spec, T, p)
+    T, p = samples.shape[1], len(experts.experts)
+    gcfg = gate_config(spec, T, p, experts.vocab_size)
     key = router_key(upstream, spec, train, seed, resample)
 
     def compute():
         torch.manual_seed(stable_seed(seed, "init", "router"))
         router = CausalRouter(gcfg)
-        tok = cache_token_logprobs(experts.models, samples, device)
+        tok = token_logprob_table(experts.experts, samples)
         losses = train_router(router, samples, tok, train.steps, train.lr, train.batch_size,
                               stable_seed(seed, resample, "router"), device, progress,
                               label=label("router", seed=seed, rep=resample))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.corpora import BOS
-from ..sampling import LMProposal, RejectionResult, accept, draw_from_q, log_gate, sir_from_draws
+from ..experts import ExpertProposal
+from ..sampling import RejectionResult, accept, draw_from_q, log_gate, sir_from_draws
 from .experts import Experts
 from .store import Store, stage_key
 
@@ -38,9 +38,7 @@ def sample_gates(experts: Experts, gates: dict, n_draws: int, seeds, store: Stor
 
     ``seeds(stage) -> int`` gives each step its own generator seed ('q', 'sir-<signal>', 'accept').
     """
-    models = experts.models
-    T = models[0].config.block_size
-    proposal = LMProposal(models, T, BOS, device)
+    proposal = ExpertProposal(experts.experts, experts.T)
     gen = lambda stage: torch.Generator().manual_seed(seeds(stage))
     key = draws_key(experts, n_draws, seeds("q"))
     inputs, log_e_q, _ = store.get("q-draws", key, lambda: draw_from_q(proposal, n_draws, gen("q")))
@@ -50,7 +48,7 @@ def sample_gates(experts: Experts, gates: dict, n_draws: int, seeds, store: Stor
         sirs[signal] = sir_from_draws(lg, log_e_q, inputs, n_draws, gen(f"sir-{signal}"))
         if signal == reject_from:
             ok = accept(lg, log_e_q, gen("accept"))
-            rej = RejectionResult(inputs[ok], log_e_q[ok], len(ok), int(ok.sum()), 1.0 / len(models))
+            rej = RejectionResult(inputs[ok], log_e_q[ok], len(ok), int(ok.sum()), 1.0 / proposal.p)
     if rej is None:
         raise ValueError(f"reject_from='{reject_from}' names none of the gates {sorted(gates)}")
     return SamplingResult(sirs, rej)
