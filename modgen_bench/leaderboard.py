@@ -202,7 +202,8 @@ def leaderboard_table(
                 v = costs[col].get(m, np.nan) if col in costs else np.nan
                 row[col] = f"{v:.2f}" if np.isfinite(v) else "-"
         for mix in lb.mixtures:
-            row[mix] = "reference" if m == lb.reference and mix != WORST else _fmt(c.loc[mix])
+            ref = m == lb.reference
+            row[mix] = f"{c.loc[mix, 'mean']:.4f} (reference)" if ref else _fmt(c.loc[mix])
         row[f"every mixture vs {lb.reference} (Holm)"] = "-" if m == lb.reference else lb.every[m]
         out.append(row)
     return pd.DataFrame(out)
@@ -282,7 +283,7 @@ def leaderboard_figure(lb: Leaderboard, path, convention: str) -> tuple[Path, st
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(y, lb.order, fontsize=8)
     ax.set_xlabel(f"test NLL - {lb.reference} (nats/token; < 0: better than the SPD gate)")
-    ax.set_title(f"Leaderboard, 95% paired intervals [{convention}]", fontsize=9)
+    ax.set_title(f"Leaderboard, 95% paired intervals {convention}", fontsize=9)
     legend_outside(ax)
     alt = "Method minus SPD gate, test NLL per token: " + "; ".join(parts)
     return save_figure(fig, Path(path), alt=alt), alt
