@@ -224,9 +224,10 @@ def _band(d, lo, hi) -> str:
 
 
 def _excl(lo, hi) -> str:
+    """' (its interval excludes 0)' / ' (... includes 0)'; nothing without an interval."""
     if not np.isfinite(lo):
-        return "no interval (one replicate)"
-    return "its interval excludes 0" if (hi < 0 or lo > 0) else "its interval includes 0"
+        return ""
+    return " (its interval excludes 0)" if (hi < 0 or lo > 0) else " (its interval includes 0)"
 
 
 def leaderboard_headline(lb: Leaderboard) -> str:
@@ -238,10 +239,10 @@ def leaderboard_headline(lb: Leaderboard) -> str:
     if best == ref and len(lb.order) > 1:
         r = lb.order[1]
         d, lo, hi = c.loc[r, "delta"], c.loc[r, "lo"], c.loc[r, "hi"]
-        text += f"; runner-up {r}: {_band(d, lo, hi)} against it ({_excl(lo, hi)})"
+        text += f"; runner-up {r}: {_band(d, lo, hi)} against it{_excl(lo, hi)}"
     elif best != ref:
         d, lo, hi = c.loc[best, "delta"], c.loc[best, "lo"], c.loc[best, "hi"]
-        text += f"; against the SPD gate {ref}: {_band(d, lo, hi)} ({_excl(lo, hi)})"
+        text += f"; against the SPD gate {ref}: {_band(d, lo, hi)}{_excl(lo, hi)}"
     text += "."
     free = [m for m in lb.order if m in FREE_BASELINES]
     if best not in FREE_BASELINES and free:
