@@ -202,7 +202,8 @@ def leaderboard_table(
                 v = costs[col].get(m, np.nan) if col in costs else np.nan
                 row[col] = f"{v:.2f}" if np.isfinite(v) else "-"
         for mix in lb.mixtures:
-            row[mix] = "reference" if m == lb.reference and mix != WORST else _fmt(c.loc[mix])
+            ref = m == lb.reference
+            row[mix] = f"{c.loc[mix, 'mean']:.4f} (reference)" if ref else _fmt(c.loc[mix])
         row[f"every mixture vs {lb.reference} (Holm)"] = "-" if m == lb.reference else lb.every[m]
         out.append(row)
     return pd.DataFrame(out)
@@ -223,9 +224,10 @@ def _band(d, lo, hi) -> str:
 
 
 def _excl(lo, hi) -> str:
+    """' (its interval excludes 0)' / ' (... includes 0)'; nothing without an interval."""
     if not np.isfinite(lo):
-        return "no interval (one replicate)"
-    return "its interval excludes 0" if (hi < 0 or lo > 0) else "its interval includes 0"
+        return ""
+    return " (its interval excludes 0)" if (hi < 0 or lo > 0) else " (its interval includes 0)"
 
 
 def leaderboard_headline(lb: Leaderboard) -> str:
@@ -237,10 +239,10 @@ def leaderboard_headline(lb: Leaderboard) -> str:
     if best == ref and len(lb.order) > 1:
         r = lb.order[1]
         d, lo, hi = c.loc[r, "delta"], c.loc[r, "lo"], c.loc[r, "hi"]
-        text += f"; runner-up {r}: {_band(d, lo, hi)} against it ({_excl(lo, hi)})"
+        text += f"; runner-up {r}: {_band(d, lo, hi)} against it{_excl(lo, hi)}"
     elif best != ref:
         d, lo, hi = c.loc[best, "delta"], c.loc[best, "lo"], c.loc[best, "hi"]
-        text += f"; against the SPD gate {ref}: {_band(d, lo, hi)} ({_excl(lo, hi)})"
+        text += f"; against the SPD gate {ref}: {_band(d, lo, hi)}{_excl(lo, hi)}"
     text += "."
     free = [m for m in lb.order if m in FREE_BASELINES]
     if best not in FREE_BASELINES and free:
@@ -282,7 +284,7 @@ def leaderboard_figure(lb: Leaderboard, path, convention: str) -> tuple[Path, st
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(y, lb.order, fontsize=8)
     ax.set_xlabel(f"test NLL - {lb.reference} (nats/token; < 0: better than the SPD gate)")
-    ax.set_title(f"Leaderboard, 95% paired intervals [{convention}]", fontsize=9)
+    ax.set_title(f"Leaderboard, 95% paired intervals {convention}", fontsize=9)
     legend_outside(ax)
     alt = "Method minus SPD gate, test NLL per token: " + "; ".join(parts)
     return save_figure(fig, Path(path), alt=alt), alt

@@ -138,3 +138,56 @@ def test_table_and_section_carry_ratios_and_the_convention(tmp_path):
         and "matched by params" in sec.figures[0][0]
     )
     assert (tmp_path / "x_leaderboard.png").is_file()
+
+
+def test_one_replicate_uses_the_per_window_interval_and_claims_nothing_on_the_worst_vertex():
+    df = _rows()
+    df = df[df["seed"] == 0].copy()
+    se = {V1: 0.01, V2: 0.02, U: 0.015}
+    for lam, s in se.items():
+        d = (
+            df[(df["method"] == "mono_uniform") & (df["lam"] == lam) & (df["case"] == "test")][
+                "value"
+            ].iloc[0]
+            - df[
+                (df["method"] == "gate_excess_logZ") & (df["lam"] == lam) & (df["case"] == "test")
+            ]["value"].iloc[0]
+        )
+        df = pd.concat(
+            [
+                df,
+                pd.DataFrame(
+                    [
+                        {
+                            "case": "paired",
+                            "method": "mono_uniform-vs-gate_excess_logZ",
+                            "metric": "delta",
+                            "value": d,
+                            "lam": lam,
+                            "seed": 0,
+                            "resample": 0,
+                        },
+                        {
+                            "case": "paired",
+                            "method": "mono_uniform-vs-gate_excess_logZ",
+                            "metric": "delta_window_se",
+                            "value": s,
+                            "lam": lam,
+                            "seed": 0,
+                            "resample": 0,
+                        },
+                    ]
+                ),
+            ]
+        )
+    lb = leaderboard(df, names=["a", "b"])
+    c = lb.cells.set_index(["method", "mixture"])
+    z = stats.norm.ppf(0.975)
+    assert c.loc[("mono_uniform", "a"), "delta"] == pytest.approx(-0.2)
+    assert c.loc[("mono_uniform", "a"), "lo"] == pytest.approx(-0.2 - z * 0.01)
+    assert c.loc[("mono_uniform", "b"), "hi"] == pytest.approx(0.4 + z * 0.02)
+    assert np.isnan(c.loc[("mono_uniform", WORST), "lo"])  # no pairing for a max of means
+    assert np.isnan(c.loc[("mono_groupdro", "a"), "lo"])  # no paired rows: no interval
+    assert lb.every["mono_uniform"] == "undecided"
+    text = leaderboard_headline(lb)
+    assert "(no interval)" in text and "not shown to beat it" in text
