@@ -36,11 +36,11 @@ def test_best_fixed_weights_reach_the_exact_best_static_gate(problem):
     exact core's best static gate (`solve_static`, certified) gives the same value."""
     log_e, w = _weighted(problem)
     ref = solve_static(problem)
-    if ref["status"] != "optimal" or not np.isfinite(ref["value"]):
+    if ref.status != "optimal" or not np.isfinite(ref.value):
         return
     wv, value = best_fixed_weights(log_e, w, offsets=entropy(problem.P))
     assert wv.min() >= 0 and wv.sum() == pytest.approx(1.0, abs=1e-12)
-    assert value == pytest.approx(ref["value"], abs=1e-6)
+    assert value == pytest.approx(ref.value, abs=1e-6)
     exact = float(evaluate_gate(problem, np.tile(wv, (problem.N, 1)), "union")["worst_case_kl"])
     assert exact == pytest.approx(value, abs=1e-9)
 
