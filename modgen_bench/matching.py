@@ -238,7 +238,10 @@ def gate_side_flops(expert, p: int, expert_steps: int, batch: int, n_windows: in
     """
     T = expert.block_size
     g_ne, g_layer, g_d = gate
-    fwd_gate = lambda n: gate_pass_flops(g_ne, g_layer, g_d, T, n)
+
+    def fwd_gate(n):
+        return gate_pass_flops(g_ne, g_layer, g_d, T, n)
+
     return GateSideFlops(
         experts_train=p * train_flops(expert, expert_steps, batch),
         expert_scoring=p * causal_pass_flops(expert, n_windows),
