@@ -49,7 +49,14 @@ from .algorithms.normaliser import z_control_variate
 from .config_utils import build
 from .crossover import checked_crossover
 from .data.corpora import BOS, VOCAB_SIZE
-from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params, train_flops
+from .matching import (
+    CONVENTIONS,
+    causal_pass_flops,
+    match_monolith,
+    nonembedding_params,
+    total_params,
+    train_flops,
+)
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
@@ -108,8 +115,9 @@ class ScalingConfig:
             raise ValueError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")
         if len(set(cfg.budgets)) < 2 or len(set(cfg.ratios)) < 2:
             raise ValueError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
-        if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets):
-            raise ValueError("scaling config: ratios must be > 0 and budgets >= 1")
+        if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets) \
+                or not cfg.paper_ratio > 0:
+            raise ValueError("scaling config: ratios and paper_ratio must be > 0 and budgets >= 1")
         if not 0 <= cfg.warmup_frac < 1 or any(not lr > 0 for lr in cfg.mono_lrs):
             raise ValueError(f"scaling config: warmup_frac must be in [0, 1) and mono_lrs > 0 "
                              f"(got {cfg.warmup_frac}, {cfg.mono_lrs})")
@@ -299,8 +307,9 @@ def _gate_flops(cfg, splits, size, B, g):
     n_draws = p * cfg.n_proposal + n_restore + cfg.n_z_draws
     gate = (nonembedding_count(g.gate), cfg.gate["n_layer"], cfg.gate["d_model"])
     n_routed = 2 * (p * cfg.n_eval + cfg.n_z_draws)          # SPD's gate and the restored one
+    # windows scored by every expert: SPD's pool, the test and the validation windows
     return gate_side_flops(expert_config(cfg, size), p, B, cfg.batch_size,
-                           p * (cfg.n_gate_train + cfg.n_eval), n_draws, gate,
+                           p * (cfg.n_gate_train + 2 * cfg.n_eval), n_draws, gate,
                            int(cfg.spd["steps"]), int(cfg.spd["per_domain"]), n_restore, steps,
                            n_routed)
 
@@ -383,6 +392,8 @@ def _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add):
     add("mono", "worst_excess", _worst_excess(m, side.experts_nll, groups), **cell)
     add("mono", "flops_train", train, **cell)
     add("mono", "flops_selection", train * (len(lrs) - 1), **cell)
+    add("mono", "flops_eval", causal_pass_flops(mono_cfg, p * cfg.n_eval * (len(lrs) + 1)),
+        **cell)                                      # validation per grid point, then the test
     add("mono", "flops_ratio_total", train / side.flops.total, **cell)
     for v_lr, v in scores.items():
         add("mono", "val_nll", v, lr=v_lr, **cell)
@@ -478,7 +489,8 @@ def crossover_table(deltas, cells, interaction: bool = False):
 
 def projected_flops(config: dict, restore_steps: int = 3) -> dict:
     """Every FLOP a preset will spend (`matching.gate_side_flops` per (triple, size, seed,
-    budget), each monolith's training at every grid learning rate), before running it:
+    budget), each monolith's training at every grid learning rate and its evaluation passes),
+    before running it:
     {"gate_side", "monolith", "total"}. ``restore_steps``: Gauss-Newton steps assumed per Z
     restoration (the quick preset's gates took 1-4). Divide by a throughput measured with
     `modgen-bench bench train --device cuda` (achieved TFLOP/s) for a projected time."""
@@ -493,7 +505,8 @@ def projected_flops(config: dict, restore_steps: int = 3) -> dict:
     for size in cfg.expert_sizes:
         e_cfg = expert_config(cfg, size)
         for B in cfg.budgets:
-            f = gate_side_flops(e_cfg, p, B, cfg.batch_size, p * (cfg.n_gate_train + cfg.n_eval),
+            f = gate_side_flops(e_cfg, p, B, cfg.batch_size,
+                                p * (cfg.n_gate_train + 2 * cfg.n_eval),
                                 p * (cfg.n_proposal + cfg.n_restore) + cfg.n_z_draws,
                                 (gate_ne, g["n_layer"], g["d_model"]), int(cfg.spd["steps"]),
                                 int(cfg.spd["per_domain"]), p * cfg.n_restore,
@@ -505,6 +518,7 @@ def projected_flops(config: dict, restore_steps: int = 3) -> dict:
                     plan = match_monolith(conv, e_cfg, p, B, cfg.batch_size, mono_template(cfg),
                                           r=r, extra_flops=f.beyond_training)
                     m_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
-                    mono += reps * len(cfg.mono_lrs or [cfg.lr]) * train_flops(
-                        m_cfg, plan.steps, p * cfg.batch_size)
+                    n_lr = len(cfg.mono_lrs or [cfg.lr])
+                    mono += reps * (n_lr * train_flops(m_cfg, plan.steps, p * cfg.batch_size)
+                                    + causal_pass_flops(m_cfg, p * cfg.n_eval * (n_lr + 1)))
     return {"gate_side": gate_side, "monolith": mono, "total": gate_side + mono}

@@ -21,8 +21,20 @@ Config = ScalingConfig
 CELL = ["case", "resample", "convention", "expert_d", "budget", "r_target"]
 
 #: The paper's Table 1 ratio: 3 experts of 2 layers at d = 256 against a 3-layer monolith at
-#: d = 184 (PAPER.md section 5): 3 x 184^2 / (3 x 2 x 256^2) = 0.26 in non-embedding parameters.
+#: d = 184 (PAPER.md section 5): 3 x 184^2 / (3 x 2 x 256^2) = 0.26 in non-embedding parameters
+#: (the rows' ``paper_ratio``, when present, wins).
 PAPER_RATIO = 0.26
+
+
+def _paper_ratio(df) -> float:
+    if "paper_ratio" in df and df["paper_ratio"].notna().any():
+        return float(pd.to_numeric(df["paper_ratio"]).dropna().iloc[0])
+    return PAPER_RATIO
+
+
+def _nearest(r_target, ratio):
+    """Distance in log r of each target ratio to ``ratio``."""
+    return (np.log(r_target.astype(float)) - np.log(ratio)).abs()
 
 
 def run(ctx) -> None:
@@ -98,24 +110,23 @@ def mixture_verdicts(df: pd.DataFrame, method: str = "gate-vs-mono") -> pd.DataF
     return pd.DataFrame(out)
 
 
-def _paper_cells(verdict: pd.DataFrame) -> pd.DataFrame:
+def _paper_cells(verdict: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """Per (case, resample, convention, expert_d, budget), the cell at the swept r nearest the
     paper's ratio (in log r)."""
     keys = [c for c in CELL[:-1] if c in verdict]
     idx = verdict.groupby(keys)["r_target"].apply(
-        lambda t: (np.log(t.astype(float)) - np.log(PAPER_RATIO)).abs().idxmin())
+        lambda t: _nearest(t, ratio).idxmin())
     return verdict.loc[idx.to_numpy()]
 
 
-def _flops_line(df, conv) -> str:
+def _flops_line(df, conv, ratio) -> str:
     """Both sides' FLOPs at the paper's ratio, medians over cells."""
     g = df[df["method"].eq("gate") & df["metric"].eq("flops_total")]["value"]
     tr = df[df["method"].eq("gate") & df["metric"].eq("flops_experts_train")]["value"]
     m = df[df["method"].eq("mono") & df["metric"].eq("flops_train") & df["convention"].eq(conv)]
     if not len(g) or not len(m):
         return ""
-    m = m[(np.log(m["r_target"].astype(float)) - np.log(PAPER_RATIO)).abs()
-          == (np.log(m["r_target"].astype(float)) - np.log(PAPER_RATIO)).abs().min()]
+    m = m[_nearest(m["r_target"], ratio) == _nearest(m["r_target"], ratio).min()]
     return (f" FLOPs (median over cells): gate side {g.median():.3g} (experts' training "
             f"{tr.median() / g.median():.0%} of it; the rest scoring, sampling, SPD, the Z "
             f"restoration and routing), monolith {m['value'].median():.3g} "
@@ -134,11 +145,18 @@ def _cross_line(xo, conv) -> str:
             (f" ({rest} of {len(x)} fits)" if rest else "") + ".")
 
 
+def _lr_grid(df) -> str:
+    lrs = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
+    return (" from {" + ", ".join(f"{v:g}" for v in sorted(lrs["lr"].unique())) + "}"
+            if "lr" in lrs and len(lrs) else "")
+
+
 def _headline(verdict, xo, df, path, scale: str) -> "Headline":
     """The paper's question at the paper's ratio first, then the crossover, both sides' FLOPs."""
     from modgen_bench.reporting import Headline
     from modgen_bench.reporting.figures import Figure
-    paper = _paper_cells(verdict)
+    ratio = _paper_ratio(df)
+    paper = _paper_cells(verdict, ratio)
     label = SCALES.get(scale, "Pilot scale")
     lines, counts = [], {}
     for conv, g in paper.groupby("convention"):
@@ -151,21 +169,23 @@ def _headline(verdict, xo, df, path, scale: str) -> "Headline":
             + ", ".join(f"{k} in {v}" for k, v in n.items()) + f" of {len(g)} cells "
             f"(uniform mixture: {'; '.join(g['uniform'])}); SPD's endpoint (worst-case excess, "
             "gate - monolith): " + ", ".join(f"{k} in {v}" for k, v in ex.items())
-            + ". " + _cross_line(xo, conv) + _flops_line(df, conv))
-    text = (f"**{label}.** Does the gate beat a monolith at the paper's ratio, r = {PAPER_RATIO} "
+            + ". " + _cross_line(xo, conv) + _flops_line(df, conv, ratio))
+    text = (f"**{label}.** Does the gate beat a monolith at the paper's ratio, r = {ratio:g} "
             "(its Table 1 matched total parameters; at its shapes the non-embedding ratio is 0.26, "
             "PAPER.md section 5), on every mixture? 'Supported' only when gate - monolith is < 0 "
             "on every vertex and the uniform mixture at Holm-adjusted p < 0.05 (intervals over "
             "seeds and test windows); 'contradicted' only when some mixture is > 0 at that level. "
             "Then where the win vanishes: r* only where the cells' own intervals change sign and "
-            "the fit agrees with them (Fieller interval over seeds).\n\n" + "\n".join(lines))
+            "the fit agrees with them (Fieller interval over seeds). Monoliths warm up for a "
+            "fixed fraction of their steps; their learning rate is chosen per cell on the "
+            f"validation windows{_lr_grid(df)}.\n\n" + "\n".join(lines))
     tone = ("bad" if paper["verdict"].eq("contradicted").any() else
             "ok" if paper["verdict"].eq("supported").all() else "neutral")
     fig = Figure("gate - monolith vs the non-embedding ratio r, per triple and convention (95% "
                  "intervals over seeds and windows; dotted: checked r*)", Path(path),
                  alt="gate minus monolith NLL per token against r for each triple, budget and "
                      "matching convention, with the checked crossover")
-    return Headline(f"{label}: gate vs monolith at the paper's ratio r = {PAPER_RATIO}, then "
+    return Headline(f"{label}: gate vs monolith at the paper's ratio r = {ratio:g}, then "
                     "the crossover", text, counts=counts, figure=fig, tone=tone)
 
 
