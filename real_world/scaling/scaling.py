@@ -274,11 +274,13 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
             "bonferroni": crit, "p_chi2": p_chi2}
 
 
-def report(df: pd.DataFrame, fig_dir: Path) -> list:
+def _fmt_table(t):
+    return t.drop(columns=["iv"], errors="ignore").round(4)
+
+
+def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
+    """The headline and the gate-vs-monolith section: every mixture, SPD's endpoint, crossover."""
     from modgen_bench.reporting import Section
-    fig_dir = Path(fig_dir)
-    df = _num(df, ["budget", "r_target", "r", "compute_ratio", "token_ratio", "expert_d", "seed",
-                   "mono_d", "mono_steps", "resample", "mono_lr", "lr"])
     uni = cell_intervals(df, "gate-vs-mono", "delta_uniform")
     deltas = df[df["method"].eq("gate-vs-mono") & df["metric"].eq("delta_uniform")]
     xo = crossover_table(deltas, uni)
@@ -286,7 +288,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     verdict = mixture_verdicts(df)
     scale = str(df["scale"].dropna().iloc[0]) if "scale" in df and df["scale"].notna().any() \
         else "pilot"
-    fmt = lambda t: t.drop(columns=["iv"], errors="ignore").round(4)
+    fmt = _fmt_table
     const_mono = cell_intervals(df, "const-vs-mono", "delta_uniform", a="constant gate")
     mono = df[df["method"].eq("mono") & df["metric"].isin(["flops_train", "flops_ratio_total"])]
     flops = mono.pivot_table(index=[c for c in CELL if c in mono], columns="metric",
@@ -326,6 +328,16 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                  if len(lr) else lr)],
         figures=[("gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
                   "checked r*)", path)])]
+    return sections
+
+
+def report(df: pd.DataFrame, fig_dir: Path) -> list:
+    from modgen_bench.reporting import Section
+    fig_dir = Path(fig_dir)
+    df = _num(df, ["budget", "r_target", "r", "compute_ratio", "token_ratio", "expert_d", "seed",
+                   "mono_d", "mono_steps", "resample", "mono_lr", "lr"])
+    sections = _comparison(df, fig_dir)
+    fmt = _fmt_table
     base = ["case", "expert_d", "budget"]
     g_const = cell_intervals(df, "gate-vs-const", "delta_uniform", b="constant gate")
     g_exc = cell_intervals(df, "gate-vs-const", "delta_worst_excess", b="constant gate")
