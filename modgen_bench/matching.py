@@ -11,8 +11,11 @@ training steps (budget):
   budget as ``tokens``.
 - ``tokens``: width from r; the monolith sees the experts' combined training tokens
   (steps_m = steps_e, batch_m = p x batch_e per step).
-- ``compute``: width from r; training FLOPs = the experts' combined FLOPs
+- ``compute``: width from r; training FLOPs = the experts' combined training FLOPs
   (steps_m = steps_e x F_e / F_m at batch_m = p x batch_e).
+- ``compute_total``: width from r; training FLOPs = every FLOP of the gate side
+  (`gate_side_flops`: the experts' training, scoring the cached windows, the proposal,
+  restoration and fresh-Z draws with their scoring, SPD, the Z restoration and routing).
 
 Counts follow `modgen_bench.models.TransformerLM` exactly (untied head, learned positions);
 FLOPs follow Kaplan et al. 2020 ("Scaling laws for neural language models", Table 1):
@@ -26,9 +29,10 @@ from dataclasses import asdict, dataclass, replace
 
 __all__ = ["CONVENTIONS", "nonembedding_count", "nonembedding_params", "embedding_params", "total_params",
            "train_flops_per_token", "train_flops", "width_for_nonembedding",
-           "width_for_params", "MonolithPlan", "match_monolith"]
+           "width_for_params", "MonolithPlan", "match_monolith", "causal_pass_flops",
+           "gate_pass_flops", "GateSideFlops", "gate_side_flops"]
 
-CONVENTIONS = ("params", "nonembedding", "compute", "tokens")
+CONVENTIONS = ("params", "nonembedding", "compute", "compute_total", "tokens")
 
 
 def nonembedding_count(module) -> int:
@@ -131,8 +135,12 @@ class MonolithPlan:
 
 
 def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: int, template,
-                   r: float = 1.0, gate_params: int = 0, scale_ff: bool = True) -> MonolithPlan:
+                   r: float = 1.0, gate_params: int = 0, scale_ff: bool = True,
+                   extra_flops: float = 0.0) -> MonolithPlan:
     """Width and steps of the monolith under ``convention`` (see the module docstring).
+
+    ``extra_flops``: the gate side's FLOPs beyond the experts' training (``compute_total`` adds
+    them to the budget the monolith trains on; `GateSideFlops.total` minus ``experts_train``).
 
     ``expert``: the LMConfig of one expert (all p share it); ``template``: the monolith's
     LMConfig (its d_model/d_ff are replaced); each expert trains ``expert_steps`` steps on
@@ -152,12 +160,92 @@ def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: in
     mono = replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff)
     f_e, f_m = train_flops_per_token(expert), train_flops_per_token(mono)
     steps = expert_steps
+    flops_e = p * train_flops(expert, expert_steps, batch)
     if convention == "compute":
         steps = max(1, round(expert_steps * f_e / f_m))
-    flops_e = p * train_flops(expert, expert_steps, batch)
+    elif convention == "compute_total":
+        steps = max(1, round((flops_e + extra_flops) / train_flops(mono, 1, p * batch)))
     flops_m = train_flops(mono, steps, p * batch)
     return MonolithPlan(convention, d, mono.d_ff, steps, batch,
                         r=nonembedding_params(mono) / ne_experts,
                         params_ratio=total_params(mono) / (p * total_params(expert) + gate_params),
                         compute_ratio=flops_m / flops_e,
                         token_ratio=steps / expert_steps)
+
+
+def causal_pass_flops(cfg, n: int) -> float:
+    """FLOPs of n causal passes over ``block_size - 1`` predicted positions: scoring n windows,
+    or drawing n sequences ancestrally WITH a KV cache (each new token runs once, attending to
+    the t cached positions before it). Position t (1..T-1) costs 2 (N_nonemb + V d) for the
+    weights and 4 n_layer t d for Q K^T and A V, so a window costs
+    2 (T - 1)(N + V d) + 2 n_layer d T (T - 1)."""
+    T, d = cfg.block_size, cfg.d_model
+    per = 2 * (T - 1) * (nonembedding_params(cfg) + cfg.vocab_size * d) \
+        + 2 * cfg.n_layer * d * T * (T - 1)
+    return float(n) * per
+
+
+def gate_pass_flops(n_nonemb: int, n_layer: int, d_model: int, T: int, n: int) -> float:
+    """Forward FLOPs of a non-causal gate on n sequences of T tokens: every position runs the
+    weights (2 N_nonemb, the pooled head counted per position: an upper bound) and attends to all
+    T positions (4 n_layer T d): n (2 T N + 4 n_layer T^2 d)."""
+    return float(n) * (2 * T * n_nonemb + 4 * n_layer * T * T * d_model)
+
+
+@dataclass
+class GateSideFlops:
+    """Every FLOP the gate side spends (training = 3 x forward, Kaplan et al. 2020).
+
+    Attributes:
+        experts_train: p experts' training (`train_flops`).
+        expert_scoring: the cached windows (SPD's pool and the test windows of every domain)
+            scored under every expert.
+        sampling: draws from the experts (proposal pool, restoration draws, fresh-Z draws), KV
+            cached, each then scored under every expert.
+        gate_train: SPD: a forward and backward pass of the gate on p x per_domain data windows
+            and as many expert draws per step.
+        restoration: the Z restoration: a forward and backward pass on its draws per Gauss-Newton
+            step plus one for the start, and one forward per accepted step (line-search halvings
+            not counted: a lower bound).
+        routing: the gate's forward passes that grade it (test windows, fresh-Z draws).
+    """
+
+    experts_train: float
+    expert_scoring: float
+    sampling: float
+    gate_train: float
+    restoration: float
+    routing: float
+
+    @property
+    def total(self) -> float:
+        return sum(asdict(self).values())
+
+    @property
+    def beyond_training(self) -> float:
+        return self.total - self.experts_train
+
+
+def gate_side_flops(expert, p: int, expert_steps: int, batch: int, n_windows: int, n_draws: int,
+                    gate, spd_steps: int, per_domain: int, n_restore_draws: int,
+                    restore_steps: int, n_routed: int) -> GateSideFlops:
+    """`GateSideFlops` of one (experts, gate) pair.
+
+    ``expert``: one expert's LMConfig; ``n_windows``: cached windows in all (each scored by p
+    experts); ``n_draws``: sequences drawn from the experts in all; ``gate``:
+    (n_nonemb, n_layer, d_model) of the gate; ``n_restore_draws``: draws the restoration solves
+    on; ``n_routed``: sequences the gate is graded on.
+    """
+    T = expert.block_size
+    g_ne, g_layer, g_d = gate
+
+    def fwd_gate(n):
+        return gate_pass_flops(g_ne, g_layer, g_d, T, n)
+
+    return GateSideFlops(
+        experts_train=p * train_flops(expert, expert_steps, batch),
+        expert_scoring=p * causal_pass_flops(expert, n_windows),
+        sampling=(1 + p) * causal_pass_flops(expert, n_draws),
+        gate_train=3 * fwd_gate(spd_steps * 2 * p * per_domain),
+        restoration=(3 * (1 + restore_steps) + restore_steps) * fwd_gate(n_restore_draws),
+        routing=fwd_gate(n_routed))

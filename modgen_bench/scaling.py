@@ -18,44 +18,62 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
    gamma_t(k) ∝ prod_{s<t} E[k](x_s | x_<s) (free: no training). With the uniform prior the
    router's student is exactly the constant gate (the product telescopes to
    (1/p) sum_k E[k](x)); both are computed, independently, and reported;
-4. for each matching convention (`modgen_bench.matching`: ``compute``, ``tokens``) and each
-   target non-embedding ratio r, trains the monolith on the uniform mixture and records, per test
-   window, gate minus monolith: on the uniform mixture (all windows, equal per domain) and on
-   the worst vertex (max_k NLL_k(gate) - max_k NLL_k(mono)), each with the per-window paired
-   s.e. and a paired bootstrap over windows (`modgen_bench.stats`);
+4. for each matching convention (`modgen_bench.matching`: ``compute``, ``compute_total``,
+   ``tokens``) and each target non-embedding ratio r, trains the monolith on the uniform mixture
+   (warm-up a fraction ``warmup_frac`` of its steps; learning rate chosen from ``mono_lrs`` by
+   NLL on the validation windows, `select_lr`) and records, per test window, gate minus
+   monolith on the uniform mixture and on every vertex (per-window paired s.e.), the difference
+   of the worst vertices, and SPD's own endpoint: the difference of the worst-case excesses
+   max_k [NLL_k - NLL_k(expert k)] (paired bootstraps over windows, `modgen_bench.stats`);
 5. splits gate - monolith on domain k's windows into the routing cost proper (gate - constant
    gate), the shared domain-prior cost (constant gate - expert k, <= log p / (T - 1) per token:
    the price of not knowing the domain, which the monolith pays too) and the expert deficit
-   (expert k - monolith) (issue 13, item 8).
+   (expert k - monolith) (issue 13, item 8);
+6. counts every FLOP of both sides (`matching.gate_side_flops`; the monolith's training, and its
+   learning-rate selection apart).
 
-The report (`report`) pools seeds: paired t intervals over seeds per cell, the crossover fit
-delta = a + b log r + c log B (`modgen_bench.crossover`) with a bootstrap r* per convention and
-triple, a figure, and a verdict on the paper's Table 1 claim under each convention.
+The report (real_world/scaling/scaling.py) pools seeds with intervals that carry the shared test
+windows' error (`stats.two_level_interval`), tests "better on every mixture" with Holm's
+correction (`stats.every_mixture`), answers at the paper's ratio first and states a crossover
+only where the cells show one (`crossover_table`, `crossover.checked_crossover`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
 from .algorithms.normaliser import z_control_variate
 from .config_utils import build
-from .crossover import bootstrap_crossover, seed_crossover
+from .crossover import checked_crossover
 from .data.corpora import VOCAB_SIZE
 from .errors import UserError
 from .experts import ExpertProposal
-from .matching import CONVENTIONS, match_monolith, nonembedding_params, total_params
+from .matching import (
+    CONVENTIONS,
+    causal_pass_flops,
+    match_monolith,
+    nonembedding_params,
+    total_params,
+    train_flops,
+)
 from .models import LMConfig, count_params
 from .provenance import stable_seed
 from .results import lam_label
 from .sampling import draw_from_q, log_gate, log_weight, z_estimate
+from .sequence.train import warmup_steps
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
 
 __all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
-           "draws_from_q", "fresh_z", "routing_split", "worst_vertex_bootstrap"]
+           "draws_from_q", "fresh_z", "routing_split", "worst_vertex_bootstrap", "select_lr",
+           "crossover_table", "projected_flops"]
+
+
+#: How a preset's headline names its scale (quick presets are pilots, never the verdict).
+SCALES = {"pilot": "Pilot scale", "decisive": "Decisive preset", "full": "Full scale"}
 
 
 @dataclass
@@ -73,8 +91,11 @@ class ScalingConfig:
     n_head: int = 2
     mono_layers: int = 2
     batch_size: int = 16                # windows per domain per step (experts and monolith)
-    lr: float = 3e-3
-    warmup: int = 20
+    lr: float = 3e-3                    # experts' learning rate
+    warmup_frac: float = 0.1            # warm-up as a fraction of each run's steps (both sides)
+    mono_lrs: list = field(default_factory=list)   # the monolith's LR grid ([] = [lr] only)
+    scale: str = "pilot"                # a key of SCALES: named in every headline
+    paper_ratio: float = 0.26           # r at which the paper's Table 1 matched total params
     n_gate_train: int = 512
     n_eval: int = 128
     n_z_draws: int = 2048               # fresh draws from q for Z
@@ -96,8 +117,15 @@ class ScalingConfig:
             raise UserError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")
         if len(set(cfg.budgets)) < 2 or len(set(cfg.ratios)) < 2:
             raise UserError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
-        if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets):
-            raise UserError("scaling config: ratios must be > 0 and budgets >= 1")
+        if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets) \
+                or not cfg.paper_ratio > 0:
+            raise UserError("scaling config: ratios and paper_ratio must be > 0 and budgets >= 1")
+        if not 0 <= cfg.warmup_frac < 1 or any(not lr > 0 for lr in cfg.mono_lrs):
+            raise UserError(f"scaling config: warmup_frac must be in [0, 1) and mono_lrs > 0 "
+                             f"(got {cfg.warmup_frac}, {cfg.mono_lrs})")
+        if cfg.scale not in SCALES:
+            raise UserError(f"scaling config: scale must be one of {sorted(SCALES)} "
+                             f"(got {cfg.scale!r})")
         if cfg.n_restore < 0 or cfg.n_z_draws < 2:
             raise UserError(f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
                              f"(got {cfg.n_restore}, {cfg.n_z_draws})")
@@ -135,7 +163,7 @@ def bayes_router_nll(test_tok: torch.Tensor, prior=None) -> torch.Tensor:
 
 def worst_vertex_bootstrap(a, b, groups, rng, n_boot: int = 1000, level: float = 0.95) -> dict:
     """max_k mean_k(a) - max_k mean_k(b) over domains k (``groups``) and its paired bootstrap
-    interval (windows resampled within each domain, the same indices for a and b)."""
+    interval and s.e. (windows resampled within each domain, the same indices for a and b)."""
     a, b, groups = np.asarray(a, float), np.asarray(b, float), np.asarray(groups)
     labels = np.unique(groups)
     idx = [np.flatnonzero(groups == g) for g in labels]
@@ -147,7 +175,7 @@ def worst_vertex_bootstrap(a, b, groups, rng, n_boot: int = 1000, level: float =
         ma[:, j], mb[:, j] = a[pick].mean(axis=1), b[pick].mean(axis=1)
     stat = ma.max(axis=1) - mb.max(axis=1)
     lo, hi = np.quantile(stat, [0.5 - level / 2, 0.5 + level / 2])
-    return {"mean": float(point), "lo": float(lo), "hi": float(hi)}
+    return {"mean": float(point), "lo": float(lo), "hi": float(hi), "se": float(stat.std(ddof=1))}
 
 
 def const_gate_nll(test_e: torch.Tensor, T: int) -> np.ndarray:
@@ -198,112 +226,195 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
 
 
 def _cell(cfg, triple, size, seed, out_dir, dev, progress):
-    from .pipeline import (
-        LMTrain,
-        SmallNet,
-        Store,
-        cache_experts,
-        expert_nll,
-        gate_nll,
-        lm_nll,
-        load_splits,
-        train_experts,
-        train_gate,
-        train_retrain,
-    )
+    from .pipeline import Store, load_splits
     from .pipeline.data import job_info
     corpora = list(cfg.triples[triple])
-    p, T = len(corpora), cfg.block_size
     store = Store(out_dir)
     rows = []
-    base = dict(case=triple, seed=seed, expert_d=size)
+    base = dict(case=triple, seed=seed, expert_d=size, resample=cfg.resample, scale=cfg.scale,
+                paper_ratio=cfg.paper_ratio)
 
     def add(method, metric, value, **extra):
         rows.append({**base, "method": method, "metric": metric, "value": float(value), **extra})
 
-    splits = load_splits(corpora, T, cfg.n_gate_train, cfg.n_eval, cfg.resample)
-    groups = np.repeat(np.arange(p), cfg.n_eval)
-    e_cfg = expert_config(cfg, size)
-    template = mono_template(cfg)
+    splits = load_splits(corpora, cfg.block_size, cfg.n_gate_train, cfg.n_eval, cfg.resample)
     for B in cfg.budgets:
-        at = dict(budget=B)
-        spec = LMTrain(cfg.n_layer, cfg.n_head, size, 4 * size, B, cfg.batch_size, cfg.lr,
-                       cfg.warmup)
-        experts = train_experts(splits, spec, seed, cfg.resample, store, dev, progress,
-                                cfg.checkpoint_every)
-        cache = cache_experts(experts, splits, cfg.n_proposal, stable_seed(seed, "proposal"),
-                              store, dev, n_restore=cfg.n_restore)
-        g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
-                       cfg.resample, store, dev, progress)
-        fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
-        spd_z = fresh_z(g.gate_spd, fresh)
-        for suffix, v in spd_z.items():                           # SPD's last iterate
-            add("gate", "Z_fresh_spd" + suffix, v, **at)
-        add("gate", "Z_pool", _pool_z(cache, g.gate_spd), **at)
-        add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
-        for name, v in (g.restoration or {}).items():             # Z = 1 restored (stage 4)
-            add("gate", f"Z_restore_{name}", v, **at)
-        zf = spd_z if g.gate_spd is g.gate else fresh_z(g.gate, fresh)     # no restoration: same
-        for suffix, v in zf.items():
-            add("gate", "Z_fresh" + suffix, v, **at)
-        z, z_lo, z_hi = zf[""], zf["_lo"], zf["_hi"]
-        if not z > 0:
-            raise ValueError(f"Z of the gate estimated at {z:.3g} on {cfg.n_z_draws} fresh draws "
-                             "(not > 0): raise n_z_draws")
-        # per-window NLL per token of every model on the test windows (domain by domain)
-        test_e = cache.test
-        raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()
-        if g.gate_spd is not g.gate:      # what the restoration cost: SPD's gate, / its own Z_hat
-            z_spd = max(float(spd_z[""]), 1e-300)
-            spd_nll = gate_nll(g.gate_spd, splits.test, test_e, dev).double().numpy()
-            add("gate_spd", "nll_per_token", (spd_nll + math.log(z_spd) / (T - 1)).mean(),
-                lam=_uniform(p), **at)
-        nll = {"gate": raw + math.log(z) / (T - 1),               # proper likelihood: / Z_hat
-               "const": const_gate_nll(test_e, T),
-               "bayes_router": bayes_router_nll(cache.test_tok).numpy()}
-        experts_nll = np.stack([expert_nll(test_e, k, T).double().numpy() for k in range(p)])
-        # Z's interval propagated to the gate's NLL (per token): [log Z_lo, log Z_hi] / (T - 1)
-        add("gate", "nll_Z_shift_lo", math.log(max(z_lo, 1e-300)) / (T - 1), **at)
-        add("gate", "nll_Z_shift_hi", math.log(z_hi) / (T - 1), **at)
-        for name, v in nll.items():
-            for k in range(p):
-                add(name, "nll_per_token", v[groups == k].mean(), lam=_vertex(p, k), **at)
-            add(name, "nll_per_token", v.mean(), lam=_uniform(p), **at)
-        for k in range(p):
-            add(f"expert_{k}", "nll_per_token", experts_nll[k, groups == k].mean(),
-                lam=_vertex(p, k), **at)
-        rng = np.random.default_rng(stable_seed(seed, B, "boot"))
-        for name in ("const", "bayes_router"):
-            _deltas(add, "gate", name, nll["gate"], nll[name], groups, rng, cfg.n_boot, at)
-        n_gate = count_params(g.gate)
+        side = _gate_side(cfg, splits, size, seed, B, store, dev, progress, add)
         for conv in cfg.conventions:
             for r in cfg.ratios:
-                plan = match_monolith(conv, e_cfg, p, B, cfg.batch_size, template, r=r,
-                                      gate_params=n_gate)
-                mspec = LMTrain(cfg.mono_layers, cfg.n_head, plan.d_model, plan.d_ff, plan.steps,
-                                cfg.batch_size, cfg.lr, cfg.warmup)
-                mono = train_retrain(splits, mspec, plan.d_model, np.full(p, 1.0 / p),
-                                     f"mono-d{plan.d_model}-s{plan.steps}", seed, cfg.resample,
-                                     store, dev, progress, cfg.checkpoint_every)
-                m = lm_nll(mono.model, splits.test, dev).double().numpy()
-                cell = {**at, "convention": conv, "r_target": r, "r": plan.r,
-                        "compute_ratio": plan.compute_ratio, "token_ratio": plan.token_ratio,
-                        "params_ratio": plan.params_ratio, "mono_d": plan.d_model,
-                        "mono_steps": plan.steps}
-                for k in range(p):
-                    add("mono", "nll_per_token", m[groups == k].mean(), lam=_vertex(p, k), **cell)
-                add("mono", "nll_per_token", m.mean(), lam=_uniform(p), **cell)
-                for name in ("gate", "const"):
-                    _deltas(add, name, "mono", nll[name], m, groups, rng, cfg.n_boot, cell)
-                for k in range(p):                               # routing-cost split (item 8)
-                    w = groups == k
-                    parts = routing_split(nll["gate"][w], nll["const"][w], experts_nll[k, w], m[w])
-                    for metric, v in parts.items():
-                        add("gate", f"split_{metric}", v, lam=_vertex(p, k), **cell)
+                _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add)
+    e_cfg = expert_config(cfg, size)
     params = {"expert": total_params(e_cfg), "expert_nonembedding": nonembedding_params(e_cfg)}
     for name, v in params.items():
         add(name, "n_params", v)
     return rows, job_info(splits, cfg.resample)
+
+
+@dataclass
+class _Side:
+    """What the monolith cells of one budget need from the gate side."""
+
+    budget: int
+    expert_d: int
+    nll: dict                 # name -> (n,) per-window NLL per token (gate, const, bayes_router)
+    experts_nll: np.ndarray   # (p, n): expert k on every window
+    groups: np.ndarray        # (n,) domain of each window
+    n_gate: int
+    flops: object             # matching.GateSideFlops
+    rng: np.random.Generator
+
+
+def _gate_side(cfg, splits, size, seed, B, store, dev, progress, add) -> _Side:
+    """Experts, cache, SPD gate, Z on fresh draws, grading of the gate and its baselines."""
+    from .pipeline import LMTrain, SmallNet, cache_experts, expert_nll, train_experts, train_gate
+    p, T = splits.p, cfg.block_size
+    at = dict(budget=B)
+    spec = LMTrain(cfg.n_layer, cfg.n_head, size, 4 * size, B, cfg.batch_size, cfg.lr,
+                   warmup_steps(B, cfg.warmup_frac))
+    experts = train_experts(splits, spec, seed, cfg.resample, store, dev, progress,
+                            cfg.checkpoint_every)
+    cache = cache_experts(experts, splits, cfg.n_proposal, stable_seed(seed, "proposal"),
+                          store, dev, n_restore=cfg.n_restore)
+    g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
+                   cfg.resample, store, dev, progress)
+    fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
+    nll = _grade_gate(cfg, g, cache, splits, fresh, dev, add, at)
+    groups = np.repeat(np.arange(p), cfg.n_eval)
+    test_e = cache.test
+    experts_nll = np.stack([expert_nll(test_e, k, T).double().numpy() for k in range(p)])
+    for name, v in nll.items():
+        for k in range(p):
+            add(name, "nll_per_token", v[groups == k].mean(), lam=_vertex(p, k), **at)
+        add(name, "nll_per_token", v.mean(), lam=_uniform(p), **at)
+        add(name, "worst_excess", _worst_excess(v, experts_nll, groups), **at)
+    for k in range(p):
+        add(f"expert_{k}", "nll_per_token", experts_nll[k, groups == k].mean(),
+            lam=_vertex(p, k), **at)
+    rng = np.random.default_rng(stable_seed(seed, B, "boot"))
+    for name in ("const", "bayes_router"):
+        _deltas(add, "gate", name, nll["gate"], nll[name], groups, experts_nll, rng, cfg.n_boot, at)
+    flops = _gate_flops(cfg, splits, size, B, g)
+    for part, v in asdict(flops).items():
+        add("gate", f"flops_{part}", v, **at)
+    add("gate", "flops_total", flops.total, **at)
+    return _Side(B, size, nll, experts_nll, groups, count_params(g.gate), flops, rng)
+
+
+def _gate_flops(cfg, splits, size, B, g):
+    """`matching.gate_side_flops` of this budget's experts and gate (restoration steps as run)."""
+    from .matching import gate_side_flops, nonembedding_count
+    p = splits.p
+    n_restore = p * cfg.n_restore if g.restoration else 0
+    steps = int((g.restoration or {}).get("steps", 0))
+    n_draws = p * cfg.n_proposal + n_restore + cfg.n_z_draws
+    gate = (nonembedding_count(g.gate), cfg.gate["n_layer"], cfg.gate["d_model"])
+    n_routed = 2 * (p * cfg.n_eval + cfg.n_z_draws)          # SPD's gate and the restored one
+    # windows scored by every expert: SPD's pool, the test and the validation windows
+    return gate_side_flops(expert_config(cfg, size), p, B, cfg.batch_size,
+                           p * (cfg.n_gate_train + 2 * cfg.n_eval), n_draws, gate,
+                           int(cfg.spd["steps"]), int(cfg.spd["per_domain"]), n_restore, steps,
+                           n_routed)
+
+
+def _grade_gate(cfg, g, cache, splits, fresh, dev, add, at) -> dict:
+    """Z of SPD's and the restored gate on fresh draws; per-window NLL per token of the gate
+    (divided by its fresh Z), the constant gate and the Bayes router on the test windows."""
+    from .pipeline import gate_nll
+    p, T = splits.p, cfg.block_size
+    spd_z = fresh_z(g.gate_spd, fresh)
+    for suffix, v in spd_z.items():                           # SPD's last iterate
+        add("gate", "Z_fresh_spd" + suffix, v, **at)
+    add("gate", "Z_pool", _pool_z(cache, g.gate_spd), **at)
+    add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
+    for name, v in (g.restoration or {}).items():             # Z = 1 restored (stage 4)
+        add("gate", f"Z_restore_{name}", v, **at)
+    zf = spd_z if g.gate_spd is g.gate else fresh_z(g.gate, fresh)     # no restoration: same
+    for suffix, v in zf.items():
+        add("gate", "Z_fresh" + suffix, v, **at)
+    z, z_lo, z_hi = zf[""], zf["_lo"], zf["_hi"]
+    if not z > 0:
+        raise ValueError(f"Z of the gate estimated at {z:.3g} on {cfg.n_z_draws} fresh draws "
+                         "(not > 0): raise n_z_draws")
+    test_e = cache.test
+    raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()
+    if g.gate_spd is not g.gate:      # what the restoration cost: SPD's gate, / its own Z_hat
+        z_spd = max(float(spd_z[""]), 1e-300)
+        spd_nll = gate_nll(g.gate_spd, splits.test, test_e, dev).double().numpy()
+        add("gate_spd", "nll_per_token", (spd_nll + math.log(z_spd) / (T - 1)).mean(),
+            lam=_uniform(p), **at)
+    # Z's interval propagated to the gate's NLL (per token): [log Z_lo, log Z_hi] / (T - 1)
+    add("gate", "nll_Z_shift_lo", math.log(max(z_lo, 1e-300)) / (T - 1), **at)
+    add("gate", "nll_Z_shift_hi", math.log(z_hi) / (T - 1), **at)
+    return {"gate": raw + math.log(z) / (T - 1),               # proper likelihood: / Z_hat
+            "const": const_gate_nll(test_e, T),
+            "bayes_router": bayes_router_nll(cache.test_tok).numpy()}
+
+
+def select_lr(train_at, val_nll, lrs) -> tuple[float, object, dict]:
+    """Model selection on a small grid (DomainBed style, validation split): ``train_at(lr)``
+    trains a model, ``val_nll(model)`` scores it on validation windows; returns (the lr with the
+    lowest validation NLL, its model, {lr: validation NLL})."""
+    scores, models = {}, {}
+    for lr in lrs:
+        models[lr] = train_at(lr)
+        scores[lr] = float(val_nll(models[lr]))
+    best = min(scores, key=scores.get)
+    return best, models[best], scores
+
+
+def _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add):
+    """The monolith at (convention, r) with its learning rate chosen on the validation windows,
+    and every gate - monolith row of this cell."""
+    from .pipeline import LMTrain, lm_nll, train_retrain
+    p, B = splits.p, side.budget
+    plan = match_monolith(conv, expert_config(cfg, side.expert_d), p, B, cfg.batch_size,
+                          mono_template(cfg), r=r, gate_params=side.n_gate,
+                          extra_flops=side.flops.beyond_training)
+
+    def train_at(lr):
+        mspec = LMTrain(cfg.mono_layers, cfg.n_head, plan.d_model, plan.d_ff, plan.steps,
+                        cfg.batch_size, lr, warmup_steps(plan.steps, cfg.warmup_frac))
+        return train_retrain(splits, mspec, plan.d_model, np.full(p, 1.0 / p),
+                             f"mono-d{plan.d_model}-s{plan.steps}", seed, cfg.resample, store,
+                             dev, progress, cfg.checkpoint_every).model
+
+    lrs = cfg.mono_lrs or [cfg.lr]
+    lr, model, scores = select_lr(train_at, lambda m: lm_nll(m, splits.val, dev).mean(), lrs)
+    m = lm_nll(model, splits.test, dev).double().numpy()
+    mono_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
+    train = train_flops(mono_cfg, plan.steps, p * cfg.batch_size)
+    cell = {"budget": B, "convention": conv, "r_target": r, "r": plan.r,
+            "compute_ratio": plan.compute_ratio, "token_ratio": plan.token_ratio,
+            "params_ratio": plan.params_ratio, "mono_d": plan.d_model, "mono_steps": plan.steps,
+            "mono_lr": lr, "mono_warmup": warmup_steps(plan.steps, cfg.warmup_frac)}
+    groups = side.groups
+    for k in range(p):
+        add("mono", "nll_per_token", m[groups == k].mean(), lam=_vertex(p, k), **cell)
+    add("mono", "nll_per_token", m.mean(), lam=_uniform(p), **cell)
+    add("mono", "worst_excess", _worst_excess(m, side.experts_nll, groups), **cell)
+    add("mono", "flops_train", train, **cell)
+    add("mono", "flops_selection", train * (len(lrs) - 1), **cell)
+    add("mono", "flops_eval", causal_pass_flops(mono_cfg, p * cfg.n_eval * (len(lrs) + 1)),
+        **cell)                                      # validation per grid point, then the test
+    add("mono", "flops_ratio_total", train / side.flops.total, **cell)
+    for v_lr, v in scores.items():
+        add("mono", "val_nll", v, lr=v_lr, **cell)
+    for name in ("gate", "const"):
+        _deltas(add, name, "mono", side.nll[name], m, groups, side.experts_nll, side.rng,
+                cfg.n_boot, cell)
+    for k in range(p):                               # routing-cost split (issue 13, item 8)
+        w = groups == k
+        parts = routing_split(side.nll["gate"][w], side.nll["const"][w],
+                              side.experts_nll[k, w], m[w])
+        for metric, v in parts.items():
+            add("gate", f"split_{metric}", v, lam=_vertex(p, k), **cell)
+
+
+def _worst_excess(nll, experts_nll, groups) -> float:
+    """SPD's own objective (lam signal ``excess``): max_k [NLL_k(model) - NLL_k(expert k)] over
+    the domains' test windows."""
+    return max(float((nll[groups == k] - experts_nll[k, groups == k]).mean())
+               for k in np.unique(groups))
 
 
 def _vertex(p, k) -> str:
@@ -314,18 +425,31 @@ def _uniform(p) -> str:
     return lam_label(np.full(p, 1.0 / p))
 
 
-def _deltas(add, a, b, x, y, groups, rng, n_boot, extra):
-    """Rows for a - b: uniform mixture (mean over all windows) with the per-window paired s.e.
-    and a paired bootstrap; worst vertex with its paired bootstrap."""
+def _deltas(add, a, b, x, y, groups, experts_nll, rng, n_boot, extra):
+    """Rows for a - b per test window: the uniform mixture and every vertex (each with its
+    per-window paired s.e.; the uniform one also with a paired bootstrap), the difference of the
+    worst vertices, and SPD's endpoint, the difference of the worst-case excesses over each
+    domain's expert (each with its paired bootstrap and bootstrap s.e.)."""
     se = per_window_paired_se(x, y)
     boot = paired_bootstrap(x, y, rng=rng, n_boot=n_boot, groups=groups)
     worst = worst_vertex_bootstrap(x, y, groups, rng, n_boot)
+    own = experts_nll[groups, np.arange(groups.size)]        # each window's own domain expert
+    excess = worst_vertex_bootstrap(x - own, y - own, groups, rng, n_boot)
     method = f"{a}-vs-{b}"
     for metric, v in (("delta_uniform", se.mean), ("delta_uniform_se", se.se),
                       ("delta_uniform_boot_lo", boot.lo), ("delta_uniform_boot_hi", boot.hi),
-                      ("delta_worst", worst["mean"]), ("delta_worst_boot_lo", worst["lo"]),
-                      ("delta_worst_boot_hi", worst["hi"])):
+                      ("delta_worst", worst["mean"]), ("delta_worst_se", worst["se"]),
+                      ("delta_worst_boot_lo", worst["lo"]), ("delta_worst_boot_hi", worst["hi"]),
+                      ("delta_worst_excess", excess["mean"]),
+                      ("delta_worst_excess_se", excess["se"]),
+                      ("delta_worst_excess_boot_lo", excess["lo"]),
+                      ("delta_worst_excess_boot_hi", excess["hi"])):
         add(method, metric, v, **extra)
+    p = experts_nll.shape[0]
+    for k in range(p):
+        vk = per_window_paired_se(x[groups == k], y[groups == k])
+        add(method, "delta_vertex", vk.mean, lam=_vertex(p, k), **extra)
+        add(method, "delta_vertex_se", vk.se, lam=_vertex(p, k), **extra)
 
 
 def cell_jobs(config: dict, device: str = "cpu", progress: bool = False) -> list:
@@ -337,41 +461,66 @@ def cell_jobs(config: dict, device: str = "cpu", progress: bool = False) -> list
             for t in cfg.triples for d in cfg.expert_sizes for s in cfg.seeds]
 
 
-def crossover_table(deltas, n_boot: int = 500, seed: int = 0):
-    """Per (case, convention, expert_d): r* at each budget with its bootstrap interval, fitted on
-    the per-seed gate-vs-mono uniform deltas (``deltas``: rows with delta, r, budget, seed), and
-    the seed-level t interval (`crossover.seed_crossover`: *_seeds columns)."""
+def crossover_table(deltas, cells, interaction: bool = False):
+    """Per (case, resample, convention, expert_d, budget): the crossover checked against that
+    budget's cells (`crossover.checked_crossover`).
+
+    ``deltas``: per-seed gate - monolith rows (value, r, budget, seed and the group columns);
+    ``cells``: per-cell intervals over seeds and windows (r, budget, mean, se, lo, hi)."""
     import pandas as pd
+    keys = [c for c in ("case", "resample", "convention", "expert_d") if c in deltas]
     out = []
-    for (case, conv, size), g in deltas.groupby(["case", "convention", "expert_d"]):
+    for key, g in deltas.groupby(keys):
+        key = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        sel = np.ones(len(cells), bool)
+        for k, v in key.items():
+            sel &= (cells[k] == v).to_numpy()
         for B in sorted(g["budget"].unique()):
+            c = cells[sel & (cells["budget"] == B).to_numpy()].sort_values("r")
+            row = {**key, "budget": B}
             try:
-                res = bootstrap_crossover(g["value"], g["r"], g["budget"], float(B),
-                                          n_boot=n_boot, rng=stable_seed(seed, case, conv, B))
-            except ValueError as err:
-                out.append({"case": case, "convention": conv, "expert_d": size, "budget": B,
-                            "r_star": np.nan, "lo": np.nan, "hi": np.nan,
-                            "crossing_share": np.nan, "note": str(err)})
+                res = checked_crossover(g["value"], g["r"], g["budget"], g["seed"], float(B),
+                                        c["r"], c["mean"], c["se"], c["lo"], c["hi"],
+                                        interaction=interaction)
+            except ValueError as err:          # a design the fit cannot identify
+                out.append({**row, "status": "no fit", "text": str(err)})
                 continue
-            fit = res.pop("fit")
-            try:                                   # each seed's own fit: t interval over seeds
-                by_seed = seed_crossover(g["value"], g["r"], g["budget"], g["seed"], float(B))
-            except ValueError:                     # a seed without >= 2 ratios and budgets
-                by_seed = {"r_star": np.nan, "lo": np.nan, "hi": np.nan, "n_crossing": 0,
-                           "n_seeds": int(g["seed"].nunique())}
-            row = {"case": case, "convention": conv, "expert_d": size, "budget": B,
-                   **{k: res[k] for k in ("r_star", "lo", "hi", "crossing_share")},
-                   "r_star_seeds": by_seed["r_star"], "lo_seeds": by_seed["lo"],
-                   "hi_seeds": by_seed["hi"], "seeds_crossing": f"{by_seed['n_crossing']}/{by_seed['n_seeds']}",
-                   "a": fit.coef[0], "b_logr": fit.coef[1], "c_logB": fit.coef[2],
-                   "resid_sd": fit.resid_sd, "n": fit.n, "note": ""}
-            try:                                   # with the log r x log B interaction
-                inter = bootstrap_crossover(g["value"], g["r"], g["budget"], float(B),
-                                            n_boot=n_boot, interaction=True,
-                                            rng=stable_seed(seed, case, conv, B, "x"))
-                row.update({"r_star_x": inter["r_star"], "lo_x": inter["lo"],
-                            "hi_x": inter["hi"], "resid_sd_x": inter["fit"].resid_sd})
-            except ValueError as err:
-                row["note"] = f"interaction fit: {err}"
-            out.append(row)
+            out.append({**row, **asdict(res)})
     return pd.DataFrame(out)
+
+
+def projected_flops(config: dict, restore_steps: int = 3) -> dict:
+    """Every FLOP a preset will spend (`matching.gate_side_flops` per (triple, size, seed,
+    budget), each monolith's training at every grid learning rate and its evaluation passes),
+    before running it:
+    {"gate_side", "monolith", "total"}. ``restore_steps``: Gauss-Newton steps assumed per Z
+    restoration (the quick preset's gates took 1-4). Divide by a throughput measured with
+    `modgen-bench bench train --device cuda` (achieved TFLOP/s) for a projected time."""
+    from .matching import gate_side_flops
+    cfg = ScalingConfig.from_dict(config)
+    p = len(next(iter(cfg.triples.values())))
+    reps = len(cfg.triples) * len(cfg.seeds)
+    g = cfg.gate
+    gate_ne = g["n_layer"] * (4 * g["d_model"] ** 2 + 2 * g["d_model"] * g["d_ff"]
+                              + 9 * g["d_model"] + g["d_ff"]) + 2 * g["d_model"]
+    gate_side = mono = 0.0
+    for size in cfg.expert_sizes:
+        e_cfg = expert_config(cfg, size)
+        for B in cfg.budgets:
+            f = gate_side_flops(e_cfg, p, B, cfg.batch_size,
+                                p * (cfg.n_gate_train + 2 * cfg.n_eval),
+                                p * (cfg.n_proposal + cfg.n_restore) + cfg.n_z_draws,
+                                (gate_ne, g["n_layer"], g["d_model"]), int(cfg.spd["steps"]),
+                                int(cfg.spd["per_domain"]), p * cfg.n_restore,
+                                restore_steps if cfg.n_restore else 0,
+                                2 * (p * cfg.n_eval + cfg.n_z_draws))
+            gate_side += reps * f.total
+            for conv in cfg.conventions:
+                for r in cfg.ratios:
+                    plan = match_monolith(conv, e_cfg, p, B, cfg.batch_size, mono_template(cfg),
+                                          r=r, extra_flops=f.beyond_training)
+                    m_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
+                    n_lr = len(cfg.mono_lrs or [cfg.lr])
+                    mono += reps * (n_lr * train_flops(m_cfg, plan.steps, p * cfg.batch_size)
+                                    + causal_pass_flops(m_cfg, p * cfg.n_eval * (n_lr + 1)))
+    return {"gate_side": gate_side, "monolith": mono, "total": gate_side + mono}

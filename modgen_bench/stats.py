@@ -9,6 +9,12 @@ token, so negative = ``a`` better), with a 95% interval:
   (`per_window_paired_se`) and a paired bootstrap of the mean difference over windows
   (`paired_bootstrap`, the same windows resampled for both models).
 
+- over seeds AND test windows when the seeds share one set of test windows
+  (`two_level_interval`): the seeds' spread misses the error of the shared windows, which is
+  added back (`two_level_interval`'s docstring);
+- over a family of mixtures (`every_mixture`): "better on every mixture" is a family of tests,
+  Holm-corrected (`holm`).
+
 ``a`` "wins" only when the whole interval lies below 0, ``b`` wins only when it lies above 0;
 otherwise the comparison is undecided (`decide`). Tables show mean, s.e., the interval and n,
 never a bare std.
@@ -21,7 +27,8 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = ["Interval", "paired_t_interval", "per_window_paired_se", "paired_bootstrap", "decide",
-           "paired_table", "LEVEL"]
+           "paired_table", "LEVEL", "two_level_interval", "interval_pvalue", "holm",
+           "MixtureFamily", "every_mixture"]
 
 #: The confidence level used everywhere.
 LEVEL = 0.95
@@ -164,3 +171,96 @@ def paired_table(rows, a: str, others, index: str = "lam", unit: str = "seed",
                         "verdict": decide(iv.lo, iv.hi, a, other),
                         "cell": f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]"})
     return pd.DataFrame(out)
+
+
+def two_level_interval(seed_means, window_se, level: float = LEVEL) -> Interval:
+    """Interval for the mean over seeds of a paired difference when the seeds share test windows.
+
+    Model: d_s = mu + W + S_s, W the error of the shared test windows (common to every seed),
+    S_s the seed's own deviation. The mean over n seeds has variance Var(W) + Var(S) / n; the
+    seeds' sample variance estimates only Var(S), so Var(W) is added from the per-seed window
+    standard errors ``window_se`` (one per seed, `per_window_paired_se`). The s.e. of the
+    seed-averaged windows is at most the mean of the per-seed s.e. (the s.d. of an average is at
+    most the average s.d.), so that bound is used: conservative, never optimistic.
+    se = sqrt(s^2 / n + mean(window_se)^2); Student t on n - 1 d.o.f. (normal when n = 1).
+    """
+    d = _diffs(seed_means)
+    w = np.asarray(window_se, dtype=np.float64)
+    if w.shape != d.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"window_se: one finite s.e. >= 0 per seed (got {w.tolist()})")
+    n, mean = d.size, float(d.mean())
+    var_s = float(d.var(ddof=1)) / n if n > 1 else 0.0
+    se = float(np.sqrt(var_s + w.mean() ** 2))
+    q = float(_st.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else float(_st.norm.ppf(0.5 + level / 2))
+    return Interval(mean, se, mean - q * se, mean + q * se, n, "seeds+windows", level)
+
+
+def interval_pvalue(iv: Interval) -> float:
+    """Two-sided p-value of mean = 0 for an `Interval`: Student t on n - 1 d.o.f. for the
+    replicate methods ("t", "seeds+windows" with n >= 2), the normal otherwise."""
+    if not (np.isfinite(iv.se) and iv.se > 0):
+        return float("nan") if not np.isfinite(iv.se) else float(iv.mean == 0.0)
+    z = abs(iv.mean) / iv.se
+    if iv.method in ("t", "seeds+windows") and iv.n >= 2:
+        return float(2 * _st.t.sf(z, iv.n - 1))
+    return float(2 * _st.norm.sf(z))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): sorted p_(1) <= ... <= p_(m),
+    adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)), returned in the input order. Rejecting
+    where adj < alpha controls the family-wise error rate at alpha."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1 or np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"holm: p-values must be a 1-d array in [0, 1] (got {p.tolist()})")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+@dataclass(frozen=True)
+class MixtureFamily:
+    """"a better than b on every mixture", tested mixture by mixture with Holm's correction.
+
+    Attributes:
+        verdict: "supported" (every mixture's difference is < 0 at Holm-adjusted p < alpha),
+            "contradicted" (some mixture's difference is > 0 at Holm-adjusted p < alpha),
+            "undecided" otherwise.
+        labels, intervals: the mixtures and their (unadjusted) intervals.
+        p_holm: Holm-adjusted two-sided p-values, in the order of ``labels``.
+        alpha: the family-wise error rate.
+    """
+
+    verdict: str
+    labels: tuple
+    intervals: tuple
+    p_holm: tuple
+    alpha: float
+
+
+def every_mixture(labels, intervals, alpha: float = 1 - LEVEL) -> MixtureFamily:
+    """Holm-corrected verdict on d(lam) = a - b < 0 for every lam in ``labels``.
+
+    A difference of per-token NLLs (cross-entropies) is linear in the mixture weights lam, so it is
+    negative on the whole simplex iff it is negative at every vertex: the vertices (and the
+    uniform mixture, which the paper also reports) make the family. Each mixture's two-sided
+    p-value (`interval_pvalue`) is Holm-adjusted over the family; "contradicted" needs a mixture
+    where b is better at the adjusted level, never a single unadjusted interval.
+    """
+    ivs = tuple(intervals)
+    if len(ivs) == 0 or len(ivs) != len(labels):
+        raise ValueError("every_mixture: one interval per mixture label, at least one")
+    raw = np.array([interval_pvalue(iv) for iv in ivs])
+    adj = holm(np.nan_to_num(raw, nan=1.0))
+    means = np.array([iv.mean for iv in ivs])
+    sig = adj < alpha
+    if np.all(sig & (means < 0)):
+        verdict = "supported"
+    elif np.any(sig & (means > 0)):
+        verdict = "contradicted"
+    else:
+        verdict = "undecided"
+    return MixtureFamily(verdict, tuple(labels), ivs, tuple(float(x) for x in adj), alpha)

@@ -11,8 +11,9 @@ from modgen_bench.results import RunContext
 from modgen_bench.suites import discover
 
 TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1], expert_sizes=[8],
-            budgets=[4, 8], ratios=[0.5, 2.0], conventions=["compute", "tokens"], block_size=9,
-            batch_size=4, warmup=0, n_gate_train=16, n_eval=8, n_z_draws=64, n_restore=128,
+            budgets=[4, 8], ratios=[0.26, 2.0], conventions=["compute", "compute_total", "tokens"],
+            block_size=9, batch_size=4, warmup_frac=0.1, mono_lrs=[1e-3, 3e-3], n_gate_train=16,
+            n_eval=8, n_z_draws=64, n_restore=128,
             gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
             spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
 
@@ -65,8 +66,8 @@ def rows(plugin, tmp_path_factory):
 @NEEDS_CORPORA
 def test_rows_cover_every_cell_and_record_the_convention(rows):
     d = rows[rows["method"].eq("gate-vs-mono") & rows["metric"].eq("delta_uniform")]
-    assert len(d) == 2 * 2 * 2 * 2                           # seeds x budgets x conventions x r
-    assert set(d["convention"]) == {"compute", "tokens"}
+    assert len(d) == 2 * 2 * 3 * 2                           # seeds x budgets x conventions x r
+    assert set(d["convention"]) == {"compute", "compute_total", "tokens"}
     comp = d[d["convention"].eq("compute")]
     # equal FLOPs up to rounding the monolith's steps to an integer (tiny budgets here)
     step = comp["compute_ratio"] / comp["mono_steps"]
@@ -107,26 +108,69 @@ def test_routing_split_adds_up_to_gate_minus_monolith(rows):
 
 
 @NEEDS_CORPORA
-def test_report_has_crossover_table_figure_and_verdicts(plugin, rows, tmp_path):
+def test_report_answers_at_the_paper_ratio_then_the_crossover(plugin, rows, tmp_path):
     sections = plugin.report(rows, tmp_path)
     head, first = sections[0], sections[1]
     from modgen_bench.reporting import Headline
     assert isinstance(head, Headline) and head.figure.path.is_file()
-    verdicts = {k: v for k, v in head.counts.items()}
-    assert sum(verdicts.values()) == len(dict(first.tables)[next(
-        c for c, _ in first.tables if c.startswith("Verdict"))])          # one count per cell
-    assert all(k.split(": ")[0] in ("compute", "tokens") for k in verdicts)
-    assert "compute-matched" in head.text and "tokens-matched" in head.text
+    assert head.title.startswith("Pilot scale") and "Pilot scale" in head.text
+    assert "r = 0.26" in head.title and "FLOPs" in head.text and "Crossover:" in head.text
     captions = [c for c, _ in first.tables]
-    assert any("Crossover r*" in c for c in captions)
     verdict = dict(first.tables)[next(c for c in captions if c.startswith("Verdict"))]
-    assert set(verdict["convention"]) == {"compute", "tokens"}
+    # the headline counts the cells at the paper's ratio: one per convention and budget
+    assert sum(head.counts.values()) == len(verdict[verdict["r_target"].eq(0.26)]) == 3 * 2
+    assert all(k.split(": ")[0] in ("compute", "compute_total", "tokens") for k in head.counts)
+    assert "compute-matched" in head.text and "tokens-matched" in head.text
     assert set(verdict["verdict"]) <= {"supported", "contradicted", "undecided"}
+    assert {"worst-case excess", "max Holm p", "least favourable vertex"} <= set(verdict)
+    xo = dict(first.tables)[next(c for c in captions if c.startswith("Crossover"))]
+    assert len(xo) == 3 * 2 and xo["status"].notna().all()
+    stated = xo[xo["status"].eq("crossing")]        # r* only where the cells change sign
+    assert stated["r_star"].notna().all()
+    assert xo[~xo["status"].eq("crossing")]["r_star"].isna().all()
+    if "sign never changes" in head.text:
+        pytest.fail("'the sign never changes' is not a phrase the checked report uses")
     assert all(f.is_file() for _, f in first.figures)
     for _, f in first.figures:                        # PNG + SVG written atomically, alt text beside
         assert f.with_suffix(".svg").is_file()
         assert f.with_suffix(".alt.txt").read_text().startswith("gate minus monolith")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]      # no temp file left
+
+
+def test_monolith_lr_is_the_grid_point_with_the_lowest_validation_nll(rows):
+    val = rows[rows["metric"].eq("val_nll")]
+    assert set(val["lr"]) == {1e-3, 3e-3}
+    cell = ["seed", "budget", "convention", "r_target"]
+    best = val.loc[val.groupby(cell)["value"].idxmin()].set_index(cell)["lr"]
+    chosen = rows[rows["metric"].eq("flops_train")].set_index(cell)["mono_lr"]
+    assert (chosen.reindex(best.index) == best).all() and len(best) == 2 * 2 * 3 * 2
+
+
+def test_warmup_is_a_fraction_of_each_monoliths_steps(rows):
+    m = rows[rows["metric"].eq("flops_train")]
+    assert m["mono_steps"].nunique() > 2
+    want = [max(1, round(0.1 * s)) for s in m["mono_steps"]]
+    np.testing.assert_array_equal(m["mono_warmup"], want)
+
+
+def test_flops_rows_add_up_and_compute_total_matches_the_gate_side(rows):
+    g = rows[rows["method"].eq("gate") & rows["metric"].str.startswith("flops_")]
+    wide = g.pivot_table(index=["seed", "budget"], columns="metric", values="value")
+    parts = [c for c in wide if c != "flops_total"]
+    assert len(parts) == 6
+    np.testing.assert_allclose(wide[parts].sum(axis=1), wide["flops_total"], rtol=1e-12)
+    ratio = rows[rows["metric"].eq("flops_ratio_total")]
+    tot = ratio[ratio["convention"].eq("compute_total")]["value"]
+    assert ((tot - 1).abs() < 0.05).all()                   # integer steps round the match
+    assert (ratio[ratio["convention"].eq("tokens")]["value"] < 1).all()
+
+
+def test_warmup_steps_scale_with_steps():
+    from modgen_bench.sequence.train import warmup_steps
+    assert [warmup_steps(s, 0.1) for s in (1, 18, 42, 200, 6000)] == [1, 2, 4, 20, 600]
+    assert warmup_steps(50, 0.0) == 0
+    with pytest.raises(ValueError, match="frac"):
+        warmup_steps(10, 1.0)
 
 
 @pytest.mark.parametrize("suite", ["real_world/scaling", "real_world/scaling/smoke"])
@@ -135,10 +179,15 @@ def test_every_scaling_preset_is_a_valid_config(suite):
     for exp in discover(suite):
         for name, preset in exp.presets.items():
             cfg = scaling.ScalingConfig.from_dict(preset)
-            assert set(cfg.conventions) == {"compute", "tokens"}, (exp.path, name)
+            assert {"compute", "tokens"} <= set(cfg.conventions), (exp.path, name)
+            assert cfg.paper_ratio in cfg.ratios, (exp.path, name)     # the paper's r first
+            assert (cfg.scale == "decisive") == (name == "decisive"), (exp.path, name)
             if "smoke" not in suite:
                 assert len(cfg.triples) == 3 and len(cfg.seeds) >= 3 and len(cfg.ratios) >= 5
-                assert {0.25, 0.5, 1.0, 1.7, 2.6} <= set(cfg.ratios)
+                assert {0.26, 0.5, 1.0, 1.7, 2.6} <= set(cfg.ratios)
+            if name == "decisive":
+                assert len(cfg.seeds) >= 5 and len(cfg.expert_sizes) == 3
+                assert "compute_total" in cfg.conventions and len(cfg.mono_lrs) >= 3
 
 
 def test_domain_prior_cost_is_at_most_log_p_per_window():
@@ -170,3 +219,12 @@ def test_z_calibration_counts_and_family_tests(plugin):
         assert (out["max_abs_z"] <= out["bonferroni"]) == consistent
         assert out["p_chi2"] == pytest.approx(chi2.sf(outlier ** 2, 18))
         assert ("every gate consistent" in out["text"]) == consistent
+
+
+def test_projected_flops_add_up_over_replicates_and_grid_points():
+    one = scaling.projected_flops(TINY)
+    two = scaling.projected_flops({**TINY, "seeds": [0, 1, 2, 3]})
+    assert two["total"] == pytest.approx(2 * one["total"])
+    single = scaling.projected_flops({**TINY, "mono_lrs": [1e-3]})
+    assert one["monolith"] / 2 < single["monolith"] < one["monolith"]   # evaluation passes too
+    assert single["gate_side"] == one["gate_side"]

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UserError
 
 __all__ = ["LMConfig", "SelfAttention", "MLP", "Block", "Encoder", "TransformerLM", "count_params",
-           "init_weights"]
+           "init_weights", "KVCache"]
 
 
 @dataclass
@@ -70,6 +70,37 @@ class SelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)   # (B, H, T, C/H) -> (B, T, C)
         return self.proj(y)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of the positions decoded so far, one (B, H, t, C/H) pair per block, for
+    ancestral sampling: each new token then runs through the model once instead of re-running
+    the whole prefix (`TransformerLM.next_logits_cached`)."""
+
+    k: list
+    v: list
+    length: int = 0
+
+    @classmethod
+    def empty(cls, n_layer: int) -> "KVCache":
+        return cls([None] * n_layer, [None] * n_layer, 0)
+
+
+def _attend_cached(attn: SelfAttention, x, cache: KVCache, i: int):
+    """Causal attention of the new positions x (B, T_new, C) to the cached ones and themselves;
+    appends their keys and values to block i's cache. Only T_new = 1 is used (ancestral
+    sampling), where the new position may see every cached one, so no mask is needed; several
+    positions only into an empty cache, with the causal mask."""
+    B, T, C = x.shape
+    q, k, v = attn.qkv(x).split(C, dim=2)
+    # (B, T, C) -> (B, H, T, C/H)
+    q, k, v = (t.view(B, T, attn.n_head, C // attn.n_head).transpose(1, 2) for t in (q, k, v))
+    if cache.k[i] is not None:
+        k, v = torch.cat([cache.k[i], k], dim=2), torch.cat([cache.v[i], v], dim=2)
+    cache.k[i], cache.v[i] = k, v
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+    return attn.proj(y.transpose(1, 2).contiguous().view(B, T, C))   # (B, H, T, C/H) -> (B, T, C)
 
 
 class MLP(nn.Module):
@@ -171,6 +202,27 @@ class TransformerLM(nn.Module):
     def next_logits(self, idx):
         """(B, V) logits of the token after idx (BOS at -inf); the head runs at the last position only."""
         return self._logits(self.encoder(idx[:, -self.config.block_size:])[:, -1])
+
+    @torch.no_grad()
+    def next_logits_cached(self, tok, cache: KVCache):
+        """(B, V) logits of the token after the cached prefix and ``tok`` (B, 1), the BOS logit at
+        -inf; ``tok``'s keys and values join ``cache``. The same numbers as `next_logits` on the
+        whole prefix, up to float summation order, at one position's cost (eval mode: no
+        dropout)."""
+        enc = self.encoder
+        t = cache.length
+        if t > 0 and tok.shape[1] != 1:
+            raise ValueError("next_logits_cached: after the first call, one token at a time")
+        if t + tok.shape[1] > enc.block_size:
+            raise ValueError(f"sequence length {t + tok.shape[1]} exceeds block_size "
+                             f"{enc.block_size}")
+        pos = torch.arange(t, t + tok.shape[1], device=tok.device)
+        x = enc.tok(tok) + enc.pos(pos)                   # (B, 1, C)
+        for i, block in enumerate(enc.blocks):
+            x = x + _attend_cached(block.attn, block.ln1(x), cache, i)
+            x = x + block.mlp(block.ln2(x))
+        cache.length = t + tok.shape[1]
+        return self._logits(enc.ln_f(x)[:, -1])
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, generator: torch.Generator | None = None):

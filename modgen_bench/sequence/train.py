@@ -21,7 +21,7 @@ from .. import distributed as dist
 from ..optim import make_adamw
 from ..provenance import stable_seed
 
-__all__ = ["train_lm", "autocast", "lr_factor", "StepHook", "make_adamw"]
+__all__ = ["train_lm", "autocast", "lr_factor", "warmup_steps", "StepHook", "make_adamw"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +39,14 @@ def lr_factor(step: int, steps: int, warmup: int, floor: float = 0.1) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def warmup_steps(steps: int, frac: float) -> int:
+    """Warm-up as a fraction of the run: ``round(frac * steps)``, at least 1 when frac > 0, so a
+    short run is not spent entirely inside a fixed warm-up (0 when frac is 0)."""
+    if steps < 1 or not 0 <= frac < 1:
+        raise ValueError(f"warmup_steps: steps >= 1 and frac in [0, 1) (got {steps}, {frac})")
+    return max(1, round(frac * steps)) if frac > 0 else 0
 
 
 def _sequence_loss(model, idx, weights):
