@@ -1,9 +1,8 @@
 """The suite's byte-level `TransformerLM` as an `ExpertLM` (tokenizer: bytes 0..255 + BOS 256).
 
-Scores and draws exactly as the pipeline always has: scoring in chunks of ``batch_size``
-windows through `TransformerLM.token_logprobs`, ancestral sampling from BOS with the softmax on
-the CPU and the CPU generator (`sampling.LMProposal`), so the same seed gives the same windows
-whatever the device.
+Scores in chunks of ``batch_size`` windows through `TransformerLM.token_logprobs`; draws by
+KV-cached ancestral sampling from BOS with the softmax on the CPU and the CPU generator (as
+`sampling.LMProposal`), so the same seed gives the same windows whatever the device.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import torch
 
 from ..data.corpora import BOS, VOCAB_SIZE
 from ..models import TransformerLM, count_params
+from ..models.transformer import KVCache
 from .protocol import Draw
 
 __all__ = ["BYTES_HASH", "BuiltinExpert", "ByteTokens", "BuiltinFamily"]
@@ -67,10 +67,13 @@ class BuiltinExpert:
         return self.draw(n, T, generator).windows
 
     def _ancestral(self, n: int, T: int, generator):
+        """KV-cached: each drawn token runs through the model once (`KVCache`), the same draws
+        as re-running the prefix (`next_logits`) for the same generator."""
         idx = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
+        cache = KVCache.empty(len(self.model.encoder.blocks))
         logps = []
         for _ in range(T - 1):
-            logits = self.model.next_logits(idx)  # (n, V), BOS at -inf
+            logits = self.model.next_logits_cached(idx[:, -1:], cache)  # (n, V), BOS at -inf
             probs = torch.softmax(logits.float(), dim=-1).cpu()  # (n, V)
             nxt = torch.multinomial(probs, 1, generator=generator)  # (n, 1)
             logps.append(torch.log_softmax(logits.float(), dim=-1).cpu().gather(-1, nxt))
