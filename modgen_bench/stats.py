@@ -182,16 +182,19 @@ def two_level_interval(seed_means, window_se, level: float = LEVEL) -> Interval:
     standard errors ``window_se`` (one per seed, `per_window_paired_se`). The s.e. of the
     seed-averaged windows is at most the mean of the per-seed s.e. (the s.d. of an average is at
     most the average s.d.), so that bound is used: conservative, never optimistic.
-    se = sqrt(s^2 / n + mean(window_se)^2); Student t on n - 1 d.o.f. (normal when n = 1).
+    se = sqrt(s^2 / n + mean(window_se)^2); Student t on n - 1 d.o.f. One seed gives no
+    interval (NaN bounds): Var(S) cannot be estimated from it, and leaving it out would treat the
+    seed effect as zero.
     """
     d = _diffs(seed_means)
     w = np.asarray(window_se, dtype=np.float64)
     if w.shape != d.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"window_se: one finite s.e. >= 0 per seed (got {w.tolist()})")
     n, mean = d.size, float(d.mean())
-    var_s = float(d.var(ddof=1)) / n if n > 1 else 0.0
-    se = float(np.sqrt(var_s + w.mean() ** 2))
-    q = float(_st.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else float(_st.norm.ppf(0.5 + level / 2))
+    if n < 2:
+        return Interval(mean, float("nan"), float("nan"), float("nan"), n, "seeds+windows", level)
+    se = float(np.sqrt(float(d.var(ddof=1)) / n + w.mean() ** 2))
+    q = float(_st.t.ppf(0.5 + level / 2, n - 1))
     return Interval(mean, se, mean - q * se, mean + q * se, n, "seeds+windows", level)
 
 

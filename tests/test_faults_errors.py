@@ -173,13 +173,14 @@ def _scaling_plugin():
 
 
 def test_scaling_verdict_with_one_seed_says_so():
-    """A run with one seed has no t interval (its bounds are NaN and the table drops them): the
-    verdict table says 'one seed: no interval' instead of failing on the missing bound."""
-    cell = {"case": "text3", "convention": "params", "expert_d": 8, "budget": 1, "r": 1.0,
-            "r_target": 1.0, "mean": -0.25, "n": 1, "verdict": "undecided"}
-    uni = pd.DataFrame([cell])
-    verdict = _scaling_plugin().table1_verdict(uni, uni.copy())
-    assert verdict["uniform"].iloc[0] == "-0.2500 (one seed: no interval)"
-    assert verdict["verdict"].iloc[0] == "undecided"
-    two = pd.DataFrame([{**cell, "lo": -0.5, "hi": -0.1, "n": 2, "verdict": "gate better"}])
-    assert _scaling_plugin().table1_verdict(two, two)["uniform"].iloc[0] == "-0.2500 [-0.5000, -0.1000]"
+    """A run with one seed has no interval (the seed error cannot be estimated from one seed): the
+    verdict table says 'one seed: no interval' and the every-mixture verdict stays undecided,
+    instead of failing on the missing bound or claiming a win from the window error alone."""
+    from modgen_bench.stats import every_mixture, two_level_interval
+
+    plugin = _scaling_plugin()
+    one = two_level_interval([-0.25], [0.01])
+    assert plugin._fmt(one) == "-0.2500 (one seed: no interval)"
+    assert every_mixture(["(1, 0)", "uniform"], [one, one]).verdict == "undecided"
+    two = two_level_interval([-0.3, -0.2], [0.0, 0.0])
+    assert plugin._fmt(two) == f"-0.2500 [{two.lo:+.4f}, {two.hi:+.4f}]"

@@ -209,6 +209,6 @@ def test_the_cli_exits_2_with_one_line_on_a_bad_folder(tmp_path):
     )
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(
-        "modgen-bench: error: expert 'pets': cannot load"
+    assert len(lines) == 1 and lines[0].startswith("modgen-bench: error: ") and (
+        "expert 'pets': cannot load" in lines[0]
     ), r.stderr

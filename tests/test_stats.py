@@ -136,6 +136,13 @@ def test_two_level_interval_adds_the_shared_window_error():
     assert both.se == pytest.approx(np.hypot(t.se, 0.01))
 
 
+def test_two_level_interval_gives_no_interval_for_one_seed():
+    """One seed: the seed error is unknown, so no interval (the window s.e. alone would claim one)."""
+    iv = stats.two_level_interval([-0.1], [0.001])
+    assert iv.n == 1 and np.isnan(iv.lo) and np.isnan(iv.hi) and np.isnan(iv.se)
+    assert np.isnan(stats.interval_pvalue(iv))
+
+
 def test_two_level_interval_covers_with_shared_windows():
     """Simulated: 3 seeds share one window draw W ~ N(0, 0.02); the seeds' t interval alone misses
     the truth far more than 5% of the time, the two-level one about 5% or less."""

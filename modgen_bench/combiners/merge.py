@@ -71,7 +71,7 @@ def shared_base(experts):
 
 
 def _merged(experts, state: dict):
-    model = copy.deepcopy(experts.models[0])
+    model = copy.deepcopy(experts.modules[0])
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)
 
@@ -91,7 +91,7 @@ class _MergeBase(Combiner):
             return CombinerResult(None, skip=NO_SHARED_INIT)
         from ..pipeline.evaluate import lm_nll
 
-        states = [m.state_dict() for m in ctx.experts.models]
+        states = [m.state_dict() for m in ctx.experts.modules]
         model, rows = self.merge(ctx, base, states, settings)
         b = ctx.budget
         cost = ctx.cost(b["expert_params"] / ctx.splits.p, b["expert_flops"], b["expert_tokens"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.corpora import BOS, VOCAB_SIZE
+from ..data.corpora import VOCAB_SIZE
 from ..matching import train_flops
 from ..models import LMConfig
 from .base import CombinerContext, Cost, run_combiners, train_flops_module
@@ -42,10 +42,11 @@ def q_draws(experts, n: int, seed: int, store, dev):
     """The stage-7 draws from q, (inputs (n, T), log E (n, p)), reloaded from the store under the
     key `pipeline.sample.sample_gates` used (drawn again the same way if the file is gone)."""
     from ..pipeline.sample import draws_key
-    from ..sampling import LMProposal, draw_from_q
+    from ..experts import ExpertProposal
+    from ..sampling import draw_from_q
 
     key = draws_key(experts, n, seed)
-    proposal = LMProposal(experts.models, experts.models[0].config.block_size, BOS, dev)
+    proposal = ExpertProposal(experts.experts, experts.T)
     inputs, log_e, _ = store.get(
         "q-draws", key, lambda: draw_from_q(proposal, n, torch.Generator().manual_seed(seed))
     )

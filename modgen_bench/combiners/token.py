@@ -160,7 +160,7 @@ class _TokenBase(Combiner):
             ctx.run_seed,
             ctx.resample,
         )
-        models = ctx.experts.models
+        models = ctx.experts.modules
 
         def compute():
             torch.manual_seed(stable_seed(ctx.run_seed, "init", "router"))

@@ -43,6 +43,13 @@ class Experts:
     T: int                    # tokens per window, BOS included
     family: object = field(default_factory=BuiltinFamily)   # builds LMs of the experts' kind
     sources: list = field(default_factory=list)            # per expert: where it came from
+    base_state: dict | None = None   # branch: the shared base's weights (what merging needs)
+
+    @property
+    def modules(self) -> list:
+        """The experts' torch modules (both adapters wrap one with `TransformerLM`'s forward
+        API), for methods that need whole next-token distributions or the weights themselves."""
+        return [e.model for e in self.experts]
 
     @property
     def vocab_size(self) -> int:
@@ -125,7 +132,8 @@ def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int
     sources = [{"expert": n, "source": "branch", "family": family.name,
                 "base_final_loss": base_loss, "base_steps": spec.steps,
                 "finetune_steps": finetune_steps} for n in splits.corpora]
-    return Experts(experts, final, experts[0].n_params, key, T, family, sources)
+    base_state = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
+    return Experts(experts, final, experts[0].n_params, key, T, family, sources, base_state)
 
 
 def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
