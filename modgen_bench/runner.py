@@ -309,6 +309,7 @@ def run_suite(suite: str, preset: str = "quick", device: str = "auto", out: str 
 
 def _run_one(root, exp, config, code, key, preset, device, overrides, resume, force, resume_from,
              launch, log) -> None:
+    """Run one experiment of the plan into its folder and write its results (`run_suite`)."""
     from . import distributed as dist
     seed = int(config.get("seed", 0))
     if resume and is_done(root / f"{exp.name}-{key}"):

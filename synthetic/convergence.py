@@ -27,6 +27,7 @@ import pandas as pd  # noqa: E402
 
 from modgen_bench import instances  # noqa: E402
 from modgen_bench.algorithms.harness import run_method  # noqa: E402
+from modgen_bench.errors import UserError
 from modgen_bench.exact import solve  # noqa: E402
 from modgen_bench.provenance import stable_seed  # noqa: E402
 from modgen_bench.reporting import (  # noqa: E402
@@ -106,7 +107,7 @@ def run(ctx) -> None:
     steps, log_every = int(cfg["steps"]), int(cfg["log_every"])
     for label in [*cfg["methods"], *cfg.get("structured_methods", [])]:
         if label not in METHODS:
-            raise ValueError(f"unknown method label '{label}'; choose from {', '.join(METHODS)}")
+            raise UserError(f"unknown method label '{label}'; choose from {', '.join(METHODS)}")
     sweep_left = int(cfg.get("sweep_cases", 0))
     for case, group, problem, support in _cases(cfg):
         sol = solve(problem, support=support)

@@ -37,6 +37,7 @@ import torch
 from modgen_bench.algorithms.spd import SIGNALS, SPDConfig, log_pi, train_spd
 from modgen_bench.config_utils import build
 from modgen_bench.data.synthetic import CONTAMINATION, SuccessorTask
+from modgen_bench.errors import UserError
 from modgen_bench.matching import nonembedding_count
 from modgen_bench.models import GateConfig, LMConfig, SequenceGate, TransformerLM, count_params
 from modgen_bench.provenance import stable_seed
@@ -80,16 +81,16 @@ class SuccessorConfig:
         cfg = build(cls, d, "successor config")
         bad_cases = [c for c in cfg.cases if c not in CONTAMINATION]
         if bad_cases:
-            raise ValueError(f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}")
+            raise UserError(f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}")
         bad = [s for s in cfg.signals if s not in SIGNALS]
         if bad:
-            raise ValueError(f"successor config: unknown signals {bad}; choose from {list(SIGNALS)}")
+            raise UserError(f"successor config: unknown signals {bad}; choose from {list(SIGNALS)}")
         if cfg.lam_grid < 2 or not all(0.0 <= l <= 1.0 for l in [*cfg.oracle_lams, cfg.mono_lam]):
-            raise ValueError("successor config: lam_grid must be >= 2 and every lam in [0, 1]")
+            raise UserError("successor config: lam_grid must be >= 2 and every lam in [0, 1]")
         grid = np.linspace(0.0, 1.0, cfg.lam_grid)
         off = [l for l in cfg.oracle_lams if not np.isclose(grid, l).any()]
         if off:
-            raise ValueError(f"successor config: oracle_lams {off} are not on the test grid "
+            raise UserError(f"successor config: oracle_lams {off} are not on the test grid "
                              f"linspace(0, 1, lam_grid={cfg.lam_grid})")
         return cfg
 

@@ -433,3 +433,48 @@ def test_a_home_without_room_for_the_machine_key_only_stops_adoption(stage_suite
     assert _run(stage_suite, out) == 0
     (run_dir,) = (out / "stagesuite-quick").glob("stagey-*")
     assert json.loads((run_dir / "key.json").read_text())["seal"] is None
+
+
+def test_payload_in_every_stage_file_of_a_real_pipeline_run_never_runs(tmp_path):
+    """The real-world plug-in's stage and checkpoint files (experts, loglik, gates, monoliths,
+    router, draws) all replaced by a payload after the run, the jobs' done markers removed: the
+    rerun computes every stage again, runs nothing and gives the same rows."""
+    import copy
+    import importlib.util
+
+    from modgen_bench.results import RunContext
+    micro = {
+        "corpora": ["scripture", "fortunes-es"], "block_size": 9, "seeds": [0], "resamples": [],
+        "n_gate_train": 16, "n_eval": 4, "n_proposal": 4, "n_draws": 16, "n_restore": 16,
+        "mixtures": [[1, 0], [0, 1], [0.5, 0.5], [0.6, 0.4], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]],
+        "conflict_every": 2, "conflict_batch": 2, "checkpoint_every": 2,
+        "expert": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8, "steps": 4,
+                   "batch_size": 4, "lr": 3e-3},
+        "mono": {"n_layer": 1, "n_head": 2, "d_model": 0, "d_ff": 0, "steps": 4, "batch_size": 2,
+                 "lr": 3e-3},
+        "gate": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
+        "spd": {"steps": 2, "per_domain": 2, "lr": 3e-3, "log_every": 1},
+        "router": {"steps": 2, "batch_size": 2, "lr": 3e-3},
+    }
+    spec = importlib.util.spec_from_file_location(
+        "modular_text_payload_test", Path(__file__).resolve().parent.parent / "real_world" /
+        "modular_text.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+
+    def run():
+        ctx = RunContext("real_world", copy.deepcopy(micro), tmp_path / "run", "cpu", 0)
+        plugin.run(ctx)
+        return ctx.frame()
+    clean = run()
+    planted = sorted((tmp_path / "run").rglob("*.pt"))
+    stems = {p.name.rsplit("-", 1)[0] for p in planted}
+    assert {"loglik", "gate-excess", "router", "q-draws"} <= stems and len(planted) >= 8
+    marker = tmp_path / "PWNED"
+    for f in planted:
+        _plant(f, marker, "torch")
+    for done in (tmp_path / "run").rglob("done"):
+        done.unlink()
+    again = run()
+    assert not marker.exists()
+    pd.testing.assert_frame_equal(again, clean, check_exact=True)
