@@ -199,7 +199,7 @@ def test_merging_formulas_and_the_merged_model_is_a_distribution():
 def _ctx(experts, base_state=None):
     g = torch.Generator().manual_seed(0)
     windows = torch.cat([torch.full((8, 1), BOS), torch.randint(0, V, (8, L), generator=g)], 1)
-    ex = SimpleNamespace(models=experts, base_state=base_state)
+    ex = SimpleNamespace(modules=experts, base_state=base_state)
     budget = {"expert_params": 3000, "gate_params": 10, "expert_flops": 1e6, "expert_tokens": 1e3}
     return SimpleNamespace(
         experts=ex,

@@ -121,3 +121,17 @@ def test_an_unknown_combiner_is_a_config_error_listing_the_registered_ones():
     cfg["combiners"] = {"mono_magic": {}}
     with pytest.raises(ValueError, match="unknown combiner 'mono_magic'.*gate_erm"):
         PipelineConfig.from_dict(cfg)
+
+
+def test_branched_experts_are_merged_not_skipped(synthetic_corpora):
+    """The `branch` source carries the base's weights, so both merges run and are graded."""
+    cfg = copy.deepcopy(TINY)
+    cfg.update(experts_from="branch", finetune_steps=3,
+               combiners={"merge_avg": {}, "merge_task_arith": {"alphas": [0.5, 1.0]}})
+    rows, _ = run_replicate(cfg, seed=0, resample=0, out_dir=synthetic_corpora / "store")
+    df = pd.DataFrame(rows)
+    assert not (df["case"] == "skip").any()
+    test = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
+    for m in ("merge_avg", "merge_task_arith"):
+        v = test[test["method"] == m]
+        assert v["lam"].nunique() == 5 and np.isfinite(v["value"]).all(), m
