@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
-from .stats import LEVEL, paired_t_interval
+from .stats import LEVEL, holm, paired_t_interval
 
 __all__ = [
     "Leaderboard",
@@ -46,18 +46,6 @@ FREE_BASELINES = ("const_gate", "gate_fixed_best")
 #: not proper likelihoods (unnormalised gates) or not rivals (single experts, own-mixture oracles)
 EXCLUDED = ("gate_excess", "gate_nll")
 WORST, UNIFORM = "worst vertex", "uniform"
-
-
-def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjusted p-values: sorted ascending, p_(i) (m - i + 1) made monotone
-    by a running max and capped at 1 (Holm 1979); reject H_i where adjusted p_i <= alpha."""
-    p = np.asarray(pvalues, dtype=float)
-    m = p.size
-    order = np.argsort(p)
-    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
-    out = np.empty(m)
-    out[order] = adj
-    return out
 
 
 @dataclass
