@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass, replace
 
 __all__ = ["CONVENTIONS", "nonembedding_count", "nonembedding_params", "embedding_params", "total_params",
            "train_flops_per_token", "train_flops", "width_for_nonembedding",
-           "width_for_params", "MonolithPlan", "match_monolith", "causal_pass_flops",
+           "width_for_params", "closed_form_counts", "MonolithPlan", "match_monolith",
+           "causal_pass_flops",
            "gate_pass_flops", "GateSideFlops", "gate_side_flops"]
 
 CONVENTIONS = ("params", "nonembedding", "compute", "compute_total", "tokens")
@@ -88,22 +89,47 @@ def _widths(template, d_max: int = 4096):
     return range(step, d_max + 1, step)
 
 
-def width_for_nonembedding(target: float, template, scale_ff: bool = True) -> int:
+def closed_form_counts(cfg) -> tuple[int, int]:
+    """(total, non-embedding) parameters of a built-in `TransformerLM` config (closed forms)."""
+    return total_params(cfg), nonembedding_params(cfg)
+
+
+def _nearest_width(count, target: float, template, scale_ff: bool) -> int:
+    """The width d (a multiple of n_head, up to 4096) whose ``count(config at d)`` is nearest
+    ``target`` in log ratio, the smaller d on a tie. Counts grow with d, so a bisection finds the
+    crossing and only its two neighbours are compared: a few counts, not one per width (a
+    family's count may build the model)."""
+    widths = _widths(template)
+
+    def cnt(i):
+        d = widths[i]
+        return count(replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff))
+
+    lo, hi = 0, len(widths) - 1
+    while lo < hi:                       # first i with cnt(i) >= target (or the last width)
+        mid = (lo + hi) // 2
+        if cnt(mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    best = [i for i in (lo - 1, lo) if i >= 0]
+    return widths[min(best, key=lambda i: (abs(math.log(cnt(i) / target)), i))]
+
+
+def width_for_nonembedding(target: float, template, scale_ff: bool = True,
+                           counts=closed_form_counts) -> int:
     """d_model (a multiple of n_head) whose non-embedding count is nearest ``target`` in log
-    ratio; d_ff = 4 d when ``scale_ff`` (else the template's d_ff)."""
+    ratio; d_ff = 4 d when ``scale_ff`` (else the template's d_ff). ``counts(cfg) -> (total,
+    non-embedding)``: the family's parameter counts (closed forms for the built-in LMs)."""
     if target <= 0:
         raise ValueError(f"target non-embedding count must be > 0 (got {target})")
-    def cnt(d):
-        return nonembedding_params(replace(template, d_model=d,
-                                           d_ff=4 * d if scale_ff else template.d_ff))
-    return min(_widths(template), key=lambda d: abs(math.log(cnt(d) / target)))
+    return _nearest_width(lambda c: counts(c)[1], target, template, scale_ff)
 
 
-def width_for_params(target: float, template, scale_ff: bool = True) -> int:
+def width_for_params(target: float, template, scale_ff: bool = True,
+                     counts=closed_form_counts) -> int:
     """d_model whose total count (embeddings and head included) is nearest ``target``."""
-    def cnt(d):
-        return total_params(replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff))
-    return min(_widths(template), key=lambda d: abs(math.log(cnt(d) / target)))
+    return _nearest_width(lambda c: counts(c)[0], target, template, scale_ff)
 
 
 @dataclass
@@ -136,7 +162,7 @@ class MonolithPlan:
 
 def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: int, template,
                    r: float = 1.0, gate_params: int = 0, scale_ff: bool = True,
-                   extra_flops: float = 0.0) -> MonolithPlan:
+                   extra_flops: float = 0.0, counts=closed_form_counts) -> MonolithPlan:
     """Width and steps of the monolith under ``convention`` (see the module docstring).
 
     ``extra_flops``: the gate side's FLOPs beyond the experts' training (``compute_total`` adds
@@ -145,18 +171,21 @@ def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: in
     ``expert``: the LMConfig of one expert (all p share it); ``template``: the monolith's
     LMConfig (its d_model/d_ff are replaced); each expert trains ``expert_steps`` steps on
     ``batch`` windows. ``r`` is the target non-embedding ratio (ignored by ``params``).
+    ``counts(cfg) -> (total, non-embedding)``: the experts' family's parameter counts (a Hugging
+    Face family ties its head, for one); FLOPs keep the closed forms.
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown matching convention {convention!r}; choose from {CONVENTIONS}")
     if p < 1 or expert_steps < 1 or batch < 1:
         raise ValueError("p, expert_steps and batch must be >= 1")
-    ne_experts = p * nonembedding_params(expert)
+    total_e, ne_e = counts(expert)
+    ne_experts = p * ne_e
     if convention == "params":
-        d = width_for_params(p * total_params(expert) + gate_params, template, scale_ff)
+        d = width_for_params(p * total_e + gate_params, template, scale_ff, counts)
     else:
         if not r > 0:
             raise ValueError(f"non-embedding ratio r must be > 0 (got {r})")
-        d = width_for_nonembedding(r * ne_experts, template, scale_ff)
+        d = width_for_nonembedding(r * ne_experts, template, scale_ff, counts)
     mono = replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff)
     f_e, f_m = train_flops_per_token(expert), train_flops_per_token(mono)
     steps = expert_steps
@@ -166,9 +195,10 @@ def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: in
     elif convention == "compute_total":
         steps = max(1, round((flops_e + extra_flops) / train_flops(mono, 1, p * batch)))
     flops_m = train_flops(mono, steps, p * batch)
+    total_m, ne_m = counts(mono)
     return MonolithPlan(convention, d, mono.d_ff, steps, batch,
-                        r=nonembedding_params(mono) / ne_experts,
-                        params_ratio=total_params(mono) / (p * total_params(expert) + gate_params),
+                        r=ne_m / ne_experts,
+                        params_ratio=total_m / (p * total_e + gate_params),
                         compute_ratio=flops_m / flops_e,
                         token_ratio=steps / expert_steps)
 

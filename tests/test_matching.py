@@ -62,3 +62,43 @@ def test_flops_grow_with_width_and_steps():
 def test_unknown_convention_is_an_error():
     with pytest.raises(ValueError, match="choose from"):
         matching.match_monolith("flops", EXPERT, 3, 300, 16, MONO)
+
+
+@given(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans(),
+       st.floats(1e3, 1e9), st.sampled_from(["params", "nonembedding"]))
+def test_width_search_is_the_brute_force_nearest_width(n_layer, n_head, scale_ff, target, which):
+    """The bisection over widths picks what a scan of every width picks (nearest in log ratio,
+    the smaller width on a tie): counts grow with the width."""
+    import math
+
+    template = LMConfig(257, 33, n_layer, n_head, n_head, 4 * n_head if scale_ff else 64)
+    col = 0 if which == "params" else 1
+
+    def cnt(d):
+        c = replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff)
+        return matching.closed_form_counts(c)[col]
+
+    brute = min(matching._widths(template), key=lambda d: abs(math.log(cnt(d) / target)))
+    fn = matching.width_for_params if which == "params" else matching.width_for_nonembedding
+    assert fn(target, template, scale_ff) == brute
+
+
+def test_a_family_count_moves_the_matched_width():
+    """A family whose head is tied (as GPT-2's) has V d fewer parameters per model: matching by
+    its own counts picks another width than the closed forms, one whose true total is nearer the
+    experts', and the plan's ratios are stated in those counts."""
+    template = LMConfig(257, 33, 2, 2, 2, 8)
+    expert = LMConfig(257, 33, 2, 2, 32, 128)
+
+    def tied(cfg):
+        total, ne = matching.closed_form_counts(cfg)
+        return total - cfg.vocab_size * cfg.d_model, ne
+
+    def true_ratio(d):
+        return tied(replace(template, d_model=d, d_ff=4 * d))[0] / (3 * tied(expert)[0])
+
+    closed = matching.match_monolith("params", expert, 3, 10, 4, template)
+    own = matching.match_monolith("params", expert, 3, 10, 4, template, counts=tied)
+    assert own.d_model != closed.d_model
+    assert own.params_ratio == pytest.approx(true_ratio(own.d_model))
+    assert abs(own.params_ratio - 1) < abs(true_ratio(closed.d_model) - 1)

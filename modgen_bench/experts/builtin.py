@@ -111,5 +111,12 @@ class BuiltinFamily:
         torch.manual_seed(seed)
         return TransformerLM(LMConfig(VOCAB_SIZE, T, n_layer, n_head, d_model, d_ff or 4 * d_model))
 
+    @staticmethod
+    def param_counts(cfg) -> tuple[int, int]:
+        """(total, non-embedding) parameters of a `TransformerLM` of ``cfg`` (closed forms)."""
+        from ..matching import closed_form_counts
+
+        return closed_form_counts(cfg)
+
     def expert(self, module: TransformerLM, name: str, device="cpu") -> BuiltinExpert:
         return BuiltinExpert(module, name, device)

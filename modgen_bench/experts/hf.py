@@ -275,6 +275,7 @@ class HFFamily:
 
     def __init__(self, config, tokenizer):
         self.config, self.tokenizer = config, tokenizer
+        self._counts = {}
         self.tokens = HFTokens(tokenizer)
         self.vocab_size = int(config.vocab_size)
 
@@ -293,9 +294,7 @@ class HFFamily:
         )
         return cls(cfg, tokenizer)
 
-    def make(
-        self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int
-    ) -> HFCausalLM:
+    def _config(self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int):
         cfg = self.config.__class__.from_dict(self.config.to_dict())
         cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size = n_layer, n_head, d_model
         for attr in ("n_inner", "intermediate_size"):
@@ -303,8 +302,31 @@ class HFFamily:
                 setattr(cfg, attr, d_ff or 4 * d_model)
         if getattr(cfg, "max_position_embeddings", T) < T:
             cfg.max_position_embeddings = T
+        return cfg
+
+    def make(
+        self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int
+    ) -> HFCausalLM:
         torch.manual_seed(seed)
+        cfg = self._config(n_layer, n_head, d_model, d_ff, T)
         return HFCausalLM(transformers.AutoModelForCausalLM.from_config(cfg))
+
+    def param_counts(self, cfg) -> tuple[int, int]:
+        """(total, non-embedding) parameters of this family's model at the sizes of ``cfg`` (an
+        `LMConfig`), counted on the model itself (built on the meta device: no memory): a tied
+        head counts once, and the embeddings are every `nn.Embedding` plus an untied head."""
+        key = (cfg.n_layer, cfg.n_head, cfg.d_model, cfg.d_ff, cfg.block_size)
+        if key not in self._counts:
+            with torch.device("meta"):
+                m = transformers.AutoModelForCausalLM.from_config(self._config(*key))
+            total = sum(p.numel() for p in m.parameters())
+            emb = {id(p): p.numel() for mod in m.modules() if isinstance(mod, torch.nn.Embedding)
+                   for p in mod.parameters()}
+            head = m.get_output_embeddings()
+            if head is not None:
+                emb.update({id(p): p.numel() for p in head.parameters()})
+            self._counts[key] = (total, total - sum(emb.values()))
+        return self._counts[key]
 
     def expert(self, module: HFCausalLM, name: str, device="cpu") -> HFExpert:
         return HFExpert(module, self.tokenizer, name, device)

@@ -28,7 +28,7 @@ import torch
 from ..combiners.stage import add_combiners, combiner_context
 from ..data.corpora import VOCAB_SIZE
 from ..experts import BYTES_HASH
-from ..matching import match_monolith, nonembedding_params, total_params, train_flops
+from ..matching import closed_form_counts, match_monolith, train_flops
 from ..models import LMConfig, count_params
 from ..provenance import stable_seed
 from ..results import lam_label
@@ -69,7 +69,8 @@ class Rows:
                           "value": float(value), "resample": self.resample, "match": self.match, **extra})
 
 
-def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: int = VOCAB_SIZE):
+def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: int = VOCAB_SIZE,
+                  family=None):
     """(mono LMTrain, d_model, ratios) under ``cfg.match`` (`matching.match_monolith`).
 
     ``params`` (the suite's convention so far, the default): total parameters = experts' + gate's,
@@ -79,19 +80,23 @@ def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: 
     preset's fixed mono.d_model overrides the width. The ratios are computed from the monolith
     actually trained: r (non-embedding, monolith / experts' combined, gate excluded), params
     (total, monolith / (experts + gate)), compute (training FLOPs, Kaplan et al. 2020) and
-    tokens (monolith / experts' combined). Counts use the built-in family's closed forms over
-    ``vocab_size`` ids (for loaded experts, ``cfg.expert`` should give their sizes)."""
+    tokens (monolith / experts' combined). Parameters are counted in the experts' ``family``
+    (`param_counts`: closed forms for the built-in LMs, the model itself for a Hugging Face
+    family, whose head may be tied) over ``vocab_size`` ids; FLOPs use the closed forms (for
+    loaded experts, ``cfg.expert`` should give their sizes)."""
     e, m, V = cfg.expert, cfg.mono, vocab_size
+    counts = family.param_counts if family is not None else closed_form_counts
     e_cfg = LMConfig(V, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
     template = LMConfig(V, T, m.n_layer, m.n_head, m.n_head, m.d_ff or 4 * m.n_head)
     plan = match_monolith(cfg.match, e_cfg, p, e.steps, e.batch_size, template, r=cfg.ratio,
-                          gate_params=n_gate, scale_ff=m.d_ff == 0)
+                          gate_params=n_gate, scale_ff=m.d_ff == 0, counts=counts)
     d = m.d_model or plan.d_model
     spec = m if cfg.match == "params" else replace(m, steps=plan.steps, batch_size=e.batch_size)
     mono_cfg = LMConfig(V, T, m.n_layer, m.n_head, d, m.d_ff or 4 * d)
     experts_flops = p * train_flops(e_cfg, e.steps, e.batch_size)
-    ratios = {"r_nonembedding": nonembedding_params(mono_cfg) / (p * nonembedding_params(e_cfg)),
-              "params_ratio": total_params(mono_cfg) / (p * total_params(e_cfg) + n_gate),
+    (total_e, ne_e), (total_m, ne_m) = counts(e_cfg), counts(mono_cfg)
+    ratios = {"r_nonembedding": ne_m / (p * ne_e),
+              "params_ratio": total_m / (p * total_e + n_gate),
               "compute_ratio": train_flops(mono_cfg, spec.steps, p * spec.batch_size) / experts_flops,
               "token_ratio": spec.steps * spec.batch_size / (e.steps * e.batch_size)}
     return spec, d, ratios
@@ -138,7 +143,7 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
     # 5: matched monolithic retrains (uniform, lam*, oracle mixtures); conflict of the uniform one
     n_gate = count_params(gates["excess"].gate)
     target = p * experts.n_params + n_gate
-    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate, experts.vocab_size)
+    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate, experts.vocab_size, experts.family)
     mixtures = {"mono_uniform": np.full(p, 1.0 / p), "mono_lamstar": gates["excess"].lam}
     mixtures.update({f"oracle_{lam_label(cfg.mixtures[i])}": np.asarray(cfg.mixtures[i], float) for i in cfg.oracle})
     probe, _ = probe_windows(splits.pool, cache.pool, cfg.conflict_batch)
