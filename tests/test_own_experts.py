@@ -212,3 +212,45 @@ def test_the_cli_exits_2_with_one_line_on_a_bad_folder(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("modgen-bench: error: ") and (
         "expert 'pets': cannot load" in lines[0]
     ), r.stderr
+
+
+def test_every_combiner_on_hf_experts_branched_from_a_saved_base(tmp_path):
+    """Experts fine-tuned from one saved base (`base_dir`): every combiner of the leaderboard
+    runs on them, the merges start from that base (none is skipped), and the monoliths are built
+    in the experts' family over their tokenizer (their parameter counts are the family's)."""
+    import copy
+    import tomllib
+
+    import torch
+
+    from modgen_bench.combiners import COMBINERS
+    from modgen_bench.experts.hf import save_hf_expert
+    from modgen_bench.pipeline import run_replicate
+
+    corpora, _ = _user_files(tmp_path)
+    tok = _hf.tokenizer([" ".join(w) * 3 for w in WORDS.values()], vocab_size=280)
+    base = _hf.gpt2(tok, T=16, seed=0)
+    save_hf_expert(base, tok, tmp_path / "base")
+    dirs = []
+    for i, dom in enumerate(WORDS):
+        e = copy.deepcopy(base)
+        with torch.no_grad():
+            for prm in e.parameters():
+                prm.add_(0.02 * (i + 1) * torch.randn_like(prm))
+        save_hf_expert(e, tok, tmp_path / "branched" / dom)
+        dirs.append(str(tmp_path / "branched" / dom))
+    cfg = tomllib.loads(f"corpora = [{', '.join(corpora)}]\n" + TINY.format(T=T))
+    cfg.update(experts_from="load", expert_dirs=dirs, base_dir=str(tmp_path / "base"),
+               combiners={name: {"m": 3} if name == "router_prefix_top1" else {}
+                          for name in COMBINERS})
+    rows, _ = run_replicate(cfg, 0, 0, tmp_path / "store")
+    df = pd.DataFrame(rows)
+    assert not (df["case"] == "skip").any(), df[df["case"] == "skip"]
+    test = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
+    for m in COMBINERS:
+        v = test[test["method"] == m]["value"].astype(float)
+        assert len(v) == 7 and np.all(np.isfinite(v)) and np.all(v > 0), m
+    # the monolith is a GPT-2 over the experts' tokenizer, matched in that family's own counts
+    params = df[df["case"] == "params"].set_index(["method", "metric"])["value"]
+    true = params[("mono", "n_params")] / params[("experts_plus_gate", "n_params")]
+    assert params[("mono", "params_ratio")] == pytest.approx(true) and abs(true - 1) < 0.1

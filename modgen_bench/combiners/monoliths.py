@@ -96,11 +96,10 @@ def train_lm_robust(
 
 def _mono_budget(ctx, n_trainings: int = 1):
     """(flops, tokens) of ``n_trainings`` monolith trainings under the replicate's convention."""
-    from ..data.corpora import VOCAB_SIZE
     from ..models import LMConfig
 
     s, d, p, T = ctx.mono_spec, ctx.d_mono, ctx.splits.p, ctx.splits.T
-    cfg = LMConfig(VOCAB_SIZE, T, s.n_layer, s.n_head, d, s.d_ff or 4 * d)
+    cfg = LMConfig(ctx.experts.vocab_size, T, s.n_layer, s.n_head, d, s.d_ff or 4 * d)
     return (
         n_trainings * train_flops(cfg, s.steps, p * s.batch_size),
         n_trainings * s.steps * p * s.batch_size * T,
@@ -110,7 +109,6 @@ def _mono_budget(ctx, n_trainings: int = 1):
 def _fit_robust(ctx, method: str, rule, signal=None):
     """Train (or reload) a matched monolith with ``rule``'s online weights; (model, out dict)."""
     from ..pipeline.data import domain_batches
-    from ..pipeline.experts import make_lm
     from ..pipeline.store import stage_key
 
     s, p, T = ctx.mono_spec, ctx.splits.p, ctx.splits.T
@@ -119,11 +117,14 @@ def _fit_robust(ctx, method: str, rule, signal=None):
     )
     init = stable_seed(ctx.run_seed, "init", "mono")  # mono_uniform's initialisation
 
+    def make(seed):  # in the experts' family, as mono_uniform
+        return ctx.experts.family.make(s.n_layer, s.n_head, ctx.d_mono, s.d_ff, T, seed)
+
     def compute():
-        model = make_lm(s, ctx.d_mono, T, init)
+        model = make(init)
         out = train_lm_robust(
             model,
-            domain_batches(ctx.splits.train, T, s.batch_size),
+            domain_batches(ctx.splits.train, T, s.batch_size, ctx.splits.bos),
             s.steps,
             s.lr,
             p,
@@ -136,7 +137,7 @@ def _fit_robust(ctx, method: str, rule, signal=None):
         return {"state": model.state_dict(), **out}
 
     out = ctx.store.get(method, key, compute)
-    model = make_lm(s, ctx.d_mono, T, init).to(ctx.device)
+    model = make(init).to(ctx.device)
     model.load_state_dict(out["state"])
     return model.eval().requires_grad_(False), out
 
@@ -208,6 +209,7 @@ class DoReMiMono(Combiner):
             ctx.device,
             ctx.progress,
             ctx.cfg.checkpoint_every,
+            family=ctx.experts.family,
         )
         rows = [
             ("weights", f"lam_{n}", float(v)) for n, v in zip(ctx.splits.corpora, lam, strict=False)

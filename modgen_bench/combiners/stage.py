@@ -25,11 +25,12 @@ __all__ = ["add_combiners", "combiner_context", "REFERENCE", "make_budget", "q_d
 REFERENCE = "gate_excess_logZ"
 
 
-def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int) -> dict:
+def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int,
+                vocab_size: int = VOCAB_SIZE) -> dict:
     """The denominators of `Cost`: the p experts' parameters, training FLOPs and tokens, the gate's
     parameters (`matching.train_flops`, the same count as the monolith's ratios)."""
     e = cfg.expert
-    e_cfg = LMConfig(VOCAB_SIZE, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
+    e_cfg = LMConfig(vocab_size, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
     return {
         "expert_params": p * expert_params,
         "gate_params": n_gate,
@@ -87,7 +88,7 @@ def combiner_context(
         device,
         seed,
         resample,
-        make_budget(cfg, splits.p, splits.T, experts.n_params, n_gate),
+        make_budget(cfg, splits.p, splits.T, experts.n_params, n_gate, experts.vocab_size),
         progress,
     )
 

@@ -149,7 +149,7 @@ class _TokenBase(Combiner):
         p, T, tr = ctx.splits.p, ctx.splits.T, ctx.cfg.router
         eta = float(settings.get("eta", 0.01)) if self.dro else 0.0
         per = max(1, tr.batch_size // p)
-        gcfg = gate_config(ctx.cfg.gate, T, p)
+        gcfg = gate_config(ctx.cfg.gate, T, p, ctx.experts.vocab_size)
         key = stage_key(
             self.name,
             ctx.experts.key,

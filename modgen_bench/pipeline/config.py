@@ -76,6 +76,7 @@ class PipelineConfig:
     combiners: dict = field(default_factory=dict)   # rivals of the gate: name -> settings (`combiners`)
     experts_from: str = "train"          # train | branch | load (`pipeline.experts`)
     expert_dirs: list = field(default_factory=list)   # load: one model folder per corpus, in order
+    base_dir: str = ""                   # load: the folder of the base they branch from ("": none)
     finetune_steps: int = 0              # branch: each domain's fine-tune steps (0: expert.steps)
     score_batch: int = 64                # load: windows per scoring batch of a loaded expert
     bf16: bool = True                    # load: run loaded experts in bf16 on CUDA

@@ -137,9 +137,11 @@ def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int
 
 
 def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
-                 bf16: bool = True) -> Experts:
+                 bf16: bool = True, base_dir: str = "") -> Experts:
     """One Hugging Face model folder per domain (``save_pretrained``), loaded offline; they must
-    share one tokenizer (`experts.same_tokenizer`: a mismatch names the two experts)."""
+    share one tokenizer (`experts.same_tokenizer`: a mismatch names the two experts).
+    ``base_dir``: the folder of the model they were fine-tuned from, when known (its weights are
+    what merging needs; same tokenizer and architecture, checked)."""
     from ..errors import UserError
     from ..experts.hf import HFFamily, folder_sha256, load_hf_expert
     if len(folders) != len(names):
@@ -161,7 +163,15 @@ def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
     key = stage_key("experts-load", [s["files"] for s in sources])
     family = HFFamily(experts[0].model.hf.config, experts[0].tokenizer)
     loss = [float("nan")] * len(experts)
-    return Experts(experts, loss, experts[0].n_params, key, T, family, sources)
+    base_state = None
+    if base_dir:
+        base = load_hf_expert(base_dir, "base", "cpu", batch_size, bf16=False)
+        same_tokenizer([*experts, base])
+        base_state = base.model.state_dict()
+        if set(base_state) != set(experts[0].model.state_dict()):
+            raise UserError(f"base_dir {base_dir}: its architecture differs from the experts'")
+        key = stage_key("experts-load", [s["files"] for s in sources], folder_sha256(base_dir))
+    return Experts(experts, loss, experts[0].n_params, key, T, family, sources, base_state)
 
 
 def experts_and_splits(cfg, seed: int, resample: int, store: Store, device="cpu",
@@ -170,7 +180,8 @@ def experts_and_splits(cfg, seed: int, resample: int, store: Store, device="cpu"
     since their tokenizer tokenizes the splits; trained and branched ones are byte LMs."""
     names, T = list(cfg.corpora), cfg.block_size
     if cfg.experts_from == "load":
-        experts = load_experts(cfg.expert_dirs, names, T, device, cfg.score_batch, cfg.bf16)
+        experts = load_experts(cfg.expert_dirs, names, T, device, cfg.score_batch, cfg.bf16,
+                               cfg.base_dir)
         tokens = experts.family.tokens
         return load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample, tokens), experts
     splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample)

@@ -29,8 +29,9 @@ from modgen_bench.pipeline import report as pipeline_report
 Config = PipelineConfig
 
 
-def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> list[str]:
-    """Tokenizer, branched experts, save_pretrained folders; returns the folders in corpus order."""
+def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> tuple[list[str], str]:
+    """Tokenizer, branched experts, save_pretrained folders; returns the experts' folders in
+    corpus order and the base's folder (what the merges start from)."""
     from modgen_bench.data.corpora import split_documents
     from modgen_bench.experts.hf import HFFamily, save_hf_expert, train_bpe
     from modgen_bench.pipeline import load_splits
@@ -66,6 +67,11 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> list[str]:
         folder = Path(ctx.out_dir) / "experts" / name
         save_hf_expert(e.model, tok, folder)
         dirs.append(str(folder))
+    base = family.make(cfg.expert.n_layer, cfg.expert.n_head, cfg.expert.d_model,
+                       cfg.expert.d_ff, cfg.block_size, 0)
+    base.load_state_dict(experts.base_state)
+    base_dir = Path(ctx.out_dir) / "experts" / "_base"
+    save_hf_expert(base, tok, base_dir)
 
     def add(method, metric, v):
         ctx.add("prepare", method, metric, v, seed=cfg.seeds[0], resample=0)
@@ -81,8 +87,9 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> list[str]:
         "tokenizer_hash": experts.tokenizer_hash,
         "family": "GPT2LMHeadModel",
         "folders": dirs,
+        "base": str(base_dir),
     }
-    return dirs
+    return dirs, str(base_dir)
 
 
 def run(ctx) -> None:
@@ -90,7 +97,8 @@ def run(ctx) -> None:
     prepare = config.pop("prepare", None)
     cfg = PipelineConfig.from_dict(config)
     if prepare is not None:
-        config["expert_dirs"] = _prepare(ctx, cfg, int(prepare.get("bpe_vocab", 512)))
+        config["expert_dirs"], config["base_dir"] = _prepare(
+            ctx, cfg, int(prepare.get("bpe_vocab", 512)))
         config["experts_from"] = "load"
         cfg = PipelineConfig.from_dict(config)
     spec = getattr(ctx, "launch", None) or LaunchSpec()
