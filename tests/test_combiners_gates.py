@@ -130,3 +130,25 @@ def test_ml_gate_is_worse_than_the_spd_gate_on_a_planted_hard_domain(z_penalty):
     assert w_erm >= v - 1e-9 and w_spd >= v - 1e-9
     assert w_erm > w_spd + gap / 2
     assert spd.lam[2] > 0.5 and np.allclose(erm.lam, 1 / 3)  # lam* on the hard domain
+
+
+@given(problems(min_p=2, max_p=5, max_N=8))
+@settings(max_examples=10)
+def test_best_fixed_weights_without_a_conic_solver_reach_the_same_value(problem):
+    """When every conic solver fails (long windows' badly scaled logs did, on the languages
+    quick preset), the epigraph SQP gives the same worst-case value, never an error."""
+    from modgen_bench.exact import conic
+
+    log_e, w = _weighted(problem)
+    offsets = entropy(problem.P)
+    _, ref = best_fixed_weights(log_e, w, offsets=offsets)
+
+    def fail(*_, **__):
+        raise conic.ConicFailure("every conic solver failed (test)")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conic, "_solve_chain", fail)
+        wv, value = best_fixed_weights(log_e, w, offsets=offsets)
+    assert wv.min() >= 0 and wv.sum() == pytest.approx(1.0, abs=1e-12)
+    if np.isfinite(ref):
+        assert value == pytest.approx(ref, abs=1e-6)

@@ -33,23 +33,62 @@ def best_fixed_weights(
     log-likelihoods of -1000 stay finite."""
     import cvxpy as cp
 
-    from ..exact.conic import _solve_chain
+    from ..exact.conic import ConicFailure, _solve_chain
 
     p = log_e[0].shape[1]
     c = np.zeros(len(log_e)) if offsets is None else np.asarray(offsets, float)
+    terms = [_shifted(le, None if weights is None else weights[k]) for k, le in enumerate(log_e)]
     w = cp.Variable(p, nonneg=True)
     t = cp.Variable()
     cons = [cp.sum(w) == 1]
-    for k, le in enumerate(log_e):
-        le = np.asarray(le, dtype=np.float64)
-        a = np.full(len(le), 1.0 / len(le)) if weights is None else np.asarray(weights[k], float)
-        m = le.max(axis=1)
-        A = np.exp(le - m[:, None])  # (n_k, p), max 1 per row
+    for k, (a, m, A) in enumerate(terms):
         cons.append(-(a @ m) - a @ cp.log(A @ w) - c[k] <= t)
-    _solve_chain(cp.Problem(cp.Minimize(t), cons))
-    wv = np.clip(np.asarray(w.value, dtype=np.float64), 0.0, None)
-    wv = wv / wv.sum()
-    return wv, _objective(log_e, weights, c, wv)
+    candidates = [np.full(p, 1.0 / p)]
+    try:
+        _solve_chain(cp.Problem(cp.Minimize(t), cons))
+        candidates.append(np.asarray(w.value, dtype=np.float64))
+    except ConicFailure:
+        # conic solvers can stall on long windows' badly scaled logs; the same convex program
+        # by SQP on its epigraph (the weights only need to be good: the gate is graded exactly)
+        candidates.append(_epigraph_sqp(terms, c, p))
+    cands = [np.clip(v, 0.0, None) / np.clip(v, 0.0, None).sum() for v in candidates]
+    values = [_objective(log_e, weights, c, v) for v in cands]
+    i = int(np.argmin(values))
+    return cands[i], values[i]
+
+
+def _shifted(le, a=None):
+    """(a (n,), m (n,), A (n, p)) of one domain: item weights, row maxima, exp(log E - max)."""
+    le = np.asarray(le, dtype=np.float64)
+    a = np.full(len(le), 1.0 / len(le)) if a is None else np.asarray(a, dtype=np.float64)
+    m = le.max(axis=1)
+    return a, m, np.exp(le - m[:, None])  # A: max 1 per row
+
+
+def _epigraph_sqp(terms, c, p: int) -> np.ndarray:
+    """min t s.t. L_k(w) - c_k <= t, w in the simplex, by SLSQP with exact gradients
+    (dL_k/dw = -sum_i a_i A_i / (A_i . w)); w >= 1e-12 keeps every log finite."""
+    from scipy.optimize import minimize
+
+    def f(k, w):
+        a, m, A = terms[k]
+        return -(a @ m) - a @ np.log(A @ w) - c[k]
+
+    def grad(k, w):
+        a, _, A = terms[k]
+        return -(a / (A @ w)) @ A
+
+    w0 = np.full(p, 1.0 / p)
+    x0 = np.append(w0, max(f(k, w0) for k in range(len(terms))))
+    cons = [{"type": "eq", "fun": lambda x: x[:p].sum() - 1.0,
+             "jac": lambda x: np.append(np.ones(p), 0.0)}]
+    for k in range(len(terms)):
+        cons.append({"type": "ineq", "fun": lambda x, k=k: x[p] - f(k, x[:p]),
+                     "jac": lambda x, k=k: np.append(-grad(k, x[:p]), 1.0)})
+    res = minimize(lambda x: x[p], x0, jac=lambda x: np.append(np.zeros(p), 1.0),
+                   bounds=[(1e-12, 1.0)] * p + [(None, None)], constraints=cons,
+                   method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
+    return res.x[:p]
 
 
 def _objective(log_e, weights, c, w) -> float:
