@@ -19,7 +19,7 @@ echo "== 5. synthetic suite, quick preset: convergence study + conflicting-succe
 $BIN/modgen-bench run synthetic --preset quick --device cpu --out reports
 echo "== 6. real-world suite, quick preset: offline corpora, experts, SPD gate, retrains, router"
 $BIN/modgen-bench run real_world --preset quick --device cpu --out reports
-echo "== 7. the gate-vs-monolith crossover, a small slice of real_world/scaling (smoke slice, about 1.5 min)"
+echo "== 7. the gate-vs-monolith crossover, a small slice of real_world/scaling (smoke slice, about 2.5 min)"
 $BIN/modgen-bench run real_world/scaling/smoke --preset quick --device cpu --out reports
 echo "== 8. one landing page for everything above"
 $BIN/modgen-bench report reports --index
