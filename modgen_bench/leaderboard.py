@@ -240,8 +240,11 @@ def leaderboard_headline(lb: Leaderboard) -> str:
                  f"({f} - {best} = {_band(d, lo, hi)}): ")
         if not np.isfinite(lo):
             text += f"with one replicate {best} is not shown to beat it."
-        elif d <= 0 or lo <= 0:
-            text += f"the free baseline does as well as {best} on the worst mixture."
+        elif d <= 0:
+            text += f"the free baseline does at least as well as {best} on the worst mixture."
+        elif lo <= 0:
+            text += (f"{best} is not shown to beat the free baseline on the worst mixture "
+                     "(the interval includes 0).")
         else:
             text += f"{best} beats it, the interval excludes 0."
     return text
@@ -296,7 +299,8 @@ def leaderboard_section(
     skips = df[df["case"] == "skip"]
     text = leaderboard_headline(lb) + (
         " Cells: mean test NLL per token over replicates (method - SPD gate, 95% paired interval); "
-        "rows sorted by the worst vertex; ratios: parameters / (experts + SPD gate), training FLOPs"
+        "the worst vertex is each replicate's worst vertex, averaged (so it can exceed every "
+        "vertex's mean); rows sorted by the worst vertex; ratios: parameters / (experts + SPD gate), training FLOPs"
         " "
         "and tokens / the experts' combined (everything the method trains, the experts included "
         "when it uses them)."

@@ -346,7 +346,8 @@ def _paragraph(df) -> str:
                  "remove (ceiling / the constant gate's largest worst case over alpha): "
                  + ", ".join(share) + ".")
     lines.append(f"G1 references above the ceiling: {len(over)} of "
-                 f"{int(adv['method'].isin(G1_METHODS).sum())} (T, alpha) cells (0 expected).")
+                 f"{int(adv['method'].isin(G1_METHODS).sum())} references (G1 and union "
+                 "minimax values over the (T, alpha) cells where they exist; 0 expected).")
     for method in ("fixed-best", "spd-table", "spd-sequence", "exact-union",
                    "exact-renormalised"):
         g = adv[adv["method"].eq(method)]
