@@ -14,7 +14,7 @@ import torch
 from ..data.corpora import BOS, VOCAB_SIZE
 from ..models import TransformerLM, count_params
 from ..models.transformer import KVCache
-from .protocol import Draw
+from .protocol import Draw, batched
 
 __all__ = ["BYTES_HASH", "BuiltinExpert", "ByteTokens", "BuiltinFamily"]
 
@@ -41,21 +41,11 @@ class BuiltinExpert:
     @torch.no_grad()
     def token_logprobs(self, windows: torch.Tensor) -> torch.Tensor:
         """(n, T-1) float32 on the CPU, in chunks of ``batch_size`` windows."""
-        return torch.cat(
-            [
-                self.model.token_logprobs(c.to(self.device)).float().cpu()
-                for c in windows.split(self.batch_size)
-            ]
-        )
+        return batched(self.model.token_logprobs, windows, self.batch_size, self.device)
 
     @torch.no_grad()
     def window_loglik(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [
-                self.model.sequence_logprob(c.to(self.device)).float().cpu()
-                for c in windows.split(self.batch_size)
-            ]
-        )
+        return batched(self.model.sequence_logprob, windows, self.batch_size, self.device)
 
     @torch.no_grad()
     def draw(self, n: int, T: int, generator: torch.Generator) -> Draw:

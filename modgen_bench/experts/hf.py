@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import count_params
-from .protocol import Draw
+from .protocol import Draw, batched
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers reads them: never the network
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -126,12 +126,7 @@ class HFExpert:
 
     @torch.no_grad()
     def token_logprobs(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [
-                self.model.token_logprobs(c.to(self.device)).float().cpu()
-                for c in windows.split(self.batch_size)
-            ]
-        )
+        return batched(self.model.token_logprobs, windows, self.batch_size, self.device)
 
     def window_loglik(self, windows: torch.Tensor) -> torch.Tensor:
         return self.token_logprobs(windows).sum(dim=-1)

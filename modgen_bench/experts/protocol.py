@@ -18,6 +18,7 @@ import torch
 from ..errors import UserError
 
 __all__ = [
+    "batched",
     "ExpertLM",
     "Draw",
     "ExpertProposal",
@@ -54,6 +55,12 @@ class ExpertLM(Protocol):
     def draw(self, n: int, T: int, generator: torch.Generator) -> Draw: ...
 
     def sample(self, n: int, T: int, generator: torch.Generator) -> torch.Tensor: ...  # (n, T)
+
+
+def batched(fn, windows: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+    """``fn`` over ``windows`` in chunks of ``batch_size`` on ``device``: float32 on the CPU (the
+    adapters' scoring, so memory is bounded whatever the number of windows)."""
+    return torch.cat([fn(c.to(device)).float().cpu() for c in windows.split(batch_size)])
 
 
 def same_tokenizer(experts: Sequence[ExpertLM]) -> str:
