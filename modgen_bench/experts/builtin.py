@@ -14,7 +14,7 @@ import torch
 from ..data.corpora import BOS, VOCAB_SIZE
 from ..models import TransformerLM, count_params
 from ..models.transformer import KVCache
-from .protocol import Draw, batched
+from .protocol import Draw, batched, drawn_in_chunks
 
 __all__ = ["BYTES_HASH", "BuiltinExpert", "ByteTokens", "BuiltinFamily"]
 
@@ -49,9 +49,7 @@ class BuiltinExpert:
 
     @torch.no_grad()
     def draw(self, n: int, T: int, generator: torch.Generator) -> Draw:
-        sizes = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
-        parts = [self._ancestral(m, T, generator) for m in sizes]
-        return Draw(torch.cat([w for w, _ in parts]), torch.cat([lp for _, lp in parts]))
+        return drawn_in_chunks(self._ancestral, n, T, generator, self.batch_size)
 
     def sample(self, n: int, T: int, generator: torch.Generator) -> torch.Tensor:
         return self.draw(n, T, generator).windows

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import count_params
-from .protocol import Draw, batched
+from .protocol import Draw, batched, drawn_in_chunks
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers reads them: never the network
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -138,9 +138,7 @@ class HFExpert:
                 f"expert '{self.name}': windows of {T} tokens exceed its "
                 f"{self.model.block_size} positions"
             )
-        sizes = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
-        parts = [self._ancestral(m, T, generator) for m in sizes]
-        return Draw(torch.cat([w for w, _ in parts]), torch.cat([lp for _, lp in parts]))
+        return drawn_in_chunks(self._ancestral, n, T, generator, self.batch_size)
 
     def sample(self, n: int, T: int, generator: torch.Generator) -> torch.Tensor:
         return self.draw(n, T, generator).windows

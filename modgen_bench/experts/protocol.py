@@ -19,6 +19,7 @@ from ..errors import UserError
 
 __all__ = [
     "batched",
+    "drawn_in_chunks",
     "ExpertLM",
     "Draw",
     "ExpertProposal",
@@ -61,6 +62,13 @@ def batched(fn, windows: torch.Tensor, batch_size: int, device) -> torch.Tensor:
     """``fn`` over ``windows`` in chunks of ``batch_size`` on ``device``: float32 on the CPU (the
     adapters' scoring, so memory is bounded whatever the number of windows)."""
     return torch.cat([fn(c.to(device)).float().cpu() for c in windows.split(batch_size)])
+
+
+def drawn_in_chunks(ancestral, n: int, T: int, generator, batch_size: int) -> Draw:
+    """n draws of T tokens as chunks of at most ``batch_size`` sequences from ``ancestral(m, T,
+    generator) -> (windows, token log-probs)``, in order (the same generator stream)."""
+    parts = [ancestral(min(batch_size, n - i), T, generator) for i in range(0, n, batch_size)]
+    return Draw(torch.cat([w for w, _ in parts]), torch.cat([lp for _, lp in parts]))
 
 
 def same_tokenizer(experts: Sequence[ExpertLM]) -> str:
