@@ -18,8 +18,9 @@ Rows: case "test"/"val" (metric nll_per_token, bits_per_byte, lam = mixture), "Z
 real_world/cpu_medium/modular_text.py is a symbolic link to this file (one plug-in, two folders).
 """
 from modgen_bench.launch import Job, LaunchSpec, launch_into
-from modgen_bench.pipeline import PipelineConfig, run_replicate
+from modgen_bench.pipeline import PipelineConfig
 from modgen_bench.pipeline.report import report  # noqa: F401  (the suite's report hook)
+from modgen_bench.replicate import load_config, run_replicate
 
 Config = PipelineConfig
 
@@ -27,7 +28,7 @@ Config = PipelineConfig
 def run(ctx) -> None:
     """Every replicate as a launcher job (each seed on data resample 0, then each resample with
     seeds[0]); rows come back in job order whatever launcher ran them."""
-    cfg = PipelineConfig.from_dict(ctx.config)
+    cfg = load_config(ctx.config)
     spec = getattr(ctx, "launch", None) or LaunchSpec()
     jobs = [Job(f"seed{s}-resample{r}", run_replicate,
                 dict(config=ctx.config, seed=s, resample=r, device=ctx.device, progress=spec.launcher == "serial"))

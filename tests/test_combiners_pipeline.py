@@ -11,8 +11,8 @@ import pytest
 from modgen_bench.combiners import COMBINERS
 from modgen_bench.data import corpora
 from modgen_bench.data.corpora import Corpus
-from modgen_bench.pipeline import PipelineConfig, run_replicate
 from modgen_bench.pipeline.report import report
+from modgen_bench.replicate import load_config, run_replicate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,7 +120,7 @@ def test_an_unknown_combiner_is_a_config_error_listing_the_registered_ones():
     cfg = copy.deepcopy(TINY)
     cfg["combiners"] = {"mono_magic": {}}
     with pytest.raises(ValueError, match="unknown combiner 'mono_magic'.*gate_erm"):
-        PipelineConfig.from_dict(cfg)
+        load_config(cfg)
 
 
 def test_branched_experts_are_merged_not_skipped(synthetic_corpora):

@@ -4,7 +4,6 @@ an internal error (exit 1, one line; the traceback only under --debug). Each cas
 exit-1 internal error, a bare ``error: lo``, a traceback or a silent exit 0 before."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import zipfile
@@ -16,6 +15,7 @@ import pytest
 
 from modgen_bench.cli import main
 from modgen_bench.results import write_results
+from modgen_bench.suites import load_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "tiny_suite"
@@ -165,11 +165,7 @@ def test_npz_members_are_read_lazily(tmp_path, capsys):
 
 
 def _scaling_plugin():
-    spec = importlib.util.spec_from_file_location(
-        "scaling_under_test", ROOT / "real_world" / "scaling" / "scaling.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_plugin(ROOT / "real_world" / "scaling" / "scaling.py")
 
 
 def test_scaling_verdict_with_one_seed_says_so():

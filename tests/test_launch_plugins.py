@@ -51,3 +51,19 @@ def test_plugins_import_as_modules_of_their_folder_package():
     assert load_plugin(SUITE / "own.py") is a              # once per process
     assert a.__name__.startswith("modgen_suite_own_corpus_suite_")
     assert sys.modules[a.__name__.rsplit(".", 1)[0]].__path__ == [str(SUITE)]
+
+
+def test_the_scaling_suites_cell_jobs_travel_to_a_fresh_process(tmp_path):
+    """The scaling study's cell lives in its suite folder (real_world/scaling/cell.py), not in the
+    library: its jobs still reach a worker that never imported the suite."""
+    (exp,) = discover(str(SUITE.parents[2] / "real_world" / "scaling"))
+    plugin = exp.load()
+    (job, *_) = plugin.cell_jobs(exp.config("quick"))
+    job.plugin = (plugin.__name__, plugin.__file__)
+    blob = tmp_path / "job.pkl"
+    blob.write_bytes(pickle.dumps(job))
+    code = ("import pickle, sys; job = pickle.load(open(sys.argv[1], 'rb'));"
+            "print(job.fn.__module__.rsplit('.', 1)[1], job.fn.__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(blob)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["cell", "run_cell"]

@@ -119,7 +119,7 @@ def test_a_users_jsonl_corpus_and_hf_folders_run_end_to_end(tmp_path):
 
 
 def test_spd_and_the_z_restoration_on_hf_experts_end_with_z_covering_1(tmp_path):
-    from modgen_bench.pipeline import run_replicate
+    from modgen_bench.replicate import run_replicate
 
     corpora, dirs = _user_files(tmp_path)
     import tomllib
@@ -225,7 +225,7 @@ def test_every_combiner_on_hf_experts_branched_from_a_saved_base(tmp_path):
 
     from modgen_bench.combiners import COMBINERS
     from modgen_bench.experts.hf import save_hf_expert
-    from modgen_bench.pipeline import run_replicate
+    from modgen_bench.replicate import run_replicate
 
     corpora, _ = _user_files(tmp_path)
     tok = _hf.tokenizer([" ".join(w) * 3 for w in WORDS.values()], vocab_size=280)

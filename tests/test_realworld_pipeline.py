@@ -160,7 +160,7 @@ def test_match_convention_is_checked_and_plans_the_monolith():
     combined; tokens: the experts' combined tokens; r is the non-embedding ratio."""
     from modgen_bench.matching import nonembedding_params
     from modgen_bench.models import LMConfig
-    from modgen_bench.pipeline.replicate import monolith_plan
+    from modgen_bench.replicate import monolith_plan
     bad = copy.deepcopy(TINY)
     bad["match"] = "flops"
     with pytest.raises(ValueError, match="match = 'flops' is not a matching convention; choose one of params"):

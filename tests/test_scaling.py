@@ -1,14 +1,16 @@
-"""The scaling suite (issue 13): library helpers against closed forms, and the plug-in end to end
+"""The scaling suite: the grading helpers it shares with the pipeline against closed forms, and the plug-in end to end
 on a tiny CPU config (seconds)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from modgen_bench import scaling
+from modgen_bench import stats
+from modgen_bench.pipeline import evaluate
 from modgen_bench.results import RunContext
-from modgen_bench.suites import discover
+from modgen_bench.suites import discover, load_plugin
 
 TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1], expert_sizes=[8],
             budgets=[4, 8], ratios=[0.26, 2.0], conventions=["compute", "compute_total", "tokens"],
@@ -17,6 +19,9 @@ TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1],
             gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
             spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
 
+#: The suite's own code (its config, cell and jobs), imported as the CLI imports it.
+cell = load_plugin(Path(__file__).resolve().parents[1] / "real_world" / "scaling" / "cell.py")
+
 NEEDS_CORPORA = pytest.mark.corpora(*TINY["triples"]["text3"])
 
 
@@ -24,8 +29,8 @@ def test_bayes_router_with_uniform_prior_is_the_constant_gate():
     """prod_t sum_k gamma_t(k) E_k(x_t|x_<t) telescopes to (1/p) sum_k E_k(x)."""
     lp = torch.log_softmax(torch.randn(20, 7, 3, 11, dtype=torch.float64), dim=-1)[..., 0]  # (n, L, p)
     const = -(torch.logsumexp(lp.sum(dim=1), dim=-1) - math.log(3)) / 7
-    np.testing.assert_allclose(scaling.bayes_router_nll(lp), const, atol=1e-12)
-    skew = scaling.bayes_router_nll(lp, prior=[0.8, 0.1, 0.1])
+    np.testing.assert_allclose(evaluate.bayes_router_nll(lp), const, atol=1e-12)
+    skew = evaluate.bayes_router_nll(lp, prior=[0.8, 0.1, 0.1])
     assert not np.allclose(skew, const)
 
 
@@ -34,19 +39,19 @@ def test_worst_vertex_bootstrap_point_and_interval():
     groups = np.repeat([0, 1], 200)
     a = np.r_[rng.normal(1.0, 0.1, 200), rng.normal(2.0, 0.1, 200)]
     b = a + 0.05                                  # b worse everywhere by 0.05
-    out = scaling.worst_vertex_bootstrap(a, b, groups, rng=1, n_boot=200)
+    out = stats.worst_vertex_bootstrap(a, b, groups, rng=1, n_boot=200)
     assert out["mean"] == pytest.approx(-0.05) and out["lo"] <= -0.05 <= out["hi"]
 
 
 def test_config_needs_two_budgets_and_known_conventions():
     with pytest.raises(ValueError, match="2 budgets"):
-        scaling.ScalingConfig.from_dict({**TINY, "budgets": [4]})
+        cell.ScalingConfig.from_dict({**TINY, "budgets": [4]})
     with pytest.raises(ValueError, match="choose from"):
-        scaling.ScalingConfig.from_dict({**TINY, "conventions": ["flops"]})
+        cell.ScalingConfig.from_dict({**TINY, "conventions": ["flops"]})
     with pytest.raises(ValueError, match="unknown keys"):
-        scaling.ScalingConfig.from_dict({**TINY, "ratio": [1]})
+        cell.ScalingConfig.from_dict({**TINY, "ratio": [1]})
     with pytest.raises(ValueError, match="n_restore must be >= 0"):
-        scaling.ScalingConfig.from_dict({**TINY, "n_restore": -1})
+        cell.ScalingConfig.from_dict({**TINY, "n_restore": -1})
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +183,7 @@ def test_every_scaling_preset_is_a_valid_config(suite):
     """A typo in a preset fails here; the quick preset covers what the issue asks of the sweep."""
     for exp in discover(suite):
         for name, preset in exp.presets.items():
-            cfg = scaling.ScalingConfig.from_dict(preset)
+            cfg = cell.ScalingConfig.from_dict(preset)
             assert {"compute", "tokens"} <= set(cfg.conventions), (exp.path, name)
             assert cfg.paper_ratio in cfg.ratios, (exp.path, name)     # the paper's r first
             assert (cfg.scale == "decisive") == (name == "decisive"), (exp.path, name)
@@ -194,11 +199,11 @@ def test_domain_prior_cost_is_at_most_log_p_per_window():
     """-log((1/p) sum_j E_j(x)) <= -log E_k(x) + log p for every window and every k."""
     rng = np.random.default_rng(0)
     log_e = torch.as_tensor(rng.normal(-40, 5, size=(50, 3)))
-    const = scaling.const_gate_nll(log_e, 9)
+    const = evaluate.const_gate_nll(log_e, 9)
     for k in range(3):
         expert = (-log_e[:, k] / 8).numpy()
         assert np.all(const - expert <= math.log(3) / 8 + 1e-12)
-    parts = scaling.routing_split([1.0, 1.2], [1.1, 1.1], [0.9, 1.0], [1.3, 1.3])
+    parts = evaluate.routing_split([1.0, 1.2], [1.1, 1.1], [0.9, 1.0], [1.3, 1.3])
     assert sum(parts.values()) == pytest.approx(1.1 - 1.3)
 
 
@@ -222,9 +227,9 @@ def test_z_calibration_counts_and_family_tests(plugin):
 
 
 def test_projected_flops_add_up_over_replicates_and_grid_points():
-    one = scaling.projected_flops(TINY)
-    two = scaling.projected_flops({**TINY, "seeds": [0, 1, 2, 3]})
+    one = cell.projected_flops(TINY)
+    two = cell.projected_flops({**TINY, "seeds": [0, 1, 2, 3]})
     assert two["total"] == pytest.approx(2 * one["total"])
-    single = scaling.projected_flops({**TINY, "mono_lrs": [1e-3]})
+    single = cell.projected_flops({**TINY, "mono_lrs": [1e-3]})
     assert one["monolith"] / 2 < single["monolith"] < one["monolith"]   # evaluation passes too
     assert single["gate_side"] == one["gate_side"]

@@ -1,7 +1,7 @@
 """Monoliths trained for the worst case: Group DRO online weights and DoReMi's learned weights.
 
 Both are the same `TransformerLM` as ``mono_uniform`` (width and steps from the same matching
-convention, `pipeline.replicate.monolith_plan`) on the same batches with equal blocks per domain;
+convention, `replicate.monolith_plan`) on the same batches with equal blocks per domain;
 only the per-domain weights of the loss sum_k lam[k] NLL_k change:
 
 - ``mono_groupdro`` (Sagawa et al. 2020, Alg. 1): lam moves online, lam <- lam exp(eta NLL_k) /

@@ -1,9 +1,9 @@
 """The real-text pipeline's combiner stage: run the preset's combiners and add their rows.
 
-Called by `pipeline.replicate` after the built-in models are evaluated (stage 8). Every method of
+Called by `modgen_bench.replicate` after the built-in models are evaluated (stage 8). Every method of
 the leaderboard (built-in and registered) gets case ``cost`` rows (params_ratio, compute_ratio,
 token_ratio; `base.Cost`) and case ``paired`` rows against the SPD gate (per mixture: delta and
-its per-window paired s.e., as `pipeline.replicate` writes for its own pairs); each combiner's
+its per-window paired s.e., as `modgen_bench.replicate` writes for its own pairs); each combiner's
 test NLL joins ``win`` (and its Z band ``zband``), so the replicate writes its test rows like any
 model's; a combiner that declines writes one case ``skip`` row with its reason.
 """
@@ -14,15 +14,24 @@ import numpy as np
 import torch
 
 from ..data.corpora import VOCAB_SIZE
+from ..errors import UserError
 from ..matching import train_flops
 from ..models import LMConfig
-from .base import CombinerContext, Cost, run_combiners, train_flops_module
+from .base import COMBINERS, CombinerContext, Cost, run_combiners, train_flops_module
 from .gates import gate_budget, gate_cost
 
-__all__ = ["add_combiners", "combiner_context", "REFERENCE", "make_budget", "q_draws"]
+__all__ = ["add_combiners", "check_combiners", "combiner_context", "REFERENCE", "make_budget", "q_draws"]
 
 #: the method every leaderboard cell is paired against
 REFERENCE = "gate_excess_logZ"
+
+
+def check_combiners(settings: dict) -> None:
+    """Every name of a preset's ``combiners`` table is registered (a UserError listing them)."""
+    for name in settings:
+        if name not in COMBINERS:
+            raise UserError(f"combiners: unknown combiner {name!r}; choose from "
+                            f"{', '.join(sorted(COMBINERS))}")
 
 
 def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int,
@@ -42,8 +51,8 @@ def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int,
 def q_draws(experts, n: int, seed: int, store, dev):
     """The stage-7 draws from q, (inputs (n, T), log E (n, p)), reloaded from the store under the
     key `pipeline.sample.sample_gates` used (drawn again the same way if the file is gone)."""
-    from ..pipeline.sample import draws_key
     from ..experts import ExpertProposal
+    from ..pipeline.sample import draws_key
     from ..sampling import draw_from_q
 
     key = draws_key(experts, n, seed)

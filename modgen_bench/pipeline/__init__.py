@@ -20,7 +20,8 @@ stage       function                    output                                  
 9 conflict  `ConflictProbe`, ...        [(step, mean pairwise cosine)]                conflict
 ==========  ==========================  ===========================================  ===========
 
-`replicate.run_replicate` composes them for one (seed, resample) and returns tidy rows: it is a
+`modgen_bench.replicate.run_replicate` (above this package, beside the combiners it also
+runs) composes them for one (seed, resample) and returns tidy rows: it is a
 `modgen_bench.launch.Job` function, so replicates (or sweep cells composed the same way) run
 through ``--launcher serial|joblib|submitit``. `report.report` turns the rows into sections.
 A sketch of a new study reusing the stages::
@@ -45,7 +46,6 @@ from .experts import (
 )
 from .gate import GateResult, gate_config, train_gate
 from .loglik import ExpertCache, cache_experts, spd_sampler
-from .replicate import run_replicate
 from .retrain import Retrain, matched_d_model, train_retrain
 from .router import RouterResult, distil_router
 from .sample import SamplingResult, sample_gates
@@ -57,5 +57,4 @@ __all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "Store", "sta
            "ExpertCache", "cache_experts", "spd_sampler", "GateResult", "gate_config", "train_gate",
            "Retrain", "matched_d_model", "train_retrain", "RouterResult", "distil_router",
            "SamplingResult", "sample_gates", "per_domain", "lm_nll", "gate_nll", "router_nll",
-           "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses", "probe_windows",
-           "run_replicate"]
+           "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses", "probe_windows"]

@@ -108,11 +108,6 @@ class PipelineConfig:
                              f"{', '.join(CONVENTIONS)}")
         if not cfg.ratio > 0:
             raise UserError(f"ratio must be > 0 (got {cfg.ratio})")
-        from ..combiners import COMBINERS
-        for name in cfg.combiners:
-            if name not in COMBINERS:
-                raise UserError(f"combiners: unknown combiner {name!r}; choose from "
-                                f"{', '.join(sorted(COMBINERS))}")
         if cfg.experts_from not in EXPERT_SOURCES:
             raise UserError(f"experts_from = {cfg.experts_from!r} is not an expert source; choose "
                              f"one of {', '.join(EXPERT_SOURCES)}")

@@ -7,6 +7,8 @@ router). Outputs: (p,) per-domain NLL per token (nats) per model; nothing cached
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -14,7 +16,8 @@ from ..algorithms.spd import log_pi
 from ..distill import student_logprob
 from ..sequence.evaluate import model_logliks
 
-__all__ = ["per_domain", "lm_nll", "gate_nll", "router_nll", "expert_nll"]
+__all__ = ["per_domain", "lm_nll", "gate_nll", "router_nll", "expert_nll", "const_gate_nll",
+           "bayes_router_nll", "routing_split"]
 
 
 def per_domain(nll: torch.Tensor, p: int) -> np.ndarray:
@@ -45,3 +48,33 @@ def router_nll(router, windows, token_logp, device, batch: int = 256) -> torch.T
 def expert_nll(log_e: torch.Tensor, k: int, T: int) -> torch.Tensor:
     """(n,) per-token NLL of expert k from its cached whole-window log-likelihoods (n, p)."""
     return -log_e[:, k] / (T - 1)
+
+
+def const_gate_nll(test_e: torch.Tensor, T: int) -> np.ndarray:
+    """(n,) per-token NLL of the constant gate 1/p, -log((1/p) sum_k E[k](x)) / (T - 1), from
+    the cached whole-window log E (n, p). Its Z is exactly 1 (a mixture of distributions)."""
+    p = test_e.shape[-1]
+    return (-(torch.logsumexp(test_e.double(), dim=-1) - math.log(p)) / (T - 1)).numpy()
+
+
+def bayes_router_nll(test_tok: torch.Tensor, prior=None) -> torch.Tensor:
+    """(n,) per-token NLL of the Bayes-posterior causal router's student (PAPER.md section 4,
+    Structural Distillation: the Bayes-optimal router is the posterior of the expert given the
+    prefix): gamma_t(k) ∝ prior_k prod_{s<t} E[k](x_s | x_<s), student token prob
+    sum_k gamma_t(k) E[k](x_t | x_<t). test_tok: (n, T-1, p) per-token log-probs."""
+    n, L, p = test_tok.shape
+    lp = test_tok.double()
+    log_prior = torch.full((p,), -math.log(p), dtype=torch.float64) if prior is None else \
+        torch.log(torch.as_tensor(prior, dtype=torch.float64))
+    prefix = torch.cumsum(lp, dim=1) - lp                                 # (n, L, p) sum_{s<t}
+    log_post = torch.log_softmax(log_prior + prefix, dim=-1)               # (n, L, p)
+    tok = torch.logsumexp(log_post + lp, dim=-1)                           # (n, L)
+    return -tok.sum(dim=1) / L
+
+
+def routing_split(gate, const, expert_k, mono) -> dict:
+    """gate - mono on domain k's windows = routing_proper (gate - const) + domain_prior
+    (const - expert_k, at most log p / (T - 1) per token: -log((1/p) sum_j E_j) <=
+    -log((1/p) E_k)) + expert_deficit (expert_k - mono). Inputs: per-window NLL arrays."""
+    g, c, e, m = (float(np.mean(v)) for v in (gate, const, expert_k, mono))
+    return {"routing_proper": g - c, "domain_prior": c - e, "expert_deficit": e - m}

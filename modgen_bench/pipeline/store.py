@@ -23,11 +23,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .. import distributed as dist
-from ..atomic import write_with
+from ..tensorio import plain, save_atomic
 
 __all__ = ["stage_key", "Store", "save_atomic", "load_stage", "plain"]
 
@@ -38,27 +37,6 @@ def stage_key(*parts) -> str:
     """12 hex digits of sha256 over the JSON of ``parts`` (dicts sorted; never Python's hash())."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def plain(obj):
-    """``obj`` with numpy arrays as tensors and numpy scalars as Python numbers (tuples, lists
-    and dicts walked), so `torch.load(weights_only=True)` reads it back without an allow-list.
-    A float64 scalar becomes a Python float (the same double); arrays keep their dtype."""
-    if isinstance(obj, dict):
-        return type(obj)((k, plain(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(plain(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def save_atomic(obj, path) -> None:
-    """torch.save `plain` ``obj`` to ``path`` through a temp file and a rename (`..atomic`)."""
-    obj = plain(obj)
-    write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_stage(path: Path):

@@ -20,6 +20,7 @@ from torch import nn
 from .. import distributed as dist
 from ..optim import make_adamw
 from ..provenance import stable_seed
+from ..tensorio import save_atomic
 
 __all__ = ["train_lm", "autocast", "lr_factor", "warmup_steps", "StepHook", "make_adamw"]
 
@@ -83,7 +84,6 @@ def _shard_loss(net, idx, weights):
 
 def _save(path: Path, state: dict) -> None:
     """Atomic torch.save (temp file, then rename): no half-written checkpoint; rank 0 only."""
-    from ..pipeline.store import save_atomic
     if dist.is_writer():
         save_atomic(state, path)
 

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 from modgen_bench.launch import Job, LaunchSpec, launch_into
-from modgen_bench.pipeline import PipelineConfig, Store, run_replicate
+from modgen_bench.pipeline import PipelineConfig, Store
 from modgen_bench.pipeline import report as pipeline_report
+from modgen_bench.replicate import load_config, run_replicate
 
 Config = PipelineConfig
 
@@ -95,12 +96,12 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> tuple[list[str], str]:
 def run(ctx) -> None:
     config = copy.deepcopy(ctx.config)
     prepare = config.pop("prepare", None)
-    cfg = PipelineConfig.from_dict(config)
+    cfg = load_config(config)
     if prepare is not None:
         config["expert_dirs"], config["base_dir"] = _prepare(
             ctx, cfg, int(prepare.get("bpe_vocab", 512)))
         config["experts_from"] = "load"
-        cfg = PipelineConfig.from_dict(config)
+        cfg = load_config(config)
     spec = getattr(ctx, "launch", None) or LaunchSpec()
     jobs = [
         Job(

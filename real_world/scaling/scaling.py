@@ -1,4 +1,4 @@
-"""The decisive gate-vs-monolith experiment (issue 13): a thin plug-in over `modgen_bench.scaling`.
+"""The decisive gate-vs-monolith experiment: the plug-in (its cell and jobs: cell.py beside it).
 
 Every (triple, expert size, seed) is one launcher job (`modgen_bench.launch`); the job trains
 the experts and the SPD gate per budget, grades the gate as a proper likelihood (Z on fresh
@@ -11,10 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2, norm
 
 from modgen_bench.launch import LaunchSpec, launch_into
-from modgen_bench.scaling import SCALES, ScalingConfig, cell_jobs, crossover_table
+from modgen_bench.reporting import Headline, Section, legend_outside, save_figure
+from modgen_bench.reporting.figures import Figure
 from modgen_bench.stats import every_mixture, paired_t_interval, two_level_interval
+
+from .cell import SCALES, ScalingConfig, cell_jobs, crossover_table
 
 Config = ScalingConfig
 
@@ -154,10 +158,8 @@ def _lr_grid(df) -> str:
             if "lr" in lrs and len(lrs) else "")
 
 
-def _headline(verdict, xo, df, path, scale: str) -> "Headline":
+def _headline(verdict, xo, df, path, scale: str) -> Headline:
     """The paper's question at the paper's ratio first, then the crossover, both sides' FLOPs."""
-    from modgen_bench.reporting import Headline
-    from modgen_bench.reporting.figures import Figure
     ratio = _paper_ratio(df)
     paper = _paper_cells(verdict, ratio)
     label = SCALES.get(scale, "Pilot scale")
@@ -197,8 +199,6 @@ def _figure(uni, xo, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
-
-    from modgen_bench.reporting import legend_outside, save_figure
     deltas = uni
     cases, convs = sorted(deltas["case"].unique()), sorted(deltas["convention"].unique())
     fig, axes = plt.subplots(len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)),
@@ -245,7 +245,6 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
     exactly normalised gates miss by chance). For the family of n gates: a Bonferroni test (every
     |Z - 1| / se <= z_{1 - 0.025/n}: a 95% simultaneous statement) and a chi-square test of
     sum ((Z - 1) / se)^2 against chi2(n). Adds ``1 in interval`` and ``z_score`` columns."""
-    from scipy.stats import chi2, norm
     for col, name in (("Z_fresh", ""), ("Z_fresh_spd", "_spd")):
         if {col, col + "_lo", col + "_hi", col + "_se"} <= set(zt):
             zt["1 in interval" + name] = (zt[col + "_lo"] <= 1) & (1 <= zt[col + "_hi"])
@@ -283,7 +282,6 @@ def _fmt_table(t):
 
 def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
     """The headline and the gate-vs-monolith section: every mixture, SPD's endpoint, crossover."""
-    from modgen_bench.reporting import Section
     uni = cell_intervals(df, "gate-vs-mono", "delta_uniform")
     deltas = df[df["method"].eq("gate-vs-mono") & df["metric"].eq("delta_uniform")]
     xo = crossover_table(deltas, uni)
@@ -335,7 +333,6 @@ def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
-    from modgen_bench.reporting import Section
     fig_dir = Path(fig_dir)
     df = _num(df, ["budget", "r_target", "r", "compute_ratio", "token_ratio", "expert_d", "seed",
                    "mono_d", "mono_steps", "resample", "mono_lr", "lr"])

@@ -15,7 +15,7 @@ constant 1/p gate, Z = 1 exactly) and ``bayes_router`` (the free Bayes-posterior
 Case ``paired`` holds per-window paired differences a - b per mixture with their per-window
 s.e. (domains' s.e. combined with the mixture's weights; item 6); case ``routing_split`` splits
 gate - monolith on each domain into routing proper, the shared domain prior and the expert
-deficit (`scaling.routing_split`, item 8).
+deficit (`evaluate.routing_split`, item 8).
 """
 from __future__ import annotations
 
@@ -25,27 +25,35 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..combiners.stage import add_combiners, combiner_context
-from ..data.corpora import VOCAB_SIZE
-from ..experts import BYTES_HASH
-from ..matching import closed_form_counts, match_monolith, train_flops
-from ..models import LMConfig, count_params
-from ..provenance import stable_seed
-from ..results import lam_label
-from ..scaling import bayes_router_nll, const_gate_nll, routing_split
-from ..stats import paired_bootstrap, per_window_paired_se
-from ..threads import cpu_threads
-from .config import PipelineConfig
-from .conflict import ConflictProbe, lm_domain_losses, probe_windows
-from .data import job_info
-from .evaluate import expert_nll, gate_nll, lm_nll, per_domain, router_nll
-from .experts import experts_and_splits
-from .gate import train_gate
-from .loglik import cache_experts
-from .retrain import train_retrain
-from .router import distil_router
-from .sample import sample_gates
-from .store import Store
+from .combiners.stage import add_combiners, check_combiners, combiner_context
+from .data.corpora import VOCAB_SIZE
+from .experts import BYTES_HASH
+from .matching import closed_form_counts, match_monolith, train_flops
+from .models import LMConfig, count_params
+from .pipeline.config import PipelineConfig
+from .pipeline.conflict import ConflictProbe, lm_domain_losses, probe_windows
+from .pipeline.data import job_info
+from .pipeline.evaluate import (
+    bayes_router_nll,
+    const_gate_nll,
+    expert_nll,
+    gate_nll,
+    lm_nll,
+    per_domain,
+    router_nll,
+    routing_split,
+)
+from .pipeline.experts import experts_and_splits
+from .pipeline.gate import train_gate
+from .pipeline.loglik import cache_experts
+from .pipeline.retrain import train_retrain
+from .pipeline.router import distil_router
+from .pipeline.sample import sample_gates
+from .pipeline.store import Store
+from .provenance import stable_seed
+from .results import lam_label
+from .stats import paired_bootstrap, per_window_paired_se
+from .threads import cpu_threads
 
 __all__ = ["run_replicate", "Rows", "monolith_plan", "PAIRS"]
 
@@ -102,10 +110,18 @@ def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: 
     return spec, d, ratios
 
 
+def load_config(config: dict) -> PipelineConfig:
+    """A preset's checked `PipelineConfig`, its combiners included (they are checked here, above
+    the stages they use, so the config module never imports them)."""
+    cfg = PipelineConfig.from_dict(config)
+    check_combiners(cfg.combiners)
+    return cfg
+
+
 def run_replicate(config: dict, seed: int, resample: int, out_dir, device: str = "cpu",
                   progress: bool = False) -> tuple[list, dict]:
     """Stages 1-9 for (seed, resample); returns (rows, {"corpora": provenance})."""
-    cfg = PipelineConfig.from_dict(config)
+    cfg = load_config(config)
     with cpu_threads(cfg.cpu_threads, device):
         return _replicate(cfg, seed, resample, Store(out_dir), device, progress)
 

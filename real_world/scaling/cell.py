@@ -1,4 +1,4 @@
-"""The decisive gate-vs-monolith experiment (issue 13): a capacity x budget sweep on real text.
+"""The scaling study's cell: a capacity x budget sweep of the gate against monoliths on real text.
 
 One job (`run_cell`, a `modgen_bench.launch` job) is one (triple of corpora, expert size, seed);
 it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per training budget B
@@ -32,7 +32,7 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 6. counts every FLOP of both sides (`matching.gate_side_flops`; the monolith's training, and its
    learning-rate selection apart).
 
-The report (real_world/scaling/scaling.py) pools seeds with intervals that carry the shared test
+The report (the plug-in, scaling.py beside this file) pools seeds with intervals that carry the shared test
 windows' error (`stats.two_level_interval`), tests "better on every mixture" with Holm's
 correction (`stats.every_mixture`), answers at the paper's ratio first and states a crossover
 only where the cells show one (`crossover_table`, `crossover.checked_crossover`).
@@ -43,29 +43,48 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 import torch
 
-from .algorithms.normaliser import z_control_variate
-from .config_utils import build
-from .crossover import checked_crossover
-from .data.corpora import VOCAB_SIZE
-from .errors import UserError
-from .experts import ExpertProposal
-from .matching import (
+from modgen_bench.algorithms.normaliser import z_control_variate
+from modgen_bench.config_utils import build
+from modgen_bench.crossover import checked_crossover
+from modgen_bench.data.corpora import VOCAB_SIZE
+from modgen_bench.errors import UserError
+from modgen_bench.experts import ExpertProposal
+from modgen_bench.launch import Job
+from modgen_bench.matching import (
     CONVENTIONS,
     causal_pass_flops,
+    gate_side_flops,
     match_monolith,
+    nonembedding_count,
     nonembedding_params,
     total_params,
     train_flops,
 )
-from .models import LMConfig, count_params
-from .provenance import stable_seed
-from .results import lam_label
-from .sampling import draw_from_q, log_gate, log_weight, z_estimate
-from .sequence.train import warmup_steps
-from .stats import paired_bootstrap, per_window_paired_se
-from .threads import cpu_threads
+from modgen_bench.models import LMConfig, count_params
+from modgen_bench.pipeline import (
+    LMTrain,
+    SmallNet,
+    Store,
+    cache_experts,
+    expert_nll,
+    gate_nll,
+    lm_nll,
+    load_splits,
+    train_experts,
+    train_gate,
+    train_retrain,
+)
+from modgen_bench.pipeline.data import job_info
+from modgen_bench.pipeline.evaluate import bayes_router_nll, const_gate_nll, routing_split
+from modgen_bench.provenance import stable_seed
+from modgen_bench.results import lam_label
+from modgen_bench.sampling import draw_from_q, log_gate, log_weight, z_estimate
+from modgen_bench.sequence.train import warmup_steps
+from modgen_bench.stats import paired_bootstrap, per_window_paired_se, worst_vertex_bootstrap
+from modgen_bench.threads import cpu_threads
 
 __all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
            "draws_from_q", "fresh_z", "routing_split", "worst_vertex_bootstrap", "select_lr",
@@ -146,53 +165,6 @@ def mono_template(cfg: ScalingConfig) -> LMConfig:
                     4 * cfg.n_head)
 
 
-def bayes_router_nll(test_tok: torch.Tensor, prior=None) -> torch.Tensor:
-    """(n,) per-token NLL of the Bayes-posterior causal router's student (PAPER.md section 4,
-    Structural Distillation: the Bayes-optimal router is the posterior of the expert given the
-    prefix): gamma_t(k) ∝ prior_k prod_{s<t} E[k](x_s | x_<s), student token prob
-    sum_k gamma_t(k) E[k](x_t | x_<t). test_tok: (n, T-1, p) per-token log-probs."""
-    n, L, p = test_tok.shape
-    lp = test_tok.double()
-    log_prior = torch.full((p,), -math.log(p), dtype=torch.float64) if prior is None else \
-        torch.log(torch.as_tensor(prior, dtype=torch.float64))
-    prefix = torch.cumsum(lp, dim=1) - lp                                 # (n, L, p) sum_{s<t}
-    log_post = torch.log_softmax(log_prior + prefix, dim=-1)               # (n, L, p)
-    tok = torch.logsumexp(log_post + lp, dim=-1)                           # (n, L)
-    return -tok.sum(dim=1) / L
-
-
-def worst_vertex_bootstrap(a, b, groups, rng, n_boot: int = 1000, level: float = 0.95) -> dict:
-    """max_k mean_k(a) - max_k mean_k(b) over domains k (``groups``) and its paired bootstrap
-    interval and s.e. (windows resampled within each domain, the same indices for a and b)."""
-    a, b, groups = np.asarray(a, float), np.asarray(b, float), np.asarray(groups)
-    labels = np.unique(groups)
-    idx = [np.flatnonzero(groups == g) for g in labels]
-    point = max(a[i].mean() for i in idx) - max(b[i].mean() for i in idx)
-    rng = np.random.default_rng(rng)
-    ma, mb = np.zeros((n_boot, len(idx))), np.zeros((n_boot, len(idx)))
-    for j, i in enumerate(idx):
-        pick = i[rng.integers(0, i.size, size=(n_boot, i.size))]
-        ma[:, j], mb[:, j] = a[pick].mean(axis=1), b[pick].mean(axis=1)
-    stat = ma.max(axis=1) - mb.max(axis=1)
-    lo, hi = np.quantile(stat, [0.5 - level / 2, 0.5 + level / 2])
-    return {"mean": float(point), "lo": float(lo), "hi": float(hi), "se": float(stat.std(ddof=1))}
-
-
-def const_gate_nll(test_e: torch.Tensor, T: int) -> np.ndarray:
-    """(n,) per-token NLL of the constant gate 1/p, -log((1/p) sum_k E[k](x)) / (T - 1), from
-    the cached whole-window log E (n, p). Its Z is exactly 1 (a mixture of distributions)."""
-    p = test_e.shape[-1]
-    return (-(torch.logsumexp(test_e.double(), dim=-1) - math.log(p)) / (T - 1)).numpy()
-
-
-def routing_split(gate, const, expert_k, mono) -> dict:
-    """gate - mono on domain k's windows = routing_proper (gate - const) + domain_prior
-    (const - expert_k, at most log p / (T - 1) per token: -log((1/p) sum_j E_j) <=
-    -log((1/p) E_k)) + expert_deficit (expert_k - mono). Inputs: per-window NLL arrays."""
-    g, c, e, m = (float(np.mean(v)) for v in (gate, const, expert_k, mono))
-    return {"routing_proper": g - c, "domain_prior": c - e, "expert_deficit": e - m}
-
-
 def draws_from_q(experts, n: int, seed: int, device):
     """n draws from q = (1/p) sum_k E[k] (inputs, log E (n, p)) from a CPU generator at ``seed``."""
     proposal = ExpertProposal(experts.experts, experts.T)
@@ -226,8 +198,6 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
 
 
 def _cell(cfg, triple, size, seed, out_dir, dev, progress):
-    from .pipeline import Store, load_splits
-    from .pipeline.data import job_info
     corpora = list(cfg.triples[triple])
     store = Store(out_dir)
     rows = []
@@ -266,7 +236,6 @@ class _Side:
 
 def _gate_side(cfg, splits, size, seed, B, store, dev, progress, add) -> _Side:
     """Experts, cache, SPD gate, Z on fresh draws, grading of the gate and its baselines."""
-    from .pipeline import LMTrain, SmallNet, cache_experts, expert_nll, train_experts, train_gate
     p, T = splits.p, cfg.block_size
     at = dict(budget=B)
     spec = LMTrain(cfg.n_layer, cfg.n_head, size, 4 * size, B, cfg.batch_size, cfg.lr,
@@ -302,7 +271,6 @@ def _gate_side(cfg, splits, size, seed, B, store, dev, progress, add) -> _Side:
 
 def _gate_flops(cfg, splits, size, B, g):
     """`matching.gate_side_flops` of this budget's experts and gate (restoration steps as run)."""
-    from .matching import gate_side_flops, nonembedding_count
     p = splits.p
     n_restore = p * cfg.n_restore if g.restoration else 0
     steps = int((g.restoration or {}).get("steps", 0))
@@ -319,7 +287,6 @@ def _gate_flops(cfg, splits, size, B, g):
 def _grade_gate(cfg, g, cache, splits, fresh, dev, add, at) -> dict:
     """Z of SPD's and the restored gate on fresh draws; per-window NLL per token of the gate
     (divided by its fresh Z), the constant gate and the Bayes router on the test windows."""
-    from .pipeline import gate_nll
     p, T = splits.p, cfg.block_size
     spd_z = fresh_z(g.gate_spd, fresh)
     for suffix, v in spd_z.items():                           # SPD's last iterate
@@ -365,7 +332,6 @@ def select_lr(train_at, val_nll, lrs) -> tuple[float, object, dict]:
 def _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add):
     """The monolith at (convention, r) with its learning rate chosen on the validation windows,
     and every gate - monolith row of this cell."""
-    from .pipeline import LMTrain, lm_nll, train_retrain
     p, B = splits.p, side.budget
     plan = match_monolith(conv, expert_config(cfg, side.expert_d), p, B, cfg.batch_size,
                           mono_template(cfg), r=r, gate_params=side.n_gate,
@@ -454,7 +420,6 @@ def _deltas(add, a, b, x, y, groups, experts_nll, rng, n_boot, extra):
 
 def cell_jobs(config: dict, device: str = "cpu", progress: bool = False) -> list:
     """One `launch.Job` per (triple, expert size, seed)."""
-    from .launch import Job
     cfg = ScalingConfig.from_dict(config)
     return [Job(f"{t}-d{d}-seed{s}", run_cell, dict(config=config, triple=t, size=d, seed=s,
                                                      device=device, progress=progress))
@@ -467,7 +432,6 @@ def crossover_table(deltas, cells, interaction: bool = False):
 
     ``deltas``: per-seed gate - monolith rows (value, r, budget, seed and the group columns);
     ``cells``: per-cell intervals over seeds and windows (r, budget, mean, se, lo, hi)."""
-    import pandas as pd
     keys = [c for c in ("case", "resample", "convention", "expert_d") if c in deltas]
     out = []
     for key, g in deltas.groupby(keys):
@@ -496,7 +460,6 @@ def projected_flops(config: dict, restore_steps: int = 3) -> dict:
     {"gate_side", "monolith", "total"}. ``restore_steps``: Gauss-Newton steps assumed per Z
     restoration (the quick preset's gates took 1-4). Divide by a throughput measured with
     `modgen-bench bench train --device cuda` (achieved TFLOP/s) for a projected time."""
-    from .matching import gate_side_flops
     cfg = ScalingConfig.from_dict(config)
     p = len(next(iter(cfg.triples.values())))
     reps = len(cfg.triples) * len(cfg.seeds)
