@@ -100,7 +100,12 @@ def test_two_point_violation_rate_is_within_delta_and_significance_rule():
 
 
 def test_check_holds_on_every_reading():
-    assert [v.status for v in thm9.check(25, 0)] == ["holds"] * 3
+    verdicts = thm9.check(25, 0)
+    assert [v.status for v in verdicts] == ["holds"] * 3
+    for v in verdicts:           # a "holds" with violations says that delta allows them
+        allowed = f"{v.violations} of {v.instances} trials exceed the bound"
+        assert (allowed in v.note) == (v.violations > 0)
+    assert any(v.violations for v in verdicts)       # the two-point reading reaches its bound
 
 
 # --- power against a 10% violation rate ---------------------------------------------------------

@@ -297,6 +297,16 @@ def _finish(tally: Tally, note: str, figures=()):
     return v
 
 
+def _allowed(v) -> str:
+    """Why a reading with violations still holds: the theorem allows a rate up to delta."""
+    if v.status != "holds" or not v.violations:
+        return ""
+    p_value = float(binom.sf(v.violations - 1, v.instances, DELTA))
+    return (f"{v.violations} of {v.instances} trials exceed the bound, a rate of "
+            f"{v.violations / v.instances:.3g}: the theorem allows up to delta = {DELTA} "
+            f"(P(Bin({v.instances}, {DELTA}) >= {v.violations}) = {p_value:.2g} >= {ALPHA}). ")
+
+
 def _worlds(n: int, seed: int) -> list:
     """(problem, tag, seed or None) for the tabular and finite readings: max(1, n // 25)
     `dirichlet` draws (their fitted gates feed the figure) and `split_problem`."""
@@ -399,6 +409,6 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         f"0.5 is violated well above delta.",
     ]
     for v, text in zip(verdicts, notes, strict=True):
-        v.note = (f"Violations {v.violations}/{v.instances}; {_tightness(v)} {text} "
+        v.note = (f"{_allowed(v)}Violations {v.violations}/{v.instances}; {_tightness(v)} {text} "
                   f"{power_note(v.instances)} {rule}")
     return verdicts
