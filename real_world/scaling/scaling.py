@@ -170,7 +170,7 @@ def _headline(verdict, xo, df, path, scale: str) -> Headline:
             counts[f"{conv}: {k}"] = int(v)
         ex = g["excess verdict"].value_counts()
         lines.append(
-            f"- **{conv}-matched, r = {g['r'].median():.2f}**: "
+            f"- **{conv}-matched, r = {ratio:g} (achieved: {g['r'].median():.2f})**: "
             + ", ".join(f"{k} in {v}" for k, v in n.items()) + f" of {len(g)} cells "
             f"(uniform mixture: {'; '.join(g['uniform'])}); SPD's endpoint (worst-case excess, "
             "gate - monolith): " + ", ".join(f"{k} in {v}" for k, v in ex.items())
