@@ -1,4 +1,4 @@
-"""Crossover of gate-vs-monolith in the capacity ratio r (issue 13, item 2).
+"""Crossover of gate-vs-monolith in the capacity ratio r.
 
 Model, fitted by ordinary least squares over replicate-level cells (numpy.linalg.lstsq):
 
@@ -10,18 +10,6 @@ budget (steps or FLOPs; any positive unit, it enters through its log). The cross
 is the r where the fitted delta is 0:
 
     log r* = -(a + c log B) / (b + e log B).
-
-Two intervals:
-- `bootstrap_crossover`: replicates resampled within each (r, B) cell (so every cell keeps its
-  design point); draws where the fitted slope in log r is not positive (no crossing in the
-  expected direction) are counted and reported, not silently dropped into the quantiles. With a
-  few seeds it is optimistic: a seed's gate and experts are shared by all of its cells (a seed
-  effect the within-cell resampling treats as independent noise), and 3 seeds give few distinct
-  resamples.
-- `seed_crossover`: each seed's deltas fitted on their own, log r* per seed, and a Student t
-  interval over seeds on log r* (scipy.stats.t; the suite's one rule for replicates,
-  `modgen_bench.stats`). It carries the seed effect; a seed whose own fit has no upward crossing
-  makes it undefined (NaN, counted).
 
 `checked_crossover` is what a report states. The fit is only a summary of the cells, so it is
 checked against them before any r* is printed:
@@ -45,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["CrossoverFit", "fit_delta", "crossover_r", "bootstrap_crossover", "seed_crossover",
-           "sign_bracket", "fieller_log_r_star", "CheckedCrossover", "checked_crossover"]
+__all__ = ["CrossoverFit", "fit_delta", "crossover_r", "sign_bracket",
+           "fieller_log_r_star", "CheckedCrossover", "checked_crossover"]
 
 
 @dataclass
@@ -99,70 +87,6 @@ def fit_delta(delta, r, budget, interaction: bool = False) -> CrossoverFit:
 def crossover_r(fit: CrossoverFit, budget: float) -> float:
     """r* (NaN when the fit has no upward crossing at this budget)."""
     return float(np.exp(fit.log_r_star(budget)))
-
-
-def bootstrap_crossover(delta, r, budget, at_budget: float, cells=None, n_boot: int = 1000,
-                        rng=None, interaction: bool = False, level: float = 0.95) -> dict:
-    """r* at ``at_budget`` with a percentile bootstrap interval.
-
-    ``cells``: a label per row (default: the (r, budget) pair); rows are resampled with
-    replacement within their cell. Returns {r_star, lo, hi, crossing_share, n_boot}: lo/hi are
-    quantiles over the draws that cross (NaN when fewer than half of them do).
-    """
-    delta, r, budget = (np.asarray(v, dtype=np.float64) for v in (delta, r, budget))
-    rng = np.random.default_rng(rng)
-    fit = fit_delta(delta, r, budget, interaction)
-    if cells is None:
-        cells = [f"{a:.6g}|{b:.6g}" for a, b in zip(r, budget)]
-    cells = np.asarray(cells)
-    groups = [np.flatnonzero(cells == c) for c in np.unique(cells)]
-    stars = []
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
-        try:
-            f = fit_delta(delta[idx], r[idx], budget[idx], interaction)
-        except ValueError:
-            continue
-        stars.append(f.log_r_star(at_budget))
-    stars = np.asarray(stars)
-    ok = stars[np.isfinite(stars)]
-    share = ok.size / max(1, stars.size)
-    if share >= 0.5:
-        lo, hi = np.exp(np.quantile(ok, [0.5 - level / 2, 0.5 + level / 2]))
-    else:
-        lo = hi = float("nan")
-    return {"r_star": crossover_r(fit, at_budget), "lo": float(lo), "hi": float(hi),
-            "crossing_share": float(share), "n_boot": int(stars.size), "fit": fit}
-
-
-def seed_crossover(delta, r, budget, seeds, at_budget: float, interaction: bool = False,
-                   level: float = 0.95) -> dict:
-    """r* at ``at_budget`` from each seed's own fit, with a t interval over seeds on log r*.
-
-    Returns {r_star (exp of the mean log r*), lo, hi, n_seeds, n_crossing, per_seed}: r_star,
-    lo and hi are NaN unless every seed's fit crosses upwards and there are >= 2 seeds (each
-    seed's own r* is in per_seed). A non-finite delta is an error (`fit_delta`), never counted
-    as a seed without a crossing.
-    """
-    from scipy import stats
-    delta, r, budget, seeds = (np.asarray(v) for v in (delta, r, budget, seeds))
-    per_seed = {}
-    for s in np.unique(seeds):
-        m = seeds == s
-        per_seed[s.item() if hasattr(s, "item") else s] = fit_delta(
-            delta[m], r[m], budget[m], interaction).log_r_star(at_budget)
-    logs = np.array(list(per_seed.values()), dtype=float)
-    crossing = np.isfinite(logs)
-    n = logs.size
-    out = {"n_seeds": int(n), "n_crossing": int(crossing.sum()),
-           "per_seed": {k: float(np.exp(v)) for k, v in per_seed.items()},
-           "r_star": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    if n >= 2 and crossing.all():
-        mean, se = logs.mean(), logs.std(ddof=1) / np.sqrt(n)
-        half = stats.t.ppf(0.5 + level / 2, n - 1) * se
-        out.update(r_star=float(np.exp(mean)), lo=float(np.exp(mean - half)),
-                   hi=float(np.exp(mean + half)))
-    return out
 
 
 def sign_bracket(r, lo, hi) -> tuple[str, float, float]:
