@@ -27,7 +27,7 @@ def domain_gradients(model: nn.Module, losses: Sequence[Callable[[], torch.Tenso
     for loss_fn in losses:
         grads = torch.autograd.grad(loss_fn(), params, allow_unused=True)
         rows.append(torch.cat([(g if g is not None else torch.zeros_like(q)).reshape(-1).float()
-                               for g, q in zip(grads, params)]))
+                               for g, q in zip(grads, params, strict=True)]))
     return torch.stack(rows)
 
 

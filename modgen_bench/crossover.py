@@ -113,7 +113,7 @@ def bootstrap_crossover(delta, r, budget, at_budget: float, cells=None, n_boot: 
     rng = np.random.default_rng(rng)
     fit = fit_delta(delta, r, budget, interaction)
     if cells is None:
-        cells = [f"{a:.6g}|{b:.6g}" for a, b in zip(r, budget)]
+        cells = [f"{a:.6g}|{b:.6g}" for a, b in zip(r, budget, strict=True)]
     cells = np.asarray(cells)
     groups = [np.flatnonzero(cells == c) for c in np.unique(cells)]
     stars = []

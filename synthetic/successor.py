@@ -338,7 +338,7 @@ def _trajectory_figure(traj, path):
     metrics = [("traj_lam_A", "lam_A (weight of domain A)"), ("traj_mu", "mu (dual variable)"),
                ("traj_Z_hat", "Z_hat (estimated normaliser)")]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for ax, (metric, label) in zip(axes, metrics):
+    for ax, (metric, label) in zip(axes, metrics, strict=True):
         for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(["case", "method", "seed"]):
             g = g.sort_values("step")
             ax.plot(g["step"].astype(float), g["value"], lw=0.9, label=f"{case} {method} seed {seed}")

@@ -59,7 +59,7 @@ def test_killed_then_resumed_run_gives_identical_numbers(tmp_path):
     res = train_lm(resumed_model, _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck, checkpoint_every=10)
     assert res["resumed_from"] == 10
     assert res["losses"] == ref["losses"]
-    for (k, a), b in zip(ref_model.state_dict().items(), resumed_model.state_dict().values()):
+    for (k, a), b in zip(ref_model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     # a finished checkpoint resumes to the end at once
     again = train_lm(_model(seed=7), _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck)

@@ -137,7 +137,7 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     ts = np.linspace(0, 1, 101)
-    for ax, family in zip(axes, ("disjoint", "overlap", "dirichlet")):
+    for ax, family in zip(axes, ("disjoint", "overlap", "dirichlet"), strict=True):
         b = Bound(__import__("modgen_bench.instances", fromlist=["make"]).make(
             family, stable_seed(seed, CLAIM, "figure", family), p=2, N=10), "union")
         lams = np.stack([ts, 1 - ts], axis=1)

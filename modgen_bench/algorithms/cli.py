@@ -49,6 +49,6 @@ def spd_command(args) -> int:
     print(f"exact value V* = {out['exact_value']:.6g}   suboptimality = {out['suboptimality']:.3g}")
     width = max(len(n) for n in problem.names)
     print(f"{'domain':<{width}}  {'lambda':>10}  {'KL(P_k || pi_g / Z)':>20}")
-    for name, lam, v in zip(problem.names, out["lambda"], out["per_domain_kl"]):
+    for name, lam, v in zip(problem.names, out["lambda"], out["per_domain_kl"], strict=True):
         print(f"{name:<{width}}  {lam:>10.6f}  {v:>20.10g}")
     return 0

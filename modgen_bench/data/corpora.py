@@ -174,7 +174,7 @@ def split_of(doc: bytes, corpus: str, resample: int = 0) -> str:
     h = hashlib.sha256(f"{corpus}/{int(resample)}/".encode() + doc).digest()
     u = int.from_bytes(h[:8], "big") / 2.0**64
     edge = 0.0
-    for split, frac in zip(SPLITS, SPLIT_FRACTIONS):
+    for split, frac in zip(SPLITS, SPLIT_FRACTIONS, strict=True):
         edge += frac
         if u < edge:
             return split
