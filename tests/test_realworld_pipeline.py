@@ -94,7 +94,8 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     assert f"Vertices are the domains in order {TINY['corpora']}" in report   # lam order, not sorted
     assert "routing_proper" in report and "domain_prior" in report and "expert_deficit" in report
     # one convention: every table caption names the matching convention; baselines in the tables
-    captions = [l for l in report.splitlines() if l.startswith("**") and l.endswith("**")]
+    captions = [line for line in report.splitlines()
+                if line.startswith("**") and line.endswith("**")]
     assert captions and all("[monolith matched by params, r " in c for c in captions), captions
     assert "const_gate" in report and "bayes_router" in report and "95% t-interval" in report
     assert "gate vs monolith (params-matched)" in report and "tiny: tiny:" not in report   # headline box

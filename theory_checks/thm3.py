@@ -141,8 +141,8 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
         b = Bound(__import__("modgen_bench.instances", fromlist=["make"]).make(
             family, stable_seed(seed, CLAIM, "figure", family), p=2, N=10), "union")
         lams = np.stack([ts, 1 - ts], axis=1)
-        ax.plot(ts, [b.bound(l) for l in lams], label="Thm 3 bound")
-        ax.plot(ts, [b.actual(l) for l in lams], "--", label="KL(P_lam || pi_g*)")
+        ax.plot(ts, [b.bound(lam) for lam in lams], label="Thm 3 bound")
+        ax.plot(ts, [b.actual(lam) for lam in lams], "--", label="KL(P_lam || pi_g*)")
         ax.set_title(f"{family} (p=2, N=10)")
         ax.set_xlabel("lam[0]")
     axes[0].set_ylabel("nats")
