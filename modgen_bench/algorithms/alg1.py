@@ -71,9 +71,10 @@ class Alg1Result:
     history: pd.DataFrame
 
 
-def algorithm1(problem: DiscreteProblem, config: Alg1Config = Alg1Config(), support: str = "domains",
-               device="cpu", evaluate=None) -> Alg1Result:
-    """Run Algorithm 1 with exact gradients; ``evaluate(gate) -> dict`` adds columns at log steps."""
+def algorithm1(problem: DiscreteProblem, config: Alg1Config | None = None,
+               support: str = "domains", device="cpu", evaluate=None) -> Alg1Result:
+    """Run Algorithm 1 with exact gradients; ``evaluate(gate) -> dict`` adds log-step columns."""
+    config = Alg1Config() if config is None else config
     mask = support_mask(problem, support)
     lo_np, hi_np = envelope(problem)
     kw = dict(device=device, dtype=torch.float64)

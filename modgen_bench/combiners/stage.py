@@ -42,8 +42,8 @@ def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int,
 def q_draws(experts, n: int, seed: int, store, dev):
     """The stage-7 draws from q, (inputs (n, T), log E (n, p)), reloaded from the store under the
     key `pipeline.sample.sample_gates` used (drawn again the same way if the file is gone)."""
-    from ..pipeline.sample import draws_key
     from ..experts import ExpertProposal
+    from ..pipeline.sample import draws_key
     from ..sampling import draw_from_q
 
     key = draws_key(experts, n, seed)
