@@ -155,7 +155,7 @@ def _disk_full(folder: Path) -> bool:
 
 
 def write_with(path, fn: Callable[[str], object]) -> Path:
-    """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it into place."""
+    """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it in place."""
     path = Path(path)
     ensure_dir(path.parent)
     try:

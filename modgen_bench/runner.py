@@ -66,7 +66,7 @@ def code_version(suite_dir=None) -> dict:
 
 
 def run_key(experiment: str, preset: str, config: dict, device: str, code: dict) -> str:
-    """The identity of a run: 12 hex digits over (experiment, preset, config, device, code source)."""
+    """The identity of a run: 12 hex digits over (experiment, preset, config, device, source)."""
     return config_hash({"experiment": experiment, "preset": preset, "config": config,
                         "device": device, "code": code["source"]})
 

@@ -1,4 +1,5 @@
-"""The convergence suite plug-in (synthetic/convergence.py): runs, and reports from its rows alone."""
+"""The convergence suite plug-in (synthetic/convergence.py): it runs, and reports from its rows
+alone."""
 from pathlib import Path
 
 import pandas as pd

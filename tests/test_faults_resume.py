@@ -110,7 +110,8 @@ def test_external_sigint_one_line_then_resume(tmp_path, baseline):
             proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines() == [
-        "modgen-bench: interrupted (finished stages are kept; add --resume to the same command to continue)"]
+        "modgen-bench: interrupted (finished stages are kept; "
+        "add --resume to the same command to continue)"]
     assert _state(out) == {"alpha": baseline["alpha"]}
     assert main(_argv(out, "--resume")) == 0
     assert _state(out) == baseline

@@ -1,4 +1,5 @@
-"""Structural distillation (modgen_bench/distill.py) and gradient conflict (modgen_bench/conflict.py)."""
+"""Structural distillation (modgen_bench/distill.py) and gradient conflict
+(modgen_bench/conflict.py)."""
 import pytest
 import torch
 

@@ -56,14 +56,20 @@ def _run(out_dir, config=TINY):
     return ctx
 
 
+def _toml_value(v) -> str:
+    """A TOML value: JSON for scalars and lists, an inline table for a dict."""
+    if not isinstance(v, dict):
+        return json.dumps(v)
+    return "{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }"
+
+
 @pytest.mark.corpora(*TINY["corpora"])
 def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     suite = tmp_path / "real_world"
     suite.mkdir()
     shutil.copy(PLUGIN, suite / PLUGIN.name)
     toml = "[experiment]\nmodule = \"modular_text\"\n[preset.quick]\n" + "\n".join(
-        f"{k} = {json.dumps(v) if not isinstance(v, dict) else '{ ' + ', '.join(f'{a} = {json.dumps(b)}' for a, b in v.items()) + ' }'}"
-        for k, v in TINY.items())
+        f"{k} = {_toml_value(v)}" for k, v in TINY.items())
     (suite / "tiny.toml").write_text(toml)
     assert tomllib.loads(toml)["preset"]["quick"]["expert"]["d_model"] == 8
     root = run_suite(str(suite), preset="quick", device="cpu", out=str(tmp_path / "out"), log=lambda *_: None)

@@ -1,4 +1,5 @@
-"""train_lm: it learns, same seed -> same numbers, and a killed-then-resumed run ends identically."""
+"""train_lm: it learns, same seed -> same numbers, and a killed-then-resumed run ends
+identically."""
 import pytest
 import torch
 

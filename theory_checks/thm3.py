@@ -84,7 +84,8 @@ class Bound:
 
 def record(tally: Tally, b: Bound, rng, instance: str, search: bool = True) -> None:
     """Tally the worst margin of ``b``; a solve that did not certify (status "inaccurate", gap
-    inf from `certified_solve`) is tallied as a solver failure (`verdict.Tally.add`), not skipped."""
+    inf from `certified_solve`) is tallied as a solver failure (`verdict.Tally.add`), not
+    skipped."""
     if not b.sol.optimal:
         tally.add(np.nan, instance, b.sol.duality_gap, b.problem)
         return
