@@ -1,4 +1,4 @@
-"""Atomic writes: nothing half-written (DESIGN.md, Conventions; issue 10 item 3).
+"""Atomic writes: nothing half-written (DESIGN.md, Conventions).
 
 Every writer here writes a temp file in the destination's folder, flushes and fsyncs it, then
 ``os.replace``s it over the destination and fsyncs the folder. A reader therefore sees either the

@@ -1,4 +1,4 @@
-"""Crossover of gate-vs-monolith in the capacity ratio r (issue 13, item 2).
+"""Crossover of gate-vs-monolith in the capacity ratio r.
 
 Model, fitted by ordinary least squares over replicate-level cells (numpy.linalg.lstsq):
 

@@ -1,6 +1,6 @@
 """Fault injection, damaged results: `report DIR` on a truncated line, a cut header, a short
 row, a non-numeric value, a damaged run.json or Parquet file names the file (and the line) in one
-line, exit status 2, never a pandas traceback (issue 10)."""
+line, exit status 2, never a pandas traceback."""
 import shutil
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 """Fault injection, interruptions: SIGKILL / SIGINT of `modgen-bench run` at stage boundaries,
-then `--resume`, gives results byte-identical to an uninterrupted run (issue 10, items 3 and 4).
+then `--resume`, gives results byte-identical to an uninterrupted run.
 
 The suite is tests/fixtures/tiny_suite (three experiments, milliseconds each); its plug-in
 signals itself at the point ``MODGEN_FAULT`` names, so every boundary is hit exactly. The runs

@@ -235,8 +235,7 @@ def _kill_when(out, cfg, ready, what):
 def test_killed_run_resumes_every_row_at_each_stage_boundary(tmp_path):
     """Killed mid-expert, after the log-likelihood cache, after the first gate, mid-monolith (with
     gradient-conflict probes on both sides of the kill) and after the router, each time resumed:
-    the final rows equal an uninterrupted run's exactly (issue 10: the monolith's conflict rows
-    were lost, 615 of 645 rows)."""
+    the final rows equal an uninterrupted run's exactly, the monolith's conflict rows included."""
     cfg = copy.deepcopy(TINY)
     cfg.update(resamples=[], oracle=[], checkpoint_every=3)
     cfg["expert"]["steps"] = 40

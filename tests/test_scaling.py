@@ -1,4 +1,4 @@
-"""The scaling suite (issue 13): library helpers against closed forms, and the plug-in end to end
+"""The scaling suite: library helpers against closed forms, and the plug-in end to end
 on a tiny CPU config (seconds)."""
 import math
 

@@ -88,7 +88,7 @@ def test_bad_steps_is_an_error():
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_object"])
 def test_damaged_checkpoint_is_recomputed_not_loaded(tmp_path, caplog, damage):
     """A truncated or corrupt checkpoint is detected and training recomputes from step 0,
-    ending with the numbers of an uninterrupted run (issue 10)."""
+    ending with the numbers of an uninterrupted run."""
     steps = 12
     ref = train_lm(_model(), _batches, steps, 1e-2, seed=7)
     ck = tmp_path / "run.pt"

@@ -1,5 +1,5 @@
-"""`modgen-bench solve FILE [FILE ...] [--tol T]` (issue 9, items 1 and 6): one JSON object per line,
-batched NPZ archives, status `inaccurate` with its bound interval and exit status 3."""
+"""`modgen-bench solve FILE [FILE ...] [--tol T]`: one JSON object per line, batched NPZ archives,
+status `inaccurate` with its bound interval and exit status 3."""
 import json
 
 import numpy as np

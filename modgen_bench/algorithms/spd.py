@@ -16,7 +16,7 @@ Choices the paper leaves open [PAPER.md: open], and why:
   of an equality constraint and takes either sign. The NLL gains from a larger pi_g only where
   the domains put mass; outside it (and for a parametric gate, wherever the sampled windows do
   not reach) nothing pushes pi_g up, so once a positive mu has pushed Z below 1 a mu projected
-  at 0 leaves it there (issue 13: 7 of 18 trained real-text gates had fresh-draw Z < 1). A
+  at 0 leaves it there (measured: 7 of 18 trained real-text gates had fresh-draw Z < 1). A
   negative mu pays for mass and lifts Z back to 1. mu starts at 1: the unclipped optimum
   q = P_lam / mu sums to 1 exactly when mu = 1.
 - rho = 4: the primal step sees mu + rho (Zhat_ema - 1) (an augmented-Lagrangian, proportional
