@@ -1,4 +1,4 @@
-"""Atomic writes: nothing half-written (DESIGN.md, Conventions; issue 10 item 3).
+"""Atomic writes: nothing half-written (DESIGN.md, Conventions).
 
 Every writer here writes a temp file in the destination's folder, flushes and fsyncs it, then
 ``os.replace``s it over the destination and fsyncs the folder. A reader therefore sees either the
@@ -155,7 +155,7 @@ def _disk_full(folder: Path) -> bool:
 
 
 def write_with(path, fn: Callable[[str], object]) -> Path:
-    """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it into place."""
+    """Call ``fn(tmp_path)`` to write a temp file beside ``path``, fsync it, rename it in place."""
     path = Path(path)
     ensure_dir(path.parent)
     try:

@@ -21,13 +21,14 @@ __all__ = ["domain_gradients", "pairwise_cosines", "mean_pairwise_cosine"]
 
 
 def domain_gradients(model: nn.Module, losses: Sequence[Callable[[], torch.Tensor]]) -> torch.Tensor:
-    """(p, n_params): row k = flattened gradient of ``losses[k]()`` over the trainable parameters."""
+    """(p, n_params): row k = the flattened gradient of ``losses[k]()`` over the trainable
+    parameters."""
     params = [q for q in model.parameters() if q.requires_grad]
     rows = []
     for loss_fn in losses:
         grads = torch.autograd.grad(loss_fn(), params, allow_unused=True)
         rows.append(torch.cat([(g if g is not None else torch.zeros_like(q)).reshape(-1).float()
-                               for g, q in zip(grads, params)]))
+                               for g, q in zip(grads, params, strict=True)]))
     return torch.stack(rows)
 
 

@@ -51,7 +51,7 @@ def sigma_weights(eps) -> np.ndarray:
 
 
 def static_barrier(eps) -> float:
-    """log sum_k exp(eps[k]): the static-gate barrier and the Thm 3 constant (PAPER.md section 3)."""
+    """log sum_k exp(eps[k]): the static-gate barrier and Thm 3's constant (PAPER.md section 3)."""
     return float(logsumexp(np.asarray(eps, dtype=np.float64)))
 
 

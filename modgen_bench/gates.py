@@ -53,7 +53,8 @@ def support_mask(problem: DiscreteProblem, support: str = "domains") -> np.ndarr
 
 
 def envelope(problem: DiscreteProblem) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) = (min_k E[k](x), max_k E[k](x)): the values pi_g(x) can take (PAPER.md section 2)."""
+    """(lo, hi) = (min_k E[k](x), max_k E[k](x)): the values pi_g(x) can take (PAPER.md
+    section 2)."""
     return problem.E.min(axis=0), problem.E.max(axis=0)
 
 

@@ -6,9 +6,9 @@ row dicts and a JSON-able dict of provenance. `run_job` writes ``rows.json``, ``
 finally ``done`` (DomainBed's pattern), which records the number of rows and the sha256 of
 ``rows.json``: a job whose ``done`` matches its rows (and, when the job says how many it makes,
 ``Job.expected_rows``) is loaded, not rerun, so a killed sweep resumes job by job, whatever
-launcher ran it; a job whose rows are missing, empty, short or altered is run again. `launch` returns the results in the
-order of ``jobs`` whatever order they finished in, so rows from ``serial``, ``joblib -j N`` and
-``submitit`` are identical (each job seeds everything itself).
+launcher ran it; a job whose rows are missing, empty, short or altered is run again. `launch`
+returns the results in the order of ``jobs`` whatever order they finished in, so rows from
+``serial``, ``joblib -j N`` and ``submitit`` are identical (each job seeds everything itself).
 
 Launchers (engines users already run; no home-made scheduler):
 - ``serial``: in this process, one after another;
@@ -44,7 +44,8 @@ LAUNCHERS = ("serial", "joblib", "submitit")
 
 @dataclass
 class Job:
-    """``fn(out_dir=root/name, **kwargs) -> (rows, info)``; ``name``: a folder name, unique per sweep.
+    """``fn(out_dir=root/name, **kwargs) -> (rows, info)``; ``name``: a folder name unique per
+    sweep.
 
     ``plugin`` ((module name, file), set by `launch_into` from the run's context) is the suite
     plug-in that made the job: a worker in a fresh process imports it before it runs ``fn``, so
@@ -185,7 +186,7 @@ def _submitit(jobs, root, spec: LaunchSpec):
 
 
 def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> list[tuple[list, dict]]:
-    """Run every job (finished ones are loaded from their folders); results in the order of ``jobs``."""
+    """Run every job (finished ones are loaded from their folders); results in ``jobs``' order."""
     spec = spec or LaunchSpec()
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):

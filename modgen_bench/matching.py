@@ -1,4 +1,4 @@
-"""Matching conventions for the monolith against p experts (issue 13, item 1).
+"""Matching conventions for the monolith against p experts.
 
 What "a monolith of equal size" means decides the sign of gate-vs-monolith, so it is a setting
 recorded in every row, never implicit. A convention fixes the monolith's width (capacity) and its

@@ -128,7 +128,8 @@ def _as_matrix(name: str, value) -> np.ndarray:
     if np.any(off > ROW_SUM_TOL):
         k = int(np.argmax(off))
         raise ProblemError(
-            f"'{name}' row {k} sums to {sums[k]:.9g}; every row must sum to 1 within {ROW_SUM_TOL:g}")
+            f"'{name}' row {k} sums to {sums[k]:.9g}; every row must sum to 1 "
+            f"within {ROW_SUM_TOL:g}")
     return arr
 
 
@@ -263,7 +264,8 @@ class DiscreteProblem:
         E = _as_matrix("experts", experts)
         if P.shape != E.shape:
             raise ProblemError(
-                f"'domains' is {P.shape[0]} x {P.shape[1]} but 'experts' is {E.shape[0]} x {E.shape[1]};"
+                f"'domains' is {P.shape[0]} x {P.shape[1]} but "
+                f"'experts' is {E.shape[0]} x {E.shape[1]};"
                 " both must be p x N over the same outcomes")
         p = P.shape[0]
         if names is None:

@@ -1,4 +1,5 @@
-"""Tidy results: one long row per measurement, written with run.json beside it (DESIGN.md, Data flow).
+"""Tidy results: one long row per measurement, written with run.json beside it (DESIGN.md, Data
+flow).
 
 Columns: ``suite, case, method, seed, lam, metric, value`` plus any extra keys a plug-in adds
 (they become further columns). ``lam`` is a string label of the test mixture ("" when none).

@@ -1,6 +1,6 @@
 """`modgen-bench run SUITE`: run every experiment of a suite folder, then report.
 
-A run is an identity (issue 11, item 1): its folder ``out/<suite>-<preset>/<experiment>-<key>/``
+A run is an identity: its folder ``out/<suite>-<preset>/<experiment>-<key>/``
 is keyed by `run_key`, a hash of the experiment, preset, config (after ``--set`` overrides),
 device and `code_version` (a hash of the library's and the suite's source). A second config or a
 code change therefore gets a new folder and recomputes everything; stage checkpoints inside a
@@ -66,7 +66,7 @@ def code_version(suite_dir=None) -> dict:
 
 
 def run_key(experiment: str, preset: str, config: dict, device: str, code: dict) -> str:
-    """The identity of a run: 12 hex digits over (experiment, preset, config, device, code source)."""
+    """The identity of a run: 12 hex digits over (experiment, preset, config, device, source)."""
     return config_hash({"experiment": experiment, "preset": preset, "config": config,
                         "device": device, "code": code["source"]})
 

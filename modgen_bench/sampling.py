@@ -83,7 +83,8 @@ class LMProposal:
 
     @torch.no_grad()
     def sample_expert(self, k, n, generator):
-        """n sequences (n, block_size) from expert k, in chunks of ``batch_size`` (bounded memory)."""
+        """n sequences (n, block_size) from expert k, in chunks of ``batch_size`` (bounded
+        memory)."""
         sizes = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
         return torch.cat([self._ancestral(self.experts[k], m, generator) for m in sizes])
 
@@ -165,7 +166,8 @@ class SIRResult:
 
 
 def z_estimate(log_w: torch.Tensor) -> tuple[float, tuple[float, float]]:
-    """Z_hat = mean_x pi_g(x)/q(x) over x ~ q and its 95% normal interval (PAPER.md section 4, SPD)."""
+    """Z_hat = mean_x pi_g(x)/q(x) over x ~ q, and its 95% normal interval (PAPER.md section 4,
+    SPD)."""
     w = torch.exp(log_w.double())
     z, se = float(w.mean()), float(w.std(unbiased=True) / math.sqrt(w.numel()))
     return z, (z - 1.96 * se, z + 1.96 * se)
@@ -193,7 +195,8 @@ class RejectionResult:
     """Exact draws from pi_g / Z_g with envelope p*q.
 
     acceptance = n_accepted / n_proposed estimates Z_g / p; bound = 1/p (the rate when Z_g = 1);
-    log_experts: (n_accepted, p) the accepted items' expert log-likelihoods (reused by distillation).
+    log_experts: (n_accepted, p) the accepted items' expert log-likelihoods (reused by
+    distillation).
     """
 
     samples: torch.Tensor

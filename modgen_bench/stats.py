@@ -1,4 +1,4 @@
-"""One statistics convention for every comparison table and figure (issue 13, item 6).
+"""One statistics convention for every comparison table and figure.
 
 A comparison is always a *paired* difference ``d = a - b`` (e.g. gate minus monolith NLL per
 token, so negative = ``a`` better), with a 95% interval:

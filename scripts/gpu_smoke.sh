@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU smoke test (issue 12): measured training throughput of the full text3 preset's models on
+# GPU smoke test: measured training throughput of the full text3 preset's models on
 # CUDA, the full preset's projected training time from it, and a short end-to-end slice of the
 # preset (every stage once). About 5 minutes on one H100 with the defaults.
 #   scripts/gpu_smoke.sh                      # CUDA

@@ -1,4 +1,4 @@
-"""Load test (issue 10, item 5): `modgen-bench solve` on a large problem file.
+"""Load test: `modgen-bench solve` on a large problem file.
 
     .venv/bin/python scripts/measure_solve_load.py --mb 200 [--format npz|json] [--p 2]
 

@@ -11,7 +11,7 @@ For each case (clean domains, or domain B contaminated with a share of A, see
 5. evaluate every model EXACTLY on the enumerated support X0 (2V sequences) at each test lam of
    the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0.
 
-One normalisation rule for every model (issue 13, item 5): each is graded renormalised on X0,
+One normalisation rule for every model: each is graded renormalised on X0,
 pi / Z_X0 with Z_X0 = sum_{x in X0} pi(x) exact: the SPD gates (so they are members of G1,
 PAPER.md section 1), the constant gate, the experts and the retrained LMs alike (an LM puts
 about 0.97 of its mass on X0; grading it unnormalised while the gates are divided by Z would
@@ -49,7 +49,8 @@ from modgen_bench.threads import cpu_threads
 
 @dataclass
 class SuccessorConfig:
-    """One preset of synthetic/successor.toml (sizes only; the code is the same for every preset)."""
+    """One preset of synthetic/successor.toml (sizes only; the code is the same for every
+    preset)."""
 
     seeds: list = field(default_factory=lambda: [0, 1])
     cases: list = field(default_factory=lambda: ["clean"])
@@ -85,10 +86,10 @@ class SuccessorConfig:
         bad = [s for s in cfg.signals if s not in SIGNALS]
         if bad:
             raise UserError(f"successor config: unknown signals {bad}; choose from {list(SIGNALS)}")
-        if cfg.lam_grid < 2 or not all(0.0 <= l <= 1.0 for l in [*cfg.oracle_lams, cfg.mono_lam]):
+        if cfg.lam_grid < 2 or not all(0.0 <= lam <= 1.0 for lam in [*cfg.oracle_lams, cfg.mono_lam]):
             raise UserError("successor config: lam_grid must be >= 2 and every lam in [0, 1]")
         grid = np.linspace(0.0, 1.0, cfg.lam_grid)
-        off = [l for l in cfg.oracle_lams if not np.isclose(grid, l).any()]
+        off = [lam for lam in cfg.oracle_lams if not np.isclose(grid, lam).any()]
         if off:
             raise UserError(f"successor config: oracle_lams {off} are not on the test grid "
                              f"linspace(0, 1, lam_grid={cfg.lam_grid})")
@@ -153,7 +154,8 @@ XLABEL = "test mixture: lam_A (weight of domain A)"
 
 
 def _exact_gate_on_perfect_experts(W: torch.Tensor) -> torch.Tensor:
-    """log pi_g* on X0 of the minimax gate in G1 over PERFECT experts (E_k = P_k), by the exact core.
+    """log pi_g* on X0 of the minimax gate in G1 over PERFECT experts (E_k = P_k), by the exact
+    core.
 
     A reference for the robust objective of the trained gates (whose experts are imperfect, and
     which are normalised by their Z on X0 rather than held to Z = 1). On the clean task the
@@ -218,7 +220,7 @@ def _run_one(ctx, cfg, case, seed):
                 ctx.add(case, method, metric, v, seed=seed, step=int(row.step))
 
     for d in cfg.retrain_sizes:
-        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [(f"oracle-d{d}", l, l) for l in cfg.oracle_lams]
+        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [(f"oracle-d{d}", lam, lam) for lam in cfg.oracle_lams]
         for method, train_lam, oracle_at in runs:
             m = _train_on_mixture(cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device)
             log_model = cache_logliks([m], seqs, device)[:, 0].double()
@@ -249,7 +251,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     params = pd.DataFrame({c: pd.to_numeric(counts[c]).fillna(0).astype(int) for c in cols}
                           ).groupby(counts["method"]).max()
     if "params_nonembedding" in params and "const-gate-0.5" in params.index:
-        # r: non-embedding parameters over the experts' combined (issue 13, item 1)
+        # r: non-embedding parameters over the experts' combined (matching.py's convention)
         params["r_nonembedding"] = (params["params_nonembedding"]
                                     / params.loc["const-gate-0.5", "params_nonembedding"]).round(3)
     for case, sub in curves.groupby("case"):
@@ -282,12 +284,14 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         text = _claims_text(sub, case)
         if EXACT in worst.index:
             gates = ", ".join(f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-"))
-            text += (f"\n\nReference: the exact minimax gate in G1 over *perfect* experts (exact core, "
-                     f"`{EXACT}`) has worst-case KL {worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates "
-                     f"over the trained experts reach {gates}, the constant gate "
-                     f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle retrain at "
-                     "the vertices: Z_g = 1 charges it for every domain it serves (on the clean task the "
-                     "domains are disjoint and V* = log 2 per sequence even with perfect experts).")
+            text += (f"\n\nReference: the exact minimax gate in G1 over *perfect* experts "
+                     f"(exact core, `{EXACT}`) has worst-case KL "
+                     f"{worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates over the "
+                     f"trained experts reach {gates}, the constant gate "
+                     f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle "
+                     "retrain at the vertices: Z_g = 1 charges it for every domain it serves "
+                     "(on the clean task the domains are disjoint and V* = log 2 per sequence "
+                     "even with perfect experts).")
         sections.append(Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs))
     stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
     if len(stab):
@@ -321,11 +325,16 @@ def _claims_text(sub, case) -> str:
         others = [m for m in methods if m.startswith(("mono-", "oracle-")) or m == "const-gate-0.5"]
         t = paired_table(kl, gate, others)
         for other, g in t.groupby("b", sort=False) if len(t) else []:
-            at = lambda v: ", ".join(l.split(",")[0] for l in g["lam"][g["verdict"].eq(v)])
             lines.append(f"{gate} vs {other} (n = {int(g['n'].max())} seeds): gate better at lam_A in "
-                         f"{{{at(f'{gate} wins')}}}; {other} better at {{{at(f'{other} wins')}}}; "
-                         f"undecided at {{{at('undecided')}}}.")
+                         f"{{{_lams_where(g, f'{gate} wins')}}}; {other} better at "
+                         f"{{{_lams_where(g, f'{other} wins')}}}; "
+                         f"undecided at {{{_lams_where(g, 'undecided')}}}.")
     return "\n\n".join(lines)
+
+
+def _lams_where(g, verdict: str) -> str:
+    """The lam_A values (first component of each "lam_A,lam_B" label) whose verdict is `verdict`."""
+    return ", ".join(lam.split(",")[0] for lam in g["lam"][g["verdict"].eq(verdict)])
 
 
 def _trajectory_figure(traj, path):
@@ -338,7 +347,7 @@ def _trajectory_figure(traj, path):
     metrics = [("traj_lam_A", "lam_A (weight of domain A)"), ("traj_mu", "mu (dual variable)"),
                ("traj_Z_hat", "Z_hat (estimated normaliser)")]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for ax, (metric, label) in zip(axes, metrics):
+    for ax, (metric, label) in zip(axes, metrics, strict=True):
         for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(["case", "method", "seed"]):
             g = g.sort_values("step")
             ax.plot(g["step"].astype(float), g["value"], lw=0.9, label=f"{case} {method} seed {seed}")

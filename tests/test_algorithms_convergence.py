@@ -1,4 +1,5 @@
-"""The convergence suite plug-in (synthetic/convergence.py): runs, and reports from its rows alone."""
+"""The convergence suite plug-in (synthetic/convergence.py): it runs, and reports from its rows
+alone."""
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,6 @@ def test_steps_figure_gives_each_method_one_colour_and_one_legend_entry(plugin):
     legend = fig.axes[-1].get_legend()
     names = [t.get_text() for t in legend.get_texts()]
     assert sorted(names) == sorted(colours)
-    for name, handle in zip(names, legend.legend_handles):
+    for name, handle in zip(names, legend.legend_handles, strict=True):
         assert {handle.get_color()} == colours[name]
     assert len({next(iter(c)) for c in colours.values()}) == 3

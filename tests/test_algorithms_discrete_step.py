@@ -1,5 +1,6 @@
 """The discrete SPD step costs O(batch): inverse-CDF draws (no multinomial over all N outcomes) and
-a sparse table-gate gradient stepped by SparseAdam (no dense optimiser pass over the N x p table)."""
+a sparse table-gate gradient stepped by SparseAdam (no dense optimiser pass over the N x p
+table)."""
 import numpy as np
 import pytest
 import torch

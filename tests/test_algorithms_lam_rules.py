@@ -1,4 +1,5 @@
-"""Contract tests over every registered lam rule, and each rule's published update (lam_rules.py)."""
+"""Contract tests over every registered lam rule, and each rule's published update
+(lam_rules.py)."""
 import math
 
 import pytest

@@ -1,4 +1,5 @@
-"""SPD (algorithms/spd.py), the discrete sampler and gates: contracts, exact identities, convergence."""
+"""SPD (algorithms/spd.py), the discrete sampler and gates: contracts, exact identities,
+convergence."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""`bench exact` columns (passes, memory, warm repeats) and `bench fuzz` counts (issue 9)."""
+"""`bench exact` columns (passes, memory, warm repeats) and `bench fuzz` counts."""
 import numpy as np
 
 from modgen_bench.bench.exact import bench_exact, pass_seconds, speedups
@@ -22,8 +22,8 @@ def test_pass_seconds_is_positive_and_small():
     assert 0 < pass_seconds(instances.make("dirichlet", 0, p=2, N=1000)) < 0.1
 
 
-def test_fuzz_families_draw_valid_problems_of_the_issue_sizes():
-    """p from 1 to 64 and N from 1 to 20,000 (issue 20's widened sizes), most draws small."""
+def test_fuzz_families_draw_valid_problems_of_every_size():
+    """p from 1 to 64 and N from 1 to 20,000, most draws small."""
     rng = np.random.default_rng(0)
     small = 0
     for _ in range(10):

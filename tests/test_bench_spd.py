@@ -1,4 +1,4 @@
-"""`bench spd` warms up, then times >= 3 repeats and reports their min and median (issue 11)."""
+"""`bench spd` warms up, then times >= 3 repeats and reports their min and median."""
 import pytest
 
 from modgen_bench.algorithms import bench

@@ -1,4 +1,4 @@
-"""CLI conventions (issue 11): --version, python -m, help on every option with its default, `list`,
+"""CLI conventions: --version, python -m, help on every option with its default, `list`,
 registry-driven `spd --method`, --quiet / --log-file, progress bars off without a terminal."""
 import argparse
 import json

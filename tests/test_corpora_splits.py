@@ -1,4 +1,5 @@
-"""Offline corpora (modgen_bench/data/corpora.py): real text from Debian packages, split by document."""
+"""Offline corpora (modgen_bench/data/corpora.py): real text from Debian packages, split by
+document."""
 import dataclasses
 
 import pytest

@@ -8,7 +8,7 @@ from modgen_bench import crossover
 def _plant(a, b, c, e=0.0, noise=0.01, seeds=3, rng=0):
     rng = np.random.default_rng(rng)
     rs, Bs = [0.25, 0.5, 1.0, 1.7, 2.6], [100.0, 400.0]
-    r, B = (np.array(v, float) for v in zip(*[(x, y) for x in rs for y in Bs for _ in range(seeds)]))
+    r, B = (np.array(v, float) for v in zip(*[(x, y) for x in rs for y in Bs for _ in range(seeds)], strict=True))
     delta = a + b * np.log(r) + c * np.log(B) + e * np.log(r) * np.log(B) + rng.normal(0, noise, r.size)
     return delta, r, B
 
@@ -41,7 +41,7 @@ def _plant_seeds(a_sd, noise=0.005, seeds=3, rng=0):
     rng = np.random.default_rng(rng)
     rs, Bs = [0.25, 0.5, 1.0, 1.7, 2.6], [100.0, 400.0]
     rows = [(s, x, y) for s in range(seeds) for x in rs for y in Bs]
-    s, r, B = (np.array(v, float) for v in zip(*rows))
+    s, r, B = (np.array(v, float) for v in zip(*rows, strict=True))
     shift = rng.normal(0, a_sd, seeds)[s.astype(int)]
     delta = shift - 0.1 + 0.2 * np.log(r) + 0.01 * np.log(B) + rng.normal(0, noise, r.size)
     return delta, r, B, s

@@ -60,8 +60,8 @@ def test_torchrun_command_drops_nproc():
 
 @pytest.mark.slow          # ~1 min on 2 CPU cores: two torch processes plus the tiny pipeline
 def test_run_nproc_2_runs_a_suite_end_to_end(tmp_path):
-    """`modgen-bench run SUITE --nproc 2` re-runs itself under torchrun: DDP in every training stage,
-    rank 0 alone writes the run folder; the rows cover what one process writes."""
+    """`modgen-bench run SUITE --nproc 2` re-runs itself under torchrun: DDP in every training
+    stage, rank 0 alone writes the run folder; the rows cover what one process writes."""
     import pandas as pd
     from test_launch import MICRO
     suite = tmp_path / "tiny_suite"

@@ -19,7 +19,7 @@ seeds = st.integers(0, 10_000)
 
 
 def _brute_kl(P, Q):
-    return sum(p * np.log(p / q) for p, q in zip(P, Q) if p > 0)
+    return sum(p * np.log(p / q) for p, q in zip(P, Q, strict=True) if p > 0)
 
 
 def test_kl_closed_forms_and_zeros():
@@ -46,7 +46,7 @@ def test_jsd_identity_and_bounds(seed, p, N):
     assert -1e-12 <= j <= entropy(lam) + 1e-12
     # JSD as its definition, brute force
     Plam = mixture(lam, prob.P)
-    assert abs(j - sum(l * _brute_kl(Pk, Plam) for l, Pk in zip(lam, prob.P))) <= 1e-12
+    assert abs(j - sum(w * _brute_kl(Pk, Plam) for w, Pk in zip(lam, prob.P, strict=True))) <= 1e-12
 
 
 def test_jsd_of_disjoint_domains_is_entropy_of_lam():

@@ -42,7 +42,7 @@ def test_waterfill_and_cvxpy_agree_and_certify(family, seed, p, N):
 @example("near_deterministic", 0, 6, 1405)   # thorough profile: gap 1.05e-9 at value 1.82 (rule: 2.8e-9)
 def test_waterfill_certificate_at_termination(family, seed, p, N):
     sol = solve(_draw(family, seed, p, N), "waterfill")
-    # the solver's rule (issue 9): optimal iff the gap is at most TOL + RTOL |value|
+    # the solver's rule: optimal iff the gap is at most TOL + RTOL |value|
     assert sol.optimal and -1e-9 <= sol.duality_gap <= tolerance(sol.value)
     # lam* equalises: every domain with lam* > 0 attains the max (PAPER.md section 3, 4.4)
     active = sol.lam > 1e-6
@@ -276,7 +276,7 @@ def _tol(value):
 
 @given(mst.hard_problems(), supports)
 def test_hard_instances_are_certified_or_say_so(prob, support):
-    """Tiny masses, exact zeros, p up to 16, N up to 200, leaking blocks (issue 9): an optimal
+    """Tiny masses, exact zeros, p up to 16, N up to 200, leaking blocks: an optimal
     answer really is (certificate within tol, a distribution whose KL, recomputed from scratch,
     is the value); an inaccurate one brackets V* by a valid interval [bound, primal]."""
     sol = solve(prob, support=support)
@@ -307,7 +307,8 @@ def test_pinned_degenerate_instance_certifies():
     assert sol.optimal and sol.solver == "waterfill-newton"
 
 
-#: cvxpy costs ~1 s at p = 16, N = 80: the ci profile draws smaller problems, `thorough` the full range
+#: cvxpy costs ~1 s at p = 16, N = 80: the ci profile draws smaller problems, `thorough` the
+#: full range
 THOROUGH = settings().max_examples >= 1000
 AGREE_P, AGREE_N = (16, 80) if THOROUGH else (8, 30)
 
@@ -338,7 +339,7 @@ def test_no_optimal_answer_for_infinite_or_nan_values():
         assert not certified(value, gap)
 
 
-PINNED_VERTEX = (  # fuzz seed 0 #153 (old generator): lam stuck on a vertex, value 69.8 vs 3.95
+PINNED_VERTEX = (  # p = 8, N = 6: value 69.8 at the vertex lam = e_3, V* = 3.95 inside
     [[1.2085e-68, 2.4537e-06, 1.5545e-17, 1.4669e-10, 1.0000e+00, 8.1020e-10],
      [9.6330e-01, 2.6303e-02, 1.0366e-37, 6.4297e-14, 1.0401e-02, 1.0619e-25],
      [3.1793e-33, 6.8131e-26, 7.2732e-13, 1.0000e+00, 2.1101e-32, 7.7017e-66],
@@ -358,10 +359,10 @@ PINNED_VERTEX = (  # fuzz seed 0 #153 (old generator): lam stuck on a vertex, va
 
 
 def test_pinned_vertex_instance_leaves_the_vertex():
-    """Projected Newton sat on lam = e_3 with value 69.8 and gap 65.8 and called it optimal; the
-    certified value is 3.95 (cvxpy agrees). The answer now comes from a path that certifies.
-    Projected Newton alone stalled with a gap > 1 while its regulariser scaled with trace(-H)
-    (a zero-weight domain's huge curvature damped every step); per-diagonal, it certifies."""
+    """At the vertex lam = e_3 the value is 69.8 with gap 65.8; the certified value is 3.95
+    (cvxpy agrees), so the answer must come from a path that certifies. Projected Newton alone
+    certifies because its regulariser is per-diagonal: scaled with trace(-H), a zero-weight
+    domain's huge curvature would damp every step and leave a gap > 1."""
     P, E = (np.asarray(A) for A in PINNED_VERTEX)
     prob = DiscreteProblem.from_arrays(P / P.sum(1, keepdims=True), E / E.sum(1, keepdims=True))
     from modgen_bench.exact.waterfill import solve_waterfill
@@ -375,7 +376,7 @@ def test_pinned_vertex_instance_leaves_the_vertex():
 
 
 def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
-    """Issue 9, item 1: the same rule for the fixed-mixture and the static gate."""
+    """The same certificate rule for the fixed-mixture and the static gate."""
     from modgen_bench.exact import conic
     prob = instances.make("overlap", 2, p=3, N=10)
     lam = np.array([0.2, 0.3, 0.5])
@@ -400,9 +401,9 @@ def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
 
 
 def test_box_whose_ceiling_sums_to_one_minus_1e_11_is_answered():
-    """Fuzz #43869 (seed 0): G1 is non-empty by gates.FEAS_TOL (ceiling mass 1 - 6.7e-12), so the
-    only models sum to 1 - 6.7e-12; they were refused as primal points and the answer had no
-    finite value. Now graded conservatively for the sum, and certified."""
+    """G1 is non-empty by gates.FEAS_TOL (ceiling mass 1 - 6.7e-12), so the only models sum to
+    1 - 6.7e-12: they are accepted as primal points, graded conservatively for the sum (refused,
+    the answer would have no finite value), and the answer certifies."""
     from modgen_bench.gates import g1_feasibility
     a, b, c, d = 6.68e-12, 0.46068, 0.53497, 5.15e-13
     E = [[a, b, 1 - a - b], [c, d, 1 - c - d]]
@@ -445,7 +446,7 @@ def test_pinned_fuzz_leftovers_certify(name):
     assert sol.optimal and _really_optimal(prob, sol)
 
 
-#: `bench fuzz --instances 100000 --seed 0` leftovers (issue 9), (file, support convention): 8 of
+#: `bench fuzz --instances 100000 --seed 0` leftovers, (file, support convention): 8 of
 #: the 23 the chain left `inaccurate` (gaps 2e-8 .. 5e-6 against ~1e-8), one per failure mode.
 #: In 19 of the 23 the best dual bound was within tolerance of V* and only the model q(lam) was
 #: poor (lam off by factors in weights of 1e-10 .. 1e-100); in 4 (25880, 75866, 86520 here, and
@@ -503,9 +504,9 @@ def test_waterfill_paths_return_the_dual_bound_at_their_lam(prob, support, path)
 
 
 def test_pinned_newton_bound_is_taken_at_its_own_lam():
-    """Fuzz seed 0 #40611 (union, weights down to 1e-123): projected Newton's line search used
-    the interpolated mixture (1 - s) P_lam + s P_y, 1e14 x off lam @ P at one outcome, and
-    returned a 'bound' of 2.7e16 for V* = 140.4; now the bound is D at its own lam."""
+    """Union support, weights down to 1e-123: projected Newton's bound is D at its own lam,
+    recomputed from scratch. An interpolated mixture (1 - s) P_lam + s P_y in the line search is
+    1e14 x off lam @ P at one outcome here and would give a 'bound' of 2.7e16 for V* = 140.4."""
     from pathlib import Path
 
     from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill

@@ -62,7 +62,7 @@ def test_a_path_gets_half_of_what_is_left_and_start_up_is_excluded_from_both():
 
 
 def test_a_stalled_chain_leaves_time_for_the_conic_path():
-    """Fuzz seed 0 #6417 (domains, p = 49, N = 282): the water-filling paths stall; the log-space
+    """Domains support, p = 49, N = 282: the water-filling paths stall; the log-space
     conic path certifies. Each path may spend half of what is left, so within the default budget
     the conic path still runs."""
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_6417.json"))
@@ -72,9 +72,9 @@ def test_a_stalled_chain_leaves_time_for_the_conic_path():
 
 @pytest.mark.parametrize("index,support", [("21372", "domains"), ("24872", "union")])
 def test_large_p_fuzz_leftovers_certify_within_the_default_budget(index, support):
-    """Fuzz seed 0 #21372 (p = 59, N = 329) and #24872 (p = 64, N = 231): projected Newton and
-    the entropic path stall, the entropic restart certifies; the default budget (thread CPU time)
-    leaves it the time (a process-time budget counted BLAS workers' spin and cut it)."""
+    """p = 59, N = 329 and p = 64, N = 231: projected Newton and the entropic path stall, the
+    entropic restart certifies; the default budget (thread CPU time) leaves it the time (a
+    process-time budget would count BLAS workers' spin and cut it)."""
     from modgen_bench.bench.fuzz import _really_optimal
     prob = DiscreteProblem.load(Path(__file__).with_name(f"data_exact_fuzz0_{index}.json"))
     sol = solve(prob, support=support)

@@ -1,5 +1,5 @@
 """`bench fuzz --save-failures DIR`: every inaccurate instance is kept as a problem file that
-re-solves to the same answer (issue 9: the leftovers must be reproducible one by one)."""
+re-solves to the same answer, so each leftover can be reproduced on its own."""
 import numpy as np
 
 from modgen_bench.bench.fuzz import fuzz

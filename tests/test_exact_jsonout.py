@@ -1,4 +1,4 @@
-"""`solve --json` streams the model and gate (modgen_bench/exact/jsonout.py, issue 9): the text
+"""`solve --json` streams the model and gate (modgen_bench/exact/jsonout.py): the text
 parses to exactly the object `json.dumps` of the lists gives, at any chunk size."""
 import json
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from modgen_bench.atomic import OutputError
 from theory_checks import expected
 
 
@@ -32,7 +33,7 @@ def test_a_refused_write_keeps_the_previous_pin(tmp_path, monkeypatch):
     out.write_text("previous\n")
     out.parent.chmod(0o500)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(OutputError, match="cannot write"):
             expected._main(["--out", str(out)])
         assert out.read_text() == "previous\n"
     finally:

@@ -1,5 +1,5 @@
-"""`bench fuzz` (the exact core's random hard instances, issue 9) at a small count, as part of the
-fault-injection suite (issue 10, item 5): every instance answered, none wrong, none invalid."""
+"""`bench fuzz` (the exact core's random hard instances) at a small count, as part of the
+fault-injection suite: every instance answered, none wrong, none invalid."""
 import re
 
 import pytest

@@ -1,6 +1,6 @@
 """Fault injection, inputs: every malformed problem file and bad argument gets one line
-``modgen-bench: error: ...`` naming the file or option and exit status 2, never a traceback
-(issue 10, items 2 and 4). The corpus is committed under tests/fixtures/bad_inputs
+``modgen-bench: error: ...`` naming the file or option and exit status 2, never a traceback.
+The corpus is committed under tests/fixtures/bad_inputs
 (regenerate with its make_corpus.py).
 
 Every case calls `modgen_bench.cli.main` in-process: an exception escaping `main` fails the test,

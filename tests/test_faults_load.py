@@ -1,5 +1,5 @@
-"""Load: the NPZ path reads each array once and validates without float-sized temporaries
-(issue 10, item 5). The 200 MB measurement is scripts/measure_solve_load.py; this is its
+"""Load: the NPZ path reads each array once and validates without float-sized temporaries.
+The 200 MB measurement is scripts/measure_solve_load.py; this is its
 CPU-cheap guard (16 MB of arrays)."""
 import tracemalloc
 

@@ -1,7 +1,7 @@
 """Fault injection, permissions, when the tests run as root (as in CI containers): root ignores
 file modes, so each case forks a child that drops to the unprivileged user ``nobody`` and runs the
 command there. A folder it may not write and a file it may not read give one line naming the
-path and exit status 2 (issue 10). As a normal user the same cases run in test_faults_writes.py
+path and exit status 2. As a normal user the same cases run in test_faults_writes.py
 and test_faults_inputs.py (there they skip as root).
 
 The command runs once as root first, so every module it imports is loaded before the fork (the

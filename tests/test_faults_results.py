@@ -1,6 +1,6 @@
 """Fault injection, damaged results: `report DIR` on a truncated line, a cut header, a short
 row, a non-numeric value, a damaged run.json or Parquet file names the file (and the line) in one
-line, exit status 2, never a pandas traceback (issue 10)."""
+line, exit status 2, never a pandas traceback."""
 import shutil
 from pathlib import Path
 
@@ -85,7 +85,8 @@ def test_report_on_damaged_results_names_the_file(tmp_path, capsys, finished, ca
 
 
 def test_undamaged_copy_reports(tmp_path, capsys, finished):
-    """The control: the same copy without damage reports (so the cases above fail for the damage)."""
+    """The control: the same copy without damage reports (so the cases above fail for the
+    damage)."""
     root = tmp_path / "r"
     shutil.copytree(finished, root)
     (next(root.glob("beta-*")) / "results.parquet").unlink()   # the CSV path, as in most cases

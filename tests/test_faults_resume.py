@@ -1,5 +1,5 @@
 """Fault injection, interruptions: SIGKILL / SIGINT of `modgen-bench run` at stage boundaries,
-then `--resume`, gives results byte-identical to an uninterrupted run (issue 10, items 3 and 4).
+then `--resume`, gives results byte-identical to an uninterrupted run.
 
 The suite is tests/fixtures/tiny_suite (three experiments, milliseconds each); its plug-in
 signals itself at the point ``MODGEN_FAULT`` names, so every boundary is hit exactly. The runs
@@ -110,7 +110,8 @@ def test_external_sigint_one_line_then_resume(tmp_path, baseline):
             proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines() == [
-        "modgen-bench: interrupted (finished stages are kept; add --resume to the same command to continue)"]
+        "modgen-bench: interrupted (finished stages are kept; "
+        "add --resume to the same command to continue)"]
     assert _state(out) == {"alpha": baseline["alpha"]}
     assert main(_argv(out, "--resume")) == 0
     assert _state(out) == baseline

@@ -1,8 +1,7 @@
 """Fault injection, outputs: a file system that refuses a write (read-only, an existing file
 where a folder should be, not writable, full) gives one line ``modgen-bench: error: ...`` naming
 the path and exit status 2 for check, run, report and bench alike; what was complete before stays
-byte-identical, no temp file is left, and a run stopped by a full disk resumes to every row
-(issue 10, items 2-4).
+byte-identical, no temp file is left, and a run stopped by a full disk resumes to every row.
 
 Read-only and full file systems are real: a tmpfs mounted read-only, or with ``size=``. Where
 the machine does not allow mounting (not root, no CAP_SYS_ADMIN), those cases skip with the reason.

@@ -1,4 +1,4 @@
-"""scripts/install_corpora.sh, the first step of `make run` and of .ci/run (issue 11, fresh machine)."""
+"""scripts/install_corpora.sh, the first step of `make run` and of .ci/run (on a fresh machine)."""
 import os
 import shutil
 import subprocess

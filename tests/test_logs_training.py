@@ -1,4 +1,4 @@
-"""Training logs without a terminal (issue 11): no bar redraws, one labelled line per training."""
+"""Training logs without a terminal: no bar redraws, one labelled line per training."""
 import logging
 
 import pytest

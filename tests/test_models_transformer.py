@@ -1,4 +1,5 @@
-"""Shapes, causality and the likelihood conventions of the sequence models (PAPER.md sections 4-5)."""
+"""Shapes, causality and the likelihood conventions of the sequence models (PAPER.md sections
+4-5)."""
 import itertools
 
 import pytest

@@ -86,7 +86,7 @@ def test_save_leaves_no_partial_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
 
 
-# --- issue 10: every valid spelling of a problem loads, and loads identically ---------------------
+# --- every valid spelling of a problem loads, and loads identically -------------------------------
 
 from hypothesis import given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -1,4 +1,4 @@
-"""run.json provenance lists every installed distribution, not a hand-picked few (issue 11)."""
+"""run.json provenance lists every installed distribution, not a hand-picked few."""
 from importlib import metadata
 
 from modgen_bench.provenance import distributions, provenance

@@ -1,4 +1,5 @@
-"""Structural distillation (modgen_bench/distill.py) and gradient conflict (modgen_bench/conflict.py)."""
+"""Structural distillation (modgen_bench/distill.py) and gradient conflict
+(modgen_bench/conflict.py)."""
 import pytest
 import torch
 
@@ -65,7 +66,7 @@ class _Linear(torch.nn.Module):
 def test_mean_pairwise_cosine_on_known_gradients(targets, expected):
     model = _Linear()
     # loss_k = -theta . t_k  has gradient -t_k
-    losses = [lambda t=torch.tensor(t): -(model.theta * t).sum() for t in targets]
+    losses = [lambda t=t: -(model.theta * t).sum() for t in map(torch.tensor, targets)]
     G = domain_gradients(model, losses)
     torch.testing.assert_close(G, -torch.tensor(targets))
     assert mean_pairwise_cosine(G) == pytest.approx(expected, abs=1e-6)

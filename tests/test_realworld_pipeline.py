@@ -56,14 +56,20 @@ def _run(out_dir, config=TINY):
     return ctx
 
 
+def _toml_value(v) -> str:
+    """A TOML value: JSON for scalars and lists, an inline table for a dict."""
+    if not isinstance(v, dict):
+        return json.dumps(v)
+    return "{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }"
+
+
 @pytest.mark.corpora(*TINY["corpora"])
 def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     suite = tmp_path / "real_world"
     suite.mkdir()
     shutil.copy(PLUGIN, suite / PLUGIN.name)
     toml = "[experiment]\nmodule = \"modular_text\"\n[preset.quick]\n" + "\n".join(
-        f"{k} = {json.dumps(v) if not isinstance(v, dict) else '{ ' + ', '.join(f'{a} = {json.dumps(b)}' for a, b in v.items()) + ' }'}"
-        for k, v in TINY.items())
+        f"{k} = {_toml_value(v)}" for k, v in TINY.items())
     (suite / "tiny.toml").write_text(toml)
     assert tomllib.loads(toml)["preset"]["quick"]["expert"]["d_model"] == 8
     root = run_suite(str(suite), preset="quick", device="cpu", out=str(tmp_path / "out"), log=lambda *_: None)
@@ -94,7 +100,8 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     assert f"Vertices are the domains in order {TINY['corpora']}" in report   # lam order, not sorted
     assert "routing_proper" in report and "domain_prior" in report and "expert_deficit" in report
     # one convention: every table caption names the matching convention; baselines in the tables
-    captions = [l for l in report.splitlines() if l.startswith("**") and l.endswith("**")]
+    captions = [line for line in report.splitlines()
+                if line.startswith("**") and line.endswith("**")]
     assert captions and all("[monolith matched by params, r " in c for c in captions), captions
     assert "const_gate" in report and "bayes_router" in report and "95% t-interval" in report
     assert "gate vs monolith (params-matched)" in report and "tiny: tiny:" not in report   # headline box
@@ -228,8 +235,7 @@ def _kill_when(out, cfg, ready, what):
 def test_killed_run_resumes_every_row_at_each_stage_boundary(tmp_path):
     """Killed mid-expert, after the log-likelihood cache, after the first gate, mid-monolith (with
     gradient-conflict probes on both sides of the kill) and after the router, each time resumed:
-    the final rows equal an uninterrupted run's exactly (issue 10: the monolith's conflict rows
-    were lost, 615 of 645 rows)."""
+    the final rows equal an uninterrupted run's exactly, the monolith's conflict rows included."""
     cfg = copy.deepcopy(TINY)
     cfg.update(resamples=[], oracle=[], checkpoint_every=3)
     cfg["expert"]["steps"] = 40

@@ -26,7 +26,7 @@ def test_golden_report(tmp_path):
         expected.write_text(got)
     assert got == expected.read_text()
     page = html.read_text()
-    # each config its own section, with its own numbers (issue 11: 0.0936 became 1.0936)
+    # each config its own section, with its own numbers (not another config's)
     a, b = page.split('id="golden-run-aaaaaaaaaaaa-earlier"')[1], page.split('id="golden-run-bbbbbbbbbbbb-latest"')[1]
     a, b = a.split("<h2 ")[0], b.split("<h2 ")[0]
     assert ">0.0938 ± 0.0002 (n=2)<" in a and "1.0938" not in a

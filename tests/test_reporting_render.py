@@ -1,4 +1,4 @@
-"""Rendering pieces of the reports (issue 11, items 3-4): Markdown with maths never linked,
+"""Rendering pieces of the reports: Markdown with maths never linked,
 headline statistics against numpy/scipy, verdict counts, readable figure axes, PNG + SVG + alt."""
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_auto_yscale_linear_below_a_decade():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots()
-    assert auto_yscale(ax, [0.58, 0.76]) == "linear"          # the successor NLL range of issue 11
+    assert auto_yscale(ax, [0.58, 0.76]) == "linear"          # a successor NLL range
     assert auto_yscale(ax, [1e-4, 0.5]) == "log"
     assert auto_yscale(ax, [0.0, 0.5]) == "linear"
     plt.close(fig)

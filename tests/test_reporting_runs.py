@@ -1,4 +1,4 @@
-"""Runs are identities (issue 11, item 1) and results stay typed (item 2).
+"""Runs are identities and results stay typed.
 
 A tiny suite in a temp folder whose plug-in counts its executions: a second config gets its own
 folder and report section with its own numbers, a code change recomputes, --resume skips,

@@ -1,4 +1,4 @@
-"""Look at a report the way a reader does (issue 11, item 3): headless Chromium renders the golden
+"""Look at a report the way a reader does: headless Chromium renders the golden
 report and the landing page; the screenshots must show the page (not blank) with the red of a
 failing verdict badge / headline border. Opt-in (-m slow); skipped without chromium.
 

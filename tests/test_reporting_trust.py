@@ -1,4 +1,4 @@
-"""`report` never imports code from a path found in results (issue 10, item 1).
+"""`report` never imports code from a path found in results.
 
 A results bundle whose run.json names a suite folder inside the bundle, holding a plug-in whose
 import would write a marker file: `report` renders the generic table and the marker never

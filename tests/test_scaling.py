@@ -1,4 +1,5 @@
-"""The scaling suite: the grading helpers it shares with the pipeline against closed forms, and the plug-in end to end
+"""The scaling suite: the grading helpers it shares with the pipeline against closed forms, and
+the plug-in end to end
 on a tiny CPU config (seconds)."""
 import math
 from pathlib import Path
@@ -91,7 +92,9 @@ def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
     hi = rows[rows["metric"].eq("Z_fresh_hi")].set_index(["seed", "budget"])["value"]
     assert ((lo <= z) & (z <= hi) & (z > 0)).all()
     # Z = 1 restored on the gate's own draws (never the fresh ones), SPD's gate graded beside it
-    val = lambda m: rows[rows["metric"].eq(m)].set_index(["seed", "budget"])["value"]
+    def val(m):
+        return rows[rows["metric"].eq(m)].set_index(["seed", "budget"])["value"]
+
     conv = val("Z_restore_converged").astype(bool)
     assert conv.all() and (abs(val("Z_restore_z_after") - 1) <= 1e-6).all()
     assert len(val("Z_fresh_spd")) == len(z) and (val("Z_fresh_spd") > 0).all()

@@ -1,4 +1,5 @@
-"""The SPD throughput table: its columns, and the cached path is the same SPD step on the same data."""
+"""The SPD throughput table: its columns, and the cached path is the same SPD step on the same
+data."""
 import pytest
 import torch
 

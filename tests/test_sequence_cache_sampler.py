@@ -56,7 +56,7 @@ def test_sampler_contract():
     assert batch.inputs.shape == (12, 5) and batch.log_experts.shape == (12, 2)
     assert batch.domain.tolist() == [0] * 6 + [1] * 6
     assert (batch.n_tokens == 4).all()
-    for x, k, le, lp in zip(batch.inputs, batch.domain, batch.log_experts, batch.log_p):
+    for x, k, le, lp in zip(batch.inputs, batch.domain, batch.log_experts, batch.log_p, strict=True):
         i = (seqs[k] == x).all(1).nonzero()[0, 0]       # each item carries ITS OWN cached row
         assert torch.equal(le, log_E[k][i]) and lp == log_p[k][i]
     again = sampler.sample(torch.Generator().manual_seed(1), per_domain=6)

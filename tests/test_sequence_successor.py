@@ -38,7 +38,7 @@ def test_rows_cover_every_model_and_lam(rows):
 
 
 def test_one_normalisation_rule_for_every_model(rows):
-    """Issue 13, item 5: every model is graded renormalised on X0. Renormalising can only lower
+    """Every model is graded renormalised on X0. Renormalising can only lower
     KL when Z <= 1 (KL(P || pi/Z) = KL(P || pi) + log Z), so kl_per_token - kl_raw_per_token =
     log Z_X0 / length for EVERY method, gates, constant gate and retrains alike."""
     wide = rows[rows["lam"].ne("")].pivot_table(index=["method", "lam"], columns="metric",

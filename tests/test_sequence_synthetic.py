@@ -1,4 +1,5 @@
-"""The conflicting successor domains: exact log P by brute force over every sequence (PAPER.md section 5)."""
+"""The conflicting successor domains: exact log P by brute force over every sequence (PAPER.md
+section 5)."""
 import itertools
 import math
 

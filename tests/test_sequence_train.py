@@ -1,4 +1,5 @@
-"""train_lm: it learns, same seed -> same numbers, and a killed-then-resumed run ends identically."""
+"""train_lm: it learns, same seed -> same numbers, and a killed-then-resumed run ends
+identically."""
 import pytest
 import torch
 
@@ -59,7 +60,7 @@ def test_killed_then_resumed_run_gives_identical_numbers(tmp_path):
     res = train_lm(resumed_model, _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck, checkpoint_every=10)
     assert res["resumed_from"] == 10
     assert res["losses"] == ref["losses"]
-    for (k, a), b in zip(ref_model.state_dict().items(), resumed_model.state_dict().values()):
+    for (k, a), b in zip(ref_model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     # a finished checkpoint resumes to the end at once
     again = train_lm(_model(seed=7), _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck)
@@ -87,7 +88,7 @@ def test_bad_steps_is_an_error():
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_object"])
 def test_damaged_checkpoint_is_recomputed_not_loaded(tmp_path, caplog, damage):
     """A truncated or corrupt checkpoint is detected and training recomputes from step 0,
-    ending with the numbers of an uninterrupted run (issue 10)."""
+    ending with the numbers of an uninterrupted run."""
     steps = 12
     ref = train_lm(_model(), _batches, steps, 1e-2, seed=7)
     ck = tmp_path / "run.pt"

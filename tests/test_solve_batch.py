@@ -1,5 +1,5 @@
-"""`modgen-bench solve FILE [FILE ...] [--tol T]` (issue 9, items 1 and 6): one JSON object per line,
-batched NPZ archives, status `inaccurate` with its bound interval and exit status 3."""
+"""`modgen-bench solve FILE [FILE ...] [--tol T]`: one JSON object per line, batched NPZ archives,
+status `inaccurate` with its bound interval and exit status 3."""
 import json
 
 import numpy as np
@@ -29,7 +29,7 @@ def test_several_files_give_one_json_line_each(files, capsys):
     assert main(["solve", *map(str, paths), "--json"]) == 0
     lines = _lines(capsys)
     assert [o["file"] for o in lines] == [str(p) for p in paths]
-    for prob, out in zip(probs, lines):
+    for prob, out in zip(probs, lines, strict=True):
         assert out["status"] == "optimal"
         assert out["value"] == pytest.approx(solve(prob).value, abs=1e-9)
 
@@ -41,7 +41,7 @@ def test_batched_npz_gives_one_line_per_problem(files, tmp_path, capsys):
     assert main(["solve", str(path), "--json"]) == 0
     lines = _lines(capsys)
     assert [o["file"] for o in lines] == [f"{path}[{b}]" for b in range(3)]
-    for prob, out in zip(probs, lines):
+    for prob, out in zip(probs, lines, strict=True):
         assert out["value"] == pytest.approx(solve(prob).value, abs=1e-9)
 
 
@@ -81,7 +81,7 @@ def test_uncertified_answer_is_inaccurate_with_a_true_interval_and_exit_3(files,
     truth = [solve(p).value for p in probs]
     _cripple(monkeypatch)
     assert main(["solve", *map(str, paths), "--json"]) == 3
-    for v, out in zip(truth, _lines(capsys)):
+    for v, out in zip(truth, _lines(capsys), strict=True):
         assert out["status"] == "inaccurate"
         lo, hi = out["bound"]
         assert lo - 1e-9 <= v <= hi + 1e-9 and hi - lo == pytest.approx(out["duality_gap"])

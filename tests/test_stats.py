@@ -137,7 +137,8 @@ def test_two_level_interval_adds_the_shared_window_error():
 
 
 def test_two_level_interval_gives_no_interval_for_one_seed():
-    """One seed: the seed error is unknown, so no interval (the window s.e. alone would claim one)."""
+    """One seed: the seed error is unknown, so no interval (the window s.e. alone would claim
+    one)."""
     iv = stats.two_level_interval([-0.1], [0.001])
     assert iv.n == 1 and np.isnan(iv.lo) and np.isnan(iv.hi) and np.isnan(iv.se)
     assert np.isnan(stats.interval_pvalue(iv))

@@ -179,7 +179,7 @@ def test_a_negative_gap_never_widens_the_tolerance():
 
 @pytest.mark.parametrize("cert", [1.5, np.inf, np.nan, 2e-3])
 def test_an_uncertified_solve_is_a_solver_failure_not_a_wider_tolerance(cert):
-    """Issue 9, item 5: `margin >= -(certificate + 1e-9)` let a failed solve (gap 1.5) pass."""
+    """A tolerance of `margin >= -(certificate + 1e-9)` would let a failed solve (gap 1.5) pass."""
     t = Tally("c", "r")
     t.add(1e-3, "good", certificate=1e-10)
     t.add(-0.5, "failed solve", certificate=cert)

@@ -80,9 +80,9 @@ def test_loglinear_fit_matches_moments():
 
 @given(st.integers(0, 10_000), st.sampled_from([0.0, 0.5, 1.0]), st.sampled_from([2, 5, 9]),
        st.floats(0, 1))
-def test_thm6_monolith_lower_bound(seed, overlap, d, l):
+def test_thm6_monolith_lower_bound(seed, overlap, d, lam0):
     w = thm6._world(seed, overlap, d)
-    lam = np.array([l, 1 - l])
+    lam = np.array([lam0, 1 - lam0])
     mono, cert = w.monolith(lam)
     assert mono - (lam @ w.eps - jsd(lam, w.P)) >= -(cert + w.cert + FLOOR)
 

@@ -46,7 +46,7 @@ def test_excess_shrinks_with_m():
     assert mean_excess(1600) < mean_excess(25) / 4
 
 
-# --- the supremum over the gate class (issue 13) ------------------------------------------------
+# --- the supremum over the gate class -----------------------------------------------------------
 
 @given(st.integers(0, 10_000), st.sampled_from([10, 100]))
 def test_exact_tabular_sup_dominates_every_gate_and_is_attained(seed, m):

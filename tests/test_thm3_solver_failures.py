@@ -1,5 +1,5 @@
 """thm3 tallies a solve that did not certify as a solver failure (verdict inconclusive), the way
-the other checks do, instead of skipping it (issue 9)."""
+the other checks do, instead of skipping it."""
 import numpy as np
 
 from modgen_bench import exact, instances

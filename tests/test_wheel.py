@@ -1,4 +1,4 @@
-"""The wheel is a working install (issue 11): built from the sources, installed into a fresh venv
+"""The wheel is a working install: built from the sources, installed into a fresh venv
 with no access to the checkout, it runs `check lemma1`, `solve examples/...` and a tiny suite.
 
 Offline and fast: the wheel is built without build isolation (the project venv's setuptools),

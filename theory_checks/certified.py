@@ -1,7 +1,7 @@
 """One exact solve with a trustworthy certificate, or an explicit solver failure.
 
 `certified_solve` is `modgen_bench.exact.solve`, which already tries every solver path (projected
-Newton, Newton in log-weights, cvxpy) until its certificate is within 1e-9 + 1e-9 |V| (issue 9).
+Newton, Newton in log-weights, cvxpy) until its certificate is within 1e-9 + 1e-9 |V|.
 An answer that still does not certify comes back with status "inaccurate" and ``duality_gap =
 inf`` (the real gap in ``extra["gap"]``): a check that tallies it records a solver failure
 (`verdict.Tally`), never a tolerance widened by a failed solve.

@@ -79,11 +79,11 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             bounds.add(min(j, h - j), f"{d} lam={lam.round(4).tolist()}", sides=(j, h))
         for name, pi in (("pi_g*", sol.model), ("random pi", pi_rand)):
             per = kl(P, pi)
-            _, top = search_lam(lambda lam: float(kl(mixture(lam, P), pi)), d.problem.p, rng,
-                                starts=1)
+            _, top = search_lam(lambda lam, P=P, pi=pi: float(kl(mixture(lam, P), pi)),
+                                d.problem.p, rng, starts=1)
             vertex.add(float(per.max()) - top, f"{d} {name}", sides=(top, float(per.max())))
-        _, v_orig = search_lam(lambda lam: float(kl(mixture(lam, P), sol.model)), d.problem.p,
-                               rng, starts=2)
+        _, v_orig = search_lam(lambda lam, P=P, pi=sol.model: float(kl(mixture(lam, P), pi)),
+                               d.problem.p, rng, starts=2)
         games.add(-abs(v_orig - sol.value), str(d), certificate=sol.duality_gap)
         if i < max(3, n // 10):
             no_saddle.append(sol.value - maxmin_original(d.problem, rng))

@@ -76,7 +76,10 @@ def value_original(problem, V) -> tuple[float, float]:
     """(V(Lambda), duality gap) for Lambda = conv(rows of V), by the vertex-domain reduction."""
     P_v = V @ problem.P
     rows = max(len(V), problem.p)
-    pad = lambda A: np.vstack([A, np.repeat(A[:1], rows - len(A), axis=0)])
+
+    def pad(A):
+        return np.vstack([A, np.repeat(A[:1], rows - len(A), axis=0)])
+
     sol = certified_solve(DiscreteProblem.from_arrays(pad(P_v), pad(problem.E)), SUPPORT)
     return sol.value, sol.duality_gap
 

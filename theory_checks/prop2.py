@@ -63,7 +63,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         rng = np.random.default_rng(stable_seed(seed, CLAIM, i))
         for tally, fn, act in ((raw, margin_raw, actual_raw),
                                (graded, margin_graded, actual_graded)):
-            lam, worst = search_lam(lambda lam: -fn(d.problem, lam), d.problem.p, rng, starts=1)
+            lam, worst = search_lam(lambda lam, fn=fn, prob=d.problem: -fn(prob, lam), d.problem.p,
+                                    rng, starts=1)
             tally.add(-worst, f"{d} lam={np.round(lam, 4).tolist()}", problem=d.problem,
                       sides=(act(d.problem, lam), bound(d.problem, lam)))
     return [raw.verdict("Joint convexity of KL. Worst margin over lam per instance; tight "

@@ -59,7 +59,8 @@ def save_counterexamples(out: Path, verdicts) -> None:
 
 
 def _plain(text: str) -> str:
-    """Plain text (readings, notes: ``lam* weights``) made literal in Markdown: `*` never emphasises."""
+    """Plain text (readings, notes: ``lam* weights``) made literal in Markdown: `*` never
+    emphasises."""
     return str(text).replace("*", "\\*")
 
 

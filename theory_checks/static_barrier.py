@@ -72,7 +72,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     disj, leak = Tally(CLAIM, "disjoint domains, disjoint experts"), \
         Tally(CLAIM, "disjoint domains, leaking experts")
     sigma_gap = []
-    for i, d in enumerate(draw_instances(n, seed, CLAIM, families=("disjoint",))):
+    for d in draw_instances(n, seed, CLAIM, families=("disjoint",)):
         r = margin(d.problem)
         if np.isfinite(r.margin):
             disj.add(r.margin, str(d), r.certificate, d.problem, sides=r.sides)
@@ -86,7 +86,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
                      prob, sides=r.sides)
     for i in range(max(1, n // 25)):
         s = stable_seed(seed, CLAIM, "search", i)
-        res = minimize(lambda z: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0]).margin, nan=10.0),
+        res = minimize(lambda z, s=s: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0]).margin, nan=10.0),
                        np.array([-2.0, -1.0]), method="Nelder-Mead",
                        options={"maxiter": 40, "xatol": 1e-4})
         prob, sizes = _leaky(s, res.x, 2, 6)

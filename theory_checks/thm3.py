@@ -84,7 +84,8 @@ class Bound:
 
 def record(tally: Tally, b: Bound, rng, instance: str, search: bool = True) -> None:
     """Tally the worst margin of ``b``; a solve that did not certify (status "inaccurate", gap
-    inf from `certified_solve`) is tallied as a solver failure (`verdict.Tally.add`), not skipped."""
+    inf from `certified_solve`) is tallied as a solver failure (`verdict.Tally.add`), not
+    skipped."""
     if not b.sol.optimal:
         tally.add(np.nan, instance, b.sol.duality_gap, b.problem)
         return
@@ -137,12 +138,12 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     ts = np.linspace(0, 1, 101)
-    for ax, family in zip(axes, ("disjoint", "overlap", "dirichlet")):
+    for ax, family in zip(axes, ("disjoint", "overlap", "dirichlet"), strict=True):
         b = Bound(__import__("modgen_bench.instances", fromlist=["make"]).make(
             family, stable_seed(seed, CLAIM, "figure", family), p=2, N=10), "union")
         lams = np.stack([ts, 1 - ts], axis=1)
-        ax.plot(ts, [b.bound(l) for l in lams], label="Thm 3 bound")
-        ax.plot(ts, [b.actual(l) for l in lams], "--", label="KL(P_lam || pi_g*)")
+        ax.plot(ts, [b.bound(lam) for lam in lams], label="Thm 3 bound")
+        ax.plot(ts, [b.actual(lam) for lam in lams], "--", label="KL(P_lam || pi_g*)")
         ax.set_title(f"{family} (p=2, N=10)")
         ax.set_xlabel("lam[0]")
     axes[0].set_ylabel("nats")

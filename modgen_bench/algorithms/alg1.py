@@ -1,4 +1,5 @@
-"""Algorithm 1 (PAPER.md section 4): EG ascent on lam, projected gradient descent on the gate, exact gradients.
+"""Algorithm 1 (PAPER.md section 4): EG ascent on lam, projected gradient descent on the gate,
+exact gradients.
 
 On a discrete problem only pi_g enters the objective (PAPER.md section 2, "Reduction"), so the
 gate is represented by its model q on the support S, constrained to the envelope set
@@ -6,7 +7,8 @@ G1 ~ {lo <= q <= hi, sum_S q = 1}; `gates.gate_from_model` turns q back into a g
 with the full (exact) gradients of the linearised game Lt(lam, q) = sum_k lam[k] KL(P[k] || q):
 
     gain[k] = KL(P[k] || q_t)                          (lam's gradient)
-    q_{t+1} = Proj_G1(q_t + eta_q P_lam / q_t)         (q's gradient is -P_lam / q, Euclidean projection)
+    q_{t+1} = Proj_G1(q_t + eta_q P_lam / q_t)         (q's gradient is -P_lam / q; Euclidean
+                                                        projection)
     lam_{t+1} = lam_t * exp(eta_lam gain) / norm       (EG)
 
 and the returned pair is the average of the iterates (the O(sqrt(log p / T)) rate is for the
@@ -41,7 +43,8 @@ __all__ = ["Alg1Config", "Alg1Result", "algorithm1"]
 #: q is kept >= LO_FLOOR where the envelope allows, so -P_lam / q stays finite.
 LO_FLOOR = 1e-12
 
-#: lam's gain is KL(P[k] || q) + shift[k]: 0, the entropy H(P[k]), or minus eps[k] = KL(P[k] || E[k]).
+#: lam's gain is KL(P[k] || q) + shift[k]: 0, the entropy H(P[k]), or minus
+#: eps[k] = KL(P[k] || E[k]).
 SHIFTS = {"kl": lambda problem: np.zeros(problem.p),
           "nll": lambda problem: entropy(problem.P),
           "excess": lambda problem: -kl(problem.P, problem.E)}
@@ -71,9 +74,10 @@ class Alg1Result:
     history: pd.DataFrame
 
 
-def algorithm1(problem: DiscreteProblem, config: Alg1Config = Alg1Config(), support: str = "domains",
-               device="cpu", evaluate=None) -> Alg1Result:
-    """Run Algorithm 1 with exact gradients; ``evaluate(gate) -> dict`` adds columns at log steps."""
+def algorithm1(problem: DiscreteProblem, config: Alg1Config | None = None,
+               support: str = "domains", device="cpu", evaluate=None) -> Alg1Result:
+    """Run Algorithm 1 with exact gradients; ``evaluate(gate) -> dict`` adds log-step columns."""
+    config = Alg1Config() if config is None else config
     mask = support_mask(problem, support)
     lo_np, hi_np = envelope(problem)
     kw = dict(device=device, dtype=torch.float64)

@@ -1,4 +1,5 @@
-"""What one SPD step consumes: a batch drawn from the uniform mixture of the domains (PAPER.md section 4).
+"""What one SPD step consumes: a batch drawn from the uniform mixture of the domains (PAPER.md
+section 4).
 
 A `Sampler` draws ``per_domain`` items from EACH domain, so the batch is a sample of
 ``(1/p) sum_k P[k]``; the frozen experts' log-likelihoods come with it (cached once, so a step

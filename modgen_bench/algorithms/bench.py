@@ -1,4 +1,5 @@
-"""`modgen-bench bench spd`: time per step and throughput of the stochastic algorithms (DESIGN.md, CLI).
+"""`modgen-bench bench spd`: time per step and throughput of the stochastic algorithms (DESIGN.md,
+CLI).
 
 Discrete harness: for each size (N outcomes, p domains) and method, one untimed warm-up run
 (imports, allocations, first-call dispatch) and then ``repeats`` timed runs; the wall time per
@@ -65,21 +66,26 @@ def _sequence_table(device: str):
     return table(device) if table is not None else None
 
 
+def _fmt(v) -> str:
+    return f"{v:.4g}"
+
+
 def bench_command(args) -> int:
     device = resolve_device(args.device)
-    fmt = lambda v: f"{v:.4g}"
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         repeats = getattr(args, "repeats", 3)
         df = bench_discrete(device=device, seed=args.seed, repeats=repeats)
         print("SPD harness on discrete problems (exact certificate: suboptimality of the returned "
               f"gate); time per step: min and median of {repeats} runs after a warm-up")
-        print(df.to_string(index=False, float_format=fmt))
+        print(df.to_string(index=False, float_format=_fmt))
         seq = _sequence_table(device)
         if seq is not None:
-            print("\nSequence benchmark: SPD step throughput, cached vs uncached expert log-likelihoods")
-            print(seq.to_string(index=False, float_format=fmt))
+            print("\nSequence benchmark: SPD step throughput, "
+                  "cached vs uncached expert log-likelihoods")
+            print(seq.to_string(index=False, float_format=_fmt))
         else:
-            print("\n(sequence throughput: modgen_bench.sequence.bench.throughput_table not available)")
+            print("\n(sequence throughput: "
+                  "modgen_bench.sequence.bench.throughput_table not available)")
     if getattr(args, "csv", None):
         from ..atomic import write_frame
         write_frame(args.csv, df)       # atomic; a missing folder is created

@@ -1,9 +1,11 @@
-"""`modgen-bench spd FILE`: run one stochastic method on a problem file and grade it exactly (DESIGN.md).
+"""`modgen-bench spd FILE`: run one stochastic method on a problem file and grade it exactly
+(DESIGN.md).
 
 Prints (with --json) {"worst_case_kl", "Z", "exact_value", "suboptimality", "lambda", "steps",
 "method"} plus "lam_signal", "gate", "support", "seed", "device", "mu", "per_domain_kl",
-"seconds". --lam-signal selects the signal of --method spd (and the exact gain of alg1); the peer methods (doremi, groupdro,
-afl) are defined by their published signal (excess, nll, nll) and use it.
+"seconds". --lam-signal selects the signal of --method spd (and the exact gain of alg1); the peer
+methods (doremi, groupdro, afl) are defined by their published signal (excess, nll, nll) and use
+it.
 """
 from __future__ import annotations
 
@@ -44,11 +46,13 @@ def spd_command(args) -> int:
         print(json.dumps(out))
         return 0
     print(f"method: {args.method}   lam signal: {out['lam_signal']}   gate: {out['gate']}   "
-          f"support: {args.support}   steps: {steps}   seed: {args.seed}   ({seconds:.1f} s on {device})")
-    print(f"worst-case KL = {out['worst_case_kl']:.6g} nats (exact, gate normalised by Z = {out['Z']:.6g})")
+          f"support: {args.support}   steps: {steps}   seed: {args.seed}   "
+          f"({seconds:.1f} s on {device})")
+    print(f"worst-case KL = {out['worst_case_kl']:.6g} nats "
+          f"(exact, gate normalised by Z = {out['Z']:.6g})")
     print(f"exact value V* = {out['exact_value']:.6g}   suboptimality = {out['suboptimality']:.3g}")
     width = max(len(n) for n in problem.names)
     print(f"{'domain':<{width}}  {'lambda':>10}  {'KL(P_k || pi_g / Z)':>20}")
-    for name, lam, v in zip(problem.names, out["lambda"], out["per_domain_kl"]):
+    for name, lam, v in zip(problem.names, out["lambda"], out["per_domain_kl"], strict=True):
         print(f"{name:<{width}}  {lam:>10.6f}  {v:>20.10g}")
     return 0

@@ -2,10 +2,11 @@
 
 Items are outcome ids x in {0..N-1}; ``sample`` draws ``per_domain`` ids from each P[k] by
 inverse-CDF sampling (cumulative sums computed once, then `torch.searchsorted` on uniforms: a
-step costs O(p m log N), where `torch.multinomial` re-reads all p N masses on every call), and attaches log E[k](x) for every expert and log P_domain(x) (known on a
-discrete problem, so the 'kl' lam signal is exact in expectation). ``sample_experts`` draws from
-each expert E[k] instead (the proposal q = (1/p) sum_k E[k] of the Z estimate), marking the ids
-inside the support S over which Z sums.
+step costs O(p m log N), where `torch.multinomial` re-reads all p N masses on every call), and
+attaches log E[k](x) for every expert and log P_domain(x) (known on a discrete problem, so the
+'kl' lam signal is exact in expectation). ``sample_experts`` draws from each expert E[k]
+instead (the proposal q = (1/p) sum_k E[k] of the Z estimate), marking the ids inside the
+support S over which Z sums.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every stochastic method on a discrete problem, graded exactly (PAPER.md section 4; DESIGN.md conventions).
+"""Every stochastic method on a discrete problem, graded exactly (PAPER.md section 4; DESIGN.md
+conventions).
 
 Methods propose a gate; the core grades it: `grade` normalises pi_g by its exact Z and reports
 the exact worst-case KL (`modgen_bench.gates.evaluate_gate`) and the suboptimality against the
@@ -47,7 +48,8 @@ def exact_value(problem: DiscreteProblem, support: str = "domains") -> float:
 
 
 def grade(problem: DiscreteProblem, gate: np.ndarray, support: str, value: float) -> dict:
-    """Exact grade of a (N, p) gate: worst_case_kl, Z, suboptimality = worst_case_kl - V*, per-domain KL."""
+    """Exact grade of a (N, p) gate: worst_case_kl, Z, suboptimality = worst_case_kl - V*,
+    per-domain KL."""
     ev = evaluate_gate(problem, gate, support)
     return {"worst_case_kl": ev["worst_case_kl"], "Z": ev["Z"],
             "suboptimality": ev["worst_case_kl"] - value, "per_domain_kl": ev["per_domain_kl"]}

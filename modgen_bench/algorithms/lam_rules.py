@@ -1,4 +1,5 @@
-"""lam-update rules: the adversary's move in the robust game, one plug-in per method (PAPER.md section 4).
+"""lam-update rules: the adversary's move in the robust game, one plug-in per method (PAPER.md
+section 4).
 
 Every rule keeps ``lam`` (the weights of the next loss ``sum_k lam[k] NLL_k``), takes one
 ``update(signal)`` per step with the (p,) per-domain signal chosen by the harness (``kl``,
@@ -11,7 +12,8 @@ is followed by the Euclidean projection onto it (PAPER.md section 4.3).
   returns the average of the iterates (the EG regret bound holds for the average).
 - ``doremi`` (Xie et al. 2023, Alg. 1): EG with step 1 on the excess loss clipped at 0, then
   smoothing lam <- (1 - c) lam + c / p with c = 1e-3; returns the averaged weights.
-- ``groupdro`` (Sagawa et al. 2020, Alg. 1): EG with step 0.01 on the raw loss; returns the last iterate.
+- ``groupdro`` (Sagawa et al. 2020, Alg. 1): EG with step 0.01 on the raw loss; returns the last
+  iterate.
 - ``afl`` (Mohri et al. 2019, Agnostic Federated Learning): projected gradient ascent
   lam <- Proj_simplex(lam + eta * signal); returns the averaged iterates.
 """
@@ -74,7 +76,7 @@ class EG(LamRule):
 
 @LAM_RULES.register("doremi")
 class DoReMi(LamRule):
-    """DoReMi: EG step 1 on max(excess, 0), smoothing c = 1e-3, averaged weights (``eta`` unused)."""
+    """DoReMi: EG step 1 on max(excess, 0), smoothing c = 1e-3, averaged weights (no ``eta``)."""
 
     native_signal = "excess"
     STEP, SMOOTHING = 1.0, 1e-3

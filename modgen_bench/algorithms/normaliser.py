@@ -169,7 +169,7 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
             step, improved = 1.0, False
             while step > 1e-4:
                 with torch.no_grad():
-                    for t, t0, g in zip(params, old, grads):
+                    for t, t0, g in zip(params, old, grads, strict=True):
                         t.copy_(t0 - step * (z - 1.0) / norm2 * g)
                 z_try, w_try = _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=False)
                 if abs(z_try - 1.0) < abs(z - 1.0):
@@ -178,7 +178,7 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
                 step *= 0.5
             if not improved:
                 with torch.no_grad():
-                    for t, t0 in zip(params, old):
+                    for t, t0 in zip(params, old, strict=True):
                         t.copy_(t0)
                 break
             steps, z, w = steps + 1, z_try, w_try

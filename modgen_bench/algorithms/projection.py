@@ -22,7 +22,8 @@ def _f(y, lo, hi, tau):
 
 
 def project_box_simplex(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """argmin_q ||q - y||_2 over {lo <= q <= hi, sum q = 1}; all tensors (n,), needs sum lo <= 1 <= sum hi."""
+    """argmin_q ||q - y||_2 over {lo <= q <= hi, sum q = 1}; all tensors (n,); needs
+    sum lo <= 1 <= sum hi."""
     if bool(lo.sum() > 1 + 1e-12) or bool(hi.sum() < 1 - 1e-12) or bool((lo > hi).any()):
         raise ValueError("box-and-simplex set is empty: need lo <= hi and sum lo <= 1 <= sum hi "
                          f"(sum lo = {float(lo.sum()):.6g}, sum hi = {float(hi.sum()):.6g})")

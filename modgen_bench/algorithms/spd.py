@@ -16,14 +16,15 @@ Choices the paper leaves open [PAPER.md: open], and why:
   of an equality constraint and takes either sign. The NLL gains from a larger pi_g only where
   the domains put mass; outside it (and for a parametric gate, wherever the sampled windows do
   not reach) nothing pushes pi_g up, so once a positive mu has pushed Z below 1 a mu projected
-  at 0 leaves it there (issue 13: 7 of 18 trained real-text gates had fresh-draw Z < 1). A
+  at 0 leaves it there (measured: 7 of 18 trained real-text gates had fresh-draw Z < 1). A
   negative mu pays for mass and lifts Z back to 1. mu starts at 1: the unclipped optimum
   q = P_lam / mu sums to 1 exactly when mu = 1.
 - rho = 4: the primal step sees mu + rho (Zhat_ema - 1) (an augmented-Lagrangian, proportional
   term). Adam normalises the gradient, so the gate moves at a fixed rate in the direction of
   the multiplier's sign; plain dual ascent then overshoots and oscillates around Z = 1 (measured
   on tests/test_algorithms_spd.py's leaking two-domain problem, 1000 steps: rho = 0 ends at exact
-  Z = 0.88 with mu = -0.74, swinging between 0.86 and 1.25; rho = 4 ends at 1.008, rho = 10 at 1.003).
+  Z = 0.88 with mu = -0.74, swinging between 0.86 and 1.25; rho = 4 ends at 1.008, rho = 10 at
+  1.003).
 - The last iterate meets Z = 1 only up to the dual dynamics (mu, the EMA, the decayed step):
   1-5% off on the CPU presets' gates. `normaliser.restore_z` projects it onto Z = 1 afterwards
   (the real-text pipeline's stage 4 does, `pipeline.gate.train_gate`).
@@ -153,7 +154,8 @@ def lam_signal(name: str, batch: GateBatch, nll: torch.Tensor, p: int) -> torch.
 
 
 def estimate_Z(log_g: torch.Tensor, log_experts: torch.Tensor, in_support=None) -> torch.Tensor:
-    """Zhat = p * mean_x <g(x, .), softmax_k(log E[k](x))> = mean_x pi_g(x) / q(x), q = (1/p) sum_k E[k].
+    """Zhat = p * mean_x <g(x, .), softmax_k(log E[k](x))> = mean_x pi_g(x) / q(x), with
+    q = (1/p) sum_k E[k].
 
     Unbiased for Z = sum_{x in S} pi_g(x) when x ~ q (with in_support the indicator of S).
     """
@@ -179,7 +181,8 @@ def _signal_items(name: str, batch: GateBatch, nll: torch.Tensor) -> torch.Tenso
 
 
 def _ddp_step(net, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: int, opt):
-    """One SPD gradient step under DistributedDataParallel, on this rank's slice of the global batch.
+    """One SPD gradient step under DistributedDataParallel, on this rank's slice of the global
+    batch.
 
     Every rank holds the same global batch (same generator); rank r keeps slice r. Its share of
     NLL_k is sum_{i in slice, domain k} nll_i / n_k (n_k counted on the GLOBAL batch) and its share
@@ -258,7 +261,8 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         eb = sampler.sample_experts(gen, config.per_domain).to(device) if use_experts else None
         lam = rule.lam
         # the multiplier the primal step sees: mu plus a proportional term in the constraint's
-        # current violation (augmented Lagrangian; damps the mu <-> Z oscillation of plain dual ascent)
+        # current violation (augmented Lagrangian; damps the mu <-> Z oscillation of plain dual
+        # ascent)
         mu_eff = mu if Z_ema is None else mu + config.rho * (Z_ema - 1.0)
         if dist.is_distributed():
             loss, nll_k, Z_hat, signal, tok = _ddp_step(net, batch, eb, lam, mu_eff, config.lam_signal, p, opt)

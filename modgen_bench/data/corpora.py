@@ -65,7 +65,7 @@ _CHAPTER = re.compile(rb"\n\n(?=(?:[1-3] )?[A-Z][A-Za-z ]* \d+\n\n)")
 
 
 def _read_kjv(source: str) -> list[bytes]:
-    """`bible gen1:1-rev22:21` prints every chapter under a "Book N" heading; one doc per chapter."""
+    """`bible gen1:1-rev22:21` prints each chapter under a "Book N" heading; one doc per chapter."""
     out = subprocess.run([source, "gen1:1-rev22:21"], capture_output=True, check=True, timeout=120)
     return [c.strip(b"\n") for c in _CHAPTER.split(out.stdout) if c.strip()]
 
@@ -174,7 +174,7 @@ def split_of(doc: bytes, corpus: str, resample: int = 0) -> str:
     h = hashlib.sha256(f"{corpus}/{int(resample)}/".encode() + doc).digest()
     u = int.from_bytes(h[:8], "big") / 2.0**64
     edge = 0.0
-    for split, frac in zip(SPLITS, SPLIT_FRACTIONS):
+    for split, frac in zip(SPLITS, SPLIT_FRACTIONS, strict=True):
         edge += frac
         if u < edge:
             return split

@@ -25,7 +25,8 @@ CONTAMINATION = {"clean": 0.0, "contam50": 0.5, "contam25": 0.25}   # share of A
 
 @dataclass(frozen=True)
 class SuccessorTask:
-    """Conflicting successor domains; ``p = 2`` domains, ``bos = vocab``, model vocabulary ``vocab + 1``."""
+    """Conflicting successor domains; ``p = 2`` domains, ``bos = vocab``, model vocabulary
+    ``vocab + 1``."""
 
     vocab: int = 100
     length: int = 8
@@ -80,7 +81,8 @@ class SuccessorTask:
         return torch.cat([torch.full((len(start), 1), self.bos), body], dim=1)  # (n, length + 1)
 
     def sample_mixture(self, weights, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n sequences (n, length + 1) from sum_k weights[k] P_k (CPU generator: same seed, same draw)."""
+        """n sequences (n, length + 1) from sum_k weights[k] P_k (CPU generator: same seed, same
+        draw)."""
         w = torch.as_tensor(weights, dtype=torch.float64)
         if w.shape != (self.p,) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-9:
             raise ValueError(f"weights must be a distribution over the {self.p} domains (got {w.tolist()})")

@@ -1,4 +1,4 @@
-"""Hard random problems for the exact core (issue 9): tiny masses, exact zeros, leaking blocks.
+"""Hard random problems for the exact core: tiny masses, exact zeros, leaking blocks.
 
 One numpy builder shared by the hypothesis strategy `strategies.hard_problems` and by
 `modgen-bench bench fuzz`, so the property tests and the fuzz draw the same families:
