@@ -312,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run a suite folder (synthetic, real_world) and report")
     s.add_argument("suite", help="a suite folder or a shipped suite name (see 'list suites')")
-    s.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="sizes to run at (presets change sizes, never code)")
+    s.add_argument("--preset", default="quick",
+                   help="sizes to run at, a preset of the suite's TOMLs: quick, full, smoke "
+                        "(seconds), decisive (scaling); `list presets` shows them (presets "
+                        "change sizes, never code)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="torch device; auto = cuda when present")
     s.add_argument("--out", default="reports", help="output root; runs go to OUT/<suite>-<preset>/")

@@ -73,3 +73,11 @@ def test_report_index_links_every_report(tmp_path, capsys):
     assert "[Theory checks](./checks/report.md)" in index_md and "First words of Theory checks." in index_md
     assert "(./synthetic-quick/run-ab12/index.html)" in index_md
     assert "synthetic-quick/run-ab12/index.html" in (tmp_path / "index.html").read_text()
+
+
+def test_an_unknown_preset_names_the_suites_presets_and_writes_nothing(tmp_path, capsys):
+    """Presets come from the TOMLs (smoke, decisive, ...), so the check is the runner's."""
+    assert main(["run", "synthetic", "--preset", "nosuch", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no preset 'nosuch'" in err[0] and "smoke" in err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -17,15 +17,6 @@ from modgen_bench.suites import discover
 
 PRESET = "smoke"
 
-#: suite folders whose TOML is not ready for the contract yet, with the reason
-PENDING = {
-    "real_world/scaling": "its smoke preset comes with the move of the scaling code into the "
-                          "suite folder (test_scaling.py runs the plug-in on a tiny config)",
-    "real_world/scaling/smoke": "the same plug-in and the same pending smoke preset as "
-                                "real_world/scaling",
-}
-
-
 def _cases():
     cases = []
     for suite in bundled_suites():
@@ -33,8 +24,6 @@ def _cases():
             corpora = [c for c in exp.presets.get(PRESET, {}).get("corpora", [])
                        if isinstance(c, str)]
             marks = [pytest.mark.corpora(*corpora)] if corpora else []
-            if suite in PENDING:
-                marks.append(pytest.mark.skip(reason=f"{suite}: {PENDING[suite]}"))
             cases.append(pytest.param(suite, exp.name, marks=marks, id=f"{suite}/{exp.name}"))
     return cases
 
