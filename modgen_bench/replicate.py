@@ -151,8 +151,9 @@ def _replicate(cfg: PipelineConfig, run: StageRun):
     ctx = combiner_context(cfg, splits=splits, experts=experts, cache=cache, gates=gates,
                            monos=monos.models, mono_spec=monos.spec, d_mono=monos.d_model,
                            run=run, n_gate=monos.n_gate)
+    # the registered rivals (`modgen_bench.combiners`) join the test windows
     add_combiners(add, win, zband, ctx, cfg.combiners, monos.ratios, count_params(router.router),
-                  cfg.mixtures, set(PAIRS))          # the registered rivals (`modgen_bench.combiners`)
+                  cfg.mixtures, set(PAIRS))
     _test_rows(add, win, zband, cfg, splits)
     _paired_rows(add, win, p, cfg.mixtures, run.sub("paired-bootstrap"))
     _routing_split_rows(add, win, p, list(cfg.corpora))

@@ -10,7 +10,7 @@ from modgen_bench.data.corpora import CORPORA
 from modgen_bench.data.files import register
 from modgen_bench.pipeline import LMTrain, StageRun, Store, load_splits
 from modgen_bench.pipeline.experts import branch_experts
-from modgen_bench.sequence.train import _load_checkpoint
+from modgen_bench.sequence.checkpoint import load_checkpoint
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_each_expert_is_the_base_plus_its_own_fine_tune(tmp_path, two_domains):
     lr = 3e-3
     spec = LMTrain(1, 2, 8, 16, steps=5, batch_size=4, lr=lr)
     experts = branch_experts(splits, spec, StageRun(Store(tmp_path / "store")), finetune_steps=1)
-    base = _load_checkpoint(next((tmp_path / "store").glob("expert-base-*.pt")), "cpu")["model"]
+    base = load_checkpoint(next((tmp_path / "store").glob("expert-base-*.pt")), "cpu")["model"]
     gaps = []
     for e in experts.experts:
         state = e.model.state_dict()

@@ -62,4 +62,5 @@ __all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "Store", "sta
            "ExpertCache", "cache_experts", "spd_sampler", "GateResult", "gate_config", "train_gate",
            "Retrain", "matched_d_model", "train_retrain", "RouterResult", "distil_router",
            "SamplingResult", "sample_gates", "sampling_seed", "per_domain", "lm_nll", "gate_nll",
-           "router_nll", "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses", "probe_windows"]
+           "router_nll", "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses",
+           "probe_windows"]

@@ -40,8 +40,8 @@ def sampling_seed(run: StageRun, step: str) -> int:
 
 def sample_gates(experts: Experts, gates: dict, run: StageRun, *, n_draws: int,
                  reject_from: str = "excess") -> SamplingResult:
-    """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from ``reject_from``;
-    each step draws from its own generator (`sampling_seed`)."""
+    """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from
+    ``reject_from``; each step draws from its own generator (`sampling_seed`)."""
     proposal = ExpertProposal(experts.experts, experts.T)
     gen = lambda step: torch.Generator().manual_seed(sampling_seed(run, step))
     key = draws_key(experts, n_draws, sampling_seed(run, "q"))
