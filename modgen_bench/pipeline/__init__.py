@@ -1,4 +1,4 @@
-"""The real-text pipeline as a library (PAPER.md section 5): one module per stage.
+"""The stages of the real-text study (PAPER.md section 5), as a library: one module per stage.
 
 Every stage is a function ``stage(inputs..., run, *, settings) -> Output``: its data inputs (the
 upstream stages' outputs), one `context.StageRun` (the store, device, seeds and progress every
