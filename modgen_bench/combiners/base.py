@@ -95,6 +95,7 @@ class CombinerContext:
     run: object
     budget: dict
 
+    # what combiner plug-ins read: views of the run, so there is one source for each
     @property
     def store(self):
         return self.run.store

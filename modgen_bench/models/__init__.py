@@ -8,5 +8,5 @@ from .gate import GateConfig, SequenceGate
 from .router import CausalRouter
 from .transformer import LMConfig, TransformerLM, count_params, lm_config
 
-__all__ = ["LMConfig", "TransformerLM", "GateConfig", "SequenceGate", "CausalRouter", "count_params",
-           "lm_config"]
+__all__ = ["LMConfig", "TransformerLM", "GateConfig", "SequenceGate", "CausalRouter",
+           "count_params", "lm_config"]
