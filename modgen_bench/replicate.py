@@ -7,31 +7,33 @@ rows and the provenance it measured. Rows carry case, method, metric, value, lam
 columns (seed, resample, step, progress, match: the monolith's matching convention); the caller
 adds the suite name.
 
-Gates are graded as proper likelihoods only (issue 13, item 3): ``gate_<signal>_logZ`` divides
-pi_g by Z_hat estimated on fresh draws from q (stage 7's pool, independent of SPD's proposal
-draws), its 95% interval carried into the NLL as ``nll_per_token_lo/_hi`` = NLL +
-log Z_lo / (T-1), NLL + log Z_hi / (T-1). Baselines in every table (item 4): ``const_gate`` (the
-constant 1/p gate, Z = 1 exactly) and ``bayes_router`` (the free Bayes-posterior causal router).
-Case ``paired`` holds per-window paired differences a - b per mixture with their per-window
-s.e. (domains' s.e. combined with the mixture's weights; item 6); case ``routing_split`` splits
-gate - monolith on each domain into routing proper, the shared domain prior and the expert
-deficit (`evaluate.routing_split`, item 8).
+Gates are graded as proper likelihoods only: ``gate_<signal>_logZ`` divides pi_g by Z_hat
+estimated on fresh draws from q (stage 7's pool, independent of SPD's proposal draws), its 95%
+interval carried into the NLL as ``nll_per_token_lo/_hi`` = NLL + log Z_lo / (T-1), NLL +
+log Z_hi / (T-1). Baselines in every table: ``const_gate`` (the constant 1/p gate, Z = 1
+exactly) and ``bayes_router`` (the free Bayes-posterior causal router). Case ``paired`` holds
+per-window paired differences a - b per mixture with their per-window s.e. (domains' s.e.
+combined with the mixture's weights); case ``routing_split`` splits gate - monolith on each
+domain into routing proper, the shared domain prior and the expert deficit
+(`evaluate.routing_split`).
+
+Each section below runs one or two stages and writes their rows; `_replicate` only chains them.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from .combiners.stage import add_combiners, check_combiners, combiner_context
-from .data.corpora import VOCAB_SIZE
 from .experts import BYTES_HASH
 from .matching import closed_form_counts, match_monolith, train_flops
-from .models import LMConfig, count_params
+from .models import count_params, lm_config
 from .pipeline.config import PipelineConfig
 from .pipeline.conflict import ConflictProbe, lm_domain_losses, probe_windows
+from .pipeline.context import StageRun
 from .pipeline.data import job_info
 from .pipeline.evaluate import (
     bayes_router_nll,
@@ -50,7 +52,6 @@ from .pipeline.retrain import train_retrain
 from .pipeline.router import distil_router
 from .pipeline.sample import sample_gates
 from .pipeline.store import Store
-from .provenance import stable_seed
 from .results import lam_label
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
@@ -77,7 +78,7 @@ class Rows:
                           "value": float(value), "resample": self.resample, "match": self.match, **extra})
 
 
-def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: int = VOCAB_SIZE,
+def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: int,
                   family=None):
     """(mono LMTrain, d_model, ratios) under ``cfg.match`` (`matching.match_monolith`).
 
@@ -94,13 +95,13 @@ def monolith_plan(cfg: PipelineConfig, T: int, p: int, n_gate: int, vocab_size: 
     loaded experts, ``cfg.expert`` should give their sizes)."""
     e, m, V = cfg.expert, cfg.mono, vocab_size
     counts = family.param_counts if family is not None else closed_form_counts
-    e_cfg = LMConfig(V, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
-    template = LMConfig(V, T, m.n_layer, m.n_head, m.n_head, m.d_ff or 4 * m.n_head)
+    e_cfg = lm_config(e, V, T)
+    template = lm_config(m, V, T, d_model=m.n_head)
     plan = match_monolith(cfg.match, e_cfg, p, e.steps, e.batch_size, template, r=cfg.ratio,
                           gate_params=n_gate, scale_ff=m.d_ff == 0, counts=counts)
     d = m.d_model or plan.d_model
     spec = m if cfg.match == "params" else replace(m, steps=plan.steps, batch_size=e.batch_size)
-    mono_cfg = LMConfig(V, T, m.n_layer, m.n_head, d, m.d_ff or 4 * d)
+    mono_cfg = lm_config(m, V, T, d)
     experts_flops = p * train_flops(e_cfg, e.steps, e.batch_size)
     (total_e, ne_e), (total_m, ne_m) = counts(e_cfg), counts(mono_cfg)
     ratios = {"r_nonembedding": ne_m / (p * ne_e),
@@ -122,104 +123,161 @@ def run_replicate(config: dict, seed: int, resample: int, out_dir, device: str =
                   progress: bool = False) -> tuple[list, dict]:
     """Stages 1-9 for (seed, resample); returns (rows, {"corpora": provenance})."""
     cfg = load_config(config)
+    run = StageRun(Store(out_dir), seed, resample, device, progress, cfg.checkpoint_every)
     with cpu_threads(cfg.cpu_threads, device):
-        return _replicate(cfg, seed, resample, Store(out_dir), device, progress)
+        return _replicate(cfg, run)
 
 
-def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
-    out = Rows(seed, resample, cfg.match)
-    add, sub = out.add, lambda *parts: stable_seed(seed, resample, *parts)
-    p, T, names = len(cfg.corpora), cfg.block_size, list(cfg.corpora)
+@dataclass
+class _Monoliths:
+    """Stage 5's outputs: the monolith's spec and width under ``cfg.match``, its ratios, and the
+    trained models by method."""
 
-    # 1-3: data, experts, cached log-likelihoods
-    splits, experts = experts_and_splits(cfg, seed, resample, store, dev, progress)
-    for name, loss in zip(names, experts.final_loss):
+    spec: object
+    d_model: int
+    ratios: dict
+    models: dict
+    n_gate: int
+
+
+def _replicate(cfg: PipelineConfig, run: StageRun):
+    out = Rows(run.seed, run.resample, cfg.match)
+    add, p = out.add, len(cfg.corpora)
+    splits, experts, cache = _experts_section(cfg, run, add)
+    gates = {signal: _gate_section(cfg, run, splits, cache, signal, add) for signal in cfg.signals}
+    monos = _monolith_section(cfg, run, splits, experts, cache, gates, add)
+    sampled, router = _sampling_section(cfg, run, experts, gates, add)
+    win, zband = _test_windows(cfg, run, splits, cache, gates, monos.models, sampled, router)
+    ctx = combiner_context(cfg, splits=splits, experts=experts, cache=cache, gates=gates,
+                           monos=monos.models, mono_spec=monos.spec, d_mono=monos.d_model,
+                           run=run, n_gate=monos.n_gate)
+    # the registered rivals (`modgen_bench.combiners`) join the test windows
+    add_combiners(add, win, zband, ctx, cfg.combiners, monos.ratios, count_params(router.router),
+                  cfg.mixtures, set(PAIRS))
+    _test_rows(add, win, zband, cfg, splits)
+    _paired_rows(add, win, p, cfg.mixtures, run.sub("paired-bootstrap"))
+    _routing_split_rows(add, win, p, list(cfg.corpora))
+    _val_rows(add, run, splits, cache, gates, monos.models, p)
+    return out.rows, job_info(splits, run.resample)
+
+
+def _experts_section(cfg: PipelineConfig, run: StageRun, add):
+    """Stages 1-3: data, experts (their final losses and, when not trained, their sources) and
+    the cached log-likelihoods; (splits, experts, cache)."""
+    splits, experts = experts_and_splits(cfg, run)
+    for name, loss in zip(cfg.corpora, experts.final_loss):
         if math.isfinite(loss):
             add("train", f"expert_{name}", "final_loss", loss)
     if cfg.experts_from != "train":
         _source_rows(add, experts)
-    cache = cache_experts(experts, splits, cfg.n_proposal, sub("proposal"), store, dev,
-                          n_restore=cfg.n_restore)
+    cache = cache_experts(experts, splits, run, n_proposal=cfg.n_proposal,
+                          seed=run.sub("proposal"), n_restore=cfg.n_restore)
+    return splits, experts, cache
 
-    # 4: SPD gates (and their gradient conflict)
-    gates = {}
-    for signal in cfg.signals:
-        g = gates[signal] = train_gate(splits, cache, cfg.gate, cfg.spd, signal, seed, resample, store, dev,
-                                       progress, cfg.conflict_batch)
-        for k in range(p):
-            add("lam_star", f"gate_{signal}", f"lam_{names[k]}", g.lam[k])
-        add("train", f"gate_{signal}", "mu", g.mu)
-        add("train", f"gate_{signal}", "Z_hat_ema", g.history["Z_hat"].iloc[-1])
-        for name, v in (g.restoration or {}).items():        # Z = 1 restored after SPD (stage 4)
-            add("train", f"gate_{signal}", f"Z_restore_{name}", v)
-        steps = int(g.history["step"].iloc[-1])
-        for s, v in zip(g.history["step"], g.history["conflict"]):
-            add("conflict", f"gate_{signal}", "mean_pairwise_cosine", v, step=int(s), progress=s / steps)
 
-    # 5: matched monolithic retrains (uniform, lam*, oracle mixtures); conflict of the uniform one
+def _gate_section(cfg: PipelineConfig, run: StageRun, splits, cache, signal: str, add):
+    """Stage 4 for one lam signal: the SPD gate, its lam*, mu, Z restoration and the gradient
+    conflict over training."""
+    g = train_gate(splits, cache, run, spec=cfg.gate, spd=cfg.spd, signal=signal,
+                   conflict_batch=cfg.conflict_batch)
+    method = f"gate_{signal}"
+    for name, lam_k in zip(cfg.corpora, g.lam):
+        add("lam_star", method, f"lam_{name}", lam_k)
+    add("train", method, "mu", g.mu)
+    add("train", method, "Z_hat_ema", g.history["Z_hat"].iloc[-1])
+    for name, v in (g.restoration or {}).items():        # Z = 1 restored after SPD (stage 4)
+        add("train", method, f"Z_restore_{name}", v)
+    steps = int(g.history["step"].iloc[-1])
+    for s, v in zip(g.history["step"], g.history["conflict"]):
+        add("conflict", method, "mean_pairwise_cosine", v, step=int(s), progress=s / steps)
+    return g
+
+
+def _monolith_section(cfg: PipelineConfig, run: StageRun, splits, experts, cache, gates,
+                      add) -> _Monoliths:
+    """Stage 5: matched monolithic retrains on the uniform, lam* and oracle mixtures (the uniform
+    one probed for gradient conflict), and the parameter table."""
+    p, T = splits.p, cfg.block_size
     n_gate = count_params(gates["excess"].gate)
-    target = p * experts.n_params + n_gate
-    mono_spec, d_mono, ratios = monolith_plan(cfg, T, p, n_gate, experts.vocab_size, experts.family)
+    spec, d, ratios = monolith_plan(cfg, T, p, n_gate, experts.vocab_size, experts.family)
     mixtures = {"mono_uniform": np.full(p, 1.0 / p), "mono_lamstar": gates["excess"].lam}
-    mixtures.update({f"oracle_{lam_label(cfg.mixtures[i])}": np.asarray(cfg.mixtures[i], float) for i in cfg.oracle})
+    mixtures.update({f"oracle_{lam_label(cfg.mixtures[i])}": np.asarray(cfg.mixtures[i], float)
+                     for i in cfg.oracle})
     probe, _ = probe_windows(splits.pool, cache.pool, cfg.conflict_batch)
-    monos = {}
+    models = {}
     for method, lam in mixtures.items():
-        hook = (ConflictProbe(lambda m: lm_domain_losses(m, probe, dev), cfg.conflict_every)
+        hook = (ConflictProbe(lambda m: lm_domain_losses(m, probe, run.device), cfg.conflict_every)
                 if method == "mono_uniform" else None)
-        r = train_retrain(splits, mono_spec, d_mono, lam, method, seed, resample, store, dev, progress,
-                          cfg.checkpoint_every, hook, experts.family)
+        r = train_retrain(splits, run, spec=spec, d_model=d, lam=lam, method=method, probe=hook,
+                          family=experts.family)
         add("train", method, "final_loss", r.final_loss)
         for s, v in r.conflict:
-            add("conflict", method, "mean_pairwise_cosine", v, step=s, progress=s / mono_spec.steps)
-        monos[method] = r.model
-    for method, n in [("experts_plus_gate", target), ("expert", experts.n_params), ("gate", n_gate),
-                      ("mono", count_params(monos["mono_uniform"]))]:
+            add("conflict", method, "mean_pairwise_cosine", v, step=s, progress=s / spec.steps)
+        models[method] = r.model
+    for method, n in [("experts_plus_gate", p * experts.n_params + n_gate),
+                      ("expert", experts.n_params), ("gate", n_gate),
+                      ("mono", count_params(models["mono_uniform"]))]:
         add("params", method, "n_params", n)
-    add("params", "mono", "d_model", d_mono)
-    add("params", "mono", "steps", mono_spec.steps)
+    add("params", "mono", "d_model", d)
+    add("params", "mono", "steps", spec.steps)
     for metric, v in ratios.items():
         add("params", "mono", metric, v)
+    return _Monoliths(spec, d, ratios, models, n_gate)
 
-    # 7: sampling (SIR per gate, rejection from the excess gate); 6: the router distilled on it
-    sampled = sample_gates(experts, {s: g.gate for s, g in gates.items()}, cfg.n_draws,
-                           lambda stage: sub("sampling", stage), store, dev)
+
+def _sampling_section(cfg: PipelineConfig, run: StageRun, experts, gates, add):
+    """Stage 7 (SIR per gate, rejection from the excess gate), then stage 6, the router distilled
+    on the rejection sample; (sampled, router)."""
+    sampled = sample_gates(experts, {s: g.gate for s, g in gates.items()}, run,
+                           n_draws=cfg.n_draws)
     for signal, res in sampled.sir.items():
         for metric, v in [("Z_hat", res.Z_hat), ("Z_lo", res.Z_ci[0]), ("Z_hi", res.Z_ci[1]),
                           ("Z_plain", res.Z_plain)]:
             add("Z", f"gate_{signal}", metric, v)
         add("sampling", f"gate_{signal}", "sir_ess_fraction", res.ess_fraction)
     rej = sampled.rejection
-    for metric, v in [("rejection_acceptance", rej.acceptance), ("rejection_acceptance_lo", rej.acceptance_ci[0]),
-                      ("rejection_acceptance_hi", rej.acceptance_ci[1]), ("rejection_bound_1_over_p", rej.bound)]:
+    for metric, v in [("rejection_acceptance", rej.acceptance),
+                      ("rejection_acceptance_lo", rej.acceptance_ci[0]),
+                      ("rejection_acceptance_hi", rej.acceptance_ci[1]),
+                      ("rejection_bound_1_over_p", rej.bound)]:
         add("sampling", "gate_excess", metric, v)
-    router = distil_router(experts, rej.samples, cfg.gate, cfg.router, seed, resample,
-                           store, f"{gates['excess'].key}-{cfg.n_draws}", dev, progress)
+    router = distil_router(experts, rej.samples, run, spec=cfg.gate, train=cfg.router,
+                           upstream=f"{gates['excess'].key}-{cfg.n_draws}")
     add("train", "router", "final_loss", router.final_loss)
+    return sampled, router
 
-    # 8: evaluation on the test mixtures and the validation vertices
-    test, test_e = splits.test, cache.test
+
+def _test_windows(cfg: PipelineConfig, run: StageRun, splits, cache, gates, monos, sampled,
+                  router):
+    """Stage 8's per-window test NLLs per method (gates also divided by Z_hat: proper
+    likelihoods), and each graded gate's log Z band (log Z_lo - log Z_hat, log Z_hi - log Z_hat);
+    (win, zband)."""
+    test, test_e, dev, T = splits.test, cache.test, run.device, cfg.block_size
     win = {f"gate_{s}": gate_nll(g.gate, test, test_e, dev).double() for s, g in gates.items()}
     zband = {}
     for s in gates:                       # proper likelihoods: / Z_hat on fresh draws from q
         z, (z_lo, z_hi) = sampled.sir[s].Z_hat, sampled.sir[s].Z_ci
         win[f"gate_{s}_logZ"] = win[f"gate_{s}"] + math.log(z) / (T - 1)
-        zband[f"gate_{s}_logZ"] = (math.log(max(z_lo, 1e-300)) - math.log(z), math.log(z_hi) - math.log(z))
+        zband[f"gate_{s}_logZ"] = (math.log(max(z_lo, 1e-300)) - math.log(z),
+                                   math.log(z_hi) - math.log(z))
     win.update({name: lm_nll(mo, test, dev).double() for name, mo in monos.items()})
     win["router"] = router_nll(router.router, test, cache.test_tok, dev).double()
     win["const_gate"] = torch.as_tensor(const_gate_nll(test_e, T))
     win["bayes_router"] = bayes_router_nll(cache.test_tok)
-    win.update({f"expert_{n}": expert_nll(test_e, k, T).double() for k, n in enumerate(names)})
-    ctx = combiner_context(cfg, splits=splits, experts=experts, cache=cache, gates=gates, monos=monos,
-                           mono_spec=mono_spec, d_mono=d_mono, store=store, device=dev, seed=seed,
-                           resample=resample, sub=sub, n_gate=n_gate, progress=progress)
-    add_combiners(add, win, zband, ctx, cfg.combiners, ratios, count_params(router.router), cfg.mixtures,
-                  set(PAIRS))          # the registered rivals (`modgen_bench.combiners`)
-    per = {method: per_domain(v, p) for method, v in win.items()}
+    win.update({f"expert_{n}": expert_nll(test_e, k, T).double()
+                for k, n in enumerate(cfg.corpora)})
+    return win, zband
+
+
+def _test_rows(add, win: dict, zband: dict, cfg: PipelineConfig, splits) -> None:
+    """Case "test": every method's NLL per token (and bits per byte or token) on each test
+    mixture (an oracle monolith on its own mixture only), with Z's band where graded."""
+    p, T = splits.p, cfg.block_size
     per_unit = "bits_per_byte" if splits.tokenizer_hash == BYTES_HASH else "bits_per_token"
-    for method, nll in per.items():
+    for method, v in win.items():
+        nll = per_domain(v, p)
         if method.startswith("oracle_"):
-            lams = [np.asarray([float(v) for v in method[len("oracle_"):].split(",")])]
+            lams = [np.asarray([float(x) for x in method[len("oracle_"):].split(",")])]
         else:
             lams = [np.asarray(lam, float) for lam in cfg.mixtures]
         for lam in lams:
@@ -229,20 +287,29 @@ def _replicate(cfg: PipelineConfig, seed, resample, store, dev, progress):
                 lo, hi = zband[method]
                 add("test", method, "nll_per_token_lo", float(lam @ nll) + lo / (T - 1), lam=lam)
                 add("test", method, "nll_per_token_hi", float(lam @ nll) + hi / (T - 1), lam=lam)
-    _paired_rows(add, win, p, cfg.mixtures, sub("paired-bootstrap"))
+
+
+def _routing_split_rows(add, win: dict, p: int, names: list) -> None:
+    """Case "routing_split" on each domain's windows: the shared domain-prior cost kept apart
+    from routing proper and the expert deficit (`evaluate.routing_split`)."""
     groups = np.repeat(np.arange(p), len(win["const_gate"]) // p)
-    for k in range(p):                    # item 8: the shared domain-prior cost kept apart
+    for k in range(p):
         w = groups == k
         parts = routing_split(win["gate_excess_logZ"].numpy()[w], win["const_gate"].numpy()[w],
                               win[f"expert_{names[k]}"].numpy()[w], win["mono_uniform"].numpy()[w])
         for metric, v in parts.items():
             add("routing_split", "gate_excess_logZ", metric, v, lam=np.eye(p)[k])
-    val = {f"gate_{s}": gate_nll(g.gate, splits.val, cache.val, dev) for s, g in gates.items()}
-    val.update({name: lm_nll(mo, splits.val, dev) for name, mo in monos.items()})
+
+
+def _val_rows(add, run: StageRun, splits, cache, gates, monos, p: int) -> None:
+    """Case "val": per-domain NLL per token of the gates (unnormalised) and the monoliths on the
+    validation windows."""
+    val = {f"gate_{s}": gate_nll(g.gate, splits.val, cache.val, run.device)
+           for s, g in gates.items()}
+    val.update({name: lm_nll(mo, splits.val, run.device) for name, mo in monos.items()})
     for method, nll in val.items():
         for k, v in enumerate(per_domain(nll, p)):
             add("val", method, "nll_per_token", v, lam=np.eye(p)[k])
-    return out.rows, job_info(splits, resample)
 
 
 def _paired_rows(add, win: dict, p: int, mixtures, seed: int) -> None:

@@ -8,9 +8,9 @@ import torch
 
 from modgen_bench.data.corpora import CORPORA
 from modgen_bench.data.files import register
-from modgen_bench.pipeline import LMTrain, Store, load_splits
+from modgen_bench.pipeline import LMTrain, StageRun, Store, load_splits
 from modgen_bench.pipeline.experts import branch_experts
-from modgen_bench.sequence.train import _load_checkpoint
+from modgen_bench.sequence.checkpoint import load_checkpoint
 
 
 @pytest.fixture
@@ -31,8 +31,8 @@ def test_each_expert_is_the_base_plus_its_own_fine_tune(tmp_path, two_domains):
     splits = load_splits(two_domains, 9, 8, 2, 0)
     lr = 3e-3
     spec = LMTrain(1, 2, 8, 16, steps=5, batch_size=4, lr=lr)
-    experts = branch_experts(splits, spec, 1, 0, 0, Store(tmp_path / "store"))
-    base = _load_checkpoint(next((tmp_path / "store").glob("expert-base-*.pt")), "cpu")["model"]
+    experts = branch_experts(splits, spec, StageRun(Store(tmp_path / "store")), finetune_steps=1)
+    base = load_checkpoint(next((tmp_path / "store").glob("expert-base-*.pt")), "cpu")["model"]
     gaps = []
     for e in experts.experts:
         state = e.model.state_dict()
@@ -44,7 +44,7 @@ def test_each_expert_is_the_base_plus_its_own_fine_tune(tmp_path, two_domains):
     assert any(not torch.equal(gaps[0][k], gaps[1][k]) for k in base)  # domains pull apart
     assert [s["source"] for s in experts.sources] == ["branch", "branch"]
     again = branch_experts(
-        splits, spec, 1, 0, 0, Store(tmp_path / "store")
+        splits, spec, StageRun(Store(tmp_path / "store")), finetune_steps=1
     )  # reloads, same weights
     assert all(
         torch.equal(a.model.state_dict()[k], b.model.state_dict()[k])

@@ -129,10 +129,10 @@ def test_store_does_not_follow_a_symlinked_stage_file(tmp_path):
 
 
 def test_training_checkpoint_payload_never_runs(tmp_path):
-    from modgen_bench.sequence.train import _load_checkpoint
+    from modgen_bench.sequence.checkpoint import load_checkpoint
     marker, path = tmp_path / "PWNED", tmp_path / "expert-a-0123456789ab.pt"
     _plant(path, marker, "torch")
-    assert _load_checkpoint(path, "cpu") is None and not marker.exists()
+    assert load_checkpoint(path, "cpu") is None and not marker.exists()
 
 
 def _run(suite, out, *extra):

@@ -135,7 +135,7 @@ def test_matched_d_model_matches_the_parameter_count():
     from modgen_bench.pipeline import LMTrain, make_lm, matched_d_model
     lm = LMTrain(n_layer=3, n_head=4, d_model=0, d_ff=0, steps=1, batch_size=1, lr=1e-3)
     for target in (200_000, 5_400_000):
-        d = matched_d_model(lm, 257, target)
+        d = matched_d_model(lm, 257, target, vocab_size=257)
         n = count_params(make_lm(lm, d, 257, 0))
         assert abs(n - target) / target < 0.05 and d % 8 == 0
 
@@ -174,7 +174,7 @@ def test_match_convention_is_checked_and_plans_the_monolith():
         _plugin().Config.from_dict(bad)
     cfg = _plugin().Config.from_dict(copy.deepcopy(TINY))
     assert cfg.match == "params"
-    spec, d, ratios = monolith_plan(cfg, 17, 3, n_gate=500)
+    spec, d, ratios = monolith_plan(cfg, 17, 3, n_gate=500, vocab_size=257)
     assert spec == cfg.mono and abs(ratios["params_ratio"] - 1) < 0.15
     e = LMConfig(257, 17, 1, 2, 8, 16)
     m = LMConfig(257, 17, 1, 2, d, 4 * d)
@@ -183,7 +183,8 @@ def test_match_convention_is_checked_and_plans_the_monolith():
     for conv, key in (("compute", "compute_ratio"), ("tokens", "token_ratio")):
         c = copy.deepcopy(TINY)
         c.update(match=conv, ratio=2.0)
-        spec, d, ratios = monolith_plan(_plugin().Config.from_dict(c), 17, 3, n_gate=500)
+        spec, d, ratios = monolith_plan(_plugin().Config.from_dict(c), 17, 3, n_gate=500,
+                                       vocab_size=257)
         assert spec.batch_size == TINY["expert"]["batch_size"]
         assert ratios[key] == pytest.approx(1.0, rel=0.1), (conv, ratios)
         assert 1.4 < ratios["r_nonembedding"] < 2.8, ratios

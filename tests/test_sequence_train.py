@@ -102,9 +102,34 @@ def test_damaged_checkpoint_is_recomputed_not_loaded(tmp_path, caplog, damage):
         ck.write_bytes(b"")
     else:
         torch.save({"model": {}}, ck)
-    with caplog.at_level("WARNING", logger="modgen_bench.sequence.train"):
+    with caplog.at_level("WARNING", logger="modgen_bench.sequence.checkpoint"):
         res = train_lm(_model(), _batches, steps, 1e-2, seed=7, checkpoint=ck, checkpoint_every=5)
     assert "is damaged" in caplog.text and str(ck) in caplog.text
     assert res["resumed_from"] == 0
     assert res["losses"] == ref["losses"]
     assert torch.load(ck, weights_only=True)["step"] == steps     # rewritten whole
+
+
+def test_checkpoint_stores_config_step_and_rng_state_and_restores_them(tmp_path):
+    """The file holds the model's config, the step, the seed, the loss log and the RNG states;
+    `Checkpoint.restore` puts weights, step, losses and the batch generator back."""
+    import dataclasses
+
+    from modgen_bench.sequence.checkpoint import Checkpoint, TrainState
+    from modgen_bench.sequence.train import make_adamw
+
+    ck = tmp_path / "run.pt"
+    train_lm(_model(), _batches, 6, 1e-2, seed=3, checkpoint=ck, checkpoint_every=4)
+    saved = torch.load(ck, weights_only=True)
+    assert saved["step"] == 6 and saved["seed"] == 3 and len(saved["losses"]) == 6
+    assert saved["config"] == dataclasses.asdict(_model().config)
+    model, gen = _model(seed=99), torch.Generator().manual_seed(0)
+    opt = make_adamw(model.parameters(), 1e-2, 0.0)
+    state = TrainState(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), gen)
+    Checkpoint(ck).restore(state)
+    assert state.step == 6 and state.losses == saved["losses"]
+    assert torch.equal(gen.get_state(), saved["batch_rng"])
+    assert all(torch.equal(v, saved["model"][k]) for k, v in model.state_dict().items())
+    fresh = TrainState(_model(), opt, state.sched, torch.Generator())
+    Checkpoint(tmp_path / "absent.pt").restore(fresh)          # no file: step 0, nothing written
+    assert fresh.step == 0 and fresh.losses == [] and not (tmp_path / "absent.pt").exists()

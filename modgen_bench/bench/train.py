@@ -25,9 +25,10 @@ import pandas as pd
 import torch
 
 from ..algorithms.spd import SPDConfig, log_pi, train_spd
-from ..data.corpora import BOS, VOCAB_SIZE
-from ..models import GateConfig, LMConfig, SequenceGate, TransformerLM, count_params
+from ..experts.builtin import ByteTokens
+from ..models import SequenceGate, TransformerLM, count_params, lm_config
 from ..pipeline.config import PipelineConfig
+from ..pipeline.gate import gate_config
 from ..pipeline.retrain import matched_d_model
 from ..sequence.sampler import CachedProposalSampler
 from ..sequence.train import autocast, make_adamw, train_lm
@@ -54,25 +55,26 @@ def preset_models(preset: dict, preset_name: str) -> list[dict]:
     """The expert, monolith and gate configurations of a real-world preset (real_world/*.toml)."""
     cfg = PipelineConfig.from_dict(preset)
     T, p = cfg.block_size, len(cfg.corpora)
-    e, m, g = cfg.expert, cfg.mono, cfg.gate
-    gate_cfg = GateConfig(VOCAB_SIZE, T, p, g.n_layer, g.n_head, g.d_model, g.d_ff)
+    e, m, V = cfg.expert, cfg.mono, ByteTokens.vocab_size     # the presets train byte LMs
+    gate_cfg = gate_config(cfg.gate, T, p, V)
+    e_cfg = lm_config(e, V, T)
     with torch.device("meta"):
         n_gate = count_params(SequenceGate(gate_cfg))
-        n_exp = count_params(TransformerLM(LMConfig(VOCAB_SIZE, T, e.n_layer, e.n_head, e.d_model,
-                                                    e.d_ff or 4 * e.d_model)))
-    d_mono = m.d_model or matched_d_model(m, T, p * n_exp + n_gate)
+        n_exp = count_params(TransformerLM(e_cfg))
+    d_mono = m.d_model or matched_d_model(m, T, p * n_exp + n_gate, V)
     return [
-        {"preset": preset_name, "model": "expert", "lm": LMConfig(VOCAB_SIZE, T, e.n_layer, e.n_head, e.d_model,
-                                                                  e.d_ff or 4 * e.d_model), "batch": e.batch_size},
-        {"preset": preset_name, "model": "monolith", "lm": LMConfig(VOCAB_SIZE, T, m.n_layer, m.n_head, d_mono,
-                                                                    m.d_ff or 4 * d_mono), "batch": m.batch_size * p},
+        {"preset": preset_name, "model": "expert", "lm": e_cfg, "batch": e.batch_size},
+        {"preset": preset_name, "model": "monolith", "lm": lm_config(m, V, T, d_mono),
+         "batch": m.batch_size * p},
         {"preset": preset_name, "model": "gate", "gate": gate_cfg, "batch": cfg.spd.get("per_domain", 64) * p},
     ]
 
 
 def _data(T: int, p: int, n: int = 512, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    seqs = [torch.cat([torch.full((n, 1), BOS), torch.randint(0, BOS, (n, T - 1), generator=g)], 1) for _ in range(p)]
+    bos = ByteTokens.bos
+    seqs = [torch.cat([torch.full((n, 1), bos), torch.randint(0, bos, (n, T - 1), generator=g)], 1)
+            for _ in range(p)]
     log_e = [torch.randn(n, p, generator=g) * 3 - 4 * T for _ in range(p)]
     return seqs, log_e
 

@@ -78,8 +78,10 @@ class CombinerContext:
     (stage 4); monos: method -> trained monolith (stage 5, ``mono_uniform`` always present);
     mono_spec, d_mono: the monolith's `LMTrain` and width under ``cfg.match``; q_draws(): the
     fresh draws from q that grade every sequence-level gate's Z (inputs (n, T), log E (n, p));
-    run_seed, resample: the replicate (combiners seed from them with `provenance.stable_seed`);
-    budget: the experts' params, FLOPs, tokens and the SPD gate's params (`Cost`'s denominators)."""
+    run: the replicate's `pipeline.context.StageRun` (store, device, seed, resample, progress:
+    what the stages a combiner calls take; combiners seed from ``run_seed`` and ``resample``
+    with `provenance.stable_seed`); budget: the experts' params, FLOPs, tokens and the SPD
+    gate's params (`Cost`'s denominators)."""
 
     cfg: object
     splits: object
@@ -90,12 +92,29 @@ class CombinerContext:
     mono_spec: object
     d_mono: int
     q_draws: Callable
-    store: object
-    device: str
-    run_seed: int
-    resample: int
+    run: object
     budget: dict
-    progress: bool = False
+
+    # what combiner plug-ins read: views of the run, so there is one source for each
+    @property
+    def store(self):
+        return self.run.store
+
+    @property
+    def device(self) -> str:
+        return self.run.device
+
+    @property
+    def run_seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def resample(self) -> int:
+        return self.run.resample
+
+    @property
+    def progress(self) -> bool:
+        return self.run.progress
 
     def cost(self, params: float, flops: float, tokens: float) -> Cost:
         b = self.budget

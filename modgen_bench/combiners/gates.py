@@ -60,15 +60,11 @@ class GateERM(Combiner):
         g = train_gate(
             ctx.splits,
             ctx.cache,
-            ctx.cfg.gate,
-            spd,
-            "nll",
-            ctx.run_seed,
-            ctx.resample,
-            ctx.store,
-            ctx.device,
-            ctx.progress,
-            ctx.cfg.conflict_batch,
+            ctx.run,
+            spec=ctx.cfg.gate,
+            spd=spd,
+            signal="nll",
+            conflict_batch=ctx.cfg.conflict_batch,
         )
         z, band, zrows = fresh_z_band(g.gate, ctx.q_draws())
         nll = _gate_test_nll(ctx, g.gate) + math.log(z) / (ctx.splits.T - 1)

@@ -96,10 +96,10 @@ def train_lm_robust(
 
 def _mono_budget(ctx, n_trainings: int = 1):
     """(flops, tokens) of ``n_trainings`` monolith trainings under the replicate's convention."""
-    from ..models import LMConfig
+    from ..models import lm_config
 
-    s, d, p, T = ctx.mono_spec, ctx.d_mono, ctx.splits.p, ctx.splits.T
-    cfg = LMConfig(ctx.experts.vocab_size, T, s.n_layer, s.n_head, d, s.d_ff or 4 * d)
+    s, p, T = ctx.mono_spec, ctx.splits.p, ctx.splits.T
+    cfg = lm_config(s, ctx.experts.vocab_size, T, ctx.d_mono)
     return (
         n_trainings * train_flops(cfg, s.steps, p * s.batch_size),
         n_trainings * s.steps * p * s.batch_size * T,
@@ -199,16 +199,11 @@ class DoReMiMono(Combiner):
         lam = np.asarray(out["lam"], dtype=np.float64)
         r = train_retrain(
             ctx.splits,
-            ctx.mono_spec,
-            ctx.d_mono,
-            lam / lam.sum(),
-            "mono_doremi",
-            ctx.run_seed,
-            ctx.resample,
-            ctx.store,
-            ctx.device,
-            ctx.progress,
-            ctx.cfg.checkpoint_every,
+            ctx.run,
+            spec=ctx.mono_spec,
+            d_model=ctx.d_mono,
+            lam=lam / lam.sum(),
+            method="mono_doremi",
             family=ctx.experts.family,
         )
         rows = [

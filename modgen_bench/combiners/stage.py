@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.corpora import VOCAB_SIZE
 from ..errors import UserError
 from ..matching import train_flops
-from ..models import LMConfig
+from ..models import lm_config
 from .base import COMBINERS, CombinerContext, Cost, run_combiners, train_flops_module
 from .gates import gate_budget, gate_cost
 
@@ -34,12 +33,11 @@ def check_combiners(settings: dict) -> None:
                             f"{', '.join(sorted(COMBINERS))}")
 
 
-def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int,
-                vocab_size: int = VOCAB_SIZE) -> dict:
+def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int, vocab_size: int) -> dict:
     """The denominators of `Cost`: the p experts' parameters, training FLOPs and tokens, the gate's
     parameters (`matching.train_flops`, the same count as the monolith's ratios)."""
     e = cfg.expert
-    e_cfg = LMConfig(vocab_size, T, e.n_layer, e.n_head, e.d_model, e.d_ff or 4 * e.d_model)
+    e_cfg = lm_config(e, vocab_size, T)
     return {
         "expert_params": p * expert_params,
         "gate_params": n_gate,
@@ -73,16 +71,12 @@ def combiner_context(
     monos,
     mono_spec,
     d_mono,
-    store,
-    device,
-    seed,
-    resample,
-    sub,
+    run,
     n_gate,
-    progress=False,
 ) -> CombinerContext:
-    """The `CombinerContext` of one replicate from its stage outputs; ``sub(*parts)`` is the
-    replicate's sub-seed function."""
+    """The `CombinerContext` of one replicate from its stage outputs and its ``run`` (a
+    `pipeline.context.StageRun`)."""
+    from ..pipeline.sample import sampling_seed
     return CombinerContext(
         cfg,
         splits,
@@ -92,13 +86,9 @@ def combiner_context(
         monos,
         mono_spec,
         d_mono,
-        lambda: q_draws(experts, cfg.n_draws, sub("sampling", "q"), store, device),
-        store,
-        device,
-        seed,
-        resample,
+        lambda: q_draws(experts, cfg.n_draws, sampling_seed(run, "q"), run.store, run.device),
+        run,
         make_budget(cfg, splits.p, splits.T, experts.n_params, n_gate, experts.vocab_size),
-        progress,
     )
 
 

@@ -40,8 +40,10 @@ __all__ = ["BOS", "VOCAB_SIZE", "SPLITS", "SPLIT_FRACTIONS", "CorpusMissingError
            "Slice", "CORPORA", "SUITES", "missing_packages", "split_of", "split_documents",
            "load_slices", "random_windows", "eval_windows"]
 
+#: The byte tokenizer (`experts.builtin.ByteTokens`): byte ids 0..255, then BOS; every other
+#: module asks the tokenizer, its experts or their family for the vocabulary.
 BOS = 256
-VOCAB_SIZE = 257
+VOCAB_SIZE = BOS + 1
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 #: Documents of one slice are joined by this separator before windows are cut.

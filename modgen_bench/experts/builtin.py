@@ -34,7 +34,7 @@ class BuiltinExpert:
         self.name, self.device, self.batch_size = name, device, batch_size
         self.vocab_size = model.config.vocab_size
         self.bos = self.vocab_size - 1
-        if self.vocab_size != VOCAB_SIZE:  # a byte model of another vocabulary is another tokenizer
+        if self.vocab_size != ByteTokens.vocab_size:  # another vocabulary: another tokenizer
             self.tokenizer_hash = hashlib.sha256(f"vocab-{self.vocab_size}".encode()).hexdigest()
         self.n_params = count_params(model)
 
@@ -88,7 +88,7 @@ class BuiltinFamily:
 
     name = "builtin"
     tokens = ByteTokens()
-    vocab_size = VOCAB_SIZE
+    vocab_size = ByteTokens.vocab_size
 
     def make(
         self, n_layer: int, n_head: int, d_model: int, d_ff: int, T: int, seed: int
@@ -97,7 +97,8 @@ class BuiltinFamily:
         from ..models import LMConfig
 
         torch.manual_seed(seed)
-        return TransformerLM(LMConfig(VOCAB_SIZE, T, n_layer, n_head, d_model, d_ff or 4 * d_model))
+        cfg = LMConfig(self.vocab_size, T, n_layer, n_head, d_model, d_ff or 4 * d_model)
+        return TransformerLM(cfg)
 
     @staticmethod
     def param_counts(cfg) -> tuple[int, int]:

@@ -6,6 +6,7 @@ with BOS (see `transformer`).
 """
 from .gate import GateConfig, SequenceGate
 from .router import CausalRouter
-from .transformer import LMConfig, TransformerLM, count_params
+from .transformer import LMConfig, TransformerLM, count_params, lm_config
 
-__all__ = ["LMConfig", "TransformerLM", "GateConfig", "SequenceGate", "CausalRouter", "count_params"]
+__all__ = ["LMConfig", "TransformerLM", "GateConfig", "SequenceGate", "CausalRouter",
+           "count_params", "lm_config"]

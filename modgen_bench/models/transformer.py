@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UserError
 
 __all__ = ["LMConfig", "SelfAttention", "MLP", "Block", "Encoder", "TransformerLM", "count_params",
-           "init_weights", "KVCache"]
+           "lm_config", "init_weights", "KVCache"]
 
 
 @dataclass
@@ -45,6 +45,15 @@ class LMConfig:
                 raise UserError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1) (got {self.dropout})")
+
+
+def lm_config(spec, vocab_size: int, block_size: int, d_model: int | None = None) -> LMConfig:
+    """The `LMConfig` of a size spec (anything with ``n_layer``, ``n_head``, ``d_model``,
+    ``d_ff``: `pipeline.config.LMTrain`, `SmallNet`) over ``vocab_size`` token ids (BOS
+    included: ask the experts or their family, never a constant). ``d_model`` overrides the
+    spec's width (a matched monolith); ``d_ff`` 0 means 4 * d_model."""
+    d = spec.d_model if d_model is None else d_model
+    return LMConfig(vocab_size, block_size, spec.n_layer, spec.n_head, d, spec.d_ff or 4 * d)
 
 
 def count_params(module: nn.Module) -> int:

@@ -27,8 +27,9 @@ from ..models import TransformerLM
 from ..provenance import stable_seed
 from ..sequence.train import train_lm
 from .config import LMTrain
+from .context import StageRun
 from .data import Splits, domain_batches, load_splits
-from .store import Store, stage_key
+from .store import stage_key
 
 __all__ = ["Experts", "make_lm", "experts_key", "train_experts", "branch_experts", "load_experts",
            "experts_and_splits"]
@@ -75,34 +76,38 @@ def _windows(tokens, T: int, n: int, bos: int):
     return lambda g: random_windows(tokens, T, n, g, bos)
 
 
-def train_experts(splits: Splits, spec: LMTrain, seed: int, resample: int, store: Store,
-                  device="cpu", progress: bool = False, checkpoint_every: int = 200,
-                  family=None) -> Experts:
+def _fit(run: StageRun, spec: LMTrain, key: str, model, batches, steps: int, what: str,
+         batch_seed: int) -> float:
+    """`train_lm` of one expert (or the branch base), checkpointed at ``expert-<what>``; its
+    final loss."""
+    log = train_lm(model, batches, steps, spec.lr, run.device, seed=batch_seed,
+                   checkpoint=run.store.path(f"expert-{what}", key), progress=run.progress,
+                   label=label("train_lm", model=f"expert-{what}", seed=run.seed, rep=run.resample),
+                   warmup=spec.warmup, checkpoint_every=run.checkpoint_every)
+    return log["final_loss"]
+
+
+def train_experts(splits: Splits, spec: LMTrain, run: StageRun, *, family=None) -> Experts:
     """Train (or reload) one expert per domain on ``spec.batch_size`` random windows per step.
 
     Seeds: initialisation from (seed, expert, corpus); batches from (seed, resample, expert,
     corpus).
     """
     family = family or BuiltinFamily()
-    T, key = splits.T, experts_key(splits, spec, seed)
+    T, key = splits.T, experts_key(splits, spec, run.seed)
     experts, final = [], []
     for name, tokens in zip(splits.corpora, splits.train, strict=True):
         e = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
-                        stable_seed(seed, "init", "expert", name))
-        log = train_lm(e, _windows(tokens, T, spec.batch_size, splits.bos), spec.steps, spec.lr,
-                       device, seed=stable_seed(seed, resample, "expert", name),
-                       checkpoint=store.path(f"expert-{name}", key), progress=progress,
-                       label=label("train_lm", model=f"expert-{name}", seed=seed, rep=resample),
-                       warmup=spec.warmup, checkpoint_every=checkpoint_every)
-        final.append(log["final_loss"])
-        experts.append(family.expert(e, name, device))
+                        stable_seed(run.seed, "init", "expert", name))
+        final.append(_fit(run, spec, key, e, _windows(tokens, T, spec.batch_size, splits.bos),
+                          spec.steps, name, run.sub("expert", name)))
+        experts.append(family.expert(e, name, run.device))
     sources = [{"expert": n, "source": "train", "family": family.name} for n in splits.corpora]
     return Experts(experts, final, experts[0].n_params, key, T, family, sources)
 
 
-def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int, resample: int,
-                   store: Store, device="cpu", progress: bool = False,
-                   checkpoint_every: int = 200, family=None) -> Experts:
+def branch_experts(splits: Splits, spec: LMTrain, run: StageRun, *, finetune_steps: int,
+                   family=None) -> Experts:
     """One base LM trained ``spec.steps`` steps on the union (``spec.batch_size // p`` windows per
     domain and step, at least 1), then a copy fine-tuned ``finetune_steps`` steps on each domain.
 
@@ -110,25 +115,18 @@ def branch_experts(splits: Splits, spec: LMTrain, finetune_steps: int, seed: int
     'base'); each fine-tune's batches from (seed, resample, 'finetune', corpus)."""
     family = family or BuiltinFamily()
     T, p = splits.T, splits.p
-    key = stage_key("experts-branch", splits.key, asdict(spec), finetune_steps, seed, family.name)
-
-    def fit(model, batches, steps: int, what: str, batch_seed: int) -> float:
-        log = train_lm(model, batches, steps, spec.lr, device, seed=batch_seed,
-                       checkpoint=store.path(f"expert-{what}", key), progress=progress,
-                       label=label("train_lm", model=f"expert-{what}", seed=seed, rep=resample),
-                       warmup=spec.warmup, checkpoint_every=checkpoint_every)
-        return log["final_loss"]
-
+    key = stage_key("experts-branch", splits.key, asdict(spec), finetune_steps, run.seed,
+                    family.name)
     base = family.make(spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, T,
-                       stable_seed(seed, "init", "base"))
+                       stable_seed(run.seed, "init", "base"))
     union = domain_batches(splits.train, T, max(1, spec.batch_size // p), splits.bos)
-    base_loss = fit(base, union, spec.steps, "base", stable_seed(seed, resample, "base"))
+    base_loss = _fit(run, spec, key, base, union, spec.steps, "base", run.sub("base"))
     experts, final = [], []
     for name, tokens in zip(splits.corpora, splits.train, strict=True):
         e = copy.deepcopy(base).train().requires_grad_(True)
-        final.append(fit(e, _windows(tokens, T, spec.batch_size, splits.bos), finetune_steps, name,
-                         stable_seed(seed, resample, "finetune", name)))
-        experts.append(family.expert(e, name, device))
+        final.append(_fit(run, spec, key, e, _windows(tokens, T, spec.batch_size, splits.bos),
+                          finetune_steps, name, run.sub("finetune", name)))
+        experts.append(family.expert(e, name, run.device))
     sources = [{"expert": n, "source": "branch", "family": family.name,
                 "base_final_loss": base_loss, "base_steps": spec.steps,
                 "finetune_steps": finetune_steps} for n in splits.corpora]
@@ -174,20 +172,17 @@ def load_experts(folders, names, T: int, device="cpu", batch_size: int = 64,
     return Experts(experts, loss, experts[0].n_params, key, T, family, sources, base_state)
 
 
-def experts_and_splits(cfg, seed: int, resample: int, store: Store, device="cpu",
-                       progress: bool = False) -> tuple[Splits, Experts]:
+def experts_and_splits(cfg, run: StageRun) -> tuple[Splits, Experts]:
     """Stages 1-2 under ``cfg.experts_from`` (a `PipelineConfig`): loaded experts come first,
     since their tokenizer tokenizes the splits; trained and branched ones are byte LMs."""
     names, T = list(cfg.corpora), cfg.block_size
     if cfg.experts_from == "load":
-        experts = load_experts(cfg.expert_dirs, names, T, device, cfg.score_batch, cfg.bf16,
+        experts = load_experts(cfg.expert_dirs, names, T, run.device, cfg.score_batch, cfg.bf16,
                                cfg.base_dir)
         tokens = experts.family.tokens
-        return load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample, tokens), experts
-    splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, resample)
+        return load_splits(names, T, cfg.n_gate_train, cfg.n_eval, run.resample, tokens), experts
+    splits = load_splits(names, T, cfg.n_gate_train, cfg.n_eval, run.resample)
     if cfg.experts_from == "branch":
         steps = cfg.finetune_steps or cfg.expert.steps
-        return splits, branch_experts(splits, cfg.expert, steps, seed, resample, store, device,
-                                      progress, cfg.checkpoint_every)
-    return splits, train_experts(splits, cfg.expert, seed, resample, store, device, progress,
-                                 cfg.checkpoint_every)
+        return splits, branch_experts(splits, cfg.expert, run, finetune_steps=steps)
+    return splits, train_experts(splits, cfg.expert, run)

@@ -20,15 +20,15 @@ import torch
 
 from ..algorithms.normaliser import restore_z
 from ..algorithms.spd import SPDConfig, train_spd
-from ..data.corpora import VOCAB_SIZE
 from ..logs import label
 from ..models import GateConfig, SequenceGate
 from ..provenance import stable_seed
 from .config import SmallNet
 from .conflict import gate_conflict, probe_windows
+from .context import StageRun
 from .data import Splits
 from .loglik import ExpertCache, spd_sampler
-from .store import Store, stage_key
+from .store import stage_key
 
 __all__ = ["GateResult", "gate_config", "gate_key", "train_gate"]
 
@@ -44,8 +44,8 @@ class GateResult:
     restoration: dict | None = None          # `normaliser.Restoration` as a dict
 
 
-def gate_config(spec: SmallNet, T: int, p: int, vocab_size: int = VOCAB_SIZE) -> GateConfig:
-    """The gate's (and router's) sizes over the experts' ``vocab_size`` token ids."""
+def gate_config(spec: SmallNet, T: int, p: int, vocab_size: int) -> GateConfig:
+    """The gate's (and router's) sizes over the experts' ``vocab_size`` token ids (BOS included)."""
     return GateConfig(vocab_size, T, p, spec.n_layer, spec.n_head, spec.d_model, spec.d_ff)
 
 
@@ -54,23 +54,22 @@ def gate_key(cache: ExpertCache, spec: SmallNet, spd: dict, signal: str, seed: i
     return stage_key("gate", cache.key, asdict(spec), spd, signal, seed, resample, conflict_batch)
 
 
-def train_gate(splits: Splits, cache: ExpertCache, spec: SmallNet, spd: dict, signal: str, seed: int,
-               resample: int, store: Store, device="cpu", progress: bool = False,
-               conflict_batch: int = 16) -> GateResult:
+def train_gate(splits: Splits, cache: ExpertCache, run: StageRun, *, spec: SmallNet, spd: dict,
+               signal: str, conflict_batch: int = 16) -> GateResult:
     """Train (or reload) the gate for one lam signal. Initialisation from (seed, 'gate') — the same
     for every signal — and SPD's batches from (seed, resample, 'spd', signal)."""
-    p, T = splits.p, splits.T
+    p, T, dev = splits.p, splits.T, run.device
     gcfg = gate_config(spec, T, p, cache.vocab_size)
-    key = gate_key(cache, spec, spd, signal, seed, resample, conflict_batch)
+    key = gate_key(cache, spec, spd, signal, run.seed, run.resample, conflict_batch)
 
     def fit():
-        torch.manual_seed(stable_seed(seed, "init", "gate"))
+        torch.manual_seed(stable_seed(run.seed, "init", "gate"))
         gate = SequenceGate(gcfg)
-        conf = SPDConfig(**{**spd, "lam_signal": signal, "seed": stable_seed(seed, resample, "spd", signal)})
+        conf = SPDConfig(**{**spd, "lam_signal": signal, "seed": run.sub("spd", signal)})
         probe, probe_e = probe_windows(splits.pool, cache.pool, conflict_batch)
-        res = train_spd(gate, spd_sampler(splits, cache), conf, device, progress=progress,
-                        label=label("spd", model=f"gate-{signal}", seed=seed, rep=resample),
-                        evaluate=gate_conflict(probe, probe_e, T, device))
+        res = train_spd(gate, spd_sampler(splits, cache), conf, dev, progress=run.progress,
+                        label=label("spd", model=f"gate-{signal}", seed=run.seed, rep=run.resample),
+                        evaluate=gate_conflict(probe, probe_e, T, dev))
         out = {"state": res.gate.state_dict(), "lam": res.lam, "mu": res.mu,
                "history": res.history.to_dict("list")}
         if cache.restore:
@@ -78,11 +77,11 @@ def train_gate(splits: Splits, cache: ExpertCache, spec: SmallNet, spd: dict, si
             rest = restore_z(res.gate, torch.cat(cache.restore), torch.cat(cache.restore_log_e))
             out["state"], out["restoration"] = res.gate.state_dict(), asdict(rest)
         return out
-    out = store.get(f"gate-{signal}", key, fit)
-    gate = _loaded(gcfg, out["state"], device)
+    out = run.store.get(f"gate-{signal}", key, fit)
+    gate = _loaded(gcfg, out["state"], dev)
     return GateResult(gate, np.asarray(out["lam"], dtype=np.float64), float(out["mu"]),
                       pd.DataFrame(out["history"]), key,
-                      gate_spd=_loaded(gcfg, out["state_spd"], device) if "state_spd" in out else gate,
+                      gate_spd=_loaded(gcfg, out["state_spd"], dev) if "state_spd" in out else gate,
                       restoration=out.get("restoration"))
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data.corpora import VOCAB_SIZE
 from ..experts import loglik_table, token_logprob_table
 from ..provenance import stable_seed
 from ..sequence.sampler import CachedProposalSampler
+from .context import StageRun
 from .data import Splits
 from .experts import Experts
-from .store import Store, stage_key
+from .store import stage_key
 
 __all__ = ["ExpertCache", "loglik_key", "cache_experts", "spd_sampler"]
 
@@ -35,9 +35,9 @@ class ExpertCache:
     drawn: list
     drawn_log_e: list
     key: str
+    vocab_size: int                       # the experts' token ids: the gate's embedding size
     restore: list = field(default_factory=list)
     restore_log_e: list = field(default_factory=list)
-    vocab_size: int = VOCAB_SIZE          # the experts' token ids: the gate's embedding size
 
     @property
     def test(self) -> torch.Tensor:
@@ -49,8 +49,8 @@ def loglik_key(experts: Experts, n_proposal: int, seed: int, n_restore: int = 0)
     return stage_key("loglik", experts.key, n_proposal, seed, *([n_restore] if n_restore else []))
 
 
-def cache_experts(experts: Experts, splits: Splits, n_proposal: int, seed: int, store: Store,
-                  device="cpu", n_restore: int = 0) -> ExpertCache:
+def cache_experts(experts: Experts, splits: Splits, run: StageRun, *, n_proposal: int, seed: int,
+                  n_restore: int = 0) -> ExpertCache:
     """Compute (or reload) every cached table of the experts; draws use CPU generators from
     ``seed`` (SPD's pool) and from (seed, 'restore') (the Z restoration's draws). The experts
     are read through the `experts.ExpertLM` interface only (their device is their own)."""
@@ -69,9 +69,9 @@ def cache_experts(experts: Experts, splits: Splits, n_proposal: int, seed: int, 
                 "val": loglik_table(ex, splits.val),
                 "drawn": drawn, "drawn_log_e": [loglik_table(ex, d) for d in drawn],
                 "restore": restore, "restore_log_e": [loglik_table(ex, d) for d in restore]}
-    c = store.get("loglik", key, compute)
+    c = run.store.get("loglik", key, compute)
     return ExpertCache(c["pool"], c["test_tok"], c["val"], c["drawn"], c["drawn_log_e"], key,
-                       c.get("restore", []), c.get("restore_log_e", []), experts.vocab_size)
+                       experts.vocab_size, c.get("restore", []), c.get("restore_log_e", []))
 
 
 def spd_sampler(splits: Splits, cache: ExpertCache) -> CachedProposalSampler:

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..data.corpora import VOCAB_SIZE
 from ..experts.builtin import BuiltinFamily
 from ..logs import label
 from ..models import TransformerLM
@@ -23,8 +22,9 @@ from ..provenance import stable_seed
 from ..sequence.train import train_lm
 from .config import LMTrain
 from .conflict import ConflictProbe
+from .context import StageRun
 from .data import Splits, domain_batches
-from .store import Store, stage_key
+from .store import stage_key
 
 __all__ = ["Retrain", "lm_params", "matched_d_model", "retrain_key", "train_retrain"]
 
@@ -45,8 +45,9 @@ def lm_params(vocab_size: int, block_size: int, n_layer: int, d_model: int, d_ff
     return vocab_size * C + block_size * C + n_layer * block + 2 * C + C * vocab_size
 
 
-def matched_d_model(spec: LMTrain, T: int, target: int, vocab_size: int = VOCAB_SIZE) -> int:
-    """The d_model (a multiple of 2 * n_head) whose LM parameter count is closest to ``target``."""
+def matched_d_model(spec: LMTrain, T: int, target: int, vocab_size: int) -> int:
+    """The d_model (a multiple of 2 * n_head) whose LM parameter count over ``vocab_size`` token
+    ids is closest to ``target``."""
     best, best_gap = None, None
     for d in range(2 * spec.n_head, 2049, 2 * spec.n_head):
         n = lm_params(vocab_size, T, spec.n_layer, d, spec.d_ff or 4 * d)
@@ -61,21 +62,22 @@ def retrain_key(splits: Splits, spec: LMTrain, d_model: int, lam, seed: int, met
     return stage_key("retrain", splits.key, asdict(spec), d_model, [float(v) for v in lam], seed, method)
 
 
-def train_retrain(splits: Splits, spec: LMTrain, d_model: int, lam, method: str, seed: int, resample: int,
-                  store: Store, device="cpu", progress: bool = False, checkpoint_every: int = 200,
+def train_retrain(splits: Splits, run: StageRun, *, spec: LMTrain, d_model: int, lam, method: str,
                   probe: ConflictProbe | None = None, family=None) -> Retrain:
     """Train (or reload) one monolith on mixture ``lam``, in the experts' ``family`` (None: the
     built-in one). Initialisation from (seed, 'mono') — the same for every mixture — and batches
     from (seed, resample, 'mono', method)."""
     p, T, m = splits.p, splits.T, spec.batch_size
     lam = np.asarray(lam, dtype=np.float64)
-    key = retrain_key(splits, spec, d_model, lam, seed, method)
+    key = retrain_key(splits, spec, d_model, lam, run.seed, method)
     family = family or BuiltinFamily()
     mono = family.make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T,
-                       stable_seed(seed, "init", "mono"))
+                       stable_seed(run.seed, "init", "mono"))
     weights = torch.as_tensor(np.repeat(lam * p, m), dtype=torch.float32)
-    log = train_lm(mono, domain_batches(splits.train, T, m, splits.bos), spec.steps, spec.lr, device,
-                   seed=stable_seed(seed, resample, "mono", method), checkpoint=store.path(method, key),
-                   progress=progress, weights=weights, warmup=spec.warmup, checkpoint_every=checkpoint_every,
-                   hook=probe, label=label("train_lm", model=method, seed=seed, rep=resample))
-    return Retrain(mono.eval().requires_grad_(False), log["final_loss"], list(probe.log) if probe else [], key)
+    log = train_lm(mono, domain_batches(splits.train, T, m, splits.bos), spec.steps, spec.lr,
+                   run.device, seed=run.sub("mono", method), checkpoint=run.store.path(method, key),
+                   progress=run.progress, weights=weights, warmup=spec.warmup,
+                   checkpoint_every=run.checkpoint_every, hook=probe,
+                   label=label("train_lm", model=method, seed=run.seed, rep=run.resample))
+    return Retrain(mono.eval().requires_grad_(False), log["final_loss"],
+                   list(probe.log) if probe else [], key)

@@ -19,9 +19,10 @@ from ..logs import label
 from ..models import CausalRouter
 from ..provenance import stable_seed
 from .config import RouterTrain, SmallNet
+from .context import StageRun
 from .experts import Experts
 from .gate import gate_config
-from .store import Store, stage_key
+from .store import stage_key
 
 __all__ = ["RouterResult", "router_key", "distil_router"]
 
@@ -42,23 +43,24 @@ def router_key(upstream: str, spec: SmallNet, train: RouterTrain, seed: int, res
     return stage_key("router", upstream, asdict(spec), asdict(train), seed, resample)
 
 
-def distil_router(experts: Experts, samples: torch.Tensor, spec: SmallNet, train: RouterTrain, seed: int,
-                  resample: int, store: Store, upstream: str, device="cpu", progress: bool = False) -> RouterResult:
+def distil_router(experts: Experts, samples: torch.Tensor, run: StageRun, *, spec: SmallNet,
+                  train: RouterTrain, upstream: str) -> RouterResult:
     """Train (or reload) the router on ``samples`` (n, T); ``upstream`` is the key of the stage
-    that produced them. Initialisation from (seed, 'router'), batches from (seed, resample, 'router')."""
+    that produced them. Initialisation from (seed, 'router'), batches from (seed, resample,
+    'router')."""
     T, p = samples.shape[1], len(experts.experts)
     gcfg = gate_config(spec, T, p, experts.vocab_size)
-    key = router_key(upstream, spec, train, seed, resample)
+    key = router_key(upstream, spec, train, run.seed, run.resample)
 
     def compute():
-        torch.manual_seed(stable_seed(seed, "init", "router"))
+        torch.manual_seed(stable_seed(run.seed, "init", "router"))
         router = CausalRouter(gcfg)
         tok = token_logprob_table(experts.experts, samples)
         losses = train_router(router, samples, tok, train.steps, train.lr, train.batch_size,
-                              stable_seed(seed, resample, "router"), device, progress,
-                              label=label("router", seed=seed, rep=resample))
+                              run.sub("router"), run.device, run.progress,
+                              label=label("router", seed=run.seed, rep=run.resample))
         return {"state": router.state_dict(), "losses": losses}
-    d = store.get("router", key, compute)
-    router = CausalRouter(gcfg).to(device)
+    d = run.store.get("router", key, compute)
+    router = CausalRouter(gcfg).to(run.device)
     router.load_state_dict(d["state"])
     return RouterResult(router.eval(), list(d["losses"]), key)

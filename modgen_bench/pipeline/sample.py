@@ -16,10 +16,11 @@ import torch
 
 from ..experts import ExpertProposal
 from ..sampling import RejectionResult, accept, draw_from_q, log_gate, sir_from_draws
+from .context import StageRun
 from .experts import Experts
-from .store import Store, stage_key
+from .store import stage_key
 
-__all__ = ["SamplingResult", "draws_key", "sample_gates"]
+__all__ = ["SamplingResult", "draws_key", "sample_gates", "sampling_seed"]
 
 
 @dataclass
@@ -32,16 +33,20 @@ def draws_key(experts: Experts, n_draws: int, seed: int) -> str:
     return stage_key("q-draws", experts.key, n_draws, seed)
 
 
-def sample_gates(experts: Experts, gates: dict, n_draws: int, seeds, store: Store, device="cpu",
-                 reject_from: str = "excess") -> SamplingResult:
-    """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from ``reject_from``.
+def sampling_seed(run: StageRun, step: str) -> int:
+    """The generator seed of one sampling step ('q', 'sir-<signal>', 'accept') of ``run``."""
+    return run.sub("sampling", step)
 
-    ``seeds(stage) -> int`` gives each step its own generator seed ('q', 'sir-<signal>', 'accept').
-    """
+
+def sample_gates(experts: Experts, gates: dict, run: StageRun, *, n_draws: int,
+                 reject_from: str = "excess") -> SamplingResult:
+    """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from
+    ``reject_from``; each step draws from its own generator (`sampling_seed`)."""
     proposal = ExpertProposal(experts.experts, experts.T)
-    gen = lambda stage: torch.Generator().manual_seed(seeds(stage))
-    key = draws_key(experts, n_draws, seeds("q"))
-    inputs, log_e_q, _ = store.get("q-draws", key, lambda: draw_from_q(proposal, n_draws, gen("q")))
+    gen = lambda step: torch.Generator().manual_seed(sampling_seed(run, step))
+    key = draws_key(experts, n_draws, sampling_seed(run, "q"))
+    inputs, log_e_q, _ = run.store.get("q-draws", key,
+                                       lambda: draw_from_q(proposal, n_draws, gen("q")))
     sirs, rej = {}, None
     for signal, gate in gates.items():
         lg = log_gate(gate, inputs)

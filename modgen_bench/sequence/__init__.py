@@ -1,5 +1,10 @@
-"""The sequence pipeline (PAPER.md sections 4-5): train LMs with checkpoints, cache the frozen
-experts' log-likelihoods, sample cached batches for SPD, evaluate on test mixtures.
+"""Training and evaluating the sequence models (PAPER.md sections 4-5): `train_lm` with its
+resumable checkpoints (`checkpoint`), the frozen experts' cached log-likelihoods, cached batches
+for SPD, exact evaluation on test mixtures.
+
+With `modgen_bench.models` this package owns the models and their training; the real-text
+study's stages (`modgen_bench.pipeline`) call it, and `modgen_bench.replicate` composes the
+stages. Nothing here imports the stages.
 
 BOS convention: see `modgen_bench.models.transformer` (BOS = data vocabulary size).
 """

@@ -6,11 +6,9 @@ loss is the mean cross-entropy of the data tokens idx[:, 1:] given their prefixe
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
@@ -20,7 +18,7 @@ from torch import nn
 from .. import distributed as dist
 from ..optim import make_adamw
 from ..provenance import stable_seed
-from ..tensorio import save_atomic
+from .checkpoint import Checkpoint, TrainState
 
 __all__ = ["train_lm", "autocast", "lr_factor", "warmup_steps", "StepHook", "make_adamw"]
 
@@ -82,32 +80,6 @@ def _shard_loss(net, idx, weights):
     return local * dist.world_size(), value
 
 
-def _save(path: Path, state: dict) -> None:
-    """Atomic torch.save (temp file, then rename): no half-written checkpoint; rank 0 only."""
-    if dist.is_writer():
-        save_atomic(state, path)
-
-
-_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "losses", "batch_rng", "torch_rng")
-
-
-def _load_checkpoint(path: Path | None, device) -> dict | None:
-    """The checkpoint at ``path``; None when there is none, or when it is damaged (truncated, not
-    a torch file, keys missing): a damaged checkpoint is logged and training starts from step 0,
-    never from a half-read state (issue 10)."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        missing = [k for k in _CHECKPOINT_KEYS if k not in state]
-        if missing:
-            raise KeyError(f"missing {missing}")
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
-        _log.warning("checkpoint %s is damaged (%s: %s); training starts again from step 0",
-                     path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-        return None
-    return state
-
 
 class StepHook(Protocol):
     """Called as ``hook(step, model)`` before training step ``step`` (0-based) draws its batch;
@@ -121,14 +93,10 @@ class StepHook(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def _config_dict(model) -> dict | None:
-    config = getattr(model, "config", None)
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None
 
-
-def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int, lr: float,
-             device="cpu", seed: int = 0, checkpoint=None, progress: bool = False, weights=None,
-             weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
+def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int,
+             lr: float, device="cpu", seed: int = 0, checkpoint=None, progress: bool = False,
+             weights=None, weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
              grad_clip: float = 1.0, hook: StepHook | None = None, label: str = "train_lm") -> dict:
     """Train ``model`` for ``steps`` AdamW steps on ``batches(generator) -> LongTensor (B, T)``.
 
@@ -137,10 +105,9 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             from ``seed``, so the same seed gives the same batches.
         weights: optional (B,) per-sequence loss weights (e.g. lam[domain] on a batch with equal
             items per domain: the loss is then sum_k lam[k] NLL_k without sampling noise in lam).
-        checkpoint: a file path. Every ``checkpoint_every`` steps and at the end, the model,
-            optimiser, schedule, step, the batch generator's and torch's RNG states and the loss
-            log are saved there; if the file exists on entry, training resumes from it, so a
-            killed-then-resumed run ends with the same numbers on CPU as an uninterrupted one.
+        checkpoint: a file path, saved every ``checkpoint_every`` steps and at the end and
+            resumed from when it exists on entry (`checkpoint.Checkpoint`: a killed-then-resumed
+            run ends with the same numbers on CPU as an uninterrupted one).
         warmup: linear warm-up steps before the cosine decay (see `lr_factor`).
         hook: optional `StepHook` run before each step; its state is checkpointed with the run.
         label: what is trained (``modgen_bench.logs.label``: model, seed, replicate); names the
@@ -148,79 +115,91 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
             log line written when training ends.
 
     Under torchrun (`modgen_bench.distributed`), every rank draws the same global batch and
-    trains on its slice of it with DistributedDataParallel; each rank's loss is scaled so that
-    the mean over ranks is the global-batch loss, so the trajectory does not depend on the
-    number of processes (up to float summation order). Only rank 0 writes the checkpoint.
+    trains on its slice of it (`_shard_loss`), so the trajectory does not depend on the number
+    of processes (up to float summation order). Only rank 0 writes the checkpoint.
 
     Returns {"losses": per-step training losses, "final_loss": mean of the last 10% of them,
     "steps", "resumed_from" (0 when fresh), "seconds", "tokens_per_s" (of this call)}.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps})")
-    from ..logs import progress as progress_bar
-
     model = model.to(device)
     gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
     opt = make_adamw(model.parameters(), lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup))
+    state, ckpt = TrainState(model, opt, sched, gen, hook), Checkpoint(checkpoint, device,
+                                                                        checkpoint_every, seed)
     net = dist.wrap_ddp(model, device)
     w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
-    losses, start = [], 0
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
-        torch.manual_seed(stable_seed(seed, "dropout"))
-        state = _load_checkpoint(checkpoint, device)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["batch_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if state.get("cuda_rng") is not None and torch.device(device).type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            losses, start = list(state["losses"]), int(state["step"])
-            if hook is not None and state.get("hook") is not None:
-                hook.load_state_dict(state["hook"])
-
-        def save(step):
-            _save(checkpoint, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "step": step, "losses": losses,
-                "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if torch.device(device).type == "cuda" else None,
-                "config": _config_dict(model), "seed": seed,
-                "hook": hook.state_dict() if hook is not None else None})
-
+    with _own_rng(device, seed):
+        ckpt.restore(state)
         model.train()
-        t0, tokens = time.perf_counter(), 0
-        bar = progress_bar(range(start, steps), desc=label, enabled=progress and dist.is_writer(),
-                           initial=start, total=steps)
-        for step in bar:
-            if hook is not None:
-                hook(step, model)
-            idx = batches(gen).to(device)
-            with autocast(device):
-                loss, value = _shard_loss(net, idx, w)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            sched.step()
-            losses.append(value)
-            tokens += idx[:, 1:].numel()
-            if not bar.disable:
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False,   # redraws stay throttled
-                                tok_s=f"{tokens / max(1e-9, time.perf_counter() - t0):.0f}")
-            if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                save(step + 1)
-        if checkpoint is not None:
-            save(steps)
+        meter = _Meter(label, progress and dist.is_writer(), state.step, steps)
+        for _ in meter.bar:
+            meter.update(_train_step(state, net, batches, w, device, grad_clip), state.losses[-1])
+            ckpt.after_step(state, steps)
+        state.step = steps              # the run ends at ``steps``, whatever a resumed file held
+        ckpt.save(state)
     model.eval()
-    seconds = time.perf_counter() - t0
-    tail = losses[-max(1, len(losses) // 10):]
-    if progress and start < steps and dist.is_writer():
-        _log.info(f"{label}: steps {start}-{steps}, final loss {sum(tail) / len(tail):.4f} nats/token, "
-                  f"{seconds:.1f} s")
-    return {"losses": losses, "final_loss": sum(tail) / len(tail), "steps": steps, "resumed_from": start,
-            "seconds": seconds, "tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
+    return meter.summary(state.losses)
+
+
+@contextlib.contextmanager
+def _own_rng(device, seed: int):
+    """Fork torch's RNG (and the GPU's) and seed it from (seed, 'dropout'): training neither
+    reads nor moves the caller's stream."""
+    cuda = torch.device(device).type == "cuda"
+    with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
+        torch.manual_seed(stable_seed(seed, "dropout"))
+        yield
+
+
+def _train_step(s: TrainState, net, batches, weights, device, grad_clip: float) -> int:
+    """One AdamW step at ``s.step``: the hook, a batch from ``s.gen``, the (sharded) loss under
+    autocast, clipping, the update; appends the loss, advances the step and returns the number
+    of data tokens trained on."""
+    if s.hook is not None:
+        s.hook(s.step, s.model)
+    idx = batches(s.gen).to(device)
+    with autocast(device):
+        loss, value = _shard_loss(net, idx, weights)
+    s.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(s.model.parameters(), grad_clip)
+    s.opt.step()
+    s.sched.step()
+    s.losses.append(value)
+    s.step += 1
+    return idx[:, 1:].numel()
+
+
+class _Meter:
+    """Progress bar, throughput and the one end-of-training log line of a `train_lm` call that
+    starts at step ``start`` of ``steps``."""
+
+    def __init__(self, label: str, enabled: bool, start: int, steps: int):
+        from ..logs import progress as progress_bar
+
+        self.label, self.enabled, self.start, self.steps = label, enabled, start, steps
+        self.t0, self.tokens = time.perf_counter(), 0
+        self.bar = progress_bar(range(start, steps), desc=label, enabled=enabled, initial=start,
+                                total=steps)
+
+    def update(self, tokens: int, loss: float) -> None:
+        self.tokens += tokens
+        if not self.bar.disable:
+            tok_s = self.tokens / max(1e-9, time.perf_counter() - self.t0)
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}",
+                                 refresh=False)          # redraws stay throttled
+
+    def summary(self, losses: list) -> dict:
+        seconds = time.perf_counter() - self.t0
+        tail = losses[-max(1, len(losses) // 10):]
+        final = sum(tail) / len(tail)
+        if self.enabled and self.start < self.steps:
+            _log.info(f"{self.label}: steps {self.start}-{self.steps}, final loss {final:.4f} "
+                      f"nats/token, {seconds:.1f} s")
+        return {"losses": losses, "final_loss": final, "steps": self.steps,
+                "resumed_from": self.start, "seconds": seconds,
+                "tokens_per_s": self.tokens / seconds if seconds > 0 else float("nan")}

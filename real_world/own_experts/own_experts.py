@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from modgen_bench.launch import Job, LaunchSpec, launch_into
-from modgen_bench.pipeline import PipelineConfig, Store
+from modgen_bench.pipeline import PipelineConfig, StageRun, Store
 from modgen_bench.pipeline import report as pipeline_report
 from modgen_bench.replicate import load_config, run_replicate
 
@@ -50,17 +50,14 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> tuple[list[str], str]:
         cfg.corpora, cfg.block_size, cfg.n_gate_train, cfg.n_eval, 0, family.tokens
     )
     t1 = time.perf_counter()
+    run = StageRun(Store(Path(ctx.out_dir) / "ckpt" / "prepare"), cfg.seeds[0], 0, ctx.device,
+                   True, cfg.checkpoint_every)
     experts = branch_experts(
         splits,
         cfg.expert,
-        cfg.finetune_steps or cfg.expert.steps,
-        cfg.seeds[0],
-        0,
-        Store(Path(ctx.out_dir) / "ckpt" / "prepare"),
-        ctx.device,
-        True,
-        cfg.checkpoint_every,
-        family,
+        run,
+        finetune_steps=cfg.finetune_steps or cfg.expert.steps,
+        family=family,
     )
     t2 = time.perf_counter()
     dirs = []

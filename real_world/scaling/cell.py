@@ -49,9 +49,9 @@ import torch
 from modgen_bench.algorithms.normaliser import z_control_variate
 from modgen_bench.config_utils import build
 from modgen_bench.crossover import checked_crossover
-from modgen_bench.data.corpora import VOCAB_SIZE
 from modgen_bench.errors import UserError
 from modgen_bench.experts import ExpertProposal
+from modgen_bench.experts.builtin import BuiltinFamily
 from modgen_bench.launch import Job
 from modgen_bench.matching import (
     CONVENTIONS,
@@ -63,10 +63,11 @@ from modgen_bench.matching import (
     total_params,
     train_flops,
 )
-from modgen_bench.models import LMConfig, count_params
+from modgen_bench.models import LMConfig, count_params, lm_config
 from modgen_bench.pipeline import (
     LMTrain,
     SmallNet,
+    StageRun,
     Store,
     cache_experts,
     expert_nll,
@@ -157,12 +158,15 @@ class ScalingConfig:
 
 
 def expert_config(cfg: ScalingConfig, d_model: int) -> LMConfig:
-    return LMConfig(VOCAB_SIZE, cfg.block_size, cfg.n_layer, cfg.n_head, d_model, 4 * d_model)
+    """An expert of width ``d_model`` (d_ff = 4 d_model), a byte LM of the built-in family."""
+    spec = SmallNet(cfg.n_layer, cfg.n_head, d_model, 0)
+    return lm_config(spec, BuiltinFamily.vocab_size, cfg.block_size)
 
 
 def mono_template(cfg: ScalingConfig) -> LMConfig:
-    return LMConfig(VOCAB_SIZE, cfg.block_size, cfg.mono_layers, cfg.n_head, cfg.n_head,
-                    4 * cfg.n_head)
+    """The monolith's depth at the narrowest width (d_model = n_head), which matching widens."""
+    spec = SmallNet(cfg.mono_layers, cfg.n_head, cfg.n_head, 0)
+    return lm_config(spec, BuiltinFamily.vocab_size, cfg.block_size)
 
 
 def draws_from_q(experts, n: int, seed: int, device):
@@ -194,12 +198,12 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
     (case = triple) and the corpora provenance."""
     cfg = ScalingConfig.from_dict(config)
     with cpu_threads(cfg.cpu_threads, device):
-        return _cell(cfg, triple, size, seed, out_dir, device, progress)
+        run = StageRun(Store(out_dir), seed, cfg.resample, device, progress, cfg.checkpoint_every)
+        return _cell(cfg, triple, size, run)
 
 
-def _cell(cfg, triple, size, seed, out_dir, dev, progress):
-    corpora = list(cfg.triples[triple])
-    store = Store(out_dir)
+def _cell(cfg, triple, size, run: StageRun):
+    corpora, seed = list(cfg.triples[triple]), run.seed
     rows = []
     base = dict(case=triple, seed=seed, expert_d=size, resample=cfg.resample, scale=cfg.scale,
                 paper_ratio=cfg.paper_ratio)
@@ -209,10 +213,10 @@ def _cell(cfg, triple, size, seed, out_dir, dev, progress):
 
     splits = load_splits(corpora, cfg.block_size, cfg.n_gate_train, cfg.n_eval, cfg.resample)
     for B in cfg.budgets:
-        side = _gate_side(cfg, splits, size, seed, B, store, dev, progress, add)
+        side = _gate_side(cfg, splits, size, B, run, add)
         for conv in cfg.conventions:
             for r in cfg.ratios:
-                _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add)
+                _monolith_cell(cfg, splits, side, conv, r, run, add)
     e_cfg = expert_config(cfg, size)
     params = {"expert": total_params(e_cfg), "expert_nonembedding": nonembedding_params(e_cfg)}
     for name, v in params.items():
@@ -234,18 +238,16 @@ class _Side:
     rng: np.random.Generator
 
 
-def _gate_side(cfg, splits, size, seed, B, store, dev, progress, add) -> _Side:
+def _gate_side(cfg, splits, size, B, run: StageRun, add) -> _Side:
     """Experts, cache, SPD gate, Z on fresh draws, grading of the gate and its baselines."""
-    p, T = splits.p, cfg.block_size
+    p, T, seed, dev = splits.p, cfg.block_size, run.seed, run.device
     at = dict(budget=B)
     spec = LMTrain(cfg.n_layer, cfg.n_head, size, 4 * size, B, cfg.batch_size, cfg.lr,
                    warmup_steps(B, cfg.warmup_frac))
-    experts = train_experts(splits, spec, seed, cfg.resample, store, dev, progress,
-                            cfg.checkpoint_every)
-    cache = cache_experts(experts, splits, cfg.n_proposal, stable_seed(seed, "proposal"),
-                          store, dev, n_restore=cfg.n_restore)
-    g = train_gate(splits, cache, SmallNet(**cfg.gate), cfg.spd, "excess", seed,
-                   cfg.resample, store, dev, progress)
+    experts = train_experts(splits, spec, run)
+    cache = cache_experts(experts, splits, run, n_proposal=cfg.n_proposal,
+                          seed=stable_seed(seed, "proposal"), n_restore=cfg.n_restore)
+    g = train_gate(splits, cache, run, spec=SmallNet(**cfg.gate), spd=cfg.spd, signal="excess")
     fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
     nll = _grade_gate(cfg, g, cache, splits, fresh, dev, add, at)
     groups = np.repeat(np.arange(p), cfg.n_eval)
@@ -329,10 +331,10 @@ def select_lr(train_at, val_nll, lrs) -> tuple[float, object, dict]:
     return best, models[best], scores
 
 
-def _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add):
+def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     """The monolith at (convention, r) with its learning rate chosen on the validation windows,
     and every gate - monolith row of this cell."""
-    p, B = splits.p, side.budget
+    p, B, dev = splits.p, side.budget, run.device
     plan = match_monolith(conv, expert_config(cfg, side.expert_d), p, B, cfg.batch_size,
                           mono_template(cfg), r=r, gate_params=side.n_gate,
                           extra_flops=side.flops.beyond_training)
@@ -340,9 +342,9 @@ def _monolith_cell(cfg, splits, side, conv, r, seed, store, dev, progress, add):
     def train_at(lr):
         mspec = LMTrain(cfg.mono_layers, cfg.n_head, plan.d_model, plan.d_ff, plan.steps,
                         cfg.batch_size, lr, warmup_steps(plan.steps, cfg.warmup_frac))
-        return train_retrain(splits, mspec, plan.d_model, np.full(p, 1.0 / p),
-                             f"mono-d{plan.d_model}-s{plan.steps}", seed, cfg.resample, store,
-                             dev, progress, cfg.checkpoint_every).model
+        return train_retrain(splits, run, spec=mspec, d_model=plan.d_model,
+                             lam=np.full(p, 1.0 / p),
+                             method=f"mono-d{plan.d_model}-s{plan.steps}").model
 
     lrs = cfg.mono_lrs or [cfg.lr]
     lr, model, scores = select_lr(train_at, lambda m: lm_nll(m, splits.val, dev).mean(), lrs)
