@@ -60,8 +60,8 @@ TIE_TOL = 1e-6
 #: ties the theory predicts, and the reason stated beside them
 IDENTITIES = {
     frozenset({"const_gate", "bayes_router"}): (
-        "with a uniform prior the Bayes router's student is exactly the constant gate "
-        "(its product of posteriors telescopes to (1/p) sum_k E_k(x))"
+        "with a uniform prior the Bayes router's student is exactly the constant gate: its "
+        "product of posteriors telescopes to (1/p) sum_k E_k(x)"
     ),
 }
 

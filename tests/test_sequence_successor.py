@@ -97,3 +97,15 @@ def test_unknown_config_key_is_an_error(plugin, tmp_path):
 def test_oracle_lams_must_lie_on_the_grid(plugin, tmp_path):
     with pytest.raises(ValueError, match="not on the test grid"):
         plugin.run(RunContext("synthetic", {**TINY, "oracle_lams": [0.25]}, tmp_path, "cpu", 0))
+
+
+def test_exact_minimax_over_the_trained_experts_is_below_every_constant_gate(rows):
+    """A constant gate renormalised on X0 (a single expert too: weights (1, 0)) is a constant
+    gate over the renormalised experts, a member of G1: the exact minimax gate's worst-case KL
+    is at most its, per seed."""
+    kl = rows[rows["metric"].eq("kl_per_token")]
+    worst = kl.groupby(["method", "seed"])["value"].max()
+    exact = worst["exact-minimax-trained-experts"]
+    assert (rows[rows["metric"].eq("exact_optimal")]["value"] == 1.0).all()
+    for m in ("const-gate-0.5", "const-gate-best", "expert-A", "expert-B"):
+        assert (exact <= worst[m] + 1e-9).all(), m

@@ -131,7 +131,7 @@ def board_sections(df: pd.DataFrame, fig_dir) -> Boards:
         frame = board_frame(g)
         lb = leaderboard(frame, names=_names(g))
         caption = ("[monoliths on the uniform mixture matched by "
-                   + " and by ".join(convs) + " at each target ratio r (row names "
+                   + ", ".join(convs) + " at each target ratio r (row names "
                    "mono_uniform_<convention>_r<r>); intervals over seeds]")
         tag = f"scaling_{key['case']}_d{int(key['expert_d'])}_B{int(key['budget'])}"
         if several:

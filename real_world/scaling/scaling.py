@@ -207,29 +207,34 @@ def _free_baselines(df, leaderboards) -> str:
     ratio = _paper_ratio(df)
     won = {m: _paper_cells(mixture_verdicts(df, m), ratio) for m in ["gate-vs-mono", *FREE]
            if df["method"].eq(m).any()}
-    lines = []
+    parts, same = [], set()
     for conv, g in won["gate-vs-mono"].groupby("convention"):
         n = {m: int(v[v["convention"].eq(conv)]["verdict"].eq("supported").sum())
              for m, v in won.items()}
-        same = [FREE[m] for m in FREE if m in n and n["gate-vs-mono"] and n[m] >= n["gate-vs-mono"]]
-        lines.append(
-            f"- **Free baselines, {conv}-matched** (no network trained; the same monoliths and "
-            f"rule): 'supported' in {n['gate-vs-mono']} of {len(g)} cells for the SPD gate, "
-            + ", ".join(f"{n[m]} for {FREE[m]}" for m in FREE if m in n)
-            + (f"; {' and '.join(same)} earn{'s' if len(same) == 1 else ''} it as often, so "
-               "this verdict is no evidence for what SPD's training adds." if same else "."))
+        parts.append(f"{conv}-matched: SPD gate {n['gate-vs-mono']} of {len(g)}, "
+                     + ", ".join(f"{FREE[m]} {n[m]}" for m in FREE if m in n))
+        same |= {FREE[m] for m in FREE if m in n and n["gate-vs-mono"]
+                 and n[m] >= n["gate-vs-mono"]}
+    lines = [f"- **Free baselines** (no network trained; the same monoliths, rule and cells at "
+             f"r = {ratio:g}), cells 'supported': " + "; ".join(parts)
+             + (f". {' and '.join(sorted(same))} earn{'s' if len(same) == 1 else ''} it as "
+                "often as the SPD gate under some convention, so there the verdict is no "
+                "evidence for what SPD's training adds." if same else ".")]
     gaps = []
     for key, lb in leaderboards.items():
         gap = gate_vs_free(lb)
         if gap is not None:
-            gaps.append((f"{key[0]} budget {int(key[2])}", gap))
+            gaps.append((f"{key[0]} (d = {int(key[1])}, budget {int(key[2])})", gap))
     if gaps:
-        better = sum(np.isfinite(g.hi) and g.hi < 0 for _, g in gaps)
+        better = sum(bool(g.hi < 0) for _, g in gaps)
+        as_well = sum(bool(g.hi >= 0) for _, g in gaps)        # NaN (one seed): neither
         lines.append(
-            "- **SPD gate - best free baseline, worst vertex** (leaderboards below; seeds): "
-            + "; ".join(f"{k}: {_fmt(g)} ({g.baseline})" for k, g in gaps)
+            "- **SPD gate - best free baseline, worst vertex** (leaderboards below; paired over "
+            "seeds): " + "; ".join(f"{k}: {_fmt(g)} ({g.baseline})" for k, g in gaps)
             + f". The gate is shown better in {better} of {len(gaps)}; the free baseline does as "
-            f"well (interval holds 0, or the gate is worse) in {len(gaps) - better}.")
+            f"well within the interval (it holds 0, or the gate is worse) in {as_well}"
+            + (f"; no interval (one seed) in {len(gaps) - better - as_well}"
+               if better + as_well < len(gaps) else "") + ".")
     return "\n" + "\n".join(lines) if lines else ""
 
 
