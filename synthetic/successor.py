@@ -9,7 +9,14 @@ For each case (clean domains, or domain B contaminated with a share of A, see
 4. retrain monolithic LMs on the fixed mixture ``mono_lam`` and "oracle" LMs on each test lam in
    ``oracle_lams``, at each size in ``retrain_sizes``;
 5. evaluate every model EXACTLY on the enumerated support X0 (2V sequences) at each test lam of
-   the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0.
+   the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0;
+   beside them the free best fixed-weight gate (``const-gate-best``: constant weights chosen on
+   the domains' cached pools, `combiners.fixed`) and, as a reference, the exact minimax gate in
+   G1 over the trained experts renormalised on X0 (exact core; only when certified optimal).
+
+The report ranks every model per case on a leaderboard (`modgen_bench.leaderboard`: exact KL per
+token at the vertices and the uniform mixture, paired over seeds against ``gate-kl``) and the
+gate-vs-monolith headline names the best free baseline beside the gate.
 
 One normalisation rule for every model (issue 13, item 5): each is graded renormalised on X0,
 pi / Z_X0 with Z_X0 = sum_{x in X0} pi(x) exact: the SPD gates (so they are members of G1,
