@@ -238,12 +238,15 @@ def leaderboard_table(
 ) -> pd.DataFrame:
     """The formatted table: one row per method in order, cells 'mean (delta [lo, hi])'; with
     ``costs`` (method x params_ratio, compute_ratio, token_ratio) the ratio columns; with ties a
-    column naming the methods each row stands for; exact references ranked '-'."""
+    column naming the methods each row stands for; exact references ranked '-'; a ``match``
+    column only when one convention holds for every row."""
     out, rank = [], 0
     for m in lb.order:
         c = lb.cells[lb.cells["method"] == m].set_index("mixture")
         rank += m not in lb.bounds
-        row = {"rank": "-" if m in lb.bounds else rank, "method": m, "match": match}
+        row = {"rank": "-" if m in lb.bounds else rank, "method": m}
+        if match:
+            row["match"] = match
         if lb.ties:
             row["identical to"] = ", ".join(lb.ties.get(m, [])) or "-"
         if costs is not None:
