@@ -313,7 +313,8 @@ def _tied(lb: Leaderboard, m: str) -> str:
 def free_baseline_text(lb: Leaderboard, method: str) -> str:
     """' Best free baseline: f, mean (f - method = d [lo, hi]): <verdict>' on the worst vertex,
     paired over replicates; empty without a free baseline on the board. The verdict says when
-    the baseline does as well (d <= 0) or ``method`` is not shown to beat it (lo <= 0)."""
+    the baseline beats ``method`` (hi < 0), does as well (d <= 0) or ``method`` is not shown to
+    beat it (lo <= 0)."""
     free = [m for m in lb.rivals if m in FREE_BASELINES and m != method]
     if not free:
         return ""
@@ -324,6 +325,9 @@ def free_baseline_text(lb: Leaderboard, method: str) -> str:
             f"({f} - {method} = {_band(d, lo, hi)}): ")
     if not np.isfinite(lo):
         return text + f"with one replicate {method} is not shown to beat it."
+    if hi < 0:
+        return text + (f"the free baseline beats {method} on the worst mixture (the interval "
+                       "excludes 0).")
     if d <= 0:
         return text + f"the free baseline does at least as well as {method} on the worst mixture."
     if lo <= 0:

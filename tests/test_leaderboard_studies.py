@@ -211,3 +211,14 @@ def test_successor_headline_names_the_free_baseline_beside_the_gate(successor):
     assert ("not shown to beat" in text) == (lo <= 0)
     line = successor._free_baseline_line(_succ_rows(), "gate-excess")
     assert line.startswith(" On the worst mixture (exact KL): Best free baseline: gate_fixed_best")
+
+
+def test_a_free_baseline_that_beats_the_gate_is_said_to(successor):
+    rows = _succ_rows()
+    best = rows["method"].eq("const-gate-best")
+    rows.loc[best, "value"] -= 0.05                     # now below gate-excess on every seed
+    _, lb = successor._board(rows)
+    d, lo, hi = _t(np.subtract([0.18, 0.19, 0.17], [0.21, 0.23, 0.21]))
+    assert hi < 0
+    text = free_baseline_text(lb, "gate-excess")
+    assert f"= {d:+.4f} [{lo:+.4f}, {hi:+.4f}]): the free baseline beats gate-excess" in text
