@@ -9,7 +9,14 @@ For each case (clean domains, or domain B contaminated with a share of A, see
 4. retrain monolithic LMs on the fixed mixture ``mono_lam`` and "oracle" LMs on each test lam in
    ``oracle_lams``, at each size in ``retrain_sizes``;
 5. evaluate every model EXACTLY on the enumerated support X0 (2V sequences) at each test lam of
-   the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0.
+   the grid: per-token NLL on P_lam, KL(P_lam || model) per token, and the model's mass on X0;
+   beside them the free best fixed-weight gate (``const-gate-best``: constant weights chosen on
+   the domains' cached pools, `combiners.fixed`) and, as a reference, the exact minimax gate in
+   G1 over the trained experts renormalised on X0 (exact core; only when certified optimal).
+
+The report ranks every model per case on a leaderboard (`modgen_bench.leaderboard`: exact KL per
+token at the vertices and the uniform mixture, paired over seeds against ``gate-kl``) and the
+gate-vs-monolith headline names the best free baseline beside the gate.
 
 One normalisation rule for every model: each is graded renormalised on X0,
 pi / Z_X0 with Z_X0 = sum_{x in X0} pi(x) exact: the SPD gates (so they are members of G1,
@@ -150,6 +157,8 @@ def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, 
 
 
 EXACT = "exact-gate-perfect-experts"
+#: the minimax gate in G1 over the trained experts (exact core): a reference row, not a rival
+EXACT_TRAINED = "exact-minimax-trained-experts"
 XLABEL = "test mixture: lam_A (weight of domain A)"
 
 
@@ -168,6 +177,29 @@ def _exact_gate_on_perfect_experts(W: torch.Tensor) -> torch.Tensor:
     P = P / P.sum(axis=1, keepdims=True)
     sol = solve(DiscreteProblem(P=P, E=P, names=["A", "B"]), support="domains")
     return torch.log(torch.as_tensor(sol.model, dtype=torch.float64))
+
+
+def _exact_gate_on_trained_experts(W: torch.Tensor, log_E: torch.Tensor):
+    """(log pi_g* on X0, certificate status) of the minimax gate in G1 over the TRAINED experts,
+    each renormalised on X0 (E_k / sum_{X0} E_k), by the exact core (PAPER.md sections 1-2):
+    the robust objective's optimum for gates held to Z = 1 over these experts on X0. A
+    reference (it is solved with the test distributions P_k), never a rival."""
+    from modgen_bench.exact import solve
+    from modgen_bench.problem import DiscreteProblem
+    P = W.T.numpy()
+    P = P / P.sum(axis=1, keepdims=True)                                         # (p, 2V)
+    E = torch.softmax(log_E.double().T, dim=1).numpy()                           # (p, 2V)
+    sol = solve(DiscreteProblem(P=P, E=E, names=["A", "B"]), support="domains")
+    return torch.log(torch.as_tensor(sol.model, dtype=torch.float64)), sol.status
+
+
+def _fixed_best_log_model(sampler, log_E: torch.Tensor):
+    """(log sum_j w_j E_j on X0, w) of the best fixed-weight gate (`combiners.fixed`): constant
+    weights chosen on the domains' cached training pools for the worst NLL, free (no network)."""
+    from modgen_bench.combiners.fixed import best_fixed_weights
+    w, _ = best_fixed_weights([le.double().numpy() for le in sampler.log_experts])
+    lw = torch.log(torch.as_tensor(w, dtype=torch.float64))
+    return torch.logsumexp(lw + log_E, dim=1), w
 
 
 def _run_one(ctx, cfg, case, seed):
@@ -197,6 +229,8 @@ def _run_one(ctx, cfg, case, seed):
     _add_curve(ctx, task, case, EXACT, seed, _exact_gate_on_perfect_experts(W), support, grid, 0, 0)
 
     sampler = _sampler(cfg, task, experts, seed, case, device)
+    _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts,
+                    ne_experts)
     gcfg = GateConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, p=task.p,
                       n_head=cfg.n_head, d_model=cfg.gate_d, d_ff=cfg.gate_d_ff)
     for signal in cfg.signals:
@@ -227,6 +261,25 @@ def _run_one(ctx, cfg, case, seed):
             lams = grid if oracle_at is None else [oracle_at]   # an oracle counts only at its own lam
             _add_curve(ctx, task, case, method, seed, log_model, support, lams, count_params(m), count_params(m),
                        nonembedding_count(m))
+
+
+def _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts,
+                    ne_experts):
+    """Curves of the best fixed-weight gate (free) and of the exact minimax gate over the
+    trained experts (a reference, added only when its certificate says optimal)."""
+    fixed, w = _fixed_best_log_model(sampler, log_E)
+    _add_curve(ctx, task, case, "const-gate-best", seed, fixed, support, grid, n_experts + task.p,
+               task.p, ne_experts)
+    for k, v in enumerate(w):
+        ctx.add(case, "const-gate-best", f"w_{'AB'[k]}", float(v), seed=seed)
+    exact, status = _exact_gate_on_trained_experts(W, log_E)
+    ctx.add(case, EXACT_TRAINED, "exact_optimal", float(status == "optimal"), seed=seed)
+    if status == "optimal":
+        _add_curve(ctx, task, case, EXACT_TRAINED, seed, exact, support, grid, 0, 0)
+    else:
+        logging.getLogger("modgen_bench.suite.successor").warning(
+            f"[successor] case={case} seed={seed}: exact minimax over the trained experts "
+            f"{status}, left off the leaderboard")
 
 
 def run(ctx):
@@ -271,6 +324,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
             heads.append(gate_vs_monolith_headline(sub, gates[0], monos[0], fig_dir, "kl_per_token",
                                                    unit="nats per token", title=f"{case}: gate vs monolith",
                                                    xlabel=XLABEL, xname="lam_A"))
+            heads[-1].text += _free_baseline_line(sub, gates[0])
         for gate in gates:
             wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate,
                                 [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
@@ -293,6 +347,7 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                      "(on the clean task the domains are disjoint and V* = log 2 per sequence "
                      "even with perfect experts).")
         sections.append(Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs))
+        sections += [_leaderboard_section(sub, case, fig_dir)] if gates else []
     stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
     if len(stab):
         t = mean_se_table(stab, by=("case", "method", "metric"))
@@ -310,6 +365,47 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
                                                          "combined)",
                                                          params.reset_index())]))
     return heads + sections
+
+
+#: the successor's method names -> the leaderboard's (its free baselines by their shared names)
+BOARD_NAMES = {"const-gate-0.5": "const_gate", "const-gate-best": "gate_fixed_best"}
+BOUNDS = {EXACT_TRAINED: "the minimax gate in G1 over these trained experts, renormalised on X0, "
+                         "exact core; solved with the test distributions, so not a rival"}
+
+
+def _board(sub):
+    """The leaderboard of one case: exact KL per token of every model (renormalised on X0) at
+    the vertices and the uniform mixture, paired over seeds against the SPD gate with the KL
+    signal (the robust objective's own signal; else the first SPD gate). KL(P_lam || m) is
+    convex in lam, so its worst mixture is a vertex."""
+    from modgen_bench.leaderboard import leaderboard
+    kl = sub[sub["metric"].eq("kl_per_token") & sub["lam"].ne("")
+             & ~sub["method"].str.startswith(("oracle-", "expert-")) & sub["method"].ne(EXACT)]
+    frame = kl.assign(case="test", method=kl["method"].replace(BOARD_NAMES))
+    gates = sorted(m for m in frame["method"].unique() if m.startswith("gate-"))
+    reference = "gate-kl" if "gate-kl" in gates else gates[0]
+    bounds = {b: v for b, v in BOUNDS.items() if b in set(frame["method"])}
+    return frame, leaderboard(frame, reference=reference, metric="kl_per_token", names=["A", "B"],
+                              quantity="exact KL per token", bounds=bounds)
+
+
+def _leaderboard_section(sub, case, fig_dir):
+    """The case's leaderboard (`modgen_bench.leaderboard`): a table and a forest plot."""
+    from modgen_bench.leaderboard import leaderboard_section
+    frame, lb = _board(sub)
+    caption = ("[matching convention: params (the paper's sizes); const_gate = const-gate-0.5, "
+               "gate_fixed_best = const-gate-best; intervals over seeds]")
+    sec = leaderboard_section(frame, fig_dir, caption, f"successor_{case}", lb=lb)
+    sec.title = f"{case}: leaderboard (exact KL per token, worst vertex = worst mixture)"
+    return sec
+
+
+def _free_baseline_line(sub, gate) -> str:
+    """The headline's honest part: ``gate`` against the best free baseline (constant or best
+    fixed weights) on the worst mixture, exact KL paired over seeds (`leaderboard`)."""
+    from modgen_bench.leaderboard import free_baseline_text
+    text = free_baseline_text(_board(sub)[1], gate)
+    return f" On the worst mixture (exact KL):{text}" if text else ""
 
 
 def _claims_text(sub, case) -> str:

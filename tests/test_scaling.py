@@ -236,3 +236,32 @@ def test_projected_flops_add_up_over_replicates_and_grid_points():
     single = cell.projected_flops({**TINY, "mono_lrs": [1e-3]})
     assert one["monolith"] / 2 < single["monolith"] < one["monolith"]   # evaluation passes too
     assert single["gate_side"] == one["gate_side"]
+
+
+@NEEDS_CORPORA
+def test_report_has_a_leaderboard_per_budget_and_names_the_free_baselines(plugin, rows, tmp_path):
+    sections = plugin.report(rows, tmp_path)
+    boards = [s for s in sections if s.title.startswith("Leaderboard: text3")]
+    assert [s.title for s in boards] == [f"Leaderboard: text3, experts d = 8, budget {b} steps"
+                                         for b in (4, 8)]
+    table = boards[0].tables[0][1].set_index("method")
+    monos = {f"mono_uniform_{c}_r{r:g}" for c in TINY["conventions"] for r in TINY["ratios"]}
+    assert monos | {"gate_excess_logZ", "const_gate", "gate_fixed_best"} == set(table.index)
+    assert table.loc["const_gate", "identical to"] == "bayes_router"     # the stated identity
+    assert "Tie: bayes_router equals const_gate" in boards[0].text
+    head = sections[0].text
+    assert "**Free baselines**" in head and "the constant gate 1/p" in head
+    assert "SPD gate - best free baseline, worst vertex" in head
+
+
+@NEEDS_CORPORA
+def test_best_fixed_weights_are_a_distribution_graded_like_the_constant_gate(rows):
+    w = rows[rows["method"].eq("gate_fixed_best") & rows["metric"].str.startswith("w_")]
+    assert list(dict.fromkeys(w["metric"])) == ["w_code", "w_scripture", "w_reference"]
+    total = w.groupby(["seed", "budget"])["value"].sum()
+    assert ((w["value"] >= 0).all() and np.allclose(total, 1.0, atol=1e-9))
+    # the worst training-window NLL of the best weights is at most the uniform weights' (1/p)
+    train = rows[rows["metric"].eq("train_worst_nll_per_token")]
+    assert len(train) == len(total) and np.isfinite(train["value"]).all()
+    d = rows[rows["method"].eq("gate_fixed_best-vs-mono") & rows["metric"].eq("delta_uniform")]
+    assert len(d) == 2 * 2 * 3 * 2                           # seeds x budgets x conventions x r

@@ -28,13 +28,15 @@ def rows(plugin, tmp_path_factory):
 def test_rows_cover_every_model_and_lam(rows):
     curves = rows[rows["metric"].eq("kl_per_token")]
     assert set(curves["method"]) == {"expert-A", "expert-B", "const-gate-0.5", "gate-kl", "gate-excess",
-                                     "mono-d4", "oracle-d4", "exact-gate-perfect-experts"}
+                                     "mono-d4", "oracle-d4", "exact-gate-perfect-experts",
+                                     "const-gate-best", "exact-minimax-trained-experts"}
     per_method = curves.groupby("method")["lam"].nunique()
     assert per_method.drop("oracle-d4").eq(11).all() and per_method["oracle-d4"] == 1
     assert curves[curves["method"].eq("oracle-d4")]["lam"].iloc[0] == "0.5,0.5"
     assert np.isfinite(rows["value"]).all()
     assert (rows[rows["metric"].str.startswith("kl")]["value"] > -1e-9).all()   # KL >= 0
-    assert (rows[rows["method"].ne("exact-gate-perfect-experts")]["params"].dropna() > 0).all()
+    exact = rows["method"].isin(["exact-gate-perfect-experts", "exact-minimax-trained-experts"])
+    assert (rows[~exact]["params"].dropna() > 0).all()
 
 
 def test_one_normalisation_rule_for_every_model(rows):
@@ -80,7 +82,7 @@ def test_exact_reference_gate_is_the_minimax_gate(plugin, case):
 
 def test_report_builds_tables_and_figures(plugin, rows, tmp_path):
     sections = plugin.report(rows, tmp_path)
-    figs = [f for s in sections for _, f in s.figures]
+    figs = [f[1] for s in sections for f in s.figures]         # (caption, path[, alt])
     assert len(figs) >= 3 and all(f.is_file() and f.stat().st_size > 0 for f in figs)
     assert any("gate-kl vs oracle-d4" in s.text for s in sections)
 
@@ -95,3 +97,15 @@ def test_unknown_config_key_is_an_error(plugin, tmp_path):
 def test_oracle_lams_must_lie_on_the_grid(plugin, tmp_path):
     with pytest.raises(ValueError, match="not on the test grid"):
         plugin.run(RunContext("synthetic", {**TINY, "oracle_lams": [0.25]}, tmp_path, "cpu", 0))
+
+
+def test_exact_minimax_over_the_trained_experts_is_below_every_constant_gate(rows):
+    """A constant gate renormalised on X0 (a single expert too: weights (1, 0)) is a constant
+    gate over the renormalised experts, a member of G1: the exact minimax gate's worst-case KL
+    is at most its, per seed."""
+    kl = rows[rows["metric"].eq("kl_per_token")]
+    worst = kl.groupby(["method", "seed"])["value"].max()
+    exact = worst["exact-minimax-trained-experts"]
+    assert (rows[rows["metric"].eq("exact_optimal")]["value"] == 1.0).all()
+    for m in ("const-gate-0.5", "const-gate-best", "expert-A", "expert-B"):
+        assert (exact <= worst[m] + 1e-9).all(), m

@@ -17,7 +17,9 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 3. grades the baselines: the constant gate 1/p and the Bayes-posterior causal router
    gamma_t(k) ∝ prod_{s<t} E[k](x_s | x_<s) (free: no training). With the uniform prior the
    router's student is exactly the constant gate (the product telescopes to
-   (1/p) sum_k E[k](x)); both are computed, independently, and reported;
+   (1/p) sum_k E[k](x)); both are computed, independently, and reported; and the best
+   fixed-weight gate (`combiners.fixed`: constant weights chosen on SPD's training windows for
+   the worst vertex, free: no network trained), against the monoliths too;
 4. for each matching convention (`modgen_bench.matching`: ``compute``, ``compute_total``,
    ``tokens``) and each target non-embedding ratio r, trains the monolith on the uniform mixture
    (warm-up a fraction ``warmup_frac`` of its steps; learning rate chosen from ``mono_lrs`` by
@@ -47,6 +49,7 @@ import pandas as pd
 import torch
 
 from modgen_bench.algorithms.normaliser import z_control_variate
+from modgen_bench.combiners.fixed import best_fixed_weights, fixed_gate_nll
 from modgen_bench.config_utils import build
 from modgen_bench.crossover import checked_crossover
 from modgen_bench.errors import UserError
@@ -250,6 +253,7 @@ def _gate_side(cfg, splits, size, B, run: StageRun, add) -> _Side:
     g = train_gate(splits, cache, run, spec=SmallNet(**cfg.gate), spd=cfg.spd, signal="excess")
     fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
     nll = _grade_gate(cfg, g, cache, splits, fresh, dev, add, at)
+    nll["gate_fixed_best"] = _fixed_best(cache, splits, add, at)
     groups = np.repeat(np.arange(p), cfg.n_eval)
     test_e = cache.test
     experts_nll = np.stack([expert_nll(test_e, k, T).double().numpy() for k in range(p)])
@@ -319,6 +323,18 @@ def _grade_gate(cfg, g, cache, splits, fresh, dev, add, at) -> dict:
             "bayes_router": bayes_router_nll(cache.test_tok).numpy()}
 
 
+def _fixed_best(cache, splits, add, at) -> np.ndarray:
+    """(n,) per-window NLL per token of the best fixed-weight gate (`combiners.fixed`: w on
+    SPD's training windows for the worst vertex, free: no network trained), graded on the test
+    windows (a mixture of the experts, Z = 1 exactly); its weight rows name the corpora."""
+    pool = cache.pool.double()                                       # (p, n, p) whole windows
+    w, value = best_fixed_weights([pool[k].numpy() for k in range(splits.p)])
+    for name, v in zip(splits.corpora, w, strict=True):
+        add("gate_fixed_best", f"w_{name}", v, **at)
+    add("gate_fixed_best", "train_worst_nll_per_token", value / (splits.T - 1), **at)
+    return fixed_gate_nll(w, cache.test, splits.T).numpy()
+
+
 def select_lr(train_at, val_nll, lrs) -> tuple[float, object, dict]:
     """Model selection on a small grid (DomainBed style, validation split): ``train_at(lr)``
     trains a model, ``val_nll(model)`` scores it on validation windows; returns (the lr with the
@@ -370,6 +386,10 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     for name in ("gate", "const"):
         _deltas(add, name, "mono", side.nll[name], m, groups, side.experts_nll, side.rng,
                 cfg.n_boot, cell)
+    # its own bootstrap stream, so the rows above stay what they were without it
+    fixed_rng = np.random.default_rng(stable_seed(seed, B, conv, r, "boot-fixed"))
+    _deltas(add, "gate_fixed_best", "mono", side.nll["gate_fixed_best"], m, groups,
+            side.experts_nll, fixed_rng, cfg.n_boot, cell)
     for k in range(p):                               # routing-cost split (issue 13, item 8)
         w = groups == k
         parts = routing_split(side.nll["gate"][w], side.nll["const"][w],

@@ -18,6 +18,7 @@ from modgen_bench.reporting import Headline, Section, legend_outside, save_figur
 from modgen_bench.reporting.figures import Figure
 from modgen_bench.stats import every_mixture, paired_t_interval, two_level_interval
 
+from .board import board_sections, gate_vs_free
 from .cell import SCALES, ScalingConfig, cell_jobs, crossover_table
 
 Config = ScalingConfig
@@ -194,6 +195,49 @@ def _headline(verdict, xo, df, path, scale: str) -> Headline:
                     "the crossover", text, counts=counts, figure=fig, tone=tone)
 
 
+#: the free baselines beside the gate: their rows of gate-vs-mono's kind, and their names
+FREE = {"const-vs-mono": "the constant gate 1/p", "gate_fixed_best-vs-mono": "the best "
+        "fixed-weight gate"}
+
+
+def _free_baselines(df, leaderboards) -> str:
+    """The headline's honest part: the free baselines (no network trained) against the same
+    monoliths under the same rule at the paper's ratio, beside the gate's count, and the gate
+    against the best free baseline on each leaderboard's worst vertex."""
+    ratio = _paper_ratio(df)
+    won = {m: _paper_cells(mixture_verdicts(df, m), ratio) for m in ["gate-vs-mono", *FREE]
+           if df["method"].eq(m).any()}
+    parts, same = [], set()
+    for conv, g in won["gate-vs-mono"].groupby("convention"):
+        n = {m: int(v[v["convention"].eq(conv)]["verdict"].eq("supported").sum())
+             for m, v in won.items()}
+        parts.append(f"{conv}-matched: SPD gate {n['gate-vs-mono']} of {len(g)}, "
+                     + ", ".join(f"{FREE[m]} {n[m]}" for m in FREE if m in n))
+        same |= {FREE[m] for m in FREE if m in n and n["gate-vs-mono"]
+                 and n[m] >= n["gate-vs-mono"]}
+    lines = [f"- **Free baselines** (no network trained; the same monoliths, rule and cells at "
+             f"r = {ratio:g}), cells 'supported': " + "; ".join(parts)
+             + (f". {' and '.join(sorted(same))} earn{'s' if len(same) == 1 else ''} it as "
+                "often as the SPD gate under some convention, so there the verdict is no "
+                "evidence for what SPD's training adds." if same else ".")]
+    gaps = []
+    for key, lb in leaderboards.items():
+        gap = gate_vs_free(lb)
+        if gap is not None:
+            gaps.append((f"{key[0]} (d = {int(key[1])}, budget {int(key[2])})", gap))
+    if gaps:
+        better = sum(bool(g.hi < 0) for _, g in gaps)
+        as_well = sum(bool(g.hi >= 0) for _, g in gaps)        # NaN (one seed): neither
+        lines.append(
+            "- **SPD gate - best free baseline, worst vertex** (leaderboards below; paired over "
+            "seeds): " + "; ".join(f"{k}: {_fmt(g)} ({g.baseline})" for k, g in gaps)
+            + f". The gate is shown better in {better} of {len(gaps)}; the free baseline does as "
+            f"well within the interval (it holds 0, or the gate is worse) in {as_well}"
+            + (f"; no interval (one seed) in {len(gaps) - better - as_well}"
+               if better + as_well < len(gaps) else "") + ".")
+    return "\n" + "\n".join(lines) if lines else ""
+
+
 def _figure(uni, xo, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -295,7 +339,9 @@ def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
     flops = mono.pivot_table(index=[c for c in CELL if c in mono], columns="metric",
                              values="value").reset_index() if len(mono) else mono
     lr = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
+    boards = board_sections(df, fig_dir)
     sections = [_headline(verdict, xo, df, path, scale)]
+    sections[0].text += _free_baselines(df, boards.leaderboards)
     sections += [Section(
         "Gate vs monolith: every mixture, SPD's endpoint, and the crossover in r",
         text=("Gate = SPD gate over frozen experts, graded as a proper likelihood (divided by Z "
@@ -329,7 +375,7 @@ def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
                  if len(lr) else lr)],
         figures=[("gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
                   "checked r*)", path)])]
-    return sections
+    return sections + boards.sections
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
