@@ -387,7 +387,7 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
         _deltas(add, name, "mono", side.nll[name], m, groups, side.experts_nll, side.rng,
                 cfg.n_boot, cell)
     # its own bootstrap stream, so the rows above stay what they were without it
-    fixed_rng = np.random.default_rng(stable_seed(seed, B, conv, r, "boot-fixed"))
+    fixed_rng = np.random.default_rng(stable_seed(run.seed, B, conv, r, "boot-fixed"))
     _deltas(add, "gate_fixed_best", "mono", side.nll["gate_fixed_best"], m, groups,
             side.experts_nll, fixed_rng, cfg.n_boot, cell)
     for k in range(p):                               # routing-cost split (issue 13, item 8)
