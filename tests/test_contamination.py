@@ -266,3 +266,18 @@ def test_the_suite_folder_is_discovered_and_its_presets_are_valid():
         cfg = plugin.ContaminationConfig.from_dict(preset)
         for T in cfg.lengths:
             load_config(cfg.cell_config(T, cfg.alphas[-1], cfg.seeds[0]))
+
+
+def test_the_paragraph_counts_cells_and_flags_a_gain_beyond_the_ceiling():
+    c = math.log(2) / 7
+    table = pd.DataFrame([
+        dict(T=8, alpha=0.0, rival="constant gate", mean=-0.02, lo=-0.03, hi=-0.01,
+             ceiling=c, W_rival=0.05, uniform_mean=0.001),
+        dict(T=8, alpha=0.5, rival="constant gate", mean=-0.2, lo=-0.25, hi=-0.15,
+             ceiling=c, W_rival=0.3, uniform_mean=-0.002),
+        dict(T=128, alpha=0.0, rival="constant gate", mean=0.001, lo=-0.001, hi=0.003,
+             ceiling=math.log(2) / 127, W_rival=0.0, uniform_mean=0.0)])
+    text = plugin._finding(table)
+    assert "better than the constant gate (interval below 0) in 2 of 3 cells" in text
+    assert "1 cell(s) gain more than the ceiling" in text and "T = 8, alpha = 0.5" in text
+    assert "From T = 128 on the ceiling is below 0.02" in text
