@@ -290,8 +290,10 @@ def _finding(table: pd.DataFrame) -> str:
         by_a = const.groupby("alpha")["mean"].mean()
         parts.append("Mean over T of the gain over the constant gate by alpha: " + ", ".join(
             f"{a:g}: {-v:+.4f}" for a, v in by_a.items()) + ". The constant gate's own worst-case "
-            f"excess, the room any gate has: {const['W_rival'].min():.4f} to "
-            f"{const['W_rival'].max():.4f} nats/token. On the uniform mixture gate - constant "
+            "excess, the room any gate has, as a share of the ceiling: " + "; ".join(
+                f"T = {r.T}, alpha = {r.alpha:g}: {r.W_rival / r.ceiling:.0%}"
+                for r in const.sort_values(["T", "alpha"]).itertuples())
+            + f". On the uniform mixture gate - constant "
             f"gate lies in [{const['uniform_mean'].min():+.4f}, {const['uniform_mean'].max():+.4f}]"
             f" (with good experts the constant gate is the uniform mixture's Bayes model).")
     below = const[const["mean"] < -const["ceiling"]] if len(const) else const
