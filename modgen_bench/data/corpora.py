@@ -143,6 +143,10 @@ class Corpus:
                                      f"(re)install the Debian package '{self.package}'")
         return docs
 
+    def split_key(self) -> str:
+        """The corpus name that `split_of` hashes (a derived corpus keeps its source's splits)."""
+        return self.name
+
 
 _FORTUNES = Path("/usr/share/games/fortunes")
 _PY = sysconfig.get_python_version()
@@ -214,7 +218,7 @@ def split_documents(name: str, resample: int = 0,
     for doc in _documents(corpus):
         if doc not in seen:
             seen.add(doc)
-            parts[split_of(doc, corpus.name, resample)].append(doc)
+            parts[split_of(doc, corpus.split_key(), resample)].append(doc)
     for split, docs in parts.items():
         if not docs:
             raise ValueError(f"corpus '{corpus.name}' has no {split} documents (it holds {len(seen)})")

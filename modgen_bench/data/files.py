@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from .contamination import DERIVED_KEYS, DerivedCorpus, derived_corpus
 from .corpora import CORPORA, Corpus
 
 __all__ = ["KINDS", "FileCorpus", "file_corpus", "register", "sha256_file"]
@@ -201,14 +202,16 @@ def file_corpus(spec: dict) -> FileCorpus:
 
 
 def register(entry) -> str:
-    """The corpus name of one ``corpora`` entry: a registered name as is, a file table registered
-    (again: a changed table replaces the entry of the same name) and its name returned."""
+    """The corpus name of one ``corpora`` entry: a registered name as is, a file table (or a
+    derived corpus's table, `contamination`) registered (again: a changed table replaces the
+    entry of the same name) and its name returned."""
     if isinstance(entry, str):
         return entry
     if not isinstance(entry, dict):
         raise UserError(f"a corpus is a registered name or a table of files (got {entry!r})")
-    corpus = file_corpus(entry)
-    if corpus.name in CORPORA and not isinstance(CORPORA[corpus.name], FileCorpus):
+    derived = DERIVED_KEYS & set(entry)
+    corpus = derived_corpus(entry) if derived else file_corpus(entry)
+    if corpus.name in CORPORA and not isinstance(CORPORA[corpus.name], (FileCorpus, DerivedCorpus)):
         raise UserError(
             f"corpus '{corpus.name}' is a registered corpus: give your files another name"
         )
