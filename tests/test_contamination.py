@@ -261,7 +261,7 @@ def test_plugin_end_to_end_rows_provenance_and_report(run_ctx, tmp_path):
 
 def test_the_suite_folder_is_discovered_and_its_presets_are_valid():
     exp = {e.name: e for e in discover(str(SUITE))}["contamination"]
-    assert set(exp.presets) == {"quick", "full"}
+    assert set(exp.presets) == {"quick", "full", "smoke"}
     for preset in exp.presets.values():
         cfg = plugin.ContaminationConfig.from_dict(preset)
         for T in cfg.lengths:

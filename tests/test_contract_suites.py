@@ -10,6 +10,7 @@ import math
 
 import pytest
 
+from modgen_bench.data.corpora import CORPORA
 from modgen_bench.resources import bundled, bundled_suites
 from modgen_bench.results import COLUMNS, is_done, read_run
 from modgen_bench.runner import run_suite
@@ -17,12 +18,21 @@ from modgen_bench.suites import discover
 
 PRESET = "smoke"
 
+def _corpora_named(value) -> set:
+    """The registered corpora a preset names anywhere (a ``corpora`` list, a scaling triple, a
+    contamination's base and donor), so a run that needs them is skipped where they are absent."""
+    if isinstance(value, dict):
+        return set().union(*map(_corpora_named, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_corpora_named, value))
+    return {value} if isinstance(value, str) and value in CORPORA else set()
+
+
 def _cases():
     cases = []
     for suite in bundled_suites():
         for exp in discover(str(bundled(suite))):
-            corpora = [c for c in exp.presets.get(PRESET, {}).get("corpora", [])
-                       if isinstance(c, str)]
+            corpora = sorted(_corpora_named(exp.presets.get(PRESET, {})))
             marks = [pytest.mark.corpora(*corpora)] if corpora else []
             cases.append(pytest.param(suite, exp.name, marks=marks, id=f"{suite}/{exp.name}"))
     return cases
