@@ -282,13 +282,15 @@ def leaderboard_figure(lb: Leaderboard, path, convention: str) -> tuple[Path, st
 
 
 def leaderboard_section(
-    df: pd.DataFrame, fig_dir, convention: str, exp: str = "study", names=None, match: str = ""
+    df: pd.DataFrame, fig_dir, convention: str, exp: str = "study", names=None, match: str = "",
+    lb: Leaderboard | None = None,
 ):
     """The report `Section`: headline, table, figure, cost and skip notes (``convention``: the
-    matching convention's caption text, named in the table's and figure's captions)."""
+    matching convention's caption text, named in the table's and figure's captions; ``lb``:
+    the `leaderboard` of ``df`` when the caller has it already)."""
     from .reporting import Section
 
-    lb = leaderboard(df, names=names)
+    lb = lb if lb is not None else leaderboard(df, names=names)
     cost = df[df["case"] == "cost"]
     costs = (
         cost.pivot_table(index="method", columns="metric", values="value", aggfunc="mean")

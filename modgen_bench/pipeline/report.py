@@ -14,12 +14,13 @@ outside the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..reporting import Section
+from ..reporting import Headline, Section
 from ..reporting.prose import prose
 from .report_figures import conflict_figure, mixtures_figure
 
@@ -135,6 +136,12 @@ class Study:
     n_rep: int              # replicates: (seed, resample) pairs
     names: list             # domain names in corpus order (from the lam* rows; [] if none)
 
+    @cached_property
+    def board(self):
+        """Every method against the SPD gate (`modgen_bench.leaderboard.leaderboard`)."""
+        from ..leaderboard import leaderboard
+        return leaderboard(self.df, names=self.names or None)
+
 
 def study(df: pd.DataFrame, fig_dir) -> Study:
     """The rows of one run, parsed (CSV blanks -> NaN; resample blank -> 0) into a `Study`."""
@@ -180,12 +187,22 @@ def headline(s: Study) -> Section | None:
     return head
 
 
+def leaderboard_box(s: Study) -> Headline | None:
+    """The leaderboard's answer as a headline box (at the top and on the landing page): the best
+    method on the worst mixture, its interval against the SPD gate, the best free baseline."""
+    from ..leaderboard import leaderboard_headline
+    if HEAD_GATE not in set(s.nll_mix["method"]):
+        return None
+    return Headline(f"leaderboard ({s.match}-matched)", leaderboard_headline(s.board))
+
+
 def leaderboard(s: Study) -> Section | None:
     """Every method against the SPD gate (`modgen_bench.leaderboard`)."""
     from ..leaderboard import leaderboard_section
     if HEAD_GATE not in set(s.nll_mix["method"]):
         return None
-    return leaderboard_section(s.df, s.fig_dir, s.conv, s.exp, s.names or None, s.match)
+    return leaderboard_section(s.df, s.fig_dir, s.conv, s.exp, s.names or None, s.match,
+                               lb=s.board)
 
 
 def setup(s: Study) -> Section:
@@ -301,7 +318,7 @@ def conflict(s: Study) -> Section:
 
 
 #: the report's sections in order; a builder returns None when its rows are absent
-SECTIONS = (headline, leaderboard, setup, tables, per_domain, sampling, conflict)
+SECTIONS = (headline, leaderboard_box, leaderboard, setup, tables, per_domain, sampling, conflict)
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
