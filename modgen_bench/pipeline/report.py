@@ -7,9 +7,12 @@ everywhere (issue 13, item 6; `modgen_bench.stats`): a comparison is a paired di
 replicates); a "win" only where the interval excludes 0. Gates enter only as proper
 likelihoods (``gate_*_logZ``: divided by Z_hat from fresh draws, Z's interval carried into the
 NLL). Every table caption names the monolith's matching convention (`modgen_bench.matching`).
-The headline box at the top is `reporting.gate_vs_monolith_headline` for gate_excess_logZ
-against mono_uniform. Figures: PNG + SVG with alt text (`reporting.save_figure`), legends
-outside the data.
+The headline boxes at the top are `reporting.gate_vs_monolith_headline` for gate_excess_logZ
+against mono_uniform and the leaderboard's answer. Figures: PNG + SVG with alt text
+(`reporting.save_figure`, `report_figures`), legends outside the data.
+
+The report is `SECTIONS`, a list of builders ``section(study) -> Section | None`` over the rows
+parsed once (`study`); their prose is in ``reporting/templates/real_text.md.j2``.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..reporting import Headline, Section
+from ..reporting import Headline, Section, gate_vs_monolith_headline
 from ..reporting.prose import prose
 from .report_figures import conflict_figure, mixtures_figure
 
@@ -162,10 +165,9 @@ def study(df: pd.DataFrame, fig_dir) -> Study:
                  methods=[m for m in GATES + BASELINES + RETRAINS if m in set(nll["method"])])
 
 
-def headline(s: Study) -> Section | None:
+def headline(s: Study) -> Headline | None:
     """Gate minus monolith per mixture with intervals, the matching ratios, Z's coverage and the
     constant gate against the same monolith."""
-    from ..reporting import gate_vs_monolith_headline
     if not {HEAD_GATE, HEAD_MONO} <= set(s.nll_mix["method"]):
         return None
     head = gate_vs_monolith_headline(s.nll_mix, HEAD_GATE, HEAD_MONO, s.fig_dir, "nll_per_token",
