@@ -117,7 +117,8 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     # the landing page carries the leaderboard's answer beside the gate-vs-monolith box
     from modgen_bench.reporting import build_index
     landing = build_index(tmp_path / "out")[1].read_text()
-    assert "tiny: leaderboard (params-matched)" in landing and "Best on the worst mixture" in landing
+    assert "tiny: leaderboard (params-matched)" in landing
+    assert "Best on the worst mixture" in landing
 
 
 def test_closed_form_parameter_count_is_count_params():
