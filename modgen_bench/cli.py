@@ -245,19 +245,14 @@ def _fail_on_log_errors(log_file: str) -> None:
             h.handleError = lambda record, h=h: fail(h)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="modgen-bench", description=DESCRIPTION, epilog=EPILOG,
-                 formatter_class=_HelpFormatter)
-    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    ap.add_argument("--debug", action="store_true",
-                    help="show the traceback of an internal error (accepted anywhere on the line)")
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _add_solve(sub) -> None:
+    """``solve FILE [FILE ...]``: the exact robust gate of problem files."""
     s = sub.add_parser("solve", help="exact robust gate of a problem file (JSON or NPZ)")
     s.add_argument("file", nargs="+", metavar="FILE",
                    help="problem file(s) {domains, experts, names} (JSON or NPZ; an NPZ with a "
-                   "leading batch axis (B, p, N) holds B problems); the shipped examples/*.json are "
-                   "found from any directory (see 'list examples'). Several problems: one line each")
+                   "leading batch axis (B, p, N) holds B problems); the shipped examples/*.json "
+                   "are found from any directory (see 'list examples'). Several problems: one "
+                   "line each")
     s.add_argument("--method", choices=_exact_methods(), default="waterfill",
                    help="exact solver (the registered methods): waterfill (numpy, fast) or cvxpy "
                         "(conic reference); the others follow as fallbacks")
@@ -274,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "says which path stopped and why")
     s.set_defaults(func=_solve)
 
+
+def _add_spd(sub) -> None:
+    """``spd FILE``: a stochastic algorithm on a problem file, graded exactly."""
     s = sub.add_parser("spd", help="run a stochastic algorithm on a problem file, graded exactly")
     s.add_argument("file", help="problem file (JSON or NPZ)")
     # metavar: argparse would otherwise list the (lazy) choices while building the parser,
@@ -281,9 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", choices=MethodChoices(), default="spd", metavar="METHOD",
                    help="a registered algorithm or lam rule: %(choices)s (see 'list methods')")
     s.add_argument("--lam-signal", choices=["kl", "excess", "nll"], default=None,
-                   help="lam gain; default: kl for spd/alg1, each peer method's own signal otherwise")
+                   help="lam gain; default: kl for spd/alg1, each peer method's own signal "
+                        "otherwise")
     s.add_argument("--gate", choices=["table", "linear"], default="table",
-                   help="gate parametrisation: one logit row per outcome, or linear in fixed features")
+                   help="gate parametrisation: one logit row per outcome, or linear in fixed "
+                        "features")
     s.add_argument("--support", choices=["domains", "union"], default="domains",
                    help="support convention of the exact grade (as in solve)")
     s.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=None,
@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the result object as JSON")
     s.set_defaults(func=_spd)
 
+
+def _add_check(sub) -> None:
+    """``check [CLAIM ...]``: the theory checks and their verdict table."""
     s = sub.add_parser("check", help="run the theory checks and print the verdict table")
     s.add_argument("claims", nargs="*", metavar="CLAIM",
                    help="claims to check (default: all; see 'list claims')")
@@ -310,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'python -m theory_checks.expected --out FILE')")
     s.set_defaults(func=_check)
 
+
+def _add_run(sub) -> None:
+    """``run SUITE``: run a suite folder and report."""
     s = sub.add_parser("run", help="run a suite folder (synthetic, real_world) and report")
     s.add_argument("suite", help="a suite folder or a shipped suite name (see 'list suites')")
     s.add_argument("--preset", default="quick",
@@ -343,9 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--slurm-time", type=_int_in(1, 100_000), default=240,
                    help="submitit on SLURM: time limit per job, minutes")
     s.add_argument("--gpus-per-job", type=_int_in(0, 64), default=0, help="submitit: GPUs per job")
-    s.add_argument("--cpus-per-job", type=_int_in(1, 1024), default=2, help="submitit: CPUs per job")
+    s.add_argument("--cpus-per-job", type=_int_in(1, 1024), default=2,
+                   help="submitit: CPUs per job")
     s.set_defaults(func=_run)
 
+
+def _add_report(sub) -> None:
+    """``report DIR``: rebuild the reports from results files."""
     s = sub.add_parser("report", help="rebuild tables, figures, report.md, index.html from results")
     s.add_argument("dir", help="a suite output folder (or, with --index, the output root)")
     s.add_argument("--index", action="store_true",
@@ -356,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside the results; repeatable")
     s.set_defaults(func=_report)
 
+
+def _add_bench(sub) -> None:
+    """``bench exact|spd|fuzz|train``: performance tables."""
     s = sub.add_parser("bench", help="performance tables")
     s.add_argument("what", choices=["exact", "spd", "fuzz", "train"], help="which benchmark")
     s.add_argument("--instances", type=_int_in(1, MAX_SIZE), default=1000,
@@ -363,8 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", choices=_exact_methods(), default=None,
                    help="bench fuzz: the solver method tried first (default waterfill)")
     s.add_argument("--save-failures", default=None, metavar="DIR",
-                   help="bench fuzz: save each inaccurate or wrong instance as a problem file in DIR")
-    s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE), default=["1e3", "1e4", "1e5", "1e6"],
+                   help="bench fuzz: save each inaccurate or wrong instance as a problem file "
+                        "in DIR")
+    s.add_argument("--sizes", nargs="*", type=_int_in(1, MAX_SIZE),
+                   default=["1e3", "1e4", "1e5", "1e6"],
                    help="bench exact: numbers of outcomes N")
     s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
     s.add_argument("--cvxpy-max-n", type=int, default=20_000,
@@ -378,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="torch device for bench spd; auto = cuda when present")
     s.add_argument("--preset", choices=["quick", "medium", "full"], default="quick",
-                   help="bench train: the real-world preset whose expert, monolith and gate are timed")
+                   help="bench train: the real-world preset whose expert, monolith and gate are "
+                        "timed")
     s.add_argument("--steps-per-run", type=_int_in(1, 100_000), default=20,
                    help="bench train: training steps in each timed run")
     s.add_argument("--threads", type=_int_in(1, 1024), default=1,
@@ -387,11 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bench train: also time a torch.compile'd reference loop")
     s.set_defaults(func=_bench)
 
+
+def _add_list(sub) -> None:
+    """``list WHAT``: suites, experiments, presets, claims, methods, examples."""
     s = sub.add_parser("list", help="list suites, experiments, presets, claims, methods, examples")
     s.add_argument("what", choices=KINDS, help="what to list")
     s.add_argument("--suite", default=None, help="experiments/presets of this suite only")
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
     s.set_defaults(func=_list)
+
+
+#: one builder per subcommand, in the order `--help` lists them
+_SUBCOMMANDS = (_add_solve, _add_spd, _add_check, _add_run, _add_report, _add_bench, _add_list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="modgen-bench", description=DESCRIPTION, epilog=EPILOG,
+                 formatter_class=_HelpFormatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    ap.add_argument("--debug", action="store_true",
+                    help="show the traceback of an internal error (accepted anywhere on the line)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in _SUBCOMMANDS:
+        add(sub)
 
     for p in sub.choices.values():
         p.formatter_class = _HelpFormatter

@@ -16,6 +16,7 @@ the domain batch as in the paper), ``spd-kl-linear`` (linear-softmax gate), and 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -38,6 +39,7 @@ from modgen_bench.reporting import (  # noqa: E402
     mean_se_table,
     save_figure,
 )
+from modgen_bench.reporting.prose import prose  # noqa: E402
 
 #: label -> (registered method, lam signal (None: the rule's own), extra config)
 METHODS = {
@@ -63,6 +65,8 @@ STRUCTURED = {
     "near_deterministic": (lambda N: {}, "domains"),
 }
 
+#: this suite's folder (the report's prose templates sit beside this file)
+HERE = Path(__file__).resolve().parent
 THRESHOLDS = (1e-2, 1e-3)
 FLOOR = 1e-7   # plotting floor for log axes (suboptimality can be 0 up to rounding)
 
@@ -145,7 +149,8 @@ def _steps_to(traj: pd.DataFrame, thr: float) -> float:
 
 def _fmt(t):
     t = t.copy()
-    t["mean ± s.e."] = [format_mean_se(m, s, n) for m, s, n in zip(t["mean"], t["se"], t["n"])]
+    t["mean ± s.e."] = [format_mean_se(m, s, n)
+                        for m, s, n in zip(t["mean"], t["se"], t["n"], strict=True)]
     return t
 
 
@@ -157,7 +162,7 @@ def steps_figure(traj: pd.DataFrame, groups: list):
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
     colour = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(METHODS)}
     shown = {}
-    for ax, group in zip(axes[0], groups):
+    for ax, group in zip(axes[0], groups, strict=True):
         g = traj[traj["group"].eq(group)]
         for method in [m for m in METHODS if m in set(g["method"])]:
             s = g[g["method"].eq(method)].groupby("step")["value"].mean()
@@ -177,148 +182,206 @@ def steps_figure(traj: pd.DataFrame, groups: list):
     return fig
 
 
-def report(df: pd.DataFrame, fig_dir) -> list:
-    fig_dir = Path(fig_dir)
+#: the report's prose, one macro per section (beside this file)
+PROSE = "convergence.md.j2"
+
+
+@dataclass
+class _Rows:
+    """What every report section reads: the run's rows, split once."""
+
+    df: pd.DataFrame       # every row; step and samples numeric
+    main: pd.DataFrame     # without the batch-size sweep ("spd-kl@16")
+    fin: pd.DataFrame      # final suboptimality per run of `main`
+    traj: pd.DataFrame     # suboptimality per logged step of `main`
+    steps: int             # the step budget (0 without final rows)
+    fig_dir: Path
+
+
+def _rows(df: pd.DataFrame, fig_dir) -> _Rows:
     df = df.copy()
     for col in ("step", "samples"):
         df[col] = pd.to_numeric(df.get(col), errors="coerce")
     main = df[~df["method"].str.contains("@")]   # "spd-kl@16": the batch-size sweep
-    sections = []
-
-    # 1. final suboptimality across methods and signals
     fin = _final(main)
-    t = _fmt(mean_se_table(fin, by=("group", "method")))
+    traj = main[main["metric"].eq("suboptimality") & main["step"].notna()]
+    return _Rows(df, main, fin, traj, int(fin["step"].max()) if len(fin) else 0, Path(fig_dir))
+
+
+def _ordered(t: pd.DataFrame, by: list) -> pd.DataFrame:
+    """``t`` sorted by ``by`` with the methods in `METHODS` order."""
+    t = t.copy()
+    t["method"] = pd.Categorical(t["method"], [m for m in METHODS if m in set(t["method"])])
+    return t.sort_values(by)
+
+
+def headline(r: _Rows) -> Headline | None:
+    """Final exact suboptimality on the random problems: each stochastic method's mean ± s.e.,
+    which means fall below 1e-2 (a threshold on the mean, not a ranking claim)."""
+    fin = r.fin
+    if not len(fin):
+        return None
+    grp = "random" if fin["group"].eq("random").any() else sorted(fin["group"].unique())[0]
+    t = mean_se_table(fin[fin["group"].eq(grp)], by=("method",)).set_index("method")
+
+    def line(m):
+        return f"{m} {format_mean_se(t.loc[m, 'mean'], t.loc[m, 'se'], int(t.loc[m, 'n']))}"
+    stoch = [m for m in METHODS if m in t.index and not m.startswith("alg1")]
+    text = prose(PROSE, "headline", HERE, steps=r.steps, group=grp,
+                 stochastic=[line(m) for m in stoch],
+                 below=[m for m in stoch if t.loc[m, "mean"] < 1e-2],
+                 reference=line("alg1") if "alg1" in t.index else None)
+    return Headline(f"exact suboptimality after {r.steps} steps", text)
+
+
+def final_table(r: _Rows) -> Section:
+    """Final suboptimality per method and problem group; exact Z and the lam error per method."""
+    t = _fmt(mean_se_table(r.fin, by=("group", "method")))
     wide = t.pivot_table(index="method", columns="group", values="mean ± s.e.", aggfunc="first")
     order = [m for m in METHODS if m in wide.index]
     wide = wide.loc[order].fillna("—").reset_index()   # "—": method not run on that group
-    steps = int(fin["step"].max()) if len(fin) else 0
-    z = _fmt(mean_se_table(main[main["metric"].eq("final_Z")], by=("method",)))[["method", "mean ± s.e."]]
-    lam_err = _fmt(mean_se_table(main[main["metric"].eq("lam_error")], by=("method",)))[["method", "mean ± s.e."]]
-    extra = z.merge(lam_err, on="method", suffixes=(" exact Z", " |lam - lam*|_1"))
-    extra["method"] = pd.Categorical(extra["method"], [m for m in METHODS if m in set(extra["method"])])
-    extra = extra.sort_values("method")
-    text = (f"Exact suboptimality (worst-case KL of the returned gate, normalised by its exact Z, minus V*) "
-            f"after {steps} steps; random = mean ± s.e. over the Dirichlet problems. alg1-nll and "
-            "alg1-excess are the exact fixed points of the nll and excess signals: SPD on those "
-            "signals converges to them, not to V*. The nll signal is NLL_k = KL_k + H(P_k), so it "
-            "solves min max_k CE_k and over-weights high-entropy domains.")
-    heads = [_headline(fin, steps)] if len(fin) else []
-    sections.append(Section("suboptimality across methods and lam signals", text,
-                            tables=[("final suboptimality (nats)", wide),
-                                    ("exact Z of the returned gate and L1 error of the returned lam "
-                                     "against lam* (all cases)", extra)]))
+    main = r.main
+    z = _fmt(mean_se_table(main[main["metric"].eq("final_Z")], by=("method",)))
+    lam_err = _fmt(mean_se_table(main[main["metric"].eq("lam_error")], by=("method",)))
+    extra = z[["method", "mean ± s.e."]].merge(lam_err[["method", "mean ± s.e."]], on="method",
+                                               suffixes=(" exact Z", " |lam - lam*|_1"))
+    return Section("suboptimality across methods and lam signals",
+                   prose(PROSE, "final", HERE, steps=r.steps),
+                   tables=[("final suboptimality (nats)", wide),
+                           ("exact Z of the returned gate and L1 error of the returned lam "
+                            "against lam* (all cases)", _ordered(extra, "method"))])
 
-    # 2. steps to reach 1e-2 and 1e-3
-    traj = main[main["metric"].eq("suboptimality") & main["step"].notna()]
-    rows = []
-    for (group, method, case), g in traj.groupby(["group", "method", "case"]):
-        rows.append({"group": group, "method": method, "case": case,
-                     **{f"steps to {thr:g}": _steps_to(g, thr) for thr in THRESHOLDS}})
-    if rows:
-        st = pd.DataFrame(rows)
-        agg = st.groupby(["method", "group"]).agg(
-            **{f"median steps to {thr:g}": (f"steps to {thr:g}", "median") for thr in THRESHOLDS},
-            **{f"reached {thr:g}": (f"steps to {thr:g}", lambda s: f"{s.notna().sum()}/{len(s)}")
-               for thr in THRESHOLDS}).reset_index()
-        agg["method"] = pd.Categorical(agg["method"], [m for m in METHODS if m in set(agg["method"])])
-        agg = agg.sort_values(["method", "group"])
-        sections.append(Section("steps to reach 1e-2 and 1e-3",
-                                "First logged step after which the exact suboptimality stays below the "
-                                "threshold (median over cases that reach it; NaN: not within the budget).",
-                                tables=[("steps to threshold", agg)]))
 
-    # 3. figures: suboptimality vs steps, vs samples; trajectories
-    figs = []
-    groups = sorted(traj["group"].unique(), key=lambda g: (g != "random", g))
-    if groups:
-        fig = steps_figure(traj, groups)
-        path = save_figure(fig, fig_dir / "convergence_vs_steps.png",
-                           alt="exact suboptimality (nats, log scale) against step, one panel per problem "
-                               f"group ({', '.join(groups)}), one line per method; grey lines at 1e-2 and 1e-3")
-        figs.append(("exact suboptimality vs steps (mean over cases; log scale, floor 1e-7; grey: 1e-2 "
-                     "solid, 1e-3 dotted)", path))
+def steps_to_threshold(r: _Rows) -> Section | None:
+    """Per method and group: median steps to each of `THRESHOLDS`, and how many cases reach it."""
+    rows = [{"group": group, "method": method, "case": case,
+             **{f"steps to {thr:g}": _steps_to(g, thr) for thr in THRESHOLDS}}
+            for (group, method, case), g in r.traj.groupby(["group", "method", "case"])]
+    if not rows:
+        return None
+    agg = pd.DataFrame(rows).groupby(["method", "group"]).agg(
+        **{f"median steps to {thr:g}": (f"steps to {thr:g}", "median") for thr in THRESHOLDS},
+        **{f"reached {thr:g}": (f"steps to {thr:g}", lambda s: f"{s.notna().sum()}/{len(s)}")
+           for thr in THRESHOLDS}).reset_index()
+    return Section("steps to reach 1e-2 and 1e-3", prose(PROSE, "steps_to", HERE),
+                   tables=[("steps to threshold", _ordered(agg, ["method", "group"]))])
 
-        sto = traj[traj["samples"].gt(0) & traj["group"].eq("random")]
-        sweep = _final(df[df["method"].str.contains("@")])
-        if len(sto):
-            fig, ax = plt.subplots(figsize=(5.5, 3.8))
-            for method in [m for m in METHODS if m in set(sto["method"])]:
-                s = sto[sto["method"].eq(method)].groupby("samples")["value"].mean()
-                ax.plot(s.index, np.maximum(s.values, FLOOR), label=method)
-            if len(sweep):
-                s = sweep.groupby("samples")["value"].mean()
-                ax.plot(s.index, np.maximum(s.values, FLOOR), "ko", label="spd-kl, other batch sizes (end)")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("domain samples drawn (count)")
-            ax.set_ylabel("exact suboptimality (nats)")
-            ax.grid(alpha=0.3)
-            legend_outside(ax, title="method", fontsize=7)
-            path = save_figure(fig, fig_dir / "convergence_vs_samples.png",
-                               alt="exact suboptimality (nats) against domain samples drawn, log-log, "
-                                   "random problems, one line per method")
-            figs.append(("exact suboptimality vs samples, random problems", path))
-    if len(sweep := _final(df[df["method"].str.contains("@")])):
-        t = _fmt(mean_se_table(sweep, by=("method", "samples")))[["method", "samples", "mean ± s.e."]]
-        sections.append(Section("samples: spd-kl at other batch sizes",
-                                "Same number of steps, items per domain per step varied.",
-                                tables=[("final suboptimality by batch size", t)]))
 
+def batch_sweep(r: _Rows) -> Section | None:
+    """spd-kl's final suboptimality at the other batch sizes (methods 'spd-kl@<n>')."""
+    sweep = _final(r.df[r.df["method"].str.contains("@")])
+    if not len(sweep):
+        return None
+    t = _fmt(mean_se_table(sweep, by=("method", "samples")))[["method", "samples", "mean ± s.e."]]
+    return Section("samples: spd-kl at other batch sizes", prose(PROSE, "sweep", HERE),
+                   tables=[("final suboptimality by batch size", t)])
+
+
+def _spd_case(main: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """(case, its spd-kl rows per logged step) for the first random case (else the first case);
+    None without spd-kl trajectories."""
     spd = main[main["method"].eq("spd-kl") & main["step"].notna()]
-    if len(spd):
-        cases = sorted(spd["case"].unique())
-        case = next((c for c in cases if c.startswith("random")), cases[0])
-        c = spd[spd["case"].eq(case)]
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-        star = main[main["case"].eq(case) & main["method"].eq("exact")].set_index("metric")["value"]
-        for m in sorted(x for x in c["metric"].unique() if x.startswith("lam_") and x != "lam_error"):
-            s = c[c["metric"].eq(m)].set_index("step")["value"]
-            s = s.sort_index()
-            line, = axes[0].plot(s.index, s.values, label=m)
-            if f"lam_star_{m[4:]}" in star:
-                axes[0].axhline(star[f"lam_star_{m[4:]}"], color=line.get_color(), ls=":", lw=1)
-        axes[0].set_title(f"lam_t ({case}; dotted: lam*)", fontsize=10)
-        axes[0].set_ylabel("weight")
-        legend_outside(axes[0], fontsize=7)
-        s = c[c["metric"].eq("mu")].set_index("step")["value"].sort_index()
-        axes[1].plot(s.index, s.values)
-        axes[1].set_title("mu_t (dual variable of Z = 1)", fontsize=10)
-        for m, lab in (("Z_hat", "Zhat (EMA)"), ("Z", "exact Z")):
-            s = c[c["metric"].eq(m)].set_index("step")["value"].sort_index()
-            axes[2].plot(s.index, s.values, label=lab)
-        axes[2].axhline(1.0, color="grey", lw=0.5)
-        axes[2].set_title("Z_t (normaliser)", fontsize=10)
-        legend_outside(axes[2], fontsize=7)
-        for ax in axes:
-            ax.set_xlabel("step")
-            ax.grid(alpha=0.3)
-        path = save_figure(fig, fig_dir / "spd_trajectories.png",
-                           alt=f"SPD with the kl signal on {case}: lam_t per domain with lam* dotted, mu_t, "
-                               "and the estimated and exact Z_t against the numeric step")
+    if not len(spd):
+        return None
+    cases = sorted(spd["case"].unique())
+    case = next((c for c in cases if c.startswith("random")), cases[0])
+    return case, spd[spd["case"].eq(case)]
+
+
+def stability(r: _Rows) -> Section | None:
+    """SPD's lam, mu and Z over the second half of one run: mean and standard deviation."""
+    if (picked := _spd_case(r.main)) is None:
+        return None
+    case, c = picked
+    last = c[c["step"].eq(c["step"].max())]
+    tail = c[c["step"] >= 0.5 * c["step"].max()]
+    stab = tail.groupby("metric")["value"].agg(["mean", "std"]).reset_index()
+    stab = stab[stab["metric"].isin(["mu", "Z_hat", "Z"]) | stab["metric"].str.match(r"lam_\d")]
+    z = float(last[last["metric"].eq("Z")]["value"].iloc[0])
+    return Section("SPD stability (the paper's claim: lam settles, mu settles, Z -> 1)",
+                   prose(PROSE, "stability", HERE, case=case, z=z),
+                   tables=[("second-half statistics", stab)])
+
+
+def samples_figure(sto: pd.DataFrame, sweep: pd.DataFrame, path: Path) -> Path:
+    """Exact suboptimality against domain samples drawn (log-log), one line per method, the
+    batch-size sweep's end points as black dots."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for method in [m for m in METHODS if m in set(sto["method"])]:
+        s = sto[sto["method"].eq(method)].groupby("samples")["value"].mean()
+        ax.plot(s.index, np.maximum(s.values, FLOOR), label=method)
+    if len(sweep):
+        s = sweep.groupby("samples")["value"].mean()
+        ax.plot(s.index, np.maximum(s.values, FLOOR), "ko",
+                label="spd-kl, other batch sizes (end)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("domain samples drawn (count)")
+    ax.set_ylabel("exact suboptimality (nats)")
+    ax.grid(alpha=0.3)
+    legend_outside(ax, title="method", fontsize=7)
+    return save_figure(fig, path, alt="exact suboptimality (nats) against domain samples drawn, "
+                                      "log-log, random problems, one line per method")
+
+
+def trajectories_figure(main: pd.DataFrame, case: str, c: pd.DataFrame, path: Path) -> Path:
+    """SPD on ``case`` (rows ``c``): lam_t per domain with lam* dotted, mu_t, estimated and exact
+    Z_t, against the step."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    star = main[main["case"].eq(case) & main["method"].eq("exact")].set_index("metric")["value"]
+    for m in sorted(x for x in c["metric"].unique() if x.startswith("lam_") and x != "lam_error"):
+        s = c[c["metric"].eq(m)].set_index("step")["value"].sort_index()
+        line, = axes[0].plot(s.index, s.values, label=m)
+        if f"lam_star_{m[4:]}" in star:
+            axes[0].axhline(star[f"lam_star_{m[4:]}"], color=line.get_color(), ls=":", lw=1)
+    axes[0].set_title(f"lam_t ({case}; dotted: lam*)", fontsize=10)
+    axes[0].set_ylabel("weight")
+    legend_outside(axes[0], fontsize=7)
+    s = c[c["metric"].eq("mu")].set_index("step")["value"].sort_index()
+    axes[1].plot(s.index, s.values)
+    axes[1].set_title("mu_t (dual variable of Z = 1)", fontsize=10)
+    for m, lab in (("Z_hat", "Zhat (EMA)"), ("Z", "exact Z")):
+        s = c[c["metric"].eq(m)].set_index("step")["value"].sort_index()
+        axes[2].plot(s.index, s.values, label=lab)
+    axes[2].axhline(1.0, color="grey", lw=0.5)
+    axes[2].set_title("Z_t (normaliser)", fontsize=10)
+    legend_outside(axes[2], fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    return save_figure(fig, path, alt=f"SPD with the kl signal on {case}: lam_t per domain with "
+                                      "lam* dotted, mu_t, and the estimated and exact Z_t against "
+                                      "the numeric step")
+
+
+def figures(r: _Rows) -> Section | None:
+    """Suboptimality against steps and against samples; SPD's trajectories on one case."""
+    figs = []
+    groups = sorted(r.traj["group"].unique(), key=lambda g: (g != "random", g))
+    if groups:
+        path = save_figure(steps_figure(r.traj, groups), r.fig_dir / "convergence_vs_steps.png",
+                           alt="exact suboptimality (nats, log scale) against step, one panel per "
+                               f"problem group ({', '.join(groups)}), one line per method; grey "
+                               "lines at 1e-2 and 1e-3")
+        figs.append(("exact suboptimality vs steps (mean over cases; log scale, floor 1e-7; grey: "
+                     "1e-2 solid, 1e-3 dotted)", path))
+        sto = r.traj[r.traj["samples"].gt(0) & r.traj["group"].eq("random")]
+        if len(sto):
+            path = samples_figure(sto, _final(r.df[r.df["method"].str.contains("@")]),
+                                  r.fig_dir / "convergence_vs_samples.png")
+            figs.append(("exact suboptimality vs samples, random problems", path))
+    if (picked := _spd_case(r.main)) is not None:
+        case, c = picked
+        path = trajectories_figure(r.main, case, c, r.fig_dir / "spd_trajectories.png")
         figs.append((f"SPD (kl signal) trajectories on {case}: lam, mu and Z settle", path))
-        last = c[c["step"].eq(c["step"].max())]
-        tail = c[c["step"] >= 0.5 * c["step"].max()]
-        stab = tail.groupby("metric")["value"].agg(["mean", "std"]).reset_index()
-        stab = stab[stab["metric"].isin(["mu", "Z_hat", "Z"]) | stab["metric"].str.match(r"lam_\d")]
-        sections.append(Section("SPD stability (the paper's claim: lam settles, mu settles, Z -> 1)",
-                                f"Mean and standard deviation over the second half of the run on {case}; "
-                                f"final exact Z = {float(last[last['metric'].eq('Z')]['value'].iloc[0]):.4f}.",
-                                tables=[("second-half statistics", stab)]))
-    if figs:
-        sections.append(Section("figures", "", figures=figs))
-    return heads + sections
+    return Section("figures", "", figures=figs) if figs else None
 
 
-def _headline(fin: pd.DataFrame, steps: int) -> Headline:
-    """Final exact suboptimality on the random problems: each stochastic method's mean ± s.e.,
-    which means fall below 1e-2 (a threshold on the mean, not a ranking claim)."""
-    grp = "random" if fin["group"].eq("random").any() else sorted(fin["group"].unique())[0]
-    t = mean_se_table(fin[fin["group"].eq(grp)], by=("method",)).set_index("method")
-    stoch = [m for m in METHODS if m in t.index and not m.startswith("alg1")]
-    line = lambda m: f"{m} {format_mean_se(t.loc[m, 'mean'], t.loc[m, 'se'], int(t.loc[m, 'n']))}"
-    below = [m for m in stoch if t.loc[m, "mean"] < 1e-2]
-    text = (f"Exact suboptimality (nats) after {steps} steps on the {grp} problems, mean ± s.e. (n "
-            f"problems). Stochastic methods: " + "; ".join(line(m) for m in stoch) + ". "
-            f"Mean below 1e-2: {', '.join(below) or 'none'}."
-            + (f" Deterministic reference {line('alg1')}." if "alg1" in t.index else ""))
-    return Headline(f"exact suboptimality after {steps} steps", text)
+#: the report's sections in order; a builder returns None when its rows are absent
+SECTIONS = (headline, final_table, steps_to_threshold, batch_sweep, stability, figures)
+
+
+def report(df: pd.DataFrame, fig_dir) -> list:
+    """The study's sections (`SECTIONS`) from its tidy rows alone."""
+    r = _rows(df, fig_dir)
+    return [sec for build in SECTIONS if (sec := build(r)) is not None]

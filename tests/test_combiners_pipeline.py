@@ -13,6 +13,7 @@ from modgen_bench.data import corpora
 from modgen_bench.data.corpora import Corpus
 from modgen_bench.pipeline.report import report
 from modgen_bench.replicate import load_config, run_replicate
+from modgen_bench.reporting import Headline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -114,6 +115,10 @@ def test_every_combiner_runs_in_the_replicate_and_reaches_the_leaderboard(synthe
     assert ran <= set(table["method"]) and "mono_uniform" in set(table["method"])
     assert "monolith matched by params" in lb.tables[0][0]
     assert "Best on the worst mixture" in lb.text and "merge_avg (experts do not share" in lb.text
+    # the same answer as a headline box, so the landing page (headline.json) shows it
+    box = secs["leaderboard (params-matched)"]
+    assert isinstance(box, Headline) and box.text.startswith("Best on the worst mixture")
+    assert lb.text.startswith(box.text)
 
 
 def test_an_unknown_combiner_is_a_config_error_listing_the_registered_ones():

@@ -121,6 +121,11 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
         assert (w["nll_per_token"] <= w["nll_per_token_hi"] + 1e-12).all()
     assert set(df["match"]) == {"params"}
     assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
+    # the landing page carries the leaderboard's answer beside the gate-vs-monolith box
+    from modgen_bench.reporting import build_index
+    landing = build_index(tmp_path / "out")[1].read_text()
+    assert "tiny: leaderboard (params-matched)" in landing
+    assert "Best on the worst mixture" in landing
 
 
 def test_closed_form_parameter_count_is_count_params():

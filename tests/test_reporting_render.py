@@ -132,3 +132,13 @@ def test_auto_headline_pairs_replicates_and_prefers_the_uniform_monolith(tmp_pat
     assert "Chosen automatically" in h.text
     assert auto_headline(pd.DataFrame(rows).query("method != 'mono_uniform' and method != 'mono_lamstar'"),
                          tmp_path) is None
+
+
+def test_table_headers_may_wrap_at_underscores_and_stay_escaped(tmp_path):
+    from modgen_bench.reporting.report import breakable
+    assert str(breakable("compute_ratio")) == "compute_<wbr>ratio"
+    assert str(breakable("<b>x_y</b>")) == "&lt;b&gt;x_<wbr>y&lt;/b&gt;"
+    _, html = write_report(tmp_path, "t", [Section("s", "", tables=[
+        ("c", pd.DataFrame({"<i>a_b": ["c_d"]}))])], [{}])
+    page = html.read_text()
+    assert "<th>&lt;i&gt;a_<wbr>b</th>" in page and "<td>c_d</td>" in page

@@ -68,6 +68,8 @@ def test_the_wheel_ships_checks_suites_and_examples(installed):
     for path in ("theory_checks/__init__.py", "theory_checks/expected.json",
                  "modgen_bench/_bundled/synthetic/convergence.toml",
                  "modgen_bench/_bundled/synthetic/convergence.py",
+                 "modgen_bench/_bundled/synthetic/convergence.md.j2",     # its report's prose
+                 "modgen_bench/reporting/templates/real_text.md.j2",
                  "modgen_bench/_bundled/real_world/text3.toml",
                  "modgen_bench/_bundled/real_world/cpu_medium/modular_text.py",
                  "modgen_bench/_bundled/examples/three_domains.json"):
@@ -98,6 +100,8 @@ def test_installed_run_finds_the_shipped_suite(installed):
     assert out.returncode == 0, out.stderr
     (run_dir,) = (installed["work"] / "reports" / "synthetic-quick").glob("convergence-*")
     assert (run_dir / "done").exists()
+    # the plug-in's report, its prose from the shipped template (not a generic fallback)
+    assert "Mean below 1e-2:" in (run_dir.parent / "report.md").read_text()
     run = json.loads((run_dir / "run.json").read_text())
     assert Path(run["suite_dir"]).is_relative_to(installed["site"])     # the package's copy
     assert run["distributions"]["modgen-bench"] == run["versions"]["modgen-bench"]

@@ -12,6 +12,7 @@ A difference is called better or worse only when its whole interval lies on one 
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,8 @@ def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
     if not numeric:
         ax.set_xticks(x, diff["lam"].astype(str), rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(xlabel if numeric else "test mixture (lam)")
-    ax.set_ylabel(ylabel)
+    # the axes are about 2.5 in tall: a longer one-line label runs above them into the title
+    ax.set_ylabel(textwrap.fill(ylabel, 28))
     ax.set_title(title or f"{a} minus {b} (mean and 95% t-interval over replicates)", fontsize=10)
     legend_outside(ax)
     n = int(diff["n"].max()) if len(diff) else 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup, escape
 
 from ..atomic import confined, ensure_dir, read_bytes_nofollow, write_json, write_text
 from ..errors import UserError
@@ -69,7 +70,14 @@ def _env():
                              autoescape=jinja2.select_autoescape(["html.j2"]),
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["md"] = render_markdown
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(text) -> Markup:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after each underscore, so a
+    header such as ``compute_ratio`` can wrap and a wide table fits the page."""
+    return Markup(str(escape(str(text))).replace("_", "_<wbr>"))
 
 
 @lru_cache(maxsize=1)
