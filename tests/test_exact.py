@@ -1,4 +1,4 @@
-"""Exact solvers: agreement, certificates, closed forms and invariances (issue: foundation)."""
+"""Exact solvers: agreement, certificates, closed forms and invariances."""
 import cvxpy as cp
 import numpy as np
 import pytest

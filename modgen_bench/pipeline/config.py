@@ -126,7 +126,7 @@ class PipelineConfig:
         elif cfg.n_proposal < spd_draws:
             raise UserError(f"n_proposal = {cfg.n_proposal} is below SPD's total draws per expert, "
                              f"spd.steps x spd.per_domain = {spd_draws}: SPD would reuse proposal draws "
-                             f"and bias its Z (issue 13); set n_proposal >= {spd_draws}, or 0 to size it so")
+                             f"and bias its Z; set n_proposal >= {spd_draws}, or 0 to size it so")
         return cfg
 
     def to_dict(self) -> dict:

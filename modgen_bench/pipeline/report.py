@@ -1,7 +1,7 @@
 """The real-text study's report from its tidy rows alone (PAPER.md section 5, Tables 1-2).
 
 ``report(df, fig_dir) -> [Section]`` is what a suite plug-in exposes. One statistics convention
-everywhere (issue 13, item 6; `modgen_bench.stats`): a comparison is a paired difference a - b
+everywhere (`modgen_bench.stats`): a comparison is a paired difference a - b
 (NLL per token, negative = a better) with its 95% t-interval over replicates
 (`stats.paired_table`) and the per-window paired s.e. (case ``paired`` rows, averaged over
 replicates); a "win" only where the interval excludes 0. Gates enter only as proper

@@ -1,4 +1,4 @@
-"""Figures a reader can read (issue 11, item 4): PNG and SVG side by side, alt text, readable
+"""Figures a reader can read: PNG and SVG side by side, alt text, readable
 axes, legends outside the data.
 
     fig_path = save_figure(fig, fig_dir / "name", alt="what the figure shows")  # name.png + name.svg

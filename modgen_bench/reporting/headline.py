@@ -1,4 +1,4 @@
-"""The answer at a glance (issue 11, item 3): a headline box per report, and the generic pieces
+"""The answer at a glance: a headline box per report, and the generic pieces
 plug-ins build theirs from.
 
     Headline(title, text, counts, figure, tone)          one box; counts render coloured

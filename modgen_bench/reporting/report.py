@@ -1,11 +1,11 @@
-"""report.md and index.html from results files alone, through Jinja2 templates (issue 11, item 3).
+"""report.md and index.html from results files alone, through Jinja2 templates.
 
 A report is: a title, headline boxes (`Headline`: the answer at a glance), sections (Markdown
 prose rendered by markdown-it-py, tables, figures with alt text and PNG/SVG links), links to every
 data file under the folder, and provenance folded into ``<details>``. ``headline.json`` beside
 the report feeds the landing page (`build_index`).
 
-`build_report` gives every finished run its own section (runs never pool, issue 11): rows go to
+`build_report` gives every finished run its own section (runs never pool): rows go to
 the plug-in's ``report(df, fig_dir)`` only when the plug-in comes from an installed suite folder
 or one the user trusts (``report --trust-plugins DIR``); a path read from the results is never
 imported. Otherwise the run gets `default_section`, a generic table of its tidy rows.

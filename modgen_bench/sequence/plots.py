@@ -41,7 +41,7 @@ def lam_curves_figure(rows: pd.DataFrame, path, ylabel: str, title: str = "",
                       xlabel: str = "test lam_0 (weight of the first domain)") -> Path:
     """One line per method (mean over seeds) with a ± s.e. band; single-lam methods as points.
 
-    Readable by construction (issue 11, item 4): a linear y axis with tick labels when the data
+    Readable by construction: a linear y axis with tick labels when the data
     span less than a decade (log otherwise), the legend outside the data, twins (``*_logZ``) in
     their base method's colour but dashed with hollow markers, PNG and SVG with alt text.
     """

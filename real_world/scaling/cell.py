@@ -5,8 +5,7 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 (the experts' steps):
 
 1. trains p experts for B steps and caches their log-likelihoods, with a proposal pool of
-   SPD's total draws per expert (``spd.steps * spd.per_domain``), so no draw is reused by design
-   (issue 13, item 3);
+   SPD's total draws per expert (``spd.steps * spd.per_domain``), so no draw is reused by design;
 2. trains the SPD gate (lam signal ``excess``), restored to Z = 1 on ``n_restore`` draws per
    expert (`pipeline.gate.train_gate`, `algorithms.normaliser.restore_z`: SPD's last iterate
    meets the equality only up to its dual dynamics), then estimates Z on FRESH draws from
@@ -30,7 +29,7 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 5. splits gate - monolith on domain k's windows into the routing cost proper (gate - constant
    gate), the shared domain-prior cost (constant gate - expert k, <= log p / (T - 1) per token:
    the price of not knowing the domain, which the monolith pays too) and the expert deficit
-   (expert k - monolith) (issue 13, item 8);
+   (expert k - monolith);
 6. counts every FLOP of both sides (`matching.gate_side_flops`; the monolith's training, and its
    learning-rate selection apart).
 
@@ -390,7 +389,7 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     fixed_rng = np.random.default_rng(stable_seed(run.seed, B, conv, r, "boot-fixed"))
     _deltas(add, "gate_fixed_best", "mono", side.nll["gate_fixed_best"], m, groups,
             side.experts_nll, fixed_rng, cfg.n_boot, cell)
-    for k in range(p):                               # routing-cost split (issue 13, item 8)
+    for k in range(p):                               # routing-cost split
         w = groups == k
         parts = routing_split(side.nll["gate"][w], side.nll["const"][w],
                               side.experts_nll[k, w], m[w])
