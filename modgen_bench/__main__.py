@@ -1,4 +1,5 @@
 """`python -m modgen_bench ...`: the same entry point as the `modgen-bench` script."""
+
 import sys
 
 from .cli import main

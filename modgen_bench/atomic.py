@@ -21,6 +21,7 @@ naming it (`OutputError`). Under `confined(root)` every folder between ``root`` 
 destination is checked, so a link planted anywhere inside a results folder cannot send a write
 outside it; elsewhere the destination's own folder is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,9 +33,19 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["OutputError", "atomic_write", "write_text", "write_bytes", "write_json",
-           "write_frame", "write_with", "ensure_dir", "confined", "refuse_links",
-           "read_bytes_nofollow"]
+__all__ = [
+    "OutputError",
+    "atomic_write",
+    "write_text",
+    "write_bytes",
+    "write_json",
+    "write_frame",
+    "write_with",
+    "ensure_dir",
+    "confined",
+    "refuse_links",
+    "read_bytes_nofollow",
+]
 
 #: folders whose insides are checked for links on every write (`confined`)
 _ROOTS: list[Path] = []
@@ -75,8 +86,9 @@ def refuse_links(path, upto=None) -> None:
     chain = [path] + [p for p in path.parents if p == stop or stop in p.parents]
     for p in reversed(chain):
         if p.is_symlink():
-            raise OutputError(p, OSError(errno.ELOOP, "is a symbolic link; outputs are never "
-                                                      "written through one"))
+            raise OutputError(
+                p, OSError(errno.ELOOP, "is a symbolic link; outputs are never written through one")
+            )
 
 
 def _check_links(folder: Path) -> None:
@@ -130,14 +142,17 @@ def _umask() -> int:
 def _temp_path(path: Path) -> str:
     # The temp name ends with the destination's suffix so that suffix-driven writers
     # (fig.savefig, np.save) pick the right format.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
     try:
         # mkstemp makes 0600 files; give the file the mode a plain open() would (or the mode of
         # the file it replaces), so outputs stay readable by the group and others as before
         try:
             st = os.lstat(path)
-            mode = (stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode)
-                    else 0o666 & ~_umask())     # never a link's target's mode; no setuid bits
+            mode = (
+                stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode) else 0o666 & ~_umask()
+            )  # never a link's target's mode; no setuid bits
         except OSError:
             mode = 0o666 & ~_umask()
         os.fchmod(fd, mode)
@@ -173,8 +188,9 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
     except BaseException as exc:
         # a writer that wraps the OS error in its own (torch.save: RuntimeError) on a full disk;
         # looked at before the temp file is removed, which frees its space again
-        full = (isinstance(exc, Exception) and not isinstance(exc, OSError)
-                and _disk_full(path.parent))
+        full = (
+            isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full(path.parent)
+        )
         try:
             os.unlink(tmp)
         except OSError:
@@ -182,7 +198,9 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(path, exc, kept=True) from exc
         if full:
-            raise OutputError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), kept=True) from exc
+            raise OutputError(
+                path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), kept=True
+            ) from exc
         raise
     _fsync_dir(path.parent)
     return path
@@ -190,10 +208,12 @@ def write_with(path, fn: Callable[[str], object]) -> Path:
 
 def atomic_write(path, write: Callable, binary: bool = False) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path`` (text, or bytes when ``binary``)."""
+
     def fn(tmp):
         with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             write(f)
             f.flush()
+
     return write_with(path, fn)
 
 

@@ -1,4 +1,5 @@
 """Dataclass configs from TOML tables: unknown keys are errors that list the valid ones."""
+
 from __future__ import annotations
 
 from dataclasses import fields

@@ -10,6 +10,7 @@ in [-1, 1]; negative values mean that a step helping one domain hurts another. F
 ``L_k`` is its NLL on domain k; for the gate it is the gated model's NLL ``-log pi_g`` on domain k
 (gradient over the gate's parameters only, the experts being frozen).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -20,15 +21,23 @@ from torch import nn
 __all__ = ["domain_gradients", "pairwise_cosines", "mean_pairwise_cosine"]
 
 
-def domain_gradients(model: nn.Module, losses: Sequence[Callable[[], torch.Tensor]]) -> torch.Tensor:
+def domain_gradients(
+    model: nn.Module, losses: Sequence[Callable[[], torch.Tensor]]
+) -> torch.Tensor:
     """(p, n_params): row k = the flattened gradient of ``losses[k]()`` over the trainable
     parameters."""
     params = [q for q in model.parameters() if q.requires_grad]
     rows = []
     for loss_fn in losses:
         grads = torch.autograd.grad(loss_fn(), params, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(q)).reshape(-1).float()
-                               for g, q in zip(grads, params, strict=True)]))
+        rows.append(
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(q)).reshape(-1).float()
+                    for g, q in zip(grads, params, strict=True)
+                ]
+            )
+        )
     return torch.stack(rows)
 
 

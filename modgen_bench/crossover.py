@@ -26,6 +26,7 @@ checked against them before any r* is printed:
   Fieller's set is unbounded when D is not decidedly > 0; then the interval is NaN.
 "No crossover" is said only when every cell is decided and all on the same side of 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["CrossoverFit", "fit_delta", "crossover_r", "sign_bracket",
-           "fieller_log_r_star", "CheckedCrossover", "checked_crossover"]
+__all__ = [
+    "CrossoverFit",
+    "fit_delta",
+    "crossover_r",
+    "sign_bracket",
+    "fieller_log_r_star",
+    "CheckedCrossover",
+    "checked_crossover",
+]
 
 
 @dataclass
@@ -47,7 +55,9 @@ class CrossoverFit:
     n: int
 
     def predict(self, r, budget) -> np.ndarray:
-        return _design(np.asarray(r, float), np.asarray(budget, float), self.interaction) @ self.coef
+        return (
+            _design(np.asarray(r, float), np.asarray(budget, float), self.interaction) @ self.coef
+        )
 
     def log_r_star(self, budget: float) -> float:
         """log r* at ``budget``; NaN when the slope in log r is <= 0 (no upward crossing)."""
@@ -72,12 +82,16 @@ def fit_delta(delta, r, budget, interaction: bool = False) -> CrossoverFit:
     if np.any(r <= 0) or np.any(budget <= 0):
         raise ValueError("r and budget must be > 0 (they enter through their logs)")
     if not np.all(np.isfinite(delta)):
-        raise ValueError(f"crossover fit: {int((~np.isfinite(delta)).sum())} delta values are "
-                         f"not finite (a failed cell); fix or drop them first")
+        raise ValueError(
+            f"crossover fit: {int((~np.isfinite(delta)).sum())} delta values are "
+            f"not finite (a failed cell); fix or drop them first"
+        )
     X = _design(r, budget, interaction)
     if np.linalg.matrix_rank(X) < X.shape[1]:
-        raise ValueError(f"crossover fit: the design (distinct r and budgets) has rank "
-                         f"{np.linalg.matrix_rank(X)} < {X.shape[1]} coefficients")
+        raise ValueError(
+            f"crossover fit: the design (distinct r and budgets) has rank "
+            f"{np.linalg.matrix_rank(X)} < {X.shape[1]} coefficients"
+        )
     coef, *_ = np.linalg.lstsq(X, delta, rcond=None)
     resid = delta - X @ coef
     dof = max(1, len(delta) - X.shape[1])
@@ -183,9 +197,21 @@ def _cell_check(fit, at_budget, cell_r, cell_mean, cell_se, cell_lo, cell_hi):
     return p, wrong
 
 
-def checked_crossover(delta, r, budget, seeds, at_budget: float, cell_r, cell_mean, cell_se,
-                      cell_lo, cell_hi, interaction: bool = False, level: float = 0.95,
-                      alpha: float = 0.05) -> CheckedCrossover:
+def checked_crossover(
+    delta,
+    r,
+    budget,
+    seeds,
+    at_budget: float,
+    cell_r,
+    cell_mean,
+    cell_se,
+    cell_lo,
+    cell_hi,
+    interaction: bool = False,
+    level: float = 0.95,
+    alpha: float = 0.05,
+) -> CheckedCrossover:
     """The crossover at ``at_budget``, checked against that budget's cells.
 
     ``delta, r, budget, seeds``: one row per (seed, r, budget) for the fit; ``cell_*``: one entry
@@ -209,12 +235,16 @@ def checked_crossover(delta, r, budget, seeds, at_budget: float, cell_r, cell_me
             problems.append(f"its r* {fit_r:.3g} lies outside the cells' bracket")
         if problems:
             status = "crossing (fit rejected)"
-            text = (f"the cells change sign between r = {a:g} and {b:g}; the fit is not reported "
-                    f"({'; '.join(problems)})")
+            text = (
+                f"the cells change sign between r = {a:g} and {b:g}; the fit is not reported "
+                f"({'; '.join(problems)})"
+            )
         else:
             r_star, lo, hi = fit_r, float(np.exp(l_lo)), float(np.exp(l_hi))
-            text = (f"vanishes at r* = {r_star:.2f} [{lo:.2f}, {hi:.2f}] (cells change sign "
-                    f"between r = {a:g} and {b:g})")
+            text = (
+                f"vanishes at r* = {r_star:.2f} [{lo:.2f}, {hi:.2f}] (cells change sign "
+                f"between r = {a:g} and {b:g})"
+            )
     elif status == "gate better at every r":
         text = "no crossover: the gate is decidedly better at every r swept"
     elif status == "monolith better at every r":

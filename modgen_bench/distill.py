@@ -12,6 +12,7 @@ posterior of the expert given the prefix, ``gamma*(x_<t, k) ∝ w[k] E[k](x_<t)`
 and the student then equals the teacher exactly; for an input-dependent gate this is the
 paper's claim [reported], which the pipeline measures as the router's NLL gap to the gate.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,13 +44,24 @@ def bayes_router(log_w: torch.Tensor, token_logp: torch.Tensor) -> torch.Tensor:
     log_w: (p,) or (B, p); token_logp: (B, T-1, p).
     """
     B, _, p = token_logp.shape
-    prefix = torch.cat([token_logp.new_zeros(B, 1, p), token_logp.cumsum(dim=1)], dim=1)  # (B, T, p)
+    prefix = torch.cat(
+        [token_logp.new_zeros(B, 1, p), token_logp.cumsum(dim=1)], dim=1
+    )  # (B, T, p)
     return torch.log_softmax(log_w.expand(B, p)[:, None, :] + prefix, dim=-1)
 
 
-def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.Tensor, steps: int,
-                 lr: float, batch_size: int, seed: int, device: str = "cpu",
-                 progress: bool = False, label: str = "router") -> list[float]:
+def train_router(
+    router: nn.Module,
+    sequences: torch.Tensor,
+    token_logp: torch.Tensor,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = False,
+    label: str = "router",
+) -> list[float]:
     """AdamW on the distillation loss over teacher samples; returns the per-step loss (nats/token).
 
     sequences: (n, T) teacher samples (BOS first); token_logp: (n, T-1, p) their cached expert
@@ -58,6 +70,7 @@ def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.T
     ``label`` names the progress bar (drawn only on a terminal: `modgen_bench.logs.progress`).
     """
     from .logs import progress as progress_bar
+
     router.to(device).train()
     opt = make_adamw(router.parameters(), lr, 0.0)
     g = torch.Generator().manual_seed(seed)
@@ -65,13 +78,15 @@ def train_router(router: nn.Module, sequences: torch.Tensor, token_logp: torch.T
     net, W = dist.wrap_ddp(router, device), dist.world_size()
     for _ in progress_bar(range(steps), desc=label, enabled=progress and dist.is_writer()):
         pick = torch.randint(0, sequences.shape[0], (batch_size,), generator=g)
-        if W > 1:                 # DDP: this rank's slice of the same global batch (distributed.py)
+        if W > 1:  # DDP: this rank's slice of the same global batch (distributed.py)
             pick = pick[dist.shard(batch_size)]
         idx, lp = sequences[pick].to(device), token_logp[pick].to(device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        with torch.autocast(
+            device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")
+        ):
             log_gamma = net(idx)
-        tok = student_token_logprobs(log_gamma.float(), lp)                 # (b, T-1)
-        if W > 1:                 # W * (this rank's share of the global mean): DDP averages it
+        tok = student_token_logprobs(log_gamma.float(), lp)  # (b, T-1)
+        if W > 1:  # W * (this rank's share of the global mean): DDP averages it
             part = -tok.sum() / (batch_size * tok.shape[1])
             loss, value = W * part, float(dist.all_reduce_sum(part))
         else:

@@ -10,6 +10,7 @@ global-batch loss. Only rank 0 writes files (`is_writer`).
 Without torchrun (no WORLD_SIZE in the environment, or WORLD_SIZE=1) every helper is a no-op
 and the code path is the single-process one.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,21 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_writer", "barrier",
-           "all_reduce_sum", "shard", "wrap_ddp", "backend_for", "destroy", "torchrun_command",
-           "run_under_torchrun"]
+__all__ = [
+    "init_from_env",
+    "is_distributed",
+    "rank",
+    "world_size",
+    "is_writer",
+    "barrier",
+    "all_reduce_sum",
+    "shard",
+    "wrap_ddp",
+    "backend_for",
+    "destroy",
+    "torchrun_command",
+    "run_under_torchrun",
+]
 
 
 def backend_for(device) -> str:
@@ -77,8 +90,10 @@ def shard(n: int) -> slice:
     """This rank's contiguous slice of a global batch of ``n`` items (n must divide evenly)."""
     w = world_size()
     if n % w:
-        raise ValueError(f"a global batch of {n} items does not split over {w} ranks; "
-                         f"choose a batch size divisible by the number of processes")
+        raise ValueError(
+            f"a global batch of {n} items does not split over {w} ranks; "
+            f"choose a batch size divisible by the number of processes"
+        )
     m = n // w
     return slice(rank() * m, (rank() + 1) * m)
 
@@ -88,6 +103,7 @@ def wrap_ddp(model: torch.nn.Module, device) -> torch.nn.Module:
     if not is_distributed():
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
+
     ids = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else None
     return DDP(model, device_ids=ids)
 
@@ -106,6 +122,7 @@ def torchrun_command(nproc: int, argv: list) -> list:
     """``python -m torch.distributed.run --nproc-per-node N -m modgen_bench ARGV`` with any
     ``--nproc`` option removed from ARGV (the children must not relaunch)."""
     import sys
+
     rest, skip = [], False
     for a in argv:
         if skip:
@@ -117,15 +134,26 @@ def torchrun_command(nproc: int, argv: list) -> list:
         if a.startswith("--nproc="):
             continue
         rest.append(a)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "modgen_bench", *rest]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "modgen_bench",
+        *rest,
+    ]
 
 
 def run_under_torchrun(nproc: int, argv: list, device: str = "cpu") -> int:
     """`modgen-bench run --nproc N ...`: run the same command under torchrun; its exit status."""
     import subprocess
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--nproc was given inside a torchrun process; drop --nproc (torchrun sets the ranks)")
+        raise ValueError(
+            "--nproc was given inside a torchrun process; drop --nproc (torchrun sets the ranks)"
+        )
     env = dict(os.environ)
     if torch.device(device if device != "auto" else "cpu").type == "cpu":
         env.setdefault("OMP_NUM_THREADS", "1")

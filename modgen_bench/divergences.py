@@ -4,13 +4,22 @@ All functions reduce over the last axis and broadcast over the others, so ``kl(P
 shape (p, N) and q of shape (N,) returns the p per-domain divergences. Built on
 `scipy.special.rel_entr`, `entr` and `xlogy` (PAPER.md sections 1-3).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import entr, logsumexp, rel_entr, softmax, xlogy
 
-__all__ = ["kl", "entropy", "cross_entropy", "mixture", "jsd", "overlap_gain", "sigma_weights",
-           "static_barrier"]
+__all__ = [
+    "kl",
+    "entropy",
+    "cross_entropy",
+    "mixture",
+    "jsd",
+    "overlap_gain",
+    "sigma_weights",
+    "static_barrier",
+]
 
 
 def kl(P, Q) -> np.ndarray:
@@ -68,10 +77,10 @@ def overlap_gain(lam, P, E, sigma) -> float:
     E = np.asarray(E, dtype=np.float64)
     with np.errstate(divide="ignore"):
         log_joint = np.log(np.asarray(sigma, dtype=np.float64))[:, None] + np.log(E)  # (p, N)
-    log_pi = logsumexp(log_joint, axis=0)                                         # (N,)
+    log_pi = logsumexp(log_joint, axis=0)  # (N,)
     with np.errstate(invalid="ignore"):
-        log_r = np.where(np.isfinite(log_pi), log_joint - log_pi, -np.inf)        # (p, N)
+        log_r = np.where(np.isfinite(log_pi), log_joint - log_pi, -np.inf)  # (p, N)
     r = np.exp(log_r)
-    per_domain = -np.sum(xlogy(P, r), axis=-1)                                   # (p,)
+    per_domain = -np.sum(xlogy(P, r), axis=-1)  # (p,)
     mask = lam > 0
     return float(lam[mask] @ per_domain[mask])

@@ -6,6 +6,7 @@ a stated rule. Its message is one line that names the thing and the rule. `cli.m
 (one line, with the traceback under ``--debug``). Subclassing ValueError keeps
 ``except ValueError`` callers working.
 """
+
 from __future__ import annotations
 
 __all__ = ["UserError", "UnknownNameError"]
@@ -19,4 +20,4 @@ class UnknownNameError(UserError, KeyError):
     """A name (method, claim, corpus, ...) that no registry holds; the message lists the valid
     ones. A `KeyError` too, for callers that look names up."""
 
-    __str__ = BaseException.__str__        # the message itself, not KeyError's quoted repr
+    __str__ = BaseException.__str__  # the message itself, not KeyError's quoted repr

@@ -11,6 +11,7 @@ Only ``pi_g`` enters the objective, and ``pi_g(x)`` ranges over the envelope
 ``[min_k E[k](x), max_k E[k](x)]`` (PAPER.md section 2, "Reduction"), so solvers work with a model
 ``q`` on the support and `gate_from_model` turns it back into a gate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,20 @@ import numpy as np
 from .divergences import kl
 from .problem import DiscreteProblem
 
-__all__ = ["SUPPORTS", "FEAS_TOL", "support_mask", "envelope", "pi_g", "normaliser",
-           "Feasibility", "g1_feasibility", "sum_target", "gate_from_model", "constant_gate",
-           "evaluate_gate"]
+__all__ = [
+    "SUPPORTS",
+    "FEAS_TOL",
+    "support_mask",
+    "envelope",
+    "pi_g",
+    "normaliser",
+    "Feasibility",
+    "g1_feasibility",
+    "sum_target",
+    "gate_from_model",
+    "constant_gate",
+    "evaluate_gate",
+]
 
 SUPPORTS = ("domains", "union")
 
@@ -37,7 +49,9 @@ FEAS_TOL = 1e-9
 
 def _check_support(support: str) -> None:
     if support not in SUPPORTS:
-        raise ValueError(f"unknown support convention '{support}'; choose one of {', '.join(SUPPORTS)}")
+        raise ValueError(
+            f"unknown support convention '{support}'; choose one of {', '.join(SUPPORTS)}"
+        )
 
 
 def support_mask(problem: DiscreteProblem, support: str = "domains") -> np.ndarray:
@@ -60,7 +74,9 @@ def envelope(problem: DiscreteProblem) -> tuple[np.ndarray, np.ndarray]:
 
 def pi_g(gate, E) -> np.ndarray:
     """Gated model pi_g(x) = sum_k g(x, k) E[k](x). gate: (N, p), E: (p, N) -> (N,)."""
-    return np.einsum("nk,kn->n", np.asarray(gate, dtype=np.float64), np.asarray(E, dtype=np.float64))
+    return np.einsum(
+        "nk,kn->n", np.asarray(gate, dtype=np.float64), np.asarray(E, dtype=np.float64)
+    )
 
 
 def normaliser(pi, mask) -> float:
@@ -86,8 +102,9 @@ def sum_target(min_mass: float, max_mass: float) -> float:
     return min(max(1.0, min_mass), max_mass)
 
 
-def g1_feasibility(problem: DiscreteProblem, support: str = "domains", mask=None,
-                   hi=None, lo=None) -> Feasibility:
+def g1_feasibility(
+    problem: DiscreteProblem, support: str = "domains", mask=None, hi=None, lo=None
+) -> Feasibility:
     """Exact test of Lemma 1: G1 is non-empty iff sum_S min_k E[k] <= 1 <= sum_S max_k E[k].
 
     Every gate has Z_g in [sum_S min_k E[k], sum_S max_k E[k]] and every value between is
@@ -103,17 +120,21 @@ def g1_feasibility(problem: DiscreteProblem, support: str = "domains", mask=None
         lo, hi = envelope(problem)
     mass, floor = float(hi[mask].sum()), float(lo[mask].sum())
     if mass < 1.0 - FEAS_TOL:
-        reason = (f"G1 is empty under the '{support}' support convention: the experts put at most "
-                  f"{mass:.6g} < 1 of their mass on the support, so no gate reaches Z_g = 1 "
-                  f"(PAPER.md, Lemma 1's flaw).")
+        reason = (
+            f"G1 is empty under the '{support}' support convention: the experts put at most "
+            f"{mass:.6g} < 1 of their mass on the support, so no gate reaches Z_g = 1 "
+            f"(PAPER.md, Lemma 1's flaw)."
+        )
         if support == "domains":
             reason += " Remedy: normalise over the experts' supports too (--support union)."
         return Feasibility(False, mass, reason, floor)
     if floor > 1.0 + FEAS_TOL:
-        reason = (f"G1 is empty under the '{support}' support convention: the experts put at "
-                  f"least {floor:.10g} > 1 of their mass on the support (sum_x min_k E[k](x)), so "
-                  f"every gate has Z_g > 1. The expert rows sum to more than 1 (accepted within "
-                  f"the input tolerance, taken as given); renormalise the experts' rows.")
+        reason = (
+            f"G1 is empty under the '{support}' support convention: the experts put at "
+            f"least {floor:.10g} > 1 of their mass on the support (sum_x min_k E[k](x)), so "
+            f"every gate has Z_g > 1. The expert rows sum to more than 1 (accepted within "
+            f"the input tolerance, taken as given); renormalise the experts' rows."
+        )
         return Feasibility(False, mass, reason, floor)
     return Feasibility(True, mass, "", floor)
 
@@ -162,5 +183,9 @@ def evaluate_gate(problem: DiscreteProblem, gate, support: str = "domains") -> d
     Z = normaliser(pi, mask)
     model = np.where(mask, pi, 0.0) / Z
     per_domain = kl(problem.P, model)
-    return {"Z": Z, "per_domain_kl": per_domain, "worst_case_kl": float(per_domain.max()),
-            "model": model}
+    return {
+        "Z": Z,
+        "per_domain_kl": per_domain,
+        "worst_case_kl": float(per_domain.max()),
+        "model": model,
+    }

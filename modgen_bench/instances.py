@@ -11,14 +11,25 @@ returns a validated `DiscreteProblem`. Families (DESIGN.md, theory checks and be
 - ``leaking``: experts put mass ``leak`` outside X0 (the regime where Lemma 1 can fail).
 - ``face``: the least-favourable mixture lies on a face of the simplex (one lam*[k] = 0).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .problem import DiscreteProblem
 
-__all__ = ["FAMILIES", "make", "dirichlet", "overlap", "disjoint", "identical",
-           "near_deterministic", "leaking", "face", "rng_of"]
+__all__ = [
+    "FAMILIES",
+    "make",
+    "dirichlet",
+    "overlap",
+    "disjoint",
+    "identical",
+    "near_deterministic",
+    "leaking",
+    "face",
+    "rng_of",
+]
 
 
 def rng_of(rng) -> np.random.Generator:
@@ -35,13 +46,17 @@ def _normalise(A):
     return A / A.sum(axis=1, keepdims=True)
 
 
-def dirichlet(rng=0, p: int = 3, N: int = 20, alpha: float = 1.0, noise: float = 0.2) -> DiscreteProblem:
+def dirichlet(
+    rng=0, p: int = 3, N: int = 20, alpha: float = 1.0, noise: float = 0.2
+) -> DiscreteProblem:
     rng = rng_of(rng)
     P = rng.dirichlet(np.full(N, alpha), size=p)
     return DiscreteProblem.from_arrays(P, _normalise(_experts(rng, P, noise)))
 
 
-def overlap(rng=0, p: int = 3, N: int = 20, overlap: float = 0.5, noise: float = 0.2) -> DiscreteProblem:
+def overlap(
+    rng=0, p: int = 3, N: int = 20, overlap: float = 0.5, noise: float = 0.2
+) -> DiscreteProblem:
     rng = rng_of(rng)
     common = rng.dirichlet(np.ones(N))
     own = rng.dirichlet(np.full(N, 0.3), size=p)
@@ -49,7 +64,9 @@ def overlap(rng=0, p: int = 3, N: int = 20, overlap: float = 0.5, noise: float =
     return DiscreteProblem.from_arrays(P, _normalise(_experts(rng, P, noise)))
 
 
-def disjoint(rng=0, p: int = 3, N: int = 21, noise: float = 0.2, leak: float = 0.0) -> DiscreteProblem:
+def disjoint(
+    rng=0, p: int = 3, N: int = 21, noise: float = 0.2, leak: float = 0.0
+) -> DiscreteProblem:
     """Domains on disjoint blocks; experts on their own block (leak = 0) or leaking mass leak
     uniformly over the other blocks (so the experts are then not disjoint)."""
     rng = rng_of(rng)
@@ -74,16 +91,18 @@ def identical(rng=0, p: int = 3, N: int = 20, noise: float = 0.3) -> DiscretePro
     return DiscreteProblem.from_arrays(P, _normalise(_experts(rng, P, noise)))
 
 
-def near_deterministic(rng=0, p: int = 3, N: int = 20, delta: float = 1e-3,
-                       noise: float = 0.2) -> DiscreteProblem:
+def near_deterministic(
+    rng=0, p: int = 3, N: int = 20, delta: float = 1e-3, noise: float = 0.2
+) -> DiscreteProblem:
     rng = rng_of(rng)
     P = delta * rng.dirichlet(np.ones(N), size=p)
     P[np.arange(p), rng.choice(N, size=p, replace=N < p)] += 1.0 - delta
     return DiscreteProblem.from_arrays(_normalise(P), _normalise(_experts(rng, P, noise)))
 
 
-def leaking(rng=0, p: int = 3, N: int = 20, support: int = 10, leak: float = 0.2,
-            noise: float = 0.1) -> DiscreteProblem:
+def leaking(
+    rng=0, p: int = 3, N: int = 20, support: int = 10, leak: float = 0.2, noise: float = 0.1
+) -> DiscreteProblem:
     """Domains live on the first ``support`` outcomes; experts leak ``leak`` of their mass
     onto the remaining N - support outcomes (outside X0)."""
     rng = rng_of(rng)

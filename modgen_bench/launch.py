@@ -19,6 +19,7 @@ Launchers (engines users already run; no home-made scheduler):
 A job's function may be the library's or a suite plug-in's: a worker in a fresh process imports
 the plug-in from its file before it unpickles the function (`Job`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,7 +38,16 @@ from .suites import SUITE_PREFIX, plugin_module
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["LAUNCHERS", "Job", "SlurmSpec", "LaunchSpec", "run_job", "launch", "launch_into", "is_job_done"]
+__all__ = [
+    "LAUNCHERS",
+    "Job",
+    "SlurmSpec",
+    "LaunchSpec",
+    "run_job",
+    "launch",
+    "launch_into",
+    "is_job_done",
+]
 
 LAUNCHERS = ("serial", "joblib", "submitit")
 
@@ -58,7 +68,7 @@ class Job:
     fn: Callable
     kwargs: dict = field(default_factory=dict)
     plugin: tuple | None = None
-    expected_rows: int | None = None     # rows the job's plan makes (None: at least one)
+    expected_rows: int | None = None  # rows the job's plan makes (None: at least one)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -85,7 +95,7 @@ class SlurmSpec:
     time_min: int = 240
     gpus_per_node: int = 0
     cpus_per_task: int = 2
-    cluster: str | None = None          # None: auto (slurm if available, else local); "local"; "debug"
+    cluster: str | None = None  # None: auto (slurm if available, else local); "local"; "debug"
 
 
 @dataclass
@@ -96,8 +106,9 @@ class LaunchSpec:
 
     def __post_init__(self):
         if self.launcher not in LAUNCHERS:
-            raise UserError(f"unknown launcher '{self.launcher}'; choose one of "
-                            f"{', '.join(LAUNCHERS)}")
+            raise UserError(
+                f"unknown launcher '{self.launcher}'; choose one of {', '.join(LAUNCHERS)}"
+            )
         if self.n_jobs < 1:
             raise UserError(f"-j must be >= 1 (got {self.n_jobs})")
 
@@ -122,14 +133,21 @@ def _why_not_done(folder: Path, expected: int | None) -> str:
         mark = json.loads(read_bytes_nofollow(folder / "done"))
     except (OSError, ValueError) as exc:
         return f"unreadable ({exc})"
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows) or \
-            not isinstance(info, dict):
+    if (
+        not isinstance(rows, list)
+        or not all(isinstance(r, dict) for r in rows)
+        or not isinstance(info, dict)
+    ):
         return "rows.json is not a list of rows, or info.json not an object"
     if not rows or (expected is not None and len(rows) != expected):
-        return f"rows.json holds {len(rows)} rows" + (f", the plan makes {expected}"
-                                                      if expected is not None else "")
-    if not isinstance(mark, dict) or mark.get("rows") != len(rows) or \
-            mark.get("sha256") != hashlib.sha256(raw).hexdigest():
+        return f"rows.json holds {len(rows)} rows" + (
+            f", the plan makes {expected}" if expected is not None else ""
+        )
+    if (
+        not isinstance(mark, dict)
+        or mark.get("rows") != len(rows)
+        or mark.get("sha256") != hashlib.sha256(raw).hexdigest()
+    ):
         return "rows.json differs from what done records"
     return ""
 
@@ -143,6 +161,7 @@ def run_job(job: Job, root) -> tuple[list, dict]:
     (the row count and the sha256 of rows.json). A job whose rows are empty or fewer than its
     ``expected_rows`` is an error: `done` is never written over lost rows."""
     from . import distributed as dist
+
     folder = Path(root) / job.name
     why = _why_not_done(folder, job.expected_rows)
     if not why:
@@ -152,20 +171,31 @@ def run_job(job: Job, root) -> tuple[list, dict]:
     ensure_dir(folder)
     rows, info = job.fn(out_dir=str(folder), **job.kwargs)
     if not rows or (job.expected_rows is not None and len(rows) != job.expected_rows):
-        raise RuntimeError(f"job {job.name} made {len(rows)} rows; its plan makes "
-                           f"{job.expected_rows or 'at least one'}")
+        raise RuntimeError(
+            f"job {job.name} made {len(rows)} rows; its plan makes "
+            f"{job.expected_rows or 'at least one'}"
+        )
     if dist.is_writer():
         raw = json.dumps(rows)
         write_text(folder / "rows.json", raw)
         write_text(folder / "info.json", json.dumps(info, default=str))
-        write_text(folder / "done", json.dumps({
-            "rows": len(rows), "sha256": hashlib.sha256(raw.encode()).hexdigest(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        write_text(
+            folder / "done",
+            json.dumps(
+                {
+                    "rows": len(rows),
+                    "sha256": hashlib.sha256(raw.encode()).hexdigest(),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
+            + "\n",
+        )
     return rows, info
 
 
 def _submitit(jobs, root, spec: LaunchSpec):
     import submitit
+
     s = spec.slurm
     ex = submitit.AutoExecutor(folder=Path(root) / "submitit", cluster=s.cluster)
     params = dict(timeout_min=s.time_min, cpus_per_task=s.cpus_per_task)
@@ -176,16 +206,18 @@ def _submitit(jobs, root, spec: LaunchSpec):
         if s.partition:
             params["slurm_partition"] = s.partition
     ex.update_parameters(**params)
-    if ex.cluster == "slurm":                 # one array, at most N running
+    if ex.cluster == "slurm":  # one array, at most N running
         return [j.result() for j in ex.map_array(run_job, jobs, [str(root)] * len(jobs))]
     out = []
-    for i in range(0, len(jobs), spec.n_jobs):   # local: N processes at a time
-        chunk = [ex.submit(run_job, job, str(root)) for job in jobs[i:i + spec.n_jobs]]
+    for i in range(0, len(jobs), spec.n_jobs):  # local: N processes at a time
+        chunk = [ex.submit(run_job, job, str(root)) for job in jobs[i : i + spec.n_jobs]]
         out += [j.result() for j in chunk]
     return out
 
 
-def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> list[tuple[list, dict]]:
+def launch(
+    jobs: list[Job], root, spec: LaunchSpec | None = None, log=print
+) -> list[tuple[list, dict]]:
     """Run every job (finished ones are loaded from their folders); results in ``jobs``' order."""
     spec = spec or LaunchSpec()
     names = [j.name for j in jobs]
@@ -197,16 +229,18 @@ def launch(jobs: list[Job], root, spec: LaunchSpec | None = None, log=print) -> 
     if len(pending) < len(jobs):
         log(f"{len(jobs) - len(pending)} of {len(jobs)} jobs done already, loaded from {root}")
     from . import distributed as dist
+
     results = {}
     if pending and spec.launcher == "joblib" and spec.n_jobs > 1 and not dist.is_distributed():
         from joblib import Parallel, delayed
+
         Parallel(n_jobs=min(spec.n_jobs, len(pending)))(delayed(run_job)(j, root) for j in pending)
     elif pending and spec.launcher == "submitit" and not dist.is_distributed():
         _submitit(pending, root, spec)
-    else:                                     # serial (and always under torchrun: ranks in step)
+    else:  # serial (and always under torchrun: ranks in step)
         for j in pending:
             out = run_job(j, root)
-            if not dist.is_writer():              # rank 0 reads back what it wrote, as below
+            if not dist.is_writer():  # rank 0 reads back what it wrote, as below
                 results[j.name] = out
             dist.barrier()
     # every launcher's rows come back through the same JSON files: the same Python values

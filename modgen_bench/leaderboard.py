@@ -287,8 +287,10 @@ def leaderboard_headline(lb: Leaderboard) -> str:
     c = lb.cells[lb.cells["mixture"] == WORST].set_index("method")
     rivals, ref = lb.rivals, lb.reference
     best = rivals[0]
-    text = (f"Best on the worst mixture (worst vertex): **{best}**{_tied(lb, best)}, "
-            f"{c.loc[best, 'mean']:.4f} nats/token")
+    text = (
+        f"Best on the worst mixture (worst vertex): **{best}**{_tied(lb, best)}, "
+        f"{c.loc[best, 'mean']:.4f} nats/token"
+    )
     if best == ref and len(rivals) > 1:
         r = rivals[1]
         d, lo, hi = c.loc[r, "delta"], c.loc[r, "lo"], c.loc[r, "hi"]
@@ -300,8 +302,10 @@ def leaderboard_headline(lb: Leaderboard) -> str:
     if best not in FREE_BASELINES:
         text += free_baseline_text(lb, best)
     for b, what in lb.bounds.items():
-        text += (f" Exact reference {b} ({what}): {c.loc[b, 'mean']:.4f}, "
-                 f"{b} - {ref} = {_band(c.loc[b, 'delta'], c.loc[b, 'lo'], c.loc[b, 'hi'])}.")
+        text += (
+            f" Exact reference {b} ({what}): {c.loc[b, 'mean']:.4f}, "
+            f"{b} - {ref} = {_band(c.loc[b, 'delta'], c.loc[b, 'lo'], c.loc[b, 'hi'])}."
+        )
     return text
 
 
@@ -321,18 +325,23 @@ def free_baseline_text(lb: Leaderboard, method: str) -> str:
     f = free[0]
     c = lb.cells[(lb.cells["method"] == f) & (lb.cells["mixture"] == WORST)]
     d, lo, hi = _pair_text(lb, f, method)
-    text = (f" Best free baseline: {f}{_tied(lb, f)}, {float(c['mean'].iloc[0]):.4f} "
-            f"({f} - {method} = {_band(d, lo, hi)}): ")
+    text = (
+        f" Best free baseline: {f}{_tied(lb, f)}, {float(c['mean'].iloc[0]):.4f} "
+        f"({f} - {method} = {_band(d, lo, hi)}): "
+    )
     if not np.isfinite(lo):
         return text + f"with one replicate {method} is not shown to beat it."
     if hi < 0:
-        return text + (f"the free baseline beats {method} on the worst mixture (the interval "
-                       "excludes 0).")
+        return text + (
+            f"the free baseline beats {method} on the worst mixture (the interval excludes 0)."
+        )
     if d <= 0:
         return text + f"the free baseline does at least as well as {method} on the worst mixture."
     if lo <= 0:
-        return text + (f"{method} is not shown to beat the free baseline on the worst mixture "
-                       "(the interval includes 0).")
+        return text + (
+            f"{method} is not shown to beat the free baseline on the worst mixture "
+            "(the interval includes 0)."
+        )
     return text + f"{method} beats it, the interval excludes 0."
 
 
@@ -341,9 +350,12 @@ def tie_text(lb: Leaderboard) -> str:
     out = ""
     for k, others in lb.ties.items():
         why = [IDENTITIES[frozenset({k, o})] for o in others if frozenset({k, o}) in IDENTITIES]
-        out += (f" Tie: {', '.join(others)} equal{'s' if len(others) == 1 else ''} {k} within "
-                f"{TIE_TOL:g} nats/token on every mixture and replicate, one row"
-                + (f" ({'; '.join(why)})" if why else "") + ".")
+        out += (
+            f" Tie: {', '.join(others)} equal{'s' if len(others) == 1 else ''} {k} within "
+            f"{TIE_TOL:g} nats/token on every mixture and replicate, one row"
+            + (f" ({'; '.join(why)})" if why else "")
+            + "."
+        )
     return out
 
 
@@ -402,10 +414,14 @@ def leaderboard_section(
     )
     png, alt = leaderboard_figure(lb, Path(fig_dir) / f"{exp}_leaderboard", convention)
     skips = df[df["case"] == "skip"]
-    text = leaderboard_headline(lb) + tie_text(lb) + (
-        f" Cells: mean {lb.quantity} over replicates (method - SPD gate, 95% paired interval); "
-        "the worst vertex is each replicate's worst vertex, averaged (so it can exceed every "
-        "vertex's mean); rows sorted by the worst vertex"
+    text = (
+        leaderboard_headline(lb)
+        + tie_text(lb)
+        + (
+            f" Cells: mean {lb.quantity} over replicates (method - SPD gate, 95% paired interval); "
+            "the worst vertex is each replicate's worst vertex, averaged (so it can exceed every "
+            "vertex's mean); rows sorted by the worst vertex"
+        )
     )
     text += (
         "; ratios: parameters / (experts + SPD gate), training FLOPs and tokens / the experts' "

@@ -6,6 +6,7 @@ shipped folders (`modgen_bench.resources`), experiments and presets from the sui
 and lam-rule registries (`algorithms.harness.method_names`). Only ``methods`` and ``claims``
 import torch / the checks; the others read files.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ class MethodChoices:
 
     def _names(self) -> list[str]:
         from .algorithms.harness import method_names
+
         return method_names()
 
     def __contains__(self, name) -> bool:
@@ -42,40 +44,61 @@ def _first_line(text: str | None) -> str:
 
 def _suites() -> list[dict]:
     from .resources import bundled, bundled_suites
+
     return [{"name": name, "path": str(bundled(name))} for name in bundled_suites()]
 
 
 def _experiments(suites) -> list[dict]:
     from .suites import discover
+
     rows = []
     for suite in suites:
         for exp in discover(suite):
-            rows.append({"suite": suite, "experiment": exp.name, "module": exp.module_name,
-                         "presets": sorted(exp.presets),
-                         "description": " ".join(exp.description.split())})
+            rows.append(
+                {
+                    "suite": suite,
+                    "experiment": exp.name,
+                    "module": exp.module_name,
+                    "presets": sorted(exp.presets),
+                    "description": " ".join(exp.description.split()),
+                }
+            )
     return rows
 
 
 def _presets(suites) -> list[dict]:
-    return [{"suite": e["suite"], "experiment": e["experiment"], "preset": p}
-            for e in _experiments(suites) for p in e["presets"]]
+    return [
+        {"suite": e["suite"], "experiment": e["experiment"], "preset": p}
+        for e in _experiments(suites)
+        for p in e["presets"]
+    ]
 
 
 def _claims() -> list[dict]:
     from theory_checks import CLAIMS
-    return [{"claim": name, "summary": _first_line(sys.modules[check.__module__].__doc__)}
-            for name, check in CLAIMS.items()]
+
+    return [
+        {"claim": name, "summary": _first_line(sys.modules[check.__module__].__doc__)}
+        for name, check in CLAIMS.items()
+    ]
 
 
 def _methods() -> list[dict]:
     from .algorithms.harness import ALGORITHMS, method_names, signal_of
-    return [{"method": name, "lam_signal": signal_of(name, None),
-             "source": "algorithm" if name in ALGORITHMS else "lam rule (SPD harness)"}
-            for name in method_names()]
+
+    return [
+        {
+            "method": name,
+            "lam_signal": signal_of(name, None),
+            "source": "algorithm" if name in ALGORITHMS else "lam rule (SPD harness)",
+        }
+        for name in method_names()
+    ]
 
 
 def _examples() -> list[dict]:
     from .resources import bundled
+
     root = bundled("examples")
     files = sorted(root.glob("*.json")) + sorted(root.glob("*.npz")) if root else []
     return [{"example": f"examples/{f.name}", "path": str(f)} for f in files]
@@ -86,9 +109,14 @@ def list_items(kind: str, suite: str | None = None) -> list[dict]:
     if kind not in KINDS:
         raise ValueError(f"unknown list '{kind}'; choose one of {', '.join(KINDS)}")
     suites = [suite] if suite else [s["name"] for s in _suites()]
-    return {"suites": _suites, "claims": _claims, "methods": _methods, "examples": _examples,
-            "experiments": lambda: _experiments(suites),
-            "presets": lambda: _presets(suites)}[kind]()
+    return {
+        "suites": _suites,
+        "claims": _claims,
+        "methods": _methods,
+        "examples": _examples,
+        "experiments": lambda: _experiments(suites),
+        "presets": lambda: _presets(suites),
+    }[kind]()
 
 
 def list_command(args) -> int:

@@ -6,6 +6,7 @@ log file also there with timestamps. `progress` is the one way to make a bar: it
 on a terminal (tqdm's ``disable=None``), redrawn at most every few seconds, and named by what it
 trains (``train_lm expert=code seed=0 rep=1``), so a log without a TTY holds no bar redraws.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,6 +84,7 @@ def progress(iterable=None, desc: str = "", enabled: bool = True, **kw):
     bypasses the throttle.
     """
     from tqdm.auto import tqdm
+
     disable = None if enabled and progress_enabled() else True
     kw.setdefault("mininterval", MININTERVAL)
     return tqdm(iterable, desc=desc, disable=disable, dynamic_ncols=True, **kw)

@@ -22,16 +22,30 @@ FLOPs follow Kaplan et al. 2020 ("Scaling laws for neural language models", Tabl
 forward per token 2 N + 2 n_layer n_ctx d_model with N the non-embedding count plus the head's
 matmul (V d; byte vocabularies make it a real cost), training = 3 x forward.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
 
-__all__ = ["CONVENTIONS", "nonembedding_count", "nonembedding_params", "embedding_params", "total_params",
-           "train_flops_per_token", "train_flops", "width_for_nonembedding",
-           "width_for_params", "closed_form_counts", "MonolithPlan", "match_monolith",
-           "causal_pass_flops",
-           "gate_pass_flops", "GateSideFlops", "gate_side_flops"]
+__all__ = [
+    "CONVENTIONS",
+    "nonembedding_count",
+    "nonembedding_params",
+    "embedding_params",
+    "total_params",
+    "train_flops_per_token",
+    "train_flops",
+    "width_for_nonembedding",
+    "width_for_params",
+    "closed_form_counts",
+    "MonolithPlan",
+    "match_monolith",
+    "causal_pass_flops",
+    "gate_pass_flops",
+    "GateSideFlops",
+    "gate_side_flops",
+]
 
 CONVENTIONS = ("params", "nonembedding", "compute", "compute_total", "tokens")
 
@@ -74,8 +88,10 @@ def total_params(cfg) -> int:
 
 def train_flops_per_token(cfg) -> float:
     """Training FLOPs per token position: 3 x (2 (N_nonemb + V d) + 2 n_layer T d) (Kaplan)."""
-    fwd = 2 * (nonembedding_params(cfg) + cfg.vocab_size * cfg.d_model) \
+    fwd = (
+        2 * (nonembedding_params(cfg) + cfg.vocab_size * cfg.d_model)
         + 2 * cfg.n_layer * cfg.block_size * cfg.d_model
+    )
     return 3.0 * fwd
 
 
@@ -106,7 +122,7 @@ def _nearest_width(count, target: float, template, scale_ff: bool) -> int:
         return count(replace(template, d_model=d, d_ff=4 * d if scale_ff else template.d_ff))
 
     lo, hi = 0, len(widths) - 1
-    while lo < hi:                       # first i with cnt(i) >= target (or the last width)
+    while lo < hi:  # first i with cnt(i) >= target (or the last width)
         mid = (lo + hi) // 2
         if cnt(mid) >= target:
             hi = mid
@@ -116,8 +132,9 @@ def _nearest_width(count, target: float, template, scale_ff: bool) -> int:
     return widths[min(best, key=lambda i: (abs(math.log(cnt(i) / target)), i))]
 
 
-def width_for_nonembedding(target: float, template, scale_ff: bool = True,
-                           counts=closed_form_counts) -> int:
+def width_for_nonembedding(
+    target: float, template, scale_ff: bool = True, counts=closed_form_counts
+) -> int:
     """d_model (a multiple of n_head) whose non-embedding count is nearest ``target`` in log
     ratio; d_ff = 4 d when ``scale_ff`` (else the template's d_ff). ``counts(cfg) -> (total,
     non-embedding)``: the family's parameter counts (closed forms for the built-in LMs)."""
@@ -126,8 +143,9 @@ def width_for_nonembedding(target: float, template, scale_ff: bool = True,
     return _nearest_width(lambda c: counts(c)[1], target, template, scale_ff)
 
 
-def width_for_params(target: float, template, scale_ff: bool = True,
-                     counts=closed_form_counts) -> int:
+def width_for_params(
+    target: float, template, scale_ff: bool = True, counts=closed_form_counts
+) -> int:
     """d_model whose total count (embeddings and head included) is nearest ``target``."""
     return _nearest_width(lambda c: counts(c)[0], target, template, scale_ff)
 
@@ -160,9 +178,19 @@ class MonolithPlan:
         return {f"match_{k}" if k != "convention" else "match": v for k, v in asdict(self).items()}
 
 
-def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: int, template,
-                   r: float = 1.0, gate_params: int = 0, scale_ff: bool = True,
-                   extra_flops: float = 0.0, counts=closed_form_counts) -> MonolithPlan:
+def match_monolith(
+    convention: str,
+    expert,
+    p: int,
+    expert_steps: int,
+    batch: int,
+    template,
+    r: float = 1.0,
+    gate_params: int = 0,
+    scale_ff: bool = True,
+    extra_flops: float = 0.0,
+    counts=closed_form_counts,
+) -> MonolithPlan:
     """Width and steps of the monolith under ``convention`` (see the module docstring).
 
     ``extra_flops``: the gate side's FLOPs beyond the experts' training (``compute_total`` adds
@@ -196,11 +224,17 @@ def match_monolith(convention: str, expert, p: int, expert_steps: int, batch: in
         steps = max(1, round((flops_e + extra_flops) / train_flops(mono, 1, p * batch)))
     flops_m = train_flops(mono, steps, p * batch)
     total_m, ne_m = counts(mono)
-    return MonolithPlan(convention, d, mono.d_ff, steps, batch,
-                        r=ne_m / ne_experts,
-                        params_ratio=total_m / (p * total_e + gate_params),
-                        compute_ratio=flops_m / flops_e,
-                        token_ratio=steps / expert_steps)
+    return MonolithPlan(
+        convention,
+        d,
+        mono.d_ff,
+        steps,
+        batch,
+        r=ne_m / ne_experts,
+        params_ratio=total_m / (p * total_e + gate_params),
+        compute_ratio=flops_m / flops_e,
+        token_ratio=steps / expert_steps,
+    )
 
 
 def causal_pass_flops(cfg, n: int) -> float:
@@ -210,8 +244,9 @@ def causal_pass_flops(cfg, n: int) -> float:
     weights and 4 n_layer t d for Q K^T and A V, so a window costs
     2 (T - 1)(N + V d) + 2 n_layer d T (T - 1)."""
     T, d = cfg.block_size, cfg.d_model
-    per = 2 * (T - 1) * (nonembedding_params(cfg) + cfg.vocab_size * d) \
-        + 2 * cfg.n_layer * d * T * (T - 1)
+    per = 2 * (T - 1) * (
+        nonembedding_params(cfg) + cfg.vocab_size * d
+    ) + 2 * cfg.n_layer * d * T * (T - 1)
     return float(n) * per
 
 
@@ -256,9 +291,20 @@ class GateSideFlops:
         return self.total - self.experts_train
 
 
-def gate_side_flops(expert, p: int, expert_steps: int, batch: int, n_windows: int, n_draws: int,
-                    gate, spd_steps: int, per_domain: int, n_restore_draws: int,
-                    restore_steps: int, n_routed: int) -> GateSideFlops:
+def gate_side_flops(
+    expert,
+    p: int,
+    expert_steps: int,
+    batch: int,
+    n_windows: int,
+    n_draws: int,
+    gate,
+    spd_steps: int,
+    per_domain: int,
+    n_restore_draws: int,
+    restore_steps: int,
+    n_routed: int,
+) -> GateSideFlops:
     """`GateSideFlops` of one (experts, gate) pair.
 
     ``expert``: one expert's LMConfig; ``n_windows``: cached windows in all (each scored by p
@@ -278,4 +324,5 @@ def gate_side_flops(expert, p: int, expert_steps: int, batch: int, n_windows: in
         sampling=(1 + p) * causal_pass_flops(expert, n_draws),
         gate_train=3 * fwd_gate(spd_steps * 2 * p * per_domain),
         restoration=(3 * (1 + restore_steps) + restore_steps) * fwd_gate(n_restore_draws),
-        routing=fwd_gate(n_routed))
+        routing=fwd_gate(n_routed),
+    )

@@ -5,6 +5,7 @@ default (foreach) AdamW issues about a dozen ops per parameter group and step, t
 one. Measured with `modgen-bench bench train --device cpu`: the fused optimiser is what brings
 the project's loops level with a plain reference loop.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ A `DiscreteProblem` holds the domain distributions ``P`` (p x N) and the expert 
 of the suite: JSON ``{"domains": [[...]], "experts": [[...]], "names": [...]}`` or NPZ with the
 same keys (DESIGN.md, "Problem file").
 """
+
 from __future__ import annotations
 
 import json
@@ -53,13 +54,20 @@ def _kind(x) -> str:
 
 
 def _is_real(x) -> bool:
-    return type(x) in (float, int) or (isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)))
+    return type(x) in (float, int) or (
+        isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+    )
 
 
 def _check_real_dtype(name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind not in "fiu":
-        what = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "strings",
-                "O": "Python objects"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        what = {
+            "b": "booleans",
+            "c": "complex numbers",
+            "U": "strings",
+            "S": "strings",
+            "O": "Python objects",
+        }.get(arr.dtype.kind, f"dtype {arr.dtype}")
         raise ProblemError(f"'{name}' must be a p x N array of real numbers (got {what})")
 
 
@@ -74,31 +82,43 @@ def _check_structure(name: str, value) -> None:
         _check_real_dtype(name, value)
         return
     if not isinstance(value, (list, tuple)):
-        raise ProblemError(f"'{name}' must be a p x N array: a list of rows of numbers (got {_kind(value)})")
+        raise ProblemError(
+            f"'{name}' must be a p x N array: a list of rows of numbers (got {_kind(value)})"
+        )
     lengths = {}
     for i, row in enumerate(value):
         if isinstance(row, (list, tuple, np.ndarray)):
             lengths.setdefault(len(row), i)
         if len(lengths) > 1:
             (a, i0), (b, i1) = list(lengths.items())[:2]
-            raise ProblemError(f"'{name}' rows have different lengths (row {i0} has {a} outcomes, "
-                               f"row {i1} has {b}); it must be a p x N array")
+            raise ProblemError(
+                f"'{name}' rows have different lengths (row {i0} has {a} outcomes, "
+                f"row {i1} has {b}); it must be a p x N array"
+            )
         if isinstance(row, np.ndarray):
             _check_real_dtype(name, row)
             if row.ndim != 1:
-                raise ProblemError(f"'{name}' must be a p x N array (row {i} has {row.ndim + 1} dimensions)")
+                raise ProblemError(
+                    f"'{name}' must be a p x N array (row {i} has {row.ndim + 1} dimensions)"
+                )
             continue
         if _is_real(row):
             raise ProblemError(f"'{name}' must be a p x N array (got 1 dimension(s))")
         if not isinstance(row, (list, tuple)):
-            raise ProblemError(f"'{name}' must be a p x N array of numbers; row {i} is {_kind(row)}")
+            raise ProblemError(
+                f"'{name}' must be a p x N array of numbers; row {i} is {_kind(row)}"
+            )
         for j, x in enumerate(row):
             if type(x) is float or type(x) is int or _is_real(x):
                 continue
             if isinstance(x, (list, tuple, np.ndarray)):
-                raise ProblemError(f"'{name}' must be a p x N array, nested exactly 2 deep; "
-                                   f"row {i}, outcome {j} is a further nested list")
-            raise ProblemError(f"'{name}' must be a p x N array of numbers; row {i}, outcome {j} is {_kind(x)}")
+                raise ProblemError(
+                    f"'{name}' must be a p x N array, nested exactly 2 deep; "
+                    f"row {i}, outcome {j} is a further nested list"
+                )
+            raise ProblemError(
+                f"'{name}' must be a p x N array of numbers; row {i}, outcome {j} is {_kind(x)}"
+            )
 
 
 def _as_matrix(name: str, value) -> np.ndarray:
@@ -107,7 +127,9 @@ def _as_matrix(name: str, value) -> np.ndarray:
         # no copy when ``value`` already is a float64 array (an NPZ member)
         arr = np.asarray(value, dtype=np.float64)
     except OverflowError:
-        raise ProblemError(f"'{name}' has a number outside the float range (|x| > 1.8e308)") from None
+        raise ProblemError(
+            f"'{name}' has a number outside the float range (|x| > 1.8e308)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise ProblemError(f"'{name}' must be a p x N array of numbers ({exc})") from None
     if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[0] == 0):
@@ -118,18 +140,22 @@ def _as_matrix(name: str, value) -> np.ndarray:
         raise ProblemError(f"'{name}' must have N >= 1 outcomes (got 0)")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ProblemError(f"'{name}' has a NaN or infinite entry at row {bad[0]}, outcome {bad[1]}")
+        raise ProblemError(
+            f"'{name}' has a NaN or infinite entry at row {bad[0]}, outcome {bad[1]}"
+        )
     if np.any(arr < 0):
         bad = np.argwhere(arr < 0)[0]
         raise ProblemError(
-            f"'{name}' has a negative mass {arr[tuple(bad)]:.3g} at row {bad[0]}, outcome {bad[1]}")
+            f"'{name}' has a negative mass {arr[tuple(bad)]:.3g} at row {bad[0]}, outcome {bad[1]}"
+        )
     sums = arr.sum(axis=1)
     off = np.abs(sums - 1.0)
     if np.any(off > ROW_SUM_TOL):
         k = int(np.argmax(off))
         raise ProblemError(
             f"'{name}' row {k} sums to {sums[k]:.9g}; every row must sum to 1 "
-            f"within {ROW_SUM_TOL:g}")
+            f"within {ROW_SUM_TOL:g}"
+        )
     return arr
 
 
@@ -138,7 +164,9 @@ def _as_names(value, p: int) -> tuple[str, ...]:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "US" or value.ndim != 1:
             shape = "a scalar" if value.ndim == 0 else f"a {value.ndim}-D array"
-            raise ProblemError(f"'names' must be a list of {p} strings (got {shape} of dtype {value.dtype})")
+            raise ProblemError(
+                f"'names' must be a list of {p} strings (got {shape} of dtype {value.dtype})"
+            )
         value = [n.decode() if isinstance(n, bytes) else n for n in value.tolist()]
     if not isinstance(value, (list, tuple)):
         raise ProblemError(f"'names' must be a list of {p} strings (got {_kind(value)})")
@@ -164,18 +192,24 @@ def _read_json(path: Path):
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ProblemError(f"problem file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ProblemError(
+            f"problem file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except ProblemError as exc:
         raise ProblemError(f"problem file '{path}' has a {exc}") from None
     except RecursionError:
-        raise ProblemError(f"problem file '{path}' nests too deeply; problem arrays nest exactly 2 deep") from None
+        raise ProblemError(
+            f"problem file '{path}' nests too deeply; problem arrays nest exactly 2 deep"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ProblemError(f"problem file '{path}' is not valid JSON ({exc})") from None
     except ValueError:  # an integer literal with more digits than Python converts
-        raise ProblemError(f"problem file '{path}' has a number outside the float range "
-                           f"(an integer with over {sys.get_int_max_str_digits()} digits)") from None
+        raise ProblemError(
+            f"problem file '{path}' has a number outside the float range "
+            f"(an integer with over {sys.get_int_max_str_digits()} digits)"
+        ) from None
 
 
 _NPZ_MAGIC = b"PK\x03\x04"
@@ -194,8 +228,10 @@ def _member_header(f, path: Path, key: str) -> tuple[tuple, np.dtype, int]:
     elif version == (2, 0):
         shape, _, dtype = np.lib.format.read_array_header_2_0(f)
     else:
-        raise ProblemError(f"problem file '{path}': member '{key}' has .npy format {version}; "
-                           "save it with numpy.savez")
+        raise ProblemError(
+            f"problem file '{path}': member '{key}' has .npy format {version}; "
+            "save it with numpy.savez"
+        )
     return shape, dtype, f.tell()
 
 
@@ -219,15 +255,24 @@ def npz_arrays(path, keys=NPZ_KEYS) -> dict:
                 if need > info.file_size - head:
                     raise ProblemError(
                         f"problem file '{path}': member '{key}' claims shape {shape} of {dtype} "
-                        f"({need} bytes) but holds {max(info.file_size - head, 0)} bytes")
+                        f"({need} bytes) but holds {max(info.file_size - head, 0)} bytes"
+                    )
                 with zf.open(info) as f:
                     out[key] = np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            NotImplementedError, KeyError) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        KeyError,
+    ) as exc:
         if isinstance(exc, ProblemError):
             raise
-        raise ProblemError(f"problem file '{path}' is not a readable NPZ archive "
-                           f"({type(exc).__name__}: {exc})") from None
+        raise ProblemError(
+            f"problem file '{path}' is not a readable NPZ archive ({type(exc).__name__}: {exc})"
+        ) from None
     return out
 
 
@@ -236,8 +281,10 @@ def _read_npz(path: Path) -> dict:
     with open(path, "rb") as f:
         head = f.read(6)
     if head.startswith(_NPY_MAGIC):
-        raise ProblemError(f"problem file '{path}' is a single .npy array, not an NPZ archive; "
-                           "save the keys 'domains', 'experts' with numpy.savez")
+        raise ProblemError(
+            f"problem file '{path}' is a single .npy array, not an NPZ archive; "
+            "save the keys 'domains', 'experts' with numpy.savez"
+        )
     if not head.startswith(_NPZ_MAGIC[:2]):
         raise ProblemError(f"problem file '{path}' is not an NPZ archive (no zip header)")
     return npz_arrays(path)
@@ -266,7 +313,8 @@ class DiscreteProblem:
             raise ProblemError(
                 f"'domains' is {P.shape[0]} x {P.shape[1]} but "
                 f"'experts' is {E.shape[0]} x {E.shape[1]};"
-                " both must be p x N over the same outcomes")
+                " both must be p x N over the same outcomes"
+            )
         p = P.shape[0]
         if names is None:
             names = tuple(f"domain{k}" for k in range(p))
@@ -293,7 +341,9 @@ class DiscreteProblem:
             raise ProblemError("a problem must be an object with keys 'domains' and 'experts'")
         missing = [k for k in ("domains", "experts") if k not in data]
         if missing:
-            raise ProblemError(f"problem is missing the key(s) {', '.join(repr(m) for m in missing)}")
+            raise ProblemError(
+                f"problem is missing the key(s) {', '.join(repr(m) for m in missing)}"
+            )
         return cls.from_arrays(data["domains"], data["experts"], data.get("names"))
 
     @classmethod
@@ -314,7 +364,9 @@ class DiscreteProblem:
                 raise ProblemError(f"problem file '{path}' is empty")
             data = _read_npz(path) if path.suffix == ".npz" else _read_json(path)
         except OSError as exc:
-            raise ProblemError(f"cannot read problem file '{path}': {exc.strerror or exc}") from None
+            raise ProblemError(
+                f"cannot read problem file '{path}': {exc.strerror or exc}"
+            ) from None
         try:
             return cls.from_dict(data)
         except ProblemError as exc:
@@ -324,9 +376,10 @@ class DiscreteProblem:
         """Write JSON (or NPZ for a .npz suffix) atomically: a temp file, then a rename."""
         path = Path(path)
         if path.suffix == ".npz":
+
             def write(f):
                 np.savez(f, domains=self.P, experts=self.E, names=np.array(self.names))
+
             atomic_write(path, write, binary=True)
         else:
             atomic_write(path, lambda f: json.dump(self.to_dict(), f))
-

@@ -1,4 +1,5 @@
 """Provenance for every number: versions, git commit, device, seeds, and stable sub-seeds."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,10 +14,28 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["stable_seed", "config_hash", "versions", "distributions", "git_commit", "provenance",
-           "machine_key_path", "seal", "sealed_here"]
+__all__ = [
+    "stable_seed",
+    "config_hash",
+    "versions",
+    "distributions",
+    "git_commit",
+    "provenance",
+    "machine_key_path",
+    "seal",
+    "sealed_here",
+]
 
-_PACKAGES = ("numpy", "scipy", "cvxpy", "torch", "pandas", "matplotlib", "hypothesis", "modgen-bench")
+_PACKAGES = (
+    "numpy",
+    "scipy",
+    "cvxpy",
+    "torch",
+    "pandas",
+    "matplotlib",
+    "hypothesis",
+    "modgen-bench",
+)
 
 
 def stable_seed(*parts) -> int:
@@ -56,12 +75,18 @@ def git_commit(path=None) -> str | None:
     """HEAD of the repository holding ``path`` (this package by default), '+dirty' if modified."""
     cwd = Path(path) if path else Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -69,8 +94,13 @@ def git_commit(path=None) -> str | None:
 
 def provenance(**extra) -> dict:
     """Everything needed to say where a number came from; ``extra`` adds config, seed, device."""
-    return {"versions": versions(), "distributions": distributions(), "git_commit": git_commit(),
-            "argv": sys.argv, **extra}
+    return {
+        "versions": versions(),
+        "distributions": distributions(),
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+        **extra,
+    }
 
 
 def machine_key_path() -> Path:
@@ -102,8 +132,10 @@ def _machine_key() -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         from .errors import UserError
-        raise UserError(f"{path}: not a machine key (hex digits); delete it and a new one is "
-                        "made") from None
+
+        raise UserError(
+            f"{path}: not a machine key (hex digits); delete it and a new one is made"
+        ) from None
 
 
 def seal(record: dict) -> str | None:
@@ -118,7 +150,9 @@ def seal(record: dict) -> str | None:
     except OSError as exc:
         logging.getLogger(__name__).warning(
             "cannot keep this machine's run key at %s (%s); runs are not sealed",
-            machine_key_path(), exc.strerror or exc)
+            machine_key_path(),
+            exc.strerror or exc,
+        )
         return None
     return hmac.new(key, blob, hashlib.sha256).hexdigest()
 

@@ -3,6 +3,7 @@
 An unknown name raises an `errors.UnknownNameError` (a user error and a `KeyError`) whose
 message lists the valid names.
 """
+
 from __future__ import annotations
 
 from .errors import UnknownNameError
@@ -23,7 +24,10 @@ class Registry(dict):
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self[name] = obj
             return obj
+
         return decorate
 
     def __missing__(self, name):
-        raise UnknownNameError(f"unknown {self.kind} '{name}'; choose one of {', '.join(sorted(self))}")
+        raise UnknownNameError(
+            f"unknown {self.kind} '{name}'; choose one of {', '.join(sorted(self))}"
+        )

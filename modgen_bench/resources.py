@@ -5,6 +5,7 @@ top-level folders (DESIGN.md layout); in an installed wheel they are copies (pyp
 package-data). Either way `importlib.resources` finds them, so `modgen-bench run synthetic`,
 `check` and `solve examples/three_domains.json` work from any directory once installed.
 """
+
 from __future__ import annotations
 
 from importlib import resources

@@ -10,6 +10,7 @@ blank ``step`` column is float with NaN, never text), ``results.csv`` (an export
 folder without ``done`` is incomplete. `read_runs` reads the Parquet file and falls back to the
 CSV through the same explicit schema (`typed`), so both give the same dtypes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,15 +27,35 @@ import pandas as pd
 from .atomic import read_bytes_nofollow, write_frame, write_json
 from .errors import UserError
 
-__all__ = ["COLUMNS", "SCHEMA", "ResultsError", "RunContext", "Run", "lam_label", "typed", "write_results",
-           "read_run", "read_runs", "read_results", "is_done"]
+__all__ = [
+    "COLUMNS",
+    "SCHEMA",
+    "ResultsError",
+    "RunContext",
+    "Run",
+    "lam_label",
+    "typed",
+    "write_results",
+    "read_run",
+    "read_runs",
+    "read_results",
+    "is_done",
+]
 
 COLUMNS = ["suite", "case", "method", "seed", "lam", "metric", "value"]
 
 #: dtypes of the core columns; extra columns are numeric when every non-blank cell is a number,
 #: else text (blank -> "").
-SCHEMA = {"experiment": "string", "suite": "string", "case": "string", "method": "string",
-          "seed": "Int64", "lam": "string", "metric": "string", "value": "float64"}
+SCHEMA = {
+    "experiment": "string",
+    "suite": "string",
+    "case": "string",
+    "method": "string",
+    "seed": "Int64",
+    "lam": "string",
+    "metric": "string",
+    "value": "float64",
+}
 
 
 def lam_label(lam) -> str:
@@ -88,10 +109,18 @@ class RunContext:
 
     def add(self, case: str, method: str, metric: str, value, seed=None, lam=None, **extra):
         """Record one measurement (one tidy row)."""
-        self.rows.append({"suite": self.suite, "case": case, "method": method,
-                          "seed": self.seed if seed is None else int(seed),
-                          "lam": lam if isinstance(lam, str) else lam_label(lam),
-                          "metric": metric, "value": float(value), **extra})
+        self.rows.append(
+            {
+                "suite": self.suite,
+                "case": case,
+                "method": method,
+                "seed": self.seed if seed is None else int(seed),
+                "lam": lam if isinstance(lam, str) else lam_label(lam),
+                "metric": metric,
+                "value": float(value),
+                **extra,
+            }
+        )
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.rows)
@@ -125,8 +154,14 @@ def write_results(out_dir, rows: pd.DataFrame, run_info: dict) -> None:
     write_frame(out_dir / "results.csv", rows)
     write_json(out_dir / "run.json", run_info)
     digest = hashlib.sha256(read_bytes_nofollow(out_dir / "results.parquet")).hexdigest()
-    write_json(out_dir / "done", {"rows": len(rows), "results_sha256": digest,
-                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(
+        out_dir / "done",
+        {
+            "rows": len(rows),
+            "results_sha256": digest,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
 
 
 def is_done(out_dir) -> bool:
@@ -171,8 +206,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     width = len(next(reader, []))
     for record in reader:
         if record and len(record) != width:
-            raise ResultsError(f"{path}: line {reader.line_num} has {len(record)} fields; "
-                               f"the header has {width}")
+            raise ResultsError(
+                f"{path}: line {reader.line_num} has {len(record)} fields; the header has {width}"
+            )
     return df
 
 
@@ -185,8 +221,11 @@ def _typed_or_named(df: pd.DataFrame, path: Path, line0: int) -> pd.DataFrame:
         for col, kind in SCHEMA.items():
             if col in df.columns and kind != "string":
                 cells = df[col].astype("string").str.strip().fillna("")
-                bad = (pd.to_numeric(cells.where(cells != ""), errors="coerce").isna()
-                       & cells.ne("")).to_numpy().nonzero()[0]
+                bad = (
+                    (pd.to_numeric(cells.where(cells != ""), errors="coerce").isna() & cells.ne(""))
+                    .to_numpy()
+                    .nonzero()[0]
+                )
                 if len(bad):
                     where = f" line {bad[0] + line0}, column '{col}':"
                     break
@@ -200,13 +239,17 @@ def read_run(run_dir, root=None) -> Run:
     d = Path(run_dir)
     for name in ("done", "results.parquet", "results.csv", "run.json"):
         if (d / name).is_symlink():
-            raise ResultsError(f"{d / name}: is a symbolic link; results are read only from "
-                               "regular files inside the folder")
+            raise ResultsError(
+                f"{d / name}: is a symbolic link; results are read only from "
+                "regular files inside the folder"
+            )
     if (d / "results.parquet").is_file():
         try:
             frame = pd.read_parquet(d / "results.parquet")
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise ResultsError(f"{d / 'results.parquet'}: not a readable Parquet file ({exc})") from None
+            raise ResultsError(
+                f"{d / 'results.parquet'}: not a readable Parquet file ({exc})"
+            ) from None
         rows = _typed_or_named(frame, d / "results.parquet", 0)
     else:  # a folder written before Parquet, or the CSV alone: same schema
         rows = _typed_or_named(_read_csv(d / "results.csv"), d / "results.csv", 2)
@@ -223,10 +266,15 @@ def read_run(run_dir, root=None) -> Run:
 def read_runs(root) -> list[Run]:
     """Every finished run under ``root`` (folders holding ``done``), in path order."""
     root = Path(root)
-    runs = [read_run(done.parent, root) for done in sorted(root.rglob("done"))
-            if (done.parent / "run.json").is_file()]
+    runs = [
+        read_run(done.parent, root)
+        for done in sorted(root.rglob("done"))
+        if (done.parent / "run.json").is_file()
+    ]
     if not runs:
-        raise FileNotFoundError(f"no finished runs (folders with results.csv, run.json, done) under '{root}'")
+        raise FileNotFoundError(
+            f"no finished runs (folders with results.csv, run.json, done) under '{root}'"
+        )
     return runs
 
 

@@ -15,6 +15,7 @@ token by token, but the experts can. Both samplers draw from the proposal
 Both work over any `Proposal` (something that samples from and scores the experts): the discrete
 `TableProposal` (exactly testable against `exact.solve`'s model) and `LMProposal` (causal LMs).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,10 +27,24 @@ import torch
 from .algorithms.normaliser import z_control_variate
 from .algorithms.spd import log_pi
 
-__all__ = ["Proposal", "TableProposal", "LMProposal", "draw_from_q", "log_gate", "log_accept", "log_weight", "z_estimate",
-           "SIRResult", "sir_from_draws", "sir", "RejectionResult", "accept", "rejection_sample"]
+__all__ = [
+    "Proposal",
+    "TableProposal",
+    "LMProposal",
+    "draw_from_q",
+    "log_gate",
+    "log_accept",
+    "log_weight",
+    "z_estimate",
+    "SIRResult",
+    "sir_from_draws",
+    "sir",
+    "RejectionResult",
+    "accept",
+    "rejection_sample",
+]
 
-LogGate = Callable[[torch.Tensor], torch.Tensor]     # inputs -> (n, p) log g(x, .)
+LogGate = Callable[[torch.Tensor], torch.Tensor]  # inputs -> (n, p) log g(x, .)
 
 
 class Proposal(Protocol):
@@ -39,7 +54,7 @@ class Proposal(Protocol):
 
     def sample_expert(self, k: int, n: int, generator: torch.Generator) -> torch.Tensor: ...
 
-    def log_experts(self, inputs: torch.Tensor) -> torch.Tensor: ...      # (n, p) log E[k](x)
+    def log_experts(self, inputs: torch.Tensor) -> torch.Tensor: ...  # (n, p) log E[k](x)
 
 
 @dataclass
@@ -53,10 +68,10 @@ class TableProposal:
         return self.E.shape[0]
 
     def sample_expert(self, k, n, generator):
-        return torch.multinomial(self.E[k], n, replacement=True, generator=generator)   # (n,)
+        return torch.multinomial(self.E[k], n, replacement=True, generator=generator)  # (n,)
 
     def log_experts(self, inputs):
-        return torch.log(self.E[:, inputs]).T                                             # (n, p)
+        return torch.log(self.E[:, inputs]).T  # (n, p)
 
 
 @dataclass
@@ -75,7 +90,7 @@ class LMProposal:
     bos: int
     device: str = "cpu"
     batch_size: int = 256
-    kv_cache: bool = True       # each new token runs once (KVCache); False re-runs the prefix
+    kv_cache: bool = True  # each new token runs once (KVCache); False re-runs the prefix
 
     @property
     def p(self) -> int:
@@ -93,22 +108,28 @@ class LMProposal:
         cache = None
         if self.kv_cache and hasattr(model, "next_logits_cached"):
             from .models.transformer import KVCache
+
             cache = KVCache.empty(len(model.encoder.blocks))
         for _ in range(self.block_size - 1):
-            logits = (model.next_logits_cached(idx[:, -1:], cache) if cache is not None
-                      else model.next_logits(idx))                       # (n, V), BOS at -inf
-            probs = torch.softmax(logits.float(), dim=-1).cpu()          # (n, V)
-            nxt = torch.multinomial(probs, 1, generator=generator)      # (n, 1)
+            logits = (
+                model.next_logits_cached(idx[:, -1:], cache)
+                if cache is not None
+                else model.next_logits(idx)
+            )  # (n, V), BOS at -inf
+            probs = torch.softmax(logits.float(), dim=-1).cpu()  # (n, V)
+            nxt = torch.multinomial(probs, 1, generator=generator)  # (n, 1)
             idx = torch.cat([idx, nxt.to(self.device)], dim=1)
-        return idx.cpu()                                                  # (n, block_size)
+        return idx.cpu()  # (n, block_size)
 
     @torch.no_grad()
     def log_experts(self, inputs):
         out = []
         for chunk in inputs.split(self.batch_size):
             chunk = chunk.to(self.device)
-            out.append(torch.stack([e.sequence_logprob(chunk).float() for e in self.experts], -1).cpu())
-        return torch.cat(out)                                             # (n, p)
+            out.append(
+                torch.stack([e.sequence_logprob(chunk).float() for e in self.experts], -1).cpu()
+            )
+        return torch.cat(out)  # (n, p)
 
 
 def draw_from_q(proposal: Proposal, n: int, generator: torch.Generator):
@@ -173,15 +194,23 @@ def z_estimate(log_w: torch.Tensor) -> tuple[float, tuple[float, float]]:
     return z, (z - 1.96 * se, z + 1.96 * se)
 
 
-def sir_from_draws(log_g: torch.Tensor, log_experts: torch.Tensor, inputs: torch.Tensor, m: int,
-                   generator: torch.Generator) -> SIRResult:
+def sir_from_draws(
+    log_g: torch.Tensor,
+    log_experts: torch.Tensor,
+    inputs: torch.Tensor,
+    m: int,
+    generator: torch.Generator,
+) -> SIRResult:
     """SIR on given draws from q: log_g, log_experts (n, p) of the n draws ``inputs``."""
-    log_w = log_weight(log_g, log_experts)                                         # (n,)
+    log_w = log_weight(log_g, log_experts)  # (n,)
     ess = float(torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)))
-    pick = torch.multinomial(torch.softmax(log_w.double(), 0), m, replacement=True, generator=generator)
+    pick = torch.multinomial(
+        torch.softmax(log_w.double(), 0), m, replacement=True, generator=generator
+    )
     z, ci, _ = z_control_variate(log_w, log_experts)
-    return SIRResult(samples=inputs[pick], log_w=log_w, ess=ess, Z_hat=z, Z_ci=ci,
-                     Z_plain=z_estimate(log_w)[0])
+    return SIRResult(
+        samples=inputs[pick], log_w=log_w, ess=ess, Z_hat=z, Z_ci=ci, Z_plain=z_estimate(log_w)[0]
+    )
 
 
 def sir(gate: LogGate, proposal: Proposal, n: int, m: int, generator: torch.Generator) -> SIRResult:
@@ -211,18 +240,29 @@ class RejectionResult:
 
     @property
     def acceptance_ci(self) -> tuple[float, float]:
-        a, se = self.acceptance, math.sqrt(self.acceptance * (1 - self.acceptance) / self.n_proposed)
+        a, se = (
+            self.acceptance,
+            math.sqrt(self.acceptance * (1 - self.acceptance) / self.n_proposed),
+        )
         return a - 1.96 * se, a + 1.96 * se
 
 
-def accept(log_g: torch.Tensor, log_experts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def accept(
+    log_g: torch.Tensor, log_experts: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """(n,) bool: accept each draw x ~ q with probability pi_g(x) / (p q(x))."""
     u = torch.rand(log_g.shape[0], generator=generator, dtype=torch.float64)
     return torch.log(u) < log_accept(log_g, log_experts).double()
 
 
-def rejection_sample(gate: LogGate, proposal: Proposal, n: int, generator: torch.Generator,
-                     batch: int = 256, max_proposals: int | None = None) -> RejectionResult:
+def rejection_sample(
+    gate: LogGate,
+    proposal: Proposal,
+    n: int,
+    generator: torch.Generator,
+    batch: int = 256,
+    max_proposals: int | None = None,
+) -> RejectionResult:
     """Propose from q in batches, accept x with probability pi_g(x) / (p q(x)), until n accepted.
 
     Stops early (returning fewer than n samples) after ``max_proposals`` proposals when given.
@@ -236,5 +276,10 @@ def rejection_sample(gate: LogGate, proposal: Proposal, n: int, generator: torch
         proposed += batch
         accepted += int(ok.sum())
     samples, log_e = torch.cat(kept)[:n], torch.cat(kept_e)[:n]
-    return RejectionResult(samples=samples, log_experts=log_e, n_proposed=proposed,
-                           n_accepted=accepted, bound=1.0 / proposal.p)
+    return RejectionResult(
+        samples=samples,
+        log_experts=log_e,
+        n_proposed=proposed,
+        n_accepted=accepted,
+        bound=1.0 / proposal.p,
+    )

@@ -19,6 +19,7 @@ token, so negative = ``a`` better), with a 95% interval:
 otherwise the comparison is undecided (`decide`). Tables show mean, s.e., the interval and n,
 never a bare std.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,9 +27,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["Interval", "paired_t_interval", "per_window_paired_se", "paired_bootstrap", "decide",
-           "paired_table", "LEVEL", "two_level_interval", "interval_pvalue", "holm",
-           "MixtureFamily", "every_mixture", "worst_vertex_bootstrap"]
+__all__ = [
+    "Interval",
+    "paired_t_interval",
+    "per_window_paired_se",
+    "paired_bootstrap",
+    "decide",
+    "paired_table",
+    "LEVEL",
+    "two_level_interval",
+    "interval_pvalue",
+    "holm",
+    "MixtureFamily",
+    "every_mixture",
+    "worst_vertex_bootstrap",
+]
 
 #: The confidence level used everywhere.
 LEVEL = 0.95
@@ -76,8 +89,11 @@ def decide(lo: float, hi: float, a: str = "a", b: str = "b") -> str:
 
 
 def _diffs(a, b=None) -> np.ndarray:
-    d = np.asarray(a, dtype=np.float64) if b is None else \
-        np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = (
+        np.asarray(a, dtype=np.float64)
+        if b is None
+        else np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    )
     if d.ndim != 1:
         raise ValueError(f"paired differences must be one-dimensional (got shape {d.shape})")
     if d.size == 0:
@@ -116,8 +132,9 @@ def per_window_paired_se(a, b=None, level: float = LEVEL) -> Interval:
     return Interval(mean, se, mean - half, mean + half, n, "window-se", level)
 
 
-def paired_bootstrap(a, b=None, rng=None, n_boot: int = 2000, level: float = LEVEL,
-                     groups=None) -> Interval:
+def paired_bootstrap(
+    a, b=None, rng=None, n_boot: int = 2000, level: float = LEVEL, groups=None
+) -> Interval:
     """Paired bootstrap over test windows: percentile interval of the mean difference.
 
     Windows are resampled with replacement, the same indices for both models (the pairing).
@@ -132,7 +149,9 @@ def paired_bootstrap(a, b=None, rng=None, n_boot: int = 2000, level: float = LEV
         groups = np.zeros(d.size, dtype=int)
     groups = np.asarray(groups)
     if groups.shape != d.shape:
-        raise ValueError(f"groups must have one label per window (got {groups.shape} for {d.shape})")
+        raise ValueError(
+            f"groups must have one label per window (got {groups.shape} for {d.shape})"
+        )
     labels = np.unique(groups)
     means = np.zeros(n_boot)
     point = 0.0
@@ -142,12 +161,21 @@ def paired_bootstrap(a, b=None, rng=None, n_boot: int = 2000, level: float = LEV
         means += dg[idx].mean(axis=1) / len(labels)
         point += dg.mean() / len(labels)
     lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(float(point), float(means.std(ddof=1)), float(lo), float(hi), d.size,
-                    "bootstrap", level)
+    return Interval(
+        float(point), float(means.std(ddof=1)), float(lo), float(hi), d.size, "bootstrap", level
+    )
 
 
-def paired_table(rows, a: str, others, index: str = "lam", unit: str = "seed",
-                 value: str = "value", method: str = "method", level: float = LEVEL):
+def paired_table(
+    rows,
+    a: str,
+    others,
+    index: str = "lam",
+    unit: str = "seed",
+    value: str = "value",
+    method: str = "method",
+    level: float = LEVEL,
+):
     """Long table of paired differences ``a - other`` per ``index`` value, over ``unit``
     (replicates), with the t interval and the verdict ("<a> wins" / "<other> wins" /
     "undecided"). Units missing for either method are dropped (pairs only).
@@ -155,21 +183,33 @@ def paired_table(rows, a: str, others, index: str = "lam", unit: str = "seed",
     Columns: index, "a", "b", mean, se, lo, hi, n, verdict, cell ("mean [lo, hi]").
     """
     import pandas as pd
+
     wide = rows.pivot_table(index=[index, unit], columns=method, values=value, aggfunc="mean")
     out = []
     if a not in wide:
-        return pd.DataFrame(columns=[index, "a", "b", "mean", "se", "lo", "hi", "n", "verdict",
-                                     "cell"])
+        return pd.DataFrame(
+            columns=[index, "a", "b", "mean", "se", "lo", "hi", "n", "verdict", "cell"]
+        )
     for other in others:
         if other not in wide or other == a:
             continue
         diff = (wide[a] - wide[other]).dropna()
         for key, d in diff.groupby(level=index):
             iv = paired_t_interval(d.to_numpy(), level=level)
-            out.append({index: key, "a": a, "b": other, "mean": iv.mean, "se": iv.se,
-                        "lo": iv.lo, "hi": iv.hi, "n": iv.n,
-                        "verdict": decide(iv.lo, iv.hi, a, other),
-                        "cell": f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]"})
+            out.append(
+                {
+                    index: key,
+                    "a": a,
+                    "b": other,
+                    "mean": iv.mean,
+                    "se": iv.se,
+                    "lo": iv.lo,
+                    "hi": iv.hi,
+                    "n": iv.n,
+                    "verdict": decide(iv.lo, iv.hi, a, other),
+                    "cell": f"{iv.mean:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]",
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -226,7 +266,7 @@ def holm(pvalues) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MixtureFamily:
-    """"a better than b on every mixture", tested mixture by mixture with Holm's correction.
+    """ "a better than b on every mixture", tested mixture by mixture with Holm's correction.
 
     Attributes:
         verdict: "supported" (every mixture's difference is < 0 at Holm-adjusted p < alpha),

@@ -15,6 +15,7 @@ The plug-in defines ``run(ctx: RunContext) -> None`` (it calls ``ctx.add(...)`` 
 and may define ``report(df: DataFrame, fig_dir: Path) -> list[Section]`` to turn its own rows
 into tables and figures. A plug-in that fails to import is reported by file and error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,18 @@ from pathlib import Path
 from .errors import UserError
 from .resources import bundled, bundled_suites
 
-__all__ = ["Experiment", "suite_root", "discover", "installed_suite_dir", "installed_name", "PRESETS",
-           "suite_package", "load_plugin", "plugin_module", "SUITE_PREFIX"]
+__all__ = [
+    "Experiment",
+    "suite_root",
+    "discover",
+    "installed_suite_dir",
+    "installed_name",
+    "PRESETS",
+    "suite_package",
+    "load_plugin",
+    "plugin_module",
+    "SUITE_PREFIX",
+]
 
 PRESETS = ("quick", "full")
 #: the prefix of a suite folder's package name (`suite_package`): such modules are not
@@ -42,16 +53,18 @@ SUITE_PREFIX = "modgen_suite_"
 @dataclass
 class Experiment:
     suite: str
-    name: str          # the TOML's stem
-    path: Path         # the TOML file
+    name: str  # the TOML's stem
+    path: Path  # the TOML file
     module_name: str
     description: str
     presets: dict
 
     def config(self, preset: str) -> dict:
         if preset not in self.presets:
-            raise UserError(f"experiment '{self.name}' ({self.path}) has no preset '{preset}'; "
-                             f"it has {', '.join(sorted(self.presets))}")
+            raise UserError(
+                f"experiment '{self.name}' ({self.path}) has no preset '{preset}'; "
+                f"it has {', '.join(sorted(self.presets))}"
+            )
         return dict(self.presets[preset])
 
     def load(self):
@@ -121,8 +134,10 @@ def suite_root(suite: str) -> Path:
     shipped = bundled(suite)
     if shipped is not None and shipped.is_dir():
         return shipped
-    raise FileNotFoundError(f"suite '{suite}' not found (looked in {', '.join(str(c) for c in cand)} "
-                            f"and the shipped suites: {', '.join(bundled_suites())})")
+    raise FileNotFoundError(
+        f"suite '{suite}' not found (looked in {', '.join(str(c) for c in cand)} "
+        f"and the shipped suites: {', '.join(bundled_suites())})"
+    )
 
 
 def discover(suite: str) -> list[Experiment]:
@@ -137,13 +152,23 @@ def discover(suite: str) -> list[Experiment]:
             raise UserError(f"{path}: invalid TOML ({exc})") from None
         unknown = set(data) - {"experiment", "preset"}
         if unknown:
-            raise UserError(f"{path}: unknown top-level table(s) {sorted(unknown)}; "
-                             "expected [experiment] and [preset.*]")
+            raise UserError(
+                f"{path}: unknown top-level table(s) {sorted(unknown)}; "
+                "expected [experiment] and [preset.*]"
+            )
         exp = data.get("experiment", {})
         if "module" not in exp:
             raise UserError(f"{path}: [experiment] needs a 'module' key naming the plug-in file")
-        out.append(Experiment(suite=root.name, name=path.stem, path=path, module_name=exp["module"],
-                              description=exp.get("description", ""), presets=data.get("preset", {})))
+        out.append(
+            Experiment(
+                suite=root.name,
+                name=path.stem,
+                path=path,
+                module_name=exp["module"],
+                description=exp.get("description", ""),
+                presets=data.get("preset", {}),
+            )
+        )
     if not out:
         raise FileNotFoundError(f"suite folder '{root}' holds no experiment TOML files")
     return out
@@ -161,7 +186,11 @@ def installed_suite_dir(name: str) -> Path | None:
     if not rel.parts or rel.is_absolute() or ".." in rel.parts:
         return None
     shipped = bundled(rel)
-    return shipped if shipped is not None and shipped.is_dir() and any(shipped.glob("*.toml")) else None
+    return (
+        shipped
+        if shipped is not None and shipped.is_dir() and any(shipped.glob("*.toml"))
+        else None
+    )
 
 
 def installed_name(folder) -> str | None:

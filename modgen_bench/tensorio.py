@@ -1,10 +1,12 @@
 """Plain tensor files: what a stage or a checkpoint saves, written atomically and read as data.
 
 `plain` turns numpy values into tensors and Python numbers, so a file reads back with
-``torch.load(weights_only=True)`` (torch's restricted unpickler) without an allow-list; `save_atomic`
+``torch.load(weights_only=True)`` (torch's restricted unpickler) without an allow-list;
+`save_atomic`
 writes it through a temp file and a rename (`atomic.write_with`). The stage store
 (`pipeline.store`) and the trainer's checkpoints (`sequence.train`) share them.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ oversubscription costs 2-4x (measured on 2 shared cores, p = 8, N = 1e5 .. 1e6: 
 default threads vs 20 ms with one); `blas_threads` limits the BLAS pool with threadpoolctl.
 torch is imported only by `cpu_threads`, so the exact core never loads it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,6 +22,7 @@ def cpu_threads(n: int, device="cpu"):
     """Run the block with ``torch.set_num_threads(n)`` when ``device`` is a CPU (an accelerator's
     count is left alone); the previous count is restored on exit, on error too."""
     import torch
+
     old = torch.get_num_threads()
     if torch.device(device).type == "cpu":
         torch.set_num_threads(n)
@@ -35,6 +37,7 @@ def _controller():
     """One threadpoolctl controller per process (finding the loaded libraries costs ~ms; a
     limit through it ~8 us)."""
     from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 

@@ -17,6 +17,7 @@ Rows: case "test"/"val" (metric nll_per_token, bits_per_byte, lam = mixture), "Z
 "params", "lam_star", "conflict", "train". The report is `modgen_bench.pipeline.report.report`.
 real_world/cpu_medium/modular_text.py is a symbolic link to this file (one plug-in, two folders).
 """
+
 from modgen_bench.launch import Job, LaunchSpec, launch_into
 from modgen_bench.pipeline import PipelineConfig
 from modgen_bench.pipeline.report import report  # noqa: F401  (the suite's report hook)
@@ -30,9 +31,20 @@ def run(ctx) -> None:
     seeds[0]); rows come back in job order whatever launcher ran them."""
     cfg = load_config(ctx.config)
     spec = getattr(ctx, "launch", None) or LaunchSpec()
-    jobs = [Job(f"seed{s}-resample{r}", run_replicate,
-                dict(config=ctx.config, seed=s, resample=r, device=ctx.device, progress=spec.launcher == "serial"))
-            for s, r in cfg.replicates()]
+    jobs = [
+        Job(
+            f"seed{s}-resample{r}",
+            run_replicate,
+            dict(
+                config=ctx.config,
+                seed=s,
+                resample=r,
+                device=ctx.device,
+                progress=spec.launcher == "serial",
+            ),
+        )
+        for s, r in cfg.replicates()
+    ]
     ctx.info["corpus_names"] = list(cfg.corpora)
     ctx.info["replicates"] = [{"seed": s, "resample": r} for s, r in cfg.replicates()]
     launch_into(ctx, jobs, spec)

@@ -8,6 +8,7 @@ the peak resident memory of that process (ru_maxrss of the child), its wall time
 solver's own ``seconds``; then the same for a process that only loads the file
 (`DiscreteProblem.load`), which isolates the I/O path from the solver.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).with_name("modgen-bench")
-LOAD_ONLY = ("import sys; from modgen_bench.problem import DiscreteProblem; "
-             "p = DiscreteProblem.load(sys.argv[1]); print(p.P.shape)")
+LOAD_ONLY = (
+    "import sys; from modgen_bench.problem import DiscreteProblem; "
+    "p = DiscreteProblem.load(sys.argv[1]); print(p.P.shape)"
+)
 
 
 def make_problem(path: Path, mb: float, p: int, fmt: str, seed: int = 0) -> tuple[int, int]:
@@ -47,8 +50,9 @@ def make_problem(path: Path, mb: float, p: int, fmt: str, seed: int = 0) -> tupl
 def measure(argv: list[str]) -> dict:
     """Peak RSS (MB) and wall seconds of one child process (rusage of children: one at a time)."""
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     wall = time.perf_counter() - t0
     # ru_maxrss of RUSAGE_CHILDREN is the largest of the children waited for so far: run each
     # measurement from a fresh interpreter (see main) to read one process's peak
@@ -66,11 +70,25 @@ def main() -> None:
     ap.add_argument("--which", choices=["both", "solve", "load"], default="both")
     ap.add_argument("--keep", default=None, help="reuse/keep the problem file at this path")
     args = ap.parse_args()
-    if args.which == "both":   # one fresh interpreter per measurement (ru_maxrss is a maximum)
+    if args.which == "both":  # one fresh interpreter per measurement (ru_maxrss is a maximum)
         for which in ("load", "solve"):
             extra = ["--keep", args.keep] if args.keep else []
-            subprocess.run([sys.executable, __file__, "--mb", str(args.mb), "--p", str(args.p),
-                            "--format", args.format, "--which", which, *extra], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--mb",
+                    str(args.mb),
+                    "--p",
+                    str(args.p),
+                    "--format",
+                    args.format,
+                    "--which",
+                    which,
+                    *extra,
+                ],
+                check=True,
+            )
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.keep or Path(tmp) / f"big.{args.format}")
@@ -80,16 +98,20 @@ def main() -> None:
         file_mb = path.stat().st_size / 1e6
         if args.which == "load":
             r = measure([sys.executable, "-c", LOAD_ONLY, str(path)])
-            print(f"load  {args.format}: file {file_mb:.1f} MB, arrays {array_mb:.1f} MB, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] / array_mb:.2f}x arrays), "
-                  f"wall {r['wall_s']:.1f} s")
+            print(
+                f"load  {args.format}: file {file_mb:.1f} MB, arrays {array_mb:.1f} MB, "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] / array_mb:.2f}x arrays), "
+                f"wall {r['wall_s']:.1f} s"
+            )
         else:
             r = measure([str(EXE), "solve", str(path), "--json"])
             sol = json.loads(r["stdout"].splitlines()[-1])
-            print(f"solve {args.format}: file {file_mb:.1f} MB, arrays {array_mb:.1f} MB, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] / array_mb:.2f}x arrays), "
-                  f"wall {r['wall_s']:.1f} s, solver {sol['seconds']:.1f} s, status {sol['status']}, "
-                  f"gap {sol['duality_gap']:.2g}")
+            print(
+                f"solve {args.format}: file {file_mb:.1f} MB, arrays {array_mb:.1f} MB, "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['peak_rss_mb'] / array_mb:.2f}x arrays), "
+                f"wall {r['wall_s']:.1f} s, solver {sol['seconds']:.1f} s, status {sol['status']}, "
+                f"gap {sol['duality_gap']:.2g}"
+            )
 
 
 if __name__ == "__main__":

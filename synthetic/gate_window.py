@@ -34,6 +34,7 @@ and for a gate in G1 (Z_g = 1, Z_u <= 1) the advantage over the constant gate is
 per sequence: at most log p / (T - 1) nats per transition, whatever the gate's architecture or
 training. The gate can matter only in short windows.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,16 @@ from modgen_bench.threads import cpu_threads
 
 from .successor import _sampler, _seeded, _train_on_mixture
 
-__all__ = ["GateWindowConfig", "run", "report", "ceiling", "worst_kl", "best_fixed_weight",
-           "renormalised_minimax", "g1_minimax"]
+__all__ = [
+    "GateWindowConfig",
+    "run",
+    "report",
+    "ceiling",
+    "worst_kl",
+    "best_fixed_weight",
+    "renormalised_minimax",
+    "g1_minimax",
+]
 
 log = logging.getLogger("modgen_bench.suite.gate_window")
 
@@ -84,8 +93,8 @@ class GateWindowConfig:
     spd_per_domain: int = 32
     spd_lr: float = 3e-2
     spd_eta_mu: float = 0.05
-    signal: str = "kl"              # the worst-case KL game (excess optimises another objective)
-    gates: list = field(default_factory=lambda: ["table"])   # "table" and/or "sequence"
+    signal: str = "kl"  # the worst-case KL game (excess optimises another objective)
+    gates: list = field(default_factory=lambda: ["table"])  # "table" and/or "sequence"
     table_steps: int = 3000
     pool: int = 512
     fixed_grid: int = 101
@@ -94,14 +103,18 @@ class GateWindowConfig:
     def from_dict(cls, d: dict) -> "GateWindowConfig":
         cfg = build(cls, d, "gate_window config")
         if cfg.signal not in SIGNALS:
-            raise ValueError(f"gate_window config: unknown signal {cfg.signal!r}; choose from "
-                             f"{list(SIGNALS)}")
+            raise ValueError(
+                f"gate_window config: unknown signal {cfg.signal!r}; choose from {list(SIGNALS)}"
+            )
         if not cfg.gates or set(cfg.gates) - {"table", "sequence"}:
-            raise ValueError(f"gate_window config: gates must be a non-empty subset of "
-                             f"['table', 'sequence'] (got {cfg.gates})")
+            raise ValueError(
+                f"gate_window config: gates must be a non-empty subset of "
+                f"['table', 'sequence'] (got {cfg.gates})"
+            )
         if any(t < 2 for t in cfg.lengths) or not all(0.0 <= a < 1.0 for a in cfg.alphas):
-            raise ValueError("gate_window config: every length must be >= 2 and every alpha in "
-                             "[0, 1)")
+            raise ValueError(
+                "gate_window config: every length must be >= 2 and every alpha in [0, 1)"
+            )
         return cfg
 
 
@@ -114,6 +127,7 @@ def ceiling(p: int, T: int) -> float:
 def _normalised(log_model: np.ndarray) -> tuple[np.ndarray, float]:
     """(log q, Z) with q = pi / Z on X0, Z = sum_X0 pi (log space)."""
     from scipy.special import logsumexp
+
     lz = float(logsumexp(log_model))
     return log_model - lz, math.exp(lz)
 
@@ -122,6 +136,7 @@ def worst_kl(P: np.ndarray, log_q: np.ndarray) -> float:
     """max_k KL(P_k || q) per sequence: the worst case over every test mixture (KL is convex in
     lam, PAPER.md section 2); P (p, n) rows on X0, log q (n,) normalised on X0."""
     from scipy.special import xlogy
+
     with np.errstate(divide="ignore", invalid="ignore"):
         per = xlogy(P, P).sum(axis=1) - np.where(P > 0, P * log_q[None, :], 0.0).sum(axis=1)
     return float(per.max())
@@ -130,10 +145,13 @@ def worst_kl(P: np.ndarray, log_q: np.ndarray) -> float:
 def best_fixed_weight(P: np.ndarray, log_E: np.ndarray, grid: int = 101) -> tuple[float, float]:
     """(w, worst-case KL per sequence) of the best fixed-weight gate (w, 1 - w) for p = 2, graded
     renormalised on X0: a grid on [0, 1], then a bounded scalar search around its best point."""
+
     def f(w):
-        mix = np.logaddexp(np.log(max(w, 1e-300)) + log_E[:, 0],
-                           np.log(max(1 - w, 1e-300)) + log_E[:, 1])
+        mix = np.logaddexp(
+            np.log(max(w, 1e-300)) + log_E[:, 0], np.log(max(1 - w, 1e-300)) + log_E[:, 1]
+        )
         return worst_kl(P, _normalised(mix)[0])
+
     ws = np.linspace(0.0, 1.0, grid)
     vals = [f(w) for w in ws]
     i = int(np.argmin(vals))
@@ -145,7 +163,8 @@ def best_fixed_weight(P: np.ndarray, log_E: np.ndarray, grid: int = 101) -> tupl
 def lumped_problem(P: np.ndarray, E_X0: np.ndarray):
     """The discrete problem over X0 plus one outcome holding each expert's mass off X0."""
     from modgen_bench.problem import DiscreteProblem
-    off = np.clip(1.0 - E_X0.sum(axis=1, keepdims=True), 0.0, None)        # (p, 1)
+
+    off = np.clip(1.0 - E_X0.sum(axis=1, keepdims=True), 0.0, None)  # (p, 1)
     E = np.hstack([E_X0, off])
     E = E / E.sum(axis=1, keepdims=True)
     return DiscreteProblem.from_arrays(np.hstack([P, np.zeros((P.shape[0], 1))]), E)
@@ -157,6 +176,7 @@ def g1_minimax(P: np.ndarray, E_X0: np.ndarray, support: str = "domains"):
     and the lumped outcome: constant gates feasible). The `Solution`; its value is the raw KL
     (no renormalisation)."""
     from modgen_bench.exact import solve
+
     return solve(lumped_problem(P, E_X0), support=support)
 
 
@@ -165,14 +185,18 @@ def renormalised_minimax(P: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple
     simplex with s lo <= q <= s hi for some s > 0 (a cone, so the problem stays convex); cvxpy.
     Returns (value at the returned q, recomputed in numpy; value - solver's optimum)."""
     import cvxpy as cp
+
     p, n = P.shape
-    scale = 1.0 / hi.max()                     # lo, hi span many decades: rescale the cone
+    scale = 1.0 / hi.max()  # lo, hi span many decades: rescale the cone
     q, s, t = cp.Variable(n, nonneg=True), cp.Variable(nonneg=True), cp.Variable()
     cons = [cp.sum(q) == 1, q >= s * (lo * scale), q <= s * (hi * scale)]
     for k in range(p):
         sup = P[k] > 0
-        cons.append(-cp.sum(cp.multiply(P[k, sup], cp.log(q[sup])))
-                    + float(np.sum(P[k, sup] * np.log(P[k, sup]))) <= t)
+        cons.append(
+            -cp.sum(cp.multiply(P[k, sup], cp.log(q[sup])))
+            + float(np.sum(P[k, sup] * np.log(P[k, sup])))
+            <= t
+        )
     prob = cp.Problem(cp.Minimize(t), cons)
     prob.solve(solver=cp.CLARABEL)
     qv = np.clip(np.asarray(q.value, dtype=np.float64), 1e-300, None)
@@ -186,26 +210,51 @@ def _table_gate(cfg, P, log_E, seed, case) -> tuple[np.ndarray, float, float]:
     from scipy.special import logsumexp
 
     from modgen_bench.algorithms.harness import run_method
+
     problem = lumped_problem(P, np.exp(log_E).T)
-    res = run_method(problem, "spd", lam_signal=cfg.signal, gate="table", support="union",
-                     steps=cfg.table_steps, seed=stable_seed(case, seed, "spd-table"), value=0.0)
-    with np.errstate(divide="ignore"):                 # log space: E_k(x) underflows at large T
-        log_pi = logsumexp(np.log(res.gate[:-1]) + log_E, axis=1)                 # (2V,)
+    res = run_method(
+        problem,
+        "spd",
+        lam_signal=cfg.signal,
+        gate="table",
+        support="union",
+        steps=cfg.table_steps,
+        seed=stable_seed(case, seed, "spd-table"),
+        value=0.0,
+    )
+    with np.errstate(divide="ignore"):  # log space: E_k(x) underflows at large T
+        log_pi = logsumexp(np.log(res.gate[:-1]) + log_E, axis=1)  # (2V,)
     return log_pi, float(res.lam[0]), float(res.grade["worst_case_kl"])
 
 
 def _spd_gate(cfg, task, experts, seed, case, device, seqs, log_E):
     """log pi_g on X0 (raw) of the SPD-trained sequence gate."""
     sampler = _sampler(cfg, task, experts, seed, case, device)
-    gcfg = GateConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, p=task.p,
-                      n_head=cfg.n_head, d_model=cfg.gate_d, d_ff=cfg.gate_d_ff)
+    gcfg = GateConfig(
+        vocab_size=task.vocab + 1,
+        block_size=task.length + 1,
+        p=task.p,
+        n_head=cfg.n_head,
+        d_model=cfg.gate_d,
+        d_ff=cfg.gate_d_ff,
+    )
     gate = _seeded(lambda: SequenceGate(gcfg), stable_seed(case, seed, "gate-init"))
-    res = train_spd(gate, sampler, SPDConfig(
-        steps=cfg.spd_steps, per_domain=cfg.spd_per_domain, lr=cfg.spd_lr, eta_mu=cfg.spd_eta_mu,
-        lam_signal=cfg.signal, log_every=max(cfg.spd_steps // 10, 1),
-        seed=stable_seed(case, seed, "spd")), device=device)
+    res = train_spd(
+        gate,
+        sampler,
+        SPDConfig(
+            steps=cfg.spd_steps,
+            per_domain=cfg.spd_per_domain,
+            lr=cfg.spd_lr,
+            eta_mu=cfg.spd_eta_mu,
+            lam_signal=cfg.signal,
+            log_every=max(cfg.spd_steps // 10, 1),
+            seed=stable_seed(case, seed, "spd"),
+        ),
+        device=device,
+    )
     with torch.no_grad():
-        log_g = res.gate.eval()(seqs.to(device)).double().cpu()               # (2V, p)
+        log_g = res.gate.eval()(seqs.to(device)).double().cpu()  # (2V, p)
     return log_pi(log_g, torch.as_tensor(log_E)).numpy(), float(res.lam[0])
 
 
@@ -214,23 +263,29 @@ def _cell(ctx, cfg, T: int, alpha: float, seed: int) -> None:
     task = SuccessorTask(cfg.vocab, T, alpha)
     case = f"T={T},alpha={alpha:g}"
     seqs, W = task.support()
-    P = (W / W.sum(0)).T.numpy()                                               # (p, 2V)
-    experts = [_train_on_mixture(cfg, task, cfg.expert_d, 1.0 - k, (case, seed, f"expert{k}"),
-                                 ckpt, device) for k in range(task.p)]
+    P = (W / W.sum(0)).T.numpy()  # (p, 2V)
+    experts = [
+        _train_on_mixture(
+            cfg, task, cfg.expert_d, 1.0 - k, (case, seed, f"expert{k}"), ckpt, device
+        )
+        for k in range(task.p)
+    ]
     for e in experts:
         e.requires_grad_(False)
-    log_E = cache_logliks(experts, seqs, device).double().numpy()              # (2V, p)
+    log_E = cache_logliks(experts, seqs, device).double().numpy()  # (2V, p)
     models = {"const-gate-0.5": np.logaddexp(log_E[:, 0], log_E[:, 1]) + math.log(0.5)}
     w, _ = best_fixed_weight(P, log_E, cfg.fixed_grid)
-    models["fixed-best"] = np.logaddexp(np.log(max(w, 1e-300)) + log_E[:, 0],
-                                        np.log(max(1 - w, 1e-300)) + log_E[:, 1])
-    E_X0 = np.exp(log_E).T                                                     # (p, 2V)
+    models["fixed-best"] = np.logaddexp(
+        np.log(max(w, 1e-300)) + log_E[:, 0], np.log(max(1 - w, 1e-300)) + log_E[:, 1]
+    )
+    E_X0 = np.exp(log_E).T  # (p, 2V)
     lam_A, own = {}, None
     if "table" in cfg.gates:
         models["spd-table"], lam_A["spd-table"], own = _table_gate(cfg, P, log_E, seed, case)
     if "sequence" in cfg.gates:
-        models["spd-sequence"], lam_A["spd-sequence"] = _spd_gate(cfg, task, experts, seed, case,
-                                                                  device, seqs, log_E)
+        models["spd-sequence"], lam_A["spd-sequence"] = _spd_gate(
+            cfg, task, experts, seed, case, device, seqs, log_E
+        )
     extra = dict(seed=seed, T=T, alpha=alpha)
     per = T - 1
     _, z_u = _normalised(models["const-gate-0.5"])
@@ -242,45 +297,78 @@ def _cell(ctx, cfg, T: int, alpha: float, seed: int) -> None:
         ctx.add(case, method, "Z_X0", z, **extra)
         ctx.add(case, method, "advantage_per_transition", (const - value) / per, **extra)
         # the general form of the ceiling, for a gate graded renormalised by its own Z
-        ctx.add(case, method, "advantage_bound_per_transition",
-                (math.log(task.p) + math.log(z_u) - math.log(z)) / per, **extra)
+        ctx.add(
+            case,
+            method,
+            "advantage_bound_per_transition",
+            (math.log(task.p) + math.log(z_u) - math.log(z)) / per,
+            **extra,
+        )
     ctx.add(case, "fixed-best", "w_A", w, **extra)
     for method, value in lam_A.items():
         ctx.add(case, method, "spd_lam_A", value, **extra)
     g1 = g1_minimax(P, E_X0)
     if g1.status != "infeasible":
-        ctx.add(case, "exact-G1", "worst_kl_per_transition", g1.value / per,
-                certificate=g1.duality_gap, **extra)
+        ctx.add(
+            case,
+            "exact-G1",
+            "worst_kl_per_transition",
+            g1.value / per,
+            certificate=g1.duality_gap,
+            **extra,
+        )
         ctx.add(case, "exact-G1", "advantage_per_transition", (const - g1.value) / per, **extra)
     ctx.add(case, "exact-G1", "g1_nonempty", float(g1.status != "infeasible"), **extra)
     union = g1_minimax(P, E_X0, "union")
-    ctx.add(case, "exact-union", "worst_kl_per_transition", union.value / per,
-            certificate=union.duality_gap, **extra)
+    ctx.add(
+        case,
+        "exact-union",
+        "worst_kl_per_transition",
+        union.value / per,
+        certificate=union.duality_gap,
+        **extra,
+    )
     ctx.add(case, "exact-union", "advantage_per_transition", (const - union.value) / per, **extra)
-    if own is not None:    # SPD's gate in its own game (raw KL, Z = 1 on X0 and the lump)
+    if own is not None:  # SPD's gate in its own game (raw KL, Z = 1 on X0 and the lump)
         ctx.add(case, "spd-table", "own_game_worst_kl_per_transition", own / per, **extra)
     value, gap = renormalised_minimax(P, E_X0.min(axis=0), E_X0.max(axis=0))
-    ctx.add(case, "exact-renormalised", "worst_kl_per_transition", value / per,
-            certificate=gap, **extra)
+    ctx.add(
+        case, "exact-renormalised", "worst_kl_per_transition", value / per, certificate=gap, **extra
+    )
     perfect = g1_minimax(P, P)
-    ctx.add(case, "perfect-experts", "worst_kl_per_transition", perfect.value / per,
-            certificate=perfect.duality_gap, **extra)
+    ctx.add(
+        case,
+        "perfect-experts",
+        "worst_kl_per_transition",
+        perfect.value / per,
+        certificate=perfect.duality_gap,
+        **extra,
+    )
     ctx.add(case, "ceiling", "ceiling_per_transition", ceiling(task.p, T), **extra)
 
 
 def run(ctx):
     cfg = GateWindowConfig.from_dict(ctx.config)
     from modgen_bench.logs import progress
+
     jobs = [(T, a, s) for T in cfg.lengths for a in cfg.alphas for s in cfg.seeds]
-    with cpu_threads(1, ctx.device):   # models this small: thread hand-offs cost more than they do
+    with cpu_threads(1, ctx.device):  # models this small: thread hand-offs cost more than they do
         for T, alpha, seed in progress(jobs, desc="gate_window (T, alpha, seed)"):
             log.info(f"[gate_window] T={T} alpha={alpha} seed={seed}")
             _cell(ctx, cfg, T, alpha, seed)
 
 
 #: the methods drawn, in order (references last)
-SHOWN = ("const-gate-0.5", "fixed-best", "spd-table", "spd-sequence", "exact-union", "exact-G1",
-         "exact-renormalised", "perfect-experts")
+SHOWN = (
+    "const-gate-0.5",
+    "fixed-best",
+    "spd-table",
+    "spd-sequence",
+    "exact-union",
+    "exact-G1",
+    "exact-renormalised",
+    "perfect-experts",
+)
 #: gates whose advantage over the constant gate the ceiling bounds (Z = 1 on X0, or on X0 and
 #: the lump; the renormalised ones escape it by log(Z_u / Z_g))
 G1_METHODS = ("exact-union", "exact-G1")
@@ -288,18 +376,24 @@ G1_METHODS = ("exact-union", "exact-G1")
 
 def _curves(df, metric):
     rows = df[df["metric"].eq(metric)]
-    return (rows.assign(T=pd.to_numeric(rows["T"]), alpha=pd.to_numeric(rows["alpha"]))
-            .groupby(["alpha", "method", "T"])["value"].agg(["mean", "sem", "count"]).reset_index())
+    return (
+        rows.assign(T=pd.to_numeric(rows["T"]), alpha=pd.to_numeric(rows["alpha"]))
+        .groupby(["alpha", "method", "T"])["value"]
+        .agg(["mean", "sem", "count"])
+        .reset_index()
+    )
 
 
 def _figure(df, path):
     """Top: worst-case KL per transition against T, one panel per alpha; bottom: the advantage
     over the constant gate with the ceiling log 2 / (T - 1) drawn."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from modgen_bench.reporting import legend_outside, save_figure
+
     worst, adv = _curves(df, "worst_kl_per_transition"), _curves(df, "advantage_per_transition")
     alphas = sorted(worst["alpha"].unique())
     fig, axes = plt.subplots(2, len(alphas), figsize=(4.6 * len(alphas) + 2, 7), squeeze=False)
@@ -309,8 +403,16 @@ def _figure(df, path):
             for method in SHOWN:
                 g = data[data["alpha"].eq(a) & data["method"].eq(method)].sort_values("T")
                 if len(g):
-                    ax.errorbar(g["T"], g["mean"], yerr=g["sem"].fillna(0), marker="o", ms=3,
-                                lw=1, capsize=2, label=method)
+                    ax.errorbar(
+                        g["T"],
+                        g["mean"],
+                        yerr=g["sem"].fillna(0),
+                        marker="o",
+                        ms=3,
+                        lw=1,
+                        capsize=2,
+                        label=method,
+                    )
             ax.set_xscale("log", base=2)
             ax.set_xlabel("window length T (data tokens)")
             ax.grid(alpha=0.3)
@@ -322,9 +424,13 @@ def _figure(df, path):
     axes[1, 0].set_ylabel("advantage over the constant gate,\nnats per transition")
     legend_outside(axes[0, -1], fontsize=7)
     legend_outside(axes[1, -1], fontsize=7)
-    save_figure(fig, path, alt="Worst-case KL per transition against window length T for each "
-                               "gate and reference, and the advantage over the constant gate "
-                               "with the ceiling log 2 / (T - 1), one column per overlap alpha")
+    save_figure(
+        fig,
+        path,
+        alt="Worst-case KL per transition against window length T for each "
+        "gate and reference, and the advantage over the constant gate "
+        "with the ceiling log 2 / (T - 1), one column per overlap alpha",
+    )
 
 
 def _paragraph(df) -> str:
@@ -332,39 +438,50 @@ def _paragraph(df) -> str:
     adv = _curves(df, "advantage_per_transition")
     ceil = np.log(2) / (adv["T"] - 1)
     over = adv[adv["method"].isin(G1_METHODS) & (adv["mean"] > ceil + 1e-9)]
-    lines = ["Unit: nats per transition (sequence KL / (T - 1)). The ceiling log 2 / (T - 1) "
-             "bounds the advantage of ANY gate with Z = 1 on X0 (or on X0 and the experts' "
-             "off-X0 mass) over the constant gate (1/2, 1/2) renormalised on X0, on every test "
-             "mixture, because pi_g <= E_0 + E_1 = 2 pi_u pointwise. A gate graded renormalised "
-             "by its own Z_g escapes it by log(Z_u / Z_g): `advantage_bound_per_transition` in "
-             "the rows."]
+    lines = [
+        "Unit: nats per transition (sequence KL / (T - 1)). The ceiling log 2 / (T - 1) "
+        "bounds the advantage of ANY gate with Z = 1 on X0 (or on X0 and the experts' "
+        "off-X0 mass) over the constant gate (1/2, 1/2) renormalised on X0, on every test "
+        "mixture, because pi_g <= E_0 + E_1 = 2 pi_u pointwise. A gate graded renormalised "
+        "by its own Z_g escapes it by log(Z_u / Z_g): `advantage_bound_per_transition` in "
+        "the rows."
+    ]
     const = _curves(df, "worst_kl_per_transition")
     const = const[const["method"].eq("const-gate-0.5")]
-    share = [f"T = {int(r['T'])}: {np.log(2) / (r['T'] - 1) / r['mean']:.0%}"
-             for _, r in const.groupby("T")["mean"].max().reset_index().iterrows()]
-    lines.append("At most this share of the constant gate's worst-case loss can any G1 gate "
-                 "remove (ceiling / the constant gate's largest worst case over alpha): "
-                 + ", ".join(share) + ".")
-    lines.append(f"G1 references above the ceiling: {len(over)} of "
-                 f"{int(adv['method'].isin(G1_METHODS).sum())} references (G1 and union "
-                 "minimax values over the (T, alpha) cells where they exist; 0 expected).")
-    for method in ("fixed-best", "spd-table", "spd-sequence", "exact-union",
-                   "exact-renormalised"):
+    share = [
+        f"T = {int(r['T'])}: {np.log(2) / (r['T'] - 1) / r['mean']:.0%}"
+        for _, r in const.groupby("T")["mean"].max().reset_index().iterrows()
+    ]
+    lines.append(
+        "At most this share of the constant gate's worst-case loss can any G1 gate "
+        "remove (ceiling / the constant gate's largest worst case over alpha): "
+        + ", ".join(share)
+        + "."
+    )
+    lines.append(
+        f"G1 references above the ceiling: {len(over)} of "
+        f"{int(adv['method'].isin(G1_METHODS).sum())} references (G1 and union "
+        "minimax values over the (T, alpha) cells where they exist; 0 expected)."
+    )
+    for method in ("fixed-best", "spd-table", "spd-sequence", "exact-union", "exact-renormalised"):
         g = adv[adv["method"].eq(method)]
         if not len(g):
             continue
         ratio = g["mean"].to_numpy() / (np.log(2) / (g["T"].to_numpy() - 1))
         best = g.iloc[int(np.argmax(g["mean"].to_numpy()))]
-        lines.append(f"{method}: advantage over the constant gate from {g['mean'].min():.4g} to "
-                     f"{g['mean'].max():.4g} nats per transition (largest at T = {int(best['T'])}, "
-                     f"alpha = {best['alpha']:g}); as a share of the ceiling: median "
-                     f"{np.median(ratio):.2f}, max {ratio.max():.2f}.")
+        lines.append(
+            f"{method}: advantage over the constant gate from {g['mean'].min():.4g} to "
+            f"{g['mean'].max():.4g} nats per transition (largest at T = {int(best['T'])}, "
+            f"alpha = {best['alpha']:g}); as a share of the ceiling: median "
+            f"{np.median(ratio):.2f}, max {ratio.max():.2f}."
+        )
     return "\n\n".join(lines)
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     """The T x alpha figure with the ceiling, the worst-case table and the findings."""
     from modgen_bench.reporting import Section
+
     fig_dir = Path(fig_dir)
     path = fig_dir / "gate_window_T_alpha.png"
     _figure(df, path)
@@ -373,13 +490,29 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
     g1 = df[df["metric"].eq("g1_nonempty")]
     text = _paragraph(df)
     if len(g1):
-        text += (f"\n\nThe paper's G1 (Z = 1 on X0) is non-empty in {int(g1['value'].sum())} of "
-                 f"{len(g1)} cells: the trained experts leak mass off X0 as T grows, so "
-                 "`exact-G1` is missing where it is empty and `exact-union` (the repair "
-                 "convention) stands in.")
-    return [Section("Where the gate can matter: window length T x domain overlap", text=text,
-                    tables=[("worst-case KL per transition (mean over seeds), every model "
-                             "renormalised on X0 except exact-union / exact-G1 (raw, their game)",
-                             table)],
-                    figures=[("Worst-case KL per transition and advantage over the constant "
-                              "gate against T, with the ceiling log 2 / (T - 1)", path)])]
+        text += (
+            f"\n\nThe paper's G1 (Z = 1 on X0) is non-empty in {int(g1['value'].sum())} of "
+            f"{len(g1)} cells: the trained experts leak mass off X0 as T grows, so "
+            "`exact-G1` is missing where it is empty and `exact-union` (the repair "
+            "convention) stands in."
+        )
+    return [
+        Section(
+            "Where the gate can matter: window length T x domain overlap",
+            text=text,
+            tables=[
+                (
+                    "worst-case KL per transition (mean over seeds), every model "
+                    "renormalised on X0 except exact-union / exact-G1 (raw, their game)",
+                    table,
+                )
+            ],
+            figures=[
+                (
+                    "Worst-case KL per transition and advantage over the constant "
+                    "gate against T, with the ceiling log 2 / (T - 1)",
+                    path,
+                )
+            ],
+        )
+    ]

@@ -62,7 +62,7 @@ class SuccessorConfig:
     seeds: list = field(default_factory=lambda: [0, 1])
     cases: list = field(default_factory=lambda: ["clean"])
     vocab: int = 100
-    length: int = 8                      # data tokens per sequence (BOS excluded)
+    length: int = 8  # data tokens per sequence (BOS excluded)
     expert_d: int = 8
     gate_d: int = 6
     gate_d_ff: int = 24
@@ -81,7 +81,7 @@ class SuccessorConfig:
     spd_lr: float = 3e-2
     spd_eta_mu: float = 0.05
     signals: list = field(default_factory=lambda: ["kl", "excess"])
-    pool: int = 1024                     # cached sequences per domain, and per expert
+    pool: int = 1024  # cached sequences per domain, and per expert
     log_every: int = 10
 
     @classmethod
@@ -89,17 +89,23 @@ class SuccessorConfig:
         cfg = build(cls, d, "successor config")
         bad_cases = [c for c in cfg.cases if c not in CONTAMINATION]
         if bad_cases:
-            raise UserError(f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}")
+            raise UserError(
+                f"successor config: unknown cases {bad_cases}; choose from {sorted(CONTAMINATION)}"
+            )
         bad = [s for s in cfg.signals if s not in SIGNALS]
         if bad:
             raise UserError(f"successor config: unknown signals {bad}; choose from {list(SIGNALS)}")
-        if cfg.lam_grid < 2 or not all(0.0 <= lam <= 1.0 for lam in [*cfg.oracle_lams, cfg.mono_lam]):
+        if cfg.lam_grid < 2 or not all(
+            0.0 <= lam <= 1.0 for lam in [*cfg.oracle_lams, cfg.mono_lam]
+        ):
             raise UserError("successor config: lam_grid must be >= 2 and every lam in [0, 1]")
         grid = np.linspace(0.0, 1.0, cfg.lam_grid)
         off = [lam for lam in cfg.oracle_lams if not np.isclose(grid, lam).any()]
         if off:
-            raise UserError(f"successor config: oracle_lams {off} are not on the test grid "
-                             f"linspace(0, 1, lam_grid={cfg.lam_grid})")
+            raise UserError(
+                f"successor config: oracle_lams {off} are not on the test grid "
+                f"linspace(0, 1, lam_grid={cfg.lam_grid})"
+            )
         return cfg
 
 
@@ -111,17 +117,29 @@ def _seeded(make, seed):
 
 
 def _lm(cfg, task, d_model, seed):
-    c = LMConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, n_head=cfg.n_head,
-                 d_model=d_model, d_ff=cfg.d_ff)
+    c = LMConfig(
+        vocab_size=task.vocab + 1,
+        block_size=task.length + 1,
+        n_head=cfg.n_head,
+        d_model=d_model,
+        d_ff=cfg.d_ff,
+    )
     return _seeded(lambda: TransformerLM(c), seed)
 
 
 def _train_on_mixture(cfg, task, d_model, lam, tag, ckpt_dir, device):
     model = _lm(cfg, task, d_model, stable_seed(*tag, "init"))
     weights = torch.tensor([lam, 1.0 - lam], dtype=torch.float64)
-    train_lm(model, lambda g: task.sample_mixture(weights, cfg.lm_batch, g), cfg.lm_steps, cfg.lm_lr,
-             device, stable_seed(*tag, "train"), warmup=cfg.lm_warmup,
-             checkpoint=ckpt_dir / ("-".join(map(str, tag)) + ".pt"))
+    train_lm(
+        model,
+        lambda g: task.sample_mixture(weights, cfg.lm_batch, g),
+        cfg.lm_steps,
+        cfg.lm_lr,
+        device,
+        stable_seed(*tag, "train"),
+        warmup=cfg.lm_warmup,
+        checkpoint=ckpt_dir / ("-".join(map(str, tag)) + ".pt"),
+    )
     return model
 
 
@@ -133,14 +151,18 @@ def _sampler(cfg, task, experts, seed, case, device):
     gen_dev = torch.Generator(device=device).manual_seed(stable_seed(case, seed, "expert-samples"))
     eseqs = [e.generate(bos.to(device), task.length, gen_dev).cpu() for e in experts]
     return CachedProposalSampler(
-        seqs, [cache_logliks(experts, s, device) for s in seqs],
-        eseqs, [cache_logliks(experts, s, device) for s in eseqs],
+        seqs,
+        [cache_logliks(experts, s, device) for s in seqs],
+        eseqs,
+        [cache_logliks(experts, s, device) for s in eseqs],
         [torch.isfinite(task.log_prob(s)).any(dim=1) for s in eseqs],
-        log_p=[task.log_prob(s)[:, k].float() for k, s in enumerate(seqs)])
+        log_p=[task.log_prob(s)[:, k].float() for k, s in enumerate(seqs)],
+    )
 
 
-def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, trainable,
-               nonemb=0):
+def _add_curve(
+    ctx, task, case, method, seed, log_model, support, lams, params, trainable, nonemb=0
+):
     """Rows of one model at each lam_A in ``lams``, from its RAW log-likelihood on X0:
     nll_per_token and kl_per_token of pi / Z_X0 (the one rule), kl_raw_per_token of pi, Z_X0."""
     seqs, W, log_p = support
@@ -148,10 +170,12 @@ def _add_curve(ctx, task, case, method, seed, log_model, support, lams, params, 
     extra = dict(params=params, params_trainable=trainable, params_nonembedding=nonemb)
     for a in lams:
         lam = [float(a), float(1 - a)]
-        vals = {"nll_per_token": mixture_nll_per_token(log_model - lz, W, lam, task.length),
-                "kl_per_token": mixture_kl(log_model - lz, W, log_p, lam) / task.length,
-                "kl_raw_per_token": mixture_kl(log_model, W, log_p, lam) / task.length,
-                "Z_X0": float(np.exp(lz))}
+        vals = {
+            "nll_per_token": mixture_nll_per_token(log_model - lz, W, lam, task.length),
+            "kl_per_token": mixture_kl(log_model - lz, W, log_p, lam) / task.length,
+            "kl_raw_per_token": mixture_kl(log_model, W, log_p, lam) / task.length,
+            "Z_X0": float(np.exp(lz)),
+        }
         for metric, v in vals.items():
             ctx.add(case, method, metric, v, seed=seed, lam=lam, **extra)
 
@@ -173,7 +197,8 @@ def _exact_gate_on_perfect_experts(W: torch.Tensor) -> torch.Tensor:
     """
     from modgen_bench.exact import solve
     from modgen_bench.problem import DiscreteProblem
-    P = W.T.numpy()                                                              # (p, 2V)
+
+    P = W.T.numpy()  # (p, 2V)
     P = P / P.sum(axis=1, keepdims=True)
     sol = solve(DiscreteProblem(P=P, E=P, names=["A", "B"]), support="domains")
     return torch.log(torch.as_tensor(sol.model, dtype=torch.float64))
@@ -186,9 +211,10 @@ def _exact_gate_on_trained_experts(W: torch.Tensor, log_E: torch.Tensor):
     reference (it is solved with the test distributions P_k), never a rival."""
     from modgen_bench.exact import solve
     from modgen_bench.problem import DiscreteProblem
+
     P = W.T.numpy()
-    P = P / P.sum(axis=1, keepdims=True)                                         # (p, 2V)
-    E = torch.softmax(log_E.double().T, dim=1).numpy()                           # (p, 2V)
+    P = P / P.sum(axis=1, keepdims=True)  # (p, 2V)
+    E = torch.softmax(log_E.double().T, dim=1).numpy()  # (p, 2V)
     sol = solve(DiscreteProblem(P=P, E=E, names=["A", "B"]), support="domains")
     return torch.log(torch.as_tensor(sol.model, dtype=torch.float64)), sol.status
 
@@ -197,6 +223,7 @@ def _fixed_best_log_model(sampler, log_E: torch.Tensor):
     """(log sum_j w_j E_j on X0, w) of the best fixed-weight gate (`combiners.fixed`): constant
     weights chosen on the domains' cached training pools for the worst NLL, free (no network)."""
     from modgen_bench.combiners.fixed import best_fixed_weights
+
     w, _ = best_fixed_weights([le.double().numpy() for le in sampler.log_experts])
     lw = torch.log(torch.as_tensor(w, dtype=torch.float64))
     return torch.logsumexp(lw + log_E, dim=1), w
@@ -205,71 +232,142 @@ def _fixed_best_log_model(sampler, log_E: torch.Tensor):
 def _run_one(ctx, cfg, case, seed):
     device, ckpt_dir = ctx.device, Path(ctx.out_dir) / "checkpoints"
     task = SuccessorTask(cfg.vocab, cfg.length, CONTAMINATION[case])
-    seqs, W = task.support()                                                   # X0, exact weights
+    seqs, W = task.support()  # X0, exact weights
     support = (seqs, W, task.log_prob(seqs))
     grid = np.linspace(0.0, 1.0, cfg.lam_grid)
 
     experts = []
     for k in range(task.p):
         onehot = 1.0 if k == 0 else 0.0
-        experts.append(_train_on_mixture(cfg, task, cfg.expert_d, onehot, (case, seed, f"expert{k}"),
-                                         ckpt_dir, device))
+        experts.append(
+            _train_on_mixture(
+                cfg, task, cfg.expert_d, onehot, (case, seed, f"expert{k}"), ckpt_dir, device
+            )
+        )
     for e in experts:
         e.requires_grad_(False)
     n_experts = sum(count_params(e) for e in experts)
     ne_experts = nonembedding_count(experts)
-    log_E = cache_logliks(experts, seqs, device).double()                      # (2V, p)
+    log_E = cache_logliks(experts, seqs, device).double()  # (2V, p)
     for k in range(task.p):
-        _add_curve(ctx, task, case, f"expert-{'AB'[k]}", seed, log_E[:, k], support, grid,
-                   count_params(experts[k]), count_params(experts[k]),
-                   nonembedding_count(experts[k]))
-    avg = torch.logsumexp(log_E + np.log(0.5), dim=1)                          # constant gate (0.5, 0.5)
-    _add_curve(ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0,
-               ne_experts)
+        _add_curve(
+            ctx,
+            task,
+            case,
+            f"expert-{'AB'[k]}",
+            seed,
+            log_E[:, k],
+            support,
+            grid,
+            count_params(experts[k]),
+            count_params(experts[k]),
+            nonembedding_count(experts[k]),
+        )
+    avg = torch.logsumexp(log_E + np.log(0.5), dim=1)  # constant gate (0.5, 0.5)
+    _add_curve(
+        ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0, ne_experts
+    )
     _add_curve(ctx, task, case, EXACT, seed, _exact_gate_on_perfect_experts(W), support, grid, 0, 0)
 
     sampler = _sampler(cfg, task, experts, seed, case, device)
-    _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts,
-                    ne_experts)
-    gcfg = GateConfig(vocab_size=task.vocab + 1, block_size=task.length + 1, p=task.p,
-                      n_head=cfg.n_head, d_model=cfg.gate_d, d_ff=cfg.gate_d_ff)
+    _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts, ne_experts)
+    gcfg = GateConfig(
+        vocab_size=task.vocab + 1,
+        block_size=task.length + 1,
+        p=task.p,
+        n_head=cfg.n_head,
+        d_model=cfg.gate_d,
+        d_ff=cfg.gate_d_ff,
+    )
     for signal in cfg.signals:
         gate = _seeded(lambda: SequenceGate(gcfg), stable_seed(case, seed, "gate-init"))
-        res = train_spd(gate, sampler, SPDConfig(steps=cfg.spd_steps, per_domain=cfg.spd_per_domain,
-                                                 lr=cfg.spd_lr, eta_mu=cfg.spd_eta_mu, lam_signal=signal,
-                                                 log_every=cfg.log_every,
-                                                 seed=stable_seed(case, seed, "spd")), device=device)
+        res = train_spd(
+            gate,
+            sampler,
+            SPDConfig(
+                steps=cfg.spd_steps,
+                per_domain=cfg.spd_per_domain,
+                lr=cfg.spd_lr,
+                eta_mu=cfg.spd_eta_mu,
+                lam_signal=signal,
+                log_every=cfg.log_every,
+                seed=stable_seed(case, seed, "spd"),
+            ),
+            device=device,
+        )
         with torch.no_grad():
-            log_g = res.gate.eval()(seqs.to(device)).double().cpu()           # (2V, p)
+            log_g = res.gate.eval()(seqs.to(device)).double().cpu()  # (2V, p)
         log_model = log_pi(log_g, log_E)
         method, n_gate = f"gate-{signal}", count_params(res.gate)
         ctx.add(case, method, "Z_raw_X0", float(np.exp(log_Z(log_model))), seed=seed)
-        _add_curve(ctx, task, case, method, seed, log_model, support, grid,
-                   n_gate + n_experts, n_gate, ne_experts + nonembedding_count(res.gate))
+        _add_curve(
+            ctx,
+            task,
+            case,
+            method,
+            seed,
+            log_model,
+            support,
+            grid,
+            n_gate + n_experts,
+            n_gate,
+            ne_experts + nonembedding_count(res.gate),
+        )
         ctx.add(case, method, "spd_lam_A", float(res.lam[0]), seed=seed)
         ctx.add(case, method, "spd_mu", res.mu, seed=seed)
         ctx.add(case, method, "spd_Z_hat", float(res.history["Z_hat"].iloc[-1]), seed=seed)
         for row in res.history.itertuples():
-            for metric, v in (("traj_lam_A", row.lam_0), ("traj_mu", row.mu), ("traj_Z_hat", row.Z_hat)):
+            for metric, v in (
+                ("traj_lam_A", row.lam_0),
+                ("traj_mu", row.mu),
+                ("traj_Z_hat", row.Z_hat),
+            ):
                 ctx.add(case, method, metric, v, seed=seed, step=int(row.step))
 
     for d in cfg.retrain_sizes:
-        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [(f"oracle-d{d}", lam, lam) for lam in cfg.oracle_lams]
+        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [
+            (f"oracle-d{d}", lam, lam) for lam in cfg.oracle_lams
+        ]
         for method, train_lam, oracle_at in runs:
-            m = _train_on_mixture(cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device)
+            m = _train_on_mixture(
+                cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device
+            )
             log_model = cache_logliks([m], seqs, device)[:, 0].double()
-            lams = grid if oracle_at is None else [oracle_at]   # an oracle counts only at its own lam
-            _add_curve(ctx, task, case, method, seed, log_model, support, lams, count_params(m), count_params(m),
-                       nonembedding_count(m))
+            lams = (
+                grid if oracle_at is None else [oracle_at]
+            )  # an oracle counts only at its own lam
+            _add_curve(
+                ctx,
+                task,
+                case,
+                method,
+                seed,
+                log_model,
+                support,
+                lams,
+                count_params(m),
+                count_params(m),
+                nonembedding_count(m),
+            )
 
 
-def _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts,
-                    ne_experts):
+def _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts, ne_experts):
     """Curves of the best fixed-weight gate (free) and of the exact minimax gate over the
     trained experts (a reference, added only when its certificate says optimal)."""
     fixed, w = _fixed_best_log_model(sampler, log_E)
-    _add_curve(ctx, task, case, "const-gate-best", seed, fixed, support, grid, n_experts + task.p,
-               task.p, ne_experts)
+    _add_curve(
+        ctx,
+        task,
+        case,
+        "const-gate-best",
+        seed,
+        fixed,
+        support,
+        grid,
+        n_experts + task.p,
+        task.p,
+        ne_experts,
+    )
     for k, v in enumerate(w):
         ctx.add(case, "const-gate-best", f"w_{'AB'[k]}", float(v), seed=seed)
     exact, status = _exact_gate_on_trained_experts(W, log_E)
@@ -279,74 +377,128 @@ def _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_e
     else:
         logging.getLogger("modgen_bench.suite.successor").warning(
             f"[successor] case={case} seed={seed}: exact minimax over the trained experts "
-            f"{status}, left off the leaderboard")
+            f"{status}, left off the leaderboard"
+        )
 
 
 def run(ctx):
     cfg = SuccessorConfig.from_dict(ctx.config)
     from modgen_bench.logs import progress
-    with cpu_threads(1, ctx.device):   # models this small: thread hand-offs cost more than they save
+
+    with cpu_threads(1, ctx.device):  # models this small: thread hand-offs cost more than they save
         jobs = [(case, seed) for case in cfg.cases for seed in cfg.seeds]
-        for case, seed in progress(jobs, desc="successor (case, seed)"):   # drawn on a terminal only
-            logging.getLogger("modgen_bench.suite.successor").info(f"[successor] case={case} seed={seed}")
+        for case, seed in progress(jobs, desc="successor (case, seed)"):  # drawn on a terminal only
+            logging.getLogger("modgen_bench.suite.successor").info(
+                f"[successor] case={case} seed={seed}"
+            )
             _run_one(ctx, cfg, case, seed)
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     """Loss-vs-lam curves with spread bands, win/loss tables against each retrain, SPD stability."""
     from modgen_bench.reporting import Section, gate_vs_monolith_headline, mean_se_table
+
     fig_dir = Path(fig_dir)
     sections = []
     heads = []
-    curves = df[df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")]
-    counts = df[df["metric"].eq("Z_X0")]         # every curve row carries its model's counts
+    curves = df[
+        df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")
+    ]
+    counts = df[df["metric"].eq("Z_X0")]  # every curve row carries its model's counts
     cols = [c for c in ("params", "params_trainable", "params_nonembedding") if c in counts]
-    params = pd.DataFrame({c: pd.to_numeric(counts[c]).fillna(0).astype(int) for c in cols}
-                          ).groupby(counts["method"]).max()
+    params = (
+        pd.DataFrame({c: pd.to_numeric(counts[c]).fillna(0).astype(int) for c in cols})
+        .groupby(counts["method"])
+        .max()
+    )
     if "params_nonembedding" in params and "const-gate-0.5" in params.index:
         # r: non-embedding parameters over the experts' combined (matching.py's convention)
-        params["r_nonembedding"] = (params["params_nonembedding"]
-                                    / params.loc["const-gate-0.5", "params_nonembedding"]).round(3)
+        params["r_nonembedding"] = (
+            params["params_nonembedding"] / params.loc["const-gate-0.5", "params_nonembedding"]
+        ).round(3)
     for case, sub in curves.groupby("case"):
         figs = []
         for metric in ("kl_per_token", "nll_per_token"):
             path = fig_dir / f"successor_{case}_{metric}.png"
-            shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith("expert-")   # off the scale
-            lam_curves_figure(sub[shown], path, ylabel=f"{metric.replace('_', ' ')} (nats per token)",
-                              title=f"{case}: {metric.replace('_', ' ')} vs test mixture",
-                              xlabel=XLABEL)
-            figs.append((f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
-                         "single experts in the tables)", path))
+            shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith(
+                "expert-"
+            )  # off the scale
+            lam_curves_figure(
+                sub[shown],
+                path,
+                ylabel=f"{metric.replace('_', ' ')} (nats per token)",
+                title=f"{case}: {metric.replace('_', ' ')} vs test mixture",
+                xlabel=XLABEL,
+            )
+            figs.append(
+                (
+                    f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
+                    "single experts in the tables)",
+                    path,
+                )
+            )
         tables = []
         gates = sorted(m for m in sub["method"].unique() if m.startswith("gate-"))
         monos = sorted(m for m in sub["method"].unique() if m.startswith("mono-"))
-        if gates and monos:   # the answer at a glance: the gate minus the monolith, with intervals
-            heads.append(gate_vs_monolith_headline(sub, gates[0], monos[0], fig_dir, "kl_per_token",
-                                                   unit="nats per token", title=f"{case}: gate vs monolith",
-                                                   xlabel=XLABEL, xname="lam_A"))
+        if gates and monos:  # the answer at a glance: the gate minus the monolith, with intervals
+            heads.append(
+                gate_vs_monolith_headline(
+                    sub,
+                    gates[0],
+                    monos[0],
+                    fig_dir,
+                    "kl_per_token",
+                    unit="nats per token",
+                    title=f"{case}: gate vs monolith",
+                    xlabel=XLABEL,
+                    xname="lam_A",
+                )
+            )
             heads[-1].text += _free_baseline_line(sub, gates[0])
         for gate in gates:
-            wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate,
-                                [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))])
-            tables.append((f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl))
-        worst = (sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
-                 .groupby(["method", "seed"])["value"].max().groupby("method").agg(["mean", "sem", "count"])
-                 .rename(columns={"sem": "se", "count": "n"}))
-        tables.insert(0, (f"{case}: worst-case KL per token over the lam grid (the robust objective, "
-                          "PAPER.md section 1), every model renormalised on X0, mean ± s.e. over seeds "
-                          "(n); matching convention: params (paper's sizes)", worst.reset_index()))
+            wl = win_loss_table(
+                sub[sub["metric"].eq("kl_per_token")],
+                gate,
+                [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))],
+            )
+            tables.append(
+                (f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl)
+            )
+        worst = (
+            sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
+            .groupby(["method", "seed"])["value"]
+            .max()
+            .groupby("method")
+            .agg(["mean", "sem", "count"])
+            .rename(columns={"sem": "se", "count": "n"})
+        )
+        tables.insert(
+            0,
+            (
+                f"{case}: worst-case KL per token over the lam grid (the robust objective, "
+                "PAPER.md section 1), every model renormalised on X0, mean ± s.e. over seeds "
+                "(n); matching convention: params (paper's sizes)",
+                worst.reset_index(),
+            ),
+        )
         text = _claims_text(sub, case)
         if EXACT in worst.index:
-            gates = ", ".join(f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-"))
-            text += (f"\n\nReference: the exact minimax gate in G1 over *perfect* experts "
-                     f"(exact core, `{EXACT}`) has worst-case KL "
-                     f"{worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates over the "
-                     f"trained experts reach {gates}, the constant gate "
-                     f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle "
-                     "retrain at the vertices: Z_g = 1 charges it for every domain it serves "
-                     "(on the clean task the domains are disjoint and V* = log 2 per sequence "
-                     "even with perfect experts).")
-        sections.append(Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs))
+            gates = ", ".join(
+                f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-")
+            )
+            text += (
+                f"\n\nReference: the exact minimax gate in G1 over *perfect* experts "
+                f"(exact core, `{EXACT}`) has worst-case KL "
+                f"{worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates over the "
+                f"trained experts reach {gates}, the constant gate "
+                f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle "
+                "retrain at the vertices: Z_g = 1 charges it for every domain it serves "
+                "(on the clean task the domains are disjoint and V* = log 2 per sequence "
+                "even with perfect experts)."
+            )
+        sections.append(
+            Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs)
+        )
         sections += [_leaderboard_section(sub, case, fig_dir)] if gates else []
     stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
     if len(stab):
@@ -354,23 +506,38 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         traj = df[df["metric"].str.startswith("traj_")]
         path = fig_dir / "successor_spd_trajectories.png"
         _trajectory_figure(traj, path)
-        sections.append(Section("SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
-                                tables=[("mean, s.e. over seeds", t)],
-                                figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)]))
-    sections.append(Section("Parameter counts", tables=[("params (gates: frozen experts included); "
-                                                         "r_nonembedding = non-embedding parameters / the "
-                                                         "experts' combined; matching convention: params "
-                                                         "(paper's sizes), every LM trained with one expert's "
-                                                         "steps and batch (token ratio 1/p against the experts' "
-                                                         "combined)",
-                                                         params.reset_index())]))
+        sections.append(
+            Section(
+                "SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
+                tables=[("mean, s.e. over seeds", t)],
+                figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)],
+            )
+        )
+    sections.append(
+        Section(
+            "Parameter counts",
+            tables=[
+                (
+                    "params (gates: frozen experts included); "
+                    "r_nonembedding = non-embedding parameters / the "
+                    "experts' combined; matching convention: params "
+                    "(paper's sizes), every LM trained with one expert's "
+                    "steps and batch (token ratio 1/p against the experts' "
+                    "combined)",
+                    params.reset_index(),
+                )
+            ],
+        )
+    )
     return heads + sections
 
 
 #: the successor's method names -> the leaderboard's (its free baselines by their shared names)
 BOARD_NAMES = {"const-gate-0.5": "const_gate", "const-gate-best": "gate_fixed_best"}
-BOUNDS = {EXACT_TRAINED: "the minimax gate in G1 over these trained experts, renormalised on X0, "
-                         "exact core; solved with the test distributions, so not a rival"}
+BOUNDS = {
+    EXACT_TRAINED: "the minimax gate in G1 over these trained experts, renormalised on X0, "
+    "exact core; solved with the test distributions, so not a rival"
+}
 
 
 def _board(sub):
@@ -379,22 +546,36 @@ def _board(sub):
     signal (the robust objective's own signal; else the first SPD gate). KL(P_lam || m) is
     convex in lam, so its worst mixture is a vertex."""
     from modgen_bench.leaderboard import leaderboard
-    kl = sub[sub["metric"].eq("kl_per_token") & sub["lam"].ne("")
-             & ~sub["method"].str.startswith(("oracle-", "expert-")) & sub["method"].ne(EXACT)]
+
+    kl = sub[
+        sub["metric"].eq("kl_per_token")
+        & sub["lam"].ne("")
+        & ~sub["method"].str.startswith(("oracle-", "expert-"))
+        & sub["method"].ne(EXACT)
+    ]
     frame = kl.assign(case="test", method=kl["method"].replace(BOARD_NAMES))
     gates = sorted(m for m in frame["method"].unique() if m.startswith("gate-"))
     reference = "gate-kl" if "gate-kl" in gates else gates[0]
     bounds = {b: v for b, v in BOUNDS.items() if b in set(frame["method"])}
-    return frame, leaderboard(frame, reference=reference, metric="kl_per_token", names=["A", "B"],
-                              quantity="exact KL per token", bounds=bounds)
+    return frame, leaderboard(
+        frame,
+        reference=reference,
+        metric="kl_per_token",
+        names=["A", "B"],
+        quantity="exact KL per token",
+        bounds=bounds,
+    )
 
 
 def _leaderboard_section(sub, case, fig_dir):
     """The case's leaderboard (`modgen_bench.leaderboard`): a table and a forest plot."""
     from modgen_bench.leaderboard import leaderboard_section
+
     frame, lb = _board(sub)
-    caption = ("[matching convention: params (the paper's sizes); const_gate = const-gate-0.5, "
-               "gate_fixed_best = const-gate-best; intervals over seeds]")
+    caption = (
+        "[matching convention: params (the paper's sizes); const_gate = const-gate-0.5, "
+        "gate_fixed_best = const-gate-best; intervals over seeds]"
+    )
     sec = leaderboard_section(frame, fig_dir, caption, f"successor_{case}", lb=lb)
     sec.title = f"{case}: leaderboard (exact KL per token, worst vertex = worst mixture)"
     return sec
@@ -404,6 +585,7 @@ def _free_baseline_line(sub, gate) -> str:
     """The headline's honest part: ``gate`` against the best free baseline (constant or best
     fixed weights) on the worst mixture, exact KL paired over seeds (`leaderboard`)."""
     from modgen_bench.leaderboard import free_baseline_text
+
     text = free_baseline_text(_board(sub)[1], gate)
     return f" On the worst mixture (exact KL):{text}" if text else ""
 
@@ -413,18 +595,23 @@ def _claims_text(sub, case) -> str:
     seed-paired 95% t interval of gate minus comparator (KL per token, every model renormalised
     on X0) lies below 0 (gate better), above 0 (comparator better), or straddles it."""
     from modgen_bench.stats import paired_table
+
     kl = sub[sub["metric"].eq("kl_per_token")]
     methods = sorted(kl["method"].unique())
-    lines = ["Rule: every model renormalised on X0; seed-paired 95% t intervals; a side is better "
-             "only where the interval excludes 0. Matching convention: params (paper's sizes)."]
+    lines = [
+        "Rule: every model renormalised on X0; seed-paired 95% t intervals; a side is better "
+        "only where the interval excludes 0. Matching convention: params (paper's sizes)."
+    ]
     for gate in (m for m in methods if m.startswith("gate-")):
         others = [m for m in methods if m.startswith(("mono-", "oracle-")) or m == "const-gate-0.5"]
         t = paired_table(kl, gate, others)
         for other, g in t.groupby("b", sort=False) if len(t) else []:
-            lines.append(f"{gate} vs {other} (n = {int(g['n'].max())} seeds): gate better at lam_A in "
-                         f"{{{_lams_where(g, f'{gate} wins')}}}; {other} better at "
-                         f"{{{_lams_where(g, f'{other} wins')}}}; "
-                         f"undecided at {{{_lams_where(g, 'undecided')}}}.")
+            lines.append(
+                f"{gate} vs {other} (n = {int(g['n'].max())} seeds): gate better at lam_A in "
+                f"{{{_lams_where(g, f'{gate} wins')}}}; {other} better at "
+                f"{{{_lams_where(g, f'{other} wins')}}}; "
+                f"undecided at {{{_lams_where(g, 'undecided')}}}."
+            )
     return "\n\n".join(lines)
 
 
@@ -436,21 +623,34 @@ def _lams_where(g, verdict: str) -> str:
 def _trajectory_figure(traj, path):
     """lam_A, mu and Z_hat against the (numeric) SPD step, one line per (case, method, seed)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from modgen_bench.reporting import legend_outside, save_figure
-    metrics = [("traj_lam_A", "lam_A (weight of domain A)"), ("traj_mu", "mu (dual variable)"),
-               ("traj_Z_hat", "Z_hat (estimated normaliser)")]
+
+    metrics = [
+        ("traj_lam_A", "lam_A (weight of domain A)"),
+        ("traj_mu", "mu (dual variable)"),
+        ("traj_Z_hat", "Z_hat (estimated normaliser)"),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, (metric, label) in zip(axes, metrics, strict=True):
-        for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(["case", "method", "seed"]):
+        for (case, method, seed), g in traj[traj["metric"].eq(metric)].groupby(
+            ["case", "method", "seed"]
+        ):
             g = g.sort_values("step")
-            ax.plot(g["step"].astype(float), g["value"], lw=0.9, label=f"{case} {method} seed {seed}")
+            ax.plot(
+                g["step"].astype(float), g["value"], lw=0.9, label=f"{case} {method} seed {seed}"
+            )
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("SPD step")
         ax.grid(alpha=0.3)
     axes[2].axhline(1.0, color="grey", lw=0.6)
     legend_outside(axes[2], fontsize=7)
-    save_figure(fig, path, alt="SPD trajectories of lam_A, mu and Z_hat against the SPD step, one line "
-                               "per case, gate and seed")
+    save_figure(
+        fig,
+        path,
+        alt="SPD trajectories of lam_A, mu and Z_hat against the SPD step, one line "
+        "per case, gate and seed",
+    )

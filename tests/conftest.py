@@ -1,15 +1,29 @@
 """Hypothesis profiles (STYLE.md): `ci` (derandomised, no database, no deadline, modest count) and
 `thorough` (random, many examples, database kept). Pick with MODGEN_HYPOTHESIS_PROFILE or
 pytest's --hypothesis-profile; the default is `ci`."""
+
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", derandomize=False, deadline=None, max_examples=1000,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    derandomize=False,
+    deadline=None,
+    max_examples=1000,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("MODGEN_HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -19,6 +33,7 @@ def one_torch_thread():
 
     Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
     import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -54,13 +69,15 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("MODGEN_REQUIRE_CORPORA") == "1":
         return
     from modgen_bench.data.corpora import missing_packages
+
     for item in items:
         names = [n for mark in item.iter_markers("corpora") for n in mark.args]
         missing = missing_packages(names) if names else []
         if missing:
             _SKIPPED_FOR.update(missing)
-            item.add_marker(pytest.mark.skip(
-                reason=f"corpus packages missing: {' '.join(missing)}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"corpus packages missing: {' '.join(missing)}")
+            )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -68,4 +85,5 @@ def pytest_terminal_summary(terminalreporter):
         pkgs = " ".join(sorted(_SKIPPED_FOR))
         terminalreporter.write_line(
             f"corpus tests skipped: the Debian packages {pkgs} are not installed; to run them: "
-            f"sudo apt-get install -y {pkgs}")
+            f"sudo apt-get install -y {pkgs}"
+        )

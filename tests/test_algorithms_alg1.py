@@ -1,4 +1,5 @@
 """Algorithm 1 (algorithms/alg1.py): within 1e-3 of the exact value in its default budget."""
+
 import numpy as np
 import pytest
 
@@ -6,24 +7,31 @@ from modgen_bench import instances
 from modgen_bench.algorithms.alg1 import algorithm1
 from modgen_bench.algorithms.harness import ALGORITHMS, exact_value, grade, run_method
 
-CASES = [("dirichlet", 0, {}, "domains"), ("dirichlet", 1, {"p": 5, "N": 60, "alpha": 0.3}, "domains"),
-         ("overlap", 2, {"overlap": 0.9}, "domains"), ("disjoint", 3, {}, "domains"),
-         ("face", 4, {}, "domains"), ("near_deterministic", 5, {}, "domains"),
-         ("leaking", 6, {}, "union"), ("identical", 7, {}, "domains")]
+CASES = [
+    ("dirichlet", 0, {}, "domains"),
+    ("dirichlet", 1, {"p": 5, "N": 60, "alpha": 0.3}, "domains"),
+    ("overlap", 2, {"overlap": 0.9}, "domains"),
+    ("disjoint", 3, {}, "domains"),
+    ("face", 4, {}, "domains"),
+    ("near_deterministic", 5, {}, "domains"),
+    ("leaking", 6, {}, "union"),
+    ("identical", 7, {}, "domains"),
+]
 
 
 @pytest.mark.parametrize("family,seed,kw,support", CASES)
 def test_alg1_within_1e_3_of_the_exact_value(family, seed, kw, support):
     problem = instances.make(family, seed, **kw)
-    res = algorithm1(problem, support=support)                         # default budget
+    res = algorithm1(problem, support=support)  # default budget
     g = grade(problem, res.gate, support, exact_value(problem, support))
     assert np.allclose(res.gate.sum(axis=1), 1) and np.all(res.gate >= 0)
-    assert abs(g["Z"] - 1) < 1e-9                                       # iterates stay in G1
+    assert abs(g["Z"] - 1) < 1e-9  # iterates stay in G1
     assert -1e-9 <= g["suboptimality"] < 1e-3, g
 
 
 def test_alg1_lam_approaches_the_least_favourable_mixture():
     from modgen_bench.exact import solve
+
     problem = instances.make("face", 0)
     res = algorithm1(problem)
     np.testing.assert_allclose(res.lam, solve(problem).lam, atol=1e-2)

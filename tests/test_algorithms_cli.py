@@ -1,4 +1,5 @@
 """`modgen-bench spd` through the real entry point (DESIGN.md CLI contract)."""
+
 import json
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_spd_json_keys_and_values(tmp_path, capsys):
     assert obj["suboptimality"] == obj["worst_case_kl"] - obj["exact_value"]
     assert len(obj["lambda"]) == 3 and abs(sum(obj["lambda"]) - 1) < 1e-9
     rc, again = _run(capsys, path, "--json", "--steps", "40", "--seed", "1")
-    assert json.loads(again.out)["worst_case_kl"] == obj["worst_case_kl"]   # same seed, same numbers
+    assert json.loads(again.out)["worst_case_kl"] == obj["worst_case_kl"]  # same seed, same numbers
 
 
 def test_alg1_and_peers_through_the_cli(tmp_path, capsys):
@@ -36,8 +37,19 @@ def test_alg1_and_peers_through_the_cli(tmp_path, capsys):
     rc, out = _run(capsys, path, "--json", "--method", "alg1", "--support", "union")
     obj = json.loads(out.out)
     assert rc == 0 and obj["suboptimality"] < 1e-3 and abs(obj["Z"] - 1) < 1e-9
-    rc, out = _run(capsys, path, "--json", "--method", "doremi", "--support", "union",
-                   "--steps", "20", "--gate", "linear")
+    rc, out = _run(
+        capsys,
+        path,
+        "--json",
+        "--method",
+        "doremi",
+        "--support",
+        "union",
+        "--steps",
+        "20",
+        "--gate",
+        "linear",
+    )
     assert rc == 0 and json.loads(out.out)["lam_signal"] == "excess"
 
 

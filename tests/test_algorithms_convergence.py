@@ -1,5 +1,6 @@
 """The convergence suite plug-in (synthetic/convergence.py): it runs, and reports from its rows
 alone."""
+
 from pathlib import Path
 
 import pandas as pd
@@ -28,9 +29,19 @@ def test_presets_name_only_known_methods(plugin):
 
 def test_tiny_run_and_report(plugin, tmp_path):
     _, mod = plugin
-    cfg = {"seed": 0, "n_random": 1, "p": 3, "N": 8, "structured": ["leaking"], "steps": 40,
-           "log_every": 10, "methods": ["alg1", "spd-kl", "spd-nll"],
-           "structured_methods": ["alg1"], "per_domain_sweep": [16], "sweep_cases": 1}
+    cfg = {
+        "seed": 0,
+        "n_random": 1,
+        "p": 3,
+        "N": 8,
+        "structured": ["leaking"],
+        "steps": 40,
+        "log_every": 10,
+        "methods": ["alg1", "spd-kl", "spd-nll"],
+        "structured_methods": ["alg1"],
+        "per_domain_sweep": [16],
+        "sweep_cases": 1,
+    }
     ctx = RunContext(suite="synthetic", config=cfg, out_dir=tmp_path)
     mod.run(ctx)
     df = ctx.frame()
@@ -56,9 +67,12 @@ def test_steps_figure_gives_each_method_one_colour_and_one_legend_entry(plugin):
     """Panels run different subsets of methods: a method keeps its colour in every panel, and the
     legend lists every plotted method once, with the colour its lines have."""
     _, mod = plugin
-    rows = [{"group": g, "method": m, "step": s, "value": 0.1 / (s + 1)}
-            for g, ms in [("random", ["alg1", "spd-kl", "spd-nll"]), ("leaking", ["spd-nll"])]
-            for m in ms for s in range(3)]
+    rows = [
+        {"group": g, "method": m, "step": s, "value": 0.1 / (s + 1)}
+        for g, ms in [("random", ["alg1", "spd-kl", "spd-nll"]), ("leaking", ["spd-nll"])]
+        for m in ms
+        for s in range(3)
+    ]
     fig = mod.steps_figure(pd.DataFrame(rows), ["random", "leaking"])
     colours = {}
     for ax in fig.axes:

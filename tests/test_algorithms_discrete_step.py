@@ -1,6 +1,7 @@
 """The discrete SPD step costs O(batch): inverse-CDF draws (no multinomial over all N outcomes) and
 a sparse table-gate gradient stepped by SparseAdam (no dense optimiser pass over the N x p
 table)."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +23,8 @@ def test_draws_follow_each_row_and_skip_zero_mass():
     for k in range(2):
         x = b.inputs[b.domain == k].numpy()
         freq = np.bincount(x, minlength=5) / len(x)
-        assert np.all(freq[P[k] == 0] == 0)                      # never a zero-mass outcome
-        assert np.abs(freq - P[k]).max() < 0.015                 # 4+ s.e. at n = 20000
+        assert np.all(freq[P[k] == 0] == 0)  # never a zero-mass outcome
+        assert np.abs(freq - P[k]).max() < 0.015  # 4+ s.e. at n = 20000
     e = s.sample_experts(g, 10)
     assert e.in_support.all() and e.inputs.shape == (20,)
 
@@ -38,12 +39,16 @@ def test_table_gate_gradient_is_sparse_and_spd_steps_only_batch_rows():
     gate = make_gate("table", N, p)
     train_spd(gate, DiscreteSampler(problem), SPDConfig(steps=3, per_domain=8, log_every=3))
     moved = int((gate.logits.detach().abs().sum(dim=1) > 0).sum())
-    assert 0 < moved <= 3 * 2 * p * 8                             # only rows drawn in 3 steps
+    assert 0 < moved <= 3 * 2 * p * 8  # only rows drawn in 3 steps
 
 
 def test_weight_decay_needs_a_dense_table():
     problem = instances.make("dirichlet", 0, p=2, N=10)
     with pytest.raises(ValueError, match="weight_decay needs a dense gate"):
-        train_spd(make_gate("table", 10, 2), DiscreteSampler(problem), SPDConfig(steps=1, weight_decay=0.1))
+        train_spd(
+            make_gate("table", 10, 2),
+            DiscreteSampler(problem),
+            SPDConfig(steps=1, weight_decay=0.1),
+        )
     dense = make_gate("table", 10, 2, sparse=False)
     train_spd(dense, DiscreteSampler(problem), SPDConfig(steps=2, weight_decay=0.1, per_domain=4))

@@ -1,5 +1,6 @@
 """Contract tests over every registered lam rule, and each rule's published update
 (lam_rules.py)."""
+
 import math
 
 import pytest
@@ -54,13 +55,15 @@ def test_eg_formula_and_average():
     lam1 = math.exp(0.3) / (math.exp(0.3) + 1)
     assert float(rule.lam[0]) == pytest.approx(lam1, abs=1e-15)
     rule.update(torch.tensor([0.0, 0.0], dtype=torch.float64))
-    assert float(rule.output()[0]) == pytest.approx(lam1, abs=1e-15)   # average of two equal iterates
+    assert float(rule.output()[0]) == pytest.approx(
+        lam1, abs=1e-15
+    )  # average of two equal iterates
 
 
 def test_doremi_clips_negative_excess_and_smooths():
-    rule = make_lam_rule("doremi", 2, eta=123.0)    # eta ignored: step 1
+    rule = make_lam_rule("doremi", 2, eta=123.0)  # eta ignored: step 1
     rule.update(torch.tensor([-5.0, 0.0], dtype=torch.float64))
-    assert float(rule.lam[0]) == pytest.approx(0.5, abs=1e-15)   # clipped to 0: no move
+    assert float(rule.lam[0]) == pytest.approx(0.5, abs=1e-15)  # clipped to 0: no move
     rule.update(torch.tensor([2.0, 0.0], dtype=torch.float64))
     a = math.exp(2.0) / (math.exp(2.0) + 1)
     assert float(rule.lam[0]) == pytest.approx((1 - 1e-3) * a + 1e-3 / 2, abs=1e-15)
@@ -70,13 +73,15 @@ def test_doremi_clips_negative_excess_and_smooths():
 def test_groupdro_step_is_0_01_and_returns_last_iterate():
     rule = make_lam_rule("groupdro", 2, eta=123.0)
     rule.update(torch.tensor([1.0, 0.0], dtype=torch.float64))
-    assert float(rule.output()[0]) == pytest.approx(math.exp(0.01) / (math.exp(0.01) + 1), abs=1e-15)
+    assert float(rule.output()[0]) == pytest.approx(
+        math.exp(0.01) / (math.exp(0.01) + 1), abs=1e-15
+    )
 
 
 def test_afl_is_projected_gradient_ascent():
     rule = make_lam_rule("afl", 2, eta=0.1)
     rule.update(torch.tensor([1.0, 0.0], dtype=torch.float64))
-    assert float(rule.lam[0]) == pytest.approx(0.55, abs=1e-15)    # (0.5 + 0.1, 0.5) - 0.05
+    assert float(rule.lam[0]) == pytest.approx(0.55, abs=1e-15)  # (0.5 + 0.1, 0.5) - 0.05
     rule.update(torch.tensor([100.0, 0.0], dtype=torch.float64))
-    assert float(rule.lam[0]) == pytest.approx(1.0, abs=1e-15)     # projected onto the simplex
+    assert float(rule.lam[0]) == pytest.approx(1.0, abs=1e-15)  # projected onto the simplex
     assert float(rule.output()[0]) == pytest.approx(0.775, abs=1e-15)

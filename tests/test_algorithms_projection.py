@@ -1,4 +1,5 @@
 """Exact box-and-simplex projection (modgen_bench/algorithms/projection.py) vs cvxpy and KKT."""
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -17,10 +18,10 @@ def box_problems(draw, max_n: int = 8):
     a = np.array(draw(st.lists(fl, min_size=n, max_size=n)))
     b = np.array(draw(st.lists(fl, min_size=n, max_size=n)))
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    lo = lo / max(lo.sum(), 1.0) * draw(st.floats(0, 1))          # sum lo <= 1
+    lo = lo / max(lo.sum(), 1.0) * draw(st.floats(0, 1))  # sum lo <= 1
     hi = np.maximum(hi, lo)
     if hi.sum() < 1:
-        hi = hi + (1 - hi.sum()) / n                               # sum hi >= 1
+        hi = hi + (1 - hi.sum()) / n  # sum hi >= 1
     y = np.array(draw(st.lists(st.floats(-3, 3, allow_nan=False), min_size=n, max_size=n)))
     return y, lo, hi
 
@@ -28,7 +29,8 @@ def box_problems(draw, max_n: int = 8):
 def _cvxpy_projection(y, lo, hi):
     q = cp.Variable(len(y))
     cp.Problem(cp.Minimize(cp.sum_squares(q - y)), [q >= lo, q <= hi, cp.sum(q) == 1]).solve(
-        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
+    )
     return q.value
 
 
@@ -56,11 +58,11 @@ def test_projection_kkt(data):
     if free.any():
         tau = r[free].mean()
         assert np.allclose(r[free], tau, atol=1e-9)
-        wide = hi > lo + 1e-9          # a pinned coordinate (hi ~ lo) may carry any multiplier
+        wide = hi > lo + 1e-9  # a pinned coordinate (hi ~ lo) may carry any multiplier
         at_lo = (q <= lo + 1e-12) & wide
         at_hi = (q >= hi - 1e-12) & wide
-        assert np.all(r[at_lo & ~free] <= tau + 1e-9)   # y - tau <= lo: wanted to go lower
-        assert np.all(r[at_hi & ~free] >= tau - 1e-9)   # y - tau >= hi: wanted to go higher
+        assert np.all(r[at_lo & ~free] <= tau + 1e-9)  # y - tau <= lo: wanted to go lower
+        assert np.all(r[at_hi & ~free] >= tau - 1e-9)  # y - tau >= hi: wanted to go higher
 
 
 def test_projection_is_identity_on_the_set():

@@ -1,5 +1,6 @@
 """SPD (algorithms/spd.py), the discrete sampler and gates: contracts, exact identities,
 convergence."""
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,7 @@ def _tiny(seed=0):
 
 def _random_gate(N, p, seed):
     g = np.random.default_rng(seed).dirichlet(np.ones(p), size=N)
-    return torch.log(torch.tensor(g))                                   # (N, p)
+    return torch.log(torch.tensor(g))  # (N, p)
 
 
 @pytest.mark.parametrize("gate_name", sorted(GATES))
@@ -59,12 +60,16 @@ def test_sampler_protocol_and_batch():
 @given(seed=st.integers(0, 10_000), family=st.sampled_from(["dirichlet", "leaking", "disjoint"]))
 def test_Z_estimate_is_unbiased_under_the_experts(seed, family):
     """sum_x q(x) Zhat({x}) = Z exactly, with q = (1/p) sum_k E[k] (PAPER.md section 4)."""
-    problem = instances.make(family, seed, p=3, N=9, **({"support": 5} if family == "leaking" else {}))
+    problem = instances.make(
+        family, seed, p=3, N=9, **({"support": 5} if family == "leaking" else {})
+    )
     log_g = _random_gate(problem.N, problem.p, seed)
     s = DiscreteSampler(problem, dtype=torch.float64)
     mask = support_mask(problem, "domains")
     x = torch.arange(problem.N)
-    per_x = torch.stack([estimate_Z(log_g[i:i + 1], s.log_E_T[i:i + 1], s.in_S[i:i + 1]) for i in x])
+    per_x = torch.stack(
+        [estimate_Z(log_g[i : i + 1], s.log_E_T[i : i + 1], s.in_S[i : i + 1]) for i in x]
+    )
     q = torch.tensor(problem.E.mean(axis=0))
     Z = pi_g(torch.exp(log_g).numpy(), problem.E)[mask].sum()
     assert float(q @ per_x) == pytest.approx(Z, rel=1e-12)
@@ -75,15 +80,19 @@ def test_papers_Z_estimate_on_the_domain_batch_is_biased():
     problem = instances.make("dirichlet", 3, p=3, N=9, noise=0.5)
     log_g = _random_gate(problem.N, problem.p, 0)
     s = DiscreteSampler(problem, dtype=torch.float64)
-    per_x = torch.stack([estimate_Z(log_g[i:i + 1], s.log_E_T[i:i + 1]) for i in range(problem.N)])
+    per_x = torch.stack(
+        [estimate_Z(log_g[i : i + 1], s.log_E_T[i : i + 1]) for i in range(problem.N)]
+    )
     Z = pi_g(torch.exp(log_g).numpy(), problem.E).sum()
     biased = float(torch.tensor(problem.P.mean(axis=0)) @ per_x)
     assert abs(biased - Z) > 1e-2
     exact_experts = instances.make("dirichlet", 3, p=3, N=9, noise=0.0)
     s0 = DiscreteSampler(exact_experts, dtype=torch.float64)
-    per_x0 = torch.stack([estimate_Z(log_g[i:i + 1], s0.log_E_T[i:i + 1]) for i in range(9)])
+    per_x0 = torch.stack([estimate_Z(log_g[i : i + 1], s0.log_E_T[i : i + 1]) for i in range(9)])
     Z0 = pi_g(torch.exp(log_g).numpy(), exact_experts.E).sum()
-    assert float(torch.tensor(exact_experts.P.mean(axis=0)) @ per_x0) == pytest.approx(Z0, rel=1e-12)
+    assert float(torch.tensor(exact_experts.P.mean(axis=0)) @ per_x0) == pytest.approx(
+        Z0, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", ["kl", "excess", "nll"])
@@ -93,14 +102,20 @@ def test_signal_expectations_are_exact(name):
     log_g = _random_gate(problem.N, problem.p, 1)
     s = DiscreteSampler(problem, dtype=torch.float64)
     pi = pi_g(torch.exp(log_g).numpy(), problem.E)
-    want = {"kl": kl(problem.P, pi),
-            "nll": kl(problem.P, pi) + entropy(problem.P),
-            "excess": kl(problem.P, pi) - kl(problem.P, problem.E)}[name]
+    want = {
+        "kl": kl(problem.P, pi),
+        "nll": kl(problem.P, pi) + entropy(problem.P),
+        "excess": kl(problem.P, pi) - kl(problem.P, problem.E),
+    }[name]
     got = np.zeros(problem.p)
     for k in range(problem.p):
         for x in range(problem.N):
-            b = GateBatch(inputs=torch.tensor([x]), domain=torch.tensor([k]),
-                          log_experts=s.log_E_T[[x]], log_p=s.log_P[k, [x]])
+            b = GateBatch(
+                inputs=torch.tensor([x]),
+                domain=torch.tensor([k]),
+                log_experts=s.log_E_T[[x]],
+                log_p=s.log_P[k, [x]],
+            )
             nll = -log_pi(log_g[[x]], b.log_experts)
             got[k] += problem.P[k, x] * float(lam_signal(name, b, nll, problem.p)[k])
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -127,11 +142,12 @@ def test_bad_config_is_one_clear_error():
         lam_signal("kl", b, torch.zeros(12), 3)
 
 
-@pytest.mark.parametrize("family,seed,kw", [("dirichlet", 0, {}), ("overlap", 1, {"overlap": 0.8}),
-                                            ("face", 2, {})])
+@pytest.mark.parametrize(
+    "family,seed,kw", [("dirichlet", 0, {}), ("overlap", 1, {"overlap": 0.8}), ("face", 2, {})]
+)
 def test_spd_kl_reaches_the_exact_value_within_1e_2(family, seed, kw):
     problem = instances.make(family, seed, **kw)
-    run = run_method(problem, "spd", "kl", seed=0)                      # default budget
+    run = run_method(problem, "spd", "kl", seed=0)  # default budget
     assert 0 <= run.grade["suboptimality"] + 1e-12
     assert run.grade["suboptimality"] < 1e-2, run.grade
 
@@ -140,7 +156,7 @@ def test_spd_with_Lambda_and_the_papers_Z_estimator():
     """lam stays in a box-shaped Lambda; z_estimator='paper' runs without the expert sampler."""
     from modgen_bench.algorithms.projection import BoxLambda
 
-    class DomainsOnly:                      # a Sampler without sample_experts
+    class DomainsOnly:  # a Sampler without sample_experts
         def __init__(self, problem):
             self.inner = DiscreteSampler(problem)
             self.p = problem.p
@@ -154,8 +170,11 @@ def test_spd_with_Lambda_and_the_papers_Z_estimator():
     res = train_spd(make_gate("table", problem.N, problem.p), DomainsOnly(problem), cfg)
     assert (res.history["lam_2"] <= 0.2 + 1e-9).all() and res.lam[2] <= 0.2 + 1e-9
     with pytest.raises(ValueError, match="needs a sampler with sample_experts"):
-        train_spd(make_gate("table", problem.N, problem.p), DomainsOnly(problem),
-                  SPDConfig(steps=2, z_estimator="experts"))
+        train_spd(
+            make_gate("table", problem.N, problem.p),
+            DomainsOnly(problem),
+            SPDConfig(steps=2, z_estimator="experts"),
+        )
 
 
 def test_nll_signal_converges_to_the_cross_entropy_minimax_point_not_V_star():
@@ -180,12 +199,15 @@ def test_Z_converges_to_1_from_below_where_the_nll_leaves_mass_free():
     problem = DiscreteProblem(P, E, ["a", "b"])
     for seed in (0, 1):
         gate = make_gate("table", 4, 2, seed=seed)
-        res = train_spd(gate, DiscreteSampler(problem, support="union"),
-                        SPDConfig(steps=1000, per_domain=32, lam_signal="kl", seed=seed, log_every=20))
+        res = train_spd(
+            gate,
+            DiscreteSampler(problem, support="union"),
+            SPDConfig(steps=1000, per_domain=32, lam_signal="kl", seed=seed, log_every=20),
+        )
         g = gate_table(res.gate, 4)
         Z = pi_g(g, E)[support_mask(problem, "union")].sum()
-        assert res.history["Z_hat"].min() < 0.95                 # it was below 1 on the way
-        assert (res.history["mu"] < 0).any()                     # the multiplier went negative
+        assert res.history["Z_hat"].min() < 0.95  # it was below 1 on the way
+        assert (res.history["mu"] < 0).any()  # the multiplier went negative
         assert abs(Z - 1) < 0.02, (seed, Z, res.mu)
         # the domains' rows still route to their best expert (the NLL is not traded for Z)
         assert g[0, 0] > 0.9 and g[1, 1] > 0.9

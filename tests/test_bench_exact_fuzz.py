@@ -1,4 +1,5 @@
 """`bench exact` columns (passes, memory, warm repeats) and `bench fuzz` counts."""
+
 import numpy as np
 
 from modgen_bench.bench.exact import bench_exact, pass_seconds, speedups
@@ -7,8 +8,15 @@ from modgen_bench.cli import main
 
 
 def test_bench_exact_reports_passes_memory_and_repeats():
-    df = bench_exact(sizes=(300,), ps=(3,), cvxpy_max_n=300, structured=False, speedup_case=None,
-                     repeats=2, log=lambda *_: None)
+    df = bench_exact(
+        sizes=(300,),
+        ps=(3,),
+        cvxpy_max_n=300,
+        structured=False,
+        speedup_case=None,
+        repeats=2,
+        log=lambda *_: None,
+    )
     wf = df[df.method == "waterfill"].iloc[0]
     assert wf.status == "optimal" and wf.seconds_min <= wf.seconds_median
     assert np.isclose(wf.passes_min, wf.seconds_min / (wf.pass_ms / 1e3))
@@ -19,6 +27,7 @@ def test_bench_exact_reports_passes_memory_and_repeats():
 
 def test_pass_seconds_is_positive_and_small():
     from modgen_bench import instances
+
     assert 0 < pass_seconds(instances.make("dirichlet", 0, p=2, N=1000)) < 0.1
 
 

@@ -1,4 +1,5 @@
 """`bench spd` warms up, then times >= 3 repeats and reports their min and median."""
+
 import pytest
 
 from modgen_bench.algorithms import bench
@@ -19,7 +20,10 @@ def test_bench_spd_warms_up_then_repeats(monkeypatch):
     assert (df["ms_per_step_min"] <= df["ms_per_step_median"]).all()
     assert (df["ms_per_step_min"] > 0).all() and (df["suboptimality"] >= -1e-9).all()
     assert df.loc[df.method == "spd", "items_per_s"].iloc[0] == pytest.approx(
-        2 * bench.SPDConfig.per_domain / (df.loc[df.method == "spd", "ms_per_step_min"].iloc[0] / 1e3))
+        2
+        * bench.SPDConfig.per_domain
+        / (df.loc[df.method == "spd", "ms_per_step_min"].iloc[0] / 1e3)
+    )
 
 
 def test_bench_spd_needs_a_repeat():

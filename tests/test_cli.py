@@ -1,4 +1,5 @@
 """The `modgen-bench solve` contract (DESIGN.md): keys, exit statuses, lazy imports."""
+
 import json
 import subprocess
 import sys
@@ -10,8 +11,18 @@ from modgen_bench import instances
 from modgen_bench.cli import main
 from modgen_bench.problem import DiscreteProblem
 
-KEYS = {"status", "value", "lambda", "per_domain_kl", "model", "gate", "duality_gap", "method",
-        "solver", "seconds"}
+KEYS = {
+    "status",
+    "value",
+    "lambda",
+    "per_domain_kl",
+    "model",
+    "gate",
+    "duality_gap",
+    "method",
+    "solver",
+    "seconds",
+}
 
 
 @pytest.fixture
@@ -54,23 +65,33 @@ def test_malformed_input_exits_2_with_one_message(tmp_path, capsys):
 
 
 def test_waterfill_imports_neither_torch_nor_cvxpy(problem_file):
-    code = ("import sys; from modgen_bench.cli import main; "
-            f"main(['solve', {str(problem_file)!r}, '--json']); "
-            "print('LOADED', 'torch' in sys.modules, 'cvxpy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; from modgen_bench.cli import main; "
+        f"main(['solve', {str(problem_file)!r}, '--json']); "
+        "print('LOADED', 'torch' in sys.modules, 'cvxpy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().endswith("LOADED False False")
 
 
 def test_report_index_links_every_report(tmp_path, capsys):
     from modgen_bench.cli import main
-    assert main(["report", str(tmp_path), "--index"]) == 2          # nothing to index yet
+
+    assert main(["report", str(tmp_path), "--index"]) == 2  # nothing to index yet
     assert "no report.md" in capsys.readouterr().err
     for sub, title in [("checks", "Theory checks"), ("synthetic-quick/run-ab12", "Synthetic")]:
         (tmp_path / sub).mkdir(parents=True)
-        (tmp_path / sub / "report.md").write_text(f"# {title}\n\n## A section\n\nFirst words of {title}.\n")
+        (tmp_path / sub / "report.md").write_text(
+            f"# {title}\n\n## A section\n\nFirst words of {title}.\n"
+        )
     assert main(["report", str(tmp_path), "--index"]) == 0
     index_md = (tmp_path / "index.md").read_text()
-    assert "[Theory checks](./checks/report.md)" in index_md and "First words of Theory checks." in index_md
+    assert (
+        "[Theory checks](./checks/report.md)" in index_md
+        and "First words of Theory checks." in index_md
+    )
     assert "(./synthetic-quick/run-ab12/index.html)" in index_md
     assert "synthetic-quick/run-ab12/index.html" in (tmp_path / "index.html").read_text()
 

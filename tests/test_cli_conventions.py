@@ -1,5 +1,6 @@
 """CLI conventions: --version, python -m, help on every option with its default, `list`,
 registry-driven `spd --method`, --quiet / --log-file, progress bars off without a terminal."""
+
 import argparse
 import json
 import logging
@@ -32,12 +33,17 @@ def _subparsers(parser):
 
 def test_version_and_python_m(capsys):
     from importlib import metadata
+
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"modgen-bench {metadata.version('modgen-bench')}"
-    out = subprocess.run([sys.executable, "-m", "modgen_bench", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "modgen_bench", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.startswith("modgen-bench ")
 
 
@@ -52,7 +58,7 @@ def test_every_option_has_help_and_shows_its_default():
     text = subs["spd"].format_help()
     assert "(default: spd)" in text and "(default: table)" in text
     assert "(default: 200)" in subs["check"].format_help()
-    assert "(default: 0)" in subs["check"].format_help()             # a zero default is shown
+    assert "(default: 0)" in subs["check"].format_help()  # a zero default is shown
     assert "(default: None)" not in subs["spd"].format_help()
     assert "(default: [])" not in subs["run"].format_help()
 
@@ -68,6 +74,7 @@ def test_top_help_cites_no_file_that_does_not_ship(capsys):
 def test_list_reads_the_registries(capsys):
     from modgen_bench.algorithms.harness import method_names
     from theory_checks import CLAIMS
+
     assert main(["list", "claims", "--json"]) == 0
     assert [r["claim"] for r in json.loads(capsys.readouterr().out)] == list(CLAIMS)
     assert main(["list", "methods", "--json"]) == 0
@@ -80,9 +87,12 @@ def test_list_reads_the_registries(capsys):
     assert main(["list", "presets", "--suite", "synthetic"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["suite", "experiment", "preset"] and len(table) == 1 + sum(
-        len(e["presets"]) for e in exps)
+        len(e["presets"]) for e in exps
+    )
     assert main(["list", "examples", "--json"]) == 0
-    assert "examples/three_domains.json" in {r["example"] for r in json.loads(capsys.readouterr().out)}
+    assert "examples/three_domains.json" in {
+        r["example"] for r in json.loads(capsys.readouterr().out)
+    }
 
 
 def test_list_rejects_an_unknown_kind(capsys):
@@ -106,8 +116,20 @@ def new_lam_rule():
 
 
 def test_spd_accepts_a_newly_registered_lam_rule(new_lam_rule, capsys):
-    assert main(["spd", "examples/three_domains.json", "--method", new_lam_rule, "--steps", "30",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "spd",
+                "examples/three_domains.json",
+                "--method",
+                new_lam_rule,
+                "--steps",
+                "30",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == new_lam_rule and out["suboptimality"] >= -1e-9
     assert main(["list", "methods", "--json"]) == 0
@@ -129,15 +151,30 @@ def test_solve_finds_the_shipped_examples_from_any_directory(tmp_path, monkeypat
 
 def test_quiet_and_log_file(tmp_path, capsys):
     log_file = tmp_path / "check.log"
-    assert main(["check", "lemma1", "--instances", "2", "--out", str(tmp_path / "a"),
-                 "--log-file", str(log_file)]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "lemma1",
+                "--instances",
+                "2",
+                "--out",
+                str(tmp_path / "a"),
+                "--log-file",
+                str(log_file),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
-    assert "lemma1:" in err                                    # per-claim timing, INFO
+    assert "lemma1:" in err  # per-claim timing, INFO
     logged = log_file.read_text()
     assert "INFO theory_checks: " in logged and "lemma1:" in logged
-    assert main(["check", "lemma1", "--instances", "2", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (
+        main(["check", "lemma1", "--instances", "2", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    )
     captured = capsys.readouterr()
-    assert "lemma1:" not in captured.err and "lemma1" in captured.out   # the table still prints
+    assert "lemma1:" not in captured.err and "lemma1" in captured.out  # the table still prints
 
 
 def test_progress_bars_are_off_without_a_terminal_throttled_on_one_and_named():
@@ -145,10 +182,11 @@ def test_progress_bars_are_off_without_a_terminal_throttled_on_one_and_named():
     import pty
 
     from modgen_bench import logs
+
     logs.configure()
     name = logs.label("train_lm", model="expert-code", seed=0, rep=None)
     assert name == "train_lm model=expert-code seed=0"
-    assert logs.progress(range(3), desc=name, file=io.StringIO()).disable   # a pipe or a file
+    assert logs.progress(range(3), desc=name, file=io.StringIO()).disable  # a pipe or a file
     master, slave = pty.openpty()
     try:
         with os.fdopen(slave, "w") as tty:
@@ -164,8 +202,10 @@ def test_progress_bars_are_off_without_a_terminal_throttled_on_one_and_named():
 
 def test_building_the_parser_imports_no_torch():
     """The registry-driven spd --method choices are read only when needed (solve stays light)."""
-    code = ("import sys; from modgen_bench.cli import build_parser; p = build_parser(); "
-            "p.parse_args(['solve', 'x.json']); print('torch' in sys.modules)")
+    code = (
+        "import sys; from modgen_bench.cli import build_parser; p = build_parser(); "
+        "p.parse_args(['solve', 'x.json']); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -175,6 +215,7 @@ def test_log_messages_follow_stderr_after_it_is_swapped(capsys):
     import io
 
     from modgen_bench import logs
+
     logs.configure()
     swapped = io.StringIO()
     real, sys.stderr = sys.stderr, swapped

@@ -131,8 +131,11 @@ def test_an_unknown_combiner_is_a_config_error_listing_the_registered_ones():
 def test_branched_experts_are_merged_not_skipped(synthetic_corpora):
     """The `branch` source carries the base's weights, so both merges run and are graded."""
     cfg = copy.deepcopy(TINY)
-    cfg.update(experts_from="branch", finetune_steps=3,
-               combiners={"merge_avg": {}, "merge_task_arith": {"alphas": [0.5, 1.0]}})
+    cfg.update(
+        experts_from="branch",
+        finetune_steps=3,
+        combiners={"merge_avg": {}, "merge_task_arith": {"alphas": [0.5, 1.0]}},
+    )
     rows, _ = run_replicate(cfg, seed=0, resample=0, out_dir=synthetic_corpora / "store")
     df = pd.DataFrame(rows)
     assert not (df["case"] == "skip").any()

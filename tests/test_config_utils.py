@@ -1,4 +1,5 @@
 """`modgen_bench.config_utils.build`: dataclass from a TOML table, unknown keys are errors."""
+
 from dataclasses import dataclass
 
 import pytest
@@ -17,6 +18,9 @@ def test_build_known_keys():
 
 
 def test_build_unknown_key_names_table_and_valid_keys():
-    with pytest.raises(ValueError, match=r"^\[expert\]: unknown keys \['dmodel'\]; "
-                                         r"valid keys: \['d_model', 'n_layer'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^\[expert\]: unknown keys \['dmodel'\]; "
+        r"valid keys: \['d_model', 'n_layer'\]$",
+    ):
         build(_Sizes, {"n_layer": 2, "dmodel": 8}, "[expert]")

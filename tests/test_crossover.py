@@ -1,4 +1,5 @@
 """modgen_bench.crossover: the fit recovers a planted model and r* with a covering interval."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,13 @@ from modgen_bench import crossover
 def _plant(a, b, c, e=0.0, noise=0.01, seeds=3, rng=0):
     rng = np.random.default_rng(rng)
     rs, Bs = [0.25, 0.5, 1.0, 1.7, 2.6], [100.0, 400.0]
-    r, B = (np.array(v, float) for v in zip(*[(x, y) for x in rs for y in Bs for _ in range(seeds)], strict=True))
-    delta = a + b * np.log(r) + c * np.log(B) + e * np.log(r) * np.log(B) + rng.normal(0, noise, r.size)
+    r, B = (
+        np.array(v, float)
+        for v in zip(*[(x, y) for x in rs for y in Bs for _ in range(seeds)], strict=True)
+    )
+    delta = (
+        a + b * np.log(r) + c * np.log(B) + e * np.log(r) * np.log(B) + rng.normal(0, noise, r.size)
+    )
     return delta, r, B
 
 
@@ -18,7 +24,9 @@ def test_fit_recovers_coefficients_and_r_star():
     fit = crossover.fit_delta(delta, r, B)
     np.testing.assert_allclose(fit.coef, [-0.1, 0.2, 0.01], atol=1e-10)
     # 0 = -0.1 + 0.2 log r + 0.01 log 100  =>  log r* = (0.1 - 0.01 log 100) / 0.2
-    assert crossover.crossover_r(fit, 100.0) == pytest.approx(np.exp((0.1 - 0.01 * np.log(100)) / 0.2))
+    assert crossover.crossover_r(fit, 100.0) == pytest.approx(
+        np.exp((0.1 - 0.01 * np.log(100)) / 0.2)
+    )
 
 
 def test_interaction_term_moves_r_star_with_budget():
@@ -50,6 +58,7 @@ def _plant_seeds(a_sd, noise=0.005, seeds=3, rng=0):
 def _cells(delta, r, B, s, at):
     """Per-r cell at budget ``at``: mean over seeds, s.e. and t interval."""
     from modgen_bench.stats import paired_t_interval
+
     keep = B == at
     rs = np.unique(r[keep])
     ivs = [paired_t_interval(delta[keep & (r == x)]) for x in rs]
@@ -65,9 +74,9 @@ def test_checked_crossover_refuses_a_fit_that_crosses_where_the_cells_do_not():
     s, r, B = (np.array(v, float) for v in zip(*rows, strict=True))
     delta = np.where(r == 0.25, -0.5, -0.05) + rng.normal(0, 0.005, r.size)
     fit = crossover.fit_delta(delta, r, B)
-    assert 0.25 < crossover.crossover_r(fit, 100.0) < 2.6          # the fit does cross ...
+    assert 0.25 < crossover.crossover_r(fit, 100.0) < 2.6  # the fit does cross ...
     out = crossover.checked_crossover(delta, r, B, s, 100.0, *_cells(delta, r, B, s, 100.0))
-    assert out.status == "gate better at every r"                   # ... the cells never do
+    assert out.status == "gate better at every r"  # ... the cells never do
     assert np.isnan(out.r_star) and np.isnan(out.lo) and "no crossover" in out.text
     assert out.contradicted_cells >= 1 and out.lack_of_fit_p < 0.05
 
@@ -93,7 +102,7 @@ def test_checked_crossover_states_r_star_with_a_covering_fieller_interval():
         delta, r, B, s = _plant_seeds(0.03, seeds=5, rng=k)
         out = crossover.checked_crossover(delta, r, B, s, 100.0, *_cells(delta, r, B, s, 100.0))
         if out.status != "crossing":
-            continue                    # a crossing the cells cannot resolve is not stated
+            continue  # a crossing the cells cannot resolve is not stated
         assert out.bracket_lo <= out.r_star <= out.bracket_hi
         miss += not (out.lo <= true <= out.hi)
     assert miss <= 6, miss
@@ -110,6 +119,7 @@ def test_undecided_cells_never_say_the_sign_never_changes():
 def test_fieller_matches_the_delta_method_when_the_slope_is_sharp():
     """Precise D: Fieller's interval is close to N/D +- t se(N/D) by the delta method."""
     from scipy import stats
+
     rng = np.random.default_rng(2)
     coefs = np.c_[rng.normal(-0.1, 0.01, 8), rng.normal(0.2, 0.001, 8), np.zeros(8)]
     point, lo, hi = crossover.fieller_log_r_star(coefs, 1.0)
@@ -119,4 +129,4 @@ def test_fieller_matches_the_delta_method_when_the_slope_is_sharp():
     assert lo == pytest.approx(point - half, rel=0.05)
     assert hi == pytest.approx(point + half, rel=0.05)
     flat = np.c_[rng.normal(-0.1, 0.01, 4), rng.normal(0.0, 0.05, 4), np.zeros(4)]
-    assert np.isnan(crossover.fieller_log_r_star(flat, 1.0)[1])        # unbounded: not stated
+    assert np.isnan(crossover.fieller_log_r_star(flat, 1.0)[1])  # unbounded: not stated

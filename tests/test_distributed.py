@@ -2,6 +2,7 @@
 single-process trajectories at the same global batch within 1e-4, for the LM loop (weighted
 mixture loss), SPD (loss, Z estimate, mu, lam, per-domain NLL: all-reduced statistics) and the
 router; the helpers are no-ops without torchrun."""
+
 import json
 import os
 import subprocess
@@ -20,13 +21,23 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _torchrun(args, tmp_path, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *args]
-    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_two_gloo_processes_match_one_process_within_1e_4(tmp_path):
     sys.path.insert(0, str(HERE))
     from _ddp_worker import trajectories
+
     single = trajectories()
     out = tmp_path / "ddp.json"
     r = _torchrun([str(HERE / "_ddp_worker.py"), str(out)], tmp_path)
@@ -42,7 +53,12 @@ def test_two_gloo_processes_match_one_process_within_1e_4(tmp_path):
 
 
 def test_helpers_are_single_process_no_ops():
-    assert not dist.is_distributed() and dist.rank() == 0 and dist.world_size() == 1 and dist.is_writer()
+    assert (
+        not dist.is_distributed()
+        and dist.rank() == 0
+        and dist.world_size() == 1
+        and dist.is_writer()
+    )
     t = torch.tensor([1.0, 2.0], requires_grad=True)
     s = dist.all_reduce_sum(t)
     assert torch.equal(s, t.detach()) and not s.requires_grad
@@ -53,33 +69,57 @@ def test_helpers_are_single_process_no_ops():
 
 
 def test_torchrun_command_drops_nproc():
-    cmd = dist.torchrun_command(2, ["run", "real_world", "--nproc", "2", "--preset", "quick", "--nproc=3"])
+    cmd = dist.torchrun_command(
+        2, ["run", "real_world", "--nproc", "2", "--preset", "quick", "--nproc=3"]
+    )
     assert cmd[-5:] == ["modgen_bench", "run", "real_world", "--preset", "quick"]
     assert "--nproc-per-node=2" in cmd
 
 
-@pytest.mark.slow          # ~1 min on 2 CPU cores: two torch processes plus the tiny pipeline
+@pytest.mark.slow  # ~1 min on 2 CPU cores: two torch processes plus the tiny pipeline
 def test_run_nproc_2_runs_a_suite_end_to_end(tmp_path):
     """`modgen-bench run SUITE --nproc 2` re-runs itself under torchrun: DDP in every training
     stage, rank 0 alone writes the run folder; the rows cover what one process writes."""
     import pandas as pd
     from test_launch import MICRO
+
     suite = tmp_path / "tiny_suite"
     suite.mkdir()
-    (suite / "modular_text.py").write_text((HERE.parent / "real_world" / "modular_text.py").read_text())
+    (suite / "modular_text.py").write_text(
+        (HERE.parent / "real_world" / "modular_text.py").read_text()
+    )
     lines = ["[experiment]", 'module = "modular_text"', "[preset.quick]"]
     for k, v in MICRO.items():
         if isinstance(v, dict):
-            lines.append(f"{k} = {{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }")
+            lines.append(
+                f"{k} = {{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }"
+            )
         else:
             lines.append(f"{k} = {json.dumps(v)}")
     (suite / "micro.toml").write_text("\n".join(lines) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     out = {}
     for n in (1, 2):
-        r = subprocess.run([sys.executable, "-m", "modgen_bench", "run", str(suite), "--device", "cpu",
-                            "--out", str(tmp_path / f"out{n}"), "--nproc", str(n), "--quiet"],
-                           env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "modgen_bench",
+                "run",
+                str(suite),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / f"out{n}"),
+                "--nproc",
+                str(n),
+                "--quiet",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         runs = list((tmp_path / f"out{n}").glob("*/micro-*/results.parquet"))
         assert len(runs) == 1

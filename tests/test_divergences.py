@@ -1,4 +1,5 @@
 """Divergences: closed forms, zeros, and the identities of PAPER.md section 2 as properties."""
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,9 +26,9 @@ def _brute_kl(P, Q):
 def test_kl_closed_forms_and_zeros():
     assert abs(kl([0.5, 0.5], [0.25, 0.75]) - 0.5 * np.log(2) - 0.5 * np.log(2 / 3)) <= 1e-16
     assert kl([1.0, 0.0], [0.5, 0.5]) == np.log(2)
-    assert kl([0.0, 1.0], [1.0, 0.0]) == np.inf          # P > 0 = Q
+    assert kl([0.0, 1.0], [1.0, 0.0]) == np.inf  # P > 0 = Q
     assert kl([0.0, 1.0], [0.5, 0.0]) == np.inf
-    assert kl([1.0, 0.0], [1.0, 0.0]) == 0.0               # 0 log 0 = 0
+    assert kl([1.0, 0.0], [1.0, 0.0]) == 0.0  # 0 log 0 = 0
     assert entropy([0.5, 0.5, 0.0]) == np.log(2)
     assert cross_entropy([1.0, 0.0], [0.25, 0.0]) == -np.log(0.25)
 

@@ -1,4 +1,5 @@
 """Exact solvers: agreement, certificates, closed forms and invariances."""
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from modgen_bench.problem import DiscreteProblem
 from modgen_bench.testing import strategies as mst
 
 seeds = st.integers(0, 100_000)
-families = st.sampled_from(["dirichlet", "overlap", "disjoint", "identical", "near_deterministic", "face"])
+families = st.sampled_from(
+    ["dirichlet", "overlap", "disjoint", "identical", "near_deterministic", "face"]
+)
 
 
 def _draw(family, seed, p, N):
@@ -25,7 +28,12 @@ def _draw(family, seed, p, N):
 def test_waterfill_and_cvxpy_agree_and_certify(family, seed, p, N):
     prob = _draw(family, seed, p, N)
     wf, cv = solve(prob, "waterfill", fallback=False), solve(prob, "cvxpy", fallback=False)
-    assert wf.optimal and cv.solver in ("CLARABEL", "SCS", "ECOS", "CLARABEL (solver status optimal_inaccurate)")
+    assert wf.optimal and cv.solver in (
+        "CLARABEL",
+        "SCS",
+        "ECOS",
+        "CLARABEL (solver status optimal_inaccurate)",
+    )
     assert cv.optimal or 0 < cv.duality_gap <= 1e-6
     assert abs(wf.value - cv.value) <= 1e-6
     assert -1e-9 <= wf.duality_gap <= 1e-6
@@ -37,9 +45,15 @@ def test_waterfill_and_cvxpy_agree_and_certify(family, seed, p, N):
         assert abs(grade["worst_case_kl"] - sol.value) <= 1e-8
 
 
-@given(st.sampled_from(["dirichlet", "overlap", "near_deterministic", "face"]), seeds,
-       st.integers(2, 8), st.integers(10, 3000))
-@example("near_deterministic", 0, 6, 1405)   # thorough profile: gap 1.05e-9 at value 1.82 (rule: 2.8e-9)
+@given(
+    st.sampled_from(["dirichlet", "overlap", "near_deterministic", "face"]),
+    seeds,
+    st.integers(2, 8),
+    st.integers(10, 3000),
+)
+@example(
+    "near_deterministic", 0, 6, 1405
+)  # thorough profile: gap 1.05e-9 at value 1.82 (rule: 2.8e-9)
 def test_waterfill_certificate_at_termination(family, seed, p, N):
     sol = solve(_draw(family, seed, p, N), "waterfill")
     # the solver's rule: optimal iff the gap is at most TOL + RTOL |value|
@@ -89,8 +103,7 @@ def test_identical_domains_give_envelope_projection(seed, p, N):
     P = prob.P[0]
     lo, hi = envelope(prob)
     q = cp.Variable(N)
-    ref = cp.Problem(cp.Minimize(cp.sum(cp.kl_div(P, q))),
-                     [q >= lo, q <= hi, cp.sum(q) == 1])
+    ref = cp.Problem(cp.Minimize(cp.sum(cp.kl_div(P, q))), [q >= lo, q <= hi, cp.sum(q) == 1])
     ref.solve(solver="CLARABEL")
     sol = solve(prob)
     assert abs(sol.value - ref.value) <= 1e-6
@@ -118,7 +131,7 @@ def test_permutation_invariance(seed, p, N):
 
 @given(seeds, st.integers(1, 4), st.integers(2, 20))
 def test_conventions_coincide_when_experts_live_on_X0(seed, p, N):
-    prob = instances.make("dirichlet", seed, p=p, N=N)   # full supports: X0 = everything
+    prob = instances.make("dirichlet", seed, p=p, N=N)  # full supports: X0 = everything
     assert abs(solve(prob, support="domains").value - solve(prob, support="union").value) <= 1e-12
 
 
@@ -160,8 +173,12 @@ def test_static_gate_is_certified_and_no_better_than_the_robust_gate():
     assert -1e-9 <= st_.duality_gap <= 1e-6
     assert st_.value >= solve(prob).value - 1e-9
     # brute-force grid over the 2-simplex
-    grid = [np.array([a, b, 1 - a - b]) for a in np.linspace(0, 1, 101) for b in np.linspace(0, 1, 101)
-            if a + b <= 1 + 1e-12]
+    grid = [
+        np.array([a, b, 1 - a - b])
+        for a in np.linspace(0, 1, 101)
+        for b in np.linspace(0, 1, 101)
+        if a + b <= 1 + 1e-12
+    ]
     best = min(kl(prob.P, np.clip(w, 0, None) @ prob.E).max() for w in grid)
     assert st_.value <= best + 1e-9
 
@@ -195,6 +212,7 @@ def test_unknown_method_lists_choices():
 def test_dual_hessian_matches_finite_differences(seed, p, N, support):
     """The Newton model is exact: H lam = 0 (D is 0-homogeneous) and H = d KL_k / d lam_j."""
     from modgen_bench.exact.waterfill import InnerProblem
+
     rng = np.random.default_rng(seed)
     prob = instances.make("leaking", rng, p=p, N=N, support=max(1, N // 2), leak=0.3)
     inner = InnerProblem(prob, support)
@@ -207,7 +225,9 @@ def test_dual_hessian_matches_finite_differences(seed, p, N, support):
         up, dn = lam.copy(), lam.copy()
         up[j] += h
         dn[j] -= h
-        fd = (inner.kl_per_domain(inner.model(up)[0]) - inner.kl_per_domain(inner.model(dn)[0])) / (2 * h)
+        fd = (inner.kl_per_domain(inner.model(up)[0]) - inner.kl_per_domain(inner.model(dn)[0])) / (
+            2 * h
+        )
         np.testing.assert_allclose(H[:, j], fd, atol=1e-5, rtol=1e-4)
 
 
@@ -235,8 +255,10 @@ def test_gate_without_freedom_is_certified(method):
     nu = 1/t to 1e104 and the certificate to -5.7e104.
     """
     e = np.array([0.1, 0.1, 0.4, 0.1, 0.2, 0.1])
-    prob = DiscreteProblem(P=np.array([[1.0, 0, 0, 0, 0, 0]] * 2), E=np.array([e, e]), names=["a", "b"])
-    assert solve(prob, method).status == "infeasible"          # X0 = {0} carries only 0.1
+    prob = DiscreteProblem(
+        P=np.array([[1.0, 0, 0, 0, 0, 0]] * 2), E=np.array([e, e]), names=["a", "b"]
+    )
+    assert solve(prob, method).status == "infeasible"  # X0 = {0} carries only 0.1
     sol = solve(prob, method, support="union", fallback=False)
     assert sol.value == pytest.approx(np.log(10.0), abs=1e-9)
     assert -1e-9 <= sol.duality_gap <= 1e-9
@@ -247,16 +269,17 @@ def test_inaccurate_conic_answer_is_kept_only_when_certified(monkeypatch):
     """Clarabel stops with `optimal_inaccurate` on near-deterministic domains; its answer stands
     only on the strength of the solver-independent duality gap, judged against the tolerance."""
     from modgen_bench.exact import conic
+
     prob = instances.make("near_deterministic", 0, p=2, N=200, delta=1e-6)
     ref = solve(prob)
     assert ref.optimal and abs(ref.duality_gap) <= 1e-9 + 1e-9 * ref.value
     alone = solve(prob, "cvxpy", fallback=False)
     assert alone.solver.startswith("CLARABEL")
     lo, hi = alone.extra["bound"]
-    assert lo - 1e-9 <= ref.value <= hi + 1e-9          # the interval brackets V*
-    assert alone.duality_gap > 1e-9 + 1e-9 * abs(alone.value)   # Clarabel's ~7e-9 is not enough
+    assert lo - 1e-9 <= ref.value <= hi + 1e-9  # the interval brackets V*
+    assert alone.duality_gap > 1e-9 + 1e-9 * abs(alone.value)  # Clarabel's ~7e-9 is not enough
     assert alone.status == "inaccurate" and alone.to_json()["bound"] == [lo, hi]
-    chained = solve(prob, "cvxpy")                 # falls back to water-filling, and says so
+    chained = solve(prob, "cvxpy")  # falls back to water-filling, and says so
     assert chained.optimal and chained.solver.startswith("waterfill")
     loose = solve(prob, "cvxpy", fallback=False, tol=1e-7)
     assert loose.optimal and loose.solver == "CLARABEL (solver status optimal_inaccurate)"
@@ -300,6 +323,7 @@ def test_pinned_degenerate_instance_certifies():
     where P_lam ~ 1e-30 has curvature 1.7e20, so every step was damped by ~2e7. Now each diagonal
     entry is regularised by its own size, and projected Newton alone certifies (gap ~2e-12)."""
     from pathlib import Path
+
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_degenerate_log4.json"))
     sol = solve(prob)
     lo, hi = sol.extra["bound"]
@@ -333,29 +357,41 @@ def test_hard_instances_agree_within_the_sum_of_certificates(prob, support):
 def test_no_optimal_answer_for_infinite_or_nan_values():
     """Status follows the certificate: `certified` refuses inf and NaN, whatever the gap."""
     from modgen_bench.exact import certified
+
     assert certified(1.0, 0.0) and certified(40.0, 3e-8) and not certified(40.0, 5e-8)
-    for value, gap in [(np.inf, 0.0), (np.nan, 0.0), (1.0, np.nan), (np.inf, np.inf),
-                       (1.0, -1e-6), (1.0, np.inf)]:
+    for value, gap in [
+        (np.inf, 0.0),
+        (np.nan, 0.0),
+        (1.0, np.nan),
+        (np.inf, np.inf),
+        (1.0, -1e-6),
+        (1.0, np.inf),
+    ]:
         assert not certified(value, gap)
 
 
 PINNED_VERTEX = (  # p = 8, N = 6: value 69.8 at the vertex lam = e_3, V* = 3.95 inside
-    [[1.2085e-68, 2.4537e-06, 1.5545e-17, 1.4669e-10, 1.0000e+00, 8.1020e-10],
-     [9.6330e-01, 2.6303e-02, 1.0366e-37, 6.4297e-14, 1.0401e-02, 1.0619e-25],
-     [3.1793e-33, 6.8131e-26, 7.2732e-13, 1.0000e+00, 2.1101e-32, 7.7017e-66],
-     [4.2229e-06, 9.7779e-36, 9.9998e-01, 2.4428e-13, 1.5518e-05, 1.9381e-12],
-     [2.7688e-20, 9.9999e-01, 9.3110e-15, 7.6687e-06, 1.0185e-52, 2.7532e-33],
-     [1.1565e-05, 6.8290e-03, 8.2698e-29, 1.7574e-27, 9.9316e-01, 1.6880e-10],
-     [2.5104e-33, 1.4391e-18, 8.1623e-28, 4.3423e-01, 8.1551e-21, 5.6577e-01],
-     [2.9353e-50, 3.3921e-05, 9.9997e-01, 1.6648e-09, 1.2334e-31, 4.6826e-13]],
-    [[1.2262e-16, 9.8250e-40, 5.6242e-04, 9.3863e-01, 6.0811e-02, 1.4600e-06],
-     [1.0563e-06, 9.4983e-01, 2.2367e-08, 3.7216e-02, 1.2859e-02, 8.9813e-05],
-     [1.2956e-13, 1.8089e-23, 6.6873e-12, 1.0000e+00, 1.1899e-14, 7.0234e-10],
-     [6.4944e-12, 9.2065e-09, 4.8926e-06, 5.9844e-01, 4.0156e-01, 6.5905e-16],
-     [9.8966e-63, 5.3549e-17, 2.9083e-05, 3.5009e-07, 9.4327e-01, 5.6701e-02],
-     [2.5595e-01, 8.8329e-04, 1.9231e-02, 9.9368e-07, 7.1885e-01, 5.0880e-03],
-     [1.7410e-04, 5.6528e-03, 8.4985e-08, 1.2420e-01, 9.0091e-09, 8.6997e-01],
-     [7.2985e-08, 9.8884e-01, 1.0269e-13, 2.6830e-38, 1.1162e-02, 8.4576e-37]])
+    [
+        [1.2085e-68, 2.4537e-06, 1.5545e-17, 1.4669e-10, 1.0000e00, 8.1020e-10],
+        [9.6330e-01, 2.6303e-02, 1.0366e-37, 6.4297e-14, 1.0401e-02, 1.0619e-25],
+        [3.1793e-33, 6.8131e-26, 7.2732e-13, 1.0000e00, 2.1101e-32, 7.7017e-66],
+        [4.2229e-06, 9.7779e-36, 9.9998e-01, 2.4428e-13, 1.5518e-05, 1.9381e-12],
+        [2.7688e-20, 9.9999e-01, 9.3110e-15, 7.6687e-06, 1.0185e-52, 2.7532e-33],
+        [1.1565e-05, 6.8290e-03, 8.2698e-29, 1.7574e-27, 9.9316e-01, 1.6880e-10],
+        [2.5104e-33, 1.4391e-18, 8.1623e-28, 4.3423e-01, 8.1551e-21, 5.6577e-01],
+        [2.9353e-50, 3.3921e-05, 9.9997e-01, 1.6648e-09, 1.2334e-31, 4.6826e-13],
+    ],
+    [
+        [1.2262e-16, 9.8250e-40, 5.6242e-04, 9.3863e-01, 6.0811e-02, 1.4600e-06],
+        [1.0563e-06, 9.4983e-01, 2.2367e-08, 3.7216e-02, 1.2859e-02, 8.9813e-05],
+        [1.2956e-13, 1.8089e-23, 6.6873e-12, 1.0000e00, 1.1899e-14, 7.0234e-10],
+        [6.4944e-12, 9.2065e-09, 4.8926e-06, 5.9844e-01, 4.0156e-01, 6.5905e-16],
+        [9.8966e-63, 5.3549e-17, 2.9083e-05, 3.5009e-07, 9.4327e-01, 5.6701e-02],
+        [2.5595e-01, 8.8329e-04, 1.9231e-02, 9.9368e-07, 7.1885e-01, 5.0880e-03],
+        [1.7410e-04, 5.6528e-03, 8.4985e-08, 1.2420e-01, 9.0091e-09, 8.6997e-01],
+        [7.2985e-08, 9.8884e-01, 1.0269e-13, 2.6830e-38, 1.1162e-02, 8.4576e-37],
+    ],
+)
 
 
 def test_pinned_vertex_instance_leaves_the_vertex():
@@ -366,6 +402,7 @@ def test_pinned_vertex_instance_leaves_the_vertex():
     P, E = (np.asarray(A) for A in PINNED_VERTEX)
     prob = DiscreteProblem.from_arrays(P / P.sum(1, keepdims=True), E / E.sum(1, keepdims=True))
     from modgen_bench.exact.waterfill import solve_waterfill
+
     alone = solve_waterfill(prob, path="newton", tol=1e-10)
     value = alone["per_domain_kl"].max()
     assert 0 <= value - alone["bound"] <= _tol(value) and value < 4.0
@@ -378,12 +415,15 @@ def test_pinned_vertex_instance_leaves_the_vertex():
 def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
     """The same certificate rule for the fixed-mixture and the static gate."""
     from modgen_bench.exact import conic
+
     prob = instances.make("overlap", 2, p=3, N=10)
     lam = np.array([0.2, 0.3, 0.5])
     fixed = solve_fixed(prob, lam)
     assert fixed.optimal and abs(fixed.duality_gap) <= _tol(fixed.value)
-    strict = solve_fixed(prob, lam, tol=-1.0)                 # a tolerance nothing meets
-    assert strict.status == "inaccurate" and strict.to_json()["bound"][1] >= strict.extra["bound"][0]
+    strict = solve_fixed(prob, lam, tol=-1.0)  # a tolerance nothing meets
+    assert (
+        strict.status == "inaccurate" and strict.to_json()["bound"][1] >= strict.extra["bound"][0]
+    )
     st_ = solve_static(prob)
     assert st_.status == "optimal" and st_.duality_gap <= 1e-6 + 1e-9 * st_.value
     assert st_.extra["bound"][0] <= st_.value == st_.extra["bound"][1]
@@ -392,6 +432,7 @@ def test_solve_fixed_and_solve_static_follow_their_certificates(monkeypatch):
 
     def fail(*a, **k):
         raise conic.ConicFailure("every conic solver failed (test)")
+
     monkeypatch.setattr(conic, "solve_static_conic", fail)
     down = solve_static(prob)
     # the uniform gate is graded instead: a finite interval that holds the certified value
@@ -405,6 +446,7 @@ def test_box_whose_ceiling_sums_to_one_minus_1e_11_is_answered():
     1 - 6.7e-12: they are accepted as primal points, graded conservatively for the sum (refused,
     the answer would have no finite value), and the answer certifies."""
     from modgen_bench.gates import g1_feasibility
+
     a, b, c, d = 6.68e-12, 0.46068, 0.53497, 5.15e-13
     E = [[a, b, 1 - a - b], [c, d, 1 - c - d]]
     P = [[0.0, 1.0, 0.0], [0.0, 1e-101, 1.0 - 1e-101]]
@@ -422,6 +464,7 @@ def test_pinned_fuzz_instance_certifies_by_the_kkt_polish():
     from pathlib import Path
 
     from modgen_bench.bench.fuzz import _really_optimal
+
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_kkt_fuzz16059.json"))
     sol = solve(prob, support="domains")
     assert sol.optimal and sol.solver == "waterfill-kkt-restart" and _really_optimal(prob, sol)
@@ -429,10 +472,14 @@ def test_pinned_fuzz_instance_certifies_by_the_kkt_polish():
     assert earlier and all(g is None or g > _tol(sol.value) for g in earlier)
 
 
-@pytest.mark.parametrize("name", [  # the first two reach cvxpy (seconds each): opt-in, -m slow
-    pytest.param("data_exact_fuzz1_1238.json", marks=pytest.mark.slow),
-    pytest.param("data_exact_fuzz1_1690.json", marks=pytest.mark.slow),
-    "data_exact_fuzz1_9319.json"])
+@pytest.mark.parametrize(
+    "name",
+    [  # the first two reach cvxpy (seconds each): opt-in, -m slow
+        pytest.param("data_exact_fuzz1_1238.json", marks=pytest.mark.slow),
+        pytest.param("data_exact_fuzz1_1690.json", marks=pytest.mark.slow),
+        "data_exact_fuzz1_9319.json",
+    ],
+)
 def test_pinned_fuzz_leftovers_certify(name):
     """`bench fuzz --seed 1` leftovers (support union) that every path left with gaps 1e-7..1e-5
     at values 5.9..21: the best bound's lam carried a poor q(lam) (primal 30..670 nats off), so
@@ -441,6 +488,7 @@ def test_pinned_fuzz_leftovers_certify(name):
     from pathlib import Path
 
     from modgen_bench.bench.fuzz import _really_optimal
+
     prob = DiscreteProblem.load(Path(__file__).with_name(name))
     sol = solve(prob, support="union")
     assert sol.optimal and _really_optimal(prob, sol)
@@ -453,9 +501,16 @@ def test_pinned_fuzz_leftovers_certify(name):
 #: 50915) the bound was loose too (1.7e-7 .. 2.1e-6). The log-space conic form certifies all 23;
 #: 17778 needs its gap tolerance 1e-12 and 48748 its static regularisation 1e-12
 #: (`conic.LOG_CLARABEL`).
-FUZZ0_LEFTOVERS = [("13536", "domains"), ("17778", "domains"), ("20767", "union"),
-                   ("25880", "domains"), ("48748", "union"), ("66774", "union"),
-                   ("75866", "union"), ("86520", "domains")]
+FUZZ0_LEFTOVERS = [
+    ("13536", "domains"),
+    ("17778", "domains"),
+    ("20767", "union"),
+    ("25880", "domains"),
+    ("48748", "union"),
+    ("66774", "union"),
+    ("75866", "union"),
+    ("86520", "domains"),
+]
 
 
 @pytest.mark.parametrize("index,support", FUZZ0_LEFTOVERS)
@@ -468,6 +523,7 @@ def test_pinned_fuzz0_leftovers_certify_and_agree_with_cvxpy(index, support, mon
     from modgen_bench.bench.fuzz import _really_optimal
     from modgen_bench.exact import conic
     from modgen_bench.exact.waterfill import InnerProblem
+
     prob = DiscreteProblem.load(Path(__file__).with_name(f"data_exact_fuzz0_{index}.json"))
     sol = solve(prob, support=support)
     assert sol.optimal and _really_optimal(prob, sol)
@@ -492,6 +548,7 @@ def test_waterfill_paths_return_the_dual_bound_at_their_lam(prob, support, path)
     """`exact._run` reports a water-filling path's own bound: it must be D(lam) recomputed from
     lam @ P at the lam the path returns (weak duality holds only there), to rounding."""
     from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill
+
     inner = InnerProblem(prob, support)
     if not inner.mask.any():
         return
@@ -510,6 +567,7 @@ def test_pinned_newton_bound_is_taken_at_its_own_lam():
     from pathlib import Path
 
     from modgen_bench.exact.waterfill import InnerProblem, solve_waterfill
+
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_40611.json"))
     sol = solve(prob, support="union")
     assert sol.optimal and abs(sol.value - 140.40628996857) <= 1e-8

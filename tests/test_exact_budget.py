@@ -1,5 +1,6 @@
 """The time and iteration budget of a solve: every path stops at its iteration cap or the solve's
 time limit and says which stopped it; `solve --time-limit` passes the limit on."""
+
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from modgen_bench.exact.budget import Budget, default_time_limit
 from modgen_bench.exact.waterfill import InnerProblem, newton_path
 from modgen_bench.problem import DiscreteProblem
 
-HARD = Path(__file__).with_name("data_exact_fuzz0_13536.json")   # needs the conic fallback
+HARD = Path(__file__).with_name("data_exact_fuzz0_13536.json")  # needs the conic fallback
 
 
 def test_default_limit_grows_with_size_from_under_a_second():
@@ -38,8 +39,10 @@ def test_an_expired_budget_stops_the_chain_and_the_answer_says_so():
     assert "time limit" in sol.reason and np.isfinite(sol.extra["bound"][0])
     full = solve(prob, time_limit=60.0)
     assert full.optimal and "CLARABEL" in full.solver
-    assert all(s in ("stalled", "converged", "iterations") for s in
-               (a["stopped"] for a in full.extra["attempts"]))
+    assert all(
+        s in ("stalled", "converged", "iterations")
+        for s in (a["stopped"] for a in full.extra["attempts"])
+    )
 
 
 def test_cli_time_limit(capsys):
@@ -56,7 +59,7 @@ def test_a_path_gets_half_of_what_is_left_and_start_up_is_excluded_from_both():
     assert 4.0 < path.left() <= 5.0 and path.parent is solve_budget
     before = (path.deadline, solve_budget.deadline)
     with path.excluded():
-        sum(i * i for i in range(200_000))          # some CPU time on this thread
+        sum(i * i for i in range(200_000))  # some CPU time on this thread
     grown = (path.deadline - before[0], solve_budget.deadline - before[1])
     assert grown[0] > 0 and abs(grown[0] - grown[1]) <= 1e-9
 
@@ -76,6 +79,7 @@ def test_large_p_fuzz_leftovers_certify_within_the_default_budget(index, support
     entropic restart certifies; the default budget (thread CPU time) leaves it the time (a
     process-time budget would count BLAS workers' spin and cut it)."""
     from modgen_bench.bench.fuzz import _really_optimal
+
     prob = DiscreteProblem.load(Path(__file__).with_name(f"data_exact_fuzz0_{index}.json"))
     sol = solve(prob, support=support)
     assert sol.optimal and _really_optimal(prob, sol)

@@ -1,6 +1,7 @@
 """Tight and degenerate feasible sets: an empty G1 from below, one-point sets (lo = hi, a floor or
 ceiling summing to 1 within rounding), the nu = 0 branch of the water level, and a finite dual
 bound whenever the primal value is finite."""
+
 import math
 
 import numpy as np
@@ -47,8 +48,13 @@ def test_one_point_set_lo_equals_hi_is_solved_in_closed_form(support, offset):
     assert abs(static.value - kl(P, E).max()) <= 1e-15
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 30), supports,
-       st.floats(-0.9e-9, 0.9e-9))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 6),
+    st.integers(1, 30),
+    supports,
+    st.floats(-0.9e-9, 0.9e-9),
+)
 def test_equal_experts_with_rounded_sums_always_certify(seed, p, N, support, offset):
     """lo = hi summing to 1 + offset, |offset| < FEAS_TOL: optimal, model = the experts' row."""
     rng = np.random.default_rng(seed)
@@ -62,8 +68,13 @@ def test_equal_experts_with_rounded_sums_always_certify(seed, p, N, support, off
     assert abs(sol.value - (kl(P, e).max() + max(math.log(e.sum()), 0.0))) <= 1e-12
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(2, 6), st.integers(3, 30),
-       st.floats(-0.9e-9, 0.9e-9), st.floats(0.0, 0.5))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(2, 6),
+    st.integers(3, 30),
+    st.floats(-0.9e-9, 0.9e-9),
+    st.floats(0.0, 0.5),
+)
 def test_union_ceiling_within_rounding_of_one_keeps_q_in_its_box(seed, p, N, offset, blind):
     """Union convention, experts equal up to 1e-17 relative and the ceiling summing to 1 within
     rounding, domains blind to some outcomes: the nu = 0 branch fills the blind outcomes without
@@ -116,6 +127,7 @@ def test_a_path_without_a_bound_still_gives_a_finite_interval(monkeypatch):
     def boundless(ctx):
         q, _ = ctx.inner.model(np.full(3, 1.0 / 3))
         return paths.PathResult(model=q, lam=np.full(3, 1.0 / 3), bound=-np.inf, path="boundless")
+
     monkeypatch.setattr(paths, "PATHS", {"b": paths.SolverPath("b", "waterfill", boundless)})
     sol = solve(prob)
     lo, hi = sol.extra["bound"]

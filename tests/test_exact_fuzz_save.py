@@ -1,5 +1,6 @@
 """`bench fuzz --save-failures DIR`: every inaccurate instance is kept as a problem file that
 re-solves to the same answer, so each leftover can be reproduced on its own."""
+
 import numpy as np
 
 from modgen_bench.bench.fuzz import fuzz
@@ -15,6 +16,7 @@ def _first_path_only(problem, method="waterfill", support="domains", tol=None):
 
 def test_saved_failures_reload_and_resolve_alike(tmp_path, monkeypatch):
     from modgen_bench import exact
+
     monkeypatch.setattr(exact, "solve", _first_path_only)
     res = fuzz(instances=6, seed=3, save_failures=tmp_path)
     files = sorted(tmp_path.glob("fuzz-3-*-inaccurate-*.json"))
@@ -26,8 +28,21 @@ def test_saved_failures_reload_and_resolve_alike(tmp_path, monkeypatch):
 
 
 def test_cli_save_failures_option(tmp_path, capsys):
-    assert main(["bench", "fuzz", "--instances", "3", "--seed", "2",
-                 "--save-failures", str(tmp_path / "f")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "fuzz",
+                "--instances",
+                "3",
+                "--seed",
+                "2",
+                "--save-failures",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "fuzz: 3 instances (seed 2)" in out
     saved = list((tmp_path / "f").glob("*.json")) if (tmp_path / "f").exists() else []

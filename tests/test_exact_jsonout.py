@@ -1,5 +1,6 @@
 """`solve --json` streams the model and gate (modgen_bench/exact/jsonout.py): the text
 parses to exactly the object `json.dumps` of the lists gives, at any chunk size."""
+
 import json
 
 import numpy as np
@@ -22,11 +23,16 @@ def test_streamed_answer_is_the_json_dumps_object(prob, support, chunk):
     reference = json.dumps(sol.to_json())
     streamed = dumps(sol.to_json(arrays=True), chunk=chunk)
     assert json.loads(streamed) == json.loads(reference)
-    assert streamed == reference              # same separators, same float repr: same text
+    assert streamed == reference  # same separators, same float repr: same text
 
 
-@given(st.integers(0, 6), st.integers(0, 4), chunks,
-       st.sampled_from([1.0, 1e-300, 5e-324, 1e300, 0.1, -0.0, 2.0 / 3.0]), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(0, 6),
+    st.integers(0, 4),
+    chunks,
+    st.sampled_from([1.0, 1e-300, 5e-324, 1e300, 0.1, -0.0, 2.0 / 3.0]),
+    st.integers(0, 2**32 - 1),
+)
 def test_arrays_round_trip_every_float(n, p, chunk, scale, seed):
     """Row blocks and plain arrays, every float bit for bit (float.__repr__ round-trips)."""
     a = np.random.default_rng(seed).random((n, p)) * scale
@@ -46,6 +52,7 @@ def test_non_finite_values_are_null_and_3d_is_refused():
 
 def test_cli_solve_json_is_the_solution_object(tmp_path, capsys):
     from modgen_bench import instances
+
     problem = instances.make("overlap", 5, p=3, N=40)
     path = tmp_path / "p.json"
     problem.save(path)

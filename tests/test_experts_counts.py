@@ -1,5 +1,6 @@
 """Parameter counts by family: the monolith is matched to the experts in their own family's counts
 (a Hugging Face GPT-2 ties its head, so the built-in closed forms would miscount it)."""
+
 import _hf
 import pytest
 
@@ -19,7 +20,7 @@ def test_hf_counts_are_the_models_own(n_layer, d, d_ff):
     assert total == count_params(model)
     # GPT-2: token and position embeddings (the head is tied to the token embedding)
     assert total - ne == (family.vocab_size + 16) * d
-    assert total < closed_form_counts(cfg)[0]          # the closed form counts an untied head
+    assert total < closed_form_counts(cfg)[0]  # the closed form counts an untied head
 
 
 def test_builtin_counts_are_the_closed_forms():
@@ -35,8 +36,9 @@ def test_hf_monolith_is_matched_in_its_family():
     family = HFFamily.gpt2(tok, 33)
     V = family.vocab_size
     expert, template = LMConfig(V, 33, 2, 2, 32, 128), LMConfig(V, 33, 2, 2, 2, 8)
-    plan = match_monolith("params", expert, 3, 10, 4, template, gate_params=500,
-                          counts=family.param_counts)
+    plan = match_monolith(
+        "params", expert, 3, 10, 4, template, gate_params=500, counts=family.param_counts
+    )
     mono = family.make(2, 2, plan.d_model, 4 * plan.d_model, 33, seed=0)
     e = family.make(2, 2, 32, 128, 33, seed=0)
     true = count_params(mono) / (3 * count_params(e) + 500)

@@ -1,4 +1,5 @@
 """modgen_bench.atomic: complete file or previous file, never a prefix; failures name the path."""
+
 import os
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_new_files_get_the_umask_mode_and_replacements_keep_theirs(tmp_path):
     old = os.umask(0o022)
     try:
         atomic.write_text(tmp_path / "new.txt", "x")
-        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644   # not mkstemp's 0600
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
         (tmp_path / "exe.sh").write_text("old")
         (tmp_path / "exe.sh").chmod(0o750)
         atomic.write_text(tmp_path / "exe.sh", "new")

@@ -2,6 +2,7 @@
 file, option or key, exit 2, with nothing written outside the output folder; anything else is
 an internal error (exit 1, one line; the traceback only under --debug). Each case below was an
 exit-1 internal error, a bare ``error: lo``, a traceback or a silent exit 0 before."""
+
 from __future__ import annotations
 
 import io
@@ -21,20 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "tiny_suite"
 EXAMPLE = ROOT / "examples" / "three_domains.json"
 
-PLUGIN = '''
+PLUGIN = """
 def run(ctx):
     for seed in ctx.config["seeds"]:
         ctx.add("c", "m", "x", float(seed), seed=seed)
     if ctx.config.get("bug"):
         {}["lo"]                     # a bug of ours, not the user's
-'''
+"""
 
 
 def _suite(tmp_path, preset: str) -> Path:
     d = tmp_path / "suite"
     d.mkdir()
     (d / "seedy.py").write_text(PLUGIN)
-    (d / "seedy.toml").write_text("[experiment]\nmodule = \"seedy\"\n[preset.quick]\n" + preset)
+    (d / "seedy.toml").write_text('[experiment]\nmodule = "seedy"\n[preset.quick]\n' + preset)
     return d
 
 
@@ -51,13 +52,16 @@ def _files(folder: Path) -> set:
     return {p for p in folder.rglob("*")} if folder.exists() else set()
 
 
-@pytest.mark.parametrize("preset, args, needles", [
-    ("seeds = [0]\nseed = inf\n", [], ["seedy.toml", "'seed'", "integer"]),
-    ("seeds = [0]\n", ["--set", "seeds=[]"], ["seedy.toml", "made no rows", "seeds"]),
-    ("seeds = [0]\n", ["--only"], ["--only", "seedy"]),
-    ("seeds = [0]\n", ["--set", "sed=1"], ["--set sed", "seeds"]),
-    ("seeds = [0]\n", ["--resume-from", "nowhere"], ["--resume-from"]),
-])
+@pytest.mark.parametrize(
+    "preset, args, needles",
+    [
+        ("seeds = [0]\nseed = inf\n", [], ["seedy.toml", "'seed'", "integer"]),
+        ("seeds = [0]\n", ["--set", "seeds=[]"], ["seedy.toml", "made no rows", "seeds"]),
+        ("seeds = [0]\n", ["--only"], ["--only", "seedy"]),
+        ("seeds = [0]\n", ["--set", "sed=1"], ["--set sed", "seeds"]),
+        ("seeds = [0]\n", ["--resume-from", "nowhere"], ["--resume-from"]),
+    ],
+)
 def test_run_input_errors_are_one_named_line(tmp_path, capsys, preset, args, needles):
     suite = _suite(tmp_path, preset)
     outside = _files(tmp_path)
@@ -79,20 +83,39 @@ def test_a_bug_is_an_internal_error_with_the_traceback_on_request(tmp_path, caps
 def test_log_file_that_cannot_be_written_is_named(tmp_path, capsys):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full here")
-    rc = main(["check", "thm3", "--instances", "1", "--out", str(tmp_path / "c"),
-               "--log-file", "/dev/full"])
-    err = capsys.readouterr().err.strip().splitlines()     # check prints its timings first
+    rc = main(
+        [
+            "check",
+            "thm3",
+            "--instances",
+            "1",
+            "--out",
+            str(tmp_path / "c"),
+            "--log-file",
+            "/dev/full",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()  # check prints its timings first
     assert rc == 2 and [e for e in err if "error" in e] == [err[-1]]
     assert "/dev/full" in err[-1] and "No space left" in err[-1]
 
 
-@pytest.mark.parametrize("content", [[1, 2], {"verdicts": []}, {"verdicts": {"thm3": 1}},
-                                     {"verdicts": {}, "instances": "50", "seed": 0}, "not json"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        [1, 2],
+        {"verdicts": []},
+        {"verdicts": {"thm3": 1}},
+        {"verdicts": {}, "instances": "50", "seed": 0},
+        "not json",
+    ],
+)
 def test_expected_file_of_the_wrong_shape_is_named(tmp_path, capsys, content):
     f = tmp_path / "pins.json"
     f.write_text(content if isinstance(content, str) else json.dumps(content))
-    rc = main(["check", "thm3", "--instances", "1", "--out", str(tmp_path / "c"),
-               "--expected", str(f)])
+    rc = main(
+        ["check", "thm3", "--instances", "1", "--out", str(tmp_path / "c"), "--expected", str(f)]
+    )
     assert rc == 2
     _one_line(capsys, "--expected", str(f))
 
@@ -100,23 +123,51 @@ def test_expected_file_of_the_wrong_shape_is_named(tmp_path, capsys, content):
 def test_trust_plugins_naming_no_folder_is_an_error(tmp_path, capsys):
     assert main(["run", str(TINY), "--out", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
     capsys.readouterr()
-    rc = main(["report", str(tmp_path / "tiny_suite-quick"), "--trust-plugins",
-               str(tmp_path / "missing")])
+    rc = main(
+        ["report", str(tmp_path / "tiny_suite-quick"), "--trust-plugins", str(tmp_path / "missing")]
+    )
     assert rc == 2
     _one_line(capsys, "--trust-plugins", "missing")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("experiment", 5), ("config", [1, 2]), ("overrides", "a=b"), ("code_version", "abc"),
-    ("wall_seconds", "fast"), ("finished", 12), ("preset", {"a": 1}), ("suite", None),
-    ("git_commit", 7), ("run_key", ["x"])])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("experiment", 5),
+        ("config", [1, 2]),
+        ("overrides", "a=b"),
+        ("code_version", "abc"),
+        ("wall_seconds", "fast"),
+        ("finished", 12),
+        ("preset", {"a": 1}),
+        ("suite", None),
+        ("git_commit", 7),
+        ("run_key", ["x"]),
+    ],
+)
 def test_mistyped_run_json_fields_still_report_or_are_named(tmp_path, capsys, field, value):
-    rows = pd.DataFrame([{"suite": "s", "case": "c", "method": m, "seed": s, "lam": "0.5,0.5",
-                          "metric": "kl", "value": v}
-                         for s, (m, v) in enumerate([("gate", 0.1), ("mono", 0.2)] * 2)])
-    for name in ("a", "b"):              # two runs of one experiment: the config comparison runs
-        info = {"experiment": "e", "preset": "quick", "config": {"k": name},
-                "code_version": {"source": name}, field: value}
+    rows = pd.DataFrame(
+        [
+            {
+                "suite": "s",
+                "case": "c",
+                "method": m,
+                "seed": s,
+                "lam": "0.5,0.5",
+                "metric": "kl",
+                "value": v,
+            }
+            for s, (m, v) in enumerate([("gate", 0.1), ("mono", 0.2)] * 2)
+        ]
+    )
+    for name in ("a", "b"):  # two runs of one experiment: the config comparison runs
+        info = {
+            "experiment": "e",
+            "preset": "quick",
+            "config": {"k": name},
+            "code_version": {"source": name},
+            field: value,
+        }
         write_results(tmp_path / "root" / f"e-{name}", rows, info)
     rc = main(["report", str(tmp_path / "root")])
     err = capsys.readouterr().err
@@ -133,8 +184,9 @@ def _npz(path: Path, **members) -> Path:
 def _with_member(path: Path, name: str, header_shape: tuple) -> None:
     """Add ``name.npy`` whose header claims ``header_shape`` float64 but holds 8 bytes."""
     head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False,
-                                                "shape": header_shape})
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f8", "fortran_order": False, "shape": header_shape}
+    )
     with zipfile.ZipFile(path, "a") as z:
         z.writestr(f"{name}.npy", head.getvalue() + b"\0" * 8)
 
@@ -159,7 +211,7 @@ def test_npz_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path,
 def test_npz_members_are_read_lazily(tmp_path, capsys):
     ok = json.loads(EXAMPLE.read_text())
     f = _npz(tmp_path / "p.npz", domains=np.array(ok["domains"]), experts=np.array(ok["experts"]))
-    _with_member(f, "unused", (10**7, 10**7))        # 800 TB if it were read
+    _with_member(f, "unused", (10**7, 10**7))  # 800 TB if it were read
     assert main(["solve", str(f)]) == 0
     assert "status: optimal" in capsys.readouterr().out
 

@@ -1,5 +1,6 @@
 """`bench fuzz` (the exact core's random hard instances) at a small count, as part of the
 fault-injection suite: every instance answered, none wrong, none invalid."""
+
 import re
 
 import pytest
@@ -10,8 +11,11 @@ from modgen_bench.cli import main
 def test_bench_fuzz_small_count_has_no_wrong_answer(capsys):
     assert main(["bench", "fuzz", "--instances", "8", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    m = re.search(r"fuzz: (\d+) instances \(seed 1\): optimal (\d+)\s+inaccurate (\d+)\s+"
-                  r"infeasible (\d+)\s+wrong (\d+)\s+invalid (\d+)", out)
+    m = re.search(
+        r"fuzz: (\d+) instances \(seed 1\): optimal (\d+)\s+inaccurate (\d+)\s+"
+        r"infeasible (\d+)\s+wrong (\d+)\s+invalid (\d+)",
+        out,
+    )
     assert m, out
     n, optimal, inaccurate, infeasible, wrong, invalid = map(int, m.groups())
     assert n == 8 and optimal + inaccurate + infeasible == 8

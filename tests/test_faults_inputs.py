@@ -6,6 +6,7 @@ The corpus is committed under tests/fixtures/bad_inputs
 Every case calls `modgen_bench.cli.main` in-process: an exception escaping `main` fails the test,
 exactly as a traceback would (the real entry point is exercised by test_faults_resume.py).
 """
+
 import os
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def _one_line_error(capsys, rc, fragment, names=()):
 def test_load_names_each_bad_file():
     """The library path (no CLI) raises ProblemError naming the file for every bad file."""
     from modgen_bench.problem import DiscreteProblem, ProblemError
+
     for name, fragment in BAD_FILES.items():
         with pytest.raises(ProblemError) as err:
             DiscreteProblem.load(CORPUS / name)
@@ -96,8 +98,17 @@ def test_solve_bad_file_one_line_exit_2(capsys, name):
     _one_line_error(capsys, rc, BAD_FILES[name], names=[name])
 
 
-@pytest.mark.parametrize("name", ["truncated.npz", "npy_named_npz.npz", "deep_nesting.json",
-                                  "huge_int.json", "names_number.json", "booleans.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "truncated.npz",
+        "npy_named_npz.npz",
+        "deep_nesting.json",
+        "huge_int.json",
+        "names_number.json",
+        "booleans.json",
+    ],
+)
 def test_spd_bad_file_one_line_exit_2(capsys, name, one_torch_thread):
     rc = main(["spd", str(CORPUS / name), "--steps", "5"])
     _one_line_error(capsys, rc, BAD_FILES[name], names=[name])
@@ -110,9 +121,13 @@ def test_unusual_but_valid_files_solve(capsys, name):
 
 
 def test_missing_and_directory_and_unreadable(capsys, tmp_path):
-    _one_line_error(capsys, main(["solve", str(tmp_path / "nope.json")]), "does not exist", ["nope.json"])
+    _one_line_error(
+        capsys, main(["solve", str(tmp_path / "nope.json")]), "does not exist", ["nope.json"]
+    )
     (tmp_path / "dir.json").mkdir()
-    _one_line_error(capsys, main(["solve", str(tmp_path / "dir.json")]), "not a regular file", ["dir.json"])
+    _one_line_error(
+        capsys, main(["solve", str(tmp_path / "dir.json")]), "not a regular file", ["dir.json"]
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
@@ -123,19 +138,22 @@ def test_unreadable_file(capsys, tmp_path):
     _one_line_error(capsys, main(["solve", str(path)]), "Permission denied", ["p.json"])
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["spd", "FILE", "--steps", "99999999999999999999"], "argument --steps"),
-    (["spd", "FILE", "--steps", "0"], "argument --steps"),
-    (["spd", "FILE", "--steps", "1.5"], "argument --steps"),
-    (["bench", "exact", "--sizes", "inf"], "argument --sizes"),
-    (["bench", "exact", "--sizes", "nan"], "argument --sizes"),
-    (["bench", "exact", "--sizes", "-5"], "argument --sizes"),
-    (["check", "--instances", "1e30"], "argument --instances"),
-    (["solve", "FILE", "--method", "magic"], "argument --method"),
-    (["nosuch"], "invalid choice: 'nosuch'"),
-    (["solve"], "the following arguments are required: FILE"),
-    (["run", "synthetic", "--only", "nosuch", "--out", "OUT"], "nosuch"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["spd", "FILE", "--steps", "99999999999999999999"], "argument --steps"),
+        (["spd", "FILE", "--steps", "0"], "argument --steps"),
+        (["spd", "FILE", "--steps", "1.5"], "argument --steps"),
+        (["bench", "exact", "--sizes", "inf"], "argument --sizes"),
+        (["bench", "exact", "--sizes", "nan"], "argument --sizes"),
+        (["bench", "exact", "--sizes", "-5"], "argument --sizes"),
+        (["check", "--instances", "1e30"], "argument --instances"),
+        (["solve", "FILE", "--method", "magic"], "argument --method"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+        (["solve"], "the following arguments are required: FILE"),
+        (["run", "synthetic", "--only", "nosuch", "--out", "OUT"], "nosuch"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(capsys, tmp_path, argv, fragment):
     good = str(CORPUS / "bom.json")
     argv = [good if a == "FILE" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
@@ -170,14 +188,23 @@ BAD_SUITES = {
     "module missing": ({"a.toml": _TOML.format(module="nosuch")}, "nosuch.py' does not exist"),
     "invalid TOML": ({"a.toml": "[experiment\n"}, "a.toml: invalid TOML"),
     "no module key": ({"a.toml": "[experiment]\n[preset.quick]\nx = 1\n"}, "needs a 'module' key"),
-    "unknown table": ({"a.toml": _TOML.format(module="m") + "[extra]\n"}, "unknown top-level table"),
-    "plug-in syntax error": ({"a.toml": _TOML.format(module="bad"), "bad.py": "def run(ctx) oops\n"},
-                             "bad.py failed to import"),
-    "plug-in without run": ({"a.toml": _TOML.format(module="norun"), "norun.py": "X = 1\n"},
-                            "defines no run(ctx)"),
+    "unknown table": (
+        {"a.toml": _TOML.format(module="m") + "[extra]\n"},
+        "unknown top-level table",
+    ),
+    "plug-in syntax error": (
+        {"a.toml": _TOML.format(module="bad"), "bad.py": "def run(ctx) oops\n"},
+        "bad.py failed to import",
+    ),
+    "plug-in without run": (
+        {"a.toml": _TOML.format(module="norun"), "norun.py": "X = 1\n"},
+        "defines no run(ctx)",
+    ),
     "no experiments": ({"readme.txt": "nothing"}, "holds no experiment TOML files"),
-    "no quick preset": ({"a.toml": '[experiment]\nmodule = "m"\n[preset.full]\nx = 1\n'},
-                        "has no preset 'quick'"),
+    "no quick preset": (
+        {"a.toml": '[experiment]\nmodule = "m"\n[preset.full]\nx = 1\n'},
+        "has no preset 'quick'",
+    ),
 }
 
 
@@ -192,14 +219,19 @@ def test_bad_custom_suite_one_line_exit_2(capsys, tmp_path, case):
     _one_line_error(capsys, rc, fragment)
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["run", "MISSING", "--out", "OUT"], "not found"),
-    (["check", "nosuchclaim"], "unknown claim 'nosuchclaim'"),
-    (["report", "MISSING"], "no finished runs"),
-    (["report", "OUT"], "no finished runs"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "MISSING", "--out", "OUT"], "not found"),
+        (["check", "nosuchclaim"], "unknown claim 'nosuchclaim'"),
+        (["report", "MISSING"], "no finished runs"),
+        (["report", "OUT"], "no finished runs"),
+    ],
+)
 def test_missing_targets_one_line_exit_2(capsys, tmp_path, argv, fragment):
     (tmp_path / "out").mkdir()
-    argv = [str(tmp_path / "missing") if a == "MISSING" else str(tmp_path / "out") if a == "OUT" else a
-            for a in argv]
+    argv = [
+        str(tmp_path / "missing") if a == "MISSING" else str(tmp_path / "out") if a == "OUT" else a
+        for a in argv
+    ]
     _one_line_error(capsys, main(argv), fragment)

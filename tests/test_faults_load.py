@@ -1,6 +1,7 @@
 """Load: the NPZ path reads each array once and validates without float-sized temporaries.
 The 200 MB measurement is scripts/measure_solve_load.py; this is its
 CPU-cheap guard (16 MB of arrays)."""
+
 import tracemalloc
 
 import numpy as np
@@ -9,7 +10,7 @@ from modgen_bench.problem import DiscreteProblem
 
 
 def test_npz_load_peak_memory_is_the_arrays_plus_small_temporaries(tmp_path):
-    p, N = 2, 500_000                       # 2 arrays x 2 x 500k x 8 B = 16 MB
+    p, N = 2, 500_000  # 2 arrays x 2 x 500k x 8 B = 16 MB
     rng = np.random.default_rng(0)
     P, E = rng.random((p, N)), rng.random((p, N))
     P /= P.sum(axis=1, keepdims=True)

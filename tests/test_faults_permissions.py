@@ -7,6 +7,7 @@ and test_faults_inputs.py (there they skip as root).
 The command runs once as root first, so every module it imports is loaded before the fork (the
 child cannot read the interpreter's files under /root).
 """
+
 import os
 import pwd
 import shutil
@@ -19,8 +20,11 @@ import pytest
 
 from modgen_bench.cli import main
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to 'nobody'; "
-                                "as a normal user test_faults_writes.py covers permissions")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root to drop to 'nobody'; "
+    "as a normal user test_faults_writes.py covers permissions",
+)
 
 SUITE = Path(__file__).parent / "fixtures" / "tiny_suite"
 CORPUS = Path(__file__).parent / "fixtures" / "bad_inputs"
@@ -31,7 +35,7 @@ def _as_nobody(argv) -> tuple[int, str]:
     nobody = pwd.getpwnam("nobody")
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:                                   # the child: never returns into pytest
+    if pid == 0:  # the child: never returns into pytest
         code = 99
         try:
             os.close(r)
@@ -67,16 +71,36 @@ def shared_tmp():
 def _cmd(kind, out: Path):
     return {
         "check": ["check", "identities", "--instances", "2", "--out", str(out / "checks")],
-        "run": ["run", str(SUITE), "--preset", "quick", "--device", "cpu", "--out", str(out / "runs")],
-        "bench": ["bench", "exact", "--sizes", "10", "--ps", "2", "--no-structured",
-                  "--cvxpy-max-n", "0", "--csv", str(out / "bench.csv")],
+        "run": [
+            "run",
+            str(SUITE),
+            "--preset",
+            "quick",
+            "--device",
+            "cpu",
+            "--out",
+            str(out / "runs"),
+        ],
+        "bench": [
+            "bench",
+            "exact",
+            "--sizes",
+            "10",
+            "--ps",
+            "2",
+            "--no-structured",
+            "--cvxpy-max-n",
+            "0",
+            "--csv",
+            str(out / "bench.csv"),
+        ],
     }[kind]
 
 
 @pytest.mark.parametrize("kind", ["check", "run", "bench"])
 def test_output_folder_not_writable(shared_tmp, capsys, kind):
     warm = shared_tmp / "warm"
-    assert main(_cmd(kind, warm)) == 0            # root, writable: loads every module it needs
+    assert main(_cmd(kind, warm)) == 0  # root, writable: loads every module it needs
     capsys.readouterr()
     locked = shared_tmp / "locked"
     locked.mkdir(mode=0o555)
@@ -97,8 +121,9 @@ def test_problem_file_not_readable(shared_tmp, capsys):
     good.chmod(0o644)
     assert main(["solve", str(good), "--json"]) == 0
     capsys.readouterr()
-    good.chmod(0o600)                             # root's only
+    good.chmod(0o600)  # root's only
     code, err = _as_nobody(["solve", str(good), "--json"])
     assert code == 2, err
-    assert err.strip().splitlines() == [f"modgen-bench: error: cannot read problem file '{good}': "
-                                        "Permission denied"]
+    assert err.strip().splitlines() == [
+        f"modgen-bench: error: cannot read problem file '{good}': Permission denied"
+    ]

@@ -1,6 +1,7 @@
 """Fault injection, damaged results: `report DIR` on a truncated line, a cut header, a short
 row, a non-numeric value, a damaged run.json or Parquet file names the file (and the line) in one
 line, exit status 2, never a pandas traceback."""
+
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def _cut(n):
         (d / "results.parquet").unlink()
         raw = (d / "results.csv").read_bytes()
         (d / "results.csv").write_bytes(raw[:n])
+
     return damage
 
 
@@ -32,12 +34,14 @@ def _csv_line(lineno, edit):
         lines = (d / "results.csv").read_text().splitlines(keepends=True)
         lines[lineno - 1] = edit(lines[lineno - 1])
         (d / "results.csv").write_text("".join(lines))
+
     return damage
 
 
 def _write(name, data: bytes):
     def damage(d):
         (d / name).write_bytes(data)
+
     return damage
 
 
@@ -45,23 +49,39 @@ def _truncate(name, keep):
     def damage(d):
         raw = (d / name).read_bytes()
         (d / name).write_bytes(raw[:keep])
+
     return damage
 
 
 DAMAGE = {
     "truncated last line": (_cut(-7), "is cut short"),
     "cut header": (_cut(20), "is cut short"),
-    "header only damaged": (_csv_line(1, lambda s: "experiment,suite,ca\n"), "line 1 (the header) lacks"),
+    "header only damaged": (
+        _csv_line(1, lambda s: "experiment,suite,ca\n"),
+        "line 1 (the header) lacks",
+    ),
     "short row": (_csv_line(4, lambda s: s.rsplit(",", 2)[0] + "\n"), "line 4 has 6 fields"),
     "long row": (_csv_line(5, lambda s: s.rstrip("\n") + ",extra,more\n"), "results.csv"),
-    "non-numeric value": (_csv_line(3, lambda s: s.rsplit(",", 1)[0] + ",notanumber\n"),
-                          "line 3, column 'value'"),
-    "non-numeric seed": (_csv_line(6, lambda s: ",".join(["beta", "tiny_suite", "c1", "m0", "four",
-                                                           '"0.5,0.5"', "kl", "1.0"]) + "\n"),
-                         "line 6, column 'seed'"),
+    "non-numeric value": (
+        _csv_line(3, lambda s: s.rsplit(",", 1)[0] + ",notanumber\n"),
+        "line 3, column 'value'",
+    ),
+    "non-numeric seed": (
+        _csv_line(
+            6,
+            lambda s: (
+                ",".join(["beta", "tiny_suite", "c1", "m0", "four", '"0.5,0.5"', "kl", "1.0"])
+                + "\n"
+            ),
+        ),
+        "line 6, column 'seed'",
+    ),
     "run.json truncated": (_truncate("run.json", 30), "run.json: not valid JSON"),
     "run.json a list": (_write("run.json", b"[1, 2]"), "run.json: expected a JSON object"),
-    "run.json deep": (_write("run.json", b"[" * 100_000 + b"]" * 100_000), "run.json: not valid JSON"),
+    "run.json deep": (
+        _write("run.json", b"[" * 100_000 + b"]" * 100_000),
+        "run.json: not valid JSON",
+    ),
     "parquet truncated": (_truncate("results.parquet", 1000), "not a readable Parquet file"),
     "parquet is text": (_write("results.parquet", b"suite,case\n"), "not a readable Parquet file"),
 }
@@ -89,5 +109,5 @@ def test_undamaged_copy_reports(tmp_path, capsys, finished):
     damage)."""
     root = tmp_path / "r"
     shutil.copytree(finished, root)
-    (next(root.glob("beta-*")) / "results.parquet").unlink()   # the CSV path, as in most cases
+    (next(root.glob("beta-*")) / "results.parquet").unlink()  # the CSV path, as in most cases
     assert main(["report", str(root)]) == 0

@@ -6,6 +6,7 @@ signals itself at the point ``MODGEN_FAULT`` names, so every boundary is hit exa
 are forked from the test process (no interpreter start-up); one test signals a real
 `modgen-bench` process from outside.
 """
+
 import multiprocessing
 import os
 import signal
@@ -29,8 +30,11 @@ def _argv(out, *extra):
 def _state(out) -> dict:
     """experiment -> results.csv bytes, for every finished run folder (the rows that count)."""
     root = Path(out) / "tiny_suite-quick"
-    return {d.name.rsplit("-", 1)[0]: (d / "results.csv").read_bytes()
-            for d in sorted(root.glob("*-*")) if (d / "done").is_file()}
+    return {
+        d.name.rsplit("-", 1)[0]: (d / "results.csv").read_bytes()
+        for d in sorted(root.glob("*-*"))
+        if (d / "done").is_file()
+    }
 
 
 def _temps(out) -> list:
@@ -67,8 +71,14 @@ def _run_with_fault(out, fault) -> int:
 
 
 # (experiment, point, signal): start = before its first row, end = rows made, nothing written
-FAULTS = [("alpha", "start", "KILL"), ("beta", "start", "KILL"), ("beta", "end", "KILL"),
-          ("gamma", "end", "KILL"), ("beta", "start", "INT"), ("gamma", "end", "INT")]
+FAULTS = [
+    ("alpha", "start", "KILL"),
+    ("beta", "start", "KILL"),
+    ("beta", "end", "KILL"),
+    ("gamma", "end", "KILL"),
+    ("beta", "start", "INT"),
+    ("gamma", "end", "INT"),
+]
 
 
 @pytest.mark.parametrize("exp, point, sig", FAULTS)
@@ -76,16 +86,18 @@ def test_interrupt_then_resume_gives_identical_rows(tmp_path, capsys, baseline, 
     out = tmp_path / "out"
     code = _run_with_fault(out, f"{exp}:{point}:{sig}")
     assert code == (-signal.SIGKILL if sig == "KILL" else 130)
-    before = EXPERIMENTS[:EXPERIMENTS.index(exp)]
+    before = EXPERIMENTS[: EXPERIMENTS.index(exp)]
     # what survived is complete: the finished experiments, byte-identical; nothing half-written
     assert _state(out) == {e: baseline[e] for e in before}
     assert _temps(out) == []
     capsys.readouterr()
     assert main(_argv(out, "--resume")) == 0
     log = capsys.readouterr().out
-    assert _state(out) == baseline                                 # no row lost, none changed
-    for e in before:                                               # finished stages not redone
-        assert f"[{e}] run" in log and "done already" in log.split(f"[{e}] run", 1)[1].splitlines()[0]
+    assert _state(out) == baseline  # no row lost, none changed
+    for e in before:  # finished stages not redone
+        assert (
+            f"[{e}] run" in log and "done already" in log.split(f"[{e}] run", 1)[1].splitlines()[0]
+        )
     assert log.count("running preset") == len(EXPERIMENTS) - len(before)
 
 
@@ -93,11 +105,20 @@ def test_external_sigint_one_line_then_resume(tmp_path, baseline):
     """A real process, interrupted from outside while inside experiment beta."""
     out, mark = tmp_path / "out", tmp_path / "mark"
     exe = Path(sys.executable).with_name("modgen-bench")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MODGEN_FAULT": "beta:wait:INT",
-           "MODGEN_FAULT_MARK": str(mark)}
-    proc = subprocess.Popen([str(exe), *_argv(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MODGEN_FAULT": "beta:wait:INT",
+        "MODGEN_FAULT_MARK": str(mark),
+    }
+    proc = subprocess.Popen(
+        [str(exe), *_argv(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 90
         while not mark.exists():
@@ -111,7 +132,8 @@ def test_external_sigint_one_line_then_resume(tmp_path, baseline):
     assert proc.returncode == 130
     assert err.strip().splitlines() == [
         "modgen-bench: interrupted (finished stages are kept; "
-        "add --resume to the same command to continue)"]
+        "add --resume to the same command to continue)"
+    ]
     assert _state(out) == {"alpha": baseline["alpha"]}
     assert main(_argv(out, "--resume")) == 0
     assert _state(out) == baseline

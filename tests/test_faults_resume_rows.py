@@ -2,6 +2,7 @@
 records (count and sha256) and against the count its plan expects; an empty, short or altered
 rows.json is recomputed, never accepted as done. A run folder's ``done`` records its results'
 sha256 the same way, so ``--resume`` reruns a run whose results were emptied."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ CALLS: list = []
 
 def _job(out_dir, k: int, n: int = 3):
     CALLS.append(k)
-    return [{"case": f"c{k}", "method": "m", "metric": "x", "value": float(k * 10 + i)}
-            for i in range(n)], {"k": k}
+    return [
+        {"case": f"c{k}", "method": "m", "metric": "x", "value": float(k * 10 + i)}
+        for i in range(n)
+    ], {"k": k}
 
 
 def _jobs(expected=None):
@@ -49,7 +52,7 @@ def test_damaged_rows_are_recomputed_not_accepted(tmp_path, damage, caplog):
     CALLS.clear()
     with caplog.at_level(logging.WARNING, logger="modgen_bench.launch"):
         again = launch(_jobs(), tmp_path, log=lambda *a: None)
-    assert CALLS == [1] and again == whole                      # job1 only, the same rows
+    assert CALLS == [1] and again == whole  # job1 only, the same rows
     assert any("job1" in r.getMessage() and "runs again" in r.getMessage() for r in caplog.records)
 
 
@@ -59,20 +62,33 @@ def test_a_job_short_of_its_plan_never_writes_done(tmp_path):
         launch(_jobs(expected=4), tmp_path, log=lambda *a: None)
     assert not (tmp_path / "job0" / "done").exists()
     launch(_jobs(expected=3), tmp_path, log=lambda *a: None)
-    CALLS.clear()                                               # a plan that now wants more
+    CALLS.clear()  # a plan that now wants more
     with pytest.raises(RuntimeError, match="plan makes 5"):
         launch(_jobs(expected=5), tmp_path, log=lambda *a: None)
-    assert CALLS == [0]                                         # rerun, not loaded as done
+    assert CALLS == [0]  # rerun, not loaded as done
 
 
 def test_run_done_records_its_results(tmp_path):
-    rows = pd.DataFrame([{"suite": "s", "case": "c", "method": "m", "seed": 0, "lam": "",
-                          "metric": "x", "value": 1.0}])
+    rows = pd.DataFrame(
+        [
+            {
+                "suite": "s",
+                "case": "c",
+                "method": "m",
+                "seed": 0,
+                "lam": "",
+                "metric": "x",
+                "value": 1.0,
+            }
+        ]
+    )
     write_results(tmp_path, rows, {"experiment": "e"})
     assert is_done(tmp_path)
     write_results(tmp_path / "other", rows.iloc[:0], {"experiment": "e"})
-    (tmp_path / "results.parquet").write_bytes((tmp_path / "other" / "results.parquet").read_bytes())
-    assert not is_done(tmp_path)                                # emptied after done: not done
-    (tmp_path / "done").write_text("2026-01-01T00:00:00\n")     # an older done: results present
+    (tmp_path / "results.parquet").write_bytes(
+        (tmp_path / "other" / "results.parquet").read_bytes()
+    )
+    assert not is_done(tmp_path)  # emptied after done: not done
+    (tmp_path / "done").write_text("2026-01-01T00:00:00\n")  # an older done: results present
     assert is_done(tmp_path)
     assert not is_done(Path(tmp_path / "missing"))

@@ -6,6 +6,7 @@ folder (a torch zip file and a bare pickle) and in an earlier sibling run of the
 sections below. Each case asserts the exit code, one named line, nothing written outside the
 output folder and nothing executed.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ from modgen_bench.results import write_results
 
 STAGES = ("loglik", "gate-excess", "router", "q-draws")
 
-PLUGIN = '''
+PLUGIN = """
 from modgen_bench.pipeline.store import Store, stage_key
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def run(ctx):
         ctx.add("c", stage, "w", float(out["state"]["w"].sum()) + ctx.config["offset"])
         ctx.add("c", stage, "lam0", float(np.asarray(out["lam"])[0]))
         ctx.add("c", stage, "mu", float(out["mu"]))
-'''
+"""
 
 
 class _Payload:
@@ -74,18 +75,23 @@ def stage_suite(tmp_path):
     d = tmp_path / "stagesuite"
     d.mkdir()
     (d / "stagey.py").write_text(PLUGIN.format(stages=STAGES))
-    (d / "stagey.toml").write_text(textwrap.dedent('''
+    (d / "stagey.toml").write_text(
+        textwrap.dedent("""
         [experiment]
         module = "stagey"
         [preset.quick]
         offset = 0.0
-        '''))
+        """)
+    )
     return d
 
 
 def _rows(root: Path) -> dict:
-    return {d.name.split("-")[0]: (d / "results.csv").read_text()
-            for d in sorted(root.glob("stagey-*")) if (d / "done").is_file()}
+    return {
+        d.name.split("-")[0]: (d / "results.csv").read_text()
+        for d in sorted(root.glob("stagey-*"))
+        if (d / "done").is_file()
+    }
 
 
 def _snapshot(folder: Path) -> set:
@@ -107,9 +113,18 @@ def test_store_never_runs_a_planted_stage_file(tmp_path, kind, caplog):
 
 def test_store_reads_numpy_values_back_as_plain_data(tmp_path):
     import numpy as np
+
     store, key = Store(tmp_path), stage_key("x")
-    fresh = store.get("gate-kl", key, lambda: {"lam": np.array([0.2, 0.8]), "mu": np.float64(0.1),
-                                               "ok": np.bool_(True), "n": np.int64(3)})
+    fresh = store.get(
+        "gate-kl",
+        key,
+        lambda: {
+            "lam": np.array([0.2, 0.8]),
+            "mu": np.float64(0.1),
+            "ok": np.bool_(True),
+            "n": np.int64(3),
+        },
+    )
     again = store.get("gate-kl", key, lambda: 1 / 0)
     for got in (fresh, again):
         assert torch.equal(got["lam"], torch.tensor([0.2, 0.8], dtype=torch.float64))
@@ -124,12 +139,13 @@ def test_store_does_not_follow_a_symlinked_stage_file(tmp_path):
     store.path("router", key).symlink_to(outside)
     out = store.get("router", key, lambda: {"w": torch.ones(1)})
     assert torch.equal(out["w"], torch.ones(1))
-    assert not store.path("router", key).is_symlink()            # replaced by a real file
-    assert torch.equal(torch.load(outside, weights_only=True)["w"], torch.zeros(1))   # untouched
+    assert not store.path("router", key).is_symlink()  # replaced by a real file
+    assert torch.equal(torch.load(outside, weights_only=True)["w"], torch.zeros(1))  # untouched
 
 
 def test_training_checkpoint_payload_never_runs(tmp_path):
     from modgen_bench.sequence.checkpoint import load_checkpoint
+
     marker, path = tmp_path / "PWNED", tmp_path / "expert-a-0123456789ab.pt"
     _plant(path, marker, "torch")
     assert load_checkpoint(path, "cpu") is None and not marker.exists()
@@ -142,7 +158,8 @@ def _run(suite, out, *extra):
 @pytest.mark.parametrize("kind", ["torch", "pickle"])
 @pytest.mark.parametrize("resume", [False, True])
 def test_planted_payload_in_every_stage_file_of_a_run_folder_never_runs(
-        stage_suite, tmp_path, kind, resume, capsys):
+    stage_suite, tmp_path, kind, resume, capsys
+):
     out, marker = tmp_path / "out", tmp_path / "PWNED"
     assert _run(stage_suite, out) == 0
     root = out / "stagesuite-quick"
@@ -150,13 +167,13 @@ def test_planted_payload_in_every_stage_file_of_a_run_folder_never_runs(
     (run_dir,) = root.glob("stagey-*")
     planted = sorted(run_dir.glob("*.pt"))
     assert len(planted) == len(STAGES)
-    for f in planted:                        # the sender's folder: done removed, stages replaced
+    for f in planted:  # the sender's folder: done removed, stages replaced
         _plant(f, marker, kind)
     (run_dir / "done").unlink()
     assert _run(stage_suite, out, *(["--resume"] if resume else [])) == 0
     assert not marker.exists()
     assert _rows(root) == clean
-    for f in planted:                        # recomputed and rewritten as plain data
+    for f in planted:  # recomputed and rewritten as plain data
         torch.load(f, weights_only=True)
 
 
@@ -175,7 +192,7 @@ def test_resume_never_adopts_a_foreign_sibling_with_the_same_config(stage_suite,
     (foreign / "key.json").write_text(json.dumps(key))
     for f in foreign.glob("*.pt"):
         _plant(f, marker, "torch")
-    shutil.rmtree(mine)                      # only the foreign folder has this config now
+    shutil.rmtree(mine)  # only the foreign folder has this config now
     (stage_suite / "stagey.py").write_text((stage_suite / "stagey.py").read_text() + "\n# edit\n")
     capsys.readouterr()
     assert main(["run", str(stage_suite), "--out", str(out), "--device", "cpu", "--resume"]) == 0
@@ -187,8 +204,9 @@ def test_resume_never_adopts_a_foreign_sibling_with_the_same_config(stage_suite,
     assert (new / "results.csv").read_text() == clean
 
 
-def test_resume_adopts_this_machines_sibling_and_a_named_one_and_says_so(stage_suite, tmp_path,
-                                                                         capsys):
+def test_resume_adopts_this_machines_sibling_and_a_named_one_and_says_so(
+    stage_suite, tmp_path, capsys
+):
     out = tmp_path / "out"
     assert _run(stage_suite, out) == 0
     root = out / "stagesuite-quick"
@@ -207,8 +225,22 @@ def test_resume_adopts_this_machines_sibling_and_a_named_one_and_says_so(stage_s
     for d in root.glob("stagey-*"):
         shutil.rmtree(d)
     (stage_suite / "stagey.py").write_text((stage_suite / "stagey.py").read_text() + "\n# again\n")
-    assert main(["run", str(stage_suite), "--out", str(out), "--device", "cpu", "--resume",
-                 "--resume-from", str(elsewhere)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(stage_suite),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--resume",
+                "--resume-from",
+                str(elsewhere),
+            ]
+        )
+        == 0
+    )
     assert "(named by --resume-from)" in capsys.readouterr().out
 
 
@@ -272,20 +304,41 @@ def _assert_local_only(html: str, where: str) -> None:
 def _evil_results(root: Path) -> Path:
     """A results folder as a stranger could send it: hostile folder, experiment, case and method
     names, and run.json strings."""
-    rows = pd.DataFrame([{"experiment": EVIL["script"], "suite": EVIL["beacon"], "case": case,
-                          "method": method, "seed": seed, "lam": "0.5,0.5", "metric": metric,
-                          "value": 0.1 * seed + i}
-                         for i, (case, method) in enumerate([(EVIL["beacon"], EVIL["script"]),
-                                                             (EVIL["img"], EVIL["phish"])])
-                         for seed in (0, 1) for metric in (EVIL["tick"], "kl")])
-    info = {"experiment": EVIL["script"], "suite": EVIL["img"], "preset": EVIL["beacon"],
-            "device": EVIL["phish"], "finished": EVIL["beacon"], "git_commit": EVIL["img"],
-            "run_key": EVIL["tick"], "overrides": {"a": EVIL["phish"], EVIL["script"]: 1},
-            "code_version": {"source": EVIL["beacon"]}, "config": {"k": EVIL["script"]}}
+    rows = pd.DataFrame(
+        [
+            {
+                "experiment": EVIL["script"],
+                "suite": EVIL["beacon"],
+                "case": case,
+                "method": method,
+                "seed": seed,
+                "lam": "0.5,0.5",
+                "metric": metric,
+                "value": 0.1 * seed + i,
+            }
+            for i, (case, method) in enumerate(
+                [(EVIL["beacon"], EVIL["script"]), (EVIL["img"], EVIL["phish"])]
+            )
+            for seed in (0, 1)
+            for metric in (EVIL["tick"], "kl")
+        ]
+    )
+    info = {
+        "experiment": EVIL["script"],
+        "suite": EVIL["img"],
+        "preset": EVIL["beacon"],
+        "device": EVIL["phish"],
+        "finished": EVIL["beacon"],
+        "git_commit": EVIL["img"],
+        "run_key": EVIL["tick"],
+        "overrides": {"a": EVIL["phish"], EVIL["script"]: 1},
+        "code_version": {"source": EVIL["beacon"]},
+        "config": {"k": EVIL["script"]},
+    }
     run_dir = root / EVIL["js"]
     run_dir.mkdir(parents=True)
     write_results(run_dir, rows, info)
-    (root / f"{EVIL['js']}.csv").write_text("a,b\n1,2\n")     # a data file with that name too
+    (root / f"{EVIL['js']}.csv").write_text("a,b\n1,2\n")  # a data file with that name too
     return root
 
 
@@ -308,8 +361,10 @@ def test_report_renders_hostile_names_and_run_json_as_data(tmp_path, capsys):
 
 
 def test_markdown_prose_never_links_out(tmp_path):
-    html = render_markdown("[a](javascript:alert(1)) ![b](http://h/b.png) <http://h> [c](//h/x) "
-                           "[d][r] ![e](data:image/png;base64,AAAA) [f](files/x.csv)\n\n[r]: http://h\n")
+    html = render_markdown(
+        "[a](javascript:alert(1)) ![b](http://h/b.png) <http://h> [c](//h/x) "
+        "[d][r] ![e](data:image/png;base64,AAAA) [f](files/x.csv)\n\n[r]: http://h\n"
+    )
     _assert_local_only(html, "prose")
     assert '<a href="./files/x.csv">f</a>' in html
 
@@ -326,12 +381,19 @@ def test_landing_page_reads_only_files_inside_the_bundle(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("PRIVATE-KEY-MATERIAL")
     root = tmp_path / "reports"
-    rep = _bundle(root, {"title": "t", "headlines": [
-        {"title": "a", "text": "x", "figure": "fig.png"},
-        {"title": "b", "text": "y", "figure": "../../secret.png"},
-        {"title": "c", "text": "z", "figure": str(tmp_path / "secret.png")}]})
+    rep = _bundle(
+        root,
+        {
+            "title": "t",
+            "headlines": [
+                {"title": "a", "text": "x", "figure": "fig.png"},
+                {"title": "b", "text": "y", "figure": "../../secret.png"},
+                {"title": "c", "text": "z", "figure": str(tmp_path / "secret.png")},
+            ],
+        },
+    )
     (rep / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
-    (rep / "fig.alt.txt").symlink_to(secret)              # the alt text names a file outside
+    (rep / "fig.alt.txt").symlink_to(secret)  # the alt text names a file outside
     (tmp_path / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     assert main(["report", "--index", str(root)]) == 0
     page = (root / "index.html").read_text() + (root / "index.md").read_text()
@@ -339,8 +401,15 @@ def test_landing_page_reads_only_files_inside_the_bundle(tmp_path):
     assert 'src="./sub/fig.png"' in page
 
 
-@pytest.mark.parametrize("headline", [[1, 2], {"headlines": "abc"}, {"headlines": [{"text": 3}]},
-                                      {"headlines": [{"title": "t", "counts": [1]}]}])
+@pytest.mark.parametrize(
+    "headline",
+    [
+        [1, 2],
+        {"headlines": "abc"},
+        {"headlines": [{"text": 3}]},
+        {"headlines": [{"title": "t", "counts": [1]}]},
+    ],
+)
 def test_mistyped_headline_json_is_one_line_naming_the_file(tmp_path, capsys, headline):
     root = tmp_path / "reports"
     _bundle(root, headline)
@@ -357,7 +426,7 @@ def test_report_never_overwrites_a_landing_page_or_a_users_file(tmp_path, capsys
     assert main(["report", "--index", str(reports)]) == 0
     landing = (reports / "index.html").read_bytes()
     capsys.readouterr()
-    assert main(["report", str(reports)]) == 2                 # a folder of reports, not runs
+    assert main(["report", str(reports)]) == 2  # a folder of reports, not runs
     err = capsys.readouterr().err
     assert "report --index" in err and len(err.strip().splitlines()) == 1
     assert (reports / "index.html").read_bytes() == landing
@@ -370,6 +439,7 @@ def test_report_never_overwrites_a_landing_page_or_a_users_file(tmp_path, capsys
 
 
 # ------------------------------------------------------------------------------ planted symlinks
+
 
 def test_symlinked_figures_folder_is_an_error_naming_it(tmp_path, capsys):
     root = _evil_results(tmp_path / "suite-quick")
@@ -424,8 +494,9 @@ def test_results_read_through_a_symlink_are_refused(tmp_path, capsys):
     assert len(err) == 1 and "run.json" in err[0] and "symbolic link" in err[0]
 
 
-def test_a_home_without_room_for_the_machine_key_only_stops_adoption(stage_suite, tmp_path,
-                                                                     monkeypatch):
+def test_a_home_without_room_for_the_machine_key_only_stops_adoption(
+    stage_suite, tmp_path, monkeypatch
+):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("MODGEN_BENCH_STATE", str(blocker / "state"))
@@ -443,22 +514,47 @@ def test_payload_in_every_stage_file_of_a_real_pipeline_run_never_runs(tmp_path)
     import importlib.util
 
     from modgen_bench.results import RunContext
+
     micro = {
-        "corpora": ["scripture", "fortunes-es"], "block_size": 9, "seeds": [0], "resamples": [],
-        "n_gate_train": 16, "n_eval": 4, "n_proposal": 4, "n_draws": 16, "n_restore": 16,
+        "corpora": ["scripture", "fortunes-es"],
+        "block_size": 9,
+        "seeds": [0],
+        "resamples": [],
+        "n_gate_train": 16,
+        "n_eval": 4,
+        "n_proposal": 4,
+        "n_draws": 16,
+        "n_restore": 16,
         "mixtures": [[1, 0], [0, 1], [0.5, 0.5], [0.6, 0.4], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]],
-        "conflict_every": 2, "conflict_batch": 2, "checkpoint_every": 2,
-        "expert": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8, "steps": 4,
-                   "batch_size": 4, "lr": 3e-3},
-        "mono": {"n_layer": 1, "n_head": 2, "d_model": 0, "d_ff": 0, "steps": 4, "batch_size": 2,
-                 "lr": 3e-3},
+        "conflict_every": 2,
+        "conflict_batch": 2,
+        "checkpoint_every": 2,
+        "expert": {
+            "n_layer": 1,
+            "n_head": 2,
+            "d_model": 4,
+            "d_ff": 8,
+            "steps": 4,
+            "batch_size": 4,
+            "lr": 3e-3,
+        },
+        "mono": {
+            "n_layer": 1,
+            "n_head": 2,
+            "d_model": 0,
+            "d_ff": 0,
+            "steps": 4,
+            "batch_size": 2,
+            "lr": 3e-3,
+        },
         "gate": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
         "spd": {"steps": 2, "per_domain": 2, "lr": 3e-3, "log_every": 1},
         "router": {"steps": 2, "batch_size": 2, "lr": 3e-3},
     }
     spec = importlib.util.spec_from_file_location(
-        "modular_text_payload_test", Path(__file__).resolve().parent.parent / "real_world" /
-        "modular_text.py")
+        "modular_text_payload_test",
+        Path(__file__).resolve().parent.parent / "real_world" / "modular_text.py",
+    )
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
 
@@ -466,6 +562,7 @@ def test_payload_in_every_stage_file_of_a_real_pipeline_run_never_runs(tmp_path)
         ctx = RunContext("real_world", copy.deepcopy(micro), tmp_path / "run", "cpu", 0)
         plugin.run(ctx)
         return ctx.frame()
+
     clean = run()
     planted = sorted((tmp_path / "run").rglob("*.pt"))
     stems = {p.name.rsplit("-", 1)[0] for p in planted}

@@ -6,6 +6,7 @@ byte-identical, no temp file is left, and a run stopped by a full disk resumes t
 Read-only and full file systems are real: a tmpfs mounted read-only, or with ``size=``. Where
 the machine does not allow mounting (not root, no CAP_SYS_ADMIN), those cases skip with the reason.
 """
+
 import os
 import shutil
 import subprocess
@@ -28,16 +29,30 @@ def _cmd(kind, out: Path):
     return {
         "check": ["check", "identities", "--instances", "2", "--out", str(out / "checks")],
         "run": _run_argv(out / "runs"),
-        "bench": ["bench", "exact", "--sizes", "10", "--ps", "2", "--no-structured",
-                  "--cvxpy-max-n", "0", "--csv", str(out / "bench" / "exact.csv")],
+        "bench": [
+            "bench",
+            "exact",
+            "--sizes",
+            "10",
+            "--ps",
+            "2",
+            "--no-structured",
+            "--cvxpy-max-n",
+            "0",
+            "--csv",
+            str(out / "bench" / "exact.csv"),
+        ],
     }[kind]
 
 
 @contextmanager
 def tmpfs(path: Path, size: str = "4m", read_only: bool = False):
     path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a size-limited tmpfs here: {r.stderr.strip() or r.returncode}")
     try:
@@ -61,8 +76,11 @@ def _fill(folder: Path) -> None:
 
 
 def _snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "filler"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "filler"
+    }
 
 
 def _one_line(capsys, rc, *fragments):
@@ -134,7 +152,9 @@ def test_report_on_read_only_results(tmp_path, capsys, finished_run):
         shutil.copytree(finished_run, mnt / "r")
         before = _snapshot(mnt)
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        _one_line(capsys, _main(["report", str(mnt / "r")]), str(mnt / "r"), "Read-only file system")
+        _one_line(
+            capsys, _main(["report", str(mnt / "r")]), str(mnt / "r"), "Read-only file system"
+        )
         assert _snapshot(mnt) == before
 
 
@@ -144,24 +164,37 @@ def test_report_on_full_disk_keeps_the_previous_report(tmp_path, capsys, finishe
         before = _snapshot(mnt)
         assert "r/report.md" in before and "r/index.html" in before
         _fill(mnt)
-        _one_line(capsys, _main(["report", str(mnt / "r")]), str(mnt / "r"), "No space left on device")
-        assert _snapshot(mnt) == before            # the previous report and results, untouched
+        _one_line(
+            capsys, _main(["report", str(mnt / "r")]), str(mnt / "r"), "No space left on device"
+        )
+        assert _snapshot(mnt) == before  # the previous report and results, untouched
 
 
 def test_run_stopped_by_full_disk_resumes_to_every_row(tmp_path, capsys, finished_run):
     """A disk that fills mid-run: finished experiments stay complete; after space is freed,
     --resume writes the rest and the rows equal an uninterrupted run's."""
+
     def rows(root):
-        return {d.name.rsplit("-", 1)[0]: (d / "results.csv").read_bytes()
-                for d in sorted(root.glob("*-*")) if (d / "done").is_file()}
+        return {
+            d.name.rsplit("-", 1)[0]: (d / "results.csv").read_bytes()
+            for d in sorted(root.glob("*-*"))
+            if (d / "done").is_file()
+        }
+
     want = rows(finished_run)
     with tmpfs(tmp_path / "full", size="40k") as mnt:
-        line = _one_line(capsys, _main(_run_argv(mnt)), str(mnt), "No space left on device",
-                         "(the previous file, if any, is unchanged)", "add --resume")
+        line = _one_line(
+            capsys,
+            _main(_run_argv(mnt)),
+            str(mnt),
+            "No space left on device",
+            "(the previous file, if any, is unchanged)",
+            "add --resume",
+        )
         root = mnt / "tiny_suite-quick"
         got = rows(root)
-        assert len(got) < len(want), line             # the disk did fill before the end
-        assert got == {e: want[e] for e in got}       # what is done is complete and right
+        assert len(got) < len(want), line  # the disk did fill before the end
+        assert got == {e: want[e] for e in got}  # what is done is complete and right
         assert [p.name for p in mnt.rglob("*") if ".tmp" in p.name] == []
         subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
         assert main(_run_argv(mnt, "--resume")) == 0
@@ -172,7 +205,8 @@ def test_torch_save_on_full_disk_is_a_named_output_error(tmp_path):
     """torch.save wraps ENOSPC in a RuntimeError; the atomic writer still names the file."""
     torch = pytest.importorskip("torch")
     from modgen_bench.atomic import OutputError, write_with
-    with tmpfs(tmp_path / "full", size="1m") as mnt:   # the failed write frees ~1 MB again
+
+    with tmpfs(tmp_path / "full", size="1m") as mnt:  # the failed write frees ~1 MB again
         write_with(mnt / "ck.pt", lambda tmp: torch.save({"step": 1}, tmp))
         before = (mnt / "ck.pt").read_bytes()
         with pytest.raises(OutputError, match=r"ck\.pt': No space left on device"):

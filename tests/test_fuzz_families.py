@@ -1,6 +1,7 @@
 """The tight and tolerance-edge fuzz families (`testing.hard.EDGE_FAMILIES`): every answer is
 optimal and right, or infeasible exactly when the floor and ceiling sums say so (computed with
 `math.fsum`, independently of the solver)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, note, settings

@@ -1,5 +1,6 @@
 """The gate_window experiment (synthetic/gate_window.py): the ceiling on any gate's advantage
 over the constant gate, the exact references it is compared with, and a tiny end-to-end run."""
+
 import math
 
 import numpy as np
@@ -13,9 +14,24 @@ from modgen_bench.divergences import kl
 from modgen_bench.results import RunContext
 from modgen_bench.suites import discover
 
-TINY = dict(seeds=[0], lengths=[3, 4], alphas=[0.0, 0.5], vocab=5, expert_d=4, gate_d=4,
-            gate_d_ff=8, d_ff=8, lm_steps=15, lm_batch=8, table_steps=40, spd_steps=4,
-            spd_per_domain=4, pool=16, fixed_grid=21, gates=["table", "sequence"])
+TINY = dict(
+    seeds=[0],
+    lengths=[3, 4],
+    alphas=[0.0, 0.5],
+    vocab=5,
+    expert_d=4,
+    gate_d=4,
+    gate_d_ff=8,
+    d_ff=8,
+    lm_steps=15,
+    lm_batch=8,
+    table_steps=40,
+    spd_steps=4,
+    spd_per_domain=4,
+    pool=16,
+    fixed_grid=21,
+    gates=["table", "sequence"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +43,7 @@ def _world(seed, vocab=4, T=3, alpha=0.3, leak=0.2):
     """Successor domains on X0 and two random imperfect experts that leak mass off X0."""
     rng = np.random.default_rng(seed)
     _, W = SuccessorTask(vocab, T, alpha).support()
-    P = (W / W.sum(0)).T.numpy()                                    # (2, 2V)
+    P = (W / W.sum(0)).T.numpy()  # (2, 2V)
     E = rng.dirichlet(np.full(P.shape[1], 0.7), size=2) * (1 - leak)
     return P, E
 
@@ -46,7 +62,7 @@ def test_no_gate_gains_more_than_log_p_plus_the_normalisers_over_the_constant_ga
     lam = np.array([a, 1 - a])
     P_lam = lam @ P
     pi_u = E.mean(axis=0)
-    for g in rng.dirichlet(np.full(2, 0.3), size=(20, P.shape[1])):         # (20, 2V, 2)
+    for g in rng.dirichlet(np.full(2, 0.3), size=(20, P.shape[1])):  # (20, 2V, 2)
         pi_g = np.einsum("nk,kn->n", g, E)
         gain = _renormalised_kl(P_lam, pi_u) - _renormalised_kl(P_lam, pi_g)
         assert gain <= math.log(2) + math.log(pi_u.sum()) - math.log(pi_g.sum()) + 1e-12
@@ -59,7 +75,7 @@ def test_g1_gates_stay_under_the_ceiling_per_transition(gw, seed):
     T = 3
     P, E = _world(seed, T=T)
     sol = gw.g1_minimax(P, E, "union")
-    pi_g = sol.model[:-1]                                           # raw, on X0
+    pi_g = sol.model[:-1]  # raw, on X0
     const = gw.worst_kl(P, np.log(E.mean(axis=0) / E.mean(axis=0).sum()))
     assert (const - sol.value) / (T - 1) <= gw.ceiling(2, T) + 1e-9
     for a in np.linspace(0, 1, 11):
@@ -87,15 +103,18 @@ def test_references_agree_with_perfect_experts_in_closed_form(gw, alpha):
     reference and the fixed-weight search reach it."""
     _, W = SuccessorTask(4, 3, alpha).support()
     P = (W / W.sum(0)).T.numpy()
+
     def d1(a):
         return (alpha * np.log(alpha / a) if alpha else 0.0) + (1 - alpha) * np.log(
-            (1 - alpha) / (1 - a))
+            (1 - alpha) / (1 - a)
+        )
+
     # -log a falls and d1 rises on [alpha, 1): the max of the two is least where they cross
     a_star = brentq(lambda a: -np.log(a) - d1(a), max(alpha, 1e-12), 1 - 1e-12, xtol=1e-15)
     closed = -np.log(a_star)
     assert gw.g1_minimax(P, P).value == pytest.approx(closed, abs=1e-7)
     with np.errstate(divide="ignore"):
-        log_E = np.log(P.T)                                         # exact zeros off each domain
+        log_E = np.log(P.T)  # exact zeros off each domain
     _, fixed = gw.best_fixed_weight(P, log_E, grid=201)
     assert fixed == pytest.approx(closed, abs=1e-7)
     value, gap = gw.renormalised_minimax(P, P.min(axis=0), P.max(axis=0))
@@ -140,8 +159,15 @@ def test_tiny_run_rows_respect_the_ceiling_and_the_lower_bound(rows):
     assert len(cells) == 4
     for case, g in cells:
         v = g.set_index("method")["value"]
-        assert {"const-gate-0.5", "fixed-best", "spd-table", "spd-sequence", "exact-union",
-                "exact-renormalised", "perfect-experts"} <= set(v.index)
+        assert {
+            "const-gate-0.5",
+            "fixed-best",
+            "spd-table",
+            "spd-sequence",
+            "exact-union",
+            "exact-renormalised",
+            "perfect-experts",
+        } <= set(v.index)
         for m in ("const-gate-0.5", "fixed-best", "spd-table", "spd-sequence"):
             # nothing renormalised beats the renormalised minimax
             assert v[m] >= v["exact-renormalised"] - 1e-6, (case, m)

@@ -1,4 +1,5 @@
 """Gates and G1: the exact feasibility criterion (Lemma 1's flaw), gate recovery, conventions."""
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -25,7 +26,9 @@ def test_feasibility_criterion_matches_an_lp(seed, p, leak, support):
     prob = instances.make("leaking", rng, p=p, N=8, support=4, leak=leak)
     # the LP solver decides feasibility to ~1e-7; compare away from that boundary
     assume(abs(g1_feasibility(prob, support).max_mass - 1.0) > 1e-6 or leak == 0.0)
-    assert g1_feasibility(prob, support).feasible == g1_nonempty_lp(prob, support)   # independent LP oracle
+    assert g1_feasibility(prob, support).feasible == g1_nonempty_lp(
+        prob, support
+    )  # independent LP oracle
 
 
 def test_lemma1_counterexample():

@@ -4,6 +4,7 @@ Every import counts, also one inside a function (it still runs, only later), and
 ``a.b.c`` counts as importing the packages ``a.b`` (its ``__init__`` runs first). A module's own
 package is not an arrow back: a package importing its submodules is how packages work.
 """
+
 import ast
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _targets(name: str, path: Path, node) -> list[str]:
     if isinstance(node, ast.Import):
         return [a.name for a in node.names]
     base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    base = base[:len(base) - (node.level - 1)] if node.level else []
+    base = base[: len(base) - (node.level - 1)] if node.level else []
     mod = ".".join(base + ([node.module] if node.module else []))
     return [f"{mod}.{a.name}" for a in node.names] + [mod]
 
@@ -47,7 +48,7 @@ def import_graph() -> nx.DiGraph:
                 continue
             for target in _targets(name, path, node):
                 parts = target.split(".")
-                for i in range(2, len(parts) + 1):        # the target and its packages
+                for i in range(2, len(parts) + 1):  # the target and its packages
                     dep = ".".join(parts[:i])
                     if dep in mods and dep != name and not name.startswith(dep + "."):
                         g.add_edge(name, dep)
@@ -62,8 +63,11 @@ def test_the_library_has_no_import_circle():
 
 def test_no_library_module_imports_a_suite():
     g = import_graph()
-    bad = sorted((m, t) for m, t in g.graph.get("external", ()) if t.split(".")[0] in SUITES
-                 or t.startswith("modgen_suite_"))
+    bad = sorted(
+        (m, t)
+        for m, t in g.graph.get("external", ())
+        if t.split(".")[0] in SUITES or t.startswith("modgen_suite_")
+    )
     assert bad == []
 
 

@@ -1,4 +1,5 @@
 """scripts/install_corpora.sh, the first step of `make run` and of .ci/run (on a fresh machine)."""
+
 import os
 import shutil
 import subprocess
@@ -29,8 +30,10 @@ def test_nothing_missing_is_silent_and_succeeds():
 
 
 @needs_dpkg
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None,
-                    reason="needs root to run the script as an unprivileged user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None,
+    reason="needs root to run the script as an unprivileged user",
+)
 def test_without_root_or_sudo_it_stops_at_once_with_the_command():
     out, seconds = _run("bash no-such-corpus-pkg", user="nobody")
     assert out.returncode == 1 and seconds < 10
@@ -42,8 +45,14 @@ def test_without_root_or_sudo_it_stops_at_once_with_the_command():
 def test_make_run_checks_the_corpora_before_anything_else():
     if shutil.which("make") is None:
         pytest.skip("no make")
-    out = subprocess.run(["make", "-n", "--no-print-directory", "run"], cwd=ROOT,
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert out.splitlines()[0] == "bash scripts/install_corpora.sh"
     assert "install_corpora.sh" in (ROOT / ".ci" / "run").read_text()
     assert (ROOT / "scripts" / "run_default.sh").read_text().count("install_corpora.sh") == 1
@@ -52,8 +61,14 @@ def test_make_run_checks_the_corpora_before_anything_else():
 def test_make_test_installs_the_corpora_or_goes_on_and_ci_requires_them():
     if shutil.which("make") is None:
         pytest.skip("no make")
-    out = subprocess.run(["make", "-n", "--no-print-directory", "test"], cwd=ROOT,
-                         capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     lines = out.splitlines()
     install = next(i for i, line in enumerate(lines) if "install_corpora.sh" in line)
     pytest_at = next(i for i, line in enumerate(lines) if "-m pytest" in line)

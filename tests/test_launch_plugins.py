@@ -1,5 +1,6 @@
 """A suite is a folder: a plug-in that registers its own corpus runs under every launcher, because
 a worker in a fresh process imports the plug-in before it runs the job (`launch.Job`)."""
+
 import pickle
 import subprocess
 import sys
@@ -21,8 +22,11 @@ def _rows(out, spec) -> pd.DataFrame:
     return pd.read_csv(run_dir / "results.csv")
 
 
-@pytest.mark.parametrize("spec", [LaunchSpec("joblib", 2), LaunchSpec("submitit", 2)],
-                         ids=["joblib-2", "submitit-local-2"])
+@pytest.mark.parametrize(
+    "spec",
+    [LaunchSpec("joblib", 2), LaunchSpec("submitit", 2)],
+    ids=["joblib-2", "submitit-local-2"],
+)
 def test_own_corpus_suite_gives_the_serial_rows_under_every_launcher(tmp_path, spec):
     serial = _rows(tmp_path / "serial", LaunchSpec("serial"))
     other = _rows(tmp_path / spec.launcher, spec)
@@ -38,17 +42,20 @@ def test_a_job_of_a_plugin_function_unpickles_in_a_fresh_process(tmp_path):
     job = Job("x", module.run, {}, plugin=(module.__name__, module.__file__))
     blob = tmp_path / "job.pkl"
     blob.write_bytes(pickle.dumps(job))
-    code = ("import pickle, sys; job = pickle.load(open(sys.argv[1], 'rb'));"
-            "from modgen_bench.data.corpora import CORPORA;"
-            "print(job.fn.__module__, 'own-letters' in CORPORA)")
-    out = subprocess.run([sys.executable, "-c", code, str(blob)], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import pickle, sys; job = pickle.load(open(sys.argv[1], 'rb'));"
+        "from modgen_bench.data.corpora import CORPORA;"
+        "print(job.fn.__module__, 'own-letters' in CORPORA)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(blob)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == [module.__name__, "True"]
 
 
 def test_plugins_import_as_modules_of_their_folder_package():
     a = load_plugin(SUITE / "own.py")
-    assert load_plugin(SUITE / "own.py") is a              # once per process
+    assert load_plugin(SUITE / "own.py") is a  # once per process
     assert a.__name__.startswith("modgen_suite_own_corpus_suite_")
     assert sys.modules[a.__name__.rsplit(".", 1)[0]].__path__ == [str(SUITE)]
 
@@ -62,8 +69,11 @@ def test_the_scaling_suites_cell_jobs_travel_to_a_fresh_process(tmp_path):
     job.plugin = (plugin.__name__, plugin.__file__)
     blob = tmp_path / "job.pkl"
     blob.write_bytes(pickle.dumps(job))
-    code = ("import pickle, sys; job = pickle.load(open(sys.argv[1], 'rb'));"
-            "print(job.fn.__module__.rsplit('.', 1)[1], job.fn.__name__)")
-    out = subprocess.run([sys.executable, "-c", code, str(blob)], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import pickle, sys; job = pickle.load(open(sys.argv[1], 'rb'));"
+        "print(job.fn.__module__.rsplit('.', 1)[1], job.fn.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(blob)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["cell", "run_cell"]

@@ -44,10 +44,28 @@ def _nll_rows(method, reps, **extra):
     rows = []
     for seed, vals in enumerate(reps):
         for lam, v in zip(V, vals, strict=True):
-            rows.append({**BASE, "method": method, "metric": "nll_per_token", "value": v,
-                         "lam": lam, "seed": seed, **extra})
-        rows.append({**BASE, "method": method, "metric": "nll_per_token",
-                     "value": float(np.mean(vals)), "lam": U, "seed": seed, **extra})
+            rows.append(
+                {
+                    **BASE,
+                    "method": method,
+                    "metric": "nll_per_token",
+                    "value": v,
+                    "lam": lam,
+                    "seed": seed,
+                    **extra,
+                }
+            )
+        rows.append(
+            {
+                **BASE,
+                "method": method,
+                "metric": "nll_per_token",
+                "value": float(np.mean(vals)),
+                "lam": U,
+                "seed": seed,
+                **extra,
+            }
+        )
     return rows
 
 
@@ -58,13 +76,24 @@ def _scaling_rows() -> pd.DataFrame:
     # the Bayes router equals the constant gate to rounding (computed independently)
     rows += _nll_rows("bayes_router", [tuple(v + 1e-12 for v in r) for r in SCALING["const"]])
     for (conv, r), reps in MONO.items():
-        ratios = dict(params_ratio=r * 0.9, compute_ratio=1.0 if conv == "compute" else 2.0,
-                      token_ratio=1.0 if conv == "tokens" else 0.5)
+        ratios = dict(
+            params_ratio=r * 0.9,
+            compute_ratio=1.0 if conv == "compute" else 2.0,
+            token_ratio=1.0 if conv == "tokens" else 0.5,
+        )
         rows += _nll_rows("mono", reps, convention=conv, r_target=r, r=r, **ratios)
     for seed in range(3):
         for name, w in zip(("code", "bible", "ref"), (0.2, 0.5, 0.3), strict=True):
-            rows.append({**BASE, "method": "gate_fixed_best", "metric": f"w_{name}",
-                         "value": w, "lam": "", "seed": seed})
+            rows.append(
+                {
+                    **BASE,
+                    "method": "gate_fixed_best",
+                    "metric": f"w_{name}",
+                    "value": w,
+                    "lam": "",
+                    "seed": seed,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -92,12 +121,18 @@ def test_scaling_board_order_intervals_and_the_stated_tie():
             continue
         mean, lo, hi = _t(np.subtract(worst[m], worst["gate_excess_logZ"]))
         assert c.loc[(m, WORST), ["delta", "lo", "hi"]].tolist() == pytest.approx(
-            [mean, lo, hi], abs=1e-12)
+            [mean, lo, hi], abs=1e-12
+        )
     assert lb.mixtures == [WORST, "uniform", "code", "bible", "ref"]
     d = [a[1] - b[1] for a, b in zip(MONO[("tokens", 1.0)], SCALING["gate"], strict=True)]
     assert c.loc[("mono_uniform_tokens_r1", "bible"), "lo"] == pytest.approx(_t(d)[1], abs=1e-12)
-    t = leaderboard_table(lb, frame[frame["case"] == "cost"].pivot_table(
-        index="method", columns="metric", values="value"), "")
+    t = leaderboard_table(
+        lb,
+        frame[frame["case"] == "cost"].pivot_table(
+            index="method", columns="metric", values="value"
+        ),
+        "",
+    )
     row = t.set_index("method").loc["const_gate"]
     assert row["identical to"] == "bayes_router" and row["compute_ratio"] == "-"
     assert t.set_index("method").loc["mono_uniform_compute_r0.26", "params_ratio"] == "0.23"
@@ -108,7 +143,7 @@ def test_scaling_board_order_intervals_and_the_stated_tie():
 def test_scaling_board_gap_to_the_best_free_baseline():
     lb = leaderboard(board.board_frame(_scaling_rows()))
     gap = board.gate_vs_free(lb)
-    assert gap.baseline == "gate_fixed_best"                  # 3.0167 < const_gate's 3.15
+    assert gap.baseline == "gate_fixed_best"  # 3.0167 < const_gate's 3.15
     w_g = [max(v) for v in SCALING["gate"]]
     w_f = [max(v) for v in SCALING["gate_fixed_best"]]
     assert (gap.mean, gap.lo, gap.hi) == pytest.approx(_t(np.subtract(w_g, w_f)), abs=1e-12)
@@ -123,8 +158,18 @@ def test_one_seed_scaling_board_takes_the_cells_per_window_intervals():
     extra = []
     for lam, dv, se in ((V[0], 0.6, 0.05), (V[1], 0.4, 0.04), (V[2], 0.5, 0.03)):
         for metric, v in (("delta_vertex", -dv), ("delta_vertex_se", se)):
-            extra.append({**BASE, "method": "gate-vs-mono", "metric": metric, "value": v,
-                          "lam": lam, "seed": 0, "convention": "compute", "r_target": 0.26})
+            extra.append(
+                {
+                    **BASE,
+                    "method": "gate-vs-mono",
+                    "metric": metric,
+                    "value": v,
+                    "lam": lam,
+                    "seed": 0,
+                    "convention": "compute",
+                    "r_target": 0.26,
+                }
+            )
     g = pd.concat([g, pd.DataFrame(extra)], ignore_index=True)
     lb = leaderboard(board.board_frame(g), names=board._names(g))
     c = lb.cells.set_index(["method", "mixture"])
@@ -132,14 +177,15 @@ def test_one_seed_scaling_board_takes_the_cells_per_window_intervals():
     m = "mono_uniform_compute_r0.26"
     assert c.loc[(m, "code"), "delta"] == pytest.approx(0.6)
     assert (c.loc[(m, "code"), "lo"], c.loc[(m, "code"), "hi"]) == pytest.approx(
-        (0.6 - z * 0.05, 0.6 + z * 0.05))
+        (0.6 - z * 0.05, 0.6 + z * 0.05)
+    )
     assert np.isnan(c.loc[(m, WORST), "lo"]) and np.isnan(c.loc[("const_gate", "code"), "lo"])
 
 
 def test_ties_need_every_cell_within_the_tolerance():
     g = _scaling_rows()
     near = g["method"].eq("bayes_router") & g["lam"].eq(V[0]) & g["seed"].eq(1)
-    g.loc[near, "value"] += 2 * TIE_TOL                   # one cell apart: two rows
+    g.loc[near, "value"] += 2 * TIE_TOL  # one cell apart: two rows
     lb = leaderboard(board.board_frame(g))
     assert lb.ties == {} and {"const_gate", "bayes_router"} <= set(lb.order)
     assert tie_text(lb) == ""
@@ -158,10 +204,16 @@ LAMS = ["1,0", "0.5,0.5", "0,1", "0.2,0.8"]
 SUCC = {
     "gate-kl": [(0.20, 0.05, 0.10, 0.09), (0.22, 0.06, 0.11, 0.10), (0.19, 0.05, 0.12, 0.10)],
     "gate-excess": [(0.21, 0.05, 0.10, 0.09), (0.23, 0.05, 0.12, 0.10), (0.21, 0.06, 0.11, 0.1)],
-    "const-gate-0.5": [(0.25, 0.04, 0.15, 0.12), (0.26, 0.05, 0.14, 0.12),
-                       (0.24, 0.04, 0.16, 0.13)],
-    "const-gate-best": [(0.23, 0.05, 0.16, 0.13), (0.24, 0.05, 0.15, 0.12),
-                        (0.22, 0.05, 0.17, 0.14)],
+    "const-gate-0.5": [
+        (0.25, 0.04, 0.15, 0.12),
+        (0.26, 0.05, 0.14, 0.12),
+        (0.24, 0.04, 0.16, 0.13),
+    ],
+    "const-gate-best": [
+        (0.23, 0.05, 0.16, 0.13),
+        (0.24, 0.05, 0.15, 0.12),
+        (0.22, 0.05, 0.17, 0.14),
+    ],
     "mono-d16": [(0.30, 0.08, 0.05, 0.06), (0.31, 0.07, 0.06, 0.06), (0.29, 0.08, 0.05, 0.06)],
     "exact-minimax-trained-experts": [(0.12, 0.03, 0.12, 0.1)] * 3,
     "exact-gate-perfect-experts": [(0.09, 0.0, 0.09, 0.05)] * 3,
@@ -174,18 +226,41 @@ def _succ_rows() -> pd.DataFrame:
     for m, reps in SUCC.items():
         for seed, vals in enumerate(reps):
             for lam, v in zip(LAMS, vals, strict=True):
-                rows.append({"case": "clean", "method": m, "metric": "kl_per_token",
-                             "value": v, "lam": lam, "seed": seed})
-    rows += [{"case": "clean", "method": "oracle-d16", "metric": "kl_per_token", "value": 0.0,
-              "lam": "0.5,0.5", "seed": s} for s in range(3)]
+                rows.append(
+                    {
+                        "case": "clean",
+                        "method": m,
+                        "metric": "kl_per_token",
+                        "value": v,
+                        "lam": lam,
+                        "seed": seed,
+                    }
+                )
+    rows += [
+        {
+            "case": "clean",
+            "method": "oracle-d16",
+            "metric": "kl_per_token",
+            "value": 0.0,
+            "lam": "0.5,0.5",
+            "seed": s,
+        }
+        for s in range(3)
+    ]
     return pd.DataFrame(rows)
 
 
 def test_successor_board_grades_exact_kl_against_the_kl_gate(successor):
     frame, lb = successor._board(_succ_rows())
     assert lb.reference == "gate-kl" and lb.quantity == "exact KL per token"
-    assert set(lb.order) == {"gate-kl", "gate-excess", "const_gate", "gate_fixed_best",
-                             "mono-d16", "exact-minimax-trained-experts"}
+    assert set(lb.order) == {
+        "gate-kl",
+        "gate-excess",
+        "const_gate",
+        "gate_fixed_best",
+        "mono-d16",
+        "exact-minimax-trained-experts",
+    }
     worst = {m: [max(v[0], v[2]) for v in reps] for m, reps in SUCC.items()}
     names = {"const-gate-0.5": "const_gate", "const-gate-best": "gate_fixed_best"}
     worst = {names.get(m, m): v for m, v in worst.items()}
@@ -194,7 +269,8 @@ def test_successor_board_grades_exact_kl_against_the_kl_gate(successor):
     c = lb.cells.set_index(["method", "mixture"])
     mean, lo, hi = _t(np.subtract(worst["mono-d16"], worst["gate-kl"]))
     assert c.loc[("mono-d16", WORST), ["delta", "lo", "hi"]].tolist() == pytest.approx(
-        [mean, lo, hi], abs=1e-12)
+        [mean, lo, hi], abs=1e-12
+    )
     assert lb.mixtures == [WORST, "uniform", "A", "B"]
     text = leaderboard_headline(lb)
     assert text.startswith("Best on the worst mixture (worst vertex): **gate-kl**")
@@ -216,7 +292,7 @@ def test_successor_headline_names_the_free_baseline_beside_the_gate(successor):
 def test_a_free_baseline_that_beats_the_gate_is_said_to(successor):
     rows = _succ_rows()
     best = rows["method"].eq("const-gate-best")
-    rows.loc[best, "value"] -= 0.05                     # now below gate-excess on every seed
+    rows.loc[best, "value"] -= 0.05  # now below gate-excess on every seed
     _, lb = successor._board(rows)
     d, lo, hi = _t(np.subtract([0.18, 0.19, 0.17], [0.21, 0.23, 0.21]))
     assert hi < 0

@@ -1,4 +1,5 @@
 """Training logs without a terminal: no bar redraws, one labelled line per training."""
+
 import logging
 
 import pytest
@@ -30,15 +31,19 @@ def no_console_handlers():
         root.addHandler(h)
 
 
-def test_train_lm_without_a_tty_draws_no_bar_and_logs_one_labelled_line(capfd, caplog,
-                                                                         no_console_handlers):
+def test_train_lm_without_a_tty_draws_no_bar_and_logs_one_labelled_line(
+    capfd, caplog, no_console_handlers
+):
     name = label("train_lm", model="expert-code", seed=2, rep=1)
     with caplog.at_level(logging.INFO, logger="modgen_bench"):
-        r = train_lm(_model(), lambda g: TASK.sample(0, 8, g), steps=30, lr=1e-2, progress=True,
-                     label=name)
+        r = train_lm(
+            _model(), lambda g: TASK.sample(0, 8, g), steps=30, lr=1e-2, progress=True, label=name
+        )
     out, err = capfd.readouterr()
-    assert out == "" and err == ""                       # stderr is not a terminal: no bar at all
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "modgen_bench.sequence.train"]
+    assert out == "" and err == ""  # stderr is not a terminal: no bar at all
+    lines = [
+        rec.getMessage() for rec in caplog.records if rec.name == "modgen_bench.sequence.train"
+    ]
     assert len(lines) == 1
     assert lines[0].startswith("train_lm model=expert-code seed=2 rep=1: steps 0-30, final loss ")
     assert f"{r['final_loss']:.4f}" in lines[0]

@@ -1,4 +1,5 @@
 """modgen_bench.matching: counts against the real module, FLOPs, and each convention's ratios."""
+
 from dataclasses import replace
 
 import pytest
@@ -9,14 +10,29 @@ from modgen_bench import matching
 from modgen_bench.models import LMConfig, TransformerLM, count_params
 
 
-@given(st.integers(1, 3), st.sampled_from([1, 2, 4]), st.integers(1, 8), st.integers(1, 40),
-       st.integers(2, 300), st.integers(2, 40))
+@given(
+    st.integers(1, 3),
+    st.sampled_from([1, 2, 4]),
+    st.integers(1, 8),
+    st.integers(1, 40),
+    st.integers(2, 300),
+    st.integers(2, 40),
+)
 def test_counts_match_the_module(n_layer, n_head, d_mult, d_ff, vocab, block):
-    cfg = LMConfig(vocab_size=vocab, block_size=block, n_layer=n_layer, n_head=n_head,
-                   d_model=n_head * d_mult, d_ff=d_ff)
+    cfg = LMConfig(
+        vocab_size=vocab,
+        block_size=block,
+        n_layer=n_layer,
+        n_head=n_head,
+        d_model=n_head * d_mult,
+        d_ff=d_ff,
+    )
     m = TransformerLM(cfg)
-    emb = sum(p.numel() for n, p in m.named_parameters()
-              if n in ("encoder.tok.weight", "encoder.pos.weight", "head.weight"))
+    emb = sum(
+        p.numel()
+        for n, p in m.named_parameters()
+        if n in ("encoder.tok.weight", "encoder.pos.weight", "head.weight")
+    )
     assert matching.total_params(cfg) == count_params(m)
     assert matching.embedding_params(cfg) == emb
     assert matching.nonembedding_params(cfg) == count_params(m) - emb
@@ -50,7 +66,7 @@ def test_compute_convention_equalises_flops():
 def test_params_convention_matches_totals_and_hides_capacity():
     plan = matching.match_monolith("params", EXPERT, 3, 300, 16, MONO, gate_params=5000)
     assert plan.params_ratio == pytest.approx(1.0, rel=0.05)
-    assert plan.r > 1.3                         # more non-embedding capacity than the experts
+    assert plan.r > 1.3  # more non-embedding capacity than the experts
 
 
 def test_flops_grow_with_width_and_steps():
@@ -64,8 +80,13 @@ def test_unknown_convention_is_an_error():
         matching.match_monolith("flops", EXPERT, 3, 300, 16, MONO)
 
 
-@given(st.integers(1, 4), st.sampled_from([1, 2, 4, 8]), st.booleans(),
-       st.floats(1e3, 1e9), st.sampled_from(["params", "nonembedding"]))
+@given(
+    st.integers(1, 4),
+    st.sampled_from([1, 2, 4, 8]),
+    st.booleans(),
+    st.floats(1e3, 1e9),
+    st.sampled_from(["params", "nonembedding"]),
+)
 def test_width_search_is_the_brute_force_nearest_width(n_layer, n_head, scale_ff, target, which):
     """The bisection over widths picks what a scan of every width picks (nearest in log ratio,
     the smaller width on a tie): counts grow with the width."""

@@ -1,5 +1,6 @@
 """Shapes, causality and the likelihood conventions of the sequence models (PAPER.md sections
 4-5)."""
+
 import itertools
 
 import pytest
@@ -76,7 +77,7 @@ def test_gate_reads_the_whole_sequence():
     out = gate(idx)
     assert out.shape == (4, 3)
     assert torch.allclose(out.exp().sum(-1), torch.ones(4), atol=1e-6)
-    for j in range(T):   # non-causal: the LAST token matters as much as the first
+    for j in range(T):  # non-causal: the LAST token matters as much as the first
         changed = idx.clone()
         changed[:, j] = (changed[:, j] + 1) % V
         assert not torch.allclose(gate(changed), out, atol=1e-4), f"gate ignores token {j}"
@@ -88,14 +89,14 @@ def test_sequence_logprob_is_sum_of_token_logprobs_and_matches_brute_force():
     idx = _tokens(5, T, V)
     tok = m.token_logprobs(idx)
     assert torch.allclose(m.sequence_logprob(idx), tok.sum(-1), atol=1e-5)
-    for t in range(1, T):   # brute force: run the model on the prefix ALONE, read its last row
+    for t in range(1, T):  # brute force: run the model on the prefix ALONE, read its last row
         logits, _ = m(idx[:, :t])
-        ref = F.log_softmax(logits[:, -1], dim=-1).gather(1, idx[:, t:t + 1]).squeeze(1)
+        ref = F.log_softmax(logits[:, -1], dim=-1).gather(1, idx[:, t : t + 1]).squeeze(1)
         assert torch.allclose(tok[:, t - 1], ref, atol=1e-5)
 
 
 def test_sequence_probabilities_sum_to_one_over_all_data_sequences():
-    V, T, bos = 4, 4, 3       # every continuation of BOS by 3 of the 3 data tokens (no BOS)
+    V, T, bos = 4, 4, 3  # every continuation of BOS by 3 of the 3 data tokens (no BOS)
     m = _lm(V, T)
     seqs = torch.tensor([[bos, *s] for s in itertools.product(range(V - 1), repeat=T - 1)])
     total = torch.logsumexp(m.sequence_logprob(seqs).detach().double(), 0).exp()

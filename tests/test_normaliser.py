@@ -1,5 +1,6 @@
 """algorithms.normaliser: the control-variate Z estimate and the restoration to Z = 1, graded
 against the exact Z of discrete problems (PAPER.md sections 1 and 4)."""
+
 import numpy as np
 import pytest
 import torch
@@ -32,8 +33,10 @@ def _skewed_gate(problem, seed, scale=3.0):
     gate = make_gate("table", problem.N, problem.p, seed=seed).double()
     with torch.no_grad():
         for t in gate.parameters():
-            t.copy_(scale * torch.randn(t.shape, generator=torch.Generator().manual_seed(seed),
-                                        dtype=t.dtype))
+            t.copy_(
+                scale
+                * torch.randn(t.shape, generator=torch.Generator().manual_seed(seed), dtype=t.dtype)
+            )
     return gate
 
 
@@ -56,12 +59,15 @@ def test_estimate_is_a_fixed_linear_combination_of_the_weights():
     a = control_weights(log_e)
     z = z_control_variate(log_w, log_e)[0]
     assert float(a @ torch.exp(log_w.double()).numpy()) == pytest.approx(z, rel=1e-10)
-    assert a.sum() == pytest.approx(1.0, abs=1e-10)      # the intercept of a constant w is w
+    assert a.sum() == pytest.approx(1.0, abs=1e-10)  # the intercept of a constant w is w
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10_000), family=st.sampled_from(["dirichlet", "leaking", "disjoint"]),
-       support=st.sampled_from(["domains", "union"]))
+@given(
+    seed=st.integers(0, 10_000),
+    family=st.sampled_from(["dirichlet", "leaking", "disjoint"]),
+    support=st.sampled_from(["domains", "union"]),
+)
 def test_estimate_brackets_the_exact_Z(seed, family, support):
     """|Z_cv - Z| <= 5 se on 4000 draws from q, over random gates, families and both support
     conventions (out-of-support draws have w = 0); the CV error is below the plain mean's."""
@@ -69,8 +75,11 @@ def test_estimate_brackets_the_exact_Z(seed, family, support):
     gate = _skewed_gate(problem, seed)
     inputs, log_e = _draws(problem, 4000, seed)
     mask = torch.tensor(support_mask(problem, support))[inputs]
-    log_w = torch.where(mask, log_weight(log_gate(gate, inputs), log_e).double(),
-                        torch.tensor(-np.inf, dtype=torch.float64))
+    log_w = torch.where(
+        mask,
+        log_weight(log_gate(gate, inputs), log_e).double(),
+        torch.tensor(-np.inf, dtype=torch.float64),
+    )
     z, _, se = z_control_variate(log_w, log_e)
     assert abs(z - _exact_z(gate, problem, support)) <= 5 * se + 1e-12
     plain_lo, plain_hi = z_estimate(log_w)[1]
@@ -92,7 +101,7 @@ def test_restoration_reaches_Z_1_on_its_draws_and_near_1_exactly():
         assert res.converged and abs(res.z_after - 1) <= 1e-8 and res.steps >= 1
         assert abs(after - 1) < 0.02, (before, after)
         assert res.z_before == pytest.approx(before, abs=0.05)
-        assert abs(after - 1) <= 5 * res.se and 0 < res.se < 0.02    # Z put on 1 to within its se
+        assert abs(after - 1) <= 5 * res.se and 0 < res.se < 0.02  # Z put on 1 to within its se
 
 
 def test_restoration_without_steps_changes_nothing_and_says_so():
@@ -135,7 +144,9 @@ def test_weights_and_estimate_agree_on_nearly_equal_experts():
     inputs, log_e = draw_from_q(prop, 500, torch.Generator().manual_seed(8))[:2]
     log_w = log_weight(log_gate(_skewed_gate(problem, 8), inputs), log_e)
     z = z_control_variate(log_w, log_e)[0]
-    assert float(control_weights(log_e) @ torch.exp(log_w.double()).numpy()) == pytest.approx(z, abs=1e-12)
+    assert float(control_weights(log_e) @ torch.exp(log_w.double()).numpy()) == pytest.approx(
+        z, abs=1e-12
+    )
 
 
 def test_restoration_ignores_a_parameter_the_gate_does_not_use():

@@ -3,6 +3,7 @@ the same bits under 1 and 2 BLAS threads (a serial run's process has the machine
 a joblib worker one thread). 12288 draws (3 experts x 4096, the quick preset's restoration
 batch) is a size where a threaded dot product splits its sum: before the reductions were
 correctly rounded, se differed in the last digit (0.005456874466527821 vs ...819)."""
+
 import os
 import subprocess
 import sys
@@ -25,9 +26,19 @@ print(repr(z), repr(lo), repr(hi), repr(se))
 def test_z_and_its_se_do_not_depend_on_the_blas_thread_count(n):
     out = []
     for threads in ("1", "2"):
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-               "MKL_NUM_THREADS": threads}
-        res = subprocess.run([sys.executable, "-c", SCRIPT.format(n=n)], env=env,
-                             capture_output=True, text=True, timeout=120, check=True)
+        env = {
+            **os.environ,
+            "OPENBLAS_NUM_THREADS": threads,
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+        res = subprocess.run(
+            [sys.executable, "-c", SCRIPT.format(n=n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         out.append(res.stdout.strip())
     assert out[0] == out[1]

@@ -77,8 +77,7 @@ def _suite(tmp_path, corpora, dirs) -> Path:
     (suite / "mine.toml").write_text(
         '[experiment]\nmodule = "own_experts"\n[preset.quick]\n'
         f'corpora = [{", ".join(corpora)}]\nexperts_from = "load"\n'
-        f"expert_dirs = {json.dumps(dirs)}\n"
-        + TINY.format(T=T)
+        f"expert_dirs = {json.dumps(dirs)}\n" + TINY.format(T=T)
     )
     return suite
 
@@ -209,8 +208,10 @@ def test_the_cli_exits_2_with_one_line_on_a_bad_folder(tmp_path):
     )
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("modgen-bench: error: ") and (
-        "expert 'pets': cannot load" in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("modgen-bench: error: ")
+        and ("expert 'pets': cannot load" in lines[0])
     ), r.stderr
 
 
@@ -240,9 +241,12 @@ def test_every_combiner_on_hf_experts_branched_from_a_saved_base(tmp_path):
         save_hf_expert(e, tok, tmp_path / "branched" / dom)
         dirs.append(str(tmp_path / "branched" / dom))
     cfg = tomllib.loads(f"corpora = [{', '.join(corpora)}]\n" + TINY.format(T=T))
-    cfg.update(experts_from="load", expert_dirs=dirs, base_dir=str(tmp_path / "base"),
-               combiners={name: {"m": 3} if name == "router_prefix_top1" else {}
-                          for name in COMBINERS})
+    cfg.update(
+        experts_from="load",
+        expert_dirs=dirs,
+        base_dir=str(tmp_path / "base"),
+        combiners={name: {"m": 3} if name == "router_prefix_top1" else {} for name in COMBINERS},
+    )
     rows, _ = run_replicate(cfg, 0, 0, tmp_path / "store")
     df = pd.DataFrame(rows)
     assert not (df["case"] == "skip").any(), df[df["case"] == "skip"]

@@ -1,4 +1,5 @@
 """DiscreteProblem validation and I/O: one clear error per broken rule; round trips are exact."""
+
 import json
 
 import numpy as np
@@ -11,17 +12,20 @@ GOOD_P = [[0.5, 0.5], [1.0, 0.0]]
 GOOD_E = [[0.4, 0.6], [0.9, 0.1]]
 
 
-@pytest.mark.parametrize("domains, experts, fragment", [
-    ([[0.5, -0.5, 1.0]], [[0.2, 0.3, 0.5]], "negative mass"),
-    ([[0.5, float("nan"), 0.5]], [[0.2, 0.3, 0.5]], "NaN"),
-    ([[0.5, 0.6]], [[0.5, 0.5]], "sums to 1.1"),
-    ([[0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]], "both must be p x N"),
-    ([], [], "p >= 1"),
-    (np.zeros((0, 3)), np.zeros((0, 3)), "p >= 1"),
-    (np.zeros((2, 0)), np.zeros((2, 0)), "N >= 1"),
-    ([[0.5, 0.5]], [0.5, 0.5], "p x N array (got 1"),
-    ([["a", "b"]], [[0.5, 0.5]], "array of numbers"),
-])
+@pytest.mark.parametrize(
+    "domains, experts, fragment",
+    [
+        ([[0.5, -0.5, 1.0]], [[0.2, 0.3, 0.5]], "negative mass"),
+        ([[0.5, float("nan"), 0.5]], [[0.2, 0.3, 0.5]], "NaN"),
+        ([[0.5, 0.6]], [[0.5, 0.5]], "sums to 1.1"),
+        ([[0.5, 0.5]], [[0.5, 0.5], [0.5, 0.5]], "both must be p x N"),
+        ([], [], "p >= 1"),
+        (np.zeros((0, 3)), np.zeros((0, 3)), "p >= 1"),
+        (np.zeros((2, 0)), np.zeros((2, 0)), "N >= 1"),
+        ([[0.5, 0.5]], [0.5, 0.5], "p x N array (got 1"),
+        ([["a", "b"]], [[0.5, 0.5]], "array of numbers"),
+    ],
+)
 def test_each_broken_rule_gets_one_clear_message(domains, experts, fragment):
     with pytest.raises(ProblemError) as err:
         DiscreteProblem.from_arrays(domains, experts)
@@ -51,12 +55,15 @@ def test_round_trip(tmp_path, suffix):
     assert back.names == prob.names
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ("", "is empty"),
-    ("{not json", "not valid JSON"),
-    (json.dumps({"domains": GOOD_P}), "missing the key(s) 'experts'"),
-    (json.dumps([1, 2]), "must be an object"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("", "is empty"),
+        ("{not json", "not valid JSON"),
+        (json.dumps({"domains": GOOD_P}), "missing the key(s) 'experts'"),
+        (json.dumps([1, 2]), "must be an object"),
+    ],
+)
 def test_bad_files(tmp_path, content, fragment):
     path = tmp_path / "p.json"
     path.write_text(content)
@@ -94,31 +101,39 @@ from hypothesis import strategies as st  # noqa: E402
 from modgen_bench.testing.strategies import problems  # noqa: E402
 
 
-@pytest.mark.parametrize("spell", [
-    lambda a: a.tolist(),                                   # JSON: lists of floats
-    lambda a: tuple(tuple(r) for r in a.tolist()),          # tuples
-    lambda a: [row for row in a],                           # a list of 1-D ndarray rows
-    lambda a: [[np.float64(x) for x in r] for r in a],      # numpy scalars
-    lambda a: a,                                            # a float64 array (NPZ)
-])
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda a: a.tolist(),  # JSON: lists of floats
+        lambda a: tuple(tuple(r) for r in a.tolist()),  # tuples
+        lambda a: [row for row in a],  # a list of 1-D ndarray rows
+        lambda a: [[np.float64(x) for x in r] for r in a],  # numpy scalars
+        lambda a: a,  # a float64 array (NPZ)
+    ],
+)
 def test_every_valid_spelling_is_accepted(spell):
     prob = DiscreteProblem.from_arrays(spell(np.array(GOOD_P)), spell(np.array(GOOD_E)))
     np.testing.assert_array_equal(prob.P, GOOD_P)
 
 
 def test_integer_and_float32_arrays_are_real_numbers():
-    prob = DiscreteProblem.from_arrays(np.array([[1, 0], [0, 1]]), np.array([[0.5, 0.5]] * 2, dtype=np.float32))
+    prob = DiscreteProblem.from_arrays(
+        np.array([[1, 0], [0, 1]]), np.array([[0.5, 0.5]] * 2, dtype=np.float32)
+    )
     assert prob.P.dtype == prob.E.dtype == np.float64
 
 
-@pytest.mark.parametrize("names, fragment", [
-    (5, "must be a list of 2 strings (got the number 5)"),
-    ("ab", "must be a list of 2 strings (got a string)"),
-    ([1, 2], "entry 0 must be a string (got the number 1)"),
-    (["a", None], "entry 1 must be a string (got null)"),
-    (np.array([1, 2]), "got a 1-D array of dtype int64"),
-    (np.array("ab"), "got a scalar"),
-])
+@pytest.mark.parametrize(
+    "names, fragment",
+    [
+        (5, "must be a list of 2 strings (got the number 5)"),
+        ("ab", "must be a list of 2 strings (got a string)"),
+        ([1, 2], "entry 0 must be a string (got the number 1)"),
+        (["a", None], "entry 1 must be a string (got null)"),
+        (np.array([1, 2]), "got a 1-D array of dtype int64"),
+        (np.array("ab"), "got a scalar"),
+    ],
+)
 def test_names_must_be_strings(names, fragment):
     with pytest.raises(ProblemError) as err:
         DiscreteProblem.from_arrays(GOOD_P, GOOD_E, names=names)
@@ -126,7 +141,10 @@ def test_names_must_be_strings(names, fragment):
 
 
 def test_names_accept_a_string_array():
-    assert DiscreteProblem.from_arrays(GOOD_P, GOOD_E, names=np.array(["x", "y"])).names == ("x", "y")
+    assert DiscreteProblem.from_arrays(GOOD_P, GOOD_E, names=np.array(["x", "y"])).names == (
+        "x",
+        "y",
+    )
 
 
 @settings(max_examples=40)

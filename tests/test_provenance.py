@@ -1,4 +1,5 @@
 """run.json provenance lists every installed distribution, not a hand-picked few."""
+
 from importlib import metadata
 
 from modgen_bench.provenance import distributions, provenance
@@ -8,7 +9,7 @@ def test_every_installed_distribution_is_listed():
     dists = distributions()
     installed = {d.metadata["Name"] for d in metadata.distributions()}
     assert set(dists) == installed
-    for name in ("clarabel", "scs", "osqp", "cvxpy", "torch", "numpy"):   # solvers behind cvxpy too
+    for name in ("clarabel", "scs", "osqp", "cvxpy", "torch", "numpy"):  # solvers behind cvxpy too
         assert dists[name] == metadata.version(name)
     assert list(dists) == sorted(dists, key=str.lower)
 

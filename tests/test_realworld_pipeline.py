@@ -3,6 +3,7 @@
 Covers: the runner contract (results.csv, run.json with corpus sha256s, report.md, index.html),
 the matched parameter count, and kill-then-resume giving the uninterrupted run's numbers.
 """
+
 import copy
 import importlib.util
 import json
@@ -29,14 +30,45 @@ PLUGIN = ROOT / "real_world" / "modular_text.py"
 
 TINY = {
     "corpora": ["scripture", "fortunes-es", "fortunes-it"],
-    "block_size": 17, "seeds": [0], "resamples": [1],
-    "n_gate_train": 32, "n_eval": 8, "n_proposal": 16, "n_draws": 48, "n_restore": 64,
-    "mixtures": [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / 3, 1 / 3, 1 / 3], [0.6, 0.2, 0.2],
-                 [0.8, 0.1, 0.1], [0, 0.5, 0.5]],
+    "block_size": 17,
+    "seeds": [0],
+    "resamples": [1],
+    "n_gate_train": 32,
+    "n_eval": 8,
+    "n_proposal": 16,
+    "n_draws": 48,
+    "n_restore": 64,
+    "mixtures": [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1 / 3, 1 / 3, 1 / 3],
+        [0.6, 0.2, 0.2],
+        [0.8, 0.1, 0.1],
+        [0, 0.5, 0.5],
+    ],
     "oracle": [4],
-    "conflict_every": 2, "conflict_batch": 4, "checkpoint_every": 3,
-    "expert": {"n_layer": 1, "n_head": 2, "d_model": 8, "d_ff": 16, "steps": 8, "batch_size": 8, "lr": 3e-3},
-    "mono": {"n_layer": 1, "n_head": 2, "d_model": 0, "d_ff": 0, "steps": 6, "batch_size": 4, "lr": 3e-3},
+    "conflict_every": 2,
+    "conflict_batch": 4,
+    "checkpoint_every": 3,
+    "expert": {
+        "n_layer": 1,
+        "n_head": 2,
+        "d_model": 8,
+        "d_ff": 16,
+        "steps": 8,
+        "batch_size": 8,
+        "lr": 3e-3,
+    },
+    "mono": {
+        "n_layer": 1,
+        "n_head": 2,
+        "d_model": 0,
+        "d_ff": 0,
+        "steps": 6,
+        "batch_size": 4,
+        "lr": 3e-3,
+    },
     "gate": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
     "spd": {"steps": 4, "per_domain": 4, "lr": 3e-3, "log_every": 2},
     "router": {"steps": 4, "batch_size": 4, "lr": 3e-3},
@@ -68,61 +100,95 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
     suite = tmp_path / "real_world"
     suite.mkdir()
     shutil.copy(PLUGIN, suite / PLUGIN.name)
-    toml = "[experiment]\nmodule = \"modular_text\"\n[preset.quick]\n" + "\n".join(
-        f"{k} = {_toml_value(v)}" for k, v in TINY.items())
+    toml = '[experiment]\nmodule = "modular_text"\n[preset.quick]\n' + "\n".join(
+        f"{k} = {_toml_value(v)}" for k, v in TINY.items()
+    )
     (suite / "tiny.toml").write_text(toml)
     assert tomllib.loads(toml)["preset"]["quick"]["expert"]["d_model"] == 8
-    root = run_suite(str(suite), preset="quick", device="cpu", out=str(tmp_path / "out"), log=lambda *_: None)
+    root = run_suite(
+        str(suite), preset="quick", device="cpu", out=str(tmp_path / "out"), log=lambda *_: None
+    )
     run_dir = next(root.glob("tiny-*"))
     df = pd.read_csv(run_dir / "results.csv", keep_default_na=False, dtype={"lam": str})
     info = json.loads((run_dir / "run.json").read_text())
     # corpus provenance: a sha256 per corpus, resample and split
     for name in TINY["corpora"]:
         for r in ("resample0", "resample1"):
-            assert all(len(info["corpora"][name][r][s]["sha256"]) == 64 for s in ("train", "val", "test"))
+            assert all(
+                len(info["corpora"][name][r][s]["sha256"]) == 64 for s in ("train", "val", "test")
+            )
     test = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
-    for m in ["gate_excess", "gate_nll", "gate_excess_logZ", "mono_uniform", "mono_lamstar", "router"]:
+    for m in [
+        "gate_excess",
+        "gate_nll",
+        "gate_excess_logZ",
+        "mono_uniform",
+        "mono_lamstar",
+        "router",
+    ]:
         assert test[test["method"] == m]["lam"].nunique() == 7, m
     assert set(test[test["method"].str.startswith("oracle_")]["lam"]) == {"0.6,0.2,0.2"}
     v = test["value"].astype(float)
     assert np.all(np.isfinite(v)) and np.all(v > 0) and np.all(v < 2 * math.log(257))
-    bpb = df[(df["case"] == "test") & (df["metric"] == "bits_per_byte")]["value"].astype(float).values
+    bpb = (
+        df[(df["case"] == "test") & (df["metric"] == "bits_per_byte")]["value"].astype(float).values
+    )
     np.testing.assert_allclose(bpb, v.values / math.log(2))
     par = df[df["metric"] == "n_params"].groupby("method")["value"].first()
     assert abs(par["mono"] - par["experts_plus_gate"]) / par["experts_plus_gate"] < 0.1
-    assert {"gate_excess", "gate_nll", "mono_uniform"} <= set(df[df["case"] == "conflict"]["method"])
+    assert {"gate_excess", "gate_nll", "mono_uniform"} <= set(
+        df[df["case"] == "conflict"]["method"]
+    )
     acc = df[df["metric"] == "rejection_acceptance"]["value"].astype(float)
     assert np.all((acc > 0) & (acc <= 1))
     from modgen_bench.reporting import build_report
-    build_report(root, trusted_dirs=[suite])          # the plug-in's own report (a trusted folder)
+
+    build_report(root, trusted_dirs=[suite])  # the plug-in's own report (a trusted folder)
     report = (root / "report.md").read_text()
     assert "Table 1" in report and "Table 2" in report and "Router minus the excess gate" in report
-    assert f"Vertices are the domains in order {TINY['corpora']}" in report   # lam order, not sorted
+    assert f"Vertices are the domains in order {TINY['corpora']}" in report  # lam order, not sorted
     assert "routing_proper" in report and "domain_prior" in report and "expert_deficit" in report
     # one convention: every table caption names the matching convention; baselines in the tables
-    captions = [line for line in report.splitlines()
-                if line.startswith("**") and line.endswith("**")]
+    captions = [
+        line for line in report.splitlines() if line.startswith("**") and line.endswith("**")
+    ]
     assert captions and all("[monolith matched by params, r " in c for c in captions), captions
     assert "const_gate" in report and "bayes_router" in report and "95% t-interval" in report
-    assert "gate vs monolith (params-matched)" in report and "tiny: tiny:" not in report   # headline box
+    assert (
+        "gate vs monolith (params-matched)" in report and "tiny: tiny:" not in report
+    )  # headline box
     for stem in ("tiny_mixtures", "tiny_conflict"):
         pngs = list(root.rglob(f"{stem}.png"))
-        assert pngs and pngs[0].with_suffix(".svg").is_file() and pngs[0].with_suffix(".alt.txt").is_file()
+        assert (
+            pngs
+            and pngs[0].with_suffix(".svg").is_file()
+            and pngs[0].with_suffix(".alt.txt").is_file()
+        )
     for m in ["const_gate", "bayes_router"]:
         assert test[test["method"] == m]["lam"].nunique() == 7, m
     paired = df[(df["case"] == "paired") & (df["metric"] == "delta_window_se")]
     assert paired["value"].astype(float).gt(0).all() and paired["lam"].nunique() == 7
-    assert set(df[df["case"] == "routing_split"]["metric"]) == {"routing_proper", "domain_prior", "expert_deficit"}
+    assert set(df[df["case"] == "routing_split"]["metric"]) == {
+        "routing_proper",
+        "domain_prior",
+        "expert_deficit",
+    }
     # Z's interval carried into the gate's NLL: lo <= NLL <= hi on every mixture
     for m in ("gate_excess_logZ", "gate_nll_logZ"):
-        w = df[(df["case"] == "test") & (df["method"] == m)].pivot_table(
-            index=["seed", "resample", "lam"], columns="metric", values="value", aggfunc="first").astype(float)
+        w = (
+            df[(df["case"] == "test") & (df["method"] == m)]
+            .pivot_table(
+                index=["seed", "resample", "lam"], columns="metric", values="value", aggfunc="first"
+            )
+            .astype(float)
+        )
         assert len(w) and (w["nll_per_token_lo"] <= w["nll_per_token"] + 1e-12).all()
         assert (w["nll_per_token"] <= w["nll_per_token_hi"] + 1e-12).all()
     assert set(df["match"]) == {"params"}
     assert (root / "index.html").read_text().count("data:image/png;base64") >= 2
     # the landing page carries the leaderboard's answer beside the gate-vs-monolith box
     from modgen_bench.reporting import build_index
+
     landing = build_index(tmp_path / "out")[1].read_text()
     assert "tiny: leaderboard (params-matched)" in landing
     assert "Best on the worst mixture" in landing
@@ -131,6 +197,7 @@ def test_tiny_config_runs_end_to_end_through_the_runner(tmp_path):
 def test_closed_form_parameter_count_is_count_params():
     from modgen_bench.models import LMConfig, TransformerLM, count_params
     from modgen_bench.pipeline.retrain import lm_params
+
     for V, T, L, C, F in [(257, 33, 1, 32, 128), (257, 257, 3, 96, 384), (11, 9, 2, 8, 5)]:
         assert lm_params(V, T, L, C, F) == count_params(TransformerLM(LMConfig(V, T, L, 2, C, F)))
 
@@ -138,6 +205,7 @@ def test_closed_form_parameter_count_is_count_params():
 def test_matched_d_model_matches_the_parameter_count():
     from modgen_bench.models import count_params
     from modgen_bench.pipeline import LMTrain, make_lm, matched_d_model
+
     lm = LMTrain(n_layer=3, n_head=4, d_model=0, d_ff=0, steps=1, batch_size=1, lr=1e-3)
     for target in (200_000, 5_400_000):
         d = matched_d_model(lm, 257, target, vocab_size=257)
@@ -149,6 +217,7 @@ def test_matched_d_model_matches_the_parameter_count():
 def test_every_shipped_preset_is_a_valid_config(suite):
     """A typo in a preset fails here, not an hour into a run."""
     from modgen_bench.suites import discover
+
     mod = _plugin()
     for exp in discover(str(ROOT / suite)):
         for name, preset in exp.presets.items():
@@ -158,7 +227,7 @@ def test_every_shipped_preset_is_a_valid_config(suite):
 
 def test_proposal_pool_below_spds_draws_is_an_error_naming_both():
     bad = copy.deepcopy(TINY)
-    bad["n_proposal"] = 15                                  # spd: 4 steps x 4 per domain = 16
+    bad["n_proposal"] = 15  # spd: 4 steps x 4 per domain = 16
     with pytest.raises(ValueError, match=r"n_proposal = 15 .* spd.steps x spd.per_domain = 16"):
         _plugin().Config.from_dict(bad)
     auto = copy.deepcopy(TINY)
@@ -173,9 +242,12 @@ def test_match_convention_is_checked_and_plans_the_monolith():
     from modgen_bench.matching import nonembedding_params
     from modgen_bench.models import LMConfig
     from modgen_bench.replicate import monolith_plan
+
     bad = copy.deepcopy(TINY)
     bad["match"] = "flops"
-    with pytest.raises(ValueError, match="match = 'flops' is not a matching convention; choose one of params"):
+    with pytest.raises(
+        ValueError, match="match = 'flops' is not a matching convention; choose one of params"
+    ):
         _plugin().Config.from_dict(bad)
     cfg = _plugin().Config.from_dict(copy.deepcopy(TINY))
     assert cfg.match == "params"
@@ -183,13 +255,16 @@ def test_match_convention_is_checked_and_plans_the_monolith():
     assert spec == cfg.mono and abs(ratios["params_ratio"] - 1) < 0.15
     e = LMConfig(257, 17, 1, 2, 8, 16)
     m = LMConfig(257, 17, 1, 2, d, 4 * d)
-    assert ratios["r_nonembedding"] == pytest.approx(nonembedding_params(m) / (3 * nonembedding_params(e)))
+    assert ratios["r_nonembedding"] == pytest.approx(
+        nonembedding_params(m) / (3 * nonembedding_params(e))
+    )
     assert ratios["token_ratio"] == pytest.approx(6 * 4 / (8 * 8))
     for conv, key in (("compute", "compute_ratio"), ("tokens", "token_ratio")):
         c = copy.deepcopy(TINY)
         c.update(match=conv, ratio=2.0)
-        spec, d, ratios = monolith_plan(_plugin().Config.from_dict(c), 17, 3, n_gate=500,
-                                       vocab_size=257)
+        spec, d, ratios = monolith_plan(
+            _plugin().Config.from_dict(c), 17, 3, n_gate=500, vocab_size=257
+        )
         assert spec.batch_size == TINY["expert"]["batch_size"]
         assert ratios[key] == pytest.approx(1.0, rel=0.1), (conv, ratios)
         assert 1.4 < ratios["r_nonembedding"] < 2.8, ratios
@@ -219,15 +294,19 @@ def _kill_when(out, cfg, ready, what):
     """Start the tiny run in a child on ``out``; SIGKILL it as soon as ``ready(job folder)`` holds.
     Returns False when the child finished first (nothing to test at that point)."""
     code = _CHILD.format(tests=str(Path(__file__).parent), cfg=json.dumps(cfg), out=str(out))
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     job = out / "ckpt" / "seed0-resample0"
     deadline = time.time() + 120
     while time.time() < deadline and child.poll() is None:
         try:
             if job.is_dir() and ready(job):
                 break
-        except (OSError, RuntimeError, EOFError):    # a file caught mid-rename: look again
+        except (OSError, RuntimeError, EOFError):  # a file caught mid-rename: look again
             pass
         time.sleep(0.002)
     killed = child.poll() is None
@@ -259,7 +338,9 @@ def test_killed_run_resumes_every_row_at_each_stage_boundary(tmp_path):
     kills = [what for what, ready in points if _kill_when(out, cfg, ready, what)]
     assert len(kills) >= 3, f"only {kills} were interrupted: the test would prove little"
     mono = next((out / "ckpt" / "seed0-resample0").glob("mono_uniform-*.pt"))
-    assert len(torch.load(mono, weights_only=False)["hook"]["log"]) >= 2   # probes before the kill kept
+    assert (
+        len(torch.load(mono, weights_only=False)["hook"]["log"]) >= 2
+    )  # probes before the kill kept
 
     resumed = _run(out, cfg).frame()
     assert len(resumed) == len(ref)

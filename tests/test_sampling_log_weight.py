@@ -1,5 +1,6 @@
 """`sampling.log_weight`: log pi_g(x)/q(x) with pi_g = sum_k g_k E_k and q = (1/p) sum_k E_k,
 against the ratio computed directly in float64."""
+
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,5 +15,6 @@ def test_log_weight_is_log_pi_over_q(seed, n, p):
     log_e = 3.0 * torch.randn(n, p, generator=g, dtype=torch.float64) - 5.0
     pi = (log_g.exp() * log_e.exp()).sum(-1)
     q = log_e.exp().mean(-1)
-    torch.testing.assert_close(log_weight(log_g, log_e).double(), torch.log(pi / q),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        log_weight(log_g, log_e).double(), torch.log(pi / q), rtol=1e-6, atol=1e-6
+    )

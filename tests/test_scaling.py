@@ -1,6 +1,7 @@
 """The scaling suite: the grading helpers it shares with the pipeline against closed forms, and
 the plug-in end to end
 on a tiny CPU config (seconds)."""
+
 import math
 from pathlib import Path
 
@@ -13,12 +14,25 @@ from modgen_bench.pipeline import evaluate
 from modgen_bench.results import RunContext
 from modgen_bench.suites import discover, load_plugin
 
-TINY = dict(triples={"text3": ["code", "scripture", "reference"]}, seeds=[0, 1], expert_sizes=[8],
-            budgets=[4, 8], ratios=[0.26, 2.0], conventions=["compute", "compute_total", "tokens"],
-            block_size=9, batch_size=4, warmup_frac=0.1, mono_lrs=[1e-3, 3e-3], n_gate_train=16,
-            n_eval=8, n_z_draws=64, n_restore=128,
-            gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
-            spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2}, n_boot=50)
+TINY = dict(
+    triples={"text3": ["code", "scripture", "reference"]},
+    seeds=[0, 1],
+    expert_sizes=[8],
+    budgets=[4, 8],
+    ratios=[0.26, 2.0],
+    conventions=["compute", "compute_total", "tokens"],
+    block_size=9,
+    batch_size=4,
+    warmup_frac=0.1,
+    mono_lrs=[1e-3, 3e-3],
+    n_gate_train=16,
+    n_eval=8,
+    n_z_draws=64,
+    n_restore=128,
+    gate={"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
+    spd={"steps": 4, "per_domain": 4, "lr": 1e-2, "log_every": 2},
+    n_boot=50,
+)
 
 #: The suite's own code (its config, cell and jobs), imported as the CLI imports it.
 cell = load_plugin(Path(__file__).resolve().parents[1] / "real_world" / "scaling" / "cell.py")
@@ -28,7 +42,9 @@ NEEDS_CORPORA = pytest.mark.corpora(*TINY["triples"]["text3"])
 
 def test_bayes_router_with_uniform_prior_is_the_constant_gate():
     """prod_t sum_k gamma_t(k) E_k(x_t|x_<t) telescopes to (1/p) sum_k E_k(x)."""
-    lp = torch.log_softmax(torch.randn(20, 7, 3, 11, dtype=torch.float64), dim=-1)[..., 0]  # (n, L, p)
+    lp = torch.log_softmax(torch.randn(20, 7, 3, 11, dtype=torch.float64), dim=-1)[
+        ..., 0
+    ]  # (n, L, p)
     const = -(torch.logsumexp(lp.sum(dim=1), dim=-1) - math.log(3)) / 7
     np.testing.assert_allclose(evaluate.bayes_router_nll(lp), const, atol=1e-12)
     skew = evaluate.bayes_router_nll(lp, prior=[0.8, 0.1, 0.1])
@@ -39,7 +55,7 @@ def test_worst_vertex_bootstrap_point_and_interval():
     rng = np.random.default_rng(0)
     groups = np.repeat([0, 1], 200)
     a = np.r_[rng.normal(1.0, 0.1, 200), rng.normal(2.0, 0.1, 200)]
-    b = a + 0.05                                  # b worse everywhere by 0.05
+    b = a + 0.05  # b worse everywhere by 0.05
     out = stats.worst_vertex_bootstrap(a, b, groups, rng=1, n_boot=200)
     assert out["mean"] == pytest.approx(-0.05) and out["lo"] <= -0.05 <= out["hi"]
 
@@ -72,7 +88,7 @@ def rows(plugin, tmp_path_factory):
 @NEEDS_CORPORA
 def test_rows_cover_every_cell_and_record_the_convention(rows):
     d = rows[rows["method"].eq("gate-vs-mono") & rows["metric"].eq("delta_uniform")]
-    assert len(d) == 2 * 2 * 3 * 2                           # seeds x budgets x conventions x r
+    assert len(d) == 2 * 2 * 3 * 2  # seeds x budgets x conventions x r
     assert set(d["convention"]) == {"compute", "compute_total", "tokens"}
     comp = d[d["convention"].eq("compute")]
     # equal FLOPs up to rounding the monolith's steps to an integer (tiny budgets here)
@@ -91,6 +107,7 @@ def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
     lo = rows[rows["metric"].eq("Z_fresh_lo")].set_index(["seed", "budget"])["value"]
     hi = rows[rows["metric"].eq("Z_fresh_hi")].set_index(["seed", "budget"])["value"]
     assert ((lo <= z) & (z <= hi) & (z > 0)).all()
+
     # Z = 1 restored on the gate's own draws (never the fresh ones), SPD's gate graded beside it
     def val(m):
         return rows[rows["metric"].eq(m)].set_index(["seed", "budget"])["value"]
@@ -104,15 +121,20 @@ def test_constant_gate_and_bayes_router_agree_and_gate_is_normalised(rows):
 def test_routing_split_adds_up_to_gate_minus_monolith(rows):
     split = rows[rows["metric"].str.startswith("split_")]
     total = split.groupby(["seed", "budget", "convention", "r_target", "lam"])["value"].sum()
-    nll = rows[rows["metric"].eq("nll_per_token") & rows["method"].isin(["gate", "mono"])
-               & rows["lam"].isin(set(split["lam"]))]                       # the vertices
+    nll = rows[
+        rows["metric"].eq("nll_per_token")
+        & rows["method"].isin(["gate", "mono"])
+        & rows["lam"].isin(set(split["lam"]))
+    ]  # the vertices
     assert len(set(split["lam"])) == 3
     g = nll[nll["method"].eq("gate")].set_index(["seed", "budget", "lam"])["value"]
-    m = nll[nll["method"].eq("mono")].set_index(["seed", "budget", "convention", "r_target", "lam"])["value"]
+    m = nll[nll["method"].eq("mono")].set_index(
+        ["seed", "budget", "convention", "r_target", "lam"]
+    )["value"]
     diff = g.reindex(m.index.droplevel(["convention", "r_target"])).to_numpy() - m.to_numpy()
     np.testing.assert_allclose(total.reindex(m.index).to_numpy(), diff, atol=1e-9)
     prior = split[split["metric"].eq("split_domain_prior")]["value"]
-    assert (prior <= math.log(3) / 8 + 1e-9).all()           # at most log p / (T - 1)
+    assert (prior <= math.log(3) / 8 + 1e-9).all()  # at most log p / (T - 1)
 
 
 @NEEDS_CORPORA
@@ -120,6 +142,7 @@ def test_report_answers_at_the_paper_ratio_then_the_crossover(plugin, rows, tmp_
     sections = plugin.report(rows, tmp_path)
     head, first = sections[0], sections[1]
     from modgen_bench.reporting import Headline
+
     assert isinstance(head, Headline) and head.figure.path.is_file()
     assert head.title.startswith("Pilot scale") and "Pilot scale" in head.text
     assert "r = 0.26" in head.title and "FLOPs" in head.text and "Crossover:" in head.text
@@ -133,16 +156,16 @@ def test_report_answers_at_the_paper_ratio_then_the_crossover(plugin, rows, tmp_
     assert {"worst-case excess", "max Holm p", "least favourable vertex"} <= set(verdict)
     xo = dict(first.tables)[next(c for c in captions if c.startswith("Crossover"))]
     assert len(xo) == 3 * 2 and xo["status"].notna().all()
-    stated = xo[xo["status"].eq("crossing")]        # r* only where the cells change sign
+    stated = xo[xo["status"].eq("crossing")]  # r* only where the cells change sign
     assert stated["r_star"].notna().all()
     assert xo[~xo["status"].eq("crossing")]["r_star"].isna().all()
     if "sign never changes" in head.text:
         pytest.fail("'the sign never changes' is not a phrase the checked report uses")
     assert all(f.is_file() for _, f in first.figures)
-    for _, f in first.figures:                        # PNG + SVG written atomically, alt text beside
+    for _, f in first.figures:  # PNG + SVG written atomically, alt text beside
         assert f.with_suffix(".svg").is_file()
         assert f.with_suffix(".alt.txt").read_text().startswith("gate minus monolith")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]      # no temp file left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
 def test_monolith_lr_is_the_grid_point_with_the_lowest_validation_nll(rows):
@@ -169,12 +192,13 @@ def test_flops_rows_add_up_and_compute_total_matches_the_gate_side(rows):
     np.testing.assert_allclose(wide[parts].sum(axis=1), wide["flops_total"], rtol=1e-12)
     ratio = rows[rows["metric"].eq("flops_ratio_total")]
     tot = ratio[ratio["convention"].eq("compute_total")]["value"]
-    assert ((tot - 1).abs() < 0.05).all()                   # integer steps round the match
+    assert ((tot - 1).abs() < 0.05).all()  # integer steps round the match
     assert (ratio[ratio["convention"].eq("tokens")]["value"] < 1).all()
 
 
 def test_warmup_steps_scale_with_steps():
     from modgen_bench.sequence.train import warmup_steps
+
     assert [warmup_steps(s, 0.1) for s in (1, 18, 42, 200, 6000)] == [1, 2, 4, 20, 600]
     assert warmup_steps(50, 0.0) == 0
     with pytest.raises(ValueError, match="frac"):
@@ -188,7 +212,7 @@ def test_every_scaling_preset_is_a_valid_config(suite):
         for name, preset in exp.presets.items():
             cfg = cell.ScalingConfig.from_dict(preset)
             assert {"compute", "tokens"} <= set(cfg.conventions), (exp.path, name)
-            assert cfg.paper_ratio in cfg.ratios, (exp.path, name)     # the paper's r first
+            assert cfg.paper_ratio in cfg.ratios, (exp.path, name)  # the paper's r first
             assert (cfg.scale == "decisive") == (name == "decisive"), (exp.path, name)
             if "smoke" not in suite and name != "smoke":
                 assert len(cfg.triples) == 3 and len(cfg.seeds) >= 3 and len(cfg.ratios) >= 5
@@ -215,17 +239,24 @@ def test_z_calibration_counts_and_family_tests(plugin):
     at |z| = 3.5 of 18 breaks the simultaneous statement, one at 2.5 does not."""
     import pandas as pd
     from scipy.stats import chi2, norm
+
     z_cal = plugin.z_calibration
     for outlier, consistent in [(2.5, True), (3.5, False)]:
         score = np.r_[np.zeros(17), outlier]
         se = np.full(18, 0.01)
-        zt = pd.DataFrame({"Z_fresh": 1 + score * se, "Z_fresh_se": se,
-                           "Z_fresh_lo": 1 + (score - 1.96) * se, "Z_fresh_hi": 1 + (score + 1.96) * se})
+        zt = pd.DataFrame(
+            {
+                "Z_fresh": 1 + score * se,
+                "Z_fresh_se": se,
+                "Z_fresh_lo": 1 + (score - 1.96) * se,
+                "Z_fresh_hi": 1 + (score + 1.96) * se,
+            }
+        )
         out = z_cal(zt)
         assert out["inside"] == 17 and out["n"] == 18
         assert out["bonferroni"] == pytest.approx(norm.ppf(1 - 0.025 / 18))
         assert (out["max_abs_z"] <= out["bonferroni"]) == consistent
-        assert out["p_chi2"] == pytest.approx(chi2.sf(outlier ** 2, 18))
+        assert out["p_chi2"] == pytest.approx(chi2.sf(outlier**2, 18))
         assert ("every gate consistent" in out["text"]) == consistent
 
 
@@ -234,7 +265,7 @@ def test_projected_flops_add_up_over_replicates_and_grid_points():
     two = cell.projected_flops({**TINY, "seeds": [0, 1, 2, 3]})
     assert two["total"] == pytest.approx(2 * one["total"])
     single = cell.projected_flops({**TINY, "mono_lrs": [1e-3]})
-    assert one["monolith"] / 2 < single["monolith"] < one["monolith"]   # evaluation passes too
+    assert one["monolith"] / 2 < single["monolith"] < one["monolith"]  # evaluation passes too
     assert single["gate_side"] == one["gate_side"]
 
 
@@ -242,12 +273,13 @@ def test_projected_flops_add_up_over_replicates_and_grid_points():
 def test_report_has_a_leaderboard_per_budget_and_names_the_free_baselines(plugin, rows, tmp_path):
     sections = plugin.report(rows, tmp_path)
     boards = [s for s in sections if s.title.startswith("Leaderboard: text3")]
-    assert [s.title for s in boards] == [f"Leaderboard: text3, experts d = 8, budget {b} steps"
-                                         for b in (4, 8)]
+    assert [s.title for s in boards] == [
+        f"Leaderboard: text3, experts d = 8, budget {b} steps" for b in (4, 8)
+    ]
     table = boards[0].tables[0][1].set_index("method")
     monos = {f"mono_uniform_{c}_r{r:g}" for c in TINY["conventions"] for r in TINY["ratios"]}
     assert monos | {"gate_excess_logZ", "const_gate", "gate_fixed_best"} == set(table.index)
-    assert table.loc["const_gate", "identical to"] == "bayes_router"     # the stated identity
+    assert table.loc["const_gate", "identical to"] == "bayes_router"  # the stated identity
     assert "Tie: bayes_router equals const_gate" in boards[0].text
     head = sections[0].text
     assert "**Free baselines**" in head and "the constant gate 1/p" in head
@@ -259,9 +291,9 @@ def test_best_fixed_weights_are_a_distribution_graded_like_the_constant_gate(row
     w = rows[rows["method"].eq("gate_fixed_best") & rows["metric"].str.startswith("w_")]
     assert list(dict.fromkeys(w["metric"])) == ["w_code", "w_scripture", "w_reference"]
     total = w.groupby(["seed", "budget"])["value"].sum()
-    assert ((w["value"] >= 0).all() and np.allclose(total, 1.0, atol=1e-9))
+    assert (w["value"] >= 0).all() and np.allclose(total, 1.0, atol=1e-9)
     # the worst training-window NLL of the best weights is at most the uniform weights' (1/p)
     train = rows[rows["metric"].eq("train_worst_nll_per_token")]
     assert len(train) == len(total) and np.isfinite(train["value"]).all()
     d = rows[rows["method"].eq("gate_fixed_best-vs-mono") & rows["metric"].eq("delta_uniform")]
-    assert len(d) == 2 * 2 * 3 * 2                           # seeds x budgets x conventions x r
+    assert len(d) == 2 * 2 * 3 * 2  # seeds x budgets x conventions x r

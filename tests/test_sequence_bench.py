@@ -1,5 +1,6 @@
 """The SPD throughput table: its columns, and the cached path is the same SPD step on the same
 data."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Caching the experts' log-likelihoods and the CachedSampler contract (PAPER.md section 4, SPD)."""
+
 import pytest
 import torch
 
@@ -21,7 +22,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _experts(p=2):
     torch.manual_seed(0)
-    return [TransformerLM(LMConfig(vocab_size=6, block_size=5, d_model=4, d_ff=8)).eval() for _ in range(p)]
+    return [
+        TransformerLM(LMConfig(vocab_size=6, block_size=5, d_model=4, d_ff=8)).eval()
+        for _ in range(p)
+    ]
 
 
 def _pools(n=(7, 9)):
@@ -31,7 +35,7 @@ def _pools(n=(7, 9)):
 
 def test_cache_matches_each_expert_and_the_token_table():
     experts, seqs = _experts(), _pools()[1]
-    tok = cache_token_logprobs(experts, seqs, "cpu", batch_size=4)       # several chunks
+    tok = cache_token_logprobs(experts, seqs, "cpu", batch_size=4)  # several chunks
     ll = cache_logliks(experts, seqs, "cpu", batch_size=4)
     assert tok.shape == (9, 4, 2) and ll.shape == (9, 2)
     for k, e in enumerate(experts):
@@ -56,8 +60,10 @@ def test_sampler_contract():
     assert batch.inputs.shape == (12, 5) and batch.log_experts.shape == (12, 2)
     assert batch.domain.tolist() == [0] * 6 + [1] * 6
     assert (batch.n_tokens == 4).all()
-    for x, k, le, lp in zip(batch.inputs, batch.domain, batch.log_experts, batch.log_p, strict=True):
-        i = (seqs[k] == x).all(1).nonzero()[0, 0]       # each item carries ITS OWN cached row
+    for x, k, le, lp in zip(
+        batch.inputs, batch.domain, batch.log_experts, batch.log_p, strict=True
+    ):
+        i = (seqs[k] == x).all(1).nonzero()[0, 0]  # each item carries ITS OWN cached row
         assert torch.equal(le, log_E[k][i]) and lp == log_p[k][i]
     again = sampler.sample(torch.Generator().manual_seed(1), per_domain=6)
     assert torch.equal(batch.inputs, again.inputs)
@@ -79,14 +85,24 @@ def test_proposal_sampler_feeds_spd():
     g = torch.Generator().manual_seed(2)
     eseqs = [e.generate(bos, TASK.length, g) for e in experts]
     flags = [torch.isfinite(TASK.log_prob(s)).any(1) for s in eseqs]
-    sampler = CachedProposalSampler(seqs, [cache_logliks(experts, s) for s in seqs], eseqs,
-                                    [cache_logliks(experts, s) for s in eseqs], flags,
-                                    log_p=[TASK.log_prob(s)[:, k].float() for k, s in enumerate(seqs)])
+    sampler = CachedProposalSampler(
+        seqs,
+        [cache_logliks(experts, s) for s in seqs],
+        eseqs,
+        [cache_logliks(experts, s) for s in eseqs],
+        flags,
+        log_p=[TASK.log_prob(s)[:, k].float() for k, s in enumerate(seqs)],
+    )
     eb = sampler.sample_experts(torch.Generator().manual_seed(0), 5)
     assert eb.in_support.dtype == torch.bool and eb.inputs.shape == (10, 5)
     gate = SequenceGate(GateConfig(vocab_size=6, block_size=5, p=2, d_model=4, d_ff=8))
     res = train_spd(gate, sampler, SPDConfig(steps=5, per_domain=4, log_every=1))
     assert len(res.history) == 5 and torch.isfinite(torch.tensor(res.history["loss"].values)).all()
     with pytest.raises(ValueError, match="in_support"):
-        CachedProposalSampler(seqs, [cache_logliks(experts, s) for s in seqs], eseqs,
-                              [cache_logliks(experts, s) for s in eseqs], [f.long() for f in flags])
+        CachedProposalSampler(
+            seqs,
+            [cache_logliks(experts, s) for s in seqs],
+            eseqs,
+            [cache_logliks(experts, s) for s in eseqs],
+            [f.long() for f in flags],
+        )

@@ -24,7 +24,7 @@ probs = st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4)
 
 @given(probs, probs, probs, st.floats(0.0, 1.0))
 def test_kl_matches_brute_force_and_nll_is_kl_plus_entropy(p0, p1, m, a):
-    P = torch.stack([_dist(p0), _dist(p1)], dim=1)          # (n, p): W[i, k] = P_k(x_i), exact
+    P = torch.stack([_dist(p0), _dist(p1)], dim=1)  # (n, p): W[i, k] = P_k(x_i), exact
     M = _dist(m)
     lam = [a, 1 - a]
     P_lam = P @ torch.tensor(lam, dtype=torch.float64)

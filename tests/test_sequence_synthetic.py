@@ -1,5 +1,6 @@
 """The conflicting successor domains: exact log P by brute force over every sequence (PAPER.md
 section 5)."""
+
 import itertools
 import math
 
@@ -19,7 +20,7 @@ def _all_sequences(task):
 def test_log_prob_sums_to_one_and_support_is_exact(vocab, length, c):
     task = SuccessorTask(vocab=vocab, length=length, contamination=c)
     seqs = _all_sequences(task)
-    P = task.log_prob(seqs).exp()                            # (V^L, p)
+    P = task.log_prob(seqs).exp()  # (V^L, p)
     assert torch.allclose(P.sum(0), torch.ones(2, dtype=torch.float64))
     sup, W = task.support()
     assert len(sup) == 2 * vocab and torch.allclose(W.sum(0), torch.ones(2, dtype=torch.float64))
@@ -37,20 +38,24 @@ def test_domains_follow_their_rule():
     a, b = task.sample(0, 50, g), task.sample(1, 50, g)
     assert ((a[:, 2:] - a[:, 1:-1]) % 100 == 1).all()
     assert ((b[:, 2:] - b[:, 1:-1]) % 100 == 99).all()
-    assert (task.log_prob(a)[:, 0] == -math.log(100)).all() and (task.log_prob(a)[:, 1] == -math.inf).all()
+    assert (task.log_prob(a)[:, 0] == -math.log(100)).all() and (
+        task.log_prob(a)[:, 1] == -math.inf
+    ).all()
 
 
 def test_contaminated_domain_draws_a_at_its_share():
     task = SuccessorTask(vocab=10, length=3, contamination=0.25)
     x = task.sample(1, 20000, torch.Generator().manual_seed(0))
     share_a = float(torch.isfinite(task.chain_log_prob(x)[:, 0]).double().mean())
-    assert abs(share_a - 0.25) < 0.02                        # 4 s.e. at n = 20000
+    assert abs(share_a - 0.25) < 0.02  # 4 s.e. at n = 20000
 
 
 def test_same_seed_same_draw():
     task = SuccessorTask()
-    assert torch.equal(task.sample_mixture([0.4, 0.6], 30, torch.Generator().manual_seed(5)),
-                       task.sample_mixture([0.4, 0.6], 30, torch.Generator().manual_seed(5)))
+    assert torch.equal(
+        task.sample_mixture([0.4, 0.6], 30, torch.Generator().manual_seed(5)),
+        task.sample_mixture([0.4, 0.6], 30, torch.Generator().manual_seed(5)),
+    )
 
 
 def test_bad_input_names_the_rule():

@@ -1,5 +1,6 @@
 """train_lm: it learns, same seed -> same numbers, and a killed-then-resumed run ends
 identically."""
+
 import pytest
 import torch
 
@@ -49,18 +50,22 @@ def test_killed_then_resumed_run_gives_identical_numbers(tmp_path):
 
     def dying(g):
         calls["n"] += 1
-        if calls["n"] > 17:              # dies mid-way, after the checkpoint at step 10
+        if calls["n"] > 17:  # dies mid-way, after the checkpoint at step 10
             raise _Killed
         return _batches(g)
 
     ck = tmp_path / "run.pt"
     with pytest.raises(_Killed):
         train_lm(_model(), dying, steps, 1e-2, seed=5, warmup=5, checkpoint=ck, checkpoint_every=10)
-    resumed_model = _model(seed=99)      # a different init: everything must come from the checkpoint
-    res = train_lm(resumed_model, _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck, checkpoint_every=10)
+    resumed_model = _model(seed=99)  # a different init: everything must come from the checkpoint
+    res = train_lm(
+        resumed_model, _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck, checkpoint_every=10
+    )
     assert res["resumed_from"] == 10
     assert res["losses"] == ref["losses"]
-    for (k, a), b in zip(ref_model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
+    for (k, a), b in zip(
+        ref_model.state_dict().items(), resumed_model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), k
     # a finished checkpoint resumes to the end at once
     again = train_lm(_model(seed=7), _batches, steps, 1e-2, seed=5, warmup=5, checkpoint=ck)
@@ -69,8 +74,10 @@ def test_killed_then_resumed_run_gives_identical_numbers(tmp_path):
 
 def test_weights_reweight_the_sequences():
     """With weights on a two-domain batch, a weight of 0 on a domain removes it from the loss."""
+
     def two(g):
         return torch.cat([TASK.sample(0, 8, g), TASK.sample(1, 8, g)])
+
     w = torch.cat([torch.ones(8), torch.zeros(8)])
     m = _model()
     train_lm(m, two, steps=150, lr=2e-2, seed=0, weights=w)
@@ -107,7 +114,7 @@ def test_damaged_checkpoint_is_recomputed_not_loaded(tmp_path, caplog, damage):
     assert "is damaged" in caplog.text and str(ck) in caplog.text
     assert res["resumed_from"] == 0
     assert res["losses"] == ref["losses"]
-    assert torch.load(ck, weights_only=True)["step"] == steps     # rewritten whole
+    assert torch.load(ck, weights_only=True)["step"] == steps  # rewritten whole
 
 
 def test_checkpoint_stores_config_step_and_rng_state_and_restores_them(tmp_path):
@@ -131,5 +138,5 @@ def test_checkpoint_stores_config_step_and_rng_state_and_restores_them(tmp_path)
     assert torch.equal(gen.get_state(), saved["batch_rng"])
     assert all(torch.equal(v, saved["model"][k]) for k, v in model.state_dict().items())
     fresh = TrainState(_model(), opt, state.sched, torch.Generator())
-    Checkpoint(tmp_path / "absent.pt").restore(fresh)          # no file: step 0, nothing written
+    Checkpoint(tmp_path / "absent.pt").restore(fresh)  # no file: step 0, nothing written
     assert fresh.step == 0 and fresh.losses == [] and not (tmp_path / "absent.pt").exists()

@@ -1,5 +1,6 @@
 """`modgen-bench solve FILE [FILE ...] [--tol T]`: one JSON object per line, batched NPZ archives,
 status `inaccurate` with its bound interval and exit status 3."""
+
 import json
 
 import numpy as np
@@ -66,17 +67,26 @@ def _cripple(monkeypatch):
     def stuck(ctx):
         lam = np.full(ctx.problem.p, 1.0 / ctx.problem.p)
         res = fixed_mixture(ctx.inner, lam)
-        return paths.PathResult(model=res.q, lam=lam, bound=res.bound, path="stuck",
-                                per_domain_kl=res.g)
+        return paths.PathResult(
+            model=res.q, lam=lam, bound=res.bound, path="stuck", per_domain_kl=res.g
+        )
 
     def fail(ctx):
         raise conic.ConicFailure("every conic solver failed (test)")
-    monkeypatch.setattr(paths, "PATHS", {
-        "stuck": paths.SolverPath("stuck", "waterfill", stuck),
-        "cvxpy": paths.SolverPath("cvxpy", "cvxpy", fail, reference=True)})
+
+    monkeypatch.setattr(
+        paths,
+        "PATHS",
+        {
+            "stuck": paths.SolverPath("stuck", "waterfill", stuck),
+            "cvxpy": paths.SolverPath("cvxpy", "cvxpy", fail, reference=True),
+        },
+    )
 
 
-def test_uncertified_answer_is_inaccurate_with_a_true_interval_and_exit_3(files, monkeypatch, capsys):
+def test_uncertified_answer_is_inaccurate_with_a_true_interval_and_exit_3(
+    files, monkeypatch, capsys
+):
     probs, paths = files
     truth = [solve(p).value for p in probs]
     _cripple(monkeypatch)

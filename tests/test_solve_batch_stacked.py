@@ -1,6 +1,7 @@
 """`exact.stacked.solve_batch`: a stack of problems of one shape solved together gives, problem by
 problem, the status and value of `solve`, with a certificate that holds when recomputed from
 scratch (`InnerProblem.dual_bound` at the returned lam, `divergences.kl` of the model)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, note
@@ -29,16 +30,24 @@ def _agree(problems, support, say=note):
         assert abs(sol.value - ref.value) <= tolerance(sol.value) + tolerance(ref.value)
         inner = InnerProblem(prob, support)
         again = inner.dual_bound(sol.lam, *inner.model(sol.lam))
-        assert sol.value - again <= tolerance(sol.value)       # the certificate, recomputed
+        assert sol.value - again <= tolerance(sol.value)  # the certificate, recomputed
     return batch
 
 
-@given(st.sampled_from(ALL_FAMILIES), st.integers(1, 16), st.integers(2, 60), supports,
-       st.integers(0, 2**32 - 1), st.integers(1, 12))
+@given(
+    st.sampled_from(ALL_FAMILIES),
+    st.integers(1, 16),
+    st.integers(2, 60),
+    supports,
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 12),
+)
 def test_batch_answers_are_those_of_solve(family, p, N, support, seed, B):
     rng = np.random.default_rng(seed)
-    problems = [DiscreteProblem.from_arrays(*hard_arrays(rng, family, p, N, block=1,
-                                                         round_to=1e-10)) for _ in range(B)]
+    problems = [
+        DiscreteProblem.from_arrays(*hard_arrays(rng, family, p, N, block=1, round_to=1e-10))
+        for _ in range(B)
+    ]
     _agree(problems, support)
 
 
@@ -60,5 +69,6 @@ def test_solve_many_groups_shapes_and_keeps_the_order():
 
 def test_batch_needs_one_shape():
     with pytest.raises(ValueError, match="one shape"):
-        solve_batch([instances.make("dirichlet", 0, p=2, N=5),
-                     instances.make("dirichlet", 0, p=3, N=5)])
+        solve_batch(
+            [instances.make("dirichlet", 0, p=2, N=5), instances.make("dirichlet", 0, p=3, N=5)]
+        )

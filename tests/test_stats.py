@@ -1,4 +1,5 @@
 """modgen_bench.stats: paired intervals against closed forms and coverage on simulated data."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -21,17 +22,17 @@ def test_win_only_when_the_interval_excludes_zero():
     assert stats.paired_t_interval([-0.3, -0.31, -0.29]).verdict == "a wins"
     assert stats.paired_t_interval([0.3, 0.31, 0.29]).verdict == "b wins"
     assert stats.paired_t_interval([-0.3, 0.2, -0.1]).verdict == "undecided"
-    one = stats.paired_t_interval([-1.0])                   # one replicate: no interval, no win
+    one = stats.paired_t_interval([-1.0])  # one replicate: no interval, no win
     assert np.isnan(one.lo) and one.verdict == "undecided"
 
 
 def test_window_se_is_std_of_differences_over_sqrt_n():
     rng = np.random.default_rng(0)
     a = rng.normal(5, 1, 400)
-    b = a + rng.normal(0.02, 0.1, 400)                      # paired: shared window difficulty
+    b = a + rng.normal(0.02, 0.1, 400)  # paired: shared window difficulty
     iv = stats.per_window_paired_se(a, b)
     assert iv.se == pytest.approx(np.std(a - b, ddof=1) / 20)
-    assert iv.se < 0.1 / 20 * 1.2                           # pairing removes the window variance
+    assert iv.se < 0.1 / 20 * 1.2  # pairing removes the window variance
 
 
 @given(st.integers(0, 10_000))
@@ -49,7 +50,7 @@ def test_grouped_bootstrap_weights_groups_equally():
     d = np.r_[np.zeros(90), np.ones(10)]
     groups = np.r_[np.zeros(90, int), np.ones(10, int)]
     iv = stats.paired_bootstrap(d, groups=groups, rng=0, n_boot=200)
-    assert iv.mean == pytest.approx(0.5)                   # not the pooled 0.1
+    assert iv.mean == pytest.approx(0.5)  # not the pooled 0.1
 
 
 def test_t_interval_coverage_is_about_95_percent():
@@ -70,14 +71,20 @@ def test_bad_input_is_an_error():
 
 def test_paired_table_pairs_by_seed_and_names_the_winner():
     import pandas as pd
-    df = pd.DataFrame({"lam": ["x"] * 6 + ["y"] * 6, "seed": [0, 1, 2] * 4,
-                       "method": (["g"] * 3 + ["m"] * 3) * 2,
-                       "value": [1, 1.1, 0.9, 2, 2.1, 2.05, 1, 2, 3, 1.5, 1.4, 3.2]})
+
+    df = pd.DataFrame(
+        {
+            "lam": ["x"] * 6 + ["y"] * 6,
+            "seed": [0, 1, 2] * 4,
+            "method": (["g"] * 3 + ["m"] * 3) * 2,
+            "value": [1, 1.1, 0.9, 2, 2.1, 2.05, 1, 2, 3, 1.5, 1.4, 3.2],
+        }
+    )
     t = stats.paired_table(df, "g", ["m"]).set_index("lam")
     assert t.loc["x", "verdict"] == "g wins" and t.loc["y", "verdict"] == "undecided"
     assert t.loc["x", "mean"] == pytest.approx(-1.05) and t.loc["x", "n"] == 3
     one = stats.paired_table(df[df["seed"].ne(1) | df["method"].eq("g")], "g", ["m"])
-    assert set(one["n"]) == {2}                               # unpaired seed 1 dropped
+    assert set(one["n"]) == {2}  # unpaired seed 1 dropped
 
 
 def test_holm_golden_example():
@@ -102,6 +109,7 @@ def test_holm_is_monotone_and_at_least_the_raw_p(p):
 def _iv(mean, p, n=5):
     """A 'seeds+windows' interval on n seeds whose two-sided t p-value is ``p``."""
     from scipy import stats as st
+
     se = abs(mean) / st.t.isf(p / 2, n - 1)
     return stats.Interval(mean, se, mean - 2 * se, mean + 2 * se, n, "seeds+windows")
 
@@ -117,11 +125,13 @@ def test_every_mixture_applies_holm_not_the_raw_intervals():
     sharp = stats.every_mixture(labels, [_iv(-0.1, p) for p in (0.01, 0.012, 0.011, 0.005)])
     assert sharp.verdict == "supported"
     # one mixture where the monolith is better, but only at raw p = 0.03 of 4: not contradicted
-    mixed = stats.every_mixture(labels, [_iv(-0.1, 0.001), _iv(0.1, 0.03), _iv(-0.1, 0.5),
-                                         _iv(-0.1, 0.001)])
+    mixed = stats.every_mixture(
+        labels, [_iv(-0.1, 0.001), _iv(0.1, 0.03), _iv(-0.1, 0.5), _iv(-0.1, 0.001)]
+    )
     assert mixed.verdict == "undecided"
-    worse = stats.every_mixture(labels, [_iv(-0.1, 0.001), _iv(0.1, 0.001), _iv(-0.1, 0.5),
-                                         _iv(-0.1, 0.001)])
+    worse = stats.every_mixture(
+        labels, [_iv(-0.1, 0.001), _iv(0.1, 0.001), _iv(-0.1, 0.5), _iv(-0.1, 0.001)]
+    )
     assert worse.verdict == "contradicted"
 
 

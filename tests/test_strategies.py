@@ -1,4 +1,5 @@
 """The public hypothesis strategies (modgen_bench.testing.strategies) draw what they promise."""
+
 import numpy as np
 import pytest
 from hypothesis import find, given, settings
@@ -39,7 +40,7 @@ def test_mixtures_vertex_switch(vertex, interior):
 def test_problems_are_valid_and_sized(prob):
     assert isinstance(prob, DiscreteProblem)
     assert 1 <= prob.p <= 4 and prob.p <= prob.N <= 6
-    assert np.all(prob.E > 0)                      # experts="full"
+    assert np.all(prob.E > 0)  # experts="full"
 
 
 @given(mst.disjoint_problems(min_p=2, max_p=4))
@@ -50,7 +51,7 @@ def test_disjoint_problems_have_disjoint_domains_and_experts(prob):
 
 @given(mst.problems(max_p=3, leak=0.3))
 def test_leak_puts_expert_mass_outside_x0(prob):
-    assert not support_mask(prob, "domains")[-1]   # the added outcome is outside X0
+    assert not support_mask(prob, "domains")[-1]  # the added outcome is outside X0
     mass = prob.E[:, -1]
     assert np.all(mass >= mst.MIN_MASS * 0.3) and np.all(mass <= 0.3 + 1e-12)
 
@@ -79,14 +80,21 @@ def test_hard_problems_are_valid_and_sized(prob):
         assert A.min() >= 0
 
 
-@pytest.mark.parametrize("family, tiny, zeros", [("sparse", 1e-100, False), ("logmass", 1e-250, True)])
+@pytest.mark.parametrize(
+    "family, tiny, zeros", [("sparse", 1e-100, False), ("logmass", 1e-250, True)]
+)
 def test_hard_problems_reach_tiny_masses_and_exact_zeros(family, tiny, zeros):
     """The regime the issue names is reachable: entries below 1e-100 (and exact zeros)."""
+
     def hard(prob):
         A = np.concatenate([prob.P.ravel(), prob.E.ravel()])
         return bool(np.any((A > 0) & (A < tiny)) and (np.any(A == 0) or not zeros))
-    prob = find(mst.hard_problems(families=[family]), hard,
-                settings=settings(max_examples=300, database=None, derandomize=True))
+
+    prob = find(
+        mst.hard_problems(families=[family]),
+        hard,
+        settings=settings(max_examples=300, database=None, derandomize=True),
+    )
     assert hard(prob)
 
 
@@ -99,6 +107,7 @@ def test_hard_leaking_problems_have_expert_mass_outside_x0(prob):
 @given(st.data())
 def test_hard_arrays_reject_unknown_families_and_bad_blocks(data):
     from modgen_bench.testing.hard import hard_arrays
+
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="choose one of sparse, mixed, leaking, logmass"):
         hard_arrays(rng, "easy", 2, 5)

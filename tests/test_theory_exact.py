@@ -1,5 +1,6 @@
 """The exact claims as properties over random problems, and pinned counterexamples for the
 claims the suite shows false (PAPER.md sections 1-4.4; theory_checks/*)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, note
@@ -27,9 +28,10 @@ def tol(certificate):
 
 # --- Lemma 1 ---------------------------------------------------------------------------------
 
+
 @given(mst.problems(max_p=3, max_N=6, leak=0.5))
 def test_lemma1_union_is_never_empty(prob):
-    assert lemma1.margin(prob, "union") >= -FLOOR      # sum_k max >= sum E_0 = 1 (round-off)
+    assert lemma1.margin(prob, "union") >= -FLOOR  # sum_k max >= sum E_0 = 1 (round-off)
 
 
 @given(mst.problems(max_p=3, max_N=6, leak=0.5), st.sampled_from(["domains", "union"]))
@@ -59,6 +61,7 @@ def test_lemma1_pinned_counterexample():
 
 # --- identities -------------------------------------------------------------------------------
 
+
 @given(mst.problems(max_p=4, max_N=7), st.data())
 def test_jsd_identity(prob, data):
     lam = data.draw(mst.mixtures(p=prob.p))
@@ -80,10 +83,11 @@ def test_original_game_has_no_saddle_point():
     prob = instances.make("disjoint", 0, p=2, N=6)
     sol = solve(prob, support="union")
     maxmin = identities.maxmin_original(prob, np.random.default_rng(0))
-    assert maxmin < sol.value - 0.1        # JSD_lam separates them: log 2 at most
+    assert maxmin < sol.value - 0.1  # JSD_lam separates them: log 2 at most
 
 
 # --- Prop 2 -------------------------------------------------------------------------------------
+
 
 @given(mst.problems(max_p=4, max_N=7, leak=0.3), st.data())
 def test_prop2(prob, data):
@@ -94,11 +98,12 @@ def test_prop2(prob, data):
 
 # --- static-gate barrier ------------------------------------------------------------------------
 
+
 @given(mst.disjoint_problems(min_p=2, max_p=4, max_N=8))
 def test_static_barrier_with_disjoint_experts(prob):
     m, cert, at_sigma, _ = barrier.margin(prob)
     assert m >= -tol(cert)
-    assert abs(at_sigma) <= 1e-12              # attained at sigma = softmax(eps)
+    assert abs(at_sigma) <= 1e-12  # attained at sigma = softmax(eps)
 
 
 @pytest.mark.parametrize("leak", [0.05, 0.3])
@@ -120,6 +125,7 @@ def test_static_minimax_agrees_with_cvxpy():
 
 
 # --- Thm 3 --------------------------------------------------------------------------------------
+
 
 @given(mst.problems(min_p=1, max_p=3, max_N=6), rngs)
 def test_thm3_bound_holds_for_every_lam(prob, rng):
@@ -148,6 +154,7 @@ def test_thm3_is_tight_for_exact_experts_on_disjoint_domains(prob, data):
 
 
 # --- least-favourable mixture -------------------------------------------------------------------
+
 
 @given(mst.problems(min_p=2, max_p=4, max_N=7))
 def test_equalisation_on_the_support_of_lam_star(prob):
@@ -188,19 +195,23 @@ def test_an_uncertified_solve_is_a_solver_failure_not_a_wider_tolerance(cert):
     assert t.worst_tolerance <= 1e-10 + FLOOR and "failed solve" in v.note
     assert v.row()["solver_failures"] == 1
     t.add(-1e-6, "certified violation", certificate=1e-10)
-    assert t.verdict().status == "fails"        # a certified counterexample still fails the claim
+    assert t.verdict().status == "fails"  # a certified counterexample still fails the claim
 
 
 def test_certified_solve_marks_an_uncertified_answer(monkeypatch):
     """An answer no solver path certifies reaches the tally as a solver failure."""
     from modgen_bench import exact
     from theory_checks import certified
+
     prob = instances.make("overlap", 3, p=3, N=12)
-    monkeypatch.setattr(certified, "solve", lambda problem, method, support: exact.solve(
-        problem, method, support, tol=-1.0))       # a tolerance nothing meets
+    monkeypatch.setattr(
+        certified,
+        "solve",
+        lambda problem, method, support: exact.solve(problem, method, support, tol=-1.0),
+    )  # a tolerance nothing meets
     sol = certified_solve(prob, "union")
     assert sol.status == "inaccurate" and sol.duality_gap == np.inf
-    assert abs(sol.extra["gap"]) <= 1e-9          # the real gap is kept beside it
+    assert abs(sol.extra["gap"]) <= 1e-9  # the real gap is kept beside it
     t = Tally("c", "r")
     t.add(0.0, "x", certificate=sol.duality_gap)
     assert t.verdict().status == "inconclusive"

@@ -1,5 +1,6 @@
 """Prior knowledge (section 4.3), Thm 6 and Thm 7 (section 3): properties, reductions checked two
 ways, and pinned counterexamples for the readings the suite shows false."""
+
 import numpy as np
 import pytest
 from hypothesis import given, reject
@@ -17,6 +18,7 @@ from theory_checks.verdict import FLOOR
 
 # --- prior knowledge ----------------------------------------------------------------------------
 
+
 @given(mst.problems(min_p=2, max_p=3, max_N=6), st.data())
 def test_polytope_values_reduce_to_the_exact_core(prob, data):
     """Lambda = the simplex gives V*; Lambda = {lam} gives the fixed-lam values, the latter
@@ -31,21 +33,23 @@ def test_polytope_values_reduce_to_the_exact_core(prob, data):
     try:
         fixed = solve_fixed(prob, lam, method="cvxpy", support="union")
     except ConicFailure:
-        reject()                                # the reference solver gave up, not the claim
+        reject()  # the reference solver gave up, not the claim
     assert prior.value_original(prob, lam[None, :])[0] == pytest.approx(fixed.value, abs=1e-6)
     assert prior.value_linearised(prob, lam[None, :])[0] == pytest.approx(
-        fixed.value + jsd(lam, prob.P), abs=1e-6)
+        fixed.value + jsd(lam, prob.P), abs=1e-6
+    )
 
 
-@given(mst.problems(min_p=2, max_p=3, max_N=6), mst.mixtures(p=3, vertex=False),
-       st.floats(0.01, 0.9))
+@given(
+    mst.problems(min_p=2, max_p=3, max_N=6), mst.mixtures(p=3, vertex=False), st.floats(0.01, 0.9)
+)
 def test_lipschitz_bound_for_the_linearised_game(prob, c, t):
-    c = c[:prob.p] / c[:prob.p].sum()
+    c = c[: prob.p] / c[: prob.p].sum()
     V = prior.shrunk_simplex(prob.p, c, t)
     full = solve(prob, support="union")
     W, cert = prior.value_linearised(prob, V)
     Wt, cert_t = prior.value_linearised(prob, prior.shrunk_simplex(prob.p, c, min(1.0, 2 * t)))
-    assert Wt <= W + cert + cert_t + FLOOR                                  # monotone
+    assert Wt <= W + cert + cert_t + FLOOR  # monotone
     slack = prior.lipschitz_constant(prob) * prior.hausdorff_to_simplex(V) - (full.value - W)
     assert slack >= -(cert + max(full.duality_gap, 0.0) + FLOOR)
 
@@ -70,6 +74,7 @@ def test_original_game_breaks_the_lipschitz_constant():
 
 # --- Thm 6 ----------------------------------------------------------------------------------------
 
+
 def test_loglinear_fit_matches_moments():
     rng = np.random.default_rng(0)
     phi, a = rng.normal(size=(9, 3)), rng.dirichlet(np.ones(9))
@@ -78,8 +83,12 @@ def test_loglinear_fit_matches_moments():
     assert cert <= 1e-14
 
 
-@given(st.integers(0, 10_000), st.sampled_from([0.0, 0.5, 1.0]), st.sampled_from([2, 5, 9]),
-       st.floats(0, 1))
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from([0.0, 0.5, 1.0]),
+    st.sampled_from([2, 5, 9]),
+    st.floats(0, 1),
+)
 def test_thm6_monolith_lower_bound(seed, overlap, d, lam0):
     w = thm6._world(seed, overlap, d)
     lam = np.array([lam0, 1 - lam0])
@@ -96,10 +105,11 @@ def test_thm6_condition_does_not_make_the_robust_gate_win():
     mono, _ = w.monolith(lam)
     g_rob, g_fix, _ = w.gates(lam)
     assert mono < g_rob - 0.2
-    assert g_fix <= mono                      # the gate refitted at lam still wins
+    assert g_fix <= mono  # the gate refitted at lam still wins
 
 
 # --- Thm 7 ----------------------------------------------------------------------------------------
+
 
 def _tv_residuals(seed, lam=(0.5, 0.25, 0.25)):
     out = {}
@@ -132,7 +142,7 @@ def test_fit_mixture_is_optimal():
     B, a = rng.dirichlet(np.ones(6), size=3), rng.dirichlet(np.ones(6))
     w, cert = fit_mixture(a, B)
     assert cert <= 1e-6
-    for _ in range(20):                      # no random point of the simplex does better
+    for _ in range(20):  # no random point of the simplex does better
         v = rng.dirichlet(np.ones(3))
         assert kl(a, w @ B) <= kl(a, v @ B) + cert
 
@@ -142,11 +152,11 @@ def test_thm6_barrier_fails_for_a_larger_monolith_family():
     monolith goes below lam . eps - JSD_lam, while in the experts' own family it cannot."""
     w_big = thm6._world(9, 0.5, 3, extra=thm6.D_EXTRA)
     w_same = thm6._world(9, 0.5, 3)
-    assert np.allclose(w_big.eps, w_same.eps)               # the same experts
+    assert np.allclose(w_big.eps, w_same.eps)  # the same experts
     lam = np.array([0.5, 0.5])
     bound = thm6.lower_bound(lam, w_same.eps, w_same.P)
     big, c_big = w_big.monolith(lam)
     same, c_same = w_same.monolith(lam)
     assert same >= bound - (c_same + w_same.cert + FLOOR)
-    assert big < bound - 0.1                                 # measured: 0.159 below
-    assert big <= same + c_big + c_same + FLOOR            # a larger family only fits better
+    assert big < bound - 0.1  # measured: 0.159 below
+    assert big <= same + c_big + c_same + FLOOR  # a larger family only fits better

@@ -7,6 +7,7 @@ budget `modgen-bench check` uses for them (mutations.BUDGET, seed 0), where the 
 reading holds (TRUE_ROWS of tests/test_theory_verdict.py). The few a check cannot catch are
 pinned here with the reason: the bound's slack exceeds the error on every instance.
 """
+
 import numpy as np
 import pytest
 
@@ -24,19 +25,25 @@ UNCAUGHT = {
 
 @pytest.fixture(scope="module")
 def results():
-    return {(r.mutation.claim, r.mutation.name, r.mutation.reading): r
-            for r in mutations.power(budget=mutations.BUDGET, seed=0)}
+    return {
+        (r.mutation.claim, r.mutation.name, r.mutation.reading): r
+        for r in mutations.power(budget=mutations.BUDGET, seed=0)
+    }
 
 
 @pytest.fixture(scope="module")
 def unmutated():
     from theory_checks import run_claims
+
     verdicts, _ = run_claims([], instances=mutations.BUDGET, seed=0)
     return {(v.claim, v.reading): v for v in verdicts}
 
 
-@pytest.mark.parametrize("mut", mutations.MUTATIONS,
-                         ids=[f"{m.claim}-{m.name}-{m.reading[:16]}" for m in mutations.MUTATIONS])
+@pytest.mark.parametrize(
+    "mut",
+    mutations.MUTATIONS,
+    ids=[f"{m.claim}-{m.name}-{m.reading[:16]}" for m in mutations.MUTATIONS],
+)
 def test_plausible_wrong_proof_is_caught(results, unmutated, mut):
     r = results[(mut.claim, mut.name, mut.reading)]
     assert unmutated[(mut.claim, mut.reading)].status == "holds"
@@ -51,6 +58,7 @@ def test_plausible_wrong_proof_is_caught(results, unmutated, mut):
 
 def test_every_claim_has_mutations_of_readings_that_hold():
     from test_theory_verdict import TRUE_ROWS
+
     per_claim = {c: [m for m in mutations.MUTATIONS if m.claim == c] for c in CLAIMS}
     assert all(len(ms) >= 2 for ms in per_claim.values()), per_claim
     assert {(m.claim, m.reading) for m in mutations.MUTATIONS} <= TRUE_ROWS
@@ -72,7 +80,7 @@ def test_attach_power_counts_caught_per_reading(results, unmutated):
     power = {(v.claim, v.reading): v.power for v in verdicts}
     assert power[("prop2", "pi = lam @ E")] == "3/3"
     assert power[("prior", "W(D)-W(L) <= L d_H, L=M/2 (linearised)")] == "2/4"
-    assert power[("lemma1", "support=domains")] == ""          # no mutation targets it
+    assert power[("lemma1", "support=domains")] == ""  # no mutation targets it
 
 
 def test_thm9_bound_halved_violates_far_above_delta(monkeypatch):
@@ -88,7 +96,7 @@ def test_tally_ratio_and_outside_hypothesis():
     t = Tally("c", "r")
     t.add(0.5, "a", sides=(1.0, 2.0))
     t.add(0.0, "b", sides=(3.0, 3.0))
-    t.add(1.0, "c", sides=(-1.0, 2.0))         # a non-positive side has no ratio
+    t.add(1.0, "c", sides=(-1.0, 2.0))  # a non-positive side has no ratio
     v = t.verdict()
     assert (v.ratio_median, v.ratio_max, v.ratios) == (0.75, 1.0, 2)
     out = Tally("c", "beyond", outside=True)
@@ -100,6 +108,7 @@ def test_tally_ratio_and_outside_hypothesis():
 
 def test_outside_hypothesis_is_not_a_failure_in_the_headline():
     from theory_checks.report import headline
+
     beyond = Tally("thm6", "beyond", outside=True)
     beyond.add(-1.0, "x")
     holds = Tally("thm3", "within")

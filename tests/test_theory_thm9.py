@@ -1,4 +1,5 @@
 """Thm 9 (generalisation): the Rademacher estimates, the bound on fitted gates, excess vs m."""
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -13,7 +14,7 @@ from theory_checks.fits import static_minimax
 def test_tabular_rademacher_with_distinct_points_is_the_mean_max_of_two_signs():
     """Each outcome seen once, p = 2: sum_x max(s1, s2) / m has mean E max(s1, s2) = 1/2."""
     est = thm9.rademacher_tabular(np.ones(50, dtype=int), 2, np.random.default_rng(0), draws=400)
-    assert est == pytest.approx(0.5, abs=0.03)      # s.e. = 0.5 / sqrt(50 * 400) ~ 0.004
+    assert est == pytest.approx(0.5, abs=0.03)  # s.e. = 0.5 / sqrt(50 * 400) ~ 0.004
 
 
 def test_static_rademacher_of_a_single_gate_is_zero_and_grows_with_p():
@@ -25,41 +26,47 @@ def test_static_rademacher_of_a_single_gate_is_zero_and_grows_with_p():
 @given(st.integers(0, 10_000), st.sampled_from([25, 400]))
 def test_bound_holds_on_fitted_gates(seed, m):
     prob = instances.make("dirichlet", seed, **thm9.SIZES)
-    best = {"tabular": solve(prob, support="union").value,
-            "static": static_minimax(prob)["value"]}
+    best = {"tabular": solve(prob, support="union").value, "static": static_minimax(prob)["value"]}
     r = thm9.trial(prob, m, np.random.default_rng(seed), best)
     for name in ("tabular", "static"):
         assert r["fitted"][name]["margin"] > 0
-        assert r["fitted"][name]["excess"] >= -1e-9   # nothing beats the best gate of its class
+        assert r["fitted"][name]["excess"] >= -1e-9  # nothing beats the best gate of its class
     # one tabular gate deviates no more than the sup over the class
     assert r["tabular"]["margin"] <= r["fitted"]["tabular"]["margin"] + 1e-12
 
 
 def test_excess_shrinks_with_m():
     prob = instances.make("dirichlet", 3, **thm9.SIZES)
-    best = {"tabular": solve(prob, support="union").value,
-            "static": static_minimax(prob)["value"]}
+    best = {"tabular": solve(prob, support="union").value, "static": static_minimax(prob)["value"]}
+
     def mean_excess(m):
-        return np.mean([thm9.trial(prob, m, np.random.default_rng(t), best)["fitted"]["tabular"]
-                        ["excess"]
-                        for t in range(10)])
+        return np.mean(
+            [
+                thm9.trial(prob, m, np.random.default_rng(t), best)["fitted"]["tabular"]["excess"]
+                for t in range(10)
+            ]
+        )
+
     assert mean_excess(1600) < mean_excess(25) / 4
 
 
 # --- the supremum over the gate class -----------------------------------------------------------
+
 
 @given(st.integers(0, 10_000), st.sampled_from([10, 100]))
 def test_exact_tabular_sup_dominates_every_gate_and_is_attained(seed, m):
     """sup_dev_tabular against brute force: random tabular gates never exceed it, and the
     extreme gate (per x, the expert at the chosen end of [min_k E_k, max_k E_k]) attains it."""
     from modgen_bench.problem import DiscreteProblem
+
     prob = instances.make("dirichlet", seed, **thm9.SIZES)
     rng = np.random.default_rng(seed)
     emp = DiscreteProblem.from_arrays(
-        np.stack([rng.multinomial(m, Pk) for Pk in prob.P]) / m, prob.E)
+        np.stack([rng.multinomial(m, Pk) for Pk in prob.P]) / m, prob.E
+    )
     sup = thm9.sup_dev_tabular(prob, emp)
     diff = prob.P - emp.P
-    for g in rng.dirichlet(np.ones(prob.p), size=(50, prob.N)):              # (50, N, p)
+    for g in rng.dirichlet(np.ones(prob.p), size=(50, prob.N)):  # (50, N, p)
         pi = np.einsum("nj,jn->n", g, prob.E)
         assert np.all(diff @ -np.log(pi) <= sup + 1e-12)
     for k in range(prob.p):
@@ -71,10 +78,14 @@ def test_finite_class_rademacher_of_one_gate_is_zero_and_tabular_bounds_it():
     rng = np.random.default_rng(0)
     counts = np.array([5, 3, 0, 2])
     one = np.full((1, 4, 2), 0.5)
-    assert thm9.rademacher_finite(counts, one, rng, draws=4000) == pytest.approx(0.0, abs=0.02)  # 4 s.e.
+    assert thm9.rademacher_finite(counts, one, rng, draws=4000) == pytest.approx(
+        0.0, abs=0.02
+    )  # 4 s.e.
     gates = rng.dirichlet(np.ones(2), size=(20, 4))
-    assert thm9.rademacher_finite(counts, gates, np.random.default_rng(1), draws=4000) <= \
-        thm9.rademacher_tabular(counts, 2, np.random.default_rng(1), draws=4000) + 0.02
+    assert (
+        thm9.rademacher_finite(counts, gates, np.random.default_rng(1), draws=4000)
+        <= thm9.rademacher_tabular(counts, 2, np.random.default_rng(1), draws=4000) + 0.02
+    )
 
 
 def test_split_instances_beat_the_confidence_term_alone():
@@ -94,21 +105,22 @@ def test_split_instances_beat_the_confidence_term_alone():
 
 def test_two_point_violation_rate_is_within_delta_and_significance_rule():
     rate = np.mean(thm9.two_point_margins(100, 20_000, np.random.default_rng(0)) < 0)
-    assert rate < thm9.DELTA / 2                 # Hoeffding is conservative, but not vacuous:
-    assert rate > 0                              # the two-point law reaches it
+    assert rate < thm9.DELTA / 2  # Hoeffding is conservative, but not vacuous:
+    assert rate > 0  # the two-point law reaches it
     assert not thm9.significant(5, 100) and thm9.significant(15, 100)
 
 
 def test_check_holds_on_every_reading():
     verdicts = thm9.check(25, 0)
     assert [v.status for v in verdicts] == ["holds"] * 3
-    for v in verdicts:           # a "holds" with violations says that delta allows them
+    for v in verdicts:  # a "holds" with violations says that delta allows them
         allowed = f"{v.violations} of {v.instances} trials exceed the bound"
         assert (allowed in v.note) == (v.violations > 0)
-    assert any(v.violations for v in verdicts)       # the two-point reading reaches its bound
+    assert any(v.violations for v in verdicts)  # the two-point reading reaches its bound
 
 
 # --- power against a 10% violation rate ---------------------------------------------------------
+
 
 def test_rule_power_uses_the_critical_count_of_significant():
     """rule_power's critical count is the smallest count `significant` flags."""
@@ -137,6 +149,7 @@ def test_planted_ten_percent_violations_are_caught_by_simulation(monkeypatch):
     """End to end: the real tabular and finite margins of `check(5, 0)` with violations planted
     at rate 0.1 by `planted` (2,000 plantings, vectorised): flagged at the exact power, >= 0.9."""
     from theory_checks.verdict import Tally
+
     kept = {"tabular": [], "finite": []}
 
     class Recording(Tally):
@@ -163,4 +176,4 @@ def test_planted_violations_fail_the_check(monkeypatch):
     v = {v.reading: v for v in thm9.check(5, 0)}
     assert v[f"tabular class, exact sup over G, delta={thm9.DELTA}"].status == "fails"
     monkeypatch.setattr(thm9, "MUTATION", {"plant": 0.5 * thm9.DELTA})
-    assert all(v.status == "holds" for v in thm9.check(5, 0))   # within delta: allowed
+    assert all(v.status == "holds" for v in thm9.check(5, 0))  # within delta: allowed

@@ -1,4 +1,5 @@
 """Verdicts, the claim registry, run_checks outputs and the `modgen-bench check` CLI."""
+
 import json
 import math
 
@@ -45,8 +46,17 @@ def test_unknown_claim_lists_the_valid_ones():
 
 
 def test_registry_has_at_least_the_required_claims():
-    assert {"lemma1", "identities", "prop2", "static_barrier", "thm3", "lam_star", "prior",
-            "thm6", "thm7"} <= set(CLAIMS)
+    assert {
+        "lemma1",
+        "identities",
+        "prop2",
+        "static_barrier",
+        "thm3",
+        "lam_star",
+        "prior",
+        "thm6",
+        "thm7",
+    } <= set(CLAIMS)
 
 
 def test_run_checks_writes_outputs_and_rerunnable_counterexamples(tmp_path, capsys):
@@ -79,18 +89,27 @@ def test_cli_check_runs_and_rejects_unknown_claims(tmp_path, capsys):
 
 
 TRUE_ROWS = {
-    ("lemma1", "support=union"), ("lemma1", "support=union, adversarial search"),
-    ("lemma1", "exact criterion vs LP"), ("identities", "JSD identity"),
-    ("identities", "0 <= JSD_lam <= H(lam)"), ("identities", "vertex property"),
-    ("identities", "equal game values"), ("prop2", "pi = lam @ E"),
+    ("lemma1", "support=union"),
+    ("lemma1", "support=union, adversarial search"),
+    ("lemma1", "exact criterion vs LP"),
+    ("identities", "JSD identity"),
+    ("identities", "0 <= JSD_lam <= H(lam)"),
+    ("identities", "vertex property"),
+    ("identities", "equal game values"),
+    ("prop2", "pi = lam @ E"),
     ("prop2", "gate lam graded on X0 (pi/Z)"),
     ("static_barrier", "disjoint domains, disjoint experts"),
-    ("thm3", "support=union (sigma in G1)"), ("thm3", "support=domains, sigma in G1"),
-    ("thm3", "support=domains, sigma not in G1"), ("lam_star", "equalisation on supp lam*"),
-    ("prior", "V monotone in Lambda (original)"), ("prior", "V monotone in Lambda (linearised)"),
+    ("thm3", "support=union (sigma in G1)"),
+    ("thm3", "support=domains, sigma in G1"),
+    ("thm3", "support=domains, sigma not in G1"),
+    ("lam_star", "equalisation on supp lam*"),
+    ("prior", "V monotone in Lambda (original)"),
+    ("prior", "V monotone in Lambda (linearised)"),
     ("prior", "W(D)-W(L) <= L d_H, L=M/2 (linearised)"),
-    ("thm6", "monolith >= lam.eps - JSD_lam"), ("thm7", "unrestricted"),
-    ("thm7", "mixture family, domains in F"), ("thm7", "exp. family: M_lam = Proj(sum lam pi_k)"),
+    ("thm6", "monolith >= lam.eps - JSD_lam"),
+    ("thm7", "unrestricted"),
+    ("thm7", "mixture family, domains in F"),
+    ("thm7", "exp. family: M_lam = Proj(sum lam pi_k)"),
     ("thm9", "tabular class, exact sup over G, delta=0.05"),
     ("thm9", "finite class (constant grid + random gates), sup over G, delta=0.05"),
     ("thm9", "one gate (Rad = 0), two-point worst case, delta=0.05"),
@@ -100,7 +119,8 @@ FALSE_ROWS = {
     ("static_barrier", "disjoint domains, leaking experts"),
     ("lam_star", "lam* weights -> best static gate"),
     ("lam_star", "lam* weights beat uniform weights"),
-    ("thm7", "mixture family, misspecified"), ("thm7", "exponential family"),
+    ("thm7", "mixture family, misspecified"),
+    ("thm7", "exponential family"),
 }
 #: readings beyond the theorem's hypothesis: reported (the bound is violated there), never a failure
 OUTSIDE_ROWS = {("thm6", "monolith family strictly larger (d + 2 features)")}
@@ -118,6 +138,6 @@ def test_every_claim_keeps_its_verdict_on_a_small_budget():
     assert {r for r in OUTSIDE_ROWS if status[r] != "outside hypothesis"} == set()
     for v in verdicts:
         if (v.claim, v.reading) in OUTSIDE_ROWS:
-            assert v.violations > 0                   # what happens beyond the hypothesis
+            assert v.violations > 0  # what happens beyond the hypothesis
         if v.status == "fails":
             assert v.counterexample is not None or v.claim == "thm7"

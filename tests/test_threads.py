@@ -1,4 +1,5 @@
 """`modgen_bench.threads.cpu_threads`: the count is set on CPU only and restored, on error too."""
+
 import pytest
 import torch
 
@@ -37,6 +38,7 @@ def test_blas_threads_limits_and_restores():
 
     def counts():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
     before = counts()
     with blas_threads(1):
         assert counts() and set(counts()) == {1}

@@ -6,6 +6,7 @@ claims, then each claim's plausible wrong variants (`mutations`: the checks' pow
 verdict table and writes verdicts.csv, verdicts.json, mutations.csv, report.md, index.html and
 every counterexample as a problem file that `modgen-bench solve` re-runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,7 @@ log = logging.getLogger(__name__)
 
 #: claim id -> check(n, seed, fig_dir); exact claims first, in the order the report shows them.
 CLAIMS = Registry("claim")
-for _module in (lemma1, identities, prop2, static_barrier, thm3, lam_star, prior, thm6, thm7,
-                thm9):
+for _module in (lemma1, identities, prop2, static_barrier, thm3, lam_star, prior, thm6, thm7, thm9):
     CLAIMS.register(_module.CLAIM)(_module.check)
 
 
@@ -63,8 +63,14 @@ def run_claims(claims, instances: int, seed: int, fig_dir=None) -> tuple[list, d
     return verdicts, seconds
 
 
-def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/checks",
-               strict: bool = False, expected=None) -> int:
+def run_checks(
+    claims,
+    instances: int = 200,
+    seed: int = 0,
+    out: str = "reports/checks",
+    strict: bool = False,
+    expected=None,
+) -> int:
     """`modgen-bench check`: run, print the verdict table, write the report.
 
     Verdicts are compared with the pinned expectation (`expected.load`; ``expected`` is its path,
@@ -75,14 +81,15 @@ def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/
     """
     from . import expected as pins
     from .report import print_table, write_outputs
+
     if instances < 1:
         raise UserError(f"--instances must be >= 1 (got {instances})")
     for name in claims:
-        CLAIMS[name]                           # an unknown name fails before anything is written
+        CLAIMS[name]  # an unknown name fails before anything is written
     try:
         pinned = pins.load(expected)
     except FileNotFoundError:
-        if strict or expected is not None:        # a pin asked for must exist
+        if strict or expected is not None:  # a pin asked for must exist
             raise
         pinned = None
     names = list(claims) or list(CLAIMS)
@@ -97,14 +104,23 @@ def run_checks(claims, instances: int = 200, seed: int = 0, out: str = "reports/
     mutations.attach_power(verdicts, results)
     seconds_power = time.perf_counter() - t0
     log.info(f"  mutation power ({len(results)} mutations): {seconds_power:.1f} s")
-    write_outputs(out, verdicts, seconds, mutation_results=results, instances=instances,
-                  seed=seed, mutation_budget=mutations.BUDGET)
+    write_outputs(
+        out,
+        verdicts,
+        seconds,
+        mutation_results=results,
+        instances=instances,
+        seed=seed,
+        mutation_budget=mutations.BUDGET,
+    )
     print_table(verdicts)
     print(f"\nwrote {out / 'verdicts.csv'}, verdicts.json, report.md, index.html")
     diffs = pins.differences(verdicts, pinned) if pinned else []
     for line in diffs:
         log.warning(f"differs from the pinned expectation: {line}")
     if strict and diffs:
-        log.error(f"check --strict: {len(diffs)} verdict(s) differ from {expected or pins.EXPECTED}")
+        log.error(
+            f"check --strict: {len(diffs)} verdict(s) differ from {expected or pins.EXPECTED}"
+        )
         return 1
     return 0

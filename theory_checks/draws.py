@@ -5,6 +5,7 @@ Every random instance is ``instances.make(family, seed, **sizes)`` with ``seed``
 The adversarial search maximises a violation with `scipy.optimize.minimize` (Nelder-Mead) over
 softmax logits: of a mixture lam (`search_lam`) or of a whole problem (`problem_from_logits`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,8 +75,12 @@ def search_lam(f, p: int, rng: np.random.Generator, starts: int = 3, grid_steps:
     inits = [np.log(np.clip(cands[i], 1e-6, None)) for i in order[:starts]]
     inits += [rng.normal(size=p) for _ in range(starts)]
     for z0 in inits:
-        res = minimize(lambda z: -f(softmax(z)), z0, method="Nelder-Mead",
-                       options={"maxiter": 120 * p, "xatol": 1e-7, "fatol": 1e-12})
+        res = minimize(
+            lambda z: -f(softmax(z)),
+            z0,
+            method="Nelder-Mead",
+            options={"maxiter": 120 * p, "xatol": 1e-7, "fatol": 1e-12},
+        )
         if -res.fun > best:
             best_lam, best = softmax(res.x), -res.fun
     return best_lam, best

@@ -9,6 +9,7 @@ Re-pin after a deliberate change (a fixed check, a new claim) with::
 
     python -m theory_checks.expected --instances 50 --seed 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def load(path: str | Path | None = None) -> dict:
     """The pinned expectation (``{"instances", "seed", "verdicts": {claim: {reading: {...}}}}``)."""
     path = Path(path) if path is not None else EXPECTED
     if not path.is_file():
-        raise FileNotFoundError(f"no pinned expectation file '{path}' (make one with "
-                                "'python -m theory_checks.expected')")
+        raise FileNotFoundError(
+            f"no pinned expectation file '{path}' (make one with "
+            "'python -m theory_checks.expected')"
+        )
     try:
         pinned = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -44,9 +47,13 @@ def load(path: str | Path | None = None) -> dict:
 def _check_shape(pinned, path: Path) -> None:
     """`UserError` naming the file unless ``pinned`` is ``{"instances": int, "seed": int,
     "verdicts": {claim: {reading: {"status": str, ["min_instances": int]}}}}``."""
+
     def bad(rule: str):
-        return UserError(f"--expected {path}: {rule} (write one with "
-                         "'python -m theory_checks.expected --out FILE')")
+        return UserError(
+            f"--expected {path}: {rule} (write one with "
+            "'python -m theory_checks.expected --out FILE')"
+        )
+
     if not isinstance(pinned, dict) or not isinstance(pinned.get("verdicts"), dict):
         raise bad("expected an object with a 'verdicts' object")
     for key in ("instances", "seed"):
@@ -57,10 +64,15 @@ def _check_shape(pinned, path: Path) -> None:
             raise bad(f"verdicts['{claim}'] must be an object of readings")
         for reading, want in readings.items():
             need = want.get("min_instances") if isinstance(want, dict) else None
-            if not isinstance(want, dict) or not isinstance(want.get("status"), str) or \
-                    not (need is None or isinstance(need, int) and not isinstance(need, bool)):
-                raise bad(f"verdicts['{claim}']['{reading}'] must be {{\"status\": text, "
-                          "optional \"min_instances\": integer}")
+            if (
+                not isinstance(want, dict)
+                or not isinstance(want.get("status"), str)
+                or not (need is None or isinstance(need, int) and not isinstance(need, bool))
+            ):
+                raise bad(
+                    f"verdicts['{claim}']['{reading}'] must be {{\"status\": text, "
+                    'optional "min_instances": integer}'
+                )
 
 
 def differences(verdicts, pinned: dict) -> list[str]:
@@ -74,8 +86,10 @@ def differences(verdicts, pinned: dict) -> list[str]:
         if want is None:
             out.append(f"{v.claim} [{v.reading}]: {v.status}, not in the pinned expectation")
         elif want["status"] != v.status:
-            out.append(f"{v.claim} [{v.reading}]: {v.status}, pinned {want['status']} "
-                       f"(at --instances {pinned['instances']} --seed {pinned['seed']})")
+            out.append(
+                f"{v.claim} [{v.reading}]: {v.status}, pinned {want['status']} "
+                f"(at --instances {pinned['instances']} --seed {pinned['seed']})"
+            )
     return out
 
 
@@ -86,9 +100,11 @@ def budget_warnings(claims, instances: int, pinned: dict) -> list[str]:
         for reading, want in pinned["verdicts"].get(claim, {}).items():
             need = want.get("min_instances")
             if want["status"] == "fails" and need is not None and instances < need:
-                out.append(f"{claim} [{reading}]: --instances {instances} is below the {need} that "
-                           f"found its counterexample in the pinned run (seed {pinned['seed']}); "
-                           "a 'holds' at this budget is not evidence")
+                out.append(
+                    f"{claim} [{reading}]: --instances {instances} is below the {need} that "
+                    f"found its counterexample in the pinned run (seed {pinned['seed']}); "
+                    "a 'holds' at this budget is not evidence"
+                )
     return out
 
 
@@ -96,6 +112,7 @@ def pin(instances: int, seed: int, claims=()) -> dict:
     """Run the checks at (instances, seed); for each failing reading, scan `LADDER` upwards for
     the smallest budget at which it already fails."""
     from . import CLAIMS, run_claims
+
     names = list(claims) or list(CLAIMS)
     verdicts, _ = run_claims(names, instances, seed)
     table = {}
@@ -117,18 +134,24 @@ def pin(instances: int, seed: int, claims=()) -> dict:
 
 
 def _main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m theory_checks.expected",
-                                 description="pin the verdicts `check --strict` compares against",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m theory_checks.expected",
+        description="pin the verdicts `check --strict` compares against",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ap.add_argument("--instances", type=int, default=50, help="budget of the pinned run")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pinned run")
     ap.add_argument("--out", default=str(EXPECTED), help="file to write")
     args = ap.parse_args(argv)
     from modgen_bench.logs import configure
+
     configure()
     pinned = pin(args.instances, args.seed)
     from modgen_bench.atomic import write_text
-    write_text(args.out, json.dumps(pinned, indent=1, sort_keys=True) + "\n")   # temp file, then rename
+
+    write_text(
+        args.out, json.dumps(pinned, indent=1, sort_keys=True) + "\n"
+    )  # temp file, then rename
     print(f"wrote {args.out}")
     return 0
 

@@ -12,6 +12,7 @@
   log Z(theta) - theta . E_a[phi]. The certificate is the standard estimate
   |grad|^2 / (2 lambda_min(Cov_q phi)) of the suboptimality (the Hessian is Cov_q phi).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,11 @@ _SLSQP = {"ftol": 1e-15, "maxiter": 1000}
 
 
 def _simplex_eq(m: int, extra: int = 0) -> dict:
-    return {"type": "eq", "fun": lambda z: z[:m].sum() - 1.0,
-            "jac": lambda z: np.r_[np.ones(m), np.zeros(extra)]}
+    return {
+        "type": "eq",
+        "fun": lambda z: z[:m].sum() - 1.0,
+        "jac": lambda z: np.r_[np.ones(m), np.zeros(extra)],
+    }
 
 
 def fit_mixture(a, B) -> tuple[np.ndarray, float]:
@@ -42,8 +46,15 @@ def fit_mixture(a, B) -> tuple[np.ndarray, float]:
         pi = w @ B
         return -a @ np.log(pi), -(B @ (a / pi))
 
-    res = minimize(f, np.full(m, 1.0 / m), jac=True, method="SLSQP", bounds=[(0, 1)] * m,
-                   constraints=[_simplex_eq(m)], options=_SLSQP)
+    res = minimize(
+        f,
+        np.full(m, 1.0 / m),
+        jac=True,
+        method="SLSQP",
+        bounds=[(0, 1)] * m,
+        constraints=[_simplex_eq(m)],
+        options=_SLSQP,
+    )
     w = np.clip(res.x, 0.0, None)
     w /= w.sum()
     grad = B @ (a / (w @ B))
@@ -69,15 +80,20 @@ def static_minimax(problem) -> dict:
     def gaps_jac(z):
         return np.hstack([(P / (z[:p] @ E)) @ E.T, np.ones((p, 1))])
 
-    res = minimize(lambda z: (z[-1], np.r_[np.zeros(p), 1.0]), np.r_[w0, kl(P, w0 @ E).max()],
-                   jac=True, method="SLSQP", bounds=[(0, 1)] * p + [(None, None)],
-                   constraints=[_simplex_eq(p, 1), {"type": "ineq", "fun": gaps, "jac": gaps_jac}],
-                   options=_SLSQP)
+    res = minimize(
+        lambda z: (z[-1], np.r_[np.zeros(p), 1.0]),
+        np.r_[w0, kl(P, w0 @ E).max()],
+        jac=True,
+        method="SLSQP",
+        bounds=[(0, 1)] * p + [(None, None)],
+        constraints=[_simplex_eq(p, 1), {"type": "ineq", "fun": gaps, "jac": gaps_jac}],
+        options=_SLSQP,
+    )
     w = np.clip(res.x[:p], 0.0, None)
     w /= w.sum()
-    if not kl(P, w @ E).max() <= kl(P, w0 @ E).max():      # SLSQP lost its way (inf, NaN)
+    if not kl(P, w @ E).max() <= kl(P, w0 @ E).max():  # SLSQP lost its way (inf, NaN)
         w = w0
-    lams = [np.clip(res.multipliers[1:1 + p], 0.0, None), w, np.full(p, 1.0 / p)]
+    lams = [np.clip(res.multipliers[1 : 1 + p], 0.0, None), w, np.full(p, 1.0 / p)]
     lams = [lam / lam.sum() for lam in lams if lam.sum() > 0]
     certs = [static_certificate(problem, w, lam) for lam in lams]
     best = int(np.nanargmax([bound for _, bound in certs]))
@@ -97,7 +113,7 @@ def fit_loglinear(a, phi, max_iter: int = 100) -> tuple[np.ndarray, float]:
     Hessian Cov_q phi), stopped when the certificate |grad|^2 / (2 lambda_min) is below 1e-14.
     """
     a = np.asarray(a, dtype=np.float64)
-    target = a @ phi                        # E_a[phi], (d,)
+    target = a @ phi  # E_a[phi], (d,)
 
     def f(theta):
         return logsumexp(phi @ theta) - theta @ target

@@ -7,6 +7,7 @@
   max_lam KL(P_lam || pi_g*) (searched), equals V* of the linearised game. The original game
   has no saddle point, though: max_lam min_g KL(P_lam || pi_g) < V* in general (reported).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,15 +57,19 @@ def maxmin_original(problem, rng) -> float:
     """max_lam min_{g in G1} KL(P_lam || pi_g), searched over lam (the inner min is exact)."""
     inner = InnerProblem(problem, SUPPORT)
     P = problem.P[:, inner.mask]
+
     def f(lam):
         q, _ = inner.model(lam)
         return float(kl(lam @ P, q))
+
     return search_lam(f, problem.p, rng, starts=2, grid_steps=4)[1]
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
-    ident, bounds, vertex, games = (Tally(CLAIM, r) for r in (
-        "JSD identity", "0 <= JSD_lam <= H(lam)", "vertex property", "equal game values"))
+    ident, bounds, vertex, games = (
+        Tally(CLAIM, r)
+        for r in ("JSD identity", "0 <= JSD_lam <= H(lam)", "vertex property", "equal game values")
+    )
     no_saddle = []
     draws = list(draw_instances(n, seed, CLAIM))
     sols = certified_solve_many([d.problem for d in draws], SUPPORT)
@@ -79,23 +84,34 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             bounds.add(min(j, h - j), f"{d} lam={lam.round(4).tolist()}", sides=(j, h))
         for name, pi in (("pi_g*", sol.model), ("random pi", pi_rand)):
             per = kl(P, pi)
-            _, top = search_lam(lambda lam, P=P, pi=pi: float(kl(mixture(lam, P), pi)),
-                                d.problem.p, rng, starts=1)
+            _, top = search_lam(
+                lambda lam, P=P, pi=pi: float(kl(mixture(lam, P), pi)), d.problem.p, rng, starts=1
+            )
             vertex.add(float(per.max()) - top, f"{d} {name}", sides=(top, float(per.max())))
-        _, v_orig = search_lam(lambda lam, P=P, pi=sol.model: float(kl(mixture(lam, P), pi)),
-                               d.problem.p, rng, starts=2)
+        _, v_orig = search_lam(
+            lambda lam, P=P, pi=sol.model: float(kl(mixture(lam, P), pi)),
+            d.problem.p,
+            rng,
+            starts=2,
+        )
         games.add(-abs(v_orig - sol.value), str(d), certificate=sol.duality_gap)
         if i < max(3, n // 10):
             no_saddle.append(sol.value - maxmin_original(d.problem, rng))
     return [
-        ident.verdict("Residual of sum lam KL(P_k||pi) = KL(P_lam||pi) + JSD_lam for pi = the "
-                      "robust model and a random pi, lam random and at a vertex."),
+        ident.verdict(
+            "Residual of sum lam KL(P_k||pi) = KL(P_lam||pi) + JSD_lam for pi = the "
+            "robust model and a random pi, lam random and at a vertex."
+        ),
         bounds.verdict("Margin = min(JSD_lam, H(lam) - JSD_lam)."),
-        vertex.verdict("Margin = max_k KL(P_k||pi) - (max over lam found by grid + Nelder-Mead)."
-                       " The search never beats the vertices."),
-        games.verdict("Original-game value at g*, max_lam KL(P_lam||pi_g*) (searched), vs V* of "
-                      "the linearised game; tolerance = duality gap. The original game has no "
-                      f"saddle point: V* - max_lam min_g KL(P_lam||pi_g) ranged over "
-                      f"[{min(no_saddle):.3g}, {max(no_saddle):.3g}] nats on {len(no_saddle)} "
-                      "instances (positive = its max-min is strictly below its min-max)."),
+        vertex.verdict(
+            "Margin = max_k KL(P_k||pi) - (max over lam found by grid + Nelder-Mead)."
+            " The search never beats the vertices."
+        ),
+        games.verdict(
+            "Original-game value at g*, max_lam KL(P_lam||pi_g*) (searched), vs V* of "
+            "the linearised game; tolerance = duality gap. The original game has no "
+            f"saddle point: V* - max_lam min_g KL(P_lam||pi_g) ranged over "
+            f"[{min(no_saddle):.3g}, {max(no_saddle):.3g}] nats on {len(no_saddle)} "
+            "instances (positive = its max-min is strictly below its min-max)."
+        ),
     ]

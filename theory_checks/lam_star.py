@@ -9,6 +9,7 @@ lam* as data weights (DoReMi style): a static gate w trained on P_lam* (w = argm
 KL(P_lam* || w @ E), by EM) is graded by its worst case max_k KL(P[k] || w @ E) and compared with
 (a) the best static gate (cvxpy, certified) and (b) the static gate trained on uniform weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def equalisation_margin(sol, problem=None) -> float:
     w = 1.0 if MUTATION.get("drop_weight") else sol.lam
     per = np.asarray(sol.per_domain_kl, dtype=np.float64)
     if MUTATION.get("cross_entropy"):
-        per = per + entropy(problem.P)           # CE_k = KL_k + H(P_k)
+        per = per + entropy(problem.P)  # CE_k = KL_k + H(P_k)
         return -float(np.max(w * (per.max() - per)))
     return -float(np.max(w * (sol.value - per)))
 
@@ -52,8 +53,9 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     unif = Tally(CLAIM, "lam* weights beat uniform weights")
     ratios, skipped = [], 0
     draws = list(draw_instances(n, seed, CLAIM))
-    for d, sol in zip(draws, certified_solve_many([d.problem for d in draws], SUPPORT),
-                      strict=True):
+    for d, sol in zip(
+        draws, certified_solve_many([d.problem for d in draws], SUPPORT), strict=True
+    ):
         eq.add(equalisation_margin(sol, d.problem), str(d), sol.duality_gap, d.problem)
         if d.problem.p < 2:
             continue
@@ -68,15 +70,23 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         unif.add(w_unif - w_star, str(d), cert, d.problem, sides=(w_star, w_unif))
         if w_unif - st["value"] > 1e-6:
             ratios.append((w_star - st["value"]) / (w_unif - st["value"]))
-    share = (f"lam* weights close {100 * (1 - np.median(ratios)):.0f}% (median) of the gap "
-             f"between uniform weights and the best static gate, over {len(ratios)} instances "
-             f"with a gap. {skipped} instances skipped (conic solvers inaccurate)." if ratios
-             else "")
+    share = (
+        f"lam* weights close {100 * (1 - np.median(ratios)):.0f}% (median) of the gap "
+        f"between uniform weights and the best static gate, over {len(ratios)} instances "
+        f"with a gap. {skipped} instances skipped (conic solvers inaccurate)."
+        if ratios
+        else ""
+    )
     return [
-        eq.verdict("Margin = -max_k lam*_k (V* - KL_k), tolerance = duality gap (complementary "
-                   "slackness)."),
-        best.verdict("Training a static gate on P_lam* (the gated game's least-favourable "
-                     "mixture) is not the static minimax gate in general. " + share),
-        unif.verdict("Margin = worst case with uniform data weights minus worst case with lam* "
-                     "weights (positive: lam* helps). " + share),
+        eq.verdict(
+            "Margin = -max_k lam*_k (V* - KL_k), tolerance = duality gap (complementary slackness)."
+        ),
+        best.verdict(
+            "Training a static gate on P_lam* (the gated game's least-favourable "
+            "mixture) is not the static minimax gate in general. " + share
+        ),
+        unif.verdict(
+            "Margin = worst case with uniform data weights minus worst case with lam* "
+            "weights (positive: lam* helps). " + share
+        ),
     ]

@@ -7,6 +7,7 @@ negative exactly when G1 is empty. The criterion itself is checked against an in
 (capped at 1/2) and noise of the `leaking` family with Nelder-Mead, starting from experts that
 barely leak (G1 non-empty).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,11 +38,10 @@ def g1_nonempty_lp(problem, support: str) -> bool:
     p, N = problem.p, problem.N
     A_eq = np.zeros((N + 1, N * p))
     for x in range(N):
-        A_eq[x, x * p:(x + 1) * p] = 1.0
+        A_eq[x, x * p : (x + 1) * p] = 1.0
         if mask[x]:
-            A_eq[N, x * p:(x + 1) * p] = problem.E[:, x]
-    res = linprog(np.zeros(N * p), A_eq=A_eq, b_eq=np.ones(N + 1), bounds=(0, None),
-                  method="highs")
+            A_eq[N, x * p : (x + 1) * p] = problem.E[:, x]
+    res = linprog(np.zeros(N * p), A_eq=A_eq, b_eq=np.ones(N + 1), bounds=(0, None), method="highs")
     return res.status == 0
 
 
@@ -58,21 +58,33 @@ def margin(problem, support: str) -> float:
 
 
 def _leaking(seed: int, z) -> tuple:
-    sizes = {"p": 2, "N": 6, "support": 3, "leak": round(float(0.5 * expit(z[0])), 6),
-             "noise": round(float(expit(z[1])), 6)}
+    sizes = {
+        "p": 2,
+        "N": 6,
+        "support": 3,
+        "leak": round(float(0.5 * expit(z[0])), 6),
+        "noise": round(float(expit(z[1])), 6),
+    }
     return instances.make("leaking", seed, **sizes), sizes
 
 
 def search_counterexample(seed: int, support: str, tally: Tally) -> None:
     """Nelder-Mead on (logit leak, logit noise) of `leaking`, from leak ~ 0.002, noise ~ 0.05."""
+
     def f(z):
         return margin(_leaking(seed, z)[0], support)
-    res = minimize(f, np.array([-6.0, -3.0]), method="Nelder-Mead",
-                   options={"maxiter": 300, "xatol": 1e-6, "fatol": 1e-10})
+
+    res = minimize(
+        f,
+        np.array([-6.0, -3.0]),
+        method="Nelder-Mead",
+        options={"maxiter": 300, "xatol": 1e-6, "fatol": 1e-10},
+    )
     prob, sizes = _leaking(seed, res.x)
     args = ", ".join(f"{k}={v!r}" for k, v in sizes.items())
-    tally.add(margin(prob, support), f"search: instances.make('leaking', {seed}, {args})",
-              problem=prob)
+    tally.add(
+        margin(prob, support), f"search: instances.make('leaking', {seed}, {args})", problem=prob
+    )
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
@@ -82,8 +94,12 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     for d in draw_instances(n, seed, CLAIM, families=FAMILIES):
         for support, tally in tallies.items():
             m = margin(d.problem, support)
-            tally.add(m, str(d), problem=d.problem,
-                      sides=(MUTATION.get("mass_target", 1.0), max_mass(d.problem, support)))
+            tally.add(
+                m,
+                str(d),
+                problem=d.problem,
+                sides=(MUTATION.get("mass_target", 1.0), max_mass(d.problem, support)),
+            )
             agree = (m >= -LP_TOL) == g1_nonempty_lp(d.problem, support)
             crit.add(0.0 if agree else -abs(m), f"{d} support={support}", certificate=LP_TOL)
     for i in range(max(1, n // 25)):
@@ -91,16 +107,25 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             search_counterexample(stable_seed(seed, CLAIM, "search", i), support, tally)
     dom, uni = tallies["domains"], tallies["union"]
     return [
-        dom.verdict("Paper's convention (Z over X0 = union of domain supports). G1 is empty "
-                    "exactly when the experts put less than 1 on X0 even at their pointwise max; "
-                    "leaking experts make it so. Margin = sum_{X0} max_k E_k - 1."),
-        uni.verdict("Repair: Z over X0 plus the experts' supports. sum max_k E_k >= sum E_0 = 1, "
-                    "so every constant gate is in G1 and the margin is never negative."),
-        searched["domains"].verdict("Nelder-Mead over (leak, noise) of `leaking` (p = 2, N = 6, "
-                                    "X0 = 3 outcomes) from a barely leaking, feasible start: it "
-                                    "finds an empty G1."),
-        searched["union"].verdict("The same search under the repair cannot push the margin "
-                                  "below 0."),
-        crit.verdict("G1 non-empty <=> sum_S max_k E_k >= 1, compared with an LP feasibility "
-                     "solve (highs) under both conventions; margin 0 when they agree."),
+        dom.verdict(
+            "Paper's convention (Z over X0 = union of domain supports). G1 is empty "
+            "exactly when the experts put less than 1 on X0 even at their pointwise max; "
+            "leaking experts make it so. Margin = sum_{X0} max_k E_k - 1."
+        ),
+        uni.verdict(
+            "Repair: Z over X0 plus the experts' supports. sum max_k E_k >= sum E_0 = 1, "
+            "so every constant gate is in G1 and the margin is never negative."
+        ),
+        searched["domains"].verdict(
+            "Nelder-Mead over (leak, noise) of `leaking` (p = 2, N = 6, "
+            "X0 = 3 outcomes) from a barely leaking, feasible start: it "
+            "finds an empty G1."
+        ),
+        searched["union"].verdict(
+            "The same search under the repair cannot push the margin below 0."
+        ),
+        crit.verdict(
+            "G1 non-empty <=> sum_S max_k E_k >= 1, compared with an LP feasibility "
+            "solve (highs) under both conventions; margin 0 when they agree."
+        ),
     ]

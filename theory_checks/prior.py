@@ -17,6 +17,7 @@ since KL(P[k] || q) <= CE(P[k], q) <= M for any q >= min_k E[k]. L is finite whe
 covers X0. The same L is tested on the original game, which it does not cover: JSD_lam enters
 V(Lambda) and behaves like t log(1/t) near the vertices, so no Lipschitz constant exists there.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,9 +66,15 @@ def hausdorff_to_simplex(V) -> float:
         # variables (mu (m), s (p)); minimise sum s, s >= +-(e - V^T mu), sum mu = 1
         A_ub = np.block([[-V.T, -np.eye(p)], [V.T, -np.eye(p)]])
         b_ub = np.r_[-e, e]
-        res = linprog(np.r_[np.zeros(m), np.ones(p)], A_ub=A_ub, b_ub=b_ub,
-                      A_eq=np.r_[np.ones(m), np.zeros(p)][None, :], b_eq=[1.0],
-                      bounds=(0, None), method="highs")
+        res = linprog(
+            np.r_[np.zeros(m), np.ones(p)],
+            A_ub=A_ub,
+            b_ub=b_ub,
+            A_eq=np.r_[np.ones(m), np.zeros(p)][None, :],
+            b_eq=[1.0],
+            bounds=(0, None),
+            method="highs",
+        )
         worst = max(worst, float(res.fun))
     return worst
 
@@ -98,7 +105,7 @@ def value_linearised(problem, V) -> tuple[float, float]:
         lam = lam_of(mu)
         q, t = inner.model(lam)
         g = inner.kl_per_domain(q)
-        return -float(lam @ g), -(V @ g)       # D(lam) = lam . KL(q(lam)) when sum q = 1
+        return -float(lam @ g), -(V @ g)  # D(lam) = lam . KL(q(lam)) when sum q = 1
 
     def certify(mu):
         lam = lam_of(mu)
@@ -112,10 +119,17 @@ def value_linearised(problem, V) -> tuple[float, float]:
     best_vertex = np.eye(m)[int(np.argmin([neg_D(e)[0] for e in np.eye(m)]))]
     results = []
     for mu0 in (np.full(m, 1.0 / m), 0.9 * best_vertex + 0.1 / m):
-        res = minimize(neg_D, mu0, jac=True, method="SLSQP", bounds=[(0, 1)] * m,
-                       constraints=[{"type": "eq", "fun": lambda mu: mu.sum() - 1.0,
-                                     "jac": lambda mu: np.ones(m)}],
-                       options={"ftol": 1e-15, "maxiter": 500})
+        res = minimize(
+            neg_D,
+            mu0,
+            jac=True,
+            method="SLSQP",
+            bounds=[(0, 1)] * m,
+            constraints=[
+                {"type": "eq", "fun": lambda mu: mu.sum() - 1.0, "jac": lambda mu: np.ones(m)}
+            ],
+            options={"ftol": 1e-15, "maxiter": 500},
+        )
         results.append(certify(res.x))
     return min(results, key=lambda r: r[1])
 
@@ -126,10 +140,14 @@ def shrunk_simplex(p: int, c, t: float) -> np.ndarray:
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
-    mono_o, mono_l = Tally(CLAIM, "V monotone in Lambda (original)"), \
-        Tally(CLAIM, "V monotone in Lambda (linearised)")
-    lip_l, lip_o = Tally(CLAIM, "W(D)-W(L) <= L d_H, L=M/2 (linearised)"), \
-        Tally(CLAIM, "same L, original game")
+    mono_o, mono_l = (
+        Tally(CLAIM, "V monotone in Lambda (original)"),
+        Tally(CLAIM, "V monotone in Lambda (linearised)"),
+    )
+    lip_l, lip_o = (
+        Tally(CLAIM, "W(D)-W(L) <= L d_H, L=M/2 (linearised)"),
+        Tally(CLAIM, "same L, original game"),
+    )
     ratios = []
     for i, d in enumerate(draw_instances(n, seed, CLAIM, families=FAMILIES)):
         prob = d.problem
@@ -140,7 +158,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         L = lipschitz_constant(prob)
         c = rng.dirichlet(np.ones(prob.p))
         prev_o = prev_l = None
-        for t in SHRINK:                       # Lambda_t grows along SHRINK (t decreasing)
+        for t in SHRINK:  # Lambda_t grows along SHRINK (t decreasing)
             V = shrunk_simplex(prob.p, c, t)
             vo, go = value_original(prob, V)
             vl, gl = value_linearised(prob, V)
@@ -152,22 +170,40 @@ def check(n: int, seed: int, fig_dir=None) -> list:
             dH = hausdorff_to_simplex(V)
             if np.isfinite(L):
                 bound = lipschitz_bound(L, dH)
-                lip_l.add(bound - (full.value - vl), tag, full.duality_gap + gl, prob,
-                          sides=(full.value - vl, bound))
-                lip_o.add(bound - (full.value - vo), tag, full.duality_gap + go, prob,
-                          sides=(full.value - vo, bound))
+                lip_l.add(
+                    bound - (full.value - vl),
+                    tag,
+                    full.duality_gap + gl,
+                    prob,
+                    sides=(full.value - vl, bound),
+                )
+                lip_o.add(
+                    bound - (full.value - vo),
+                    tag,
+                    full.duality_gap + go,
+                    prob,
+                    sides=(full.value - vo, bound),
+                )
             if dH > 0:
                 ratios.append(((full.value - vo) / dH, (full.value - vl) / dH, t))
     r = np.array(ratios)
     small = r[r[:, 2] == min(SHRINK)]
-    note = (f"Empirical (V(Delta) - V(Lambda)) / d_H: linearised max {r[:, 1].max():.3g}, "
+    note = (
+        (
+            f"Empirical (V(Delta) - V(Lambda)) / d_H: linearised max {r[:, 1].max():.3g}, "
             f"original max {r[:, 0].max():.3g}; at t = {min(SHRINK)} the original ratio reaches "
             f"{small[:, 0].max():.3g} (it grows like log(1/t)) while the linearised one stays "
-            f"<= {small[:, 1].max():.3g}.") if len(r) else ""
+            f"<= {small[:, 1].max():.3g}."
+        )
+        if len(r)
+        else ""
+    )
     return [
         mono_o.verdict("Nested shrunk simplices; margin = V(bigger) - V(smaller)."),
         mono_l.verdict("Nested shrunk simplices; margin = W(bigger) - W(smaller)."),
         lip_l.verdict("Derived constant L = M/2 with M = max_X0 log(1/min_k E_k). " + note),
-        lip_o.verdict("The original game is not Lipschitz in Lambda (JSD_lam ~ t log(1/t) at "
-                      "the vertices). " + note),
+        lip_o.verdict(
+            "The original game is not Lipschitz in Lambda (JSD_lam ~ t log(1/t) at "
+            "the vertices). " + note
+        ),
     ]

@@ -6,6 +6,7 @@ gate graded by the suite under the paper's convention (pi / Z on X0, `evaluate_g
 only smaller since Z <= 1 there. Tight where every P[k] / E[k] ratio is the same function of x
 (e.g. each expert exact, or one domain).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,12 +62,23 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     draws = draw_instances(n, seed, CLAIM, families=DEFAULT_FAMILIES + ("leaking",))
     for i, d in enumerate(draws):
         rng = np.random.default_rng(stable_seed(seed, CLAIM, i))
-        for tally, fn, act in ((raw, margin_raw, actual_raw),
-                               (graded, margin_graded, actual_graded)):
-            lam, worst = search_lam(lambda lam, fn=fn, prob=d.problem: -fn(prob, lam), d.problem.p,
-                                    rng, starts=1)
-            tally.add(-worst, f"{d} lam={np.round(lam, 4).tolist()}", problem=d.problem,
-                      sides=(act(d.problem, lam), bound(d.problem, lam)))
-    return [raw.verdict("Joint convexity of KL. Worst margin over lam per instance; tight "
-                        "instances are those with p = 1 or a vertex lam."),
-            graded.verdict("log Z <= 0 only helps. Includes leaking experts.")]
+        for tally, fn, act in (
+            (raw, margin_raw, actual_raw),
+            (graded, margin_graded, actual_graded),
+        ):
+            lam, worst = search_lam(
+                lambda lam, fn=fn, prob=d.problem: -fn(prob, lam), d.problem.p, rng, starts=1
+            )
+            tally.add(
+                -worst,
+                f"{d} lam={np.round(lam, 4).tolist()}",
+                problem=d.problem,
+                sides=(act(d.problem, lam), bound(d.problem, lam)),
+            )
+    return [
+        raw.verdict(
+            "Joint convexity of KL. Worst margin over lam per instance; tight "
+            "instances are those with p = 1 or a vertex lam."
+        ),
+        graded.verdict("log Z <= 0 only helps. Includes leaking experts."),
+    ]

@@ -6,6 +6,7 @@ a Frank-Wolfe certificate); margin = V_static - logsumexp(eps). Readings: disjoi
 (each on its domain's block) and leaking experts (each moves a fraction ``leak`` <= 1/2 of its
 mass uniformly onto the other blocks), the latter searched over (leak, noise) with Nelder-Mead.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -58,19 +59,26 @@ def margin(problem) -> Margin:
     if st is None:
         return Margin(np.nan, np.nan, np.nan, (np.nan, np.nan))
     at_sigma = float(kl(problem.P, sigma_weights(eps) @ problem.E).max())
-    return Margin(st["value"] - lse, max(st["duality_gap"], 0.0), at_sigma - lse,
-                  (lse, st["value"]))
+    return Margin(
+        st["value"] - lse, max(st["duality_gap"], 0.0), at_sigma - lse, (lse, st["value"])
+    )
 
 
 def _leaky(seed: int, z, p: int, N: int):
-    sizes = {"p": p, "N": N, "noise": round(float(expit(z[1])), 6),
-             "leak": round(float(0.5 * expit(z[0])), 6)}
+    sizes = {
+        "p": p,
+        "N": N,
+        "noise": round(float(expit(z[1])), 6),
+        "leak": round(float(0.5 * expit(z[0])), 6),
+    }
     return instances.make("disjoint", seed, **sizes), sizes
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
-    disj, leak = Tally(CLAIM, "disjoint domains, disjoint experts"), \
-        Tally(CLAIM, "disjoint domains, leaking experts")
+    disj, leak = (
+        Tally(CLAIM, "disjoint domains, disjoint experts"),
+        Tally(CLAIM, "disjoint domains, leaking experts"),
+    )
     sigma_gap = []
     for d in draw_instances(n, seed, CLAIM, families=("disjoint",)):
         r = margin(d.problem)
@@ -82,23 +90,40 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         prob = instances.make("disjoint", d.seed, **sizes)
         r = margin(prob)
         if np.isfinite(r.margin):
-            leak.add(r.margin, f"instances.make('disjoint', {d.seed}, **{sizes})", r.certificate,
-                     prob, sides=r.sides)
+            leak.add(
+                r.margin,
+                f"instances.make('disjoint', {d.seed}, **{sizes})",
+                r.certificate,
+                prob,
+                sides=r.sides,
+            )
     for i in range(max(1, n // 25)):
         s = stable_seed(seed, CLAIM, "search", i)
-        res = minimize(lambda z, s=s: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0]).margin, nan=10.0),
-                       np.array([-2.0, -1.0]), method="Nelder-Mead",
-                       options={"maxiter": 40, "xatol": 1e-4})
+        res = minimize(
+            lambda z, s=s: np.nan_to_num(margin(_leaky(s, z, 2, 6)[0]).margin, nan=10.0),
+            np.array([-2.0, -1.0]),
+            method="Nelder-Mead",
+            options={"maxiter": 40, "xatol": 1e-4},
+        )
         prob, sizes = _leaky(s, res.x, 2, 6)
         r = margin(prob)
         if np.isfinite(r.margin):
-            leak.add(r.margin, f"search: instances.make('disjoint', {s}, **{sizes})",
-                     r.certificate, prob, sides=r.sides)
+            leak.add(
+                r.margin,
+                f"search: instances.make('disjoint', {s}, **{sizes})",
+                r.certificate,
+                prob,
+                sides=r.sides,
+            )
     return [
-        disj.verdict("KL(P_k||w@E) = eps_k - log w_k on disjoint blocks, so the minimax is "
-                     "logsumexp(eps), attained at sigma = softmax(eps): max_k KL(P_k||sigma@E) "
-                     f"matched logsumexp(eps) within {max(sigma_gap):.2g} nats."),
-        leak.verdict("Leaked mass of the other experts lands on block k and raises w@E there, "
-                     "so a static gate can beat logsumexp(eps): the barrier needs disjoint "
-                     "experts, not only disjoint domains."),
+        disj.verdict(
+            "KL(P_k||w@E) = eps_k - log w_k on disjoint blocks, so the minimax is "
+            "logsumexp(eps), attained at sigma = softmax(eps): max_k KL(P_k||sigma@E) "
+            f"matched logsumexp(eps) within {max(sigma_gap):.2g} nats."
+        ),
+        leak.verdict(
+            "Leaked mass of the other experts lands on block k and raises w@E there, "
+            "so a static gate can beat logsumexp(eps): the barrier needs disjoint "
+            "experts, not only disjoint domains."
+        ),
     ]

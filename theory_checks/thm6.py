@@ -23,6 +23,7 @@ With eps_k optimal in the monolith's own family the lower bound is an identity
 reading can fail only by optimiser error; the mutations (theory_checks/mutations.py) show the
 check detects plausible false bounds.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,8 +43,8 @@ from .report import save_figure
 from .verdict import Tally
 
 CLAIM = "thm6"
-D_FEATURES = (3, 6, 9)   # d; d = N - 1 = 11 would make the family unrestricted
-D_EXTRA = 2              # extra features of the monolith in the larger-family reading
+D_FEATURES = (3, 6, 9)  # d; d = N - 1 = 11 would make the family unrestricted
+D_EXTRA = 2  # extra features of the monolith in the larger-family reading
 #: Mutation hook (theory_checks/mutations.py; empty = the theorem), each a stronger, false lower
 #: bound: {"drop_jsd": True} checks lam . eps; {"jsd_factor": f} subtracts f JSD_lam (f = -1: a
 #: sign flip, f = 1/2: a factor 2); {"eps_factor": 2} doubles lam . eps.
@@ -54,6 +55,8 @@ def lower_bound(lam, eps, P) -> float:
     """sum_k lam[k] eps[k] - JSD_lam (Thm 6), MUTATION applied."""
     factor = 0.0 if MUTATION.get("drop_jsd") else MUTATION.get("jsd_factor", 1.0)
     return MUTATION.get("eps_factor", 1.0) * float(lam @ eps) - factor * jsd(lam, P)
+
+
 LAMS = np.linspace(0.0, 1.0, 11)
 OVERLAPS = np.linspace(0.0, 1.0, 5)
 
@@ -106,8 +109,10 @@ def _world(seed: int, overlap: float, d: int, N: int = 12, extra: int = 0) -> Lo
 def figure(seed: int, fig_dir) -> tuple[str, str]:
     """Map of KL(monolith) - KL(robust gate) over (overlap, lam), with the curve max eps = JSD."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     overlaps = np.linspace(0, 1, 11)
     adv = np.zeros((len(overlaps), len(LAMS)))
     cond = np.zeros_like(adv)
@@ -126,29 +131,40 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     ax.set_xlabel("lam[0]")
     ax.set_ylabel("overlap of the two domains")
     ax.set_title(f"d = {D_FEATURES[-1]}. Blue: gate wins. Black: max eps = JSD_lam")
-    return save_figure(fig, fig_dir, "thm6_phase_map",
-                       "Thm 6: where the robust gate beats the refitted monolith (blue), and the curve "
-                       "max_k eps_k = JSD_lam (inside it JSD_lam is larger)")
+    return save_figure(
+        fig,
+        fig_dir,
+        "thm6_phase_map",
+        "Thm 6: where the robust gate beats the refitted monolith (blue), and the curve "
+        "max_k eps_k = JSD_lam (inside it JSD_lam is larger)",
+    )
 
 
 def _sweep(n: int, seed: int, extra: int = 0):
     """Yield (world, lam, tag) over n // 10 seeds x OVERLAPS x D_FEATURES x LAMS."""
-    for d in draw_instances(max(1, n // 10), seed, CLAIM, families=("overlap",),
-                            p_range=(2, 2), n_range=(12, 12)):
+    for d in draw_instances(
+        max(1, n // 10), seed, CLAIM, families=("overlap",), p_range=(2, 2), n_range=(12, 12)
+    ):
         for ov in OVERLAPS:
             for dim in D_FEATURES:
                 w = _world(d.seed, ov, dim, extra=extra)
                 for lam0 in LAMS:
                     lam = np.array([lam0, 1 - lam0])
-                    yield w, lam, (f"thm6._world({d.seed}, overlap={ov:.2f}, d={dim}, "
-                                   f"extra={extra}) lam={np.round(lam, 2).tolist()}")
+                    yield (
+                        w,
+                        lam,
+                        (
+                            f"thm6._world({d.seed}, overlap={ov:.2f}, d={dim}, "
+                            f"extra={extra}) lam={np.round(lam, 2).tolist()}"
+                        ),
+                    )
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
     lower = Tally(CLAIM, "monolith >= lam.eps - JSD_lam")
     robust = Tally(CLAIM, "max eps < JSD_lam => robust gate wins")
     oracle = Tally(CLAIM, "max eps < JSD_lam => fixed-lam gate wins")
-    wins = {"cond": [0, 0], "other": [0, 0]}       # [gate wins, points]
+    wins = {"cond": [0, 0], "other": [0, 0]}  # [gate wins, points]
     for w, lam, tag in _sweep(n, seed):
         mono, c_m = w.monolith(lam)
         cert = c_m + w.cert
@@ -160,11 +176,11 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         wins[key][0] += int(g_rob < mono)
         wins[key][1] += 1
         if met:
-            robust.add(mono - g_rob, tag, cert + w.robust.duality_gap, w.problem,
-                       sides=(g_rob, mono))
+            robust.add(
+                mono - g_rob, tag, cert + w.robust.duality_gap, w.problem, sides=(g_rob, mono)
+            )
             oracle.add(mono - g_fix, tag, cert + gap, w.problem, sides=(g_fix, mono))
-    larger = Tally(CLAIM, f"monolith family strictly larger (d + {D_EXTRA} features)",
-                   outside=True)
+    larger = Tally(CLAIM, f"monolith family strictly larger (d + {D_EXTRA} features)", outside=True)
     below = [0, 0]
     for w, lam, tag in _sweep(n, seed, extra=D_EXTRA):
         mono, c_m = w.monolith(lam)
@@ -174,21 +190,29 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         below[0] += int(margin < -(c_m + w.cert + 1e-9))
         below[1] += 1
     figures = [figure(seed, fig_dir)] if fig_dir else []
-    note = (f"Robust gate beats the refitted monolith at {wins['cond'][0]}/{wins['cond'][1]} "
-            f"points with max eps < JSD_lam and at {wins['other'][0]}/{wins['other'][1]} points "
-            "without.")
+    note = (
+        f"Robust gate beats the refitted monolith at {wins['cond'][0]}/{wins['cond'][1]} "
+        f"points with max eps < JSD_lam and at {wins['other'][0]}/{wins['other'][1]} points "
+        "without."
+    )
     return [
-        lower.verdict(f"Log-linear family, d in {D_FEATURES} features, N = 12, p = 2; holds by "
-                      "the identity sum lam KL(P_k||M) = KL(P_lam||M) + JSD and eps_k optimal."),
+        lower.verdict(
+            f"Log-linear family, d in {D_FEATURES} features, N = 12, p = 2; holds by "
+            "the identity sum lam KL(P_k||M) = KL(P_lam||M) + JSD and eps_k optimal."
+        ),
         robust.verdict(note, figures),
-        larger.verdict(f"Outside the hypothesis: the monolith is fitted with {D_EXTRA} more "
-                       "features than the experts, so eps_k is not the best it can reach on "
-                       "domain k and the theorem does not apply. "
-                       f"Below the bound at {below[0]}/{below[1]} (instance, lam) points; the "
-                       "paper's barrier does not cover a monolith whose family is larger than "
-                       "the experts' (the real-world comparison's case)."),
-        oracle.verdict("Gate refitted at the test lam (solve_fixed) vs monolith refitted at lam. "
-                       "By Prop 2 the gate is <= lam.eps while the monolith is >= "
-                       "lam.eps - JSD_lam, so the two bounds alone never order them; the "
-                       "condition is a heuristic, checked point by point."),
+        larger.verdict(
+            f"Outside the hypothesis: the monolith is fitted with {D_EXTRA} more "
+            "features than the experts, so eps_k is not the best it can reach on "
+            "domain k and the theorem does not apply. "
+            f"Below the bound at {below[0]}/{below[1]} (instance, lam) points; the "
+            "paper's barrier does not cover a monolith whose family is larger than "
+            "the experts' (the real-world comparison's case)."
+        ),
+        oracle.verdict(
+            "Gate refitted at the test lam (solve_fixed) vs monolith refitted at lam. "
+            "By Prop 2 the gate is <= lam.eps while the monolith is >= "
+            "lam.eps - JSD_lam, so the two bounds alone never order them; the "
+            "condition is a heuristic, checked point by point."
+        ),
     ]

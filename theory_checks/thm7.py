@@ -12,6 +12,7 @@ tolerance = sqrt(certificate / 2) (Pinsker on the fits' suboptimality). Readings
   distribution), not M_lam = sum lam pi_k; both statements are checked.
 The note also reports safety: how often KL(P_lam || sum lam pi_k) <= KL(P_lam || M_lam).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,6 +57,7 @@ def _mixture_family(B):
     def project(a):
         w, cert = fit_mixture(a, B)
         return w @ B, cert
+
     return project
 
 
@@ -63,6 +65,7 @@ def _exp_family(phi):
     def project(a):
         theta, cert = fit_loglinear(a, phi)
         return loglinear(theta, phi), cert
+
     return project
 
 
@@ -98,15 +101,19 @@ def check(n: int, seed: int, fig_dir=None) -> list:
                 mix = claimed_model(lam, pis)
                 target = project(mix)[0] if reading.startswith("exp. family:") else mix
                 cert = c_m + max(f[1] for f in fits)
-                tag = (f"thm7._readings(default_rng({s})) {reading}, "
-                       f"lam={np.round(lam, 2).tolist()}")
+                tag = f"thm7._readings(default_rng({s})) {reading}, lam={np.round(lam, 2).tolist()}"
                 tally.add(-tv(M, target), tag, np.sqrt(cert / 2))
                 ok = kl(P_lam, mix) <= kl(P_lam, M) + 1e-9
                 safe.setdefault(reading, []).append(ok)
-    notes = {r: f"Safety KL(P_lam||sum lam pi_k) <= KL(P_lam||M_lam) at {np.mean(v):.0%} of "
-                f"{len(v)} (draw, lam) points." for r, v in safe.items()}
-    notes["exponential family"] += (" M_lam has the moments of sum lam pi_k but is log-linear, "
-                                    "the mixture is not: they differ.")
-    notes["mixture family, misspecified"] += (" Projections onto a convex family are not "
-                                              "linear in the target.")
+    notes = {
+        r: f"Safety KL(P_lam||sum lam pi_k) <= KL(P_lam||M_lam) at {np.mean(v):.0%} of "
+        f"{len(v)} (draw, lam) points."
+        for r, v in safe.items()
+    }
+    notes["exponential family"] += (
+        " M_lam has the moments of sum lam pi_k but is log-linear, the mixture is not: they differ."
+    )
+    notes["mixture family, misspecified"] += (
+        " Projections onto a convex family are not linear in the target."
+    )
     return [t.verdict(notes[r]) for r, t in tallies.items()]

@@ -35,6 +35,7 @@ Mutation hook (theory_checks/mutations.py): `MUTATION` changes the right-hand si
 wrong proof would, or plants violations (``plant``: each trial violates with that probability,
 from its own generator); the shipped value {} is the theorem.
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,16 +55,16 @@ from .verdict import Tally
 
 CLAIM = "thm9"
 DELTA = 0.05
-ALPHA = 0.01           # significance of "more violations than delta allows"
-PLANTED_RATE = 0.1     # the violation rate the check must catch ...
-TARGET_POWER = 0.9     # ... with at least this probability
+ALPHA = 0.01  # significance of "more violations than delta allows"
+PLANTED_RATE = 0.1  # the violation rate the check must catch ...
+TARGET_POWER = 0.9  # ... with at least this probability
 M_GRID = (25, 100, 400, 1600)
 MC_DRAWS = 200
 SIZES = {"p": 2, "N": 8, "noise": 0.3}
-SPLIT = {"N": 64, "eps_log": 5.0}          # `split` instances: N outcomes, off-half mass e^-eps_log
-TWO_POINT_M = 4.0                          # the one-gate reading's |log E| bound
-CONST_GRID = 11                            # constant gates w = (t, 1 - t) in the finite class
-RANDOM_GATES = 8                           # random tabular gates in the finite class
+SPLIT = {"N": 64, "eps_log": 5.0}  # `split` instances: N outcomes, off-half mass e^-eps_log
+TWO_POINT_M = 4.0  # the one-gate reading's |log E| bound
+CONST_GRID = 11  # constant gates w = (t, 1 - t) in the finite class
+RANDOM_GATES = 8  # random tabular gates in the finite class
 
 #: Mutation hook: {"scale": s} multiplies the RHS, {"drop_exp_M": True} removes e^M,
 #: {"drop_conf": True} removes the confidence term, {"rad_factor": f} multiplies 2 sqrt(2) by f,
@@ -88,12 +89,13 @@ def rule_power(n, rate: float = PLANTED_RATE, delta: float = DELTA, alpha: float
     the critical count c(n) is the smallest v with P(Bin(n, delta) >= v) < alpha, and the power is
     P(Bin(n, rate) >= c(n)). Vectorised over n."""
     n = np.atleast_1d(np.asarray(n, dtype=np.int64))
-    crit = binom.isf(alpha, n, delta) + 1          # smallest v with sf(v - 1) < alpha (see test)
+    crit = binom.isf(alpha, n, delta) + 1  # smallest v with sf(v - 1) < alpha (see test)
     return binom.sf(crit - 1, n, rate)
 
 
-def trials_for_power(rate: float = PLANTED_RATE, target: float = TARGET_POWER,
-                     n_max: int = 5000) -> int:
+def trials_for_power(
+    rate: float = PLANTED_RATE, target: float = TARGET_POWER, n_max: int = 5000
+) -> int:
     """The smallest n from which on (every n' in [n, n_max]) the binomial rule catches a violation
     rate ``rate`` with probability >= ``target`` (the exact power saw-tooths in n)."""
     ns = np.arange(1, n_max + 1)
@@ -115,8 +117,10 @@ def planted(margin: float, rng) -> float:
 def _signs(counts, p: int, rng, draws: int):
     """S_xj = sum_{i: x_i = x} sigma_ij ~ 2 Bin(count_x, 1/2) - count_x; (draws, N, p)."""
     counts = np.asarray(counts)
-    return 2 * rng.binomial(counts[None, :, None], 0.5, size=(draws, len(counts), p)) \
+    return (
+        2 * rng.binomial(counts[None, :, None], 0.5, size=(draws, len(counts), p))
         - counts[None, :, None]
+    )
 
 
 def rademacher_tabular(counts, p: int, rng, draws: int = MC_DRAWS) -> float:
@@ -162,8 +166,8 @@ def split_problem(N: int = SPLIT["N"], eps_log: float = SPLIT["eps_log"]) -> Dis
 def sup_dev_tabular(problem, emp) -> np.ndarray:
     """sup over tabular gates of dev_k(g), exactly: per x, -log pi(x) at whichever end of
     [-log max_k E_k(x), -log min_k E_k(x)] the sign of (P_k - Phat_k)(x) prefers; (p,)."""
-    c_lo, c_hi = -np.log(problem.E.max(axis=0)), -np.log(problem.E.min(axis=0))     # (N,)
-    diff = problem.P - emp.P                                                          # (p, N)
+    c_lo, c_hi = -np.log(problem.E.max(axis=0)), -np.log(problem.E.min(axis=0))  # (N,)
+    diff = problem.P - emp.P  # (p, N)
     return np.maximum(diff * c_lo, diff * c_hi).sum(axis=1)
 
 
@@ -182,7 +186,7 @@ def _finite_gates(p: int, N: int, seed: int) -> np.ndarray:
     gates = [np.broadcast_to(w, (N, p)) for w in ws]
     gates += list(np.random.default_rng(seed).dirichlet(np.full(p, 0.5), size=(RANDOM_GATES, N)))
     out = np.stack(gates).astype(np.float64)
-    out.flags.writeable = False          # shared by every trial on the same (p, N)
+    out.flags.writeable = False  # shared by every trial on the same (p, N)
     return out
 
 
@@ -190,50 +194,77 @@ def _reading(r, sup_dev, rad, **extra) -> dict:
     """One reading of one trial: margin = min_k (RHS_k - sup_g dev_k), the two sides at that k
     (for the tightness ratio), the largest Rad and RHS."""
     k = int(np.argmin(r - sup_dev))
-    return {"margin": float(r[k] - sup_dev[k]), "sides": (float(sup_dev[k]), float(r[k])),
-            "rad": float(np.max(rad)), "rhs": float(np.max(r)), **extra}
+    return {
+        "margin": float(r[k] - sup_dev[k]),
+        "sides": (float(sup_dev[k]), float(r[k])),
+        "rad": float(np.max(rad)),
+        "rhs": float(np.max(r)),
+        **extra,
+    }
 
 
 def sample(problem, m: int, rng, best: dict | None = None) -> dict:
     """Everything one trial measures that does not depend on the bound (so mutated re-runs of
     the check reuse it): per domain, the sup deviation over each class and its Rademacher
     estimate, and, when ``best`` is given, the fitted gates' deviations and true excess."""
-    counts = np.stack([rng.multinomial(m, Pk) for Pk in problem.P])           # (p, N)
+    counts = np.stack([rng.multinomial(m, Pk) for Pk in problem.P])  # (p, N)
     emp = DiscreteProblem.from_arrays(counts / m, problem.E)
     M, C = constants(problem)
     p = problem.p
     # one set of Rademacher signs per domain serves both classes' MC estimates
     signs = [_signs(c, p, rng, MC_DRAWS) for c in counts]
     gates = finite_class(problem, stable_seed(problem.N, problem.p, "finite-class"))
-    logpi = np.log(np.einsum("knj,jn->kn", gates, problem.E))                  # (K, N)
-    out = {"M": M, "C": C, "m": m, "p": p, "K": len(gates),
-           "tabular": (sup_dev_tabular(problem, emp), [_rad_tabular(S, m) for S in signs]),
-           "finite": (((problem.P - emp.P) @ (-logpi).T).max(axis=1),          # (p,)
-                      [_rad_finite(S, gates, m) for S in signs])}
+    logpi = np.log(np.einsum("knj,jn->kn", gates, problem.E))  # (K, N)
+    out = {
+        "M": M,
+        "C": C,
+        "m": m,
+        "p": p,
+        "K": len(gates),
+        "tabular": (sup_dev_tabular(problem, emp), [_rad_tabular(S, m) for S in signs]),
+        "finite": (
+            ((problem.P - emp.P) @ (-logpi).T).max(axis=1),  # (p,)
+            [_rad_finite(S, gates, m) for S in signs],
+        ),
+    }
     if best is not None:
-        fitted = {"tabular": (certified_solve(emp, "union").model, out["tabular"][1]),
-                  "static": (static_minimax(emp)["w"] @ problem.E,
-                             [rademacher_static(m, p, rng)] * p)}
-        out["fitted"] = {name: (cross_entropy(problem.P, pi) - cross_entropy(emp.P, pi), rad,
-                                float(kl(problem.P, pi).max()) - best[name])
-                         for name, (pi, rad) in fitted.items()}
+        fitted = {
+            "tabular": (certified_solve(emp, "union").model, out["tabular"][1]),
+            "static": (static_minimax(emp)["w"] @ problem.E, [rademacher_static(m, p, rng)] * p),
+        }
+        out["fitted"] = {
+            name: (
+                cross_entropy(problem.P, pi) - cross_entropy(emp.P, pi),
+                rad,
+                float(kl(problem.P, pi).max()) - best[name],
+            )
+            for name, (pi, rad) in fitted.items()
+        }
     return out
 
 
 def grade(s: dict) -> dict:
     """The readings of one `sample` under the current bound: margin = min_k (RHS_k - sup dev_k)
     per class; for the fitted gates dev, rhs and excess."""
+
     def bound(rad):
         return rhs(s["C"], s["M"], rad, s["m"], s["p"])
-    out = {"tabular": _reading(bound(s["tabular"][1]), *s["tabular"]),
-           "finite": _reading(bound(s["finite"][1]), *s["finite"], K=s["K"])}
+
+    out = {
+        "tabular": _reading(bound(s["tabular"][1]), *s["tabular"]),
+        "finite": _reading(bound(s["finite"][1]), *s["finite"], K=s["K"]),
+    }
     if "fitted" in s:
         out["fitted"] = {}
         for name, (d, rad, excess) in s["fitted"].items():
             r = bound(rad)
-            out["fitted"][name] = {"margin": float(np.min(r - d)), "dev": float(d.max()),
-                                   "rhs": float(r.max()), "rad": float(np.max(rad)),
-                                   "excess": excess}
+            out["fitted"][name] = {
+                "margin": float(np.min(r - d)),
+                "dev": float(d.max()),
+                "rhs": float(r.max()),
+                "rad": float(np.max(rad)),
+                "excess": excess,
+            }
     return out
 
 
@@ -268,8 +299,10 @@ def significant(violations: int, n: int) -> bool:
 
 def figure(rows, fig_dir) -> tuple[str, str]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, style in (("tabular", "o-"), ("static", "s-")):
         ms = sorted({r["m"] for r in rows})
@@ -282,9 +315,12 @@ def figure(rows, fig_dir) -> tuple[str, str]:
     ax.set_xlabel("m (samples per domain)")
     ax.set_ylabel("nats")
     ax.legend(fontsize=7)
-    return save_figure(fig, fig_dir, "thm9_gap_vs_m",
-                       "Thm 9: excess, deviation and bound against m for the fitted gates "
-                       "(means over trials)")
+    return save_figure(
+        fig,
+        fig_dir,
+        "thm9_gap_vs_m",
+        "Thm 9: excess, deviation and bound against m for the fitted gates (means over trials)",
+    )
 
 
 def _finish(tally: Tally, note: str, figures=()):
@@ -302,9 +338,11 @@ def _allowed(v) -> str:
     if v.status != "holds" or not v.violations:
         return ""
     p_value = float(binom.sf(v.violations - 1, v.instances, DELTA))
-    return (f"{v.violations} of {v.instances} trials exceed the bound, a rate of "
-            f"{v.violations / v.instances:.3g}: the theorem allows up to delta = {DELTA} "
-            f"(P(Bin({v.instances}, {DELTA}) >= {v.violations}) = {p_value:.2g} >= {ALPHA}). ")
+    return (
+        f"{v.violations} of {v.instances} trials exceed the bound, a rate of "
+        f"{v.violations / v.instances:.3g}: the theorem allows up to delta = {DELTA} "
+        f"(P(Bin({v.instances}, {DELTA}) >= {v.violations}) = {p_value:.2g} >= {ALPHA}). "
+    )
 
 
 def _worlds(n: int, seed: int) -> list:
@@ -313,8 +351,13 @@ def _worlds(n: int, seed: int) -> list:
     worlds = []
     for i in range(max(1, n // 25)):
         s = stable_seed(seed, CLAIM, i)
-        worlds.append((instances.make("dirichlet", s, **SIZES),
-                       f"instances.make('dirichlet', {s}, **{SIZES})", s))
+        worlds.append(
+            (
+                instances.make("dirichlet", s, **SIZES),
+                f"instances.make('dirichlet', {s}, **{SIZES})",
+                s,
+            )
+        )
     worlds.append((split_problem(), f"thm9.split_problem(**{SPLIT})", None))
     return worlds
 
@@ -335,8 +378,10 @@ def _class_readings(n: int, seed: int, tab: Tally, fin: Tally) -> list:
     for problem, tag, s in worlds:
         best = None
         if s is not None:
-            best = {"tabular": certified_solve(problem, "union").value,
-                    "static": static_minimax(problem)["value"]}
+            best = {
+                "tabular": certified_solve(problem, "union").value,
+                "static": static_minimax(problem)["value"],
+            }
         for m in M_GRID:
             for t in range(per_cell):
                 key = (seed, tag, m, t, t < fitted)
@@ -350,8 +395,12 @@ def _class_readings(n: int, seed: int, tab: Tally, fin: Tally) -> list:
                     rows.append({"m": m, **r})
                 plant = np.random.default_rng(stable_seed(seed, CLAIM, "plant", tag, m, t))
                 for tally, name in ((tab, "tabular"), (fin, "finite")):
-                    tally.add(planted(r[name]["margin"], plant), f"{tag}, m={m}, trial {t}",
-                              problem=problem, sides=r[name]["sides"])
+                    tally.add(
+                        planted(r[name]["margin"], plant),
+                        f"{tag}, m={m}, trial {t}",
+                        problem=problem,
+                        sides=r[name]["sides"],
+                    )
     return rows
 
 
@@ -363,21 +412,27 @@ def _one_gate(n: int, seed: int, one: Tally) -> None:
         plant = np.random.default_rng(stable_seed(seed, CLAIM, "plant", "two-point", m))
         r = two_point_rhs(m)
         for t, mg in enumerate(two_point_margins(m, per_m, rng)):
-            one.add(planted(float(mg), plant),
-                    f"thm9.two_point_margins({m}, ...) trial {t}, M={TWO_POINT_M}",
-                    sides=(r - float(mg), r))
+            one.add(
+                planted(float(mg), plant),
+                f"thm9.two_point_margins({m}, ...) trial {t}, M={TWO_POINT_M}",
+                sides=(r - float(mg), r),
+            )
 
 
 def power_note(trials: int) -> str:
     """What the trial count buys: the rule's exact power at PLANTED_RATE."""
-    return (f"{trials} trials: a true violation rate of {PLANTED_RATE:g} (delta = {DELTA}) is "
-            f"flagged with probability {float(rule_power(trials)[0]):.3f} (exact binomial, "
-            f"alpha = {ALPHA}; >= {TRIALS} trials guarantee >= {TARGET_POWER}).")
+    return (
+        f"{trials} trials: a true violation rate of {PLANTED_RATE:g} (delta = {DELTA}) is "
+        f"flagged with probability {float(rule_power(trials)[0]):.3f} (exact binomial, "
+        f"alpha = {ALPHA}; >= {TRIALS} trials guarantee >= {TARGET_POWER})."
+    )
 
 
 def _tightness(v) -> str:
-    return (f"sup dev / RHS: median {v.ratio_median:.3g}, max {v.ratio_max:.3g} over "
-            f"{v.ratios} trials with a positive deviation")
+    return (
+        f"sup dev / RHS: median {v.ratio_median:.3g}, max {v.ratio_max:.3g} over "
+        f"{v.ratios} trials with a positive deviation"
+    )
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
@@ -389,14 +444,14 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     slopes = {}
     for name in ("tabular", "static"):
         ms = np.array(M_GRID, dtype=float)
-        ex = np.array([np.mean([r["fitted"][name]["excess"] for r in rows if r["m"] == m])
-                       for m in M_GRID])
+        ex = np.array(
+            [np.mean([r["fitted"][name]["excess"] for r in rows if r["m"] == m]) for m in M_GRID]
+        )
         slopes[name] = np.polyfit(np.log(ms), np.log(np.maximum(ex, 1e-12)), 1)[0]
     figures = [figure(rows, fig_dir)] if fig_dir else []
     fit = [r["fitted"]["tabular"] for r in rows]
     ratio = np.median([f["rhs"] / max(f["dev"], 1e-12) for f in fit])
-    rule = (f"Fails only when the violation count is above delta at binomial significance "
-            f"{ALPHA}.")
+    rule = f"Fails only when the violation count is above delta at binomial significance {ALPHA}."
     verdicts = [_finish(tab, "", figures), _finish(fin, ""), _finish(one, "")]
     notes = [
         f"(the e^M factor makes the bound loose: on `split` the sup deviation exceeds the "
@@ -409,6 +464,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         f"0.5 is violated well above delta.",
     ]
     for v, text in zip(verdicts, notes, strict=True):
-        v.note = (f"{_allowed(v)}Violations {v.violations}/{v.instances}; {_tightness(v)} {text} "
-                  f"{power_note(v.instances)} {rule}")
+        v.note = (
+            f"{_allowed(v)}Violations {v.violations}/{v.instances}; {_tightness(v)} {text} "
+            f"{power_note(v.instances)} {rule}"
+        )
     return verdicts

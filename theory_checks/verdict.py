@@ -20,6 +20,7 @@ where both sides are positive. Identities (two sides that must be equal) record 
 A reading that lies outside the theorem's hypothesis (``outside=True``) is tallied the same way but
 its status is "outside hypothesis": it shows what happens beyond the theorem, never a failure of it.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,15 +102,25 @@ class Verdict:
     def row(self) -> dict:
         """The flat record written to verdicts.csv / verdicts.json (no margin: None, not NaN)."""
         margin = None if math.isnan(self.worst_margin) else self.worst_margin
-        return {"claim": self.claim, "reading": self.reading, "instances": self.instances,
-                "status": self.status, "worst_margin": margin,
-                "worst_instance": self.worst_instance, "certificate": self.certificate,
-                "tolerance": self.tolerance, "tight": self.tight,
-                "violations": self.violations, "solver_failures": self.solver_failures,
-                "ratio_median": _none_if_nan(self.ratio_median),
-                "ratio_max": _none_if_nan(self.ratio_max),
-                "ratios": self.ratios, "power": self.power, "note": self.note,
-                "counterexample_file": self.counterexample_file}
+        return {
+            "claim": self.claim,
+            "reading": self.reading,
+            "instances": self.instances,
+            "status": self.status,
+            "worst_margin": margin,
+            "worst_instance": self.worst_instance,
+            "certificate": self.certificate,
+            "tolerance": self.tolerance,
+            "tight": self.tight,
+            "violations": self.violations,
+            "solver_failures": self.solver_failures,
+            "ratio_median": _none_if_nan(self.ratio_median),
+            "ratio_max": _none_if_nan(self.ratio_max),
+            "ratios": self.ratios,
+            "power": self.power,
+            "note": self.note,
+            "counterexample_file": self.counterexample_file,
+        }
 
 
 @dataclass
@@ -120,7 +131,7 @@ class Tally:
     reading: str
     n: int = 0
     worst_margin: float = math.inf
-    worst_slack: float = math.inf       # margin + tolerance: negative = a real violation
+    worst_slack: float = math.inf  # margin + tolerance: negative = a real violation
     worst_instance: str = ""
     worst_problem: DiscreteProblem | None = None
     worst_tolerance: float = FLOOR
@@ -132,8 +143,14 @@ class Tally:
     outside: bool = False
     ratios: list = field(default_factory=list)
 
-    def add(self, margin: float, instance: str, certificate: float = 0.0,
-            problem: DiscreteProblem | None = None, sides=None) -> None:
+    def add(
+        self,
+        margin: float,
+        instance: str,
+        certificate: float = 0.0,
+        problem: DiscreteProblem | None = None,
+        sides=None,
+    ) -> None:
         """Record one evaluated instance; NaN margins are errors, not data.
 
         ``sides = (smaller, larger)``: the two sides of the claimed inequality, kept for the
@@ -141,7 +158,7 @@ class Tally:
         or > CERT_MAX) records a solver failure instead: the margin is not tallied and the
         tolerance does not grow."""
         certificate = float(certificate)
-        if not (certificate <= CERT_MAX):          # NaN and inf included
+        if not (certificate <= CERT_MAX):  # NaN and inf included
             self.solver_failures += 1
             self.first_failure = self.first_failure or f"{instance} (certificate {certificate:.3g})"
             return
@@ -168,21 +185,38 @@ class Tally:
         return self.n > 0 and self.worst_slack < 0
 
     def verdict(self, note: str = "", figures=None) -> Verdict:
-        status = ("vacuous" if self.n == 0 and not self.solver_failures
-                  else "outside hypothesis" if self.outside
-                  else "fails" if self.fails else "inconclusive" if self.solver_failures
-                  else "holds")
+        status = (
+            "vacuous"
+            if self.n == 0 and not self.solver_failures
+            else "outside hypothesis"
+            if self.outside
+            else "fails"
+            if self.fails
+            else "inconclusive"
+            if self.solver_failures
+            else "holds"
+        )
         if self.solver_failures:
-            note = (f"{self.solver_failures} instance(s) not tallied: their solves did not certify "
-                    f"(first: {self.first_failure}). " + note)
-        return Verdict(claim=self.claim, reading=self.reading, instances=self.n, status=status,
-                       worst_margin=self.worst_margin if self.n else math.nan,
-                       worst_instance=self.worst_instance, certificate=self.certificate,
-                       tolerance=self.worst_tolerance, tight=self.tight,
-                       violations=self.violations, note=note,
-                       solver_failures=self.solver_failures,
-                       counterexample=self.worst_problem if self.fails else None,
-                       figures=list(figures or []),
-                       ratio_median=float(np.median(self.ratios)) if self.ratios else math.nan,
-                       ratio_max=float(np.max(self.ratios)) if self.ratios else math.nan,
-                       ratios=len(self.ratios))
+            note = (
+                f"{self.solver_failures} instance(s) not tallied: their solves did not certify "
+                f"(first: {self.first_failure}). " + note
+            )
+        return Verdict(
+            claim=self.claim,
+            reading=self.reading,
+            instances=self.n,
+            status=status,
+            worst_margin=self.worst_margin if self.n else math.nan,
+            worst_instance=self.worst_instance,
+            certificate=self.certificate,
+            tolerance=self.worst_tolerance,
+            tight=self.tight,
+            violations=self.violations,
+            note=note,
+            solver_failures=self.solver_failures,
+            counterexample=self.worst_problem if self.fails else None,
+            figures=list(figures or []),
+            ratio_median=float(np.median(self.ratios)) if self.ratios else math.nan,
+            ratio_max=float(np.max(self.ratios)) if self.ratios else math.nan,
+            ratios=len(self.ratios),
+        )

@@ -7,6 +7,7 @@ Shared interfaces (other packages code against these names):
 - `lam_rules.LAM_RULES`: the lam-update plug-ins ("eg", "doremi", "groupdro", "afl").
 - `gates.GATES`: discrete gates ("table", "linear"); `harness.ALGORITHMS`: methods graded exactly.
 """
+
 from .batch import GateBatch, Sampler
 from .lam_rules import LAM_RULES
 from .spd import SPDConfig, SPDResult, train_spd

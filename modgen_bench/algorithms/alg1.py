@@ -24,6 +24,7 @@ objective), ``nll`` (KL + H(P[k]): the game min_q max_k CE(P[k], q)) or ``excess
 shifts do not depend on q), so the ``nll`` and ``excess`` runs are the exact fixed points SPD's
 ``nll`` and ``excess`` signals converge to.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ LO_FLOOR = 1e-12
 
 #: lam's gain is KL(P[k] || q) + shift[k]: 0, the entropy H(P[k]), or minus
 #: eps[k] = KL(P[k] || E[k]).
-SHIFTS = {"kl": lambda problem: np.zeros(problem.p),
-          "nll": lambda problem: entropy(problem.P),
-          "excess": lambda problem: -kl(problem.P, problem.E)}
+SHIFTS = {
+    "kl": lambda problem: np.zeros(problem.p),
+    "nll": lambda problem: entropy(problem.P),
+    "excess": lambda problem: -kl(problem.P, problem.E),
+}
 
 
 @dataclass
@@ -59,9 +62,13 @@ class Alg1Config:
 
     def __post_init__(self):
         if self.signal not in SHIFTS:
-            raise UserError(f"unknown lam signal '{self.signal}'; choose one of {', '.join(SHIFTS)}")
+            raise UserError(
+                f"unknown lam signal '{self.signal}'; choose one of {', '.join(SHIFTS)}"
+            )
         if self.steps < 1 or self.log_every < 1:
-            raise UserError(f"steps and log_every must be >= 1 (got {self.steps}, {self.log_every})")
+            raise UserError(
+                f"steps and log_every must be >= 1 (got {self.steps}, {self.log_every})"
+            )
 
 
 @dataclass
@@ -74,18 +81,23 @@ class Alg1Result:
     history: pd.DataFrame
 
 
-def algorithm1(problem: DiscreteProblem, config: Alg1Config | None = None,
-               support: str = "domains", device="cpu", evaluate=None) -> Alg1Result:
+def algorithm1(
+    problem: DiscreteProblem,
+    config: Alg1Config | None = None,
+    support: str = "domains",
+    device="cpu",
+    evaluate=None,
+) -> Alg1Result:
     """Run Algorithm 1 with exact gradients; ``evaluate(gate) -> dict`` adds log-step columns."""
     config = Alg1Config() if config is None else config
     mask = support_mask(problem, support)
     lo_np, hi_np = envelope(problem)
     kw = dict(device=device, dtype=torch.float64)
-    P = torch.as_tensor(problem.P[:, mask], **kw)                         # (p, n)
-    hi = torch.as_tensor(hi_np[mask], **kw)                               # (n,)
+    P = torch.as_tensor(problem.P[:, mask], **kw)  # (p, n)
+    hi = torch.as_tensor(hi_np[mask], **kw)  # (n,)
     lo = torch.minimum(torch.clamp(torch.as_tensor(lo_np[mask], **kw), min=LO_FLOOR), hi)
-    neg_H = torch.special.xlogy(P, P).sum(dim=1)                          # (p,) sum_x P log P
-    shift = torch.as_tensor(SHIFTS[config.signal](problem), **kw)         # (p,)
+    neg_H = torch.special.xlogy(P, P).sum(dim=1)  # (p,) sum_x P log P
+    shift = torch.as_tensor(SHIFTS[config.signal](problem), **kw)  # (p,)
     p = problem.p
     lam = torch.full((p,), 1.0 / p, **kw)
     q = project_box_simplex(lam @ P, lo, hi)
@@ -98,9 +110,9 @@ def algorithm1(problem: DiscreteProblem, config: Alg1Config | None = None,
         return model, gate_from_model(model, problem.E, mask)
 
     for t in range(1, config.steps + 1):
-        gain = neg_H - P @ torch.log(q)                                   # (p,) KL(P[k] || q)
-        P_lam = lam @ P                                                   # (n,)
-        L = torch.max(P_lam / q ** 2)
+        gain = neg_H - P @ torch.log(q)  # (p,) KL(P[k] || q)
+        P_lam = lam @ P  # (n,)
+        L = torch.max(P_lam / q**2)
         q = project_box_simplex(q + P_lam / (L * q), lo, hi)
         lam = torch.softmax(torch.log(lam) + config.eta_lam * (gain + shift), dim=0)
         if t > config.steps // 2:
@@ -115,5 +127,6 @@ def algorithm1(problem: DiscreteProblem, config: Alg1Config | None = None,
                 row.update(evaluate(to_gate(q_now)[1]))
             rows.append(row)
     model, gate = to_gate(q_sum / n_avg)
-    return Alg1Result(gate=gate, model=model, lam=(lam_sum / n_avg).cpu().numpy(),
-                      history=pd.DataFrame(rows))
+    return Alg1Result(
+        gate=gate, model=model, lam=(lam_sum / n_avg).cpu().numpy(), history=pd.DataFrame(rows)
+    )

@@ -6,6 +6,7 @@ A `Sampler` draws ``per_domain`` items from EACH domain, so the batch is a sampl
 costs only the gate). A gate is any ``nn.Module`` whose ``forward(inputs)`` returns the (B, p)
 log-softmax rows ``log g(x, .)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,15 @@ class GateBatch:
     def to(self, device) -> "GateBatch":
         def mv(t):
             return t.to(device) if isinstance(t, torch.Tensor) else t
-        return GateBatch(mv(self.inputs), mv(self.domain), mv(self.log_experts), mv(self.log_p),
-                         mv(self.n_tokens), mv(self.in_support))
+
+        return GateBatch(
+            mv(self.inputs),
+            mv(self.domain),
+            mv(self.log_experts),
+            mv(self.log_p),
+            mv(self.n_tokens),
+            mv(self.in_support),
+        )
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ gradients and draws none), and the certificate of the run: the exact suboptimali
 it returns. The sequence benchmark's cached-vs-uncached SPD throughput is appended when
 `modgen_bench.sequence.bench.throughput_table` is available.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,14 @@ SIZES = ((3, 20), (3, 1000), (8, 1000), (8, 20000))
 METHODS = ("alg1", "spd", "doremi")
 
 
-def bench_discrete(device: str = "cpu", seed: int = 0, steps: int = 200, sizes=SIZES,
-                   methods=METHODS, repeats: int = 3) -> pd.DataFrame:
+def bench_discrete(
+    device: str = "cpu",
+    seed: int = 0,
+    steps: int = 200,
+    sizes=SIZES,
+    methods=METHODS,
+    repeats: int = 3,
+) -> pd.DataFrame:
     """One row per (p, N, method): ms/step (min and median of ``repeats`` timed runs after a
     warm-up), items/s at the minimum, exact suboptimality after ``steps``."""
     if repeats < 1:
@@ -39,7 +46,9 @@ def bench_discrete(device: str = "cpu", seed: int = 0, steps: int = 200, sizes=S
     for p, N in sizes:
         problem = instances.make("dirichlet", stable_seed(seed, "bench", p, N), p=p, N=N)
         for method in methods:
-            run_method(problem, method, steps=2, seed=seed, device=device)   # warm-up (imports, allocations)
+            run_method(
+                problem, method, steps=2, seed=seed, device=device
+            )  # warm-up (imports, allocations)
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
@@ -47,10 +56,21 @@ def bench_discrete(device: str = "cpu", seed: int = 0, steps: int = 200, sizes=S
                 times.append((time.perf_counter() - t0) / steps)
             best, median = min(times), statistics.median(times)
             items = 0 if method == "alg1" else p * SPDConfig.per_domain
-            rows.append({"method": method, "p": p, "N": N, "device": device, "steps": steps,
-                         "repeats": repeats, "ms_per_step_min": 1e3 * best,
-                         "ms_per_step_median": 1e3 * median, "items_per_s": items / best,
-                         "suboptimality": run.grade["suboptimality"], "Z": run.grade["Z"]})
+            rows.append(
+                {
+                    "method": method,
+                    "p": p,
+                    "N": N,
+                    "device": device,
+                    "steps": steps,
+                    "repeats": repeats,
+                    "ms_per_step_min": 1e3 * best,
+                    "ms_per_step_median": 1e3 * median,
+                    "items_per_s": items / best,
+                    "suboptimality": run.grade["suboptimality"],
+                    "Z": run.grade["Z"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -60,7 +80,7 @@ def _sequence_table(device: str):
         module = importlib.import_module("modgen_bench.sequence.bench")
     except ModuleNotFoundError as exc:
         if exc.name not in ("modgen_bench.sequence", "modgen_bench.sequence.bench"):
-            raise   # the module exists but is broken: say so
+            raise  # the module exists but is broken: say so
         return None
     table = getattr(module, "throughput_table", None)
     return table(device) if table is not None else None
@@ -75,18 +95,25 @@ def bench_command(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         repeats = getattr(args, "repeats", 3)
         df = bench_discrete(device=device, seed=args.seed, repeats=repeats)
-        print("SPD harness on discrete problems (exact certificate: suboptimality of the returned "
-              f"gate); time per step: min and median of {repeats} runs after a warm-up")
+        print(
+            "SPD harness on discrete problems (exact certificate: suboptimality of the returned "
+            f"gate); time per step: min and median of {repeats} runs after a warm-up"
+        )
         print(df.to_string(index=False, float_format=_fmt))
         seq = _sequence_table(device)
         if seq is not None:
-            print("\nSequence benchmark: SPD step throughput, "
-                  "cached vs uncached expert log-likelihoods")
+            print(
+                "\nSequence benchmark: SPD step throughput, "
+                "cached vs uncached expert log-likelihoods"
+            )
             print(seq.to_string(index=False, float_format=_fmt))
         else:
-            print("\n(sequence throughput: "
-                  "modgen_bench.sequence.bench.throughput_table not available)")
+            print(
+                "\n(sequence throughput: "
+                "modgen_bench.sequence.bench.throughput_table not available)"
+            )
     if getattr(args, "csv", None):
         from ..atomic import write_frame
-        write_frame(args.csv, df)       # atomic; a missing folder is created
+
+        write_frame(args.csv, df)  # atomic; a missing folder is created
     return 0

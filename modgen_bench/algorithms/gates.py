@@ -11,6 +11,7 @@ A gate maps outcome ids (B,) to log g(x, .) (B, p), rows log-softmax normalised.
 
 Both start at zero logits, i.e. the uniform constant gate g = 1/p.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,11 +31,11 @@ class TableGate(nn.Module):
 
     def __init__(self, N: int, p: int, seed: int = 0, sparse: bool = True):
         super().__init__()
-        self.logits = nn.Parameter(torch.zeros(N, p))            # (N, p)
+        self.logits = nn.Parameter(torch.zeros(N, p))  # (N, p)
         self.sparse_grad = sparse
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = F.embedding(x, self.logits, sparse=self.sparse_grad)   # (B, p)
+        rows = F.embedding(x, self.logits, sparse=self.sparse_grad)  # (B, p)
         return torch.log_softmax(rows, dim=-1)
 
 
@@ -45,13 +46,13 @@ class LinearGate(nn.Module):
     def __init__(self, N: int, p: int, seed: int = 0, d: int = 8):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.register_buffer("features", torch.randn(N, d, generator=gen) / d ** 0.5)  # (N, d)
+        self.register_buffer("features", torch.randn(N, d, generator=gen) / d**0.5)  # (N, d)
         self.linear = nn.Linear(d, p)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.linear(self.features[x]), dim=-1)   # (B, p)
+        return torch.log_softmax(self.linear(self.features[x]), dim=-1)  # (B, p)
 
 
 def make_gate(name: str, N: int, p: int, seed: int = 0, **kw) -> nn.Module:

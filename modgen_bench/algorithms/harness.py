@@ -12,6 +12,7 @@ mu, history)``:
 - ``spd``: SPD with the EG lam rule; ``doremi``, ``groupdro``, ``afl``: the same SPD harness with
   the peer lam rule (`lam_rules`), on the rule's own signal unless one is given.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -33,8 +34,15 @@ from .gates import gate_table, make_gate
 from .lam_rules import LAM_RULES
 from .spd import SPDConfig, train_spd
 
-__all__ = ["ALGORITHMS", "MethodRun", "grade", "exact_value", "method_names", "run_method",
-           "signal_of"]
+__all__ = [
+    "ALGORITHMS",
+    "MethodRun",
+    "grade",
+    "exact_value",
+    "method_names",
+    "run_method",
+    "signal_of",
+]
 
 ALGORITHMS = Registry("algorithm")
 
@@ -51,8 +59,12 @@ def grade(problem: DiscreteProblem, gate: np.ndarray, support: str, value: float
     """Exact grade of a (N, p) gate: worst_case_kl, Z, suboptimality = worst_case_kl - V*,
     per-domain KL."""
     ev = evaluate_gate(problem, gate, support)
-    return {"worst_case_kl": ev["worst_case_kl"], "Z": ev["Z"],
-            "suboptimality": ev["worst_case_kl"] - value, "per_domain_kl": ev["per_domain_kl"]}
+    return {
+        "worst_case_kl": ev["worst_case_kl"],
+        "Z": ev["Z"],
+        "suboptimality": ev["worst_case_kl"] - value,
+        "per_domain_kl": ev["per_domain_kl"],
+    }
 
 
 @ALGORITHMS.register("alg1")
@@ -65,7 +77,9 @@ def _run_alg1(problem, support, steps, seed, device, lam_signal, gate, evaluate,
 
 def _spd_runner(rule: str):
     def run(problem, support, steps, seed, device, lam_signal, gate, evaluate, **kw):
-        cfg = SPDConfig(lam_rule=rule, lam_signal=lam_signal, seed=stable_seed(seed, "sampling"), **kw)
+        cfg = SPDConfig(
+            lam_rule=rule, lam_signal=lam_signal, seed=stable_seed(seed, "sampling"), **kw
+        )
         if steps is not None:
             cfg = replace(cfg, steps=steps)
         torch.manual_seed(stable_seed(seed, "init"))
@@ -74,6 +88,7 @@ def _spd_runner(rule: str):
         wrapped = None if evaluate is None else (lambda m: evaluate(gate_table(m, problem.N)))
         res = train_spd(module, sampler, cfg, device=device, evaluate=wrapped)
         return gate_table(res.gate, problem.N), res.lam, res.mu, res.history
+
     return run
 
 
@@ -121,10 +136,19 @@ class MethodRun:
     history: pd.DataFrame
 
 
-def run_method(problem: DiscreteProblem, method: str = "spd", lam_signal: str | None = None,
-               gate: str = "table", support: str = "domains", steps: int | None = None,
-               seed: int = 0, device: str = "cpu", track: bool = False, value: float | None = None,
-               **config) -> MethodRun:
+def run_method(
+    problem: DiscreteProblem,
+    method: str = "spd",
+    lam_signal: str | None = None,
+    gate: str = "table",
+    support: str = "domains",
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    track: bool = False,
+    value: float | None = None,
+    **config,
+) -> MethodRun:
     """Run one registered method and grade its gate exactly; ``track`` grades every logged step.
 
     ``config`` goes to the method's config dataclass (`SPDConfig` or `Alg1Config`).
@@ -134,12 +158,22 @@ def run_method(problem: DiscreteProblem, method: str = "spd", lam_signal: str | 
     signal = signal_of(method, lam_signal)
     evaluate = None
     if track:
+
         def evaluate(g):
             out = grade(problem, g, support, value)
             return {k: out[k] for k in ("worst_case_kl", "Z", "suboptimality")}
-    with cpu_threads(1):      # tensors of a few hundred entries: extra intra-op threads only add waits
-        g, lam, mu, history = runner(problem, support, steps, seed, device, signal, gate, evaluate,
-                                     **config)
-    return MethodRun(method=method, lam_signal=signal, gate=g,
-                     lam=np.asarray(lam), mu=mu, exact_value=value,
-                     grade=grade(problem, g, support, value), history=history)
+
+    with cpu_threads(1):  # tensors of a few hundred entries: extra intra-op threads only add waits
+        g, lam, mu, history = runner(
+            problem, support, steps, seed, device, signal, gate, evaluate, **config
+        )
+    return MethodRun(
+        method=method,
+        lam_signal=signal,
+        gate=g,
+        lam=np.asarray(lam),
+        mu=mu,
+        exact_value=value,
+        grade=grade(problem, g, support, value),
+        history=history,
+    )

@@ -17,6 +17,7 @@ is followed by the Euclidean projection onto it (PAPER.md section 4.3).
 - ``afl`` (Mohri et al. 2019, Agnostic Federated Learning): projected gradient ascent
   lam <- Proj_simplex(lam + eta * signal); returns the averaged iterates.
 """
+
 from __future__ import annotations
 
 import torch

@@ -25,6 +25,7 @@ the projection onto the constraint's linearisation that the restoration phase of
 methods takes (Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 15.4), halved while
 it does not reduce |Z_cv - 1|. The draws must be independent of any draws that later grade Z.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ import torch
 
 __all__ = ["control_weights", "z_control_variate", "restore_z", "Restoration", "SE_FLOOR"]
 
-SE_FLOOR = 1e-12   # relative: Z is not resolved below float64 rounding of the regression
+SE_FLOOR = 1e-12  # relative: Z is not resolved below float64 rounding of the regression
 
 
 def _controls(log_experts: torch.Tensor) -> np.ndarray:
@@ -69,8 +70,9 @@ def control_weights(log_experts: torch.Tensor) -> np.ndarray:
     return _regression(log_experts)[1][0]
 
 
-def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: float = 0.95
-                      ) -> tuple[float, tuple[float, float], float]:
+def z_control_variate(
+    log_w: torch.Tensor, log_experts: torch.Tensor, level: float = 0.95
+) -> tuple[float, tuple[float, float], float]:
     """(Z_cv, its interval at ``level``, its standard error) from draws x ~ q: ``log_w`` (n,)
     log pi_g(x)/q(x) (-inf off the support S), ``log_experts`` (n, p).
 
@@ -80,6 +82,7 @@ def z_control_variate(log_w: torch.Tensor, log_experts: torch.Tensor, level: flo
     regression estimator is asymptotic (bias O(1/n)): use n >> p draws; the pipeline uses
     thousands per expert."""
     from scipy.stats import t as student_t
+
     w = torch.exp(log_w.double()).cpu().numpy()
     X, Xp, rank = _regression(log_experts)
     beta = np.array([_dot(row, w) for row in Xp])
@@ -132,15 +135,23 @@ def _z_and_grad(gate: torch.nn.Module, inputs, log_accept, a, batch_size: int, g
     return total, torch.cat(ws)
 
 
-def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Tensor,
-              in_support: torch.Tensor | None = None, tol: float = 1e-6, max_steps: int = 20,
-              batch_size: int = 1024) -> Restoration:
+def restore_z(
+    gate: torch.nn.Module,
+    inputs: torch.Tensor,
+    log_experts: torch.Tensor,
+    in_support: torch.Tensor | None = None,
+    tol: float = 1e-6,
+    max_steps: int = 20,
+    batch_size: int = 1024,
+) -> Restoration:
     """Move the gate's parameters (in place) until Z_cv = 1 within ``tol`` on the draws ``inputs``
     from q with their ``log_experts`` (n, p) (module docstring). The gate runs in eval mode (no
     dropout); its training flag is restored afterwards."""
     if len(inputs) == 0 or len(inputs) != len(log_experts) or torch.isnan(log_experts).any():
-        raise ValueError(f"restore_z: need n >= 1 draws with n rows of log_experts and no NaN "
-                         f"(got {len(inputs)} draws, log_experts {tuple(log_experts.shape)})")
+        raise ValueError(
+            f"restore_z: need n >= 1 draws with n rows of log_experts and no NaN "
+            f"(got {len(inputs)} draws, log_experts {tuple(log_experts.shape)})"
+        )
     p = log_experts.shape[-1]
     device = next(gate.parameters()).device
     a = torch.as_tensor(control_weights(log_experts), dtype=torch.float64, device=device)
@@ -159,9 +170,14 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
         while abs(z - 1.0) > tol and steps < max_steps:
             # dense copies: a sparse gradient (a table gate) holds uncoalesced duplicate rows;
             # a parameter the forward pass never uses has no gradient: it does not move
-            grads = [torch.zeros_like(t) if t.grad is None else
-                     t.grad.detach().to_dense() if t.grad.is_sparse else t.grad.detach().clone()
-                     for t in params]
+            grads = [
+                torch.zeros_like(t)
+                if t.grad is None
+                else t.grad.detach().to_dense()
+                if t.grad.is_sparse
+                else t.grad.detach().clone()
+                for t in params
+            ]
             norm2 = sum(float((g.double() ** 2).sum()) for g in grads)
             if norm2 == 0.0:
                 break
@@ -182,7 +198,7 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
                         t.copy_(t0)
                 break
             steps, z, w = steps + 1, z_try, w_try
-            if abs(z - 1.0) > tol and steps < max_steps:     # the next step's gradient
+            if abs(z - 1.0) > tol and steps < max_steps:  # the next step's gradient
                 _z_and_grad(gate, inputs, log_accept, a, batch_size, grad=True)
         for t in params:
             t.grad = None
@@ -193,5 +209,6 @@ def restore_z(gate: torch.nn.Module, inputs: torch.Tensor, log_experts: torch.Te
         w = torch.where(in_support.cpu(), w, torch.zeros_like(w))
     with torch.no_grad():
         se = z_control_variate(torch.log(w), log_experts)[2]
-    return Restoration(z_before=z0, z_after=z, steps=steps, n=len(inputs),
-                       converged=abs(z - 1.0) <= tol, se=se)
+    return Restoration(
+        z_before=z0, z_after=z, steps=steps, n=len(inputs), converged=abs(z - 1.0) <= tol, se=se
+    )

@@ -8,6 +8,7 @@ f(tau) = sum_i clip(y_i - tau, lo_i, hi_i) = 1. f is continuous, non-increasing 
 linear with breakpoints {y_i - hi_i} and {y_i - lo_i}; we sort the breakpoints, bisect over their
 indices for the bracketing pair, and solve the linear piece in closed form (exact up to rounding).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ def project_box_simplex(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> 
     """argmin_q ||q - y||_2 over {lo <= q <= hi, sum q = 1}; all tensors (n,); needs
     sum lo <= 1 <= sum hi."""
     if bool(lo.sum() > 1 + 1e-12) or bool(hi.sum() < 1 - 1e-12) or bool((lo > hi).any()):
-        raise ValueError("box-and-simplex set is empty: need lo <= hi and sum lo <= 1 <= sum hi "
-                         f"(sum lo = {float(lo.sum()):.6g}, sum hi = {float(hi.sum()):.6g})")
-    b = torch.sort(torch.cat([y - hi, y - lo])).values          # (2n,) f(b[0]) = sum hi, f(b[-1]) = sum lo
-    i, j = 0, b.numel() - 1                                     # invariant: f(b[i]) >= 1 >= f(b[j])
+        raise ValueError(
+            "box-and-simplex set is empty: need lo <= hi and sum lo <= 1 <= sum hi "
+            f"(sum lo = {float(lo.sum()):.6g}, sum hi = {float(hi.sum()):.6g})"
+        )
+    b = torch.sort(torch.cat([y - hi, y - lo])).values  # (2n,) f(b[0]) = sum hi, f(b[-1]) = sum lo
+    i, j = 0, b.numel() - 1  # invariant: f(b[i]) >= 1 >= f(b[j])
     while j - i > 1:
         m = (i + j) // 2
         if _f(y, lo, hi, b[m]) >= 1:

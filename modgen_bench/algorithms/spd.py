@@ -45,6 +45,7 @@ Choices the paper leaves open [PAPER.md: open], and why:
   the cosine decay of the AdamW learning rate removes the constant-step noise floor of the last
   iterate (the gate returned is the last iterate, lam the rule's output).
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,17 @@ from ..optim import make_adamw
 from .batch import GateBatch, Sampler
 from .lam_rules import make_lam_rule
 
-__all__ = ["SPDConfig", "SPDResult", "train_spd", "log_pi", "domain_means", "lam_signal",
-           "estimate_Z", "SIGNALS", "Z_ESTIMATORS"]
+__all__ = [
+    "SPDConfig",
+    "SPDResult",
+    "train_spd",
+    "log_pi",
+    "domain_means",
+    "lam_signal",
+    "estimate_Z",
+    "SIGNALS",
+    "Z_ESTIMATORS",
+]
 
 SIGNALS = ("kl", "excess", "nll")
 Z_ESTIMATORS = ("auto", "experts", "paper")
@@ -86,17 +96,23 @@ class SPDConfig:
     seed: int = 0
     log_every: int = 10
     mu0: float = 1.0
-    rho: float = 4.0                  # proportional term: the primal sees mu + rho (Zhat_ema - 1)
-    lr_schedule: str = "cosine"       # "cosine" | "constant"
+    rho: float = 4.0  # proportional term: the primal sees mu + rho (Zhat_ema - 1)
+    lr_schedule: str = "cosine"  # "cosine" | "constant"
     z_estimator: str = "auto"
 
     def __post_init__(self):
         if self.lam_signal not in SIGNALS:
-            raise UserError(f"unknown lam signal '{self.lam_signal}'; choose one of {', '.join(SIGNALS)}")
+            raise UserError(
+                f"unknown lam signal '{self.lam_signal}'; choose one of {', '.join(SIGNALS)}"
+            )
         if self.z_estimator not in Z_ESTIMATORS:
-            raise UserError(f"unknown z_estimator '{self.z_estimator}'; choose one of {', '.join(Z_ESTIMATORS)}")
+            raise UserError(
+                f"unknown z_estimator '{self.z_estimator}'; choose one of {', '.join(Z_ESTIMATORS)}"
+            )
         if self.lr_schedule not in ("cosine", "constant"):
-            raise UserError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of cosine, constant")
+            raise UserError(
+                f"unknown lr_schedule '{self.lr_schedule}'; choose one of cosine, constant"
+            )
         if self.steps < 1 or self.per_domain < 1 or self.log_every < 1:
             raise UserError("steps, per_domain and log_every must be >= 1")
         if not 0.0 <= self.ema < 1.0:
@@ -141,12 +157,14 @@ def lam_signal(name: str, batch: GateBatch, nll: torch.Tensor, p: int) -> torch.
     if name == "nll":
         per_item = nll
     elif name == "excess":
-        own = batch.log_experts.gather(1, batch.domain[:, None]).squeeze(1)   # (B,) log E_domain(x)
+        own = batch.log_experts.gather(1, batch.domain[:, None]).squeeze(1)  # (B,) log E_domain(x)
         per_item = nll + own.detach()
     elif name == "kl":
         if batch.log_p is None:
-            raise ValueError("the 'kl' lam signal needs batch.log_p (log P_domain(x)); this sampler "
-                             "does not provide it: use --lam-signal excess or nll")
+            raise ValueError(
+                "the 'kl' lam signal needs batch.log_p (log P_domain(x)); this sampler "
+                "does not provide it: use --lam-signal excess or nll"
+            )
         per_item = nll + batch.log_p
     else:
         raise ValueError(f"unknown lam signal '{name}'; choose one of {', '.join(SIGNALS)}")
@@ -193,16 +211,16 @@ def _ddp_step(net, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: in
     """
     W = dist.world_size()
     sl = dist.shard(len(batch.domain))
-    counts = torch.bincount(batch.domain, minlength=p).to(torch.float32)         # (p,) global n_k
+    counts = torch.bincount(batch.domain, minlength=p).to(torch.float32)  # (p,) global n_k
     inputs, log_e, domain = batch.inputs[sl], batch.log_experts[sl], batch.domain[sl]
     b = inputs.shape[0]
-    if eb is not None:                                                           # one forward pass
+    if eb is not None:  # one forward pass
         esl = dist.shard(len(eb.domain))
         log_g_all = net(torch.cat([inputs, eb.inputs[esl]]))
         log_g, log_ge = log_g_all[:b], log_g_all[b:]
     else:
         log_g = net(inputs)
-    nll = -log_pi(log_g, log_e)                                                  # (b,)
+    nll = -log_pi(log_g, log_e)  # (b,)
     part_k = torch.zeros(p, dtype=nll.dtype, device=nll.device).index_add(0, domain, nll) / counts
     if eb is not None:
         w = torch.exp(torch.logsumexp(log_ge + torch.log_softmax(eb.log_experts[esl], -1), -1))
@@ -215,16 +233,29 @@ def _ddp_step(net, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: in
     part = (lam.to(part_k.dtype) * part_k).sum() + mu * (part_Z - 1.0 / W)
     opt.zero_grad(set_to_none=True)
     (W * part).backward()
-    per_domain = lambda v: dist.all_reduce_sum(                                   # noqa: E731
-        torch.zeros(p, dtype=v.dtype, device=v.device).index_add(0, domain, v.detach()) / counts)
+    per_domain = lambda v: dist.all_reduce_sum(  # noqa: E731
+        torch.zeros(p, dtype=v.dtype, device=v.device).index_add(0, domain, v.detach()) / counts
+    )
     local = GateBatch(inputs, domain, log_e, None if batch.log_p is None else batch.log_p[sl])
     tok = per_domain(nll / batch.n_tokens[sl].to(nll.dtype)) if batch.n_tokens is not None else None
-    return (dist.all_reduce_sum(part), dist.all_reduce_sum(part_k), dist.all_reduce_sum(part_Z),
-            per_domain(_signal_items(signal_name, local, nll)), tok)
+    return (
+        dist.all_reduce_sum(part),
+        dist.all_reduce_sum(part_k),
+        dist.all_reduce_sum(part_Z),
+        per_domain(_signal_items(signal_name, local, nll)),
+        tok,
+    )
 
 
-def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu", progress=False,
-              evaluate: Callable[[nn.Module], dict] | None = None, label: str = "spd") -> SPDResult:
+def train_spd(
+    gate: nn.Module,
+    sampler: Sampler,
+    config: SPDConfig,
+    device="cpu",
+    progress=False,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    label: str = "spd",
+) -> SPDResult:
     """Run SPD for ``config.steps`` steps; ``evaluate(gate) -> dict`` adds columns at log steps.
 
     The sampler gets a `torch.Generator` on ``device`` seeded with ``config.seed``: same seed ->
@@ -240,23 +271,30 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
     p = sampler.p
     gate = gate.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    if getattr(gate, "sparse_grad", False):          # a table gate: per-batch rows and optimiser state
+    if getattr(gate, "sparse_grad", False):  # a table gate: per-batch rows and optimiser state
         if config.weight_decay:
-            raise ValueError("weight_decay needs a dense gate (make_gate('table', ..., sparse=False))")
+            raise ValueError(
+                "weight_decay needs a dense gate (make_gate('table', ..., sparse=False))"
+            )
         opt = torch.optim.SparseAdam(list(gate.parameters()), lr=config.lr)
     else:
         opt = make_adamw(gate.parameters(), config.lr, config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _lr_factor(config.lr_schedule, s, config.steps))
+        opt, lambda s: _lr_factor(config.lr_schedule, s, config.steps)
+    )
     rule = make_lam_rule(config.lam_rule, p, config.eta_lam, config.Lambda, device)
     use_experts = config.z_estimator == "experts" or (
-        config.z_estimator == "auto" and hasattr(sampler, "sample_experts"))
+        config.z_estimator == "auto" and hasattr(sampler, "sample_experts")
+    )
     if use_experts and not hasattr(sampler, "sample_experts"):
-        raise ValueError("z_estimator='experts' needs a sampler with sample_experts(); "
-                         "use z_estimator='paper'")
+        raise ValueError(
+            "z_estimator='experts' needs a sampler with sample_experts(); use z_estimator='paper'"
+        )
     mu, Z_ema, rows = float(config.mu0), None, []
-    net = dist.wrap_ddp(gate, device)         # the gate itself unless under torchrun
-    for step in progress_bar(range(1, config.steps + 1), desc=label, enabled=progress and dist.is_writer()):
+    net = dist.wrap_ddp(gate, device)  # the gate itself unless under torchrun
+    for step in progress_bar(
+        range(1, config.steps + 1), desc=label, enabled=progress and dist.is_writer()
+    ):
         batch = sampler.sample(gen, config.per_domain).to(device)
         eb = sampler.sample_experts(gen, config.per_domain).to(device) if use_experts else None
         lam = rule.lam
@@ -265,11 +303,13 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         # ascent)
         mu_eff = mu if Z_ema is None else mu + config.rho * (Z_ema - 1.0)
         if dist.is_distributed():
-            loss, nll_k, Z_hat, signal, tok = _ddp_step(net, batch, eb, lam, mu_eff, config.lam_signal, p, opt)
+            loss, nll_k, Z_hat, signal, tok = _ddp_step(
+                net, batch, eb, lam, mu_eff, config.lam_signal, p, opt
+            )
         else:
-            log_g = gate(batch.inputs)                                   # (B, p)
-            nll = -log_pi(log_g, batch.log_experts)                      # (B,)
-            nll_k = domain_means(nll, batch.domain, p)                   # (p,)
+            log_g = gate(batch.inputs)  # (B, p)
+            nll = -log_pi(log_g, batch.log_experts)  # (B,)
+            nll_k = domain_means(nll, batch.domain, p)  # (p,)
             if eb is not None:
                 Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
             else:
@@ -283,11 +323,16 @@ def train_spd(gate: nn.Module, sampler: Sampler, config: SPDConfig, device="cpu"
         sched.step()
         z = float(Z_hat.detach())
         Z_ema = z if Z_ema is None else config.ema * Z_ema + (1 - config.ema) * z
-        mu = mu + config.eta_mu * (Z_ema - 1.0)          # equality constraint: mu of either sign
+        mu = mu + config.eta_mu * (Z_ema - 1.0)  # equality constraint: mu of either sign
         rule.update(signal)
         if step % config.log_every == 0 or step == config.steps:
-            row = {"step": step, "samples": step * p * config.per_domain, "mu": mu, "Z_hat": Z_ema,
-                   "loss": float(loss.detach())}
+            row = {
+                "step": step,
+                "samples": step * p * config.per_domain,
+                "mu": mu,
+                "Z_hat": Z_ema,
+                "loss": float(loss.detach()),
+            }
             row.update({f"lam_{k}": float(v) for k, v in enumerate(rule.lam)})
             row.update({f"nll_{k}": float(v) for k, v in enumerate(nll_k.detach())})
             row.update({f"signal_{k}": float(v) for k, v in enumerate(signal)})

@@ -12,6 +12,7 @@ outside (``seconds_1thread``); ``default/1thread`` is their ratio (min over repe
 Targets (issue 9): N = 1e7, p = 8 certified in <= 15 passes with mem_peak/input <= 2;
 N = 1e3 under 0.3 ms.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -36,7 +37,7 @@ def pass_seconds(problem, repeats: int = 5) -> float:
     """Seconds of one numpy pass over the p x N data: ``(P * log_q).sum(1)`` (min of repeats)."""
     log_q = np.log(np.maximum(problem.E[0], 1e-300))
     best = np.inf
-    for _ in range(repeats + 1):          # the first is a warm-up
+    for _ in range(repeats + 1):  # the first is a warm-up
         t0 = time.perf_counter()
         (problem.P * log_q).sum(1)
         best = min(best, time.perf_counter() - t0)
@@ -60,8 +61,13 @@ def _timed(problem, method: str, repeats: int):
     try:
         sol = solve(problem, method, fallback=False)
     except Exception as exc:  # a failing backend is a row of the table, not a crash
-        return (None, [], [], float("nan"),
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
+        return (
+            None,
+            [],
+            [],
+            float("nan"),
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}",
+        )
     sol, times = _repeat(problem, method, repeats, None)
     one = _repeat(problem, method, repeats, 1)[1]
     tracemalloc.start()
@@ -71,9 +77,16 @@ def _timed(problem, method: str, repeats: int):
     return sol, times, one, peak, ""
 
 
-def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed: int = 0,
-                structured: bool = True, speedup_case=(20_000, 4), repeats: int = 3,
-                log=print) -> pd.DataFrame:
+def bench_exact(
+    sizes=DEFAULT_SIZES,
+    ps=(2, 8),
+    cvxpy_max_n: int = 20_000,
+    seed: int = 0,
+    structured: bool = True,
+    speedup_case=(20_000, 4),
+    repeats: int = 3,
+    log=print,
+) -> pd.DataFrame:
     """Rows: family, p, N, method, seconds_min, seconds_median, passes_min, passes_median,
     seconds_1thread, default/1thread, mem_peak/input, status, value, duality_gap, iterations,
     solver, note.
@@ -93,7 +106,7 @@ def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed:
         problem = instances.make(fam.split("(")[0], seed, p=p, N=N, **kw)
         one_pass = pass_seconds(problem)
         in_bytes = problem.P.nbytes + problem.E.nbytes
-        for method in methods():          # every registered method (`exact.paths`)
+        for method in methods():  # every registered method (`exact.paths`)
             base = {"family": fam, "p": p, "N": N, "method": method}
             if method in reference_methods() and N > cvxpy_max_n:
                 rows.append({**base, "note": f"skipped: N > {cvxpy_max_n} (see --cvxpy-max-n)"})
@@ -102,18 +115,30 @@ def bench_exact(sizes=DEFAULT_SIZES, ps=(2, 8), cvxpy_max_n: int = 20_000, seed:
             row = {**base, "note": err, "pass_ms": 1e3 * one_pass}
             if times:
                 t_min, t_med = min(times), statistics.median(times)
-                row.update(seconds_min=t_min, seconds_median=t_med, passes_min=t_min / one_pass,
-                           passes_median=t_med / one_pass, seconds_1thread=min(one),
-                           **{"default/1thread": t_min / min(one),
-                              "mem_peak/input": 1 + peak / in_bytes})
+                row.update(
+                    seconds_min=t_min,
+                    seconds_median=t_med,
+                    passes_min=t_min / one_pass,
+                    passes_median=t_med / one_pass,
+                    seconds_1thread=min(one),
+                    **{"default/1thread": t_min / min(one), "mem_peak/input": 1 + peak / in_bytes},
+                )
             if sol is not None and sol.status != "infeasible":
-                row.update(status=sol.status, value=sol.value, duality_gap=sol.duality_gap,
-                           iterations=sol.iterations, solver=sol.solver)
+                row.update(
+                    status=sol.status,
+                    value=sol.value,
+                    duality_gap=sol.duality_gap,
+                    iterations=sol.iterations,
+                    solver=sol.solver,
+                )
             rows.append(row)
-            log(f"  {fam:>20} p={p} N={N:>8} {method:>9}: min {row.get('seconds_min', float('nan')):8.4f} s"
+            log(
+                f"  {fam:>20} p={p} N={N:>8} {method:>9}: min "
+                f"{row.get('seconds_min', float('nan')):8.4f} s"
                 f"  {row.get('passes_min', float('nan')):7.1f} passes  "
                 f"mem {row.get('mem_peak/input', float('nan')):.2f}x  "
-                f"gap={row.get('duality_gap', float('nan')):.2e} {row.get('status', '')} {err}")
+                f"gap={row.get('duality_gap', float('nan')):.2e} {row.get('status', '')} {err}"
+            )
     return pd.DataFrame(rows)
 
 
@@ -121,12 +146,18 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Warm cvxpy time / warm waterfill time (min over repeats) and |value difference|."""
     if "seconds_min" not in df.columns:
         return pd.DataFrame()
-    wide = df.pivot_table(index=["family", "p", "N"], columns="method",
-                          values=["seconds_min", "value"], aggfunc="first")
+    wide = df.pivot_table(
+        index=["family", "p", "N"],
+        columns="method",
+        values=["seconds_min", "value"],
+        aggfunc="first",
+    )
     if ("seconds_min", "cvxpy") not in wide.columns:
         return pd.DataFrame()
-    out = pd.DataFrame({
-        "speedup": wide[("seconds_min", "cvxpy")] / wide[("seconds_min", "waterfill")],
-        "abs_value_diff": (wide[("value", "cvxpy")] - wide[("value", "waterfill")]).abs(),
-    }).dropna()
+    out = pd.DataFrame(
+        {
+            "speedup": wide[("seconds_min", "cvxpy")] / wide[("seconds_min", "waterfill")],
+            "abs_value_diff": (wide[("value", "cvxpy")] - wide[("value", "waterfill")]).abs(),
+        }
+    ).dropna()
     return out.reset_index()

@@ -10,6 +10,7 @@ recomputed by `divergences.kl`, is the value. An ``infeasible`` label is *wrong*
 floor and ceiling sums (`math.fsum`, independent of the solver) or an uncovered outcome say so
 (`expected_infeasible`).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,9 @@ def expected_infeasible(problem: DiscreteProblem, support: str) -> bool | None:
     return any(e > 0 for e in edges)
 
 
-def random_instance(rng: np.random.Generator, family: str | None = None
-                    ) -> tuple[DiscreteProblem, str, str]:
+def random_instance(
+    rng: np.random.Generator, family: str | None = None
+) -> tuple[DiscreteProblem, str, str]:
     """(problem, support, description) of one random hard instance: a family of
     `modgen_bench.testing.hard`, (p, N) by `_size`, either support convention."""
     family = family or FAMILIES[rng.integers(len(FAMILIES))]
@@ -63,10 +65,15 @@ def random_instance(rng: np.random.Generator, family: str | None = None
     p, N = _size(rng)
     if family == "leaking":
         N = max(N, 2)
-    kw = {"alpha": float(rng.uniform(0.02, 0.1)), "m_max": float(rng.uniform(0.0, 0.95)),
-          "block": int(rng.integers(1, max(2, N // 2))),
-          "min_mass": float(10.0 ** -rng.uniform(30, 300)), "zeros": float(rng.uniform(0, 0.5)),
-          "round_to": float(10.0 ** -rng.uniform(6.3, 12)), "zipf": float(rng.uniform(1, 2))}
+    kw = {
+        "alpha": float(rng.uniform(0.02, 0.1)),
+        "m_max": float(rng.uniform(0.0, 0.95)),
+        "block": int(rng.integers(1, max(2, N // 2))),
+        "min_mass": float(10.0 ** -rng.uniform(30, 300)),
+        "zeros": float(rng.uniform(0, 0.5)),
+        "round_to": float(10.0 ** -rng.uniform(6.3, 12)),
+        "zipf": float(rng.uniform(1, 2)),
+    }
     P, E = hard_arrays(rng, family, p, N, **kw)
     desc = f"{family} p={p} N={N} " + " ".join(f"{k}={v:.3g}" for k, v in kw.items())
     return DiscreteProblem.from_arrays(P, E), support, desc
@@ -77,16 +84,27 @@ def _really_optimal(problem: DiscreteProblem, sol) -> bool:
     gap finite, gap within the tolerance, the model a distribution on the support (sum 1 within
     1e-9) and max_k KL(P[k] || model) by `divergences.kl` equal to the value."""
     from ..divergences import kl
+
     tol = 1e-9 + 1e-9 * abs(sol.value) if np.isfinite(sol.value) else 0.0
-    if not (np.isfinite(sol.value) and np.isfinite(sol.duality_gap) and abs(sol.duality_gap) <= tol):
+    if not (
+        np.isfinite(sol.value) and np.isfinite(sol.duality_gap) and abs(sol.duality_gap) <= tol
+    ):
         return False
     if abs(sol.model.sum() - 1.0) > 1e-9 or sol.model.min() < 0:
         return False
     return bool(abs(kl(problem.P, sol.model).max() - sol.value) <= 1e-9 * (1 + abs(sol.value)))
 
 
-def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: float | None = None,
-         progress=None, report_every: int = 0, log=None, save_failures=None) -> dict:
+def fuzz(
+    instances: int = 1000,
+    seed: int = 0,
+    method: str = "waterfill",
+    tol: float | None = None,
+    progress=None,
+    report_every: int = 0,
+    log=None,
+    save_failures=None,
+) -> dict:
     """Solve ``instances`` random hard instances; count statuses and wrong answers.
 
     ``save_failures``: a folder where every inaccurate or wrong instance is saved as
@@ -101,6 +119,7 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
         conic,  # noqa: F401  (cvxpy's one-off import is no solve's time)
         solve,
     )
+
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(("optimal", "inaccurate", "infeasible", "wrong", "invalid"), 0)
     solvers: dict[str, int] = {}
@@ -110,13 +129,16 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
     it = range(instances) if progress is None else progress(range(instances))
     t_start = time.perf_counter()
     for i in it:
-        if report_every and log and i and i % report_every == 0:   # interim counts: a long run
-            log(f"fuzz: {i} done in {time.perf_counter() - t_start:.0f} s: "   # leaves a trace
-                + "  ".join(f"{k} {v}" for k, v in counts.items()) + f"  worst gap {worst_gap:.3g}"
-                + f"  slowest {slowest[0]:.3f} s")
+        if report_every and log and i and i % report_every == 0:  # interim counts: a long run
+            log(
+                f"fuzz: {i} done in {time.perf_counter() - t_start:.0f} s: "  # leaves a trace
+                + "  ".join(f"{k} {v}" for k, v in counts.items())
+                + f"  worst gap {worst_gap:.3g}"
+                + f"  slowest {slowest[0]:.3f} s"
+            )
         try:
             problem, support, desc = random_instance(rng)
-        except ProblemError:           # a draw whose rows fail validation (should not happen)
+        except ProblemError:  # a draw whose rows fail validation (should not happen)
             counts["invalid"] += 1
             continue
         kw = {} if tol is None else {"tol": tol}
@@ -130,8 +152,10 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
         label = expected_infeasible(problem, support)
         if label is not None and label != (sol.status == "infeasible"):
             counts["wrong"] += 1
-            wrong.append(f"#{i} {desc} support={support}: status {sol.status}, but the exact "
-                         f"floor/ceiling sums say {'in' if label else ''}feasible")
+            wrong.append(
+                f"#{i} {desc} support={support}: status {sol.status}, but the exact "
+                f"floor/ceiling sums say {'in' if label else ''}feasible"
+            )
         if sol.status == "infeasible":
             continue
         solvers[sol.solver] = solvers.get(sol.solver, 0) + 1
@@ -140,34 +164,47 @@ def fuzz(instances: int = 1000, seed: int = 0, method: str = "waterfill", tol: f
         if sol.status == "optimal" and not _really_optimal(problem, sol):
             counts["wrong"] += 1
             bad = True
-            wrong.append(f"#{i} {desc} support={support}: value {sol.value} gap {gap} "
-                         f"model sum {sol.model.sum()!r}")
+            wrong.append(
+                f"#{i} {desc} support={support}: value {sol.value} gap {gap} "
+                f"model sum {sol.model.sum()!r}"
+            )
         if bad and save_failures is not None:
             from pathlib import Path
+
             folder = Path(save_failures)
             folder.mkdir(parents=True, exist_ok=True)
             tag = "inaccurate" if sol.status == "inaccurate" else "wrong"
             problem.save(folder / f"fuzz-{seed}-{i}-{tag}-{support}.json")
-        size = abs(gap) if np.isfinite(gap) else np.inf     # NaN and inf count as the worst
+        size = abs(gap) if np.isfinite(gap) else np.inf  # NaN and inf count as the worst
         if size > worst_gap:
             worst_gap, worst = size, f"#{i} {desc} support={support} status={sol.status}"
-    return {"counts": counts, "worst_gap": float(worst_gap), "worst_instance": worst,
-            "seconds_per_instance": solve_seconds / max(instances, 1), "solvers": solvers,
-            "worst_seconds": slowest[0], "slowest_instance": slowest[1],
-            "wall_seconds": time.perf_counter() - t_start,
-            "wrong_instances": wrong[:20], "instances": instances, "seed": seed}
+    return {
+        "counts": counts,
+        "worst_gap": float(worst_gap),
+        "worst_instance": worst,
+        "seconds_per_instance": solve_seconds / max(instances, 1),
+        "solvers": solvers,
+        "worst_seconds": slowest[0],
+        "slowest_instance": slowest[1],
+        "wall_seconds": time.perf_counter() - t_start,
+        "wrong_instances": wrong[:20],
+        "instances": instances,
+        "seed": seed,
+    }
 
 
 def format_counts(res: dict) -> str:
     """The human-readable report of `fuzz`."""
     c = res["counts"]
-    lines = [f"fuzz: {res['instances']} instances (seed {res['seed']}): "
-             + "  ".join(f"{k} {v}" for k, v in c.items()),
-             f"worst certificate: {res['worst_gap']:.3g}  ({res['worst_instance']})",
-             f"time per instance: {1e3 * res['seconds_per_instance']:.3f} ms (solve only); "
-             f"wall {res.get('wall_seconds', float('nan')):.0f} s in all",
-             f"slowest solve: {res.get('worst_seconds', float('nan')):.3f} s "
-             f"({res.get('slowest_instance', '')})",
-             "answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(res["solvers"].items()))]
+    lines = [
+        f"fuzz: {res['instances']} instances (seed {res['seed']}): "
+        + "  ".join(f"{k} {v}" for k, v in c.items()),
+        f"worst certificate: {res['worst_gap']:.3g}  ({res['worst_instance']})",
+        f"time per instance: {1e3 * res['seconds_per_instance']:.3f} ms (solve only); "
+        f"wall {res.get('wall_seconds', float('nan')):.0f} s in all",
+        f"slowest solve: {res.get('worst_seconds', float('nan')):.3f} s "
+        f"({res.get('slowest_instance', '')})",
+        "answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(res["solvers"].items())),
+    ]
     lines += [f"WRONG {w}" for w in res["wrong_instances"]]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ throughput, project the preset's wall time from it, and run a short end-to-end s
 
     python -m modgen_bench.bench.smoke --device cuda [--steps 30] [--slice-steps 200] [--out DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,20 +42,39 @@ def training_tokens(cfg: PipelineConfig) -> dict:
 def projected_seconds(cfg: PipelineConfig, bench: pd.DataFrame) -> pd.DataFrame:
     """Per model kind: tokens, measured project tokens/s and the projected training seconds."""
     rate = bench[bench["loop"] == "project"].set_index("model")["tokens_per_s"]
-    rows = [{"model": kind, "tokens": n, "tokens_per_s": rate["gate" if kind == "router" else kind],
-             "seconds": n / rate["gate" if kind == "router" else kind]}
-            for kind, n in training_tokens(cfg).items()]
+    rows = [
+        {
+            "model": kind,
+            "tokens": n,
+            "tokens_per_s": rate["gate" if kind == "router" else kind],
+            "seconds": n / rate["gate" if kind == "router" else kind],
+        }
+        for kind, n in training_tokens(cfg).items()
+    ]
     return pd.DataFrame(rows)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m modgen_bench.bench.smoke", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m modgen_bench.bench.smoke", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     ap.add_argument("--steps", type=int, default=30, help="training steps per timed run")
-    ap.add_argument("--slice-steps", type=int, default=200, help="steps of every stage in the end-to-end slice")
-    ap.add_argument("--slice-draws", type=int, default=1024, help="n_draws in the slice (n_proposal: SPD's total draws)")
-    ap.add_argument("--preset", choices=["full", "quick"], default="full",
-                    help="text3 preset measured and sliced (quick: to test the script on a CPU in minutes)")
+    ap.add_argument(
+        "--slice-steps", type=int, default=200, help="steps of every stage in the end-to-end slice"
+    )
+    ap.add_argument(
+        "--slice-draws",
+        type=int,
+        default=1024,
+        help="n_draws in the slice (n_proposal: SPD's total draws)",
+    )
+    ap.add_argument(
+        "--preset",
+        choices=["full", "quick"],
+        default="full",
+        help="text3 preset measured and sliced (quick: to test the script on a CPU in minutes)",
+    )
     ap.add_argument("--out", default="reports/gpu_smoke")
     args = ap.parse_args(argv)
 
@@ -62,9 +82,13 @@ def main(argv=None) -> int:
 
     from ..suites import suite_root
     from .train import bench_train, load_preset, preset_models
+
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test the script)",
-              file=sys.stderr)
+        print(
+            "gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test "
+            "the script)",
+            file=sys.stderr,
+        )
         return 2
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -73,35 +97,79 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"== 1. training throughput, text3 {args.preset} preset sizes, on {name}")
     t0 = time.perf_counter()
-    df = bench_train(preset_models(preset, f"text3/{args.preset}"), device=args.device, steps=args.steps, repeats=3)
+    df = bench_train(
+        preset_models(preset, f"text3/{args.preset}"),
+        device=args.device,
+        steps=args.steps,
+        repeats=3,
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"   ({time.perf_counter() - t0:.0f} s)")
     proj = projected_seconds(cfg, df)
-    print(f"\n== 2. projected training time of the {args.preset} preset ({len(cfg.replicates())} replicates)")
+    print(
+        f"\n== 2. projected training time of the {args.preset} preset ({len(cfg.replicates())} "
+        "replicates)"
+    )
     print(proj.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     total = proj["seconds"].sum()
-    print(f"projected training total of text3 {args.preset}: {total / 3600:.2f} h ({total:.0f} s) on {name}; caching, sampling "
-          "and evaluation come on top (their share: the slice below)")
+    print(
+        f"projected training total of text3 {args.preset}: {total / 3600:.2f} h ({total:.0f} s) "
+        f"on {name}; caching, sampling "
+        "and evaluation come on top (their share: the slice below)"
+    )
 
-    print(f"\n== 3. end-to-end slice: every stage once, {args.slice_steps} steps each, one replicate")
+    print(
+        f"\n== 3. end-to-end slice: every stage once, {args.slice_steps} steps each, one replicate"
+    )
     s = args.slice_steps
-    sets = ["seeds=[0]", "resamples=[]"] + (["oracle=[]"] if "oracle" in preset else []) + [f"expert.steps={s}", f"mono.steps={s}",
-            f"spd.steps={s}", f"router.steps={s}", f"n_draws={args.slice_draws}",
-            "n_proposal=0", f"n_gate_train={max(64, args.slice_draws)}",
-            f"conflict_every={max(1, s // 4)}", f"expert.warmup={min(cfg.expert.warmup, s // 10)}",
-            f"mono.warmup={min(cfg.mono.warmup, s // 10)}", f"spd.log_every={max(1, s // 10)}"]
-    cmd = [sys.executable, "-m", "modgen_bench", "run", "real_world", "--only", "text3", "--preset", args.preset,
-           "--device", args.device, "--out", args.out, "--force"]
+    sets = (
+        ["seeds=[0]", "resamples=[]"]
+        + (["oracle=[]"] if "oracle" in preset else [])
+        + [
+            f"expert.steps={s}",
+            f"mono.steps={s}",
+            f"spd.steps={s}",
+            f"router.steps={s}",
+            f"n_draws={args.slice_draws}",
+            "n_proposal=0",
+            f"n_gate_train={max(64, args.slice_draws)}",
+            f"conflict_every={max(1, s // 4)}",
+            f"expert.warmup={min(cfg.expert.warmup, s // 10)}",
+            f"mono.warmup={min(cfg.mono.warmup, s // 10)}",
+            f"spd.log_every={max(1, s // 10)}",
+        ]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "modgen_bench",
+        "run",
+        "real_world",
+        "--only",
+        "text3",
+        "--preset",
+        args.preset,
+        "--device",
+        args.device,
+        "--out",
+        args.out,
+        "--force",
+    ]
     for kv in sets:
         cmd += ["--set", kv]
     t0 = time.perf_counter()
     code = subprocess.call(cmd)
     wall = time.perf_counter() - t0
-    slice_train = sum(projected_seconds(cfg, df)["seconds"]) / max(1, len(cfg.replicates())) * (
-        s / cfg.expert.steps)
-    print(f"slice: exit {code}, {wall:.0f} s wall (training share projected from step 1: about "
-          f"{slice_train:.0f} s)")
+    slice_train = (
+        sum(projected_seconds(cfg, df)["seconds"])
+        / max(1, len(cfg.replicates()))
+        * (s / cfg.expert.steps)
+    )
+    print(
+        f"slice: exit {code}, {wall:.0f} s wall (training share projected from step 1: about "
+        f"{slice_train:.0f} s)"
+    )
     return code
 
 

@@ -80,14 +80,30 @@ def _epigraph_sqp(terms, c, p: int) -> np.ndarray:
 
     w0 = np.full(p, 1.0 / p)
     x0 = np.append(w0, max(f(k, w0) for k in range(len(terms))))
-    cons = [{"type": "eq", "fun": lambda x: x[:p].sum() - 1.0,
-             "jac": lambda x: np.append(np.ones(p), 0.0)}]
+    cons = [
+        {
+            "type": "eq",
+            "fun": lambda x: x[:p].sum() - 1.0,
+            "jac": lambda x: np.append(np.ones(p), 0.0),
+        }
+    ]
     for k in range(len(terms)):
-        cons.append({"type": "ineq", "fun": lambda x, k=k: x[p] - f(k, x[:p]),
-                     "jac": lambda x, k=k: np.append(-grad(k, x[:p]), 1.0)})
-    res = minimize(lambda x: x[p], x0, jac=lambda x: np.append(np.zeros(p), 1.0),
-                   bounds=[(1e-12, 1.0)] * p + [(None, None)], constraints=cons,
-                   method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
+        cons.append(
+            {
+                "type": "ineq",
+                "fun": lambda x, k=k: x[p] - f(k, x[:p]),
+                "jac": lambda x, k=k: np.append(-grad(k, x[:p]), 1.0),
+            }
+        )
+    res = minimize(
+        lambda x: x[p],
+        x0,
+        jac=lambda x: np.append(np.zeros(p), 1.0),
+        bounds=[(1e-12, 1.0)] * p + [(None, None)],
+        constraints=cons,
+        method="SLSQP",
+        options={"maxiter": 500, "ftol": 1e-12},
+    )
     return res.x[:p]
 
 

@@ -1,6 +1,7 @@
 """The real-text pipeline's combiner stage: run the preset's combiners and add their rows.
 
-Called by `modgen_bench.replicate` after the built-in models are evaluated (stage 8). Every method of
+Called by `modgen_bench.replicate` after the built-in models are evaluated (stage 8). Every method
+of
 the leaderboard (built-in and registered) gets case ``cost`` rows (params_ratio, compute_ratio,
 token_ratio; `base.Cost`) and case ``paired`` rows against the SPD gate (per mixture: delta and
 its per-window paired s.e., as `modgen_bench.replicate` writes for its own pairs); each combiner's
@@ -19,7 +20,14 @@ from ..models import lm_config
 from .base import COMBINERS, CombinerContext, Cost, run_combiners, train_flops_module
 from .gates import gate_budget, gate_cost
 
-__all__ = ["add_combiners", "check_combiners", "combiner_context", "REFERENCE", "make_budget", "q_draws"]
+__all__ = [
+    "add_combiners",
+    "check_combiners",
+    "combiner_context",
+    "REFERENCE",
+    "make_budget",
+    "q_draws",
+]
 
 #: the method every leaderboard cell is paired against
 REFERENCE = "gate_excess_logZ"
@@ -29,8 +37,9 @@ def check_combiners(settings: dict) -> None:
     """Every name of a preset's ``combiners`` table is registered (a UserError listing them)."""
     for name in settings:
         if name not in COMBINERS:
-            raise UserError(f"combiners: unknown combiner {name!r}; choose from "
-                            f"{', '.join(sorted(COMBINERS))}")
+            raise UserError(
+                f"combiners: unknown combiner {name!r}; choose from {', '.join(sorted(COMBINERS))}"
+            )
 
 
 def make_budget(cfg, p: int, T: int, expert_params: int, n_gate: int, vocab_size: int) -> dict:
@@ -77,6 +86,7 @@ def combiner_context(
     """The `CombinerContext` of one replicate from its stage outputs and its ``run`` (a
     `pipeline.context.StageRun`)."""
     from ..pipeline.sample import sampling_seed
+
     return CombinerContext(
         cfg,
         splits,
@@ -101,8 +111,11 @@ def _builtin_costs(ctx, ratios: dict, router_params: int) -> dict:
     # the distilled router replaces the gate at inference; its training comes on top of the gate's
     g_flops, g_tokens = gate_budget(ctx, n_gate)
     r_tokens = ctx.cfg.router.steps * ctx.cfg.router.batch_size * ctx.splits.T
-    router = ctx.cost(b["expert_params"] + router_params,
-                      g_flops + train_flops_module(router_params, r_tokens), g_tokens + r_tokens)
+    router = ctx.cost(
+        b["expert_params"] + router_params,
+        g_flops + train_flops_module(router_params, r_tokens),
+        g_tokens + r_tokens,
+    )
     out = {
         "gate_excess_logZ": spd,
         "gate_nll_logZ": spd,

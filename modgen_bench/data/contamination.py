@@ -21,6 +21,7 @@ B's text is the replaced documents' byte share (`Composition.byte_share`), close
 Splits. Both keep their source's splits (`Corpus.split_key`): a document of A that is not replaced
 lands in the same split at every alpha, and B's rest in the same split as in B.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,15 @@ import numpy as np
 from ..errors import UserError
 from .corpora import CORPORA, DOC_SEP, Corpus, _documents
 
-__all__ = ["DONOR_SHARE", "DERIVED_KEYS", "Composition", "DerivedCorpus", "donor_split",
-           "contaminate", "derived_corpus"]
+__all__ = [
+    "DONOR_SHARE",
+    "DERIVED_KEYS",
+    "Composition",
+    "DerivedCorpus",
+    "donor_split",
+    "contaminate",
+    "derived_corpus",
+]
 
 #: the share of the donor's distinct documents set aside (by hash) for contamination
 DONOR_SHARE = 0.2
@@ -78,8 +86,9 @@ def _rng(base: str, donor: str, seed: int) -> np.random.Generator:
 
 
 @lru_cache(maxsize=8)
-def contaminate(base: str, donor: str, alpha: float,
-                seed: int = 0) -> tuple[tuple[bytes, ...], Composition]:
+def contaminate(
+    base: str, donor: str, alpha: float, seed: int = 0
+) -> tuple[tuple[bytes, ...], Composition]:
     """(documents, composition) of ``base`` with k = round(alpha n_A) documents replaced by
     ``donor``'s pool text of the same byte length (module docstring); seeded by ``seed``."""
     docs = list(_distinct(base))
@@ -95,16 +104,23 @@ def contaminate(base: str, donor: str, alpha: float,
         parts, size = [], 0
         while size < len(docs[i]):
             if j == len(order):
-                raise UserError(f"contaminating '{base}' at alpha = {alpha} needs {need} bytes of "
-                                f"'{donor}' but its donor pool holds {have}; lower alpha or pick "
-                                f"a larger donor")
-            size += len(pool[order[j]]) + (len(DOC_SEP) if parts else 0)   # the joined length
+                raise UserError(
+                    f"contaminating '{base}' at alpha = {alpha} needs {need} bytes of "
+                    f"'{donor}' but its donor pool holds {have}; lower alpha or pick "
+                    f"a larger donor"
+                )
+            size += len(pool[order[j]]) + (len(DOC_SEP) if parts else 0)  # the joined length
             parts.append(pool[order[j]])
             j += 1
-        docs[i] = DOC_SEP.join(parts)[:len(docs[i])]
+        docs[i] = DOC_SEP.join(parts)[: len(docs[i])]
     total = sum(len(d) for d in docs)
-    comp = Composition(len(docs), k, k / len(docs), need / total if total else 0.0,
-                       hashlib.sha256(DOC_SEP.join(docs)).hexdigest())
+    comp = Composition(
+        len(docs),
+        k,
+        k / len(docs),
+        need / total if total else 0.0,
+        hashlib.sha256(DOC_SEP.join(docs)).hexdigest(),
+    )
     return tuple(docs), comp
 
 
@@ -138,8 +154,10 @@ class DerivedCorpus(Corpus):
 
 def _source(name, where: str) -> str:
     if not isinstance(name, str) or name not in CORPORA or isinstance(CORPORA[name], DerivedCorpus):
-        raise UserError(f"{where}: {name!r} is not a registered corpus (choose from "
-                        f"{', '.join(n for n, c in CORPORA.items() if type(c) is Corpus)})")
+        raise UserError(
+            f"{where}: {name!r} is not a registered corpus (choose from "
+            f"{', '.join(n for n, c in CORPORA.items() if type(c) is Corpus)})"
+        )
     return name
 
 
@@ -169,5 +187,6 @@ def derived_corpus(spec: dict) -> DerivedCorpus:
     srcs = [n for n in (base, donor) if n]
     package = " ".join(sorted({CORPORA[n].package for n in srcs}))
     what = f"{base} with {alpha:g} of {donor}'s documents" if donor else f"{base} without donors"
-    return DerivedCorpus(name, package, "+".join(srcs), None, what, base, donor, float(alpha),
-                         int(seed))
+    return DerivedCorpus(
+        name, package, "+".join(srcs), None, what, base, donor, float(alpha), int(seed)
+    )

@@ -19,6 +19,7 @@ resample index (`split_of`): the same documents always land in the same split, i
 documents never straddle two, and ``resample = r`` draws an independent split (the paper's "data
 resamples", Table 1). A missing corpus raises `CorpusMissingError` naming its Debian package.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,9 +37,23 @@ import torch
 
 from ..registry import Registry
 
-__all__ = ["BOS", "VOCAB_SIZE", "SPLITS", "SPLIT_FRACTIONS", "CorpusMissingError", "Corpus",
-           "Slice", "CORPORA", "SUITES", "missing_packages", "split_of", "split_documents",
-           "load_slices", "random_windows", "eval_windows"]
+__all__ = [
+    "BOS",
+    "VOCAB_SIZE",
+    "SPLITS",
+    "SPLIT_FRACTIONS",
+    "CorpusMissingError",
+    "Corpus",
+    "Slice",
+    "CORPORA",
+    "SUITES",
+    "missing_packages",
+    "split_of",
+    "split_documents",
+    "load_slices",
+    "random_windows",
+    "eval_windows",
+]
 
 #: The byte tokenizer (`experts.builtin.ByteTokens`): byte ids 0..255, then BOS; every other
 #: module asks the tokenizer, its experts or their family for the vocabulary.
@@ -56,10 +71,14 @@ class CorpusMissingError(FileNotFoundError):
 
 # ---- readers: source (a path or a command) -> list of documents (bytes) -------------------------
 
+
 def _read_python_stdlib(source: str) -> list[bytes]:
     root = Path(source)
-    files = sorted(p for p in root.rglob("*.py")
-                   if "site-packages" not in p.relative_to(root).parts and p.is_file())
+    files = sorted(
+        p
+        for p in root.rglob("*.py")
+        if "site-packages" not in p.relative_to(root).parts and p.is_file()
+    )
     return [p.read_bytes() for p in files]
 
 
@@ -72,7 +91,9 @@ def _read_kjv(source: str) -> list[bytes]:
     return [c.strip(b"\n") for c in _CHAPTER.split(out.stdout) if c.strip()]
 
 
-_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_B64 = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
 
 
 def _dictd_number(text: str) -> int:
@@ -96,13 +117,16 @@ def _read_gcide(source: str) -> list[bytes]:
             spans.add((_dictd_number(off), _dictd_number(length)))
     with gzip.open(path, "rb") as f:
         data = f.read()
-    return [data[o:o + n].strip() for o, n in sorted(spans)]
+    return [data[o : o + n].strip() for o, n in sorted(spans)]
 
 
 def _read_fortunes(source: str) -> list[bytes]:
     """Records of every fortune file directly in ``source`` (symlinks, .dat, .u8 skipped)."""
-    files = sorted(p for p in Path(source).iterdir()
-                   if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8"))
+    files = sorted(
+        p
+        for p in Path(source).iterdir()
+        if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+    )
     docs = []
     for p in files:
         for rec in p.read_bytes().replace(b"\b", b"").split(b"\n%\n"):
@@ -118,7 +142,7 @@ class Corpus:
 
     name: str
     package: str
-    source: str                              # a file, a folder, or a command on PATH
+    source: str  # a file, a folder, or a command on PATH
     reader: Callable[[str], list[bytes]]
     description: str
 
@@ -131,16 +155,20 @@ class Corpus:
         if not self.present():
             raise CorpusMissingError(
                 f"corpus '{self.name}' ({self.description}) is missing: '{self.source}' not found; "
-                f"install the Debian package '{self.package}' (apt-get install {self.package})")
+                f"install the Debian package '{self.package}' (apt-get install {self.package})"
+            )
         try:
             docs = self.reader(self.source)
         except (OSError, subprocess.SubprocessError) as exc:
             raise CorpusMissingError(
                 f"corpus '{self.name}' could not be read from '{self.source}' ({exc}); "
-                f"(re)install the Debian package '{self.package}'") from None
+                f"(re)install the Debian package '{self.package}'"
+            ) from None
         if not docs:
-            raise CorpusMissingError(f"corpus '{self.name}' at '{self.source}' holds no documents; "
-                                     f"(re)install the Debian package '{self.package}'")
+            raise CorpusMissingError(
+                f"corpus '{self.name}' at '{self.source}' holds no documents; "
+                f"(re)install the Debian package '{self.package}'"
+            )
         return docs
 
     def split_key(self) -> str:
@@ -153,20 +181,46 @@ _PY = sysconfig.get_python_version()
 
 CORPORA = Registry("corpus")
 for _c in [
-    Corpus("code", f"libpython{_PY}-stdlib", sysconfig.get_paths()["stdlib"], _read_python_stdlib,
-           f"Python {_PY} standard library source"),
-    Corpus("scripture", "bible-kjv", "bible", _read_kjv, "King James Bible, one chapter per document"),
-    Corpus("reference", "dict-gcide", "/usr/share/dictd/gcide.dict.dz", _read_gcide,
-           "GCIDE dictionary articles"),
+    Corpus(
+        "code",
+        f"libpython{_PY}-stdlib",
+        sysconfig.get_paths()["stdlib"],
+        _read_python_stdlib,
+        f"Python {_PY} standard library source",
+    ),
+    Corpus(
+        "scripture", "bible-kjv", "bible", _read_kjv, "King James Bible, one chapter per document"
+    ),
+    Corpus(
+        "reference",
+        "dict-gcide",
+        "/usr/share/dictd/gcide.dict.dz",
+        _read_gcide,
+        "GCIDE dictionary articles",
+    ),
     Corpus("fortunes-en", "fortunes", str(_FORTUNES), _read_fortunes, "English fortunes"),
-    *[Corpus(f"fortunes-{lang}", f"fortunes-{lang}", str(_FORTUNES / lang), _read_fortunes,
-             f"{name} fortunes")
-      for lang, name in [("de", "German"), ("es", "Spanish"), ("it", "Italian"), ("ru", "Russian")]],
+    *[
+        Corpus(
+            f"fortunes-{lang}",
+            f"fortunes-{lang}",
+            str(_FORTUNES / lang),
+            _read_fortunes,
+            f"{name} fortunes",
+        )
+        for lang, name in [
+            ("de", "German"),
+            ("es", "Spanish"),
+            ("it", "Italian"),
+            ("ru", "Russian"),
+        ]
+    ],
 ]:
     CORPORA[_c.name] = _c
 
-SUITES = {"text3": ("code", "scripture", "reference"),
-          "languages": ("fortunes-en", "fortunes-de", "fortunes-es", "fortunes-it", "fortunes-ru")}
+SUITES = {
+    "text3": ("code", "scripture", "reference"),
+    "languages": ("fortunes-en", "fortunes-de", "fortunes-es", "fortunes-it", "fortunes-ru"),
+}
 
 
 def missing_packages(names) -> list[str]:
@@ -195,8 +249,8 @@ class Slice:
     split: str
     resample: int
     n_docs: int
-    tokens: torch.Tensor         # (n_bytes,) uint8
-    sha256: str                  # of the joined bytes: provenance of every number
+    tokens: torch.Tensor  # (n_bytes,) uint8
+    sha256: str  # of the joined bytes: provenance of every number
 
     def info(self) -> dict:
         return {"sha256": self.sha256, "n_docs": self.n_docs, "n_bytes": int(self.tokens.numel())}
@@ -207,8 +261,9 @@ def _documents(corpus: Corpus) -> tuple[bytes, ...]:
     return tuple(corpus.documents())
 
 
-def split_documents(name: str, resample: int = 0,
-                    corpus: Corpus | None = None) -> dict[str, list[bytes]]:
+def split_documents(
+    name: str, resample: int = 0, corpus: Corpus | None = None
+) -> dict[str, list[bytes]]:
     """{split: documents} of corpus ``name`` for ``resample`` (``corpus`` overrides the registry
     entry, e.g. in tests). Identical documents are kept once, so no text is both trained and
     tested on; a split left empty is an error naming the corpus."""
@@ -221,7 +276,9 @@ def split_documents(name: str, resample: int = 0,
             parts[split_of(doc, corpus.split_key(), resample)].append(doc)
     for split, docs in parts.items():
         if not docs:
-            raise ValueError(f"corpus '{corpus.name}' has no {split} documents (it holds {len(seen)})")
+            raise ValueError(
+                f"corpus '{corpus.name}' has no {split} documents (it holds {len(seen)})"
+            )
     return parts
 
 
@@ -231,9 +288,14 @@ def load_slices(name: str, resample: int = 0, corpus: Corpus | None = None) -> d
     out = {}
     for split, docs in split_documents(name, resample, corpus).items():
         data = DOC_SEP.join(docs)
-        out[split] = Slice(corpus.name, split, int(resample), len(docs),
-                           torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                           hashlib.sha256(data).hexdigest())
+        out[split] = Slice(
+            corpus.name,
+            split,
+            int(resample),
+            len(docs),
+            torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            hashlib.sha256(data).hexdigest(),
+        )
     return out
 
 
@@ -243,14 +305,15 @@ def _with_bos(rows: torch.Tensor, bos: int = BOS) -> torch.Tensor:
     return torch.cat([first, rows.long()], dim=1)
 
 
-def random_windows(tokens: torch.Tensor, T: int, n: int, generator: torch.Generator,
-                   bos: int = BOS) -> torch.Tensor:
+def random_windows(
+    tokens: torch.Tensor, T: int, n: int, generator: torch.Generator, bos: int = BOS
+) -> torch.Tensor:
     """``n`` windows of ``T - 1`` consecutive tokens at uniform offsets, ``bos`` first: (n, T)."""
     span = T - 1
     if tokens.numel() < span:
         raise ValueError(f"a slice of {tokens.numel()} bytes is shorter than one window ({span})")
     start = torch.randint(0, tokens.numel() - span + 1, (n,), generator=generator)
-    rows = tokens[start[:, None] + torch.arange(span)[None, :]]     # (n, T-1)
+    rows = tokens[start[:, None] + torch.arange(span)[None, :]]  # (n, T-1)
     return _with_bos(rows, bos)
 
 
@@ -262,8 +325,10 @@ def eval_windows(tokens: torch.Tensor, T: int, n: int, bos: int = BOS) -> torch.
     span = T - 1
     avail = tokens.numel() // span
     if n > avail:
-        raise ValueError(f"asked for {n} evaluation windows of {span} bytes but the slice holds "
-                         f"only {avail}; lower n_eval or block_size")
+        raise ValueError(
+            f"asked for {n} evaluation windows of {span} bytes but the slice holds "
+            f"only {avail}; lower n_eval or block_size"
+        )
     pick = torch.linspace(0, avail - 1, n).long()
-    rows = tokens[: avail * span].view(avail, span)[pick]           # (n, T-1)
+    rows = tokens[: avail * span].view(avail, span)[pick]  # (n, T-1)
     return _with_bos(rows, bos)

@@ -11,6 +11,7 @@ domain 1 is B contaminated with a share ``contamination`` of A: P_1 = c P_A + (1
 supports X0 has 2V sequences (A- and B-chains differ once V >= 3 and L >= 2), so expectations,
 KL to any mixture and normalisers over X0 are computed exactly by enumeration (`support`).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ import torch
 
 __all__ = ["SuccessorTask", "CONTAMINATION"]
 
-CONTAMINATION = {"clean": 0.0, "contam50": 0.5, "contam25": 0.25}   # share of A inside domain B
+CONTAMINATION = {"clean": 0.0, "contam50": 0.5, "contam25": 0.25}  # share of A inside domain B
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class SuccessorTask:
 
     def __post_init__(self):
         if self.vocab < 3:
-            raise ValueError(f"vocab must be >= 3 so that the A- and B-chains differ (got {self.vocab})")
+            raise ValueError(
+                f"vocab must be >= 3 so that the A- and B-chains differ (got {self.vocab})"
+            )
         if self.length < 2:
             raise ValueError(f"length must be >= 2 data tokens (got {self.length})")
         if not 0.0 <= self.contamination < 1.0:
@@ -53,22 +56,34 @@ class SuccessorTask:
 
     def _check(self, idx):
         if idx.dim() != 2 or idx.shape[1] != self.length + 1:
-            raise ValueError(f"sequences must have shape (n, {self.length + 1}) (BOS + {self.length} tokens), "
-                             f"got {tuple(idx.shape)}")
-        if (idx[:, 0] != self.bos).any() or (idx[:, 1:] < 0).any() or (idx[:, 1:] >= self.vocab).any():
-            raise ValueError(f"sequences must start with BOS={self.bos} followed by tokens in [0, {self.vocab})")
+            raise ValueError(
+                f"sequences must have shape (n, {self.length + 1}) (BOS + {self.length} tokens), "
+                f"got {tuple(idx.shape)}"
+            )
+        if (
+            (idx[:, 0] != self.bos).any()
+            or (idx[:, 1:] < 0).any()
+            or (idx[:, 1:] >= self.vocab).any()
+        ):
+            raise ValueError(
+                f"sequences must start with BOS={self.bos} followed by tokens in [0, {self.vocab})"
+            )
 
     def chain_log_prob(self, idx: torch.Tensor) -> torch.Tensor:
         """(n, 2) float64: log P_A(x), log P_B(x) for BOS-prefixed sequences (n, length + 1)."""
         self._check(idx)
-        step = (idx[:, 2:] - idx[:, 1:-1]) % self.vocab                      # (n, length-1)
-        ok = torch.stack([(step == delta).all(dim=1) for delta in (1, self.vocab - 1)], dim=1)  # (n, 2)
-        log_start = torch.tensor(-math.log(self.vocab), dtype=torch.float64)   # x_0 ~ uniform
+        step = (idx[:, 2:] - idx[:, 1:-1]) % self.vocab  # (n, length-1)
+        ok = torch.stack(
+            [(step == delta).all(dim=1) for delta in (1, self.vocab - 1)], dim=1
+        )  # (n, 2)
+        log_start = torch.tensor(-math.log(self.vocab), dtype=torch.float64)  # x_0 ~ uniform
         return torch.where(ok, log_start, torch.tensor(-math.inf, dtype=torch.float64))
 
     def log_prob(self, idx: torch.Tensor) -> torch.Tensor:
         """(n, p) float64: log P_k(x) = logsumexp_c(log mix[k, c] + log P_c(x))."""
-        return torch.logsumexp(torch.log(self.mix)[None] + self.chain_log_prob(idx)[:, None, :], dim=-1)
+        return torch.logsumexp(
+            torch.log(self.mix)[None] + self.chain_log_prob(idx)[:, None, :], dim=-1
+        )
 
     def mixture_log_prob(self, idx: torch.Tensor, lam) -> torch.Tensor:
         """(n,) float64: log P_lam(x) = logsumexp_k(log lam[k] + log P_k(x))."""
@@ -77,7 +92,7 @@ class SuccessorTask:
 
     def _chains(self, start: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
         t = torch.arange(self.length)
-        body = (start[:, None] + direction[:, None] * t) % self.vocab           # (n, length)
+        body = (start[:, None] + direction[:, None] * t) % self.vocab  # (n, length)
         return torch.cat([torch.full((len(start), 1), self.bos), body], dim=1)  # (n, length + 1)
 
     def sample_mixture(self, weights, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -85,8 +100,10 @@ class SuccessorTask:
         draw)."""
         w = torch.as_tensor(weights, dtype=torch.float64)
         if w.shape != (self.p,) or (w < 0).any() or abs(float(w.sum()) - 1) > 1e-9:
-            raise ValueError(f"weights must be a distribution over the {self.p} domains (got {w.tolist()})")
-        chain_w = w @ self.mix                                                 # (2,) P(A), P(B)
+            raise ValueError(
+                f"weights must be a distribution over the {self.p} domains (got {w.tolist()})"
+            )
+        chain_w = w @ self.mix  # (2,) P(A), P(B)
         is_b = torch.rand(n, generator=generator, dtype=torch.float64) < chain_w[1]
         start = torch.randint(self.vocab, (n,), generator=generator)
         return self._chains(start, torch.where(is_b, -1, 1))
@@ -101,6 +118,8 @@ class SuccessorTask:
         """X0 enumerated: sequences (2V, length + 1) (A-chains, then B-chains) and W (2V, p) with
         W[i, k] = P_k(x_i): exact expectation weights for `modgen_bench.sequence.evaluate`."""
         start = torch.arange(self.vocab).repeat(2)
-        direction = torch.cat([torch.ones(self.vocab, dtype=torch.long), -torch.ones(self.vocab, dtype=torch.long)])
+        direction = torch.cat(
+            [torch.ones(self.vocab, dtype=torch.long), -torch.ones(self.vocab, dtype=torch.long)]
+        )
         seqs = self._chains(start, direction)
         return seqs, self.log_prob(seqs).exp()

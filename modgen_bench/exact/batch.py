@@ -4,6 +4,7 @@
 problem (issue 9, item 6). An NPZ whose ``domains`` and ``experts`` are (B, p, N) holds B problems
 over the same p and N; any other file is one problem (`DiscreteProblem.load`).
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -18,16 +19,18 @@ __all__ = ["iter_problems"]
 def _npz_batch(path: Path) -> Iterator[DiscreteProblem] | None:
     """The problems of a batched NPZ (domains of shape (B, p, N)); None when it is not batched."""
     if not zipfile.is_zipfile(path):
-        return None             # e.g. a bare .npy named .npz: `DiscreteProblem.load` names the fault
-    arrays = npz_arrays(path)   # only its problem members, each header checked before reading
+        return None  # e.g. a bare .npy named .npz: `DiscreteProblem.load` names the fault
+    arrays = npz_arrays(path)  # only its problem members, each header checked before reading
     D, E, names = arrays.get("domains"), arrays.get("experts"), arrays.get("names")
     if D is None or D.ndim != 3:
         return None
     if E is None:
         raise ProblemError(f"{path}: problem is missing the key(s) 'experts'")
     if E.shape != D.shape:
-        raise ProblemError(f"{path}: a batched NPZ needs 'domains' and 'experts' of the same "
-                           f"shape (B, p, N) (got {D.shape} and {E.shape})")
+        raise ProblemError(
+            f"{path}: a batched NPZ needs 'domains' and 'experts' of the same "
+            f"shape (B, p, N) (got {D.shape} and {E.shape})"
+        )
     if D.shape[0] == 0:
         raise ProblemError(f"{path}: a batched NPZ of 0 problems (domains of shape {D.shape})")
 
@@ -37,6 +40,7 @@ def _npz_batch(path: Path) -> Iterator[DiscreteProblem] | None:
                 yield DiscreteProblem.from_arrays(D[b], E[b], names)
             except ProblemError as exc:
                 raise ProblemError(f"{path}[{b}]: {exc}") from None
+
     return gen()
 
 

@@ -8,6 +8,7 @@ worker threads spinning on oversubscribed cores (both would make answers depend 
 One-off start-up (importing cvxpy) is left out (`Budget.excluded`). Each path of the chain may
 spend at most half of what is left (`Budget.share`), so a stalled path leaves time for the next.
 """
+
 from __future__ import annotations
 
 import contextlib

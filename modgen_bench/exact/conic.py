@@ -11,11 +11,14 @@ best constant (static) gate ``min_w max_k KL(P[k] || sum_j w[j] E[j])`` over w i
 Solvers are tried in order (Clarabel, then SCS at tight tolerance with a time limit, then ECOS
 when installed); the one that answered is reported. Dirichlet(0.5) domains at N = 2e4 have entries
 near 1e-14 that make interior-point solvers stall, and near-deterministic domains make Clarabel stop
-with status `optimal_inaccurate`. Such an answer is accepted only when the caller's solver-independent
+with status `optimal_inaccurate`. Such an answer is accepted only when the caller's
+solver-independent
 certificate (the duality gap) is at most INACCURATE_GAP_MAX, and is reported as
 "CLARABEL (solver status optimal_inaccurate)" (the solver's own word; whether the answer is
-`optimal` is the caller's certificate's); otherwise the chain moves on, and raises `ConicFailure` at its end.
+`optimal` is the caller's certificate's); otherwise the chain moves on, and raises `ConicFailure`
+at its end.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,8 +31,14 @@ from ..gates import envelope, support_mask
 from ..problem import DiscreteProblem
 from .budget import clock
 
-__all__ = ["ConicFailure", "solve_conic", "solve_log_conic", "solve_static_conic", "SOLVER_CHAIN",
-           "INACCURATE_GAP_MAX"]
+__all__ = [
+    "ConicFailure",
+    "solve_conic",
+    "solve_log_conic",
+    "solve_static_conic",
+    "SOLVER_CHAIN",
+    "INACCURATE_GAP_MAX",
+]
 
 #: An `optimal_inaccurate` answer is kept when its certified duality gap is at most this (nats).
 INACCURATE_GAP_MAX = 1e-7
@@ -45,8 +54,12 @@ SOLVER_CHAIN = (
 #: for gaps of 1e-12 with a static regularisation of 1e-12 (default 1e-8). The certificate needs
 #: ~1e-9 |V*|: on the 23 seed-0 fuzz leftovers, Clarabel's own (model, bound) pair certified 20
 #: with the default regularisation (worst 7.2 x tol) and all 23 with 1e-12 (worst 0.13 x tol).
-LOG_CLARABEL = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
-                "static_regularization_constant": 1e-12}
+LOG_CLARABEL = {
+    "tol_gap_abs": 1e-12,
+    "tol_gap_rel": 1e-12,
+    "tol_feas": 1e-12,
+    "static_regularization_constant": 1e-12,
+}
 
 
 class ConicFailure(RuntimeError):
@@ -65,7 +78,7 @@ def _timed(name: str, opts: dict, time_left: float) -> dict | None:
         return {**opts, "time_limit": min(opts.get("time_limit", np.inf), time_left)}
     if name == "SCS":
         return {**opts, "time_limit_secs": min(opts.get("time_limit_secs", np.inf), time_left)}
-    return opts if np.isinf(time_left) else None     # ECOS has no time limit: only unbudgeted
+    return opts if np.isinf(time_left) else None  # ECOS has no time limit: only unbudgeted
 
 
 def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> str:
@@ -78,7 +91,7 @@ def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> s
     assert prob.is_dcp(), "conic formulation must be DCP"
     installed = set(cp.installed_solvers())
     tried = []
-    deadline = clock() + time_left     # the budget's clock
+    deadline = clock() + time_left  # the budget's clock
     for name, opts in SOLVER_CHAIN:
         if name not in installed:
             continue
@@ -87,7 +100,7 @@ def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> s
             tried.append(f"{name}: not started (time limit reached)")
             continue
         try:
-            with warnings.catch_warnings():   # an inaccurate status is judged by `certify` below
+            with warnings.catch_warnings():  # an inaccurate status is judged by `certify` below
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 prob.solve(solver=name, **opts)
         except cp.error.SolverError as exc:
@@ -102,19 +115,26 @@ def _solve_chain(prob: cp.Problem, certify=None, time_left: float = np.inf) -> s
             tried.append(f"{name}: status {prob.status}, certificate gap {gap:.2g}")
             continue
         tried.append(f"{name}: status {prob.status}")
-    raise ConicFailure("every conic solver failed (" + "; ".join(tried) + "); "
-                       "use --method waterfill, which does not depend on conditioning")
+    raise ConicFailure(
+        "every conic solver failed (" + "; ".join(tried) + "); "
+        "use --method waterfill, which does not depend on conditioning"
+    )
 
 
-def solve_conic(problem: DiscreteProblem, support: str = "domains", lam_fixed=None,
-                certify=None, time_left: float = np.inf) -> dict:
+def solve_conic(
+    problem: DiscreteProblem,
+    support: str = "domains",
+    lam_fixed=None,
+    certify=None,
+    time_left: float = np.inf,
+) -> dict:
     """Solve the minimax (or, with ``lam_fixed``, the fixed-mixture) problem with cvxpy.
 
     ``certify(q, lam) -> gap`` (optional) vets answers the solver flags as inaccurate."""
     mask = support_mask(problem, support)
     lo, hi = envelope(problem)
     P = problem.P[:, mask]
-    seen = np.any(P > 0, axis=0)                 # X0 within the support
+    seen = np.any(P > 0, axis=0)  # X0 within the support
     Pseen = P[:, seen]
     n = int(mask.sum())
     q = cp.Variable(n)
@@ -141,8 +161,13 @@ def solve_conic(problem: DiscreteProblem, support: str = "domains", lam_fixed=No
     return {"q": qv, "lam": lam_out, "mask": mask, "solver": solver}
 
 
-def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                    time_left: float = np.inf) -> dict:
+def solve_log_conic(
+    P: np.ndarray,
+    neg_entropy: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    time_left: float = np.inf,
+) -> dict:
     """The minimax problem in the log-model u = log q, for the exact core's fallback chain.
 
     PAPER.md section 2 (Reduction), on the support S with X0 = outcomes some domain sees:
@@ -179,7 +204,7 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
     if opts is None:
         raise ConicFailure("log-space conic form: not started (time limit reached)")
     try:
-        with warnings.catch_warnings():   # an inaccurate status is graded by the caller
+        with warnings.catch_warnings():  # an inaccurate status is graded by the caller
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             prob.solve(solver="CLARABEL", **opts)
     except cp.error.SolverError as exc:
@@ -190,7 +215,11 @@ def solve_log_conic(P: np.ndarray, neg_entropy: np.ndarray, lo: np.ndarray, hi: 
     u_full[seen] = u.value
     lam = np.clip(np.asarray(epi[0].dual_value, dtype=np.float64).ravel(), 0.0, None)
     lam = lam / lam.sum() if lam.sum() > 0 else np.full(P.shape[0], 1.0 / P.shape[0])
-    name = "CLARABEL-log" if prob.status == cp.OPTIMAL else "CLARABEL-log (solver status optimal_inaccurate)"
+    name = (
+        "CLARABEL-log"
+        if prob.status == cp.OPTIMAL
+        else "CLARABEL-log (solver status optimal_inaccurate)"
+    )
     return {"u": u_full, "lam": lam, "solver": name}
 
 

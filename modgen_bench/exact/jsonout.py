@@ -6,6 +6,7 @@ p = 2 (issue 9). `write_json` writes the same JSON object, formatting ``CHUNK`` 
 with ``float.__repr__`` -- what `json.dumps` itself uses, so every float round-trips and the text
 parses to exactly the object `json.dumps` would give. Extra memory: O(CHUNK), not O(N p).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,8 @@ def _repr(x: float) -> str:
 
 
 def _write_array(a, write: Callable[[str], object], chunk: int) -> None:
-    """A 1-D or 2-D float array (or `RowBlocks`) as nested JSON lists, ``chunk`` floats at a time."""
+    """A 1-D or 2-D float array (or `RowBlocks`) as nested JSON lists, ``chunk`` floats at a
+    time."""
     if isinstance(a, RowBlocks):
         n_rows, cols, ndim, get = a.n_rows, a.n_cols, 2, a.rows
     else:
@@ -63,15 +65,16 @@ def _write_array(a, write: Callable[[str], object], chunk: int) -> None:
             write(", ".join(["[]"] * block.shape[0]))
         else:
             flat = list(map(fmt, block.ravel().tolist()))
-            # rows of `cols` strings: zip over one iterator taken `cols` at a time
-            write(", ".join("[" + ", ".join(r) + "]" for r in zip(*[iter(flat)] * cols)))
+            lines = (flat[i : i + cols] for i in range(0, len(flat), cols))
+            write(", ".join("[" + ", ".join(r) + "]" for r in lines))
     write("]")
 
 
 def write_json(obj: dict, write: Callable[[str], object], chunk: int = CHUNK) -> None:
     """Write the dict ``obj`` as one JSON object through ``write`` (e.g. ``sys.stdout.write``).
 
-    Values that are numpy arrays (1-D or 2-D, float) or `RowBlocks` are streamed; everything else goes through
+    Values that are numpy arrays (1-D or 2-D, float) or `RowBlocks` are streamed; everything else
+    goes through
     `json.dumps`. Separators are json's defaults (", " and ": ")."""
     write("{")
     for i, (key, value) in enumerate(obj.items()):

@@ -4,6 +4,7 @@
 log-space form `conic.solve_log_conic`, tried only as a fallback of the water-filling chain
 (on masses down to 1e-300 its model is good where q(lam) is not).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ def repair(q, lo, hi, target: float = 1.0) -> np.ndarray:
 
     def f(tau):
         return np.clip(q + tau, lo, hi).sum() - target
+
     span = 1.0 + np.abs(q).max()
-    if abs(f(0.0)) <= 1e-14 or f(-span) >= 0 or f(span) <= 0:   # done, or the box is one point
+    if abs(f(0.0)) <= 1e-14 or f(-span) >= 0 or f(span) <= 0:  # done, or the box is one point
         return q
     tau = brentq(f, -span, span, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
     return np.clip(q + tau, lo, hi)
@@ -35,8 +37,14 @@ def cvxpy_path(ctx: PathContext) -> PathResult:
 
     def fix(q):
         return repair(q, inner.lo, inner.hi, inner.target)
-    raw = solve_conic(ctx.problem, ctx.support, lam_fixed=ctx.lam_fixed,
-                      certify=lambda q, lam: ctx.certify(fix(q), lam), time_left=ctx.budget.left())
+
+    raw = solve_conic(
+        ctx.problem,
+        ctx.support,
+        lam_fixed=ctx.lam_fixed,
+        certify=lambda q, lam: ctx.certify(fix(q), lam),
+        time_left=ctx.budget.left(),
+    )
     return PathResult(model=fix(raw["q"]), lam=raw["lam"], path="cvxpy", solver=raw["solver"])
 
 
@@ -45,8 +53,9 @@ def cvxpy_log_path(ctx: PathContext) -> PathResult:
     with ctx.budget.excluded():
         from .conic import solve_log_conic
     inner = ctx.inner
-    raw = solve_log_conic(inner.P, inner.neg_entropy, inner.lo, inner.hi,
-                          time_left=ctx.budget.left())
+    raw = solve_log_conic(
+        inner.P, inner.neg_entropy, inner.lo, inner.hi, time_left=ctx.budget.left()
+    )
     # the model is the solver's u, put on the feasible set by the water level
     # (clip(t e^u, lo, hi), sum 1: multiplicative, so tiny masses keep their ratios)
     u = raw["u"]

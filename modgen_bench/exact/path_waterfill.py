@@ -6,6 +6,7 @@ minimax problem (PAPER.md section 2): projected Newton from the uniform mixture,
 log-weights, the same from the best mixture so far, the KKT polish; after the conic fallbacks,
 the Newton methods again from the best mixture found (``-polish``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,16 @@ __all__ = ["closed_form"]
 
 
 def _result(res: NewtonResult, name: str) -> PathResult:
-    return PathResult(model=res.q, lam=res.lam, value=float(res.g.max()), bound=res.bound,
-                      iterations=res.iterations, path=name, per_domain_kl=res.g,
-                      stopped=res.stopped)
+    return PathResult(
+        model=res.q,
+        lam=res.lam,
+        value=float(res.g.max()),
+        bound=res.bound,
+        iterations=res.iterations,
+        path=name,
+        per_domain_kl=res.g,
+        stopped=res.stopped,
+    )
 
 
 @register_path("closed-form", method="waterfill", rank=0)
@@ -41,8 +49,9 @@ def closed_form(ctx: PathContext) -> PathResult | None:
             lam = np.zeros(p)
             lam[int(np.argmax(g))] = 1.0
         bound = inner.dual_bound(lam, q, t)
-    return PathResult(model=q, lam=lam, value=float(g.max()), bound=bound, path="closed-form",
-                      per_domain_kl=g)
+    return PathResult(
+        model=q, lam=lam, value=float(g.max()), bound=bound, path="closed-form", per_domain_kl=g
+    )
 
 
 @register_path("waterfill", method="waterfill", kinds=("fixed",), rank=1)
@@ -54,6 +63,7 @@ def fixed_path(ctx: PathContext) -> PathResult:
 def _newton_path(name: str, solver, start: str | None, rank: float, role: str = "main"):
     """Register a Newton path: ``start`` None (the uniform mixture), "best" (the best bound's
     lam so far) or "pair" (the lam of the least own gap so far, else the best bound's)."""
+
     def run(ctx: PathContext) -> PathResult:
         lam0 = None
         if start == "best":
@@ -63,6 +73,7 @@ def _newton_path(name: str, solver, start: str | None, rank: float, role: str = 
         p = ctx.inner.P.shape[0]
         with np.errstate(over="ignore", invalid="ignore"):
             return _result(solver(ctx.inner, p, ctx.stop, lam0=lam0, budget=ctx.budget), name)
+
     register_path(name, method="waterfill", kinds=("minimax",), rank=rank, role=role)(run)
 
 

@@ -7,6 +7,7 @@ in `exact._run`, never by the path. Adding a path is one file: define a function
 with `register_path`, import the file; `solve --method`, `bench exact` and the fallback chain
 read the registry (`methods`, `chain`).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,18 @@ import numpy as np
 
 from .budget import Budget
 
-__all__ = ["PathResult", "PathContext", "SolverPath", "register_path", "unregister_path",
-           "chain", "methods", "reference_methods", "PATHS", "ROLES"]
+__all__ = [
+    "PathResult",
+    "PathContext",
+    "SolverPath",
+    "register_path",
+    "unregister_path",
+    "chain",
+    "methods",
+    "reference_methods",
+    "PATHS",
+    "ROLES",
+]
 
 #: ``main``: in its method's own chain; ``fallback``: only when its method serves as another's
 #: fallback; ``polish``: at the end of every fallback chain, restarting from the best mixture so
@@ -88,8 +99,14 @@ class SolverPath:
 PATHS: dict[str, SolverPath] = {}
 
 
-def register_path(name: str, method: str, kinds=("minimax", "fixed"), rank: float = 0.0,
-                  role: str = "main", reference: bool = False):
+def register_path(
+    name: str,
+    method: str,
+    kinds=("minimax", "fixed"),
+    rank: float = 0.0,
+    role: str = "main",
+    reference: bool = False,
+):
     """Decorator: register ``run(ctx) -> PathResult | None`` as the path ``name``."""
     if role not in ROLES:
         raise ValueError(f"unknown role '{role}'; choose one of {', '.join(ROLES)}")
@@ -97,6 +114,7 @@ def register_path(name: str, method: str, kinds=("minimax", "fixed"), rank: floa
     def deco(run):
         PATHS[name] = SolverPath(name, method, run, frozenset(kinds), float(rank), role, reference)
         return run
+
     return deco
 
 
@@ -131,6 +149,7 @@ def chain(method: str, kind: str, fallback: bool = True) -> list[SolverPath]:
         return out
     for other in methods():
         if other != method:
-            out += _ranked((p for p in all_paths if p.method == other
-                            and p.role in ("main", "fallback")), kind)
+            out += _ranked(
+                (p for p in all_paths if p.method == other and p.role in ("main", "fallback")), kind
+            )
     return out + _ranked((p for p in all_paths if p.role == "polish"), kind)

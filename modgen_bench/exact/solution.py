@@ -5,6 +5,7 @@ model minus a *valid lower bound* on the minimax value, the Lagrangian dual func
 the returned lam (PAPER.md section 2; see `dual_bound`). A gap <= tol proves the value is within
 tol of the minimax value, whatever the solver did.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class Solution:
 
         ``arrays=True`` leaves "model" and "gate" as numpy arrays for `jsonout.write_json` to
         stream (no Python lists of N p floats); the default gives plain lists for `json.dumps`."""
+
         def arr(a):
             return None if a is None else np.asarray(a).tolist()
 
@@ -86,18 +88,21 @@ class Solution:
 
         if arrays and self._gate is None and self.gate_rows is not None and self.lam is not None:
             from .jsonout import RowBlocks
+
             gate = RowBlocks(len(self.model), len(self.lam), self.gate_rows)
         else:
             gate = big(self.gate)
 
-        def num(v):     # JSON has no inf/NaN: null
+        def num(v):  # JSON has no inf/NaN: null
             return float(v) if v is not None and np.isfinite(v) else None
 
         out = {
             "status": self.status,
             "value": num(self.value) if self.answered else None,
             "lambda": arr(self.lam),
-            "per_domain_kl": None if self.per_domain_kl is None else [num(v) for v in self.per_domain_kl],
+            "per_domain_kl": None
+            if self.per_domain_kl is None
+            else [num(v) for v in self.per_domain_kl],
             "model": big(self.model),
             "gate": gate,
             "duality_gap": num(self.duality_gap) if self.answered else None,

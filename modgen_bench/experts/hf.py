@@ -313,8 +313,12 @@ class HFFamily:
             with torch.device("meta"):
                 m = transformers.AutoModelForCausalLM.from_config(self._config(*key))
             total = sum(p.numel() for p in m.parameters())
-            emb = {id(p): p.numel() for mod in m.modules() if isinstance(mod, torch.nn.Embedding)
-                   for p in mod.parameters()}
+            emb = {
+                id(p): p.numel()
+                for mod in m.modules()
+                if isinstance(mod, torch.nn.Embedding)
+                for p in mod.parameters()
+            }
             head = m.get_output_embeddings()
             if head is not None:
                 emb.update({id(p): p.numel() for p in head.parameters()})

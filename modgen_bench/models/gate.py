@@ -1,10 +1,12 @@
-"""The non-causal sequence gate g(x, .) (PAPER.md section 4, SPD: "a network reading the whole input").
+"""The non-causal sequence gate g(x, .) (PAPER.md section 4, SPD: "a network reading the whole
+input").
 
 An encoder WITHOUT the causal mask reads the whole sequence (BOS included, see
 `transformer` for the BOS convention); its states are mean-pooled and mapped to p logits. The
 output is the row ``log g(x, .)``, a log-softmax over the p experts, as `algorithms.spd.train_spd`
 expects. The gated model is ``pi_g(x) = sum_k g(x, k) E[k](x)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +36,9 @@ class GateConfig:
         if self.p < 1:
             raise ValueError(f"p (number of experts) must be >= 1 (got {self.p})")
         if self.d_model % self.n_head != 0:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
+            )
 
 
 class ExpertWeights(nn.Module):
@@ -46,8 +50,16 @@ class ExpertWeights(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
-                               c.dropout, causal=self.causal)
+        self.encoder = Encoder(
+            c.vocab_size,
+            c.block_size,
+            c.n_layer,
+            c.n_head,
+            c.d_model,
+            c.d_ff,
+            c.dropout,
+            causal=self.causal,
+        )
         self.head = nn.Linear(c.d_model, c.p)
         self.apply(init_weights)
 
@@ -58,5 +70,5 @@ class SequenceGate(ExpertWeights):
     causal = False
 
     def forward(self, idx):
-        h = self.encoder(idx).mean(dim=1)                # (B, T, C) -> (B, C)
+        h = self.encoder(idx).mean(dim=1)  # (B, T, C) -> (B, C)
         return F.log_softmax(self.head(h).float(), dim=-1)

@@ -4,6 +4,7 @@ Entry t of the output reads idx[:, :t+1] (BOS and the first t data tokens) and g
 weights of the experts for token t+1, so the student is
 ``log S(x) = sum_{t>=1} logsumexp_k(log gamma[:, t-1, k] + log E[k](x_t | x_<t))``.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -19,4 +20,4 @@ class CausalRouter(ExpertWeights):
     causal = True
 
     def forward(self, idx):
-        return F.log_softmax(self.head(self.encoder(idx)).float(), dim=-1)   # (B, T, p)
+        return F.log_softmax(self.head(self.encoder(idx)).float(), dim=-1)  # (B, T, p)

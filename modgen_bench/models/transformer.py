@@ -10,6 +10,7 @@ is -inf), so its probabilities over the data sequences of each length sum to 1.
 
 Dimensions are named once: B batch, T time, C = d_model channels, H heads, V vocabulary.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,18 @@ from torch import nn
 
 from ..errors import UserError
 
-__all__ = ["LMConfig", "SelfAttention", "MLP", "Block", "Encoder", "TransformerLM", "count_params",
-           "lm_config", "init_weights", "KVCache"]
+__all__ = [
+    "LMConfig",
+    "SelfAttention",
+    "MLP",
+    "Block",
+    "Encoder",
+    "TransformerLM",
+    "count_params",
+    "lm_config",
+    "init_weights",
+    "KVCache",
+]
 
 
 @dataclass
@@ -30,7 +41,7 @@ class LMConfig:
     """Sizes of `TransformerLM`; ``vocab_size`` counts BOS (data vocabulary + 1)."""
 
     vocab_size: int
-    block_size: int          # the longest sequence, BOS included
+    block_size: int  # the longest sequence, BOS included
     n_layer: int = 1
     n_head: int = 2
     d_model: int = 8
@@ -75,9 +86,10 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, H, T, C/H)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)   # (B, H, T, C/H) -> (B, T, C)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, C/H) -> (B, T, C)
         return self.proj(y)
 
 
@@ -109,13 +121,17 @@ def _attend_cached(attn: SelfAttention, x, cache: KVCache, i: int):
         k, v = torch.cat([cache.k[i], k], dim=2), torch.cat([cache.v[i], v], dim=2)
     cache.k[i], cache.v[i] = k, v
     y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
-    return attn.proj(y.transpose(1, 2).contiguous().view(B, T, C))   # (B, H, T, C/H) -> (B, T, C)
+    return attn.proj(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, H, T, C/H) -> (B, T, C)
 
 
 class MLP(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
-        self.fc, self.proj, self.drop = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model), nn.Dropout(dropout)
+        self.fc, self.proj, self.drop = (
+            nn.Linear(d_model, d_ff),
+            nn.Linear(d_ff, d_model),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x):
         return self.drop(self.proj(F.gelu(self.fc(x))))
@@ -136,7 +152,8 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Token + learned position embeddings, ``n_layer`` blocks, final LayerNorm: (B, T) -> (B, T, C).
+    """Token + learned position embeddings, ``n_layer`` blocks, final LayerNorm: (B, T) -> (B, T,
+    C).
 
     Shared by the LM and the router (``causal=True``) and by the sequence gate (``causal=False``).
     """
@@ -147,7 +164,9 @@ class Encoder(nn.Module):
         self.tok = nn.Embedding(vocab_size, d_model)
         self.pos = nn.Embedding(block_size, d_model)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d_model, n_head, d_ff, dropout, causal) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_head, d_ff, dropout, causal) for _ in range(n_layer)
+        )
         self.ln_f = nn.LayerNorm(d_model)
 
     def forward(self, idx):
@@ -155,7 +174,7 @@ class Encoder(nn.Module):
         if T > self.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.block_size}")
         pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.tok(idx) + self.pos(pos))     # (B, T, C)
+        x = self.drop(self.tok(idx) + self.pos(pos))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x)
@@ -176,8 +195,16 @@ class TransformerLM(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = Encoder(c.vocab_size, c.block_size, c.n_layer, c.n_head, c.d_model, c.d_ff,
-                               c.dropout, causal=True)
+        self.encoder = Encoder(
+            c.vocab_size,
+            c.block_size,
+            c.n_layer,
+            c.n_head,
+            c.d_model,
+            c.d_ff,
+            c.dropout,
+            causal=True,
+        )
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.register_buffer("_bos", torch.tensor([c.vocab_size - 1]), persistent=False)
         self.apply(init_weights)
@@ -188,7 +215,7 @@ class TransformerLM(nn.Module):
         The BOS logit is -inf: the model is a distribution over data tokens only, so
         `sequence_logprob` sums to 1 over the data sequences and `generate` samples from exactly
         the distribution it scores."""
-        logits = self._logits(self.encoder(idx))         # (B, T, V)
+        logits = self._logits(self.encoder(idx))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
@@ -196,7 +223,7 @@ class TransformerLM(nn.Module):
 
     def token_logprobs(self, idx):
         """(B, T-1): log p(idx[:, t] | idx[:, :t]) for t = 1 .. T-1 (idx[:, 0] is BOS)."""
-        logits, _ = self(idx[:, :-1])                     # (B, T-1, V)
+        logits, _ = self(idx[:, :-1])  # (B, T-1, V)
         logp = F.log_softmax(logits.float(), dim=-1)
         return logp.gather(-1, idx[:, 1:, None]).squeeze(-1)
 
@@ -209,8 +236,9 @@ class TransformerLM(nn.Module):
         return self.head(h).index_fill(-1, self._bos, -math.inf)
 
     def next_logits(self, idx):
-        """(B, V) logits of the token after idx (BOS at -inf); the head runs at the last position only."""
-        return self._logits(self.encoder(idx[:, -self.config.block_size:])[:, -1])
+        """(B, V) logits of the token after idx (BOS at -inf); the head runs at the last position
+        only."""
+        return self._logits(self.encoder(idx[:, -self.config.block_size :])[:, -1])
 
     @torch.no_grad()
     def next_logits_cached(self, tok, cache: KVCache):
@@ -223,10 +251,11 @@ class TransformerLM(nn.Module):
         if t > 0 and tok.shape[1] != 1:
             raise ValueError("next_logits_cached: after the first call, one token at a time")
         if t + tok.shape[1] > enc.block_size:
-            raise ValueError(f"sequence length {t + tok.shape[1]} exceeds block_size "
-                             f"{enc.block_size}")
+            raise ValueError(
+                f"sequence length {t + tok.shape[1]} exceeds block_size {enc.block_size}"
+            )
         pos = torch.arange(t, t + tok.shape[1], device=tok.device)
-        x = enc.tok(tok) + enc.pos(pos)                   # (B, 1, C)
+        x = enc.tok(tok) + enc.pos(pos)  # (B, 1, C)
         for i, block in enumerate(enc.blocks):
             x = x + _attend_cached(block.attn, block.ln1(x), cache, i)
             x = x + block.mlp(block.ln2(x))
@@ -235,12 +264,13 @@ class TransformerLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, generator: torch.Generator | None = None):
-        """Append ``max_new_tokens`` tokens sampled from the model to idx (B, T0); BOS is never drawn.
+        """Append ``max_new_tokens`` tokens sampled from the model to idx (B, T0); BOS is never
+        drawn.
 
         ``generator`` makes the draw reproducible (same seed -> same sequences on CPU).
         """
         for _ in range(max_new_tokens):
-            logits = self.next_logits(idx).float()        # (B, V); BOS is at -inf
+            logits = self.next_logits(idx).float()  # (B, V); BOS is at -inf
             nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (B, 1)
             idx = torch.cat([idx, nxt], dim=1)
         return idx

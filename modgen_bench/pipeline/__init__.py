@@ -36,6 +36,7 @@ A sketch of a new study reusing the stages::
     gate = train_gate(splits, cache, run, spec=SmallNet(1, 2, 32, 128), spd={"steps": 600},
                       signal="excess")
 """
+
 from .config import LMTrain, PipelineConfig, RouterTrain, SmallNet
 from .conflict import ConflictProbe, gate_conflict, lm_domain_losses, probe_windows
 from .context import StageRun
@@ -56,11 +57,44 @@ from .router import RouterResult, distil_router
 from .sample import SamplingResult, sample_gates, sampling_seed
 from .store import Store, stage_key
 
-__all__ = ["LMTrain", "SmallNet", "RouterTrain", "PipelineConfig", "Store", "stage_key", "StageRun",
-           "Splits", "load_splits", "domain_batches", "Experts", "make_lm", "train_experts",
-           "branch_experts", "load_experts", "experts_and_splits",
-           "ExpertCache", "cache_experts", "spd_sampler", "GateResult", "gate_config", "train_gate",
-           "Retrain", "matched_d_model", "train_retrain", "RouterResult", "distil_router",
-           "SamplingResult", "sample_gates", "sampling_seed", "per_domain", "lm_nll", "gate_nll",
-           "router_nll", "expert_nll", "ConflictProbe", "gate_conflict", "lm_domain_losses",
-           "probe_windows"]
+__all__ = [
+    "LMTrain",
+    "SmallNet",
+    "RouterTrain",
+    "PipelineConfig",
+    "Store",
+    "stage_key",
+    "StageRun",
+    "Splits",
+    "load_splits",
+    "domain_batches",
+    "Experts",
+    "make_lm",
+    "train_experts",
+    "branch_experts",
+    "load_experts",
+    "experts_and_splits",
+    "ExpertCache",
+    "cache_experts",
+    "spd_sampler",
+    "GateResult",
+    "gate_config",
+    "train_gate",
+    "Retrain",
+    "matched_d_model",
+    "train_retrain",
+    "RouterResult",
+    "distil_router",
+    "SamplingResult",
+    "sample_gates",
+    "sampling_seed",
+    "per_domain",
+    "lm_nll",
+    "gate_nll",
+    "router_nll",
+    "expert_nll",
+    "ConflictProbe",
+    "gate_conflict",
+    "lm_domain_losses",
+    "probe_windows",
+]

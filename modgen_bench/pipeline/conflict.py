@@ -1,4 +1,5 @@
-"""Stage 9, gradient conflict along training (PAPER.md section 5; metric in `modgen_bench.conflict`).
+"""Stage 9, gradient conflict along training (PAPER.md section 5; metric in
+`modgen_bench.conflict`).
 
 Two probes on fixed windows (the first ``conflict_batch`` pool windows of each domain):
 - `ConflictProbe`: a `sequence.train.StepHook` for LM training (the monolith): every ``every``
@@ -10,6 +11,7 @@ Both run in eval mode and draw no random numbers: the training run is the one wi
 Inputs: the model, probe windows (and their cached expert log-likelihoods for the gate).
 Outputs: [(step, cosine)]; cached with the stage that trains the model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +24,9 @@ __all__ = ["ConflictProbe", "lm_domain_losses", "gate_conflict", "probe_windows"
 
 def probe_windows(pool: torch.Tensor, pool_log_e: torch.Tensor, n: int):
     """([p] windows (n, T), [p] expert log-liks (n, p)): the first ``n`` pool windows per domain."""
-    return [pool[k, :n] for k in range(pool.shape[0])], [pool_log_e[k, :n] for k in range(pool.shape[0])]
+    return [pool[k, :n] for k in range(pool.shape[0])], [
+        pool_log_e[k, :n] for k in range(pool.shape[0])
+    ]
 
 
 def lm_domain_losses(model, probe, device):
@@ -55,8 +59,12 @@ class ConflictProbe:
 def gate_conflict(probe, probe_e, T: int, device):
     """SPD ``evaluate`` hook: {"conflict": mean pairwise cosine of the gated model's per-domain
     per-token NLL gradients over the gate's parameters}."""
+
     def evaluate(gate):
-        losses = [lambda w=w, e=e: -log_pi(gate(w.to(device)), e.to(device)).mean() / (T - 1)
-                  for w, e in zip(probe, probe_e)]
+        losses = [
+            lambda w=w, e=e: -log_pi(gate(w.to(device)), e.to(device)).mean() / (T - 1)
+            for w, e in zip(probe, probe_e, strict=True)
+        ]
         return {"conflict": mean_pairwise_cosine(domain_gradients(gate, losses))}
+
     return evaluate

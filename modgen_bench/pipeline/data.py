@@ -9,6 +9,7 @@ tokenizer, so every tokenizer sees the same documents in the same split. Cache k
 `splits_key`; nothing is stored (loading is deterministic and fast), the key names the data for
 the stages downstream.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ __all__ = ["Splits", "load_splits", "splits_key", "domain_batches", "job_info"]
 @dataclass
 class Splits:
     """train[k]: domain k's training tokens (1-D); pool (p, n_gate_train, T): SPD's training
-    windows; test, val (p * n_eval, T) laid out domain by domain; provenance {corpus: {split: info}}."""
+    windows; test, val (p * n_eval, T) laid out domain by domain; provenance {corpus: {split:
+    info}}."""
 
     corpora: list
     train: list
@@ -48,8 +50,15 @@ class Splits:
         return self.pool.shape[-1]
 
 
-def splits_key(corpora, block_size: int, n_gate_train: int, n_eval: int, resample: int,
-               tokenizer_hash: str = BYTES_HASH, files: dict | None = None) -> str:
+def splits_key(
+    corpora,
+    block_size: int,
+    n_gate_train: int,
+    n_eval: int,
+    resample: int,
+    tokenizer_hash: str = BYTES_HASH,
+    files: dict | None = None,
+) -> str:
     """The data's key; a non-byte tokenizer and the source files' hashes (``files``: corpus ->
     {path: sha256}, for corpora read from files) enter it, so changed files get new stages."""
     extra = ([] if tokenizer_hash == BYTES_HASH else [tokenizer_hash]) + ([files] if files else [])
@@ -60,7 +69,9 @@ def _tokenized(corpora, resample: int, tokens):
     """{corpus: {split: token tensor}} and provenance, in ``tokens``' ids (bytes: the slices);
     a corpus from files also records the sha256 of each source file."""
     slices = [load_slices(name, resample) for name in corpora]
-    prov = {name: {s: v.info() for s, v in sl.items()} for name, sl in zip(corpora, slices)}
+    prov = {
+        name: {s: v.info() for s, v in sl.items()} for name, sl in zip(corpora, slices, strict=True)
+    }
     for name in corpora:
         if isinstance(CORPORA[name], FileCorpus):
             prov[name]["files"] = CORPORA[name].info()
@@ -75,8 +86,9 @@ def _tokenized(corpora, resample: int, tokens):
     return out, prov
 
 
-def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resample: int,
-                tokens=None) -> Splits:
+def load_splits(
+    corpora, block_size: int, n_gate_train: int, n_eval: int, resample: int, tokens=None
+) -> Splits:
     """Load each corpus's train/val/test slices for ``resample``, tokenize them with ``tokens``
     (None: bytes) and cut the windows.
 
@@ -87,9 +99,19 @@ def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resamp
     bos = BOS if tokens is None else tokens.bos
     parts, prov = _tokenized(corpora, resample, tokens)
     train = [s["train"] for s in parts]
-    pool = torch.stack([random_windows(t, T, n_gate_train, torch.Generator().manual_seed(
-        stable_seed("pool", name, resample)), bos) for t, name in zip(train, corpora)])  # (p, n, T)
-    test = torch.cat([eval_windows(s["test"], T, n_eval, bos) for s in parts])     # (p*n_eval, T)
+    pool = torch.stack(
+        [
+            random_windows(
+                t,
+                T,
+                n_gate_train,
+                torch.Generator().manual_seed(stable_seed("pool", name, resample)),
+                bos,
+            )
+            for t, name in zip(train, corpora, strict=True)
+        ]
+    )  # (p, n, T)
+    test = torch.cat([eval_windows(s["test"], T, n_eval, bos) for s in parts])  # (p*n_eval, T)
     val = torch.cat([eval_windows(s["val"], T, n_eval, bos) for s in parts])
     thash = BYTES_HASH if tokens is None else tokens.hash
     files = {n: prov[n]["files"] for n in corpora if "files" in prov[n]}
@@ -100,7 +122,9 @@ def load_splits(corpora, block_size: int, n_gate_train: int, n_eval: int, resamp
 def job_info(splits: Splits, resample: int) -> dict:
     """A launcher job's info: ``{"corpora": {corpus: {"resample<r>": {split: info}}}}``, the form
     `launch.launch_into` merges over jobs into run.json."""
-    return {"corpora": {name: {f"resample{resample}": info} for name, info in splits.provenance.items()}}
+    return {
+        "corpora": {name: {f"resample{resample}": info} for name, info in splits.provenance.items()}
+    }
 
 
 def domain_batches(train, T: int, per_domain: int, bos: int = BOS):

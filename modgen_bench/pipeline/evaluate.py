@@ -5,6 +5,7 @@ NLL(P_lam) = sum_k lam[k] NLL_k, and the worst case over the simplex is the wors
 Inputs: test/validation windows, the experts' cached log-likelihoods, the models (gates, LMs,
 router). Outputs: (p,) per-domain NLL per token (nats) per model; nothing cached (cheap).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,16 @@ from ..algorithms.spd import log_pi
 from ..distill import student_logprob
 from ..sequence.evaluate import model_logliks
 
-__all__ = ["per_domain", "lm_nll", "gate_nll", "router_nll", "expert_nll", "const_gate_nll",
-           "bayes_router_nll", "routing_split"]
+__all__ = [
+    "per_domain",
+    "lm_nll",
+    "gate_nll",
+    "router_nll",
+    "expert_nll",
+    "const_gate_nll",
+    "bayes_router_nll",
+    "routing_split",
+]
 
 
 def per_domain(nll: torch.Tensor, p: int) -> np.ndarray:
@@ -32,7 +41,8 @@ def lm_nll(model, windows, device) -> torch.Tensor:
 
 @torch.no_grad()
 def gate_nll(gate, windows, log_e, device, batch: int = 256) -> torch.Tensor:
-    """(n,) per-token NLL of the gated model pi_g(x) = sum_k g(x, k) E[k](x); log_e (n, p) cached."""
+    """(n,) per-token NLL of the gated model pi_g(x) = sum_k g(x, k) E[k](x); log_e (n, p)
+    cached."""
     gate.eval()
     log_g = torch.cat([gate(w.to(device)).float().cpu() for w in windows.split(batch)])
     return -log_pi(log_g, log_e) / (windows.shape[1] - 1)
@@ -41,8 +51,12 @@ def gate_nll(gate, windows, log_e, device, batch: int = 256) -> torch.Tensor:
 @torch.no_grad()
 def router_nll(router, windows, token_logp, device, batch: int = 256) -> torch.Tensor:
     """(n,) per-token NLL of the distilled student S(x); token_logp (n, T-1, p) cached."""
-    return torch.cat([-student_logprob(router, w.to(device), lp.to(device)).cpu() for w, lp in
-                      zip(windows.split(batch), token_logp.split(batch))]) / (windows.shape[1] - 1)
+    return torch.cat(
+        [
+            -student_logprob(router, w.to(device), lp.to(device)).cpu()
+            for w, lp in zip(windows.split(batch), token_logp.split(batch), strict=True)
+        ]
+    ) / (windows.shape[1] - 1)
 
 
 def expert_nll(log_e: torch.Tensor, k: int, T: int) -> torch.Tensor:
@@ -64,11 +78,14 @@ def bayes_router_nll(test_tok: torch.Tensor, prior=None) -> torch.Tensor:
     sum_k gamma_t(k) E[k](x_t | x_<t). test_tok: (n, T-1, p) per-token log-probs."""
     n, L, p = test_tok.shape
     lp = test_tok.double()
-    log_prior = torch.full((p,), -math.log(p), dtype=torch.float64) if prior is None else \
-        torch.log(torch.as_tensor(prior, dtype=torch.float64))
-    prefix = torch.cumsum(lp, dim=1) - lp                                 # (n, L, p) sum_{s<t}
-    log_post = torch.log_softmax(log_prior + prefix, dim=-1)               # (n, L, p)
-    tok = torch.logsumexp(log_post + lp, dim=-1)                           # (n, L)
+    log_prior = (
+        torch.full((p,), -math.log(p), dtype=torch.float64)
+        if prior is None
+        else torch.log(torch.as_tensor(prior, dtype=torch.float64))
+    )
+    prefix = torch.cumsum(lp, dim=1) - lp  # (n, L, p) sum_{s<t}
+    log_post = torch.log_softmax(log_prior + prefix, dim=-1)  # (n, L, p)
+    tok = torch.logsumexp(log_post + lp, dim=-1)  # (n, L)
     return -tok.sum(dim=1) / L
 
 

@@ -10,6 +10,7 @@ gradient conflict in its ``conflict`` column). When the cache holds restoration 
 approximately); ``gate`` is then the restored gate, ``gate_spd`` SPD's own and ``restoration``
 what the step did. Cache key: `gate_key` (cache key, sizes, SPD settings, signal, seed).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -40,8 +41,8 @@ class GateResult:
     mu: float
     history: pd.DataFrame
     key: str
-    gate_spd: SequenceGate | None = None     # SPD's last iterate (the gate itself if no restoration)
-    restoration: dict | None = None          # `normaliser.Restoration` as a dict
+    gate_spd: SequenceGate | None = None  # SPD's last iterate (the gate itself if no restoration)
+    restoration: dict | None = None  # `normaliser.Restoration` as a dict
 
 
 def gate_config(spec: SmallNet, T: int, p: int, vocab_size: int) -> GateConfig:
@@ -49,13 +50,28 @@ def gate_config(spec: SmallNet, T: int, p: int, vocab_size: int) -> GateConfig:
     return GateConfig(vocab_size, T, p, spec.n_layer, spec.n_head, spec.d_model, spec.d_ff)
 
 
-def gate_key(cache: ExpertCache, spec: SmallNet, spd: dict, signal: str, seed: int, resample: int,
-             conflict_batch: int) -> str:
+def gate_key(
+    cache: ExpertCache,
+    spec: SmallNet,
+    spd: dict,
+    signal: str,
+    seed: int,
+    resample: int,
+    conflict_batch: int,
+) -> str:
     return stage_key("gate", cache.key, asdict(spec), spd, signal, seed, resample, conflict_batch)
 
 
-def train_gate(splits: Splits, cache: ExpertCache, run: StageRun, *, spec: SmallNet, spd: dict,
-               signal: str, conflict_batch: int = 16) -> GateResult:
+def train_gate(
+    splits: Splits,
+    cache: ExpertCache,
+    run: StageRun,
+    *,
+    spec: SmallNet,
+    spd: dict,
+    signal: str,
+    conflict_batch: int = 16,
+) -> GateResult:
     """Train (or reload) the gate for one lam signal. Initialisation from (seed, 'gate') — the same
     for every signal — and SPD's batches from (seed, resample, 'spd', signal)."""
     p, T, dev = splits.p, splits.T, run.device
@@ -67,22 +83,38 @@ def train_gate(splits: Splits, cache: ExpertCache, run: StageRun, *, spec: Small
         gate = SequenceGate(gcfg)
         conf = SPDConfig(**{**spd, "lam_signal": signal, "seed": run.sub("spd", signal)})
         probe, probe_e = probe_windows(splits.pool, cache.pool, conflict_batch)
-        res = train_spd(gate, spd_sampler(splits, cache), conf, dev, progress=run.progress,
-                        label=label("spd", model=f"gate-{signal}", seed=run.seed, rep=run.resample),
-                        evaluate=gate_conflict(probe, probe_e, T, dev))
-        out = {"state": res.gate.state_dict(), "lam": res.lam, "mu": res.mu,
-               "history": res.history.to_dict("list")}
+        res = train_spd(
+            gate,
+            spd_sampler(splits, cache),
+            conf,
+            dev,
+            progress=run.progress,
+            label=label("spd", model=f"gate-{signal}", seed=run.seed, rep=run.resample),
+            evaluate=gate_conflict(probe, probe_e, T, dev),
+        )
+        out = {
+            "state": res.gate.state_dict(),
+            "lam": res.lam,
+            "mu": res.mu,
+            "history": res.history.to_dict("list"),
+        }
         if cache.restore:
             out["state_spd"] = {k: v.clone() for k, v in out["state"].items()}
             rest = restore_z(res.gate, torch.cat(cache.restore), torch.cat(cache.restore_log_e))
             out["state"], out["restoration"] = res.gate.state_dict(), asdict(rest)
         return out
+
     out = run.store.get(f"gate-{signal}", key, fit)
     gate = _loaded(gcfg, out["state"], dev)
-    return GateResult(gate, np.asarray(out["lam"], dtype=np.float64), float(out["mu"]),
-                      pd.DataFrame(out["history"]), key,
-                      gate_spd=_loaded(gcfg, out["state_spd"], dev) if "state_spd" in out else gate,
-                      restoration=out.get("restoration"))
+    return GateResult(
+        gate,
+        np.asarray(out["lam"], dtype=np.float64),
+        float(out["mu"]),
+        pd.DataFrame(out["history"]),
+        key,
+        gate_spd=_loaded(gcfg, out["state_spd"], dev) if "state_spd" in out else gate,
+        restoration=out.get("restoration"),
+    )
 
 
 def _loaded(gcfg: GateConfig, state: dict, device) -> SequenceGate:

@@ -14,6 +14,7 @@ against mono_uniform and the leaderboard's answer. Figures: PNG + SVG with alt t
 The report is `SECTIONS`, a list of builders ``section(study) -> Section | None`` over the rows
 parsed once (`study`); their prose is in ``reporting/templates/real_text.md.j2``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,8 +70,11 @@ def _convention(df: pd.DataFrame) -> tuple[str, str]:
     match = str(df["match"].dropna().iloc[0]) if has_match else "params"
     par = _mono_params(df)
     parts = [f"monolith matched by {match}"]
-    for key, name in (("r_nonembedding", "r"), ("compute_ratio", "compute ratio"),
-                      ("token_ratio", "token ratio")):
+    for key, name in (
+        ("r_nonembedding", "r"),
+        ("compute_ratio", "compute ratio"),
+        ("token_ratio", "token ratio"),
+    ):
         if key in par:
             parts.append(f"{name} {par[key]:.2f}")
     return match, "[" + ", ".join(parts) + "]"
@@ -84,10 +88,14 @@ def _table1(nll: pd.DataFrame, methods) -> pd.DataFrame:
     rows = []
     for m in methods:
         gm = nll[nll["method"] == m]
-        rows.append({"method": m,
-                     "uniform mixture": _mse(gm[gm["lam"] == uniform]["value"]),
-                     "worst vertex": _mse(gm[vertex.loc[gm.index]].groupby("rep")["value"].max()),
-                     "mean of mixtures": _mse(gm.groupby("rep")["value"].mean())})
+        rows.append(
+            {
+                "method": m,
+                "uniform mixture": _mse(gm[gm["lam"] == uniform]["value"]),
+                "worst vertex": _mse(gm[vertex.loc[gm.index]].groupby("rep")["value"].max()),
+                "mean of mixtures": _mse(gm.groupby("rep")["value"].mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -95,30 +103,40 @@ def _paired(nll: pd.DataFrame, df: pd.DataFrame, a: str, others) -> pd.DataFrame
     """``stats.paired_table`` of a - other per mixture over replicates, with the mean per-window
     paired s.e. of the same difference (case 'paired') beside it."""
     from ..stats import paired_table
-    t = paired_table(nll, a, [o for o in others if o in set(nll["method"])], index="lam",
-                     unit="rep")
+
+    t = paired_table(
+        nll, a, [o for o in others if o in set(nll["method"])], index="lam", unit="rep"
+    )
     if not len(t):
         return t
     win = df[(df["case"] == "paired") & (df["metric"] == "delta_window_se")]
     se = win.groupby(["method", "lam"])["value"].mean()
-    t["window s.e."] = [se.get((f"{x}-vs-{y}", lam), np.nan)
-                        for x, y, lam in zip(t["a"], t["b"], t["lam"], strict=True)]
+    t["window s.e."] = [
+        se.get((f"{x}-vs-{y}", lam), np.nan)
+        for x, y, lam in zip(t["a"], t["b"], t["lam"], strict=True)
+    ]
     return t[["lam", "a", "b", "cell", "n", "window s.e.", "verdict"]].rename(
-        columns={"cell": "a - b: mean [95% t-interval]"})
+        columns={"cell": "a - b: mean [95% t-interval]"}
+    )
 
 
 def _wins(t: pd.DataFrame, a: str, b: str) -> str:
     sub = t[(t["a"] == a) & (t["b"] == b)]
-    return (f"{a} better on {int((sub['verdict'] == f'{a} wins').sum())}, {b} better on "
-            f"{int((sub['verdict'] == f'{b} wins').sum())}, undecided on "
-            f"{int((sub['verdict'] == 'undecided').sum())} of {len(sub)} mixtures")
+    return (
+        f"{a} better on {int((sub['verdict'] == f'{a} wins').sum())}, {b} better on "
+        f"{int((sub['verdict'] == f'{b} wins').sum())}, undecided on "
+        f"{int((sub['verdict'] == 'undecided').sum())} of {len(sub)} mixtures"
+    )
 
 
 def _z(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """(Z on fresh draws per gate and replicate: Z, Z_lo, Z_hi columns; whether each interval
     holds 1)."""
-    z = df[df["case"] == "Z"].pivot_table(index=["method", "rep"], columns="metric",
-                                          values="value").reset_index()
+    z = (
+        df[df["case"] == "Z"]
+        .pivot_table(index=["method", "rep"], columns="metric", values="value")
+        .reset_index()
+    )
     cover = ((z["Z_lo"] <= 1) & (z["Z_hi"] >= 1)) if len(z) else pd.Series(dtype=bool)
     return z, cover
 
@@ -127,22 +145,23 @@ def _z(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 class Study:
     """What every section reads: the study's rows, prepared once."""
 
-    df: pd.DataFrame        # every row, numbers parsed, with the replicate key 'rep'
+    df: pd.DataFrame  # every row, numbers parsed, with the replicate key 'rep'
     fig_dir: Path
-    exp: str                # the experiment's name (prefix of its figure files)
-    match: str              # the monolith's matching convention
-    conv: str               # caption suffix naming the convention and its ratios
-    nll: pd.DataFrame       # test NLL per token, every mixture
-    mix: list               # test mixtures, those with only oracle rows left out
-    nll_mix: pd.DataFrame   # test NLL per token on `mix`
-    methods: list           # the `GATES`, `BASELINES` and `RETRAINS` present, in that order
-    n_rep: int              # replicates: (seed, resample) pairs
-    names: list             # domain names in corpus order (from the lam* rows; [] if none)
+    exp: str  # the experiment's name (prefix of its figure files)
+    match: str  # the monolith's matching convention
+    conv: str  # caption suffix naming the convention and its ratios
+    nll: pd.DataFrame  # test NLL per token, every mixture
+    mix: list  # test mixtures, those with only oracle rows left out
+    nll_mix: pd.DataFrame  # test NLL per token on `mix`
+    methods: list  # the `GATES`, `BASELINES` and `RETRAINS` present, in that order
+    n_rep: int  # replicates: (seed, resample) pairs
+    names: list  # domain names in corpus order (from the lam* rows; [] if none)
 
     @cached_property
     def board(self):
         """Every method against the SPD gate (`modgen_bench.leaderboard.leaderboard`)."""
         from ..leaderboard import leaderboard
+
         return leaderboard(self.df, names=self.names or None)
 
 
@@ -156,13 +175,25 @@ def study(df: pd.DataFrame, fig_dir) -> Study:
     df = _reps(df)
     match, conv = _convention(df)
     nll = df[(df["case"] == "test") & (df["metric"] == "nll_per_token")]
-    mix = [lam for lam in nll["lam"].unique()
-           if not nll[nll["lam"] == lam]["method"].str.startswith("oracle").all()]
-    names = [m[len("lam_"):] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
-    return Study(df=df, fig_dir=Path(fig_dir), match=match, conv=conv, nll=nll, mix=mix,
-                 exp=str(df["experiment"].iloc[0]) if "experiment" in df.columns else "real_world",
-                 nll_mix=nll[nll["lam"].isin(mix)], n_rep=nll["rep"].nunique(), names=names,
-                 methods=[m for m in GATES + BASELINES + RETRAINS if m in set(nll["method"])])
+    mix = [
+        lam
+        for lam in nll["lam"].unique()
+        if not nll[nll["lam"] == lam]["method"].str.startswith("oracle").all()
+    ]
+    names = [m[len("lam_") :] for m in df[df["case"] == "lam_star"]["metric"].drop_duplicates()]
+    return Study(
+        df=df,
+        fig_dir=Path(fig_dir),
+        match=match,
+        conv=conv,
+        nll=nll,
+        mix=mix,
+        exp=str(df["experiment"].iloc[0]) if "experiment" in df.columns else "real_world",
+        nll_mix=nll[nll["lam"].isin(mix)],
+        n_rep=nll["rep"].nunique(),
+        names=names,
+        methods=[m for m in GATES + BASELINES + RETRAINS if m in set(nll["method"])],
+    )
 
 
 def headline(s: Study) -> Headline | None:
@@ -170,22 +201,34 @@ def headline(s: Study) -> Headline | None:
     constant gate against the same monolith."""
     if not {HEAD_GATE, HEAD_MONO} <= set(s.nll_mix["method"]):
         return None
-    head = gate_vs_monolith_headline(s.nll_mix, HEAD_GATE, HEAD_MONO, s.fig_dir, "nll_per_token",
-                                     unit="nats/token",
-                                     title=f"gate vs monolith ({s.match}-matched)",
-                                     xlabel="test mixture (lam)", pair_on=("seed", "resample"))
+    head = gate_vs_monolith_headline(
+        s.nll_mix,
+        HEAD_GATE,
+        HEAD_MONO,
+        s.fig_dir,
+        "nll_per_token",
+        unit="nats/token",
+        title=f"gate vs monolith ({s.match}-matched)",
+        xlabel="test mixture (lam)",
+        pair_on=("seed", "resample"),
+    )
     const_vs_mono = None
     if "const_gate" in set(s.nll_mix["method"]):
         t = _paired(s.nll_mix, s.df, "const_gate", ["mono_uniform"])
         const_vs_mono = _wins(t, "const_gate", "mono_uniform") if len(t) else None
     par, (_, cover) = _mono_params(s.df), _z(s.df)
-    head.text += " " + prose(PROSE, "headline", match=s.match,
-                             r=par.get("r_nonembedding", np.nan),
-                             compute_ratio=par.get("compute_ratio", np.nan),
-                             token_ratio=par.get("token_ratio", np.nan),
-                             params_ratio=par.get("params_ratio", np.nan),
-                             covered=int(cover.sum()), gates=len(cover),
-                             const_vs_mono=const_vs_mono)
+    head.text += " " + prose(
+        PROSE,
+        "headline",
+        match=s.match,
+        r=par.get("r_nonembedding", np.nan),
+        compute_ratio=par.get("compute_ratio", np.nan),
+        token_ratio=par.get("token_ratio", np.nan),
+        params_ratio=par.get("params_ratio", np.nan),
+        covered=int(cover.sum()),
+        gates=len(cover),
+        const_vs_mono=const_vs_mono,
+    )
     return head
 
 
@@ -193,6 +236,7 @@ def leaderboard_box(s: Study) -> Headline | None:
     """The leaderboard's answer as a headline box (at the top and on the landing page): the best
     method on the worst mixture, its interval against the SPD gate, the best free baseline."""
     from ..leaderboard import leaderboard_headline
+
     if HEAD_GATE not in set(s.nll_mix["method"]):
         return None
     return Headline(f"leaderboard ({s.match}-matched)", leaderboard_headline(s.board))
@@ -201,10 +245,10 @@ def leaderboard_box(s: Study) -> Headline | None:
 def leaderboard(s: Study) -> Section | None:
     """Every method against the SPD gate (`modgen_bench.leaderboard`)."""
     from ..leaderboard import leaderboard_section
+
     if HEAD_GATE not in set(s.nll_mix["method"]):
         return None
-    return leaderboard_section(s.df, s.fig_dir, s.conv, s.exp, s.names or None, s.match,
-                               lb=s.board)
+    return leaderboard_section(s.df, s.fig_dir, s.conv, s.exp, s.names or None, s.match, lb=s.board)
 
 
 def setup(s: Study) -> Section:
@@ -213,14 +257,26 @@ def setup(s: Study) -> Section:
     pc = df[df["case"] == "params"].groupby(["method", "metric"])["value"].first().reset_index()
     lam = df[df["case"] == "lam_star"].groupby(["method", "metric"])["value"].agg(_mse)
     counts = dict(zip(pc["method"] + ":" + pc["metric"], pc["value"], strict=True))
-    text = prose(PROSE, "setup", match=s.match, bytes=(df["metric"] == "bits_per_byte").any(),
-                 experts_plus_gate=counts.get("experts_plus_gate:n_params", 0),
-                 expert=counts.get("expert:n_params", 0), gate=counts.get("gate:n_params", 0),
-                 mono=counts.get("mono:n_params", 0), d_model=counts.get("mono:d_model", 0),
-                 steps=counts.get("mono:steps", np.nan))
-    return Section("Setup", text, tables=[
-        (f"Parameter counts and matching ratios {s.conv}", pc),
-        (f"Least-favourable mixture lam* from SPD (mean ± s.e.) {s.conv}", lam.reset_index())])
+    text = prose(
+        PROSE,
+        "setup",
+        match=s.match,
+        bytes=(df["metric"] == "bits_per_byte").any(),
+        experts_plus_gate=counts.get("experts_plus_gate:n_params", 0),
+        expert=counts.get("expert:n_params", 0),
+        gate=counts.get("gate:n_params", 0),
+        mono=counts.get("mono:n_params", 0),
+        d_model=counts.get("mono:d_model", 0),
+        steps=counts.get("mono:steps", np.nan),
+    )
+    return Section(
+        "Setup",
+        text,
+        tables=[
+            (f"Parameter counts and matching ratios {s.conv}", pc),
+            (f"Least-favourable mixture lam* from SPD (mean ± s.e.) {s.conv}", lam.reset_index()),
+        ],
+    )
 
 
 def _table2(s: Study) -> pd.DataFrame:
@@ -228,10 +284,15 @@ def _table2(s: Study) -> pd.DataFrame:
     baselines against the monolith, the two gates against each other."""
     nll, df = s.nll_mix, s.df
     others = ["mono_uniform", "mono_lamstar", "const_gate", "bayes_router"]
-    return pd.concat([_paired(nll, df, HEAD_GATE, others),
-                      _paired(nll, df, "const_gate", ["mono_uniform"]),
-                      _paired(nll, df, "bayes_router", ["mono_uniform"]),
-                      _paired(nll, df, "gate_excess_logZ", ["gate_nll_logZ"])], ignore_index=True)
+    return pd.concat(
+        [
+            _paired(nll, df, HEAD_GATE, others),
+            _paired(nll, df, "const_gate", ["mono_uniform"]),
+            _paired(nll, df, "bayes_router", ["mono_uniform"]),
+            _paired(nll, df, "gate_excess_logZ", ["gate_nll_logZ"]),
+        ],
+        ignore_index=True,
+    )
 
 
 def tables(s: Study) -> Section:
@@ -239,27 +300,45 @@ def tables(s: Study) -> Section:
     bands from Z's interval, and the NLL-per-mixture figure."""
     df, conv = s.df, s.conv
     t2 = _table2(s)
-    tabs = [(f"Table 1: test NLL per token, mean ± s.e. over {s.n_rep} replicates {conv}",
-             _table1(s.nll_mix, s.methods)),
-            (f"Table 2: paired differences a - b in test NLL per token per mixture {conv}", t2)]
+    tabs = [
+        (
+            f"Table 1: test NLL per token, mean ± s.e. over {s.n_rep} replicates {conv}",
+            _table1(s.nll_mix, s.methods),
+        ),
+        (f"Table 2: paired differences a - b in test NLL per token per mixture {conv}", t2),
+    ]
     orc = s.nll[s.nll["method"].str.startswith("oracle_")]
     if len(orc):
-        tabs.append((f"Oracle retrains on their own mixture, NLL per token {conv}",
-                     orc.groupby("lam")["value"].agg(_mse).reset_index()))
-    band = df[(df["case"] == "test")
-              & df["metric"].isin(["nll_per_token_lo", "nll_per_token_hi"])]
+        tabs.append(
+            (
+                f"Oracle retrains on their own mixture, NLL per token {conv}",
+                orc.groupby("lam")["value"].agg(_mse).reset_index(),
+            )
+        )
+    band = df[(df["case"] == "test") & df["metric"].isin(["nll_per_token_lo", "nll_per_token_hi"])]
     if len(band):
-        b = band[band["lam"].isin(s.mix)].pivot_table(index=["method", "lam"], columns="metric",
-                                                      values="value")
-        tabs.append(("Gate NLL interval from Z's 95% interval: [NLL + log Z_lo/(T-1), NLL + log "
-                     f"Z_hi/(T-1)], mean over replicates {conv}", b.reset_index()))
-    wins = ([_wins(t2, HEAD_GATE, b) for b in ("mono_uniform", "const_gate", "bayes_router")]
-            if len(t2) else None)
+        b = band[band["lam"].isin(s.mix)].pivot_table(
+            index=["method", "lam"], columns="metric", values="value"
+        )
+        tabs.append(
+            (
+                "Gate NLL interval from Z's 95% interval: [NLL + log Z_lo/(T-1), NLL + log "
+                f"Z_hi/(T-1)], mean over replicates {conv}",
+                b.reset_index(),
+            )
+        )
+    wins = (
+        [_wins(t2, HEAD_GATE, b) for b in ("mono_uniform", "const_gate", "bayes_router")]
+        if len(t2)
+        else None
+    )
     png, alt = mixtures_figure(s)
-    return Section("Table 1 and Table 2", prose(PROSE, "tables", wins=wins),
-                   tables=tabs, figures=[
-                       (f"Test NLL per token on each mixture (mean over replicates) {conv}", png,
-                        alt)])
+    return Section(
+        "Table 1 and Table 2",
+        prose(PROSE, "tables", wins=wins),
+        tables=tabs,
+        figures=[(f"Test NLL per token on each mixture (mean over replicates) {conv}", png, alt)],
+    )
 
 
 def per_domain(s: Study) -> Section:
@@ -270,34 +349,50 @@ def per_domain(s: Study) -> Section:
     words, short = unit.replace("_", " "), "bpb" if unit == "bits_per_byte" else "bits/token"
     bpb = df[(df["case"] == "test") & (df["metric"] == unit) & (df["resample"] == 0)]
     vert = bpb[bpb["lam"].map(lambda lam: _lam(lam).max() == 1.0)]
-    vert = vert[~vert["method"].isin(["gate_excess", "gate_nll"])]     # proper likelihoods only
+    vert = vert[~vert["method"].isin(["gate_excess", "gate_nll"])]  # proper likelihoods only
     per = vert.groupby(["method", "lam"])["value"].mean().unstack("lam")
     per.columns = [f"{short} on {c}" for c in per.columns]
     split = df[df["case"] == "routing_split"]
     split_t = split.groupby(["lam", "metric"])["value"].agg(_mse).unstack("metric").reset_index()
     if len(split_t):
-        split_t.insert(0, "domain", [s.names[int(np.argmax(_lam(lam)))] if len(s.names) else lam
-                                     for lam in split_t["lam"]])
-    return Section(f"Per-domain {words} and the routing-cost split",
-                   prose(PROSE, "per_domain", names=s.names), tables=[
-                       (f"Per-domain test {words}, mean over seeds {s.conv}", per.reset_index()),
-                       ("Gate vs monolith on each domain, split (nats/token, mean ± s.e.) "
-                        f"{s.conv}", split_t)])
+        split_t.insert(
+            0,
+            "domain",
+            [s.names[int(np.argmax(_lam(lam)))] if len(s.names) else lam for lam in split_t["lam"]],
+        )
+    return Section(
+        f"Per-domain {words} and the routing-cost split",
+        prose(PROSE, "per_domain", names=s.names),
+        tables=[
+            (f"Per-domain test {words}, mean over seeds {s.conv}", per.reset_index()),
+            (f"Gate vs monolith on each domain, split (nats/token, mean ± s.e.) {s.conv}", split_t),
+        ],
+    )
 
 
 def sampling(s: Study) -> Section:
     """The router's distillation gap, Z on fresh draws with its interval, SIR and rejection."""
     df = s.df
     gap = _paired(s.nll_mix, df, "router", [HEAD_GATE])
-    zs = (df[df["case"].isin(["Z", "sampling"])].groupby(["method", "metric"])["value"].agg(_mse)
-          .unstack("metric").reset_index())
+    zs = (
+        df[df["case"].isin(["Z", "sampling"])]
+        .groupby(["method", "metric"])["value"]
+        .agg(_mse)
+        .unstack("metric")
+        .reset_index()
+    )
     z, cover = _z(df)
     if len(z):
         z["interval holds 1"] = cover.values
-    return Section("Structural distillation and sampling", prose(PROSE, "sampling"), tables=[
-        (f"Router minus the excess gate, paired per mixture {s.conv}", gap),
-        (f"Z on fresh draws per gate and replicate (95% interval) {s.conv}", z),
-        (f"Z, SIR ESS, rejection acceptance (mean ± s.e.) {s.conv}", zs)])
+    return Section(
+        "Structural distillation and sampling",
+        prose(PROSE, "sampling"),
+        tables=[
+            (f"Router minus the excess gate, paired per mixture {s.conv}", gap),
+            (f"Z on fresh draws per gate and replicate (95% interval) {s.conv}", z),
+            (f"Z, SIR ESS, rejection acceptance (mean ± s.e.) {s.conv}", zs),
+        ],
+    )
 
 
 def conflict(s: Study) -> Section:
@@ -311,12 +406,18 @@ def conflict(s: Study) -> Section:
     gate, mono = late_mean.get("gate_excess", np.nan), late_mean.get("mono_uniform", np.nan)
     more = late_mean.get("gate_excess", 0) < late_mean.get("mono_uniform", 0)
     verdict = "more" if more else "less"
-    return Section("Gradient conflict", prose(PROSE, "conflict", verdict=verdict, gate=gate,
-                                              mono=mono),
-                   tables=[("Gradient conflict late in training (mean ± s.e. over logged steps "
-                            f"and replicates) {s.conv}", late)],
-                   figures=[("Gradient conflict along training (mean ± std band over replicates)",
-                             png, alt)])
+    return Section(
+        "Gradient conflict",
+        prose(PROSE, "conflict", verdict=verdict, gate=gate, mono=mono),
+        tables=[
+            (
+                "Gradient conflict late in training (mean ± s.e. over logged steps "
+                f"and replicates) {s.conv}",
+                late,
+            )
+        ],
+        figures=[("Gradient conflict along training (mean ± std band over replicates)", png, alt)],
+    )
 
 
 #: the report's sections in order; a builder returns None when its rows are absent

@@ -8,6 +8,7 @@ the seeds, optionally a `ConflictProbe`.
 Outputs: `Retrain` (model, final loss, conflict log). Cache key: `retrain_key` (splits key,
 sizes, d_model, lam, seed, method name); the `train_lm` checkpoint is the stage output.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,9 +32,9 @@ __all__ = ["Retrain", "lm_params", "matched_d_model", "retrain_key", "train_retr
 
 @dataclass
 class Retrain:
-    model: TransformerLM      # or the experts' family's LM (`experts.hf.HFCausalLM`)
+    model: TransformerLM  # or the experts' family's LM (`experts.hf.HFCausalLM`)
     final_loss: float
-    conflict: list            # [(step, mean pairwise cosine)] when probed, else []
+    conflict: list  # [(step, mean pairwise cosine)] when probed, else []
     key: str
 
 
@@ -59,11 +60,22 @@ def matched_d_model(spec: LMTrain, T: int, target: int, vocab_size: int) -> int:
 
 
 def retrain_key(splits: Splits, spec: LMTrain, d_model: int, lam, seed: int, method: str) -> str:
-    return stage_key("retrain", splits.key, asdict(spec), d_model, [float(v) for v in lam], seed, method)
+    return stage_key(
+        "retrain", splits.key, asdict(spec), d_model, [float(v) for v in lam], seed, method
+    )
 
 
-def train_retrain(splits: Splits, run: StageRun, *, spec: LMTrain, d_model: int, lam, method: str,
-                  probe: ConflictProbe | None = None, family=None) -> Retrain:
+def train_retrain(
+    splits: Splits,
+    run: StageRun,
+    *,
+    spec: LMTrain,
+    d_model: int,
+    lam,
+    method: str,
+    probe: ConflictProbe | None = None,
+    family=None,
+) -> Retrain:
     """Train (or reload) one monolith on mixture ``lam``, in the experts' ``family`` (None: the
     built-in one). Initialisation from (seed, 'mono') — the same for every mixture — and batches
     from (seed, resample, 'mono', method)."""
@@ -71,13 +83,25 @@ def train_retrain(splits: Splits, run: StageRun, *, spec: LMTrain, d_model: int,
     lam = np.asarray(lam, dtype=np.float64)
     key = retrain_key(splits, spec, d_model, lam, run.seed, method)
     family = family or BuiltinFamily()
-    mono = family.make(spec.n_layer, spec.n_head, d_model, spec.d_ff, T,
-                       stable_seed(run.seed, "init", "mono"))
+    mono = family.make(
+        spec.n_layer, spec.n_head, d_model, spec.d_ff, T, stable_seed(run.seed, "init", "mono")
+    )
     weights = torch.as_tensor(np.repeat(lam * p, m), dtype=torch.float32)
-    log = train_lm(mono, domain_batches(splits.train, T, m, splits.bos), spec.steps, spec.lr,
-                   run.device, seed=run.sub("mono", method), checkpoint=run.store.path(method, key),
-                   progress=run.progress, weights=weights, warmup=spec.warmup,
-                   checkpoint_every=run.checkpoint_every, hook=probe,
-                   label=label("train_lm", model=method, seed=run.seed, rep=run.resample))
-    return Retrain(mono.eval().requires_grad_(False), log["final_loss"],
-                   list(probe.log) if probe else [], key)
+    log = train_lm(
+        mono,
+        domain_batches(splits.train, T, m, splits.bos),
+        spec.steps,
+        spec.lr,
+        run.device,
+        seed=run.sub("mono", method),
+        checkpoint=run.store.path(method, key),
+        progress=run.progress,
+        weights=weights,
+        warmup=spec.warmup,
+        checkpoint_every=run.checkpoint_every,
+        hook=probe,
+        label=label("train_lm", model=method, seed=run.seed, rep=run.resample),
+    )
+    return Retrain(
+        mono.eval().requires_grad_(False), log["final_loss"], list(probe.log) if probe else [], key
+    )

@@ -6,6 +6,7 @@ Inputs: the experts, the rejection sample (`sample.SamplingResult.rejection`), t
 (`SmallNet`) and training (`RouterTrain`), seeds. Outputs: `RouterResult` (router in eval mode,
 per-step losses). Cache key: `router_key` (draws key, sizes, training, seed).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -36,15 +37,22 @@ class RouterResult:
     @property
     def final_loss(self) -> float:
         """Mean loss over the last 10% of steps (nats per token)."""
-        return float(np.mean(self.losses[-max(1, len(self.losses) // 10):]))
+        return float(np.mean(self.losses[-max(1, len(self.losses) // 10) :]))
 
 
 def router_key(upstream: str, spec: SmallNet, train: RouterTrain, seed: int, resample: int) -> str:
     return stage_key("router", upstream, asdict(spec), asdict(train), seed, resample)
 
 
-def distil_router(experts: Experts, samples: torch.Tensor, run: StageRun, *, spec: SmallNet,
-                  train: RouterTrain, upstream: str) -> RouterResult:
+def distil_router(
+    experts: Experts,
+    samples: torch.Tensor,
+    run: StageRun,
+    *,
+    spec: SmallNet,
+    train: RouterTrain,
+    upstream: str,
+) -> RouterResult:
     """Train (or reload) the router on ``samples`` (n, T); ``upstream`` is the key of the stage
     that produced them. Initialisation from (seed, 'router'), batches from (seed, resample,
     'router')."""
@@ -56,10 +64,20 @@ def distil_router(experts: Experts, samples: torch.Tensor, run: StageRun, *, spe
         torch.manual_seed(stable_seed(run.seed, "init", "router"))
         router = CausalRouter(gcfg)
         tok = token_logprob_table(experts.experts, samples)
-        losses = train_router(router, samples, tok, train.steps, train.lr, train.batch_size,
-                              run.sub("router"), run.device, run.progress,
-                              label=label("router", seed=run.seed, rep=run.resample))
+        losses = train_router(
+            router,
+            samples,
+            tok,
+            train.steps,
+            train.lr,
+            train.batch_size,
+            run.sub("router"),
+            run.device,
+            run.progress,
+            label=label("router", seed=run.seed, rep=run.resample),
+        )
         return {"state": router.state_dict(), "losses": losses}
+
     d = run.store.get("router", key, compute)
     router = CausalRouter(gcfg).to(run.device)
     router.load_state_dict(d["state"])

@@ -8,6 +8,7 @@ result; the rejection sample of ``reject_from``). Cache key: `draws_key` for the
 (the only expensive part: ancestral sampling); SIR and acceptance are recomputed from them with
 their own seeded generators, so a resumed run gets the same numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ __all__ = ["SamplingResult", "draws_key", "sample_gates", "sampling_seed"]
 
 @dataclass
 class SamplingResult:
-    sir: dict                     # signal -> SIRResult
-    rejection: RejectionResult    # exact draws from the ``reject_from`` gate's model
+    sir: dict  # signal -> SIRResult
+    rejection: RejectionResult  # exact draws from the ``reject_from`` gate's model
 
 
 def draws_key(experts: Experts, n_draws: int, seed: int) -> str:
@@ -38,15 +39,20 @@ def sampling_seed(run: StageRun, step: str) -> int:
     return run.sub("sampling", step)
 
 
-def sample_gates(experts: Experts, gates: dict, run: StageRun, *, n_draws: int,
-                 reject_from: str = "excess") -> SamplingResult:
+def sample_gates(
+    experts: Experts, gates: dict, run: StageRun, *, n_draws: int, reject_from: str = "excess"
+) -> SamplingResult:
     """SIR for each gate in ``gates`` (signal -> module) and rejection sampling from
     ``reject_from``; each step draws from its own generator (`sampling_seed`)."""
     proposal = ExpertProposal(experts.experts, experts.T)
-    gen = lambda step: torch.Generator().manual_seed(sampling_seed(run, step))
+
+    def gen(step):
+        return torch.Generator().manual_seed(sampling_seed(run, step))
+
     key = draws_key(experts, n_draws, sampling_seed(run, "q"))
-    inputs, log_e_q, _ = run.store.get("q-draws", key,
-                                       lambda: draw_from_q(proposal, n_draws, gen("q")))
+    inputs, log_e_q, _ = run.store.get(
+        "q-draws", key, lambda: draw_from_q(proposal, n_draws, gen("q"))
+    )
     sirs, rej = {}, None
     for signal, gate in gates.items():
         lg = log_gate(gate, inputs)

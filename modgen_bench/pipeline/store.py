@@ -14,6 +14,7 @@ first, `plain`) and read with ``torch.load(weights_only=True)``, torch's restric
 which builds only those types and calls nothing else. A file it refuses (a pickle of anything
 else, a damaged file) and a symlink in a stage's place are logged and the stage is computed again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,12 @@ def load_stage(path: Path):
             return torch.load(f, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
         first = str(exc).splitlines()[0] if str(exc) else ""
-        _log.warning("stage file %s is damaged or not plain data (%s: %s); the stage is computed "
-                     "again", path, type(exc).__name__, first[:200])
+        _log.warning(
+            "stage file %s is damaged or not plain data (%s: %s); the stage is computed again",
+            path,
+            type(exc).__name__,
+            first[:200],
+        )
         return None
 
 
@@ -69,7 +74,7 @@ class Store:
         """The stored output of (stage, key), or ``compute()`` saved there (rank 0) and returned;
         a damaged or refused stage file is computed again and rewritten whole (`load_stage`)."""
         path = self.path(stage, key)
-        dist.barrier()                    # every rank sees the same files
+        dist.barrier()  # every rank sees the same files
         if os.path.lexists(path):
             out = load_stage(path)
             if out is not None:

@@ -1,10 +1,12 @@
 """Figures a reader can read: PNG and SVG side by side, alt text, readable
 axes, legends outside the data.
 
-    fig_path = save_figure(fig, fig_dir / "name", alt="what the figure shows")  # name.png + name.svg
+    fig_path = save_figure(fig, fig_dir / "name", alt="what the figure shows")  # name.png +
+    name.svg
     auto_yscale(ax, values)      # linear when the data span less than a decade, else log
     legend_outside(ax)           # legend to the right of the axes, never over the data
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,16 +48,23 @@ def save_figure(fig, path, alt: str = "", dpi: int = DPI) -> Path:
     """Lay out ``fig``, write ``path`` as PNG and SVG (atomically), record ``alt`` in
     ``<name>.alt.txt`` and close the figure; returns the PNG path. ``path``'s suffix is ignored."""
     import matplotlib.pyplot as plt
+
     path = Path(path).with_suffix(".png")
     try:
         fig.tight_layout()
-    except (ValueError, RuntimeError):   # tight_layout cannot place some outside legends: keep bbox
+    except (ValueError, RuntimeError):  # tight_layout cannot place some outside legends: keep bbox
         pass
     for suffix in (".png", ".svg"):
-        write_with(path.with_suffix(suffix),
-                   lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight",
-                                           format=suffix[1:],
-                                           metadata={"Date": None} if suffix == ".svg" else None))
+        write_with(
+            path.with_suffix(suffix),
+            lambda tmp, suffix=suffix: fig.savefig(
+                tmp,
+                dpi=dpi,
+                bbox_inches="tight",
+                format=suffix[1:],
+                metadata={"Date": None} if suffix == ".svg" else None,
+            ),
+        )
     if alt:
         write_text(path.with_suffix(".alt.txt"), alt)
     plt.close(fig)
@@ -79,5 +88,13 @@ def legend_outside(ax, title: str | None = None, fontsize: int = 8):
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return None
-    return ax.legend(handles, labels, title=title, fontsize=fontsize, loc="upper left",
-                     bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    return ax.legend(
+        handles,
+        labels,
+        title=title,
+        fontsize=fontsize,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        frameon=False,
+    )

@@ -3,13 +3,16 @@ plug-ins build theirs from.
 
     Headline(title, text, counts, figure, tone)          one box; counts render coloured
     verdict_headline(statuses)                          holds / fails / vacuous counts (fails red)
-    paired_differences(rows, a, b)                      a - b per mixture, seed-paired, 95% t-interval
-    difference_figure(diff, path, ...)                  that difference with its interval per mixture
+    paired_differences(rows, a, b)                      a - b per mixture, seed-paired, 95%
+    t-interval
+    difference_figure(diff, path, ...)                  that difference with its interval per
+    mixture
     gate_vs_monolith_headline(rows, gate, mono, fig_dir) the three above as one box
 
 A difference is called better or worse only when its whole interval lies on one side of 0
 (a gate, not a point estimate); otherwise it is "undecided", and n = 1 is always undecided.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -23,8 +26,15 @@ from .figures import Figure, legend_outside, save_figure
 from .markdown import code
 from .section import Section
 
-__all__ = ["Headline", "verdict_headline", "paired_differences", "difference_figure",
-           "gate_vs_monolith_headline", "auto_headline", "VERDICT_ORDER"]
+__all__ = [
+    "Headline",
+    "verdict_headline",
+    "paired_differences",
+    "difference_figure",
+    "gate_vs_monolith_headline",
+    "auto_headline",
+    "VERDICT_ORDER",
+]
 
 #: verdict statuses in display order; ``fails`` renders red, ``holds`` green.
 VERDICT_ORDER = ("holds", "fails", "vacuous", "inconclusive", "error")
@@ -43,18 +53,25 @@ class Headline(Section):
     tone: str = "neutral"
 
     def to_json(self) -> dict:
-        return {"title": self.title, "text": self.text, "counts": dict(self.counts), "tone": self.tone,
-                "figure": str(self.figure.path) if self.figure else None}
+        return {
+            "title": self.title,
+            "text": self.text,
+            "counts": dict(self.counts),
+            "tone": self.tone,
+            "figure": str(self.figure.path) if self.figure else None,
+        }
 
 
-def verdict_headline(statuses, title: str = "Verdicts", failing: list[str] | None = None) -> Headline:
+def verdict_headline(
+    statuses, title: str = "Verdicts", failing: list[str] | None = None
+) -> Headline:
     """Counts of each verdict status; tone 'bad' when any claim fails. ``failing`` names them."""
     s = pd.Series(list(statuses), dtype=object)
     counts = {k: int((s == k).sum()) for k in VERDICT_ORDER if (s == k).any()}
     counts.update({k: int(n) for k, n in s.value_counts().items() if k not in counts})
     n_fail = counts.get("fails", 0)
     text = f"{len(s)} verdicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."
-    if failing:   # Markdown items (links allowed), one per line
+    if failing:  # Markdown items (links allowed), one per line
         text += "\n\nFailing:\n\n" + "\n".join(f"- {f}" for f in failing)
     return Headline(title, text, counts=counts, tone="bad" if n_fail else "ok")
 
@@ -67,8 +84,9 @@ def _x_of(labels: pd.Series) -> pd.Series:
     return pd.Series(np.nan, index=labels.index)
 
 
-def paired_differences(rows: pd.DataFrame, a: str, b: str, by: str = "lam",
-                       level: float = 0.95, pair_on=("seed",)) -> pd.DataFrame:
+def paired_differences(
+    rows: pd.DataFrame, a: str, b: str, by: str = "lam", level: float = 0.95, pair_on=("seed",)
+) -> pd.DataFrame:
     """Per ``by`` value: mean, s.e. and ``level`` t-interval of value(a) - value(b), paired on
     ``pair_on`` (the replicate keys: seed, and e.g. resample where the rows have it).
 
@@ -76,18 +94,24 @@ def paired_differences(rows: pd.DataFrame, a: str, b: str, by: str = "lam",
     better), 'b better' (lo > 0) or 'undecided' (the interval holds 0, or n < 2).
     """
     from scipy import stats
+
     keys = [by, *(k for k in pair_on if k in rows.columns)]
     wide = rows.assign(**{k: rows[k].fillna(-1) for k in keys[1:]}).pivot_table(
-        index=keys, columns="method", values="value", aggfunc="mean")
+        index=keys, columns="method", values="value", aggfunc="mean"
+    )
     if a not in wide or b not in wide:
-        raise ValueError(f"paired_differences: rows hold no method '{a if a not in wide else b}'; "
-                         f"methods: {', '.join(map(str, wide.columns))}")
+        raise ValueError(
+            f"paired_differences: rows hold no method '{a if a not in wide else b}'; "
+            f"methods: {', '.join(map(str, wide.columns))}"
+        )
     d = (wide[a] - wide[b]).dropna().groupby(level=by)
     out = d.agg(mean="mean", std="std", n="count").reset_index()
     out["se"] = out["std"].fillna(0.0) / np.sqrt(out["n"])
     tq = np.where(out["n"] >= 2, stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1)), np.nan)
     out["lo"], out["hi"] = out["mean"] - tq * out["se"], out["mean"] + tq * out["se"]
-    out["decision"] = np.where(out["hi"] < 0, "a better", np.where(out["lo"] > 0, "b better", "undecided"))
+    out["decision"] = np.where(
+        out["hi"] < 0, "a better", np.where(out["lo"] > 0, "b better", "undecided")
+    )
     out["x"] = _x_of(out[by])
     return out.drop(columns="std").sort_values(["x", by]).reset_index(drop=True)
 
@@ -95,23 +119,37 @@ def paired_differences(rows: pd.DataFrame, a: str, b: str, by: str = "lam",
 _COLOURS = {"a better": "#1a7f37", "b better": "#cf222e", "undecided": "#6e7781"}
 
 
-def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
-                      xlabel: str = "test mixture: weight of domain A", title: str | None = None) -> Figure:
+def difference_figure(
+    diff: pd.DataFrame,
+    path,
+    a: str,
+    b: str,
+    ylabel: str,
+    xlabel: str = "test mixture: weight of domain A",
+    title: str | None = None,
+) -> Figure:
     """Points with 95% intervals of a - b per mixture, a zero line, colours by decision."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     numeric = diff["x"].notna().all()
     x = diff["x"].to_numpy() if numeric else np.arange(len(diff))
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     ax.axhline(0.0, color="black", lw=0.8)
-    names = {"a better": f"{a} better (interval < 0)", "b better": f"{b} better (interval > 0)",
-             "undecided": "undecided (interval holds 0 or n < 2)"}
+    names = {
+        "a better": f"{a} better (interval < 0)",
+        "b better": f"{b} better (interval > 0)",
+        "undecided": "undecided (interval holds 0 or n < 2)",
+    }
     for dec, g in diff.groupby("decision"):
         gx = x[g.index.to_numpy()]
         err = np.vstack([g["mean"] - g["lo"], g["hi"] - g["mean"]])
         err = np.where(np.isfinite(err), err, 0.0)
-        ax.errorbar(gx, g["mean"], yerr=err, fmt="o", ms=5, capsize=3, color=_COLOURS[dec], label=names[dec])
+        ax.errorbar(
+            gx, g["mean"], yerr=err, fmt="o", ms=5, capsize=3, color=_COLOURS[dec], label=names[dec]
+        )
     if not numeric:
         ax.set_xticks(x, diff["lam"].astype(str), rotation=30, ha="right", fontsize=8)
     ax.set_xlabel(xlabel if numeric else "test mixture (lam)")
@@ -120,28 +158,49 @@ def difference_figure(diff: pd.DataFrame, path, a: str, b: str, ylabel: str,
     ax.set_title(title or f"{a} minus {b} (mean and 95% t-interval over replicates)", fontsize=10)
     legend_outside(ax)
     n = int(diff["n"].max()) if len(diff) else 0
-    alt = (f"{a} minus {b} per test mixture with 95% intervals over up to {n} replicates: "
-           + "; ".join(f"{lam}: {m:+.4g} [{lo:+.4g}, {hi:+.4g}] {dec.replace('a better', a + ' better').replace('b better', b + ' better')}"
-                       for lam, m, lo, hi, dec in zip(diff["lam"], diff["mean"], diff["lo"], diff["hi"], diff["decision"])))
+    alt = (
+        f"{a} minus {b} per test mixture with 95% intervals over up to {n} replicates: "
+        + "; ".join(
+            f"{lam}: {m:+.4g} [{lo:+.4g}, {hi:+.4g}] "
+            f"{dec.replace('a better', a + ' better').replace('b better', b + ' better')}"
+            for lam, m, lo, hi, dec in zip(
+                diff["lam"], diff["mean"], diff["lo"], diff["hi"], diff["decision"], strict=True
+            )
+        )
+    )
     png = save_figure(fig, path, alt=alt)
-    return Figure(f"{a} minus {b}: {ylabel} per test mixture, 95% t-interval over replicates (below 0: {a} better)",
-                  png, alt)
+    return Figure(
+        f"{a} minus {b}: {ylabel} per test mixture, 95% t-interval over replicates (below 0: "
+        f"{a} better)",
+        png,
+        alt,
+    )
 
 
-def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir, metric: str,
-                              unit: str = "nats", title: str | None = None,
-                              xlabel: str = "test mixture: weight of the first domain",
-                              xname: str = "lam_0", pair_on=("seed", "resample")) -> Headline:
+def gate_vs_monolith_headline(
+    rows: pd.DataFrame,
+    gate: str,
+    mono: str,
+    fig_dir,
+    metric: str,
+    unit: str = "nats",
+    title: str | None = None,
+    xlabel: str = "test mixture: weight of the first domain",
+    xname: str = "lam_0",
+    pair_on=("seed", "resample"),
+) -> Headline:
     """The gate-minus-monolith answer: per mixture, better / worse / undecided by its interval,
     with the difference figure. ``rows``: tidy rows (method, seed, lam, metric, value); ``xname``
     names the first weight in the text when every mixture has two components."""
     import re
+
     sub = rows[rows["metric"].eq(metric) & rows["lam"].astype(str).ne("")]
     diff = paired_differences(sub, gate, mono, pair_on=pair_on)
     title = title or f"{gate} vs {mono}"
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"headline_{title}_{gate}_minus_{mono}_{metric}")
-    fig = difference_figure(diff, Path(fig_dir) / stem, gate, mono, f"{metric} difference ({unit})",
-                            xlabel=xlabel)
+    fig = difference_figure(
+        diff, Path(fig_dir) / stem, gate, mono, f"{metric} difference ({unit})", xlabel=xlabel
+    )
     numeric = diff["x"].notna().all()
 
     def lab(d):
@@ -151,13 +210,20 @@ def gate_vs_monolith_headline(rows: pd.DataFrame, gate: str, mono: str, fig_dir,
         if numeric:
             return f"{xname} = " + ", ".join(f"{v:g}" for v in pick["x"])
         return "; ".join(f"lam = {code(v)}" for v in pick["lam"])
+
     n = int(diff["n"].min()) if len(diff) else 0
     reps = " x ".join(k for k in pair_on if k in sub.columns and sub[k].notna().any()) or "seed"
-    text = (f"**{code(gate)} minus {code(mono)}**, {code(metric)} ({unit}), paired on {reps}, "
-            f"95% t-interval over {n} replicates"
-            f"{' (one seed decides nothing)' if n < 2 else ''}: gate better at {lab('a better')}; "
-            f"monolith better at {lab('b better')}; undecided at {lab('undecided')}.")
-    tone = "ok" if diff["decision"].eq("a better").all() else ("bad" if diff["decision"].eq("b better").any() else "neutral")
+    text = (
+        f"**{code(gate)} minus {code(mono)}**, {code(metric)} ({unit}), paired on {reps}, "
+        f"95% t-interval over {n} replicates"
+        f"{' (one seed decides nothing)' if n < 2 else ''}: gate better at {lab('a better')}; "
+        f"monolith better at {lab('b better')}; undecided at {lab('undecided')}."
+    )
+    tone = (
+        "ok"
+        if diff["decision"].eq("a better").all()
+        else ("bad" if diff["decision"].eq("b better").any() else "neutral")
+    )
     return Headline(title, text, figure=fig, tone=tone)
 
 
@@ -175,13 +241,23 @@ def auto_headline(rows: pd.DataFrame, fig_dir) -> Headline | None:
         m = mixed[mixed["metric"].eq(metric)]
         methods = sorted(set(m["method"]))
         gates = [x for x in methods if x.startswith("gate") and not x.endswith("_logZ")]
-        monos = sorted((x for x in methods if x.startswith("mono")), key=lambda x: ("uniform" not in x, x))
+        monos = sorted(
+            (x for x in methods if x.startswith("mono")), key=lambda x: ("uniform" not in x, x)
+        )
         if gates and monos:
-            h = gate_vs_monolith_headline(m, gates[0], monos[0], fig_dir, metric,
-                                          unit="nats" if "bits" not in metric else "bits",
-                                          title=f"{gates[0]} vs {monos[0]}")
-            h.text += (f" *(Chosen automatically from the rows: the plug-in states no headline; "
-                       f"other gates: {', '.join(map(code, gates[1:])) or 'none'}; other "
-                       f"monoliths: {', '.join(map(code, monos[1:])) or 'none'}.)*")
+            h = gate_vs_monolith_headline(
+                m,
+                gates[0],
+                monos[0],
+                fig_dir,
+                metric,
+                unit="nats" if "bits" not in metric else "bits",
+                title=f"{gates[0]} vs {monos[0]}",
+            )
+            h.text += (
+                f" *(Chosen automatically from the rows: the plug-in states no headline; "
+                f"other gates: {', '.join(map(code, gates[1:])) or 'none'}; other "
+                f"monoliths: {', '.join(map(code, monos[1:])) or 'none'}.)*"
+            )
             return h
     return None

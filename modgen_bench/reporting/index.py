@@ -7,6 +7,7 @@ from someone else: its ``headline.json`` is data (fields of the wrong type are e
 file), a figure it names must be a regular file inside that report's folder, and every link is a
 relative, percent-encoded path (`markdown.href`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,11 @@ def _summary(report: Path) -> tuple[str, str]:
     for line in report.read_text(errors="replace").splitlines():
         if line.startswith("# ") and title == report.parent.name:
             title = line[2:].strip()
-        elif line and not line.startswith(("#", "|", "!", "*", "`", "{", "-", "[", ">", "<")) and not para:
+        elif (
+            line
+            and not line.startswith(("#", "|", "!", "*", "`", "{", "-", "[", ">", "<"))
+            and not para
+        ):
             para = line.strip()
             break
     return title, para
@@ -63,6 +68,7 @@ def _headlines(hj: Path) -> tuple[str | None, list]:
 
 def _figure(folder: Path, root: Path, h: dict) -> dict | None:
     from .report import _css_width
+
     png = _inside(folder, h.get("figure"))
     if png is None:
         return None
@@ -70,8 +76,14 @@ def _figure(folder: Path, root: Path, h: dict) -> dict | None:
     alt_file = _inside(folder, Path(h["figure"]).with_suffix(".alt.txt").as_posix())
     alt = alt_file.read_text(errors="replace") if alt_file else h.get("title", "")
     link = href(png.relative_to(root).as_posix())
-    return {"src": link, "png": link, "svg": href(svg.relative_to(root).as_posix()) if svg else None,
-            "alt": alt, "caption": h.get("title", ""), "width": _css_width(png)}
+    return {
+        "src": link,
+        "png": link,
+        "svg": href(svg.relative_to(root).as_posix()) if svg else None,
+        "alt": alt,
+        "caption": h.get("title", ""),
+        "width": _css_width(png),
+    }
 
 
 def _entry(rep: Path, root: Path) -> dict:
@@ -86,33 +98,62 @@ def _entry(rep: Path, root: Path) -> dict:
         for h in found:
             # in-report anchors point into that report's page
             text = h.get("text", "").replace("](#", f"]({href(rel)}/index.html#")
-            heads.append({"title": h.get("title", ""), "text": text, "counts": h.get("counts", {}),
-                          "tone": h.get("tone", "neutral"), "figure": _figure(folder, root, h)})
-    return {"title": title, "rel": rel, "href": href(f"{rel}/index.html"),
-            "md": href(f"{rel}/report.md"), "summary": summary, "headlines": heads}
+            heads.append(
+                {
+                    "title": h.get("title", ""),
+                    "text": text,
+                    "counts": h.get("counts", {}),
+                    "tone": h.get("tone", "neutral"),
+                    "figure": _figure(folder, root, h),
+                }
+            )
+    return {
+        "title": title,
+        "rel": rel,
+        "href": href(f"{rel}/index.html"),
+        "md": href(f"{rel}/report.md"),
+        "summary": summary,
+        "headlines": heads,
+    }
 
 
 def build_index(root="reports") -> tuple[Path, Path]:
     """Write ``root/index.md`` and ``root/index.html`` summarising every report under ``root``;
     an index.html there that is a report page (`report.written_by`) is never overwritten."""
     from .report import INDEX_GENERATOR, _env, written_by
+
     root = Path(root)
     reports = sorted(p for p in root.rglob("report.md") if p.parent != root and not p.is_symlink())
     if not reports:
-        raise UserError(f"no report.md under '{root}': run `modgen-bench check` or "
-                        "`modgen-bench run SUITE` first")
+        raise UserError(
+            f"no report.md under '{root}': run `modgen-bench check` or "
+            "`modgen-bench run SUITE` first"
+        )
     written_by(root / "index.html", INDEX_GENERATOR, "report --index")
     entries = [_entry(rep, root) for rep in reports]
-    html = _env().get_template("index.html.j2").render(
-        title="modgen-bench reports", root=str(root), entries=entries, generator=INDEX_GENERATOR)
+    html = (
+        _env()
+        .get_template("index.html.j2")
+        .render(
+            title="modgen-bench reports", root=str(root), entries=entries, generator=INDEX_GENERATOR
+        )
+    )
     md = ["# modgen-bench reports", ""]
     for e in entries:
-        md += [f"## [{md_text(e['title'])}]({e['md']})", "",
-               f"{code(e['rel'])} ([html]({e['href']}))", ""]
+        md += [
+            f"## [{md_text(e['title'])}]({e['md']})",
+            "",
+            f"{code(e['rel'])} ([html]({e['href']}))",
+            "",
+        ]
         for h in e["headlines"] or [{"title": "", "text": e["summary"], "counts": {}}]:
             counts = ", ".join(f"{md_text(n)} {md_text(k)}" for k, n in h["counts"].items())
-            md += [f"> **{md_text(h['title'])}**" + (f" — {counts}" if counts else ""), ">",
-                   "> " + html_outside_code(str(h["text"])).replace("\n", "\n> "), ""]
+            md += [
+                f"> **{md_text(h['title'])}**" + (f" — {counts}" if counts else ""),
+                ">",
+                "> " + html_outside_code(str(h["text"])).replace("\n", "\n> "),
+                "",
+            ]
     md_path, html_path = root / "index.md", root / "index.html"
     write_text(md_path, "\n".join(md) + "\n")
     write_text(html_path, html)

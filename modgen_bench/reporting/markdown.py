@@ -10,6 +10,7 @@ escaped text (`md_text`), every link is a relative path prefixed ``./`` and perc
 (`href`), and the renderer accepts no link or image with a scheme or a host (``http:``,
 ``javascript:``, ``//host``): such Markdown stays literal text, so no page fetches anything.
 """
+
 from __future__ import annotations
 
 import re
@@ -66,7 +67,7 @@ def html_outside_code(text: str) -> str:
     holds no raw HTML whatever a viewer does with it; code spans are shown literally anyway."""
     out, at = [], 0
     for m in _CODE_SPAN.finditer(text):
-        out.append(text[at:m.start()].replace("<", "&lt;").replace(">", "&gt;"))
+        out.append(text[at : m.start()].replace("<", "&lt;").replace(">", "&gt;"))
         out.append(m.group(0))
         at = m.end()
     out.append(text[at:].replace("<", "&lt;").replace(">", "&gt;"))
@@ -98,7 +99,7 @@ def _local_only(md: MarkdownIt) -> None:
     def normal(url: str) -> str:
         url = normalize(url)
         if not is_local_link(url) or url.strip().startswith("data:"):
-            return url                       # refused by validate: markdown-it blanks it
+            return url  # refused by validate: markdown-it blanks it
         return url if url.startswith(_LOCAL) else "./" + url
 
     md.normalizeLink = normal

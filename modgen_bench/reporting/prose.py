@@ -10,6 +10,7 @@ Jinja's ``-`` whitespace control (``{%- if ... %}``) removes that space where a 
 on without one. Values go in as they are: this is Markdown, escaped when the page renders it.
 The ``f`` filter applies a format spec (``{{ n | f(",.0f") }}`` is ``format(n, ",.0f")``).
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,9 @@ def unwrap(source: str) -> str:
     """Template source with each paragraph on one line: line breaks inside a paragraph (and the
     indentation beside them) become one space; paragraphs stay separated by a blank line."""
     paragraphs = re.split(r"\n[ \t]*\n", source.strip())
-    return "\n\n".join(" ".join(line.strip() for line in p.splitlines() if line.strip())
-                       for p in paragraphs)
+    return "\n\n".join(
+        " ".join(line.strip() for line in p.splitlines() if line.strip()) for p in paragraphs
+    )
 
 
 @lru_cache(maxsize=8)
@@ -39,8 +41,9 @@ def _env(folder: str):
             source, filename, uptodate = super().get_source(environment, template)
             return unwrap(source), filename, uptodate
 
-    env = jinja2.Environment(loader=Unwrapped(folder), autoescape=False,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=Unwrapped(folder), autoescape=False, undefined=jinja2.StrictUndefined
+    )
     env.filters["f"] = format
     return env
 

@@ -10,6 +10,7 @@ the plug-in's ``report(df, fig_dir)`` only when the plug-in comes from an instal
 or one the user trusts (``report --trust-plugins DIR``); a path read from the results is never
 imported. Otherwise the run gets `default_section`, a generic table of its tidy rows.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,24 +52,40 @@ _NOT_KEYS = {"value", "seed", "suite", "experiment", "run"}
 def default_section(title: str, df: pd.DataFrame) -> Section:
     """The generic renderer of tidy rows: every metric as mean ± s.e. over seeds, one row per
     (case, method, lam and every extra column such as step), so only seeds are ever pooled."""
-    keys = ["case", "method", "lam"] + [c for c in df.columns
-                                        if c not in _NOT_KEYS | {"case", "method", "lam", "metric"}]
+    keys = ["case", "method", "lam"] + [
+        c for c in df.columns if c not in _NOT_KEYS | {"case", "method", "lam", "metric"}
+    ]
     keys = [k for k in keys if k in df.columns]
     filled = df.assign(**{k: df[k].fillna("") if df[k].dtype == object else df[k] for k in keys})
     t = mean_se_table(filled, by=(*keys, "metric"))
-    t["mean ± s.e."] = [format_mean_se(m, s, n) for m, s, n in zip(t["mean"], t["se"], t["n"])]
-    wide = t.pivot_table(index=keys, columns="metric", values="mean ± s.e.", aggfunc="first",
-                         dropna=False).dropna(how="all").reset_index()
-    return Section(title, text=f"{len(df)} rows; seeds pooled as mean ± s.e. (n = seeds).",
-                   tables=[("All metrics (mean ± s.e. over seeds)", wide)])
+    t["mean ± s.e."] = [
+        format_mean_se(m, s, n) for m, s, n in zip(t["mean"], t["se"], t["n"], strict=True)
+    ]
+    wide = (
+        t.pivot_table(
+            index=keys, columns="metric", values="mean ± s.e.", aggfunc="first", dropna=False
+        )
+        .dropna(how="all")
+        .reset_index()
+    )
+    return Section(
+        title,
+        text=f"{len(df)} rows; seeds pooled as mean ± s.e. (n = seeds).",
+        tables=[("All metrics (mean ± s.e. over seeds)", wide)],
+    )
 
 
 @lru_cache(maxsize=1)
 def _env():
     import jinja2
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-                             autoescape=jinja2.select_autoescape(["html.j2"]),
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["md"] = render_markdown
     env.filters["breakable"] = breakable
     return env
@@ -87,9 +104,14 @@ def _md_env():
     (``md``: Markdown with HTML escaped outside code spans) or prepared Markdown (``safe``)."""
     import jinja2
     from markupsafe import Markup
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_TEMPLATES)), autoescape=True,
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-                             finalize=lambda v: v if isinstance(v, Markup) else Markup(md_text(v)))
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda v: v if isinstance(v, Markup) else Markup(md_text(v)),
+    )
     env.filters["md"] = lambda text: Markup(html_outside_code(str(text)))
     env.filters["quote"] = lambda text: Markup(html_outside_code(str(text)).replace("\n", "\n> "))
     return env
@@ -119,9 +141,16 @@ def _table_view(caption: str, df: pd.DataFrame) -> dict:
     rows = []
     for rec in df.itertuples(index=False):
         row = []
-        for c, v in zip(cols, rec):
-            cls = ("st-" + str(v)) if c in _STATUS_COLUMNS else (
-                "num" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else "")
+        for c, v in zip(cols, rec, strict=True):
+            cls = (
+                ("st-" + str(v))
+                if c in _STATUS_COLUMNS
+                else (
+                    "num"
+                    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                    else ""
+                )
+            )
             row.append({"text": _cell(v), "cls": cls})
         rows.append(row)
     md = ["| " + " | ".join(md_text(c) for c in cols) + " |", "|" + "---|" * len(cols)]
@@ -137,15 +166,23 @@ def _rel(path: Path, base: Path) -> str:
 def _figure_view(item, out_dir: Path, embed: bool) -> dict:
     f = as_figure(item)
     png = Path(f.path)
-    src = (f"data:image/png;base64,{base64.b64encode(read_bytes_nofollow(png)).decode()}"
-           if embed else href(_rel(png, out_dir)))
+    src = (
+        f"data:image/png;base64,{base64.b64encode(read_bytes_nofollow(png)).decode()}"
+        if embed
+        else href(_rel(png, out_dir))
+    )
     alt = f.alt
     alt_file = png.with_suffix(".alt.txt")
     if (not alt or alt == f.caption) and alt_file.is_file() and not alt_file.is_symlink():
         alt = alt_file.read_text()
-    return {"caption": f.caption, "alt": alt or f.caption, "src": src,
-            "png": href(_rel(png, out_dir)), "svg": href(_rel(f.svg, out_dir)) if f.svg else None,
-            "width": _css_width(png)}
+    return {
+        "caption": f.caption,
+        "alt": alt or f.caption,
+        "src": src,
+        "png": href(_rel(png, out_dir)),
+        "svg": href(_rel(f.svg, out_dir)) if f.svg else None,
+        "width": _css_width(png),
+    }
 
 
 def _css_width(png: Path) -> int | None:
@@ -153,6 +190,7 @@ def _css_width(png: Path) -> int | None:
     96 dpi), so every figure shows its fonts at one size whatever its bounding box or dpi; None
     when the header is unreadable."""
     from .figures import DPI
+
     try:
         head = read_bytes_nofollow(png)[:4096]
     except OSError:
@@ -160,9 +198,9 @@ def _css_width(png: Path) -> int | None:
     if head[:8] != b"\x89PNG\r\n\x1a\n":
         return None
     dpi = DPI
-    at = head.find(b"pHYs")          # pixels per metre, written by matplotlib from savefig(dpi=...)
+    at = head.find(b"pHYs")  # pixels per metre, written by matplotlib from savefig(dpi=...)
     if at > 0 and head[at + 12] == 1:
-        dpi = int.from_bytes(head[at + 4:at + 8], "big") * 0.0254 or DPI
+        dpi = int.from_bytes(head[at + 4 : at + 8], "big") * 0.0254 or DPI
     return round(int.from_bytes(head[16:20], "big") * 96 / dpi)
 
 
@@ -198,7 +236,9 @@ def _provenance_view(p: dict) -> dict:
     label = p.get("path") or p.get("experiment") or ""
     bits = []
     if p.get("experiment"):
-        bits.append(code(p["experiment"]) + (f" run {code(p['run_key'])}" if p.get("run_key") else ""))
+        bits.append(
+            code(p["experiment"]) + (f" run {code(p['run_key'])}" if p.get("run_key") else "")
+        )
     version = p.get("code_version") if isinstance(p.get("code_version"), dict) else {}
     commit = p.get("git_commit") or version.get("git_commit")
     if commit:
@@ -214,8 +254,11 @@ def _provenance_view(p: dict) -> dict:
         bits.append(f"{float(seconds):.1f} s")
     if isinstance(p.get("overrides"), dict) and p["overrides"]:
         bits.append("overrides " + ", ".join(code(f"{k}={v}") for k, v in p["overrides"].items()))
-    return {"label": str(label), "summary": "; ".join(bits) or "provenance",
-            "json": json.dumps(p, indent=2, default=str)}
+    return {
+        "label": str(label),
+        "summary": "; ".join(bits) or "provenance",
+        "json": json.dumps(p, indent=2, default=str),
+    }
 
 
 def _page_kind(path: Path) -> str | None:
@@ -240,16 +283,25 @@ def written_by(page: Path, generator: str, command: str) -> None:
         raise UserError(f"'{page}': {exc.strerror or exc}; nothing was overwritten") from None
     if kind == want:
         return
-    what = {"index": "a landing page (written by `modgen-bench report --index`)",
-            "report": "a report page (written by `modgen-bench report`)"}.get(kind, "not a page "
-                                                                            "modgen-bench wrote")
-    raise UserError(f"'{page}' is {what}; `modgen-bench {command}` does not overwrite it "
-                    "(nothing was written): give the folder it belongs to, or move the file away")
+    what = {
+        "index": "a landing page (written by `modgen-bench report --index`)",
+        "report": "a report page (written by `modgen-bench report`)",
+    }.get(kind, "not a page modgen-bench wrote")
+    raise UserError(
+        f"'{page}' is {what}; `modgen-bench {command}` does not overwrite it "
+        "(nothing was written): give the folder it belongs to, or move the file away"
+    )
 
 
-def write_report(out_dir, title: str, sections: list[Section], provenance: list[dict],
-                 headlines: list[Headline] | None = None, intro: str = "",
-                 embed_figures: bool = True) -> tuple[Path, Path]:
+def write_report(
+    out_dir,
+    title: str,
+    sections: list[Section],
+    provenance: list[dict],
+    headlines: list[Headline] | None = None,
+    intro: str = "",
+    embed_figures: bool = True,
+) -> tuple[Path, Path]:
     """Write report.md, index.html (figures embedded unless ``embed_figures`` is off) and
     headline.json into ``out_dir``; returns (report.md, index.html)."""
     out_dir = Path(out_dir)
@@ -257,23 +309,49 @@ def write_report(out_dir, title: str, sections: list[Section], provenance: list[
     seen: set = set()
     views = []
     for s in sections:
-        views.append({"title": s.title, "text": s.text or "", "level": min(max(int(s.level), 2), 4),
-                      "anchor": _slug(s.title, seen),
-                      "tables": [_table_view(c, t) for c, t in s.tables],
-                      "figures": [_figure_view(f, out_dir, embed_figures) for f in s.figures]})
-    heads = [{"title": h.title, "text": h.text, "counts": h.counts, "tone": h.tone,
-              "figure": _figure_view(h.figure, out_dir, embed_figures) if h.figure else None}
-             for h in headlines]
-    ctx = dict(title=title, intro=intro, headlines=heads, sections=views, toc=views,
-               files=data_files(out_dir), provenance=[_provenance_view(p) for p in provenance])
+        views.append(
+            {
+                "title": s.title,
+                "text": s.text or "",
+                "level": min(max(int(s.level), 2), 4),
+                "anchor": _slug(s.title, seen),
+                "tables": [_table_view(c, t) for c, t in s.tables],
+                "figures": [_figure_view(f, out_dir, embed_figures) for f in s.figures],
+            }
+        )
+    heads = [
+        {
+            "title": h.title,
+            "text": h.text,
+            "counts": h.counts,
+            "tone": h.tone,
+            "figure": _figure_view(h.figure, out_dir, embed_figures) if h.figure else None,
+        }
+        for h in headlines
+    ]
+    ctx = dict(
+        title=title,
+        intro=intro,
+        headlines=heads,
+        sections=views,
+        toc=views,
+        files=data_files(out_dir),
+        provenance=[_provenance_view(p) for p in provenance],
+    )
     html = _env().get_template("report.html.j2").render(generator=REPORT_GENERATOR, **ctx)
     md = _render_md(**ctx)
     md_path, html_path = out_dir / "report.md", out_dir / "index.html"
     written_by(html_path, REPORT_GENERATOR, "report")
-    write_json(out_dir / "headline.json",
-               {"title": title, "headlines": [
-                   {**h.to_json(), "figure": _rel(h.figure.path, out_dir) if h.figure else None}
-                   for h in headlines]})
+    write_json(
+        out_dir / "headline.json",
+        {
+            "title": title,
+            "headlines": [
+                {**h.to_json(), "figure": _rel(h.figure.path, out_dir) if h.figure else None}
+                for h in headlines
+            ],
+        },
+    )
     write_text(md_path, md)
     write_text(html_path, html)
     return md_path, html_path
@@ -281,14 +359,18 @@ def write_report(out_dir, title: str, sections: list[Section], provenance: list[
 
 # ---------------------------------------------------------------- suite reports from run folders
 
+
 def _plugin_report(run: Run, trusted: list[Path], plugin_reports: dict):
     """The ``report`` of the run's plug-in from a trusted folder, or (None, why not)."""
     from ..suites import discover, installed_suite_dir
+
     name = run.experiment
     if name in plugin_reports:
         return plugin_reports[name], ""
     folders = [*trusted]
-    installed = installed_suite_dir(str(run.info.get("installed_suite") or run.info.get("suite", "")))
+    installed = installed_suite_dir(
+        str(run.info.get("installed_suite") or run.info.get("suite", ""))
+    )
     if installed is not None:
         folders.append(installed)
     for folder in folders:
@@ -298,31 +380,46 @@ def _plugin_report(run: Run, trusted: list[Path], plugin_reports: dict):
             continue
         if exp is not None:
             return getattr(exp.load(), "report", None), ""
-    return None, (f"No trusted plug-in for experiment {code(name)} of suite "
-                  f"{code(run.info.get('suite'))} "
-                  "(plug-ins come only from the installed suite folders or `report --trust-plugins DIR`; "
-                  "a folder named inside the results is never imported): generic table of its rows.")
+    return None, (
+        f"No trusted plug-in for experiment {code(name)} of suite "
+        f"{code(run.info.get('suite'))} "
+        "(plug-ins come only from the installed suite folders or `report --trust-plugins DIR`; "
+        "a folder named inside the results is never imported): generic table of its rows."
+    )
 
 
 def _config_differences(run: Run, peers: list[Run]) -> str:
-    """'key: this value (other runs: ...)' for config keys that differ among runs of one experiment."""
+    """'key: this value (other runs: ...)' for config keys that differ among runs of one
+    experiment."""
+
     def flat(d, prefix=""):
         out = {}
         for k, v in (d or {}).items():
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
+
     def config(r):
         return r.info.get("config") if isinstance(r.info.get("config"), dict) else {}
+
     mine = flat(config(run))
     others = [flat(config(p)) for p in peers]
-    keys = sorted({k for o in others for k in set(o) ^ set(mine)} |
-                  {k for o in others for k in mine if k in o and o[k] != mine[k]})
-    lines = [f"{code(k)} = {code(mine.get(k, '—'))} (other runs: "
-             + ", ".join(code(o.get(k, "—")) for o in others) + ")" for k in keys]
+    keys = sorted(
+        {k for o in others for k in set(o) ^ set(mine)}
+        | {k for o in others for k in mine if k in o and o[k] != mine[k]}
+    )
+    lines = [
+        f"{code(k)} = {code(mine.get(k, '—'))} (other runs: "
+        + ", ".join(code(o.get(k, "—")) for o in others)
+        + ")"
+        for k in keys
+    ]
     src = _source(run)
     if src and any(_source(p) != src for p in peers):
-        lines.append(f"code source hash {code(src)} (other runs: "
-                     + ", ".join(code(_source(p)) for p in peers) + ")")
+        lines.append(
+            f"code source hash {code(src)} (other runs: "
+            + ", ".join(code(_source(p)) for p in peers)
+            + ")"
+        )
     return "; ".join(lines)
 
 
@@ -335,26 +432,39 @@ def _run_sections(run: Run, peers: list[Run], root: Path, trusted, plugin_report
     """The header section of one run, its plug-in (or generic) sections and its headlines."""
     name, key = run.experiment, run.key
     many = bool(peers)
-    newest = many and all(str(run.info.get("finished", "")) >= str(p.info.get("finished", "")) for p in peers)
-    label = (f"{name} (run {key}, {'latest' if newest else 'earlier'})" if many else str(name))
+    newest = many and all(
+        str(run.info.get("finished", "")) >= str(p.info.get("finished", "")) for p in peers
+    )
+    label = f"{name} (run {key}, {'latest' if newest else 'earlier'})" if many else str(name)
     run_dir = root / run.path
-    links = " · ".join(f"[{f}]({href(Path(run.path, f).as_posix())})" for f in
-                       ("results.csv", "results.parquet", "run.json") if (run_dir / f).is_file())
+    links = " · ".join(
+        f"[{f}]({href(Path(run.path, f).as_posix())})"
+        for f in ("results.csv", "results.parquet", "run.json")
+        if (run_dir / f).is_file()
+    )
     meta = [f"Folder {code(run.path)}: {len(run.rows)} rows. {links}"]
     info = run.info
-    facts = [f"preset {code(info['preset'])}" if info.get("preset") else "",
-             f"device {code(info['device'])}" if info.get("device") else "",
-             f"finished {code(info['finished'])}" if info.get("finished") else ""]
+    facts = [
+        f"preset {code(info['preset'])}" if info.get("preset") else "",
+        f"device {code(info['device'])}" if info.get("device") else "",
+        f"finished {code(info['finished'])}" if info.get("finished") else "",
+    ]
     if any(facts):
         meta.append(", ".join(f for f in facts if f) + ".")
     if many:
         diff = _config_differences(run, peers)
-        meta.append(f"**{len(peers) + 1} runs of {code(name)} are under this folder; each has its "
-                    "own section.** "
-                    + (f"This run differs in: {diff}." if diff else "Same config; other code or device."))
+        meta.append(
+            f"**{len(peers) + 1} runs of {code(name)} are under this folder; each has its "
+            "own section.** "
+            + (f"This run differs in: {diff}." if diff else "Same config; other code or device.")
+        )
     report, why = _plugin_report(run, trusted, plugin_reports)
     fig_dir = ensure_dir(run_dir / "figures")
-    made = report(run.rows, fig_dir) if report else [default_section("all metrics (generic table)", run.rows)]
+    made = (
+        report(run.rows, fig_dir)
+        if report
+        else [default_section("all metrics (generic table)", run.rows)]
+    )
     if why:
         meta.append(why)
     heads, sections = [], [Section(label, "\n\n".join(meta), level=2)]
@@ -386,12 +496,15 @@ def build_report(root, plugin_reports: dict | None = None, trusted_dirs=()) -> t
 
 def _build_report(root: Path, plugin_reports, trusted_dirs) -> tuple[Path, Path]:
     """`build_report` inside its confinement."""
-    nested = sorted(p.relative_to(root).as_posix() for p in root.rglob("report.md")
-                    if p.parent != root)
+    nested = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("report.md") if p.parent != root
+    )
     if nested:
-        raise UserError(f"'{root}' holds reports of its own ({', '.join(nested[:3])}"
-                        f"{', ...' if len(nested) > 3 else ''}): report one of their folders, or "
-                        f"write the landing page with `modgen-bench report --index {root}`")
+        raise UserError(
+            f"'{root}' holds reports of its own ({', '.join(nested[:3])}"
+            f"{', ...' if len(nested) > 3 else ''}): report one of their folders, or "
+            f"write the landing page with `modgen-bench report --index {root}`"
+        )
     written_by(root / "index.html", REPORT_GENERATOR, "report")
     runs = read_runs(root)
     trusted = []
@@ -404,19 +517,36 @@ def _build_report(root: Path, plugin_reports, trusted_dirs) -> tuple[Path, Path]
         by_exp.setdefault(r.experiment, []).append(r)
     headlines, sections = [], []
     for name in sorted(by_exp):
-        group = sorted(by_exp[name], key=lambda r: (str(r.info.get("finished", "")), r.path), reverse=True)
+        group = sorted(
+            by_exp[name], key=lambda r: (str(r.info.get("finished", "")), r.path), reverse=True
+        )
         for run in group:
-            heads, secs = _run_sections(run, [p for p in group if p is not run], root, trusted,
-                                        dict(plugin_reports or {}))
+            heads, secs = _run_sections(
+                run, [p for p in group if p is not run], root, trusted, dict(plugin_reports or {})
+            )
             headlines += heads
             sections += secs
     if not headlines:
-        headlines = [Headline("Runs", "; ".join(f"{code(r.experiment)} run {code(r.key)}: "
-                                                f"{len(r.rows)} rows" for r in runs)
-                              + ". No plug-in headline.")]
-    intro = (f"{len(runs)} finished run(s) of {len(by_exp)} experiment(s) under {code(root.name)}; "
-             "every number below is rebuilt from the runs' results (`results.parquet`, else the "
-             "`results.csv` export) and `run.json` "
-             "(`modgen-bench report DIR`).")
-    return write_report(root, f"modgen-bench report: {root.name}", sections,
-                        [{**r.info} for r in runs], headlines=headlines, intro=intro)
+        headlines = [
+            Headline(
+                "Runs",
+                "; ".join(
+                    f"{code(r.experiment)} run {code(r.key)}: {len(r.rows)} rows" for r in runs
+                )
+                + ". No plug-in headline.",
+            )
+        ]
+    intro = (
+        f"{len(runs)} finished run(s) of {len(by_exp)} experiment(s) under {code(root.name)}; "
+        "every number below is rebuilt from the runs' results (`results.parquet`, else the "
+        "`results.csv` export) and `run.json` "
+        "(`modgen-bench report DIR`)."
+    )
+    return write_report(
+        root,
+        f"modgen-bench report: {root.name}",
+        sections,
+        [{**r.info} for r in runs],
+        headlines=headlines,
+        intro=intro,
+    )

@@ -1,4 +1,5 @@
 """`Section`: one part of a report (a plug-in's ``report(df, fig_dir)`` returns a list of them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,6 +13,6 @@ class Section:
 
     title: str
     text: str = ""
-    tables: list = field(default_factory=list)     # [(caption, DataFrame)]
-    figures: list = field(default_factory=list)    # [Figure or (caption, path[, alt])]
+    tables: list = field(default_factory=list)  # [(caption, DataFrame)]
+    figures: list = field(default_factory=list)  # [Figure or (caption, path[, alt])]
     level: int = 2

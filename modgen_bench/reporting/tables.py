@@ -1,4 +1,5 @@
 """Summary tables from tidy rows: mean ± standard error and n over seeds (pandas groupby)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ __all__ = ["mean_se_table", "format_mean_se"]
 def mean_se_table(df: pd.DataFrame, by=("case", "method", "lam", "metric")) -> pd.DataFrame:
     """Rows grouped by ``by``: columns mean, se (std / sqrt(n), 0 when n = 1), std and n."""
     by = [c for c in by if c in df.columns]
-    g = df.groupby(by, sort=True, dropna=False)["value"]   # a blank key (step) is a group too
+    g = df.groupby(by, sort=True, dropna=False)["value"]  # a blank key (step) is a group too
     out = g.agg(mean="mean", std="std", n="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     out["se"] = out["std"] / np.sqrt(out["n"])

@@ -7,6 +7,7 @@ generator, the step hook, the step and the loss log; `Checkpoint` is where it go
 Files are written atomically by rank 0 only (`tensorio.save_atomic`); a damaged file is logged
 and training starts again from step 0, never from a half-read state.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,9 +36,9 @@ class TrainState:
     model: nn.Module
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
-    gen: torch.Generator             # the batch generator (CPU)
-    hook: object | None = None       # a `sequence.train.StepHook`; its state travels too
-    step: int = 0                    # steps done
+    gen: torch.Generator  # the batch generator (CPU)
+    hook: object | None = None  # a `sequence.train.StepHook`; its state travels too
+    step: int = 0  # steps done
     losses: list = field(default_factory=list)
 
 
@@ -52,8 +53,12 @@ def load_checkpoint(path: Path | None, device) -> dict | None:
         if missing:
             raise KeyError(f"missing {missing}")
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... by damage
-        _log.warning("checkpoint %s is damaged (%s: %s); training starts again from step 0",
-                     path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        _log.warning(
+            "checkpoint %s is damaged (%s: %s); training starts again from step 0",
+            path,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
         return None
     return state
 
@@ -101,13 +106,22 @@ class Checkpoint:
         """Write ``s`` at its current step (rank 0 only; atomic: no half-written file)."""
         if self.path is None or not dist.is_writer():
             return
-        save_atomic({
-            "model": s.model.state_dict(), "optimizer": s.opt.state_dict(),
-            "scheduler": s.sched.state_dict(), "step": s.step, "losses": s.losses,
-            "batch_rng": s.gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self._cuda else None,
-            "config": _config_dict(s.model), "seed": self.seed,
-            "hook": s.hook.state_dict() if s.hook is not None else None}, self.path)
+        save_atomic(
+            {
+                "model": s.model.state_dict(),
+                "optimizer": s.opt.state_dict(),
+                "scheduler": s.sched.state_dict(),
+                "step": s.step,
+                "losses": s.losses,
+                "batch_rng": s.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self._cuda else None,
+                "config": _config_dict(s.model),
+                "seed": self.seed,
+                "hook": s.hook.state_dict() if s.hook is not None else None,
+            },
+            self.path,
+        )
 
     def after_step(self, s: TrainState, steps: int) -> None:
         """Save every ``every`` steps before the last (the end of the run is saved by `save`)."""

@@ -3,6 +3,7 @@
 Rows are those of `modgen_bench.results.RunContext` with ``lam`` labels like '0.3,0.7'; the x axis
 is the first component (the weight of the first domain; callers name it, e.g. "domain A").
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,13 @@ def _base(method: str) -> str:
     return method
 
 
-def lam_curves_figure(rows: pd.DataFrame, path, ylabel: str, title: str = "",
-                      xlabel: str = "test lam_0 (weight of the first domain)") -> Path:
+def lam_curves_figure(
+    rows: pd.DataFrame,
+    path,
+    ylabel: str,
+    title: str = "",
+    xlabel: str = "test lam_0 (weight of the first domain)",
+) -> Path:
     """One line per method (mean over seeds) with a ± s.e. band; single-lam methods as points.
 
     Readable by construction: a linear y axis with tick labels when the data
@@ -46,6 +52,7 @@ def lam_curves_figure(rows: pd.DataFrame, path, ylabel: str, title: str = "",
     their base method's colour but dashed with hollow markers, PNG and SVG with alt text.
     """
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -63,13 +70,20 @@ def lam_curves_figure(rows: pd.DataFrame, path, ylabel: str, title: str = "",
         twin = method != _base(method)
         i = bases.index(_base(method))
         c = colour[_base(method)]
-        style = dict(color=c, lw=1.6, ms=5, marker=markers[i % len(markers)],
-                     ls="--" if twin else ("" if len(s) == 1 else "-"),
-                     mfc="white" if twin else c)
+        style = dict(
+            color=c,
+            lw=1.6,
+            ms=5,
+            marker=markers[i % len(markers)],
+            ls="--" if twin else ("" if len(s) == 1 else "-"),
+            mfc="white" if twin else c,
+        )
         if method.startswith("oracle-"):
             style.update(ls=":" if len(s) > 1 else "")
         ax.plot(s["lam_A"], s["mean"], label=method, **style)
-        ax.fill_between(s["lam_A"], s["mean"] - s["se"], s["mean"] + s["se"], color=c, alpha=0.15, lw=0)
+        ax.fill_between(
+            s["lam_A"], s["mean"] - s["se"], s["mean"] + s["se"], color=c, alpha=0.15, lw=0
+        )
         alt.append(f"{method}: {s['mean'].min():.3g} to {s['mean'].max():.3g}")
     auto_yscale(ax, stats["mean"])
     ax.set_xlabel(xlabel)
@@ -77,8 +91,9 @@ def lam_curves_figure(rows: pd.DataFrame, path, ylabel: str, title: str = "",
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     legend_outside(ax, title="method")
-    return save_figure(fig, path, alt=f"{title or ylabel} against {xlabel}; y ranges per method: "
-                                      + "; ".join(alt))
+    return save_figure(
+        fig, path, alt=f"{title or ylabel} against {xlabel}; y ranges per method: " + "; ".join(alt)
+    )
 
 
 def win_loss_table(rows: pd.DataFrame, gate: str, others: list[str]) -> pd.DataFrame:
@@ -92,5 +107,7 @@ def win_loss_table(rows: pd.DataFrame, gate: str, others: list[str]) -> pd.DataF
             continue
         diff = (wide[gate] - wide[other]).dropna().groupby("lam_A")
         m, se = diff.mean(), diff.std().fillna(0.0) / np.sqrt(diff.count())
-        out[f"{gate} - {other}"] = [f"{m[l]:+.4f} ± {se[l]:.4f}" if l in m.index else "" for l in out.index]
+        out[f"{gate} - {other}"] = [
+            f"{m[k]:+.4f} ± {se[k]:.4f}" if k in m.index else "" for k in out.index
+        ]
     return out.reset_index()

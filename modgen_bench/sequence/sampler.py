@@ -1,4 +1,5 @@
-"""Samplers for SPD over cached sequences (the `algorithms.batch.Sampler` protocol, PAPER.md section 4).
+"""Samplers for SPD over cached sequences (the `algorithms.batch.Sampler` protocol, PAPER.md
+section 4).
 
 `CachedSampler` draws, with replacement, ``per_domain`` cached sequences from each domain's pool,
 so a batch is a sample of (1/p) sum_k P[k]; the experts' whole-sequence log-likelihoods (and,
@@ -9,6 +10,7 @@ proposal q = (1/p) sum_k E[k]) with their cached log-likelihoods and a flag sayi
 lies in the support X0 over which Z sums; SPD then estimates Z without bias (see
 `algorithms.spd.estimate_Z`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,50 +22,67 @@ __all__ = ["CachedSampler", "CachedProposalSampler"]
 
 def _validate_pools(name, sequences, log_experts, log_p=None, p=None):
     if len(sequences) == 0 or len(sequences) != len(log_experts):
-        raise ValueError(f"{name}: need one sequence pool and one log_experts table per domain "
-                         f"(got {len(sequences)} pools and {len(log_experts)} tables)")
+        raise ValueError(
+            f"{name}: need one sequence pool and one log_experts table per domain "
+            f"(got {len(sequences)} pools and {len(log_experts)} tables)"
+        )
     p = len(sequences) if p is None else p
     T = sequences[0].shape[1]
-    for k, (s, le) in enumerate(zip(sequences, log_experts)):
+    for k, (s, le) in enumerate(zip(sequences, log_experts, strict=True)):
         if s.dim() != 2 or s.dtype != torch.long or s.shape[0] == 0 or s.shape[1] != T:
-            raise ValueError(f"{name}[{k}]: sequences must be a non-empty LongTensor (n, {T}) "
-                             f"(got {tuple(s.shape)}, {s.dtype})")
+            raise ValueError(
+                f"{name}[{k}]: sequences must be a non-empty LongTensor (n, {T}) "
+                f"(got {tuple(s.shape)}, {s.dtype})"
+            )
         if tuple(le.shape) != (s.shape[0], p):
-            raise ValueError(f"{name}[{k}]: log_experts must have shape ({s.shape[0]}, {p}) "
-                             f"(got {tuple(le.shape)})")
+            raise ValueError(
+                f"{name}[{k}]: log_experts must have shape ({s.shape[0]}, {p}) "
+                f"(got {tuple(le.shape)})"
+            )
         if torch.isnan(le).any():
             raise ValueError(f"{name}[{k}]: log_experts contains NaN")
         if log_p is not None and tuple(log_p[k].shape) != (s.shape[0],):
-            raise ValueError(f"{name}[{k}]: log_p must have shape ({s.shape[0]},) (got {tuple(log_p[k].shape)})")
+            raise ValueError(
+                f"{name}[{k}]: log_p must have shape ({s.shape[0]},) (got {tuple(log_p[k].shape)})"
+            )
     return T
 
 
 def _draw(generator, n: int, m: int) -> torch.Tensor:
-    """m indices in [0, n) with replacement, from ``generator`` (on its own device), returned on CPU."""
+    """m indices in [0, n) with replacement, from ``generator`` (on its own device), returned on
+    CPU."""
     return torch.randint(n, (m,), generator=generator, device=generator.device).cpu()
 
 
 class CachedSampler:
-    """Sampler over cached pools: ``sequences[k]`` (n_k, T) BOS-prefixed, ``log_experts[k]`` (n_k, p)
-    with log E[j](x) for every expert j, optional ``log_p[k]`` (n_k,) log P_k(x) (for the 'kl' signal).
+    """Sampler over cached pools: ``sequences[k]`` (n_k, T) BOS-prefixed, ``log_experts[k]`` (n_k,
+    p)
+    with log E[j](x) for every expert j, optional ``log_p[k]`` (n_k,) log P_k(x) (for the 'kl'
+    signal).
     """
 
     def __init__(self, sequences, log_experts, log_p=None):
         if log_p is not None and len(log_p) != len(sequences):
-            raise ValueError(f"log_p: need one table per domain ({len(sequences)}), got {len(log_p)}")
+            raise ValueError(
+                f"log_p: need one table per domain ({len(sequences)}), got {len(log_p)}"
+            )
         self.T = _validate_pools("sequences", sequences, log_experts, log_p)
         self.p = len(sequences)
         self.sequences, self.log_experts, self.log_p = list(sequences), list(log_experts), log_p
 
     def sample(self, generator: torch.Generator, per_domain: int) -> GateBatch:
         picks = [_draw(generator, s.shape[0], per_domain) for s in self.sequences]
-        cat = lambda tables: torch.cat([t[i] for t, i in zip(tables, picks)])
+
+        def cat(tables):
+            return torch.cat([t[i] for t, i in zip(tables, picks, strict=True)])
+
         return GateBatch(
-            inputs=cat(self.sequences),                                          # (p*m, T)
-            domain=torch.arange(self.p).repeat_interleave(per_domain),           # (p*m,)
-            log_experts=cat(self.log_experts),                                   # (p*m, p)
+            inputs=cat(self.sequences),  # (p*m, T)
+            domain=torch.arange(self.p).repeat_interleave(per_domain),  # (p*m,)
+            log_experts=cat(self.log_experts),  # (p*m, p)
             log_p=cat(self.log_p) if self.log_p is not None else None,
-            n_tokens=torch.full((self.p * per_domain,), self.T - 1))
+            n_tokens=torch.full((self.p * per_domain,), self.T - 1),
+        )
 
 
 class CachedProposalSampler(CachedSampler):
@@ -74,24 +93,34 @@ class CachedProposalSampler(CachedSampler):
     X0 (the union of the domains' supports; all True when X0 is the whole space).
     """
 
-    def __init__(self, sequences, log_experts, expert_sequences, expert_log_experts, in_support,
-                 log_p=None):
+    def __init__(
+        self, sequences, log_experts, expert_sequences, expert_log_experts, in_support, log_p=None
+    ):
         super().__init__(sequences, log_experts, log_p)
         T = _validate_pools("expert_sequences", expert_sequences, expert_log_experts, p=self.p)
         if T != self.T or len(expert_sequences) != self.p or len(in_support) != self.p:
-            raise ValueError(f"expert pools: need {self.p} pools of length {self.T} with an in_support flag each")
-        for k, (s, f) in enumerate(zip(expert_sequences, in_support)):
+            raise ValueError(
+                f"expert pools: need {self.p} pools of length {self.T} with an in_support flag each"
+            )
+        for k, (s, f) in enumerate(zip(expert_sequences, in_support, strict=True)):
             if f.dtype != torch.bool or tuple(f.shape) != (s.shape[0],):
                 raise ValueError(f"in_support[{k}] must be a bool tensor of shape ({s.shape[0]},)")
-        self.expert_sequences, self.expert_log_experts = list(expert_sequences), list(expert_log_experts)
+        self.expert_sequences, self.expert_log_experts = (
+            list(expert_sequences),
+            list(expert_log_experts),
+        )
         self.in_support = list(in_support)
 
     def sample_experts(self, generator: torch.Generator, per_domain: int) -> GateBatch:
         picks = [_draw(generator, s.shape[0], per_domain) for s in self.expert_sequences]
-        cat = lambda tables: torch.cat([t[i] for t, i in zip(tables, picks)])
+
+        def cat(tables):
+            return torch.cat([t[i] for t, i in zip(tables, picks, strict=True)])
+
         return GateBatch(
             inputs=cat(self.expert_sequences),
-            domain=torch.arange(self.p).repeat_interleave(per_domain),           # the expert drawn from
+            domain=torch.arange(self.p).repeat_interleave(per_domain),  # the expert drawn from
             log_experts=cat(self.expert_log_experts),
             n_tokens=torch.full((self.p * per_domain,), self.T - 1),
-            in_support=cat(self.in_support))
+            in_support=cat(self.in_support),
+        )

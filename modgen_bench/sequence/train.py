@@ -1,8 +1,10 @@
-"""Next-token training of a causal LM (experts and retrained baselines, PAPER.md section 5), resumable.
+"""Next-token training of a causal LM (experts and retrained baselines, PAPER.md section 5),
+resumable.
 
 Sequences follow the BOS convention of `modgen_bench.models.transformer`: idx[:, 0] is BOS and the
 loss is the mean cross-entropy of the data tokens idx[:, 1:] given their prefixes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,10 +52,15 @@ def warmup_steps(steps: int, frac: float) -> int:
 
 def _sequence_loss(model, idx, weights):
     """Mean token cross-entropy; with (B,) weights, the weighted mean of the per-sequence means."""
-    logits, _ = model(idx[:, :-1])                                   # (B, T-1, V)
+    logits, _ = model(idx[:, :-1])  # (B, T-1, V)
     B, T1, V = logits.shape
-    ce = F.cross_entropy(logits.float().reshape(B * T1, V), idx[:, 1:].reshape(B * T1),
-                         reduction="none").view(B, T1).mean(dim=1)  # (B,)
+    ce = (
+        F.cross_entropy(
+            logits.float().reshape(B * T1, V), idx[:, 1:].reshape(B * T1), reduction="none"
+        )
+        .view(B, T1)
+        .mean(dim=1)
+    )  # (B,)
     if weights is None:
         return ce.mean()
     return (weights * ce).sum() / weights.sum()
@@ -68,17 +75,21 @@ def _shard_loss(net, idx, weights):
         loss = _sequence_loss(net, idx, weights)
         return loss, float(loss.detach())
     sl = dist.shard(idx.shape[0])
-    logits, _ = net(idx[sl, :-1])                                    # (b, T-1, V)
+    logits, _ = net(idx[sl, :-1])  # (b, T-1, V)
     b, T1, V = logits.shape
-    ce = F.cross_entropy(logits.float().reshape(b * T1, V), idx[sl, 1:].reshape(b * T1),
-                         reduction="none").view(b, T1).mean(dim=1)  # (b,)
+    ce = (
+        F.cross_entropy(
+            logits.float().reshape(b * T1, V), idx[sl, 1:].reshape(b * T1), reduction="none"
+        )
+        .view(b, T1)
+        .mean(dim=1)
+    )  # (b,)
     if weights is None:
         local = ce.sum() / idx.shape[0]
     else:
         local = (weights[sl] * ce).sum() / weights.sum()
     value = float(dist.all_reduce_sum(local))
     return local * dist.world_size(), value
-
 
 
 class StepHook(Protocol):
@@ -93,11 +104,23 @@ class StepHook(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-
-def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor], steps: int,
-             lr: float, device="cpu", seed: int = 0, checkpoint=None, progress: bool = False,
-             weights=None, weight_decay: float = 0.0, warmup: int = 0, checkpoint_every: int = 200,
-             grad_clip: float = 1.0, hook: StepHook | None = None, label: str = "train_lm") -> dict:
+def train_lm(
+    model: nn.Module,
+    batches: Callable[[torch.Generator], torch.Tensor],
+    steps: int,
+    lr: float,
+    device="cpu",
+    seed: int = 0,
+    checkpoint=None,
+    progress: bool = False,
+    weights=None,
+    weight_decay: float = 0.0,
+    warmup: int = 0,
+    checkpoint_every: int = 200,
+    grad_clip: float = 1.0,
+    hook: StepHook | None = None,
+    label: str = "train_lm",
+) -> dict:
     """Train ``model`` for ``steps`` AdamW steps on ``batches(generator) -> LongTensor (B, T)``.
 
     Args:
@@ -127,8 +150,10 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
     gen = torch.Generator().manual_seed(stable_seed(seed, "batches"))
     opt = make_adamw(model.parameters(), lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup))
-    state, ckpt = TrainState(model, opt, sched, gen, hook), Checkpoint(checkpoint, device,
-                                                                        checkpoint_every, seed)
+    state, ckpt = (
+        TrainState(model, opt, sched, gen, hook),
+        Checkpoint(checkpoint, device, checkpoint_every, seed),
+    )
     net = dist.wrap_ddp(model, device)
     w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
     with _own_rng(device, seed):
@@ -138,7 +163,7 @@ def train_lm(model: nn.Module, batches: Callable[[torch.Generator], torch.Tensor
         for _ in meter.bar:
             meter.update(_train_step(state, net, batches, w, device, grad_clip), state.losses[-1])
             ckpt.after_step(state, steps)
-        state.step = steps              # the run ends at ``steps``, whatever a resumed file held
+        state.step = steps  # the run ends at ``steps``, whatever a resumed file held
         ckpt.save(state)
     model.eval()
     return meter.summary(state.losses)
@@ -183,23 +208,32 @@ class _Meter:
 
         self.label, self.enabled, self.start, self.steps = label, enabled, start, steps
         self.t0, self.tokens = time.perf_counter(), 0
-        self.bar = progress_bar(range(start, steps), desc=label, enabled=enabled, initial=start,
-                                total=steps)
+        self.bar = progress_bar(
+            range(start, steps), desc=label, enabled=enabled, initial=start, total=steps
+        )
 
     def update(self, tokens: int, loss: float) -> None:
         self.tokens += tokens
         if not self.bar.disable:
             tok_s = self.tokens / max(1e-9, time.perf_counter() - self.t0)
-            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}",
-                                 refresh=False)          # redraws stay throttled
+            self.bar.set_postfix(
+                loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}", refresh=False
+            )  # redraws stay throttled
 
     def summary(self, losses: list) -> dict:
         seconds = time.perf_counter() - self.t0
-        tail = losses[-max(1, len(losses) // 10):]
+        tail = losses[-max(1, len(losses) // 10) :]
         final = sum(tail) / len(tail)
         if self.enabled and self.start < self.steps:
-            _log.info(f"{self.label}: steps {self.start}-{self.steps}, final loss {final:.4f} "
-                      f"nats/token, {seconds:.1f} s")
-        return {"losses": losses, "final_loss": final, "steps": self.steps,
-                "resumed_from": self.start, "seconds": seconds,
-                "tokens_per_s": self.tokens / seconds if seconds > 0 else float("nan")}
+            _log.info(
+                f"{self.label}: steps {self.start}-{self.steps}, final loss {final:.4f} "
+                f"nats/token, {seconds:.1f} s"
+            )
+        return {
+            "losses": losses,
+            "final_loss": final,
+            "steps": self.steps,
+            "resumed_from": self.start,
+            "seconds": seconds,
+            "tokens_per_s": self.tokens / seconds if seconds > 0 else float("nan"),
+        }

@@ -20,12 +20,19 @@ and the tight and tolerance-edge families, where rounded real data lands:
 - ``duplicated``: domains (and experts) repeated, so lam* is not unique;
 - ``equal``: the experts are the domains (E = P).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HARD_FAMILIES", "EDGE_FAMILIES", "ALL_FAMILIES", "dirichlet_rows", "hard_arrays",
-           "edge_arrays"]
+__all__ = [
+    "HARD_FAMILIES",
+    "EDGE_FAMILIES",
+    "ALL_FAMILIES",
+    "dirichlet_rows",
+    "hard_arrays",
+    "edge_arrays",
+]
 
 HARD_FAMILIES = ("sparse", "mixed", "leaking", "logmass")
 EDGE_FAMILIES = ("rounded", "pinned", "tight", "zipf", "duplicated", "equal")
@@ -47,7 +54,7 @@ def dirichlet_rows(rng: np.random.Generator, alpha: float, shape: tuple[int, int
 def _logmass_rows(rng, shape, min_mass: float, zeros: float) -> np.ndarray:
     w = 10.0 ** (rng.uniform(np.log10(min_mass), 0.0, size=shape))
     w[rng.uniform(size=shape) < zeros] = 0.0
-    w[np.arange(shape[0]), rng.integers(shape[1], size=shape[0])] = 1.0   # no empty row
+    w[np.arange(shape[0]), rng.integers(shape[1], size=shape[0])] = 1.0  # no empty row
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -59,7 +66,7 @@ def _mix(rng, P, m_max: float, alpha_e: float) -> np.ndarray:
 def _zipf_rows(rng, shape, s: float) -> np.ndarray:
     """Rows of Zipf masses 1 / rank^s, ranks in a random order per row."""
     ranks = np.argsort(rng.uniform(size=shape), axis=1) + 1.0
-    w = ranks ** -s
+    w = ranks**-s
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -68,8 +75,15 @@ def _scaled(rng, A: np.ndarray, round_to: float) -> np.ndarray:
     return A * (1.0 + rng.uniform(-round_to, round_to, size=(A.shape[0], 1)))
 
 
-def edge_arrays(rng: np.random.Generator, family: str, p: int, N: int, m_max: float = 0.95,
-                round_to: float = 5e-7, zipf: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+def edge_arrays(
+    rng: np.random.Generator,
+    family: str,
+    p: int,
+    N: int,
+    m_max: float = 0.95,
+    round_to: float = 5e-7,
+    zipf: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """(P, E) from one of `EDGE_FAMILIES`; rows sum to 1 within ``round_to`` (<= 1e-6, the
     accepted input tolerance) for ``rounded`` and ``pinned``, to rounding otherwise."""
     if family == "rounded":
@@ -97,8 +111,11 @@ def edge_arrays(rng: np.random.Generator, family: str, p: int, N: int, m_max: fl
         base = dirichlet_rows(rng, float(rng.choice([0.05, 1.0])), (max(1, p // 2), N))
         P = base[rng.integers(len(base), size=p)]
         P[: len(base)] = base
-        E = _mix(rng, P, m_max, 1.0) if rng.random() < 0.5 else np.repeat(_mix(
-            rng, base, m_max, 1.0)[:1], p, axis=0)
+        E = (
+            _mix(rng, P, m_max, 1.0)
+            if rng.random() < 0.5
+            else np.repeat(_mix(rng, base, m_max, 1.0)[:1], p, axis=0)
+        )
         return P, E / E.sum(axis=1, keepdims=True)
     if family == "equal":
         P = dirichlet_rows(rng, float(rng.choice([0.05, 1.0])), (p, N))
@@ -106,10 +123,19 @@ def edge_arrays(rng: np.random.Generator, family: str, p: int, N: int, m_max: fl
     raise ValueError(f"unknown edge family '{family}'; choose one of {', '.join(EDGE_FAMILIES)}")
 
 
-def hard_arrays(rng: np.random.Generator, family: str, p: int, N: int, alpha: float = 0.05,
-                m_max: float = 0.95, block: int = 1, min_mass: float = 1e-300,
-                zeros: float = 0.2, round_to: float = 5e-7,
-                zipf: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+def hard_arrays(
+    rng: np.random.Generator,
+    family: str,
+    p: int,
+    N: int,
+    alpha: float = 0.05,
+    m_max: float = 0.95,
+    block: int = 1,
+    min_mass: float = 1e-300,
+    zeros: float = 0.2,
+    round_to: float = 5e-7,
+    zipf: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """(P, E), each (p, N) with rows summing to 1, from one of `HARD_FAMILIES`.
 
     ``alpha``: Dirichlet concentration of the sparse draws; ``m_max``: largest expert mixing
@@ -128,15 +154,18 @@ def hard_arrays(rng: np.random.Generator, family: str, p: int, N: int, alpha: fl
         if not 1 <= block < N:
             raise ValueError(f"block must be in [1, N - 1] (got {block}, N = {N})")
         P = dirichlet_rows(rng, alpha if rng.random() < 0.5 else 1.0, (p, N))
-        P[:, N - block:] = 0.0
+        P[:, N - block :] = 0.0
         P[P.sum(axis=1) == 0, 0] = 1.0
         P /= P.sum(axis=1, keepdims=True)
         E = _mix(rng, P, m_max, float(rng.uniform(0.02, 1.0)))
         E = np.where(np.arange(N) >= N - block, np.maximum(E, 1e-3 * rng.uniform(size=(p, N))), E)
     elif family == "logmass":
         P = _logmass_rows(rng, (p, N), min_mass, zeros)
-        E = _logmass_rows(rng, (p, N), min_mass, zeros) if rng.random() < 0.5 else \
-            _mix(rng, P, m_max, float(rng.uniform(0.02, 1.0)))
+        E = (
+            _logmass_rows(rng, (p, N), min_mass, zeros)
+            if rng.random() < 0.5
+            else _mix(rng, P, m_max, float(rng.uniform(0.02, 1.0)))
+        )
     else:
         raise ValueError(f"unknown hard family '{family}'; choose one of {', '.join(ALL_FAMILIES)}")
     return P, E / E.sum(axis=1, keepdims=True)

@@ -7,6 +7,7 @@ problems of `modgen_bench.testing.hard` (masses down to 1e-300, exact zeros, p u
 strategy takes keyword bounds; every array it draws is float64 and validated by
 `DiscreteProblem.from_arrays` where it is a problem.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,19 @@ from hypothesis import strategies as st
 from ..problem import DiscreteProblem
 from .hard import EDGE_FAMILIES, HARD_FAMILIES, edge_arrays, hard_arrays
 
-__all__ = ["distributions", "mixtures", "problems", "disjoint_problems", "gates", "hard_problems",
-           "edge_problems", "MIN_MASS", "EXPERT_SUPPORTS", "HARD_FAMILIES", "EDGE_FAMILIES"]
+__all__ = [
+    "distributions",
+    "mixtures",
+    "problems",
+    "disjoint_problems",
+    "gates",
+    "hard_problems",
+    "edge_problems",
+    "MIN_MASS",
+    "EXPERT_SUPPORTS",
+    "HARD_FAMILIES",
+    "EDGE_FAMILIES",
+]
 
 #: Smallest positive mass a drawn entry can have before renormalisation (keeps logs finite).
 MIN_MASS = 1e-3
@@ -28,8 +40,9 @@ def _simplex(weights: list[float]) -> np.ndarray:
 
 
 @st.composite
-def distributions(draw, N: int | None = None, min_N: int = 1, max_N: int = 8,
-                  support_size: int | None = None) -> np.ndarray:
+def distributions(
+    draw, N: int | None = None, min_N: int = 1, max_N: int = 8, support_size: int | None = None
+) -> np.ndarray:
     """A distribution on N outcomes (N drawn in [min_N, max_N] when not given).
 
     ``support_size`` outcomes (all N when None), chosen at random, carry mass at least
@@ -48,8 +61,9 @@ def distributions(draw, N: int | None = None, min_N: int = 1, max_N: int = 8,
 
 
 @st.composite
-def mixtures(draw, p: int | None = None, min_p: int = 1, max_p: int = 5,
-             vertex: bool | None = None) -> np.ndarray:
+def mixtures(
+    draw, p: int | None = None, min_p: int = 1, max_p: int = 5, vertex: bool | None = None
+) -> np.ndarray:
     """A mixture lam on the p-simplex; ``vertex=True`` draws a vertex e_k, ``False`` an interior
     point, ``None`` either (vertices, edges and the interior all occur)."""
     if p is None:
@@ -67,8 +81,16 @@ EXPERT_SUPPORTS = ("full", "domains")
 
 
 @st.composite
-def problems(draw, min_p: int = 1, max_p: int = 4, min_N: int = 2, max_N: int = 8,
-             overlap: bool = True, experts: str = "full", leak: float = 0.0) -> DiscreteProblem:
+def problems(
+    draw,
+    min_p: int = 1,
+    max_p: int = 4,
+    min_N: int = 2,
+    max_N: int = 8,
+    overlap: bool = True,
+    experts: str = "full",
+    leak: float = 0.0,
+) -> DiscreteProblem:
     """A problem with p domains and p experts over N outcomes.
 
     ``overlap=True``: each domain has a random support (supports may overlap or not);
@@ -83,8 +105,9 @@ def problems(draw, min_p: int = 1, max_p: int = 4, min_N: int = 2, max_N: int = 
     p = draw(st.integers(min_p, max_p))
     N = max(draw(st.integers(min_N, max_N)), p)
     if overlap:
-        P = np.stack([draw(distributions(N=N, support_size=draw(st.integers(1, N))))
-                      for _ in range(p)])
+        P = np.stack(
+            [draw(distributions(N=N, support_size=draw(st.integers(1, N)))) for _ in range(p)]
+        )
     else:
         blocks = np.array_split(np.arange(N), p)
         P = np.zeros((p, N))
@@ -101,12 +124,25 @@ def problems(draw, min_p: int = 1, max_p: int = 4, min_N: int = 2, max_N: int = 
     return DiscreteProblem.from_arrays(P, E)
 
 
-def disjoint_problems(min_p: int = 1, max_p: int = 4, min_N: int = 2, max_N: int = 8,
-                      experts: str = "domains", leak: float = 0.0):
+def disjoint_problems(
+    min_p: int = 1,
+    max_p: int = 4,
+    min_N: int = 2,
+    max_N: int = 8,
+    experts: str = "domains",
+    leak: float = 0.0,
+):
     """`problems` with disjoint domain supports (the setting of the static-gate barrier);
     by default each expert on its own domain's block (disjoint experts)."""
-    return problems(min_p=min_p, max_p=max_p, min_N=min_N, max_N=max_N, overlap=False,
-                    experts=experts, leak=leak)
+    return problems(
+        min_p=min_p,
+        max_p=max_p,
+        min_N=min_N,
+        max_N=max_N,
+        overlap=False,
+        experts=experts,
+        leak=leak,
+    )
 
 
 @st.composite
@@ -119,8 +155,15 @@ def gates(draw, N: int, p: int, constant: bool = False) -> np.ndarray:
 
 
 @st.composite
-def hard_problems(draw, min_p: int = 2, max_p: int = 16, min_N: int = 3, max_N: int = 200,
-                  families=HARD_FAMILIES, min_mass: float = 1e-300) -> DiscreteProblem:
+def hard_problems(
+    draw,
+    min_p: int = 2,
+    max_p: int = 16,
+    min_N: int = 3,
+    max_N: int = 200,
+    families=HARD_FAMILIES,
+    min_mass: float = 1e-300,
+) -> DiscreteProblem:
     """A problem from one of `HARD_FAMILIES` (`modgen_bench.testing.hard.hard_arrays`).
 
     Hypothesis draws the family, p, N and the family's parameters (Dirichlet concentration in
@@ -131,18 +174,28 @@ def hard_problems(draw, min_p: int = 2, max_p: int = 16, min_N: int = 3, max_N: 
     family = draw(st.sampled_from(list(families)))
     p = draw(st.integers(min_p, max_p))
     N = draw(st.integers(max(min_N, 2), max_N))
-    kw = {"alpha": draw(st.floats(0.02, 0.1)), "m_max": draw(st.floats(0.0, 0.95)),
-          "block": draw(st.integers(1, max(1, N // 2))),
-          "min_mass": 10.0 ** -draw(st.floats(0.0, -np.log10(min_mass))),
-          "zeros": draw(st.floats(0.0, 0.5))}
+    kw = {
+        "alpha": draw(st.floats(0.02, 0.1)),
+        "m_max": draw(st.floats(0.0, 0.95)),
+        "block": draw(st.integers(1, max(1, N // 2))),
+        "min_mass": 10.0 ** -draw(st.floats(0.0, -np.log10(min_mass))),
+        "zeros": draw(st.floats(0.0, 0.5)),
+    }
     seed = draw(st.integers(0, 2**32 - 1))
     P, E = hard_arrays(np.random.default_rng(seed), family, p, N, **kw)
     return DiscreteProblem.from_arrays(P, E)
 
 
 @st.composite
-def edge_problems(draw, min_p: int = 1, max_p: int = 64, min_N: int = 1, max_N: int = 200,
-                  families=EDGE_FAMILIES, max_round: float = 5e-7) -> DiscreteProblem:
+def edge_problems(
+    draw,
+    min_p: int = 1,
+    max_p: int = 64,
+    min_N: int = 1,
+    max_N: int = 200,
+    families=EDGE_FAMILIES,
+    max_round: float = 5e-7,
+) -> DiscreteProblem:
     """A problem from one of `EDGE_FAMILIES` (`modgen_bench.testing.hard.edge_arrays`): rows
     summing to 1 only within up to ``max_round`` (<= 1e-6, the accepted input tolerance), lo = hi,
     tight ceilings, Zipf masses, duplicated domains, experts equal to the domains; p from 1 to 64
@@ -153,6 +206,13 @@ def edge_problems(draw, min_p: int = 1, max_p: int = 64, min_N: int = 1, max_N: 
     N = draw(st.integers(min_N, max_N))
     round_to = 10.0 ** -draw(st.floats(-np.log10(max_round), 12.0))
     seed = draw(st.integers(0, 2**32 - 1))
-    P, E = edge_arrays(np.random.default_rng(seed), family, p, N, round_to=round_to,
-                       zipf=draw(st.floats(1.0, 2.0)), m_max=draw(st.floats(0.0, 0.95)))
+    P, E = edge_arrays(
+        np.random.default_rng(seed),
+        family,
+        p,
+        N,
+        round_to=round_to,
+        zipf=draw(st.floats(1.0, 2.0)),
+        m_max=draw(st.floats(0.0, 0.95)),
+    )
     return DiscreteProblem.from_arrays(P, E)

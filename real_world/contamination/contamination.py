@@ -21,6 +21,7 @@ Against a fixed gate w, pi_g <= pi_w / min_k w_k bounds the gain by log(1 / min_
 The exact minimax value is not computable on real text (its support is every byte string of
 length T - 1); the successor task (synthetic/gate_window.py) gives it where it is computable.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,7 @@ class ContaminationConfig:
     lengths: list = field(default_factory=lambda: [8, 16, 32, 64, 128])
     seeds: list = field(default_factory=lambda: [0, 1])
     contamination_seed: int = 0
-    expert_tokens: int = 0      # tokens per expert step at every T (0: replicate's batch_size)
+    expert_tokens: int = 0  # tokens per expert step at every T (0: replicate's batch_size)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContaminationConfig":
@@ -78,46 +79,73 @@ class ContaminationConfig:
         if not cfg.seeds or not cfg.alphas or not cfg.lengths:
             raise UserError("contamination config: seeds, alphas and lengths must be non-empty")
         if any(isinstance(t, bool) or not isinstance(t, int) or t < 3 for t in cfg.lengths):
-            raise UserError(f"contamination config: every length T must be an integer >= 3 (BOS "
-                            f"and two bytes; got {cfg.lengths})")
+            raise UserError(
+                f"contamination config: every length T must be an integer >= 3 (BOS "
+                f"and two bytes; got {cfg.lengths})"
+            )
         if not all(isinstance(a, (int, float)) and 0 <= a <= 1 for a in cfg.alphas):
-            raise UserError(f"contamination config: every alpha must be in [0, 1] (got "
-                            f"{cfg.alphas})")
+            raise UserError(
+                f"contamination config: every alpha must be in [0, 1] (got {cfg.alphas})"
+            )
         if cfg.expert_tokens < 0:
-            raise UserError(f"contamination config: expert_tokens must be >= 0 (got "
-                            f"{cfg.expert_tokens})")
+            raise UserError(
+                f"contamination config: expert_tokens must be >= 0 (got {cfg.expert_tokens})"
+            )
         clash = sorted(set(CELL_KEYS) & set(cfg.replicate))
         if clash:
-            raise UserError(f"contamination config: [replicate] must not set {clash} (the sweep "
-                            f"sets them per cell)")
+            raise UserError(
+                f"contamination config: [replicate] must not set {clash} (the sweep "
+                f"sets them per cell)"
+            )
         return cfg
 
     def names(self, alpha: float) -> tuple[str, str]:
         """(contaminated A, B's rest): the corpus names of one alpha."""
-        return (f"{self.base}+{self.donor}@{alpha:g}-s{self.contamination_seed}",
-                f"{self.donor}-rest")
+        return (
+            f"{self.base}+{self.donor}@{alpha:g}-s{self.contamination_seed}",
+            f"{self.donor}-rest",
+        )
 
     def cell_config(self, T: int, alpha: float, seed: int) -> dict:
         """The replicate preset of one cell; the best fixed-weight gate is always a rival."""
         a, b = self.names(alpha)
         rep = dict(self.replicate)
-        if self.expert_tokens:              # the same training tokens at every T
+        if self.expert_tokens:  # the same training tokens at every T
             batch = max(1, math.ceil(self.expert_tokens / (T - 1)))
             rep["expert"] = {**rep.get("expert", {}), "batch_size": batch}
         rep["combiners"] = {"gate_fixed_best": {"signal": "excess"}, **rep.get("combiners", {})}
         rep.setdefault("mixtures", [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
-        corpora = [{"name": a, "contaminate": self.base, "donor": self.donor,
-                    "alpha": float(alpha), "seed": self.contamination_seed},
-                   {"name": b, "rest_of": self.donor}]
-        return {**rep, "corpora": corpora, "block_size": int(T), "seeds": [int(seed)],
-                "resamples": []}
+        corpora = [
+            {
+                "name": a,
+                "contaminate": self.base,
+                "donor": self.donor,
+                "alpha": float(alpha),
+                "seed": self.contamination_seed,
+            },
+            {"name": b, "rest_of": self.donor},
+        ]
+        return {
+            **rep,
+            "corpora": corpora,
+            "block_size": int(T),
+            "seeds": [int(seed)],
+            "resamples": [],
+        }
 
 
 Config = ContaminationConfig
 
 
-def cell_job(config: dict, seed: int, T: int, alpha: float, out_dir, device: str = "cpu",
-             progress: bool = False) -> tuple[list, dict]:
+def cell_job(
+    config: dict,
+    seed: int,
+    T: int,
+    alpha: float,
+    out_dir,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[list, dict]:
     """One (T, alpha, seed): the replicate's rows tagged with T and alpha, plus the contaminated
     corpus's composition (rows of case "composition"; run.json under the corpus)."""
     from modgen_bench.data.corpora import CORPORA
@@ -126,8 +154,17 @@ def cell_job(config: dict, seed: int, T: int, alpha: float, out_dir, device: str
     name = config["corpora"][0]["name"]
     comp = CORPORA[name].composition()
     for metric in ("rate", "byte_share", "n_docs", "n_replaced"):
-        rows.append({"case": "composition", "method": name, "seed": seed, "lam": "",
-                     "metric": metric, "value": float(getattr(comp, metric)), "resample": 0})
+        rows.append(
+            {
+                "case": "composition",
+                "method": name,
+                "seed": seed,
+                "lam": "",
+                "metric": metric,
+                "value": float(getattr(comp, metric)),
+                "resample": 0,
+            }
+        )
     info["corpora"].setdefault(name, {})["composition"] = asdict(comp)
     return [{**r, "T": int(T), "alpha": float(alpha)} for r in rows], info
 
@@ -142,11 +179,25 @@ def run(ctx) -> None:
             for seed in cfg.seeds:
                 config = cfg.cell_config(T, alpha, seed)
                 load_config(config)
-                jobs.append(Job(f"T{T}-alpha{alpha:g}-seed{seed}", cell_job,
-                                dict(config=config, seed=seed, T=T, alpha=alpha,
-                                     device=ctx.device, progress=spec.launcher == "serial")))
-    ctx.info["pair"] = {"base": cfg.base, "donor": cfg.donor,
-                        "contamination_seed": cfg.contamination_seed}
+                jobs.append(
+                    Job(
+                        f"T{T}-alpha{alpha:g}-seed{seed}",
+                        cell_job,
+                        dict(
+                            config=config,
+                            seed=seed,
+                            T=T,
+                            alpha=alpha,
+                            device=ctx.device,
+                            progress=spec.launcher == "serial",
+                        ),
+                    )
+                )
+    ctx.info["pair"] = {
+        "base": cfg.base,
+        "donor": cfg.donor,
+        "contamination_seed": cfg.contamination_seed,
+    }
     launch_into(ctx, jobs, spec)
 
 
@@ -177,8 +228,16 @@ def worst_excess(df: pd.DataFrame) -> pd.DataFrame:
         for m in ("gate_excess_logZ", *RIVALS):
             if m in nll.index:
                 ex = [nll.loc[m, v] - o for v, o in zip(vertices, own, strict=True)]
-                out.append({"T": T, "alpha": alpha, "seed": seed, "method": m,
-                            "W": float(max(ex)), "vertex": vertices[int(np.argmax(ex))]})
+                out.append(
+                    {
+                        "T": T,
+                        "alpha": alpha,
+                        "seed": seed,
+                        "method": m,
+                        "W": float(max(ex)),
+                        "vertex": vertices[int(np.argmax(ex))],
+                    }
+                )
     return pd.DataFrame(out)
 
 
@@ -201,13 +260,23 @@ def _rival_cells(df: pd.DataFrame, W: pd.DataFrame, rival: str, pair: tuple) -> 
         d = np.array([g.loc[k, "W"] - r_w[k] for k in keys])
         s = np.array([se.loc[(*k, g.loc[k, "vertex"]), "value"] for k in keys])
         u = uni.loc[keys]
-        worst, unif = _interval(d, s), _interval(sign * u["delta"].to_numpy(),
-                                                 u["delta_window_se"].to_numpy())
-        out.append({"T": int(T), "alpha": float(alpha), "rival": RIVALS[rival],
-                    "n_seeds": len(keys), **worst,
-                    **{f"uniform_{c}": unif[c] for c in ("mean", "lo", "hi")},
-                    "W_gate": float(g.loc[keys, "W"].mean()),
-                    "W_rival": float(r_w[keys].mean()), "ceiling": ceiling(P, int(T))})
+        worst, unif = (
+            _interval(d, s),
+            _interval(sign * u["delta"].to_numpy(), u["delta_window_se"].to_numpy()),
+        )
+        out.append(
+            {
+                "T": int(T),
+                "alpha": float(alpha),
+                "rival": RIVALS[rival],
+                "n_seeds": len(keys),
+                **worst,
+                **{f"uniform_{c}": unif[c] for c in ("mean", "lo", "hi")},
+                "W_gate": float(g.loc[keys, "W"].mean()),
+                "W_rival": float(r_w[keys].mean()),
+                "ceiling": ceiling(P, int(T)),
+            }
+        )
     return out
 
 
@@ -230,9 +299,10 @@ def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     keys = list(zip(table["T"], table["alpha"], strict=True))
     table["byte_share"] = [share.get(k, np.nan) for k in keys]
     fixed = table["rival"].eq(RIVALS["gate_fixed_best"])
-    table["fixed_bound"] = [-math.log(max(wmin[k], 1e-300)) / (k[0] - 1)
-                            if f and k in wmin.index else np.nan
-                            for k, f in zip(keys, fixed, strict=True)]
+    table["fixed_bound"] = [
+        -math.log(max(wmin[k], 1e-300)) / (k[0] - 1) if f and k in wmin.index else np.nan
+        for k, f in zip(keys, fixed, strict=True)
+    ]
     return table.sort_values(["rival", "T", "alpha"]).reset_index(drop=True)
 
 
@@ -251,8 +321,16 @@ def draw(table: pd.DataFrame):
             g = t[t["alpha"].eq(alpha)].sort_values("T")
             x = g["T"].to_numpy() * 2 ** (0.06 * (i - (len(alphas) - 1) / 2))  # side by side
             err = np.vstack([g["mean"] - g["lo"], g["hi"] - g["mean"]])
-            ax.errorbar(x, g["mean"], yerr=np.nan_to_num(err), color=c, marker="o", ms=4,
-                        capsize=2, label=f"alpha = {alpha:g}")
+            ax.errorbar(
+                x,
+                g["mean"],
+                yerr=np.nan_to_num(err),
+                color=c,
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=f"alpha = {alpha:g}",
+            )
             if "fixed_bound" in g and g["fixed_bound"].notna().any():
                 ax.plot(x, -g["fixed_bound"], "_", color=c, ms=10)
         ax.axhline(0.0, color="grey", lw=0.8)
@@ -261,8 +339,9 @@ def draw(table: pd.DataFrame):
         ax.set_title(f"SPD gate - {rival}", fontsize=10)
     Ts = np.array(sorted(table["T"].unique()))
     grid = np.geomspace(Ts.min(), Ts.max(), 64)
-    (line,) = axes[0].plot(grid, [-ceiling(P, T) for T in grid], "k--", lw=1,
-                           label="ceiling -log p / (T - 1)")
+    (line,) = axes[0].plot(
+        grid, [-ceiling(P, T) for T in grid], "k--", lw=1, label="ceiling -log p / (T - 1)"
+    )
     axes[0].set_ylabel("worst-case excess difference\n(nats/token; < 0: gate better)")
     legend_outside(axes[1], title="contamination")
     axes[0].legend(handles=[line], fontsize=8, loc="lower right", frameon=False)
@@ -284,29 +363,39 @@ def _finding(table: pd.DataFrame) -> str:
             f"0) in {better} of {len(t)} cells{f' ({cells})' if cells else ''} and worse "
             f"(interval above 0) in {worse}; its largest gain is {-best['mean']:.4f} nats/token "
             f"at T = {best['T']}, alpha = {best['alpha']:g}, {-best['mean'] / best['ceiling']:.0%}"
-            f" of the ceiling log p / (T - 1) = {best['ceiling']:.4f} there.")
+            f" of the ceiling log p / (T - 1) = {best['ceiling']:.4f} there."
+        )
     const = table[table["rival"].eq(RIVALS["const_gate"])]
     if len(const):
         by_a = const.groupby("alpha")["mean"].mean()
-        parts.append("Mean over T of the gain over the constant gate by alpha: " + ", ".join(
-            f"{a:g}: {-v:+.4f}" for a, v in by_a.items()) + ". The constant gate's own worst-case "
-            "excess, the room any gate has, as a share of the ceiling: " + "; ".join(
+        parts.append(
+            "Mean over T of the gain over the constant gate by alpha: "
+            + ", ".join(f"{a:g}: {-v:+.4f}" for a, v in by_a.items())
+            + ". The constant gate's own worst-case "
+            "excess, the room any gate has, as a share of the ceiling: "
+            + "; ".join(
                 f"T = {r.T}, alpha = {r.alpha:g}: {r.W_rival / r.ceiling:.0%}"
-                for r in const.sort_values(["T", "alpha"]).itertuples())
+                for r in const.sort_values(["T", "alpha"]).itertuples()
+            )
             + f". On the uniform mixture gate - constant "
             f"gate lies in [{const['uniform_mean'].min():+.4f}, {const['uniform_mean'].max():+.4f}]"
-            f" (with good experts the constant gate is the uniform mixture's Bayes model).")
+            f" (with good experts the constant gate is the uniform mixture's Bayes model)."
+        )
     below = const[const["mean"] < -const["ceiling"]] if len(const) else const
     if len(below):
-        parts.append(f"{len(below)} cell(s) gain more than the ceiling (possible only through "
-                     f"the error of Z_hat or of the test windows): "
-                     + ", ".join(f"T = {r.T}, alpha = {r.alpha:g}" for r in below.itertuples())
-                     + ".")
+        parts.append(
+            f"{len(below)} cell(s) gain more than the ceiling (possible only through "
+            f"the error of Z_hat or of the test windows): "
+            + ", ".join(f"T = {r.T}, alpha = {r.alpha:g}" for r in below.itertuples())
+            + "."
+        )
     long_T = sorted(int(t) for t in table["T"].unique() if ceiling(P, int(t)) < 0.02)
     if long_T:
-        parts.append(f"From T = {long_T[0]} on the ceiling is below 0.02 nats/token whatever the "
-                     f"gate's architecture or training: a gate can matter by more than that only "
-                     f"in short windows.")
+        parts.append(
+            f"From T = {long_T[0]} on the ceiling is below 0.02 nats/token whatever the "
+            f"gate's architecture or training: a gate can matter by more than that only "
+            f"in short windows."
+        )
     return " ".join(parts)
 
 
@@ -318,33 +407,47 @@ def report(df: pd.DataFrame, fig_dir) -> list:
     table = cell_table(df)
     if table.empty:
         return [Section("Where the gate can matter (real pair)", text="No paired rows.")]
-    path = save_figure(draw(table), Path(fig_dir) / "contamination_T_alpha",
-                       alt="SPD gate minus the constant gate and minus the best fixed gate "
-                           "against window length T, one line per contamination alpha, with the "
-                           "ceiling -log p / (T - 1)")
+    path = save_figure(
+        draw(table),
+        Path(fig_dir) / "contamination_T_alpha",
+        alt="SPD gate minus the constant gate and minus the best fixed gate "
+        "against window length T, one line per contamination alpha, with the "
+        "ceiling -log p / (T - 1)",
+    )
     shown = table.copy()
     signed = ("mean", "lo", "hi", "uniform_mean", "uniform_lo", "uniform_hi")
     for c in (*signed, "W_gate", "W_rival", "ceiling", "fixed_bound", "byte_share"):
         if c in shown:
             fmt = "{:+.4f}" if c in signed else "{:.4f}"
             shown[c] = shown[c].map(fmt.format)
-    text = ("PILOT scale (tiny byte-level experts trained for seconds; the numbers speak for this "
-            "scale only). Pair: the contaminated domain A (a share alpha of its documents "
-            "replaced by B's text of the same length; byte_share: B's share of A's bytes) and "
-            "B's documents outside its donor pool. Endpoint: SPD's own objective, the worst-case "
-            "excess over each domain's expert (W_gate, W_rival), gate - rival per token; "
-            "uniform_*: gate - rival on the uniform mixture's NLL. 95% intervals over seeds and "
-            "the shared test windows (one seed: windows only); the worst-case excess's window "
-            "part is the paired s.e. at the gate's worst vertex. The gate's NLL includes "
-            "log Z_hat / (T - 1) from fresh draws, whose own interval is not in these. The exact "
-            "minimax value is not computable on real text (the support is every byte string of "
-            "length T - 1); synthetic/gate_window.py gives it on the successor task. "
-            + _finding(table))
-    return [Section("Where the gate can matter: window length T x contamination alpha (real pair)",
-                    text=text,
-                    figures=[Figure("Worst-case excess over each domain's expert: SPD gate - "
-                                    "constant gate (left; dashed: the ceiling -log p / (T - 1)) "
-                                    "and - best fixed gate (right; ticks: -log(1 / min_k w_k) / "
-                                    "(T - 1)), nats/token, 95% intervals", path)],
-                    tables=[("SPD gate - rival per (T, alpha): worst-case excess and uniform "
-                             "mixture", shown)])]
+    text = (
+        "PILOT scale (tiny byte-level experts trained for seconds; the numbers speak for this "
+        "scale only). Pair: the contaminated domain A (a share alpha of its documents "
+        "replaced by B's text of the same length; byte_share: B's share of A's bytes) and "
+        "B's documents outside its donor pool. Endpoint: SPD's own objective, the worst-case "
+        "excess over each domain's expert (W_gate, W_rival), gate - rival per token; "
+        "uniform_*: gate - rival on the uniform mixture's NLL. 95% intervals over seeds and "
+        "the shared test windows (one seed: windows only); the worst-case excess's window "
+        "part is the paired s.e. at the gate's worst vertex. The gate's NLL includes "
+        "log Z_hat / (T - 1) from fresh draws, whose own interval is not in these. The exact "
+        "minimax value is not computable on real text (the support is every byte string of "
+        "length T - 1); synthetic/gate_window.py gives it on the successor task. " + _finding(table)
+    )
+    return [
+        Section(
+            "Where the gate can matter: window length T x contamination alpha (real pair)",
+            text=text,
+            figures=[
+                Figure(
+                    "Worst-case excess over each domain's expert: SPD gate - "
+                    "constant gate (left; dashed: the ceiling -log p / (T - 1)) "
+                    "and - best fixed gate (right; ticks: -log(1 / min_k w_k) / "
+                    "(T - 1)), nats/token, 95% intervals",
+                    path,
+                )
+            ],
+            tables=[
+                ("SPD gate - rival per (T, alpha): worst-case excess and uniform mixture", shown)
+            ],
+        )
+    ]

@@ -50,8 +50,14 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> tuple[list[str], str]:
         cfg.corpora, cfg.block_size, cfg.n_gate_train, cfg.n_eval, 0, family.tokens
     )
     t1 = time.perf_counter()
-    run = StageRun(Store(Path(ctx.out_dir) / "ckpt" / "prepare"), cfg.seeds[0], 0, ctx.device,
-                   True, cfg.checkpoint_every)
+    run = StageRun(
+        Store(Path(ctx.out_dir) / "ckpt" / "prepare"),
+        cfg.seeds[0],
+        0,
+        ctx.device,
+        True,
+        cfg.checkpoint_every,
+    )
     experts = branch_experts(
         splits,
         cfg.expert,
@@ -65,8 +71,14 @@ def _prepare(ctx, cfg: PipelineConfig, bpe_vocab: int) -> tuple[list[str], str]:
         folder = Path(ctx.out_dir) / "experts" / name
         save_hf_expert(e.model, tok, folder)
         dirs.append(str(folder))
-    base = family.make(cfg.expert.n_layer, cfg.expert.n_head, cfg.expert.d_model,
-                       cfg.expert.d_ff, cfg.block_size, 0)
+    base = family.make(
+        cfg.expert.n_layer,
+        cfg.expert.n_head,
+        cfg.expert.d_model,
+        cfg.expert.d_ff,
+        cfg.block_size,
+        0,
+    )
     base.load_state_dict(experts.base_state)
     base_dir = Path(ctx.out_dir) / "experts" / "_base"
     save_hf_expert(base, tok, base_dir)
@@ -96,7 +108,8 @@ def run(ctx) -> None:
     cfg = load_config(config)
     if prepare is not None:
         config["expert_dirs"], config["base_dir"] = _prepare(
-            ctx, cfg, int(prepare.get("bpe_vocab", 512)))
+            ctx, cfg, int(prepare.get("bpe_vocab", 512))
+        )
         config["experts_from"] = "load"
         cfg = load_config(config)
     spec = getattr(ctx, "launch", None) or LaunchSpec()
@@ -159,5 +172,5 @@ def report(df, fig_dir) -> list:
                 prep[["method", "metric", "value"]].reset_index(drop=True),
             )
         )
-    study = df[df["case"] != "prepare"]       # the prepare rows carry no matching convention
+    study = df[df["case"] != "prepare"]  # the prepare rows carry no matching convention
     return [Section("Experts", text, tables=tables)] + pipeline_report.report(study, fig_dir)

@@ -11,6 +11,7 @@ uniform mixture at every (matching convention, target ratio r) of the cell, name
 over seeds (the seeds share one set of test windows, whose error is not in them: the verdict
 table's intervals carry it); with one seed the per-window paired s.e. of the cell's rows.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,14 +29,25 @@ from modgen_bench.leaderboard import (
 )
 from modgen_bench.stats import paired_t_interval
 
-__all__ = ["BOARD", "Boards", "board_frame", "board_sections", "FreeGap", "gate_vs_free",
-           "mono_name"]
+__all__ = [
+    "BOARD",
+    "Boards",
+    "board_frame",
+    "board_sections",
+    "FreeGap",
+    "gate_vs_free",
+    "mono_name",
+]
 
 #: one board per value of these columns
 BOARD = ["case", "expert_d", "budget", "resample"]
 #: the cell's method names -> the leaderboard's
-RENAME = {"gate": REFERENCE, "const": "const_gate", "bayes_router": "bayes_router",
-          "gate_fixed_best": "gate_fixed_best"}
+RENAME = {
+    "gate": REFERENCE,
+    "const": "const_gate",
+    "bayes_router": "bayes_router",
+    "gate_fixed_best": "gate_fixed_best",
+}
 #: the cell's paired rows (a - b) whose negation is a board method - the SPD gate
 PAIRED = {"const": "gate-vs-const", "mono": "gate-vs-mono"}
 RATIOS = ("params_ratio", "compute_ratio", "token_ratio")
@@ -64,8 +76,9 @@ def _test_rows(g: pd.DataFrame) -> pd.DataFrame:
     mono = nll[nll["method"].eq("mono")]
     rest = nll[nll["method"].isin(RENAME)]
     rest = rest.assign(method=rest["method"].map(RENAME))
-    mono = mono.assign(method=[mono_name(c, r) for c, r in zip(mono["convention"],
-                                                                 mono["r_target"], strict=True)])
+    mono = mono.assign(
+        method=[mono_name(c, r) for c, r in zip(mono["convention"], mono["r_target"], strict=True)]
+    )
     return pd.concat([rest, mono])[["method", "lam", "seed", "resample", "value"]]
 
 
@@ -74,17 +87,25 @@ def _paired_rows(g: pd.DataFrame, uniform: str) -> pd.DataFrame:
     rows, negated: the leaderboard's per-window intervals when there is one seed."""
     out = []
     for b, method in PAIRED.items():
-        d = g[g["method"].eq(method) & g["metric"].isin(
-            ["delta_vertex", "delta_vertex_se", "delta_uniform", "delta_uniform_se"])]
+        d = g[
+            g["method"].eq(method)
+            & g["metric"].isin(
+                ["delta_vertex", "delta_vertex_se", "delta_uniform", "delta_uniform_se"]
+            )
+        ]
         for _, row in d.iterrows():
-            name = (mono_name(row["convention"], row["r_target"]) if b == "mono"
-                    else RENAME[b])
+            name = mono_name(row["convention"], row["r_target"]) if b == "mono" else RENAME[b]
             se = row["metric"].endswith("_se")
-            out.append({"method": f"{name}-vs-{REFERENCE}",
-                        "metric": "delta_window_se" if se else "delta",
-                        "value": row["value"] if se else -row["value"],
-                        "lam": row["lam"] if row["metric"].startswith("delta_vertex") else uniform,
-                        "seed": row["seed"], "resample": row["resample"]})
+            out.append(
+                {
+                    "method": f"{name}-vs-{REFERENCE}",
+                    "metric": "delta_window_se" if se else "delta",
+                    "value": row["value"] if se else -row["value"],
+                    "lam": row["lam"] if row["metric"].startswith("delta_vertex") else uniform,
+                    "seed": row["seed"],
+                    "resample": row["resample"],
+                }
+            )
     return pd.DataFrame(out, columns=["method", "metric", "value", "lam", "seed", "resample"])
 
 
@@ -97,8 +118,15 @@ def board_frame(g: pd.DataFrame) -> pd.DataFrame:
     cost = []
     for (conv, r), m in mono.groupby(["convention", "r_target"]):
         for col in RATIOS:
-            cost.append({"case": "cost", "method": mono_name(conv, r), "metric": col,
-                         "value": float(pd.to_numeric(m[col]).mean()), "lam": ""})
+            cost.append(
+                {
+                    "case": "cost",
+                    "method": mono_name(conv, r),
+                    "metric": col,
+                    "value": float(pd.to_numeric(m[col]).mean()),
+                    "lam": "",
+                }
+            )
     return pd.concat([test, paired, pd.DataFrame(cost)], ignore_index=True)
 
 
@@ -112,8 +140,10 @@ def _names(g: pd.DataFrame):
 
 def _title(key: dict, several_resamples: bool) -> str:
     tail = f", data resample {int(key['resample'])}" if several_resamples else ""
-    return (f"Leaderboard: {key['case']}, experts d = {int(key['expert_d'])}, budget "
-            f"{int(key['budget'])} steps{tail}")
+    return (
+        f"Leaderboard: {key['case']}, experts d = {int(key['expert_d'])}, budget "
+        f"{int(key['budget'])} steps{tail}"
+    )
 
 
 def board_sections(df: pd.DataFrame, fig_dir) -> Boards:
@@ -130,9 +160,12 @@ def board_sections(df: pd.DataFrame, fig_dir) -> Boards:
             continue
         frame = board_frame(g)
         lb = leaderboard(frame, names=_names(g))
-        caption = ("[monoliths on the uniform mixture matched by "
-                   + ", ".join(convs) + " at each target ratio r (row names "
-                   "mono_uniform_<convention>_r<r>); intervals over seeds]")
+        caption = (
+            "[monoliths on the uniform mixture matched by "
+            + ", ".join(convs)
+            + " at each target ratio r (row names "
+            "mono_uniform_<convention>_r<r>); intervals over seeds]"
+        )
         tag = f"scaling_{key['case']}_d{int(key['expert_d'])}_B{int(key['budget'])}"
         if several:
             tag += f"_res{int(key['resample'])}"
@@ -149,7 +182,7 @@ class FreeGap(NamedTuple):
 
     baseline: str
     mean: float
-    lo: float               # NaN with one seed
+    lo: float  # NaN with one seed
     hi: float
 
 
@@ -163,4 +196,3 @@ def gate_vs_free(lb: Leaderboard) -> FreeGap | None:
         iv = paired_t_interval(d)
         return FreeGap(free[0], iv.mean, iv.lo, iv.hi)
     return FreeGap(free[0], float(d.mean()), np.nan, np.nan)
-

@@ -11,7 +11,8 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
    meets the equality only up to its dual dynamics), then estimates Z on FRESH draws from
    q = (1/p) sum_k E[k] (own seed, never seen by SPD or the restoration) by the control-variate
    estimator with a 95% interval; the gate is graded as a proper likelihood,
-   log pi_g - log Z_hat, the interval propagated to NLL. SPD's own gate (before restoration) is graded on the same fresh draws, and Z on the SPD pool
+   log pi_g - log Z_hat, the interval propagated to NLL. SPD's own gate (before restoration) is
+   graded on the same fresh draws, and Z on the SPD pool
    is recorded beside it (the pool bias the issue reports);
 3. grades the baselines: the constant gate 1/p and the Bayes-posterior causal router
    gamma_t(k) ∝ prod_{s<t} E[k](x_s | x_<s) (free: no training). With the uniform prior the
@@ -33,11 +34,13 @@ it reuses the real-text pipeline's stages (`modgen_bench.pipeline`) and, per tra
 6. counts every FLOP of both sides (`matching.gate_side_flops`; the monolith's training, and its
    learning-rate selection apart).
 
-The report (the plug-in, scaling.py beside this file) pools seeds with intervals that carry the shared test
+The report (the plug-in, scaling.py beside this file) pools seeds with intervals that carry the
+shared test
 windows' error (`stats.two_level_interval`), tests "better on every mixture" with Holm's
 correction (`stats.every_mixture`), answers at the paper's ratio first and states a crossover
 only where the cells show one (`crossover_table`, `crossover.checked_crossover`).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,9 +92,20 @@ from modgen_bench.sequence.train import warmup_steps
 from modgen_bench.stats import paired_bootstrap, per_window_paired_se, worst_vertex_bootstrap
 from modgen_bench.threads import cpu_threads
 
-__all__ = ["ScalingConfig", "run_cell", "cell_jobs", "bayes_router_nll", "const_gate_nll",
-           "draws_from_q", "fresh_z", "routing_split", "worst_vertex_bootstrap", "select_lr",
-           "crossover_table", "projected_flops"]
+__all__ = [
+    "ScalingConfig",
+    "run_cell",
+    "cell_jobs",
+    "bayes_router_nll",
+    "const_gate_nll",
+    "draws_from_q",
+    "fresh_z",
+    "routing_split",
+    "worst_vertex_bootstrap",
+    "select_lr",
+    "crossover_table",
+    "projected_flops",
+]
 
 
 #: How a preset's headline names its scale (quick presets are pilots, never the verdict).
@@ -102,30 +116,32 @@ SCALES = {"pilot": "Pilot scale", "decisive": "Decisive preset", "full": "Full s
 class ScalingConfig:
     """One preset of real_world/scaling/scaling.toml (sizes only; unknown keys are errors)."""
 
-    triples: dict                       # name -> [corpus, corpus, corpus]
+    triples: dict  # name -> [corpus, corpus, corpus]
     seeds: list
-    expert_sizes: list                  # d_model of the experts (1 layer each unless n_layer)
-    budgets: list                       # experts' training steps
-    ratios: list                        # target non-embedding ratios r (monolith / experts)
+    expert_sizes: list  # d_model of the experts (1 layer each unless n_layer)
+    budgets: list  # experts' training steps
+    ratios: list  # target non-embedding ratios r (monolith / experts)
     conventions: list = field(default_factory=lambda: ["compute", "tokens"])
     block_size: int = 33
-    n_layer: int = 1                    # experts' depth
+    n_layer: int = 1  # experts' depth
     n_head: int = 2
     mono_layers: int = 2
-    batch_size: int = 16                # windows per domain per step (experts and monolith)
-    lr: float = 3e-3                    # experts' learning rate
-    warmup_frac: float = 0.1            # warm-up as a fraction of each run's steps (both sides)
-    mono_lrs: list = field(default_factory=list)   # the monolith's LR grid ([] = [lr] only)
-    scale: str = "pilot"                # a key of SCALES: named in every headline
-    paper_ratio: float = 0.26           # r at which the paper's Table 1 matched total params
+    batch_size: int = 16  # windows per domain per step (experts and monolith)
+    lr: float = 3e-3  # experts' learning rate
+    warmup_frac: float = 0.1  # warm-up as a fraction of each run's steps (both sides)
+    mono_lrs: list = field(default_factory=list)  # the monolith's LR grid ([] = [lr] only)
+    scale: str = "pilot"  # a key of SCALES: named in every headline
+    paper_ratio: float = 0.26  # r at which the paper's Table 1 matched total params
     n_gate_train: int = 512
     n_eval: int = 128
-    n_z_draws: int = 2048               # fresh draws from q for Z
-    n_restore: int = 4096               # draws per expert the Z restoration solves on (0: none)
-    gate: dict = field(default_factory=lambda: {"n_layer": 1, "n_head": 2, "d_model": 16,
-                                                "d_ff": 64})
-    spd: dict = field(default_factory=lambda: {"steps": 150, "per_domain": 16, "lr": 1e-2,
-                                               "log_every": 15})
+    n_z_draws: int = 2048  # fresh draws from q for Z
+    n_restore: int = 4096  # draws per expert the Z restoration solves on (0: none)
+    gate: dict = field(
+        default_factory=lambda: {"n_layer": 1, "n_head": 2, "d_model": 16, "d_ff": 64}
+    )
+    spd: dict = field(
+        default_factory=lambda: {"steps": 150, "per_domain": 16, "lr": 1e-2, "log_every": 15}
+    )
     n_boot: int = 1000
     resample: int = 0
     cpu_threads: int = 1
@@ -139,18 +155,26 @@ class ScalingConfig:
             raise UserError(f"scaling config: unknown conventions {bad}; choose from {CONVENTIONS}")
         if len(set(cfg.budgets)) < 2 or len(set(cfg.ratios)) < 2:
             raise UserError("scaling config: the crossover fit needs >= 2 budgets and >= 2 ratios")
-        if any(r <= 0 for r in cfg.ratios) or any(b < 1 for b in cfg.budgets) \
-                or not cfg.paper_ratio > 0:
+        if (
+            any(r <= 0 for r in cfg.ratios)
+            or any(b < 1 for b in cfg.budgets)
+            or not cfg.paper_ratio > 0
+        ):
             raise UserError("scaling config: ratios and paper_ratio must be > 0 and budgets >= 1")
         if not 0 <= cfg.warmup_frac < 1 or any(not lr > 0 for lr in cfg.mono_lrs):
-            raise UserError(f"scaling config: warmup_frac must be in [0, 1) and mono_lrs > 0 "
-                             f"(got {cfg.warmup_frac}, {cfg.mono_lrs})")
+            raise UserError(
+                f"scaling config: warmup_frac must be in [0, 1) and mono_lrs > 0 "
+                f"(got {cfg.warmup_frac}, {cfg.mono_lrs})"
+            )
         if cfg.scale not in SCALES:
-            raise UserError(f"scaling config: scale must be one of {sorted(SCALES)} "
-                             f"(got {cfg.scale!r})")
+            raise UserError(
+                f"scaling config: scale must be one of {sorted(SCALES)} (got {cfg.scale!r})"
+            )
         if cfg.n_restore < 0 or cfg.n_z_draws < 2:
-            raise UserError(f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
-                             f"(got {cfg.n_restore}, {cfg.n_z_draws})")
+            raise UserError(
+                f"scaling config: n_restore must be >= 0 and n_z_draws >= 2 "
+                f"(got {cfg.n_restore}, {cfg.n_z_draws})"
+            )
         return cfg
 
     @property
@@ -194,8 +218,15 @@ def _pool_z(cache, gate) -> float:
     return z_estimate(log_weight(log_gate(gate, inputs), log_e))[0]
 
 
-def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: str = "cpu",
-             progress: bool = False) -> tuple[list, dict]:
+def run_cell(
+    config: dict,
+    triple: str,
+    size: int,
+    seed: int,
+    out_dir,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[list, dict]:
     """One (triple, expert size, seed): every budget, convention and ratio. Returns tidy rows
     (case = triple) and the corpora provenance."""
     cfg = ScalingConfig.from_dict(config)
@@ -207,8 +238,14 @@ def run_cell(config: dict, triple: str, size: int, seed: int, out_dir, device: s
 def _cell(cfg, triple, size, run: StageRun):
     corpora, seed = list(cfg.triples[triple]), run.seed
     rows = []
-    base = dict(case=triple, seed=seed, expert_d=size, resample=cfg.resample, scale=cfg.scale,
-                paper_ratio=cfg.paper_ratio)
+    base = dict(
+        case=triple,
+        seed=seed,
+        expert_d=size,
+        resample=cfg.resample,
+        scale=cfg.scale,
+        paper_ratio=cfg.paper_ratio,
+    )
 
     def add(method, metric, value, **extra):
         rows.append({**base, "method": method, "metric": metric, "value": float(value), **extra})
@@ -232,11 +269,11 @@ class _Side:
 
     budget: int
     expert_d: int
-    nll: dict                 # name -> (n,) per-window NLL per token (gate, const, bayes_router)
-    experts_nll: np.ndarray   # (p, n): expert k on every window
-    groups: np.ndarray        # (n,) domain of each window
+    nll: dict  # name -> (n,) per-window NLL per token (gate, const, bayes_router)
+    experts_nll: np.ndarray  # (p, n): expert k on every window
+    groups: np.ndarray  # (n,) domain of each window
     n_gate: int
-    flops: object             # matching.GateSideFlops
+    flops: object  # matching.GateSideFlops
     rng: np.random.Generator
 
 
@@ -244,11 +281,25 @@ def _gate_side(cfg, splits, size, B, run: StageRun, add) -> _Side:
     """Experts, cache, SPD gate, Z on fresh draws, grading of the gate and its baselines."""
     p, T, seed, dev = splits.p, cfg.block_size, run.seed, run.device
     at = dict(budget=B)
-    spec = LMTrain(cfg.n_layer, cfg.n_head, size, 4 * size, B, cfg.batch_size, cfg.lr,
-                   warmup_steps(B, cfg.warmup_frac))
+    spec = LMTrain(
+        cfg.n_layer,
+        cfg.n_head,
+        size,
+        4 * size,
+        B,
+        cfg.batch_size,
+        cfg.lr,
+        warmup_steps(B, cfg.warmup_frac),
+    )
     experts = train_experts(splits, spec, run)
-    cache = cache_experts(experts, splits, run, n_proposal=cfg.n_proposal,
-                          seed=stable_seed(seed, "proposal"), n_restore=cfg.n_restore)
+    cache = cache_experts(
+        experts,
+        splits,
+        run,
+        n_proposal=cfg.n_proposal,
+        seed=stable_seed(seed, "proposal"),
+        n_restore=cfg.n_restore,
+    )
     g = train_gate(splits, cache, run, spec=SmallNet(**cfg.gate), spd=cfg.spd, signal="excess")
     fresh = draws_from_q(experts, cfg.n_z_draws, stable_seed(seed, B, "fresh-z"), dev)
     nll = _grade_gate(cfg, g, cache, splits, fresh, dev, add, at)
@@ -262,8 +313,13 @@ def _gate_side(cfg, splits, size, B, run: StageRun, add) -> _Side:
         add(name, "nll_per_token", v.mean(), lam=_uniform(p), **at)
         add(name, "worst_excess", _worst_excess(v, experts_nll, groups), **at)
     for k in range(p):
-        add(f"expert_{k}", "nll_per_token", experts_nll[k, groups == k].mean(),
-            lam=_vertex(p, k), **at)
+        add(
+            f"expert_{k}",
+            "nll_per_token",
+            experts_nll[k, groups == k].mean(),
+            lam=_vertex(p, k),
+            **at,
+        )
     rng = np.random.default_rng(stable_seed(seed, B, "boot"))
     for name in ("const", "bayes_router"):
         _deltas(add, "gate", name, nll["gate"], nll[name], groups, experts_nll, rng, cfg.n_boot, at)
@@ -281,12 +337,22 @@ def _gate_flops(cfg, splits, size, B, g):
     steps = int((g.restoration or {}).get("steps", 0))
     n_draws = p * cfg.n_proposal + n_restore + cfg.n_z_draws
     gate = (nonembedding_count(g.gate), cfg.gate["n_layer"], cfg.gate["d_model"])
-    n_routed = 2 * (p * cfg.n_eval + cfg.n_z_draws)          # SPD's gate and the restored one
+    n_routed = 2 * (p * cfg.n_eval + cfg.n_z_draws)  # SPD's gate and the restored one
     # windows scored by every expert: SPD's pool, the test and the validation windows
-    return gate_side_flops(expert_config(cfg, size), p, B, cfg.batch_size,
-                           p * (cfg.n_gate_train + 2 * cfg.n_eval), n_draws, gate,
-                           int(cfg.spd["steps"]), int(cfg.spd["per_domain"]), n_restore, steps,
-                           n_routed)
+    return gate_side_flops(
+        expert_config(cfg, size),
+        p,
+        B,
+        cfg.batch_size,
+        p * (cfg.n_gate_train + 2 * cfg.n_eval),
+        n_draws,
+        gate,
+        int(cfg.spd["steps"]),
+        int(cfg.spd["per_domain"]),
+        n_restore,
+        steps,
+        n_routed,
+    )
 
 
 def _grade_gate(cfg, g, cache, splits, fresh, dev, add, at) -> dict:
@@ -294,39 +360,48 @@ def _grade_gate(cfg, g, cache, splits, fresh, dev, add, at) -> dict:
     (divided by its fresh Z), the constant gate and the Bayes router on the test windows."""
     p, T = splits.p, cfg.block_size
     spd_z = fresh_z(g.gate_spd, fresh)
-    for suffix, v in spd_z.items():                           # SPD's last iterate
+    for suffix, v in spd_z.items():  # SPD's last iterate
         add("gate", "Z_fresh_spd" + suffix, v, **at)
     add("gate", "Z_pool", _pool_z(cache, g.gate_spd), **at)
     add("gate", "Z_hat_ema", g.history["Z_hat"].iloc[-1], **at)
-    for name, v in (g.restoration or {}).items():             # Z = 1 restored (stage 4)
+    for name, v in (g.restoration or {}).items():  # Z = 1 restored (stage 4)
         add("gate", f"Z_restore_{name}", v, **at)
-    zf = spd_z if g.gate_spd is g.gate else fresh_z(g.gate, fresh)     # no restoration: same
+    zf = spd_z if g.gate_spd is g.gate else fresh_z(g.gate, fresh)  # no restoration: same
     for suffix, v in zf.items():
         add("gate", "Z_fresh" + suffix, v, **at)
     z, z_lo, z_hi = zf[""], zf["_lo"], zf["_hi"]
     if not z > 0:
-        raise ValueError(f"Z of the gate estimated at {z:.3g} on {cfg.n_z_draws} fresh draws "
-                         "(not > 0): raise n_z_draws")
+        raise ValueError(
+            f"Z of the gate estimated at {z:.3g} on {cfg.n_z_draws} fresh draws "
+            "(not > 0): raise n_z_draws"
+        )
     test_e = cache.test
     raw = gate_nll(g.gate, splits.test, test_e, dev).double().numpy()
-    if g.gate_spd is not g.gate:      # what the restoration cost: SPD's gate, / its own Z_hat
+    if g.gate_spd is not g.gate:  # what the restoration cost: SPD's gate, / its own Z_hat
         z_spd = max(float(spd_z[""]), 1e-300)
         spd_nll = gate_nll(g.gate_spd, splits.test, test_e, dev).double().numpy()
-        add("gate_spd", "nll_per_token", (spd_nll + math.log(z_spd) / (T - 1)).mean(),
-            lam=_uniform(p), **at)
+        add(
+            "gate_spd",
+            "nll_per_token",
+            (spd_nll + math.log(z_spd) / (T - 1)).mean(),
+            lam=_uniform(p),
+            **at,
+        )
     # Z's interval propagated to the gate's NLL (per token): [log Z_lo, log Z_hi] / (T - 1)
     add("gate", "nll_Z_shift_lo", math.log(max(z_lo, 1e-300)) / (T - 1), **at)
     add("gate", "nll_Z_shift_hi", math.log(z_hi) / (T - 1), **at)
-    return {"gate": raw + math.log(z) / (T - 1),               # proper likelihood: / Z_hat
-            "const": const_gate_nll(test_e, T),
-            "bayes_router": bayes_router_nll(cache.test_tok).numpy()}
+    return {
+        "gate": raw + math.log(z) / (T - 1),  # proper likelihood: / Z_hat
+        "const": const_gate_nll(test_e, T),
+        "bayes_router": bayes_router_nll(cache.test_tok).numpy(),
+    }
 
 
 def _fixed_best(cache, splits, add, at) -> np.ndarray:
     """(n,) per-window NLL per token of the best fixed-weight gate (`combiners.fixed`: w on
     SPD's training windows for the worst vertex, free: no network trained), graded on the test
     windows (a mixture of the experts, Z = 1 exactly); its weight rows name the corpora."""
-    pool = cache.pool.double()                                       # (p, n, p) whole windows
+    pool = cache.pool.double()  # (p, n, p) whole windows
     w, value = best_fixed_weights([pool[k].numpy() for k in range(splits.p)])
     for name, v in zip(splits.corpora, w, strict=True):
         add("gate_fixed_best", f"w_{name}", v, **at)
@@ -350,26 +425,56 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     """The monolith at (convention, r) with its learning rate chosen on the validation windows,
     and every gate - monolith row of this cell."""
     p, B, dev = splits.p, side.budget, run.device
-    plan = match_monolith(conv, expert_config(cfg, side.expert_d), p, B, cfg.batch_size,
-                          mono_template(cfg), r=r, gate_params=side.n_gate,
-                          extra_flops=side.flops.beyond_training)
+    plan = match_monolith(
+        conv,
+        expert_config(cfg, side.expert_d),
+        p,
+        B,
+        cfg.batch_size,
+        mono_template(cfg),
+        r=r,
+        gate_params=side.n_gate,
+        extra_flops=side.flops.beyond_training,
+    )
 
     def train_at(lr):
-        mspec = LMTrain(cfg.mono_layers, cfg.n_head, plan.d_model, plan.d_ff, plan.steps,
-                        cfg.batch_size, lr, warmup_steps(plan.steps, cfg.warmup_frac))
-        return train_retrain(splits, run, spec=mspec, d_model=plan.d_model,
-                             lam=np.full(p, 1.0 / p),
-                             method=f"mono-d{plan.d_model}-s{plan.steps}").model
+        mspec = LMTrain(
+            cfg.mono_layers,
+            cfg.n_head,
+            plan.d_model,
+            plan.d_ff,
+            plan.steps,
+            cfg.batch_size,
+            lr,
+            warmup_steps(plan.steps, cfg.warmup_frac),
+        )
+        return train_retrain(
+            splits,
+            run,
+            spec=mspec,
+            d_model=plan.d_model,
+            lam=np.full(p, 1.0 / p),
+            method=f"mono-d{plan.d_model}-s{plan.steps}",
+        ).model
 
     lrs = cfg.mono_lrs or [cfg.lr]
     lr, model, scores = select_lr(train_at, lambda m: lm_nll(m, splits.val, dev).mean(), lrs)
     m = lm_nll(model, splits.test, dev).double().numpy()
     mono_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
     train = train_flops(mono_cfg, plan.steps, p * cfg.batch_size)
-    cell = {"budget": B, "convention": conv, "r_target": r, "r": plan.r,
-            "compute_ratio": plan.compute_ratio, "token_ratio": plan.token_ratio,
-            "params_ratio": plan.params_ratio, "mono_d": plan.d_model, "mono_steps": plan.steps,
-            "mono_lr": lr, "mono_warmup": warmup_steps(plan.steps, cfg.warmup_frac)}
+    cell = {
+        "budget": B,
+        "convention": conv,
+        "r_target": r,
+        "r": plan.r,
+        "compute_ratio": plan.compute_ratio,
+        "token_ratio": plan.token_ratio,
+        "params_ratio": plan.params_ratio,
+        "mono_d": plan.d_model,
+        "mono_steps": plan.steps,
+        "mono_lr": lr,
+        "mono_warmup": warmup_steps(plan.steps, cfg.warmup_frac),
+    }
     groups = side.groups
     for k in range(p):
         add("mono", "nll_per_token", m[groups == k].mean(), lam=_vertex(p, k), **cell)
@@ -377,22 +482,44 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     add("mono", "worst_excess", _worst_excess(m, side.experts_nll, groups), **cell)
     add("mono", "flops_train", train, **cell)
     add("mono", "flops_selection", train * (len(lrs) - 1), **cell)
-    add("mono", "flops_eval", causal_pass_flops(mono_cfg, p * cfg.n_eval * (len(lrs) + 1)),
-        **cell)                                      # validation per grid point, then the test
+    add(
+        "mono", "flops_eval", causal_pass_flops(mono_cfg, p * cfg.n_eval * (len(lrs) + 1)), **cell
+    )  # validation per grid point, then the test
     add("mono", "flops_ratio_total", train / side.flops.total, **cell)
     for v_lr, v in scores.items():
         add("mono", "val_nll", v, lr=v_lr, **cell)
     for name in ("gate", "const"):
-        _deltas(add, name, "mono", side.nll[name], m, groups, side.experts_nll, side.rng,
-                cfg.n_boot, cell)
+        _deltas(
+            add,
+            name,
+            "mono",
+            side.nll[name],
+            m,
+            groups,
+            side.experts_nll,
+            side.rng,
+            cfg.n_boot,
+            cell,
+        )
     # its own bootstrap stream, so the rows above stay what they were without it
     fixed_rng = np.random.default_rng(stable_seed(run.seed, B, conv, r, "boot-fixed"))
-    _deltas(add, "gate_fixed_best", "mono", side.nll["gate_fixed_best"], m, groups,
-            side.experts_nll, fixed_rng, cfg.n_boot, cell)
-    for k in range(p):                               # routing-cost split
+    _deltas(
+        add,
+        "gate_fixed_best",
+        "mono",
+        side.nll["gate_fixed_best"],
+        m,
+        groups,
+        side.experts_nll,
+        fixed_rng,
+        cfg.n_boot,
+        cell,
+    )
+    for k in range(p):  # routing-cost split
         w = groups == k
-        parts = routing_split(side.nll["gate"][w], side.nll["const"][w],
-                              side.experts_nll[k, w], m[w])
+        parts = routing_split(
+            side.nll["gate"][w], side.nll["const"][w], side.experts_nll[k, w], m[w]
+        )
         for metric, v in parts.items():
             add("gate", f"split_{metric}", v, lam=_vertex(p, k), **cell)
 
@@ -400,8 +527,9 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
 def _worst_excess(nll, experts_nll, groups) -> float:
     """SPD's own objective (lam signal ``excess``): max_k [NLL_k(model) - NLL_k(expert k)] over
     the domains' test windows."""
-    return max(float((nll[groups == k] - experts_nll[k, groups == k]).mean())
-               for k in np.unique(groups))
+    return max(
+        float((nll[groups == k] - experts_nll[k, groups == k]).mean()) for k in np.unique(groups)
+    )
 
 
 def _vertex(p, k) -> str:
@@ -420,17 +548,23 @@ def _deltas(add, a, b, x, y, groups, experts_nll, rng, n_boot, extra):
     se = per_window_paired_se(x, y)
     boot = paired_bootstrap(x, y, rng=rng, n_boot=n_boot, groups=groups)
     worst = worst_vertex_bootstrap(x, y, groups, rng, n_boot)
-    own = experts_nll[groups, np.arange(groups.size)]        # each window's own domain expert
+    own = experts_nll[groups, np.arange(groups.size)]  # each window's own domain expert
     excess = worst_vertex_bootstrap(x - own, y - own, groups, rng, n_boot)
     method = f"{a}-vs-{b}"
-    for metric, v in (("delta_uniform", se.mean), ("delta_uniform_se", se.se),
-                      ("delta_uniform_boot_lo", boot.lo), ("delta_uniform_boot_hi", boot.hi),
-                      ("delta_worst", worst["mean"]), ("delta_worst_se", worst["se"]),
-                      ("delta_worst_boot_lo", worst["lo"]), ("delta_worst_boot_hi", worst["hi"]),
-                      ("delta_worst_excess", excess["mean"]),
-                      ("delta_worst_excess_se", excess["se"]),
-                      ("delta_worst_excess_boot_lo", excess["lo"]),
-                      ("delta_worst_excess_boot_hi", excess["hi"])):
+    for metric, v in (
+        ("delta_uniform", se.mean),
+        ("delta_uniform_se", se.se),
+        ("delta_uniform_boot_lo", boot.lo),
+        ("delta_uniform_boot_hi", boot.hi),
+        ("delta_worst", worst["mean"]),
+        ("delta_worst_se", worst["se"]),
+        ("delta_worst_boot_lo", worst["lo"]),
+        ("delta_worst_boot_hi", worst["hi"]),
+        ("delta_worst_excess", excess["mean"]),
+        ("delta_worst_excess_se", excess["se"]),
+        ("delta_worst_excess_boot_lo", excess["lo"]),
+        ("delta_worst_excess_boot_hi", excess["hi"]),
+    ):
         add(method, metric, v, **extra)
     p = experts_nll.shape[0]
     for k in range(p):
@@ -442,9 +576,16 @@ def _deltas(add, a, b, x, y, groups, experts_nll, rng, n_boot, extra):
 def cell_jobs(config: dict, device: str = "cpu", progress: bool = False) -> list:
     """One `launch.Job` per (triple, expert size, seed)."""
     cfg = ScalingConfig.from_dict(config)
-    return [Job(f"{t}-d{d}-seed{s}", run_cell, dict(config=config, triple=t, size=d, seed=s,
-                                                     device=device, progress=progress))
-            for t in cfg.triples for d in cfg.expert_sizes for s in cfg.seeds]
+    return [
+        Job(
+            f"{t}-d{d}-seed{s}",
+            run_cell,
+            dict(config=config, triple=t, size=d, seed=s, device=device, progress=progress),
+        )
+        for t in cfg.triples
+        for d in cfg.expert_sizes
+        for s in cfg.seeds
+    ]
 
 
 def crossover_table(deltas, cells, interaction: bool = False):
@@ -464,10 +605,20 @@ def crossover_table(deltas, cells, interaction: bool = False):
             c = cells[sel & (cells["budget"] == B).to_numpy()].sort_values("r")
             row = {**key, "budget": B}
             try:
-                res = checked_crossover(g["value"], g["r"], g["budget"], g["seed"], float(B),
-                                        c["r"], c["mean"], c["se"], c["lo"], c["hi"],
-                                        interaction=interaction)
-            except ValueError as err:          # a design the fit cannot identify
+                res = checked_crossover(
+                    g["value"],
+                    g["r"],
+                    g["budget"],
+                    g["seed"],
+                    float(B),
+                    c["r"],
+                    c["mean"],
+                    c["se"],
+                    c["lo"],
+                    c["hi"],
+                    interaction=interaction,
+                )
+            except ValueError as err:  # a design the fit cannot identify
                 out.append({**row, "status": "no fit", "text": str(err)})
                 continue
             out.append({**row, **asdict(res)})
@@ -485,26 +636,46 @@ def projected_flops(config: dict, restore_steps: int = 3) -> dict:
     p = len(next(iter(cfg.triples.values())))
     reps = len(cfg.triples) * len(cfg.seeds)
     g = cfg.gate
-    gate_ne = g["n_layer"] * (4 * g["d_model"] ** 2 + 2 * g["d_model"] * g["d_ff"]
-                              + 9 * g["d_model"] + g["d_ff"]) + 2 * g["d_model"]
+    gate_ne = (
+        g["n_layer"]
+        * (4 * g["d_model"] ** 2 + 2 * g["d_model"] * g["d_ff"] + 9 * g["d_model"] + g["d_ff"])
+        + 2 * g["d_model"]
+    )
     gate_side = mono = 0.0
     for size in cfg.expert_sizes:
         e_cfg = expert_config(cfg, size)
         for B in cfg.budgets:
-            f = gate_side_flops(e_cfg, p, B, cfg.batch_size,
-                                p * (cfg.n_gate_train + 2 * cfg.n_eval),
-                                p * (cfg.n_proposal + cfg.n_restore) + cfg.n_z_draws,
-                                (gate_ne, g["n_layer"], g["d_model"]), int(cfg.spd["steps"]),
-                                int(cfg.spd["per_domain"]), p * cfg.n_restore,
-                                restore_steps if cfg.n_restore else 0,
-                                2 * (p * cfg.n_eval + cfg.n_z_draws))
+            f = gate_side_flops(
+                e_cfg,
+                p,
+                B,
+                cfg.batch_size,
+                p * (cfg.n_gate_train + 2 * cfg.n_eval),
+                p * (cfg.n_proposal + cfg.n_restore) + cfg.n_z_draws,
+                (gate_ne, g["n_layer"], g["d_model"]),
+                int(cfg.spd["steps"]),
+                int(cfg.spd["per_domain"]),
+                p * cfg.n_restore,
+                restore_steps if cfg.n_restore else 0,
+                2 * (p * cfg.n_eval + cfg.n_z_draws),
+            )
             gate_side += reps * f.total
             for conv in cfg.conventions:
                 for r in cfg.ratios:
-                    plan = match_monolith(conv, e_cfg, p, B, cfg.batch_size, mono_template(cfg),
-                                          r=r, extra_flops=f.beyond_training)
+                    plan = match_monolith(
+                        conv,
+                        e_cfg,
+                        p,
+                        B,
+                        cfg.batch_size,
+                        mono_template(cfg),
+                        r=r,
+                        extra_flops=f.beyond_training,
+                    )
                     m_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
                     n_lr = len(cfg.mono_lrs or [cfg.lr])
-                    mono += reps * (n_lr * train_flops(m_cfg, plan.steps, p * cfg.batch_size)
-                                    + causal_pass_flops(m_cfg, p * cfg.n_eval * (n_lr + 1)))
+                    mono += reps * (
+                        n_lr * train_flops(m_cfg, plan.steps, p * cfg.batch_size)
+                        + causal_pass_flops(m_cfg, p * cfg.n_eval * (n_lr + 1))
+                    )
     return {"gate_side": gate_side, "monolith": mono, "total": gate_side + mono}

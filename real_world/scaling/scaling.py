@@ -7,6 +7,7 @@ non-embedding ratio r under each matching convention. The report pools seeds wit
 intervals (`modgen_bench.stats`), fits the crossover (`modgen_bench.crossover`) and states a
 verdict on the paper's Table 1 claim per convention.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def _nearest(r_target, ratio):
 
 
 def run(ctx) -> None:
-    ScalingConfig.from_dict(ctx.config)                  # errors before any job starts
+    ScalingConfig.from_dict(ctx.config)  # errors before any job starts
     spec = getattr(ctx, "launch", None) or LaunchSpec()
     jobs = cell_jobs(ctx.config, ctx.device, progress=spec.launcher == "serial")
     launch_into(ctx, jobs, spec)
@@ -57,8 +58,9 @@ def _num(df, cols):
     return df
 
 
-def cell_intervals(df: pd.DataFrame, method: str, metric: str, by=(), a: str = "gate",
-                   b: str = "monolith") -> pd.DataFrame:
+def cell_intervals(
+    df: pd.DataFrame, method: str, metric: str, by=(), a: str = "gate", b: str = "monolith"
+) -> pd.DataFrame:
     """Per cell (and per ``by`` column, e.g. lam): the 95% interval of ``metric`` (a paired
     difference, one row per seed) over seeds AND test windows (`stats.two_level_interval`, the
     window s.e. from the ``<metric>_se`` rows: the seeds share one set of test windows). Seeds
@@ -67,18 +69,35 @@ def cell_intervals(df: pd.DataFrame, method: str, metric: str, by=(), a: str = "
     se = df[df["method"].eq(method) & df["metric"].eq(f"{metric}_se")]
     keys = [c for c in CELL + list(by) if c in d and d[c].notna().any()]
     if len(se):
-        d = d.merge(se[keys + ["seed", "value"]].rename(columns={"value": "se"}),
-                    on=keys + ["seed"], how="left")
+        d = d.merge(
+            se[keys + ["seed", "value"]].rename(columns={"value": "se"}),
+            on=keys + ["seed"],
+            how="left",
+        )
     out = []
     for key, g in d.groupby(keys, dropna=False):
         has_se = "se" in g and g["se"].notna().all()
-        iv = (two_level_interval(g["value"].to_numpy(), g["se"].to_numpy()) if has_se
-              else paired_t_interval(g["value"].to_numpy()))
-        out.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
-                    "r": g["r"].mean() if "r" in g else np.nan,
-                    "mean": iv.mean, "se": iv.se, "lo": iv.lo, "hi": iv.hi, "n": iv.n,
-                    "method": iv.method, "verdict": iv.verdict.replace("a wins", f"{a} better")
-                    .replace("b wins", f"{b} better"), "iv": iv})
+        iv = (
+            two_level_interval(g["value"].to_numpy(), g["se"].to_numpy())
+            if has_se
+            else paired_t_interval(g["value"].to_numpy())
+        )
+        out.append(
+            {
+                **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
+                "r": g["r"].mean() if "r" in g else np.nan,
+                "mean": iv.mean,
+                "se": iv.se,
+                "lo": iv.lo,
+                "hi": iv.hi,
+                "n": iv.n,
+                "method": iv.method,
+                "verdict": iv.verdict.replace("a wins", f"{a} better").replace(
+                    "b wins", f"{b} better"
+                ),
+                "iv": iv,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -108,13 +127,21 @@ def mixture_verdicts(df: pd.DataFrame, method: str = "gate-vs-mono") -> pd.DataF
         e = exc
         for k in keys:
             e = e[e[k] == u[k]]
-        out.append({**{k: u[k] for k in keys}, "r": round(float(u["r"]), 3),
-                    "uniform": _fmt(u["iv"]),
-                    "least favourable vertex": (f"{worst['lam']}: {_fmt(worst['iv'])}"
-                                                if worst is not None else ""),
-                    "max Holm p": max(fam.p_holm), "verdict": fam.verdict, "n seeds": u["n"],
-                    "worst-case excess": _fmt(e["iv"].iloc[0]) if len(e) else "",
-                    "excess verdict": e["verdict"].iloc[0] if len(e) else ""})
+        out.append(
+            {
+                **{k: u[k] for k in keys},
+                "r": round(float(u["r"]), 3),
+                "uniform": _fmt(u["iv"]),
+                "least favourable vertex": (
+                    f"{worst['lam']}: {_fmt(worst['iv'])}" if worst is not None else ""
+                ),
+                "max Holm p": max(fam.p_holm),
+                "verdict": fam.verdict,
+                "n seeds": u["n"],
+                "worst-case excess": _fmt(e["iv"].iloc[0]) if len(e) else "",
+                "excess verdict": e["verdict"].iloc[0] if len(e) else "",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -122,8 +149,7 @@ def _paper_cells(verdict: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """Per (case, resample, convention, expert_d, budget), the cell at the swept r nearest the
     paper's ratio (in log r)."""
     keys = [c for c in CELL[:-1] if c in verdict]
-    idx = verdict.groupby(keys)["r_target"].apply(
-        lambda t: _nearest(t, ratio).idxmin())
+    idx = verdict.groupby(keys)["r_target"].apply(lambda t: _nearest(t, ratio).idxmin())
     return verdict.loc[idx.to_numpy()]
 
 
@@ -135,28 +161,45 @@ def _flops_line(df, conv, ratio) -> str:
     if not len(g) or not len(m):
         return ""
     m = m[_nearest(m["r_target"], ratio) == _nearest(m["r_target"], ratio).min()]
-    return (f" FLOPs (median over cells): gate side {g.median():.3g} (experts' training "
-            f"{tr.median() / g.median():.0%} of it; the rest scoring, sampling, SPD, the Z "
-            f"restoration and routing), monolith {m['value'].median():.3g} "
-            f"({m['value'].median() / g.median():.2f}x).")
+    return (
+        f" FLOPs (median over cells): gate side {g.median():.3g} (experts' training "
+        f"{tr.median() / g.median():.0%} of it; the rest scoring, sampling, SPD, the Z "
+        f"restoration and routing), monolith {m['value'].median():.3g} "
+        f"({m['value'].median() / g.median():.2f}x)."
+    )
 
 
 def _cross_line(xo, conv) -> str:
     x = xo[xo["convention"] == conv]
     stated = x[x["status"] == "crossing"]
-    parts = [f"{c}, budget {int(b)}: vanishes at r* = {r:.2f} [{lo:.2f}, {hi:.2f}]"
-             for c, b, r, lo, hi in zip(stated["case"], stated["budget"], stated["r_star"],
-                                        stated["lo"], stated["hi"], strict=True)]
+    parts = [
+        f"{c}, budget {int(b)}: vanishes at r* = {r:.2f} [{lo:.2f}, {hi:.2f}]"
+        for c, b, r, lo, hi in zip(
+            stated["case"],
+            stated["budget"],
+            stated["r_star"],
+            stated["lo"],
+            stated["hi"],
+            strict=True,
+        )
+    ]
     counts = x["status"].value_counts()
     rest = ", ".join(f"{k} in {v}" for k, v in counts.items() if k != "crossing")
-    return ("Crossover: " + ("; ".join(parts) if parts else "no r* stated") +
-            (f" ({rest} of {len(x)} fits)" if rest else "") + ".")
+    return (
+        "Crossover: "
+        + ("; ".join(parts) if parts else "no r* stated")
+        + (f" ({rest} of {len(x)} fits)" if rest else "")
+        + "."
+    )
 
 
 def _lr_grid(df) -> str:
     lrs = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
-    return (" from {" + ", ".join(f"{v:g}" for v in sorted(lrs["lr"].unique())) + "}"
-            if "lr" in lrs and len(lrs) else "")
+    return (
+        " from {" + ", ".join(f"{v:g}" for v in sorted(lrs["lr"].unique())) + "}"
+        if "lr" in lrs and len(lrs)
+        else ""
+    )
 
 
 def _headline(verdict, xo, df, path, scale: str) -> Headline:
@@ -172,32 +215,54 @@ def _headline(verdict, xo, df, path, scale: str) -> Headline:
         ex = g["excess verdict"].value_counts()
         lines.append(
             f"- **{conv}-matched, r = {ratio:g} (achieved: {g['r'].median():.2f})**: "
-            + ", ".join(f"{k} in {v}" for k, v in n.items()) + f" of {len(g)} cells "
+            + ", ".join(f"{k} in {v}" for k, v in n.items())
+            + f" of {len(g)} cells "
             f"(uniform mixture: {'; '.join(g['uniform'])}); SPD's endpoint (worst-case excess, "
-            "gate - monolith): " + ", ".join(f"{k} in {v}" for k, v in ex.items())
-            + ". " + _cross_line(xo, conv) + _flops_line(df, conv, ratio))
-    text = (f"**{label}.** Does the gate beat a monolith at the paper's ratio, r = {ratio:g} "
-            "(its Table 1 matched total parameters; at its shapes the non-embedding ratio is 0.26, "
-            "PAPER.md section 5), on every mixture? 'Supported' only when gate - monolith is < 0 "
-            "on every vertex and the uniform mixture at Holm-adjusted p < 0.05 (intervals over "
-            "seeds and test windows); 'contradicted' only when some mixture is > 0 at that level. "
-            "Then where the win vanishes: r* only where the cells' own intervals change sign and "
-            "the fit agrees with them (Fieller interval over seeds). Monoliths warm up for a "
-            "fixed fraction of their steps; their learning rate is chosen per cell on the "
-            f"validation windows{_lr_grid(df)}.\n\n" + "\n".join(lines))
-    tone = ("bad" if paper["verdict"].eq("contradicted").any() else
-            "ok" if paper["verdict"].eq("supported").all() else "neutral")
-    fig = Figure("gate - monolith vs the non-embedding ratio r, per triple and convention (95% "
-                 "intervals over seeds and windows; dotted: checked r*)", Path(path),
-                 alt="gate minus monolith NLL per token against r for each triple, budget and "
-                     "matching convention, with the checked crossover")
-    return Headline(f"{label}: gate vs monolith at the paper's ratio r = {ratio:g}, then "
-                    "the crossover", text, counts=counts, figure=fig, tone=tone)
+            "gate - monolith): "
+            + ", ".join(f"{k} in {v}" for k, v in ex.items())
+            + ". "
+            + _cross_line(xo, conv)
+            + _flops_line(df, conv, ratio)
+        )
+    text = (
+        f"**{label}.** Does the gate beat a monolith at the paper's ratio, r = {ratio:g} "
+        "(its Table 1 matched total parameters; at its shapes the non-embedding ratio is 0.26, "
+        "PAPER.md section 5), on every mixture? 'Supported' only when gate - monolith is < 0 "
+        "on every vertex and the uniform mixture at Holm-adjusted p < 0.05 (intervals over "
+        "seeds and test windows); 'contradicted' only when some mixture is > 0 at that level. "
+        "Then where the win vanishes: r* only where the cells' own intervals change sign and "
+        "the fit agrees with them (Fieller interval over seeds). Monoliths warm up for a "
+        "fixed fraction of their steps; their learning rate is chosen per cell on the "
+        f"validation windows{_lr_grid(df)}.\n\n" + "\n".join(lines)
+    )
+    tone = (
+        "bad"
+        if paper["verdict"].eq("contradicted").any()
+        else "ok"
+        if paper["verdict"].eq("supported").all()
+        else "neutral"
+    )
+    fig = Figure(
+        "gate - monolith vs the non-embedding ratio r, per triple and convention (95% "
+        "intervals over seeds and windows; dotted: checked r*)",
+        Path(path),
+        alt="gate minus monolith NLL per token against r for each triple, budget and "
+        "matching convention, with the checked crossover",
+    )
+    return Headline(
+        f"{label}: gate vs monolith at the paper's ratio r = {ratio:g}, then the crossover",
+        text,
+        counts=counts,
+        figure=fig,
+        tone=tone,
+    )
 
 
 #: the free baselines beside the gate: their rows of gate-vs-mono's kind, and their names
-FREE = {"const-vs-mono": "the constant gate 1/p", "gate_fixed_best-vs-mono": "the best "
-        "fixed-weight gate"}
+FREE = {
+    "const-vs-mono": "the constant gate 1/p",
+    "gate_fixed_best-vs-mono": "the best fixed-weight gate",
+}
 
 
 def _free_baselines(df, leaderboards) -> str:
@@ -205,21 +270,36 @@ def _free_baselines(df, leaderboards) -> str:
     monoliths under the same rule at the paper's ratio, beside the gate's count, and the gate
     against the best free baseline on each leaderboard's worst vertex."""
     ratio = _paper_ratio(df)
-    won = {m: _paper_cells(mixture_verdicts(df, m), ratio) for m in ["gate-vs-mono", *FREE]
-           if df["method"].eq(m).any()}
+    won = {
+        m: _paper_cells(mixture_verdicts(df, m), ratio)
+        for m in ["gate-vs-mono", *FREE]
+        if df["method"].eq(m).any()
+    }
     parts, same = [], set()
     for conv, g in won["gate-vs-mono"].groupby("convention"):
-        n = {m: int(v[v["convention"].eq(conv)]["verdict"].eq("supported").sum())
-             for m, v in won.items()}
-        parts.append(f"{conv}-matched: SPD gate {n['gate-vs-mono']} of {len(g)}, "
-                     + ", ".join(f"{FREE[m]} {n[m]}" for m in FREE if m in n))
-        same |= {FREE[m] for m in FREE if m in n and n["gate-vs-mono"]
-                 and n[m] >= n["gate-vs-mono"]}
-    lines = [f"- **Free baselines** (no network trained; the same monoliths, rule and cells at "
-             f"r = {ratio:g}), cells 'supported': " + "; ".join(parts)
-             + (f". {' and '.join(sorted(same))} earn{'s' if len(same) == 1 else ''} it as "
-                "often as the SPD gate under some convention, so there the verdict is no "
-                "evidence for what SPD's training adds." if same else ".")]
+        n = {
+            m: int(v[v["convention"].eq(conv)]["verdict"].eq("supported").sum())
+            for m, v in won.items()
+        }
+        parts.append(
+            f"{conv}-matched: SPD gate {n['gate-vs-mono']} of {len(g)}, "
+            + ", ".join(f"{FREE[m]} {n[m]}" for m in FREE if m in n)
+        )
+        same |= {
+            FREE[m] for m in FREE if m in n and n["gate-vs-mono"] and n[m] >= n["gate-vs-mono"]
+        }
+    lines = [
+        f"- **Free baselines** (no network trained; the same monoliths, rule and cells at "
+        f"r = {ratio:g}), cells 'supported': "
+        + "; ".join(parts)
+        + (
+            f". {' and '.join(sorted(same))} earn{'s' if len(same) == 1 else ''} it as "
+            "often as the SPD gate under some convention, so there the verdict is no "
+            "evidence for what SPD's training adds."
+            if same
+            else "."
+        )
+    ]
     gaps = []
     for key, lb in leaderboards.items():
         gap = gate_vs_free(lb)
@@ -227,35 +307,54 @@ def _free_baselines(df, leaderboards) -> str:
             gaps.append((f"{key[0]} (d = {int(key[1])}, budget {int(key[2])})", gap))
     if gaps:
         better = sum(bool(g.hi < 0) for _, g in gaps)
-        as_well = sum(bool(g.hi >= 0) for _, g in gaps)        # NaN (one seed): neither
+        as_well = sum(bool(g.hi >= 0) for _, g in gaps)  # NaN (one seed): neither
         lines.append(
             "- **SPD gate - best free baseline, worst vertex** (leaderboards below; paired over "
-            "seeds): " + "; ".join(f"{k}: {_fmt(g)} ({g.baseline})" for k, g in gaps)
+            "seeds): "
+            + "; ".join(f"{k}: {_fmt(g)} ({g.baseline})" for k, g in gaps)
             + f". The gate is shown better in {better} of {len(gaps)}; the free baseline does as "
             f"well within the interval (it holds 0, or the gate is worse) in {as_well}"
-            + (f"; no interval (one seed) in {len(gaps) - better - as_well}"
-               if better + as_well < len(gaps) else "") + ".")
+            + (
+                f"; no interval (one seed) in {len(gaps) - better - as_well}"
+                if better + as_well < len(gaps)
+                else ""
+            )
+            + "."
+        )
     return "\n" + "\n".join(lines) if lines else ""
 
 
 def _figure(uni, xo, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
+
     deltas = uni
     cases, convs = sorted(deltas["case"].unique()), sorted(deltas["convention"].unique())
-    fig, axes = plt.subplots(len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(cases), len(convs), figsize=(5.2 * len(convs), 3.4 * len(cases)), squeeze=False
+    )
     panels = [(c, v) for c in cases for v in convs]
-    for ax, (case, conv) in zip(axes.ravel(), panels):
+    for ax, (case, conv) in zip(axes.ravel(), panels, strict=True):
         g = deltas[(deltas["case"] == case) & (deltas["convention"] == conv)]
         for j, (B, gb) in enumerate(sorted(g.groupby("budget"))):
-            m = gb.groupby("r_target").agg(r=("r", "mean"), mean=("mean", "mean"),
-                                           lo=("lo", "mean"), hi=("hi", "mean")).sort_values("r")
+            m = (
+                gb.groupby("r_target")
+                .agg(r=("r", "mean"), mean=("mean", "mean"), lo=("lo", "mean"), hi=("hi", "mean"))
+                .sort_values("r")
+            )
             yerr = np.stack([m["mean"] - m["lo"], m["hi"] - m["mean"]]).clip(0)
-            ax.errorbar(m["r"], m["mean"], yerr=np.nan_to_num(yerr), marker="o", capsize=2,
-                        color=f"C{j}", label=f"budget {int(B)} steps")
+            ax.errorbar(
+                m["r"],
+                m["mean"],
+                yerr=np.nan_to_num(yerr),
+                marker="o",
+                capsize=2,
+                color=f"C{j}",
+                label=f"budget {int(B)} steps",
+            )
             x = xo[(xo["case"] == case) & (xo["convention"] == conv) & (xo["budget"] == B)]
             if len(x) and "r_star" in x and np.isfinite(x["r_star"].iloc[0]):
                 ax.axvline(x["r_star"].iloc[0], color=f"C{j}", ls=":", lw=1)
@@ -270,18 +369,42 @@ def _figure(uni, xo, path):
     for row in axes:
         row[0].set_ylabel("gate - monolith, NLL/token (nats)\n(< 0: gate better)", fontsize=8)
     legend_outside(axes[0][-1], fontsize=7)
-    alt = ("gate minus monolith NLL per token against the non-embedding ratio r, per triple and "
-           "matching convention, one line per budget, with checked crossovers r* (nan: none "
-           "stated): " + "; ".join(
-               f"{c} {v} budget {int(b)}: r* {r:.3g}" for c, v, b, r in
-               zip(xo.get("case", []), xo.get("convention", []), xo.get("budget", []), xo.get("r_star", []))))
-    return save_figure(fig, path, alt=alt, dpi=110)     # PNG + SVG, atomically
+    alt = (
+        "gate minus monolith NLL per token against the non-embedding ratio r, per triple and "
+        "matching convention, one line per budget, with checked crossovers r* (nan: none "
+        "stated): "
+        + "; ".join(
+            f"{c} {v} budget {int(b)}: r* {r:.3g}"
+            for c, v, b, r in zip(
+                xo.get("case", []),
+                xo.get("convention", []),
+                xo.get("budget", []),
+                xo.get("r_star", []),
+                strict=True,
+            )
+        )
+    )
+    return save_figure(fig, path, alt=alt, dpi=110)  # PNG + SVG, atomically
 
 
-Z_COLUMNS = ["Z_fresh_spd", "z_score_spd", "1 in interval_spd", "Z_restore_z_before",
-             "Z_restore_steps", "Z_restore_converged", "Z_fresh", "Z_fresh_lo", "Z_fresh_hi",
-             "z_score", "1 in interval", "Z_restore_se", "z_score_combined", "Z_fresh_plain",
-             "Z_pool", "Z_hat_ema"]
+Z_COLUMNS = [
+    "Z_fresh_spd",
+    "z_score_spd",
+    "1 in interval_spd",
+    "Z_restore_z_before",
+    "Z_restore_steps",
+    "Z_restore_converged",
+    "Z_fresh",
+    "Z_fresh_lo",
+    "Z_fresh_hi",
+    "z_score",
+    "1 in interval",
+    "Z_restore_se",
+    "z_score_combined",
+    "Z_fresh_plain",
+    "Z_pool",
+    "Z_hat_ema",
+]
 
 
 def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
@@ -304,20 +427,35 @@ def z_calibration(zt: pd.DataFrame, level: float = 0.95) -> dict:
     combined = ""
     if "Z_restore_se" in zt:
         # the restoration puts the true Z on 1 only to within its own s.e. on its draws
-        zt["z_score_combined"] = (zt["Z_fresh"] - 1) / np.hypot(zt["Z_fresh_se"], zt["Z_restore_se"])
+        zt["z_score_combined"] = (zt["Z_fresh"] - 1) / np.hypot(
+            zt["Z_fresh_se"], zt["Z_restore_se"]
+        )
         zc = np.abs(zt["z_score_combined"].fillna(0.0).to_numpy())
-        combined = (f" With the restoration's own s.e. added (Z - 1 ~ N(0, se_fresh^2 + "
-                    f"se_restore^2) at a perfect restoration): {int((zc <= norm.ppf(0.5 + level / 2)).sum())} "
-                    f"of {n} within 95%, max |z| {zc.max():.2f}.")
-    text = (f"{inside} of {n} restored gates have 1 inside their 95% interval (about "
-            f"{(1 - level) * n:.1f} misses expected by chance at Z = 1 exactly); largest |Z - 1| / se "
-            f"= {max_z:.2f} against the Bonferroni bound {crit:.2f} for {n} gates "
-            f"({'every gate consistent with Z = 1' if max_z <= crit else 'some gate NOT consistent with Z = 1'}"
-            f", simultaneous 95%); chi-square test of sum z^2 on {n} d.o.f.: p = {p_chi2:.3g}."
-            + (f" SPD's gates before the restoration: {spd} of {n}." if spd is not None else "")
-            + combined)
-    return {"text": text, "n": n, "inside": inside, "inside_spd": spd, "max_abs_z": max_z,
-            "bonferroni": crit, "p_chi2": p_chi2}
+        combined = (
+            f" With the restoration's own s.e. added (Z - 1 ~ N(0, se_fresh^2 + "
+            "se_restore^2) at a perfect restoration): "
+            f"{int((zc <= norm.ppf(0.5 + level / 2)).sum())} "
+            f"of {n} within 95%, max |z| {zc.max():.2f}."
+        )
+    text = (
+        f"{inside} of {n} restored gates have 1 inside their 95% interval (about "
+        f"{(1 - level) * n:.1f} misses expected by chance at Z = 1 exactly); largest |Z - 1| / se "
+        f"= {max_z:.2f} against the Bonferroni bound {crit:.2f} for {n} gates "
+        f"({'every' if max_z <= crit else 'some'} gate {'' if max_z <= crit else 'NOT '}"
+        f"consistent with Z = 1, simultaneous 95%); chi-square test of sum z^2 on {n} d.o.f.: "
+        f"p = {p_chi2:.3g}."
+        + (f" SPD's gates before the restoration: {spd} of {n}." if spd is not None else "")
+        + combined
+    )
+    return {
+        "text": text,
+        "n": n,
+        "inside": inside,
+        "inside_spd": spd,
+        "max_abs_z": max_z,
+        "bonferroni": crit,
+        "p_chi2": p_chi2,
+    }
 
 
 def _fmt_table(t):
@@ -331,104 +469,192 @@ def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
     xo = crossover_table(deltas, uni)
     path = _figure(uni, xo, fig_dir / "scaling_crossover.png")
     verdict = mixture_verdicts(df)
-    scale = str(df["scale"].dropna().iloc[0]) if "scale" in df and df["scale"].notna().any() \
+    scale = (
+        str(df["scale"].dropna().iloc[0])
+        if "scale" in df and df["scale"].notna().any()
         else "pilot"
+    )
     fmt = _fmt_table
     const_mono = cell_intervals(df, "const-vs-mono", "delta_uniform", a="constant gate")
     mono = df[df["method"].eq("mono") & df["metric"].isin(["flops_train", "flops_ratio_total"])]
-    flops = mono.pivot_table(index=[c for c in CELL if c in mono], columns="metric",
-                             values="value").reset_index() if len(mono) else mono
+    flops = (
+        mono.pivot_table(
+            index=[c for c in CELL if c in mono], columns="metric", values="value"
+        ).reset_index()
+        if len(mono)
+        else mono
+    )
     lr = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
     boards = board_sections(df, fig_dir)
     sections = [_headline(verdict, xo, df, path, scale)]
     sections[0].text += _free_baselines(df, boards.leaderboards)
-    sections += [Section(
-        "Gate vs monolith: every mixture, SPD's endpoint, and the crossover in r",
-        text=("Gate = SPD gate over frozen experts, graded as a proper likelihood (divided by Z "
-              "estimated on fresh draws from q). Monolith trained on the uniform mixture at a "
-              "target non-embedding ratio r under each matching convention (compute: equal "
-              "training FLOPs; compute_total: the gate side's every FLOP; tokens: the experts' "
-              "combined training tokens), warm-up a fixed fraction of its steps, learning rate "
-              "chosen per cell on the validation windows from the preset's grid (model "
-              "selection, DomainBed style). delta = gate - monolith NLL per token. Intervals: "
-              "95% over seeds and test windows (the seeds share the test windows, whose error "
-              "is added to the seeds' spread). The paper's claim is tested on every vertex and "
-              "the uniform mixture (a difference of NLLs is linear in lam: negative at every "
-              "vertex means negative on every mixture), Holm-corrected. SPD's own endpoint: "
-              "max_k [NLL_k - NLL_k(expert k)], gate minus monolith. Crossover: the fit "
-              "delta = a + b log r + c log B is a summary of the cells; r* is stated only when "
-              "the cells change sign, the fit agrees with every decided cell, passes a "
-              "lack-of-fit test and puts r* inside the cells' bracket."),
-        tables=[("Verdict per cell on the paper's claim (gate better on every mixture; Holm over "
-                 "the vertices and the uniform mixture) and SPD's endpoint (worst-case excess)",
-                 fmt(verdict)),
-                ("Crossover per triple, convention and budget, checked against the cells "
-                 "(status; bracket from the cells; r* with its Fieller interval over seeds only "
-                 "when stated; fit_r_star: the fit's own value, for the record)", fmt(xo)),
+    sections += [
+        Section(
+            "Gate vs monolith: every mixture, SPD's endpoint, and the crossover in r",
+            text=(
+                "Gate = SPD gate over frozen experts, graded as a proper likelihood (divided by Z "
+                "estimated on fresh draws from q). Monolith trained on the uniform mixture at a "
+                "target non-embedding ratio r under each matching convention (compute: equal "
+                "training FLOPs; compute_total: the gate side's every FLOP; tokens: the experts' "
+                "combined training tokens), warm-up a fixed fraction of its steps, learning rate "
+                "chosen per cell on the validation windows from the preset's grid (model "
+                "selection, DomainBed style). delta = gate - monolith NLL per token. Intervals: "
+                "95% over seeds and test windows (the seeds share the test windows, whose error "
+                "is added to the seeds' spread). The paper's claim is tested on every vertex and "
+                "the uniform mixture (a difference of NLLs is linear in lam: negative at every "
+                "vertex means negative on every mixture), Holm-corrected. SPD's own endpoint: "
+                "max_k [NLL_k - NLL_k(expert k)], gate minus monolith. Crossover: the fit "
+                "delta = a + b log r + c log B is a summary of the cells; r* is stated only when "
+                "the cells change sign, the fit agrees with every decided cell, passes a "
+                "lack-of-fit test and puts r* inside the cells' bracket."
+            ),
+            tables=[
+                (
+                    "Verdict per cell on the paper's claim (gate better on every mixture; Holm "
+                    "over "
+                    "the vertices and the uniform mixture) and SPD's endpoint (worst-case excess)",
+                    fmt(verdict),
+                ),
+                (
+                    "Crossover per triple, convention and budget, checked against the cells "
+                    "(status; bracket from the cells; r* with its Fieller interval over seeds only "
+                    "when stated; fit_r_star: the fit's own value, for the record)",
+                    fmt(xo),
+                ),
                 ("gate - monolith, uniform mixture, per cell", fmt(uni)),
                 ("constant gate 1/p - monolith, uniform mixture, per cell", fmt(const_mono)),
-                ("FLOPs: the monolith's training and its ratio to the gate side's total",
-                 fmt(flops)),
-                ("The monolith's learning-rate grid: validation NLL per token (the lowest is "
-                 "kept)", lr.pivot_table(index=[c for c in CELL if c in lr] + ["seed"],
-                                          columns="lr", values="value").reset_index()
-                 if len(lr) else lr)],
-        figures=[("gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
-                  "checked r*)", path)])]
+                (
+                    "FLOPs: the monolith's training and its ratio to the gate side's total",
+                    fmt(flops),
+                ),
+                (
+                    "The monolith's learning-rate grid: validation NLL per token (the lowest is "
+                    "kept)",
+                    lr.pivot_table(
+                        index=[c for c in CELL if c in lr] + ["seed"], columns="lr", values="value"
+                    ).reset_index()
+                    if len(lr)
+                    else lr,
+                ),
+            ],
+            figures=[
+                (
+                    "gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
+                    "checked r*)",
+                    path,
+                )
+            ],
+        )
+    ]
     return sections + boards.sections
 
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     fig_dir = Path(fig_dir)
-    df = _num(df, ["budget", "r_target", "r", "compute_ratio", "token_ratio", "expert_d", "seed",
-                   "mono_d", "mono_steps", "resample", "mono_lr", "lr"])
+    df = _num(
+        df,
+        [
+            "budget",
+            "r_target",
+            "r",
+            "compute_ratio",
+            "token_ratio",
+            "expert_d",
+            "seed",
+            "mono_d",
+            "mono_steps",
+            "resample",
+            "mono_lr",
+            "lr",
+        ],
+    )
     sections = _comparison(df, fig_dir)
     fmt = _fmt_table
     base = ["case", "expert_d", "budget"]
     g_const = cell_intervals(df, "gate-vs-const", "delta_uniform", b="constant gate")
     g_exc = cell_intervals(df, "gate-vs-const", "delta_worst_excess", b="constant gate")
     g_bayes = cell_intervals(df, "gate-vs-bayes_router", "delta_uniform", b="Bayes router")
-    sections.append(Section(
-        "Value added by SPD training: gate vs the constant gate and the Bayes-posterior router",
-        text=("The Bayes-posterior causal router with a uniform prior equals the constant gate 1/p "
-              "sequence by sequence (its product of posteriors telescopes to (1/p) sum_k E_k(x)); "
-              "both are computed independently and agree to rounding."),
-        tables=[("gate - constant gate, uniform mixture (95% interval over seeds and windows)",
-                 fmt(g_const)),
-                ("gate - constant gate on SPD's own endpoint, the worst-case excess over each "
-                 "domain's expert", fmt(g_exc)),
-                ("gate - Bayes router, uniform mixture", fmt(g_bayes))]))
+    sections.append(
+        Section(
+            "Value added by SPD training: gate vs the constant gate and the Bayes-posterior router",
+            text=(
+                "The Bayes-posterior causal router with a uniform prior equals the constant "
+                "gate 1/p "
+                "sequence by sequence (its product of posteriors telescopes to (1/p) sum_k "
+                "E_k(x)); "
+                "both are computed independently and agree to rounding."
+            ),
+            tables=[
+                (
+                    "gate - constant gate, uniform mixture (95% interval over seeds and windows)",
+                    fmt(g_const),
+                ),
+                (
+                    "gate - constant gate on SPD's own endpoint, the worst-case excess over each "
+                    "domain's expert",
+                    fmt(g_exc),
+                ),
+                ("gate - Bayes router, uniform mixture", fmt(g_bayes)),
+            ],
+        )
+    )
     z = df[df["metric"].str.startswith("Z_")]
     zt = z.pivot_table(index=base + ["seed"], columns="metric", values="value").reset_index()
     cal = z_calibration(zt)
     u = df[df["metric"].eq("nll_per_token") & df["method"].isin(["gate", "gate_spd"])]
     cost = u.pivot_table(index=base + ["seed", "lam"], columns="method", values="value").dropna()
-    if {"gate", "gate_spd"} <= set(cost) and len(cost):       # gate_spd: the uniform mixture
+    if {"gate", "gate_spd"} <= set(cost) and len(cost):  # gate_spd: the uniform mixture
         d = (cost["gate"] - cost["gate_spd"]).to_numpy()
-        cal["text"] += (f" Cost of the restoration (restored minus SPD's gate, each divided by its "
-                        f"own fresh Z, uniform mixture, NLL/token): mean {d.mean():+.4f}, range "
-                        f"{d.min():+.4f} to {d.max():+.4f} over {d.size} gates.")
-    sections.append(Section(
-        "Normaliser Z of the trained gates on fresh draws",
-        text=("G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, so Z = 1 "
-              "is restored on the gate's own draws from q (Gauss-Newton on the control-variate "
-              "estimate; Z_restore_z_before/_z_after on those draws) and then checked on FRESH draws "
-              "never seen by SPD or the restoration. Z_fresh (and Z_fresh_spd, SPD's gate before "
-              "the restoration, on the same draws): the control-variate estimate of Z with its 95% "
-              "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
-              "pi_g/q. Z_pool: the plain mean on SPD's own proposal pool; Z_hat_ema: SPD's running "
-              "estimate. " + cal["text"]),
-        tables=[("Z per gate: SPD's last iterate, the restoration, the restored gate on fresh draws",
-                 fmt(zt[[c for c in base + ["seed"] + Z_COLUMNS if c in zt]]))]))
+        cal["text"] += (
+            f" Cost of the restoration (restored minus SPD's gate, each divided by its "
+            f"own fresh Z, uniform mixture, NLL/token): mean {d.mean():+.4f}, range "
+            f"{d.min():+.4f} to {d.max():+.4f} over {d.size} gates."
+        )
+    sections.append(
+        Section(
+            "Normaliser Z of the trained gates on fresh draws",
+            text=(
+                "G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, "
+                "so Z = 1 "
+                "is restored on the gate's own draws from q (Gauss-Newton on the control-variate "
+                "estimate; Z_restore_z_before/_z_after on those draws) and then checked on "
+                "FRESH draws "
+                "never seen by SPD or the restoration. Z_fresh (and Z_fresh_spd, SPD's gate before "
+                "the restoration, on the same draws): the control-variate estimate of Z with "
+                "its 95% "
+                "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
+                "pi_g/q. Z_pool: the plain mean on SPD's own proposal pool; Z_hat_ema: SPD's "
+                "running "
+                "estimate. " + cal["text"]
+            ),
+            tables=[
+                (
+                    "Z per gate: SPD's last iterate, the restoration, the restored gate on "
+                    "fresh draws",
+                    fmt(zt[[c for c in base + ["seed"] + Z_COLUMNS if c in zt]]),
+                )
+            ],
+        )
+    )
     split = df[df["metric"].str.startswith("split_") & df["r_target"].eq(1.0)]
     if len(split):
-        st = split.groupby(["case", "convention", "budget", "lam", "metric"])["value"].agg(
-            ["mean", "sem", "count"]).reset_index()
-        sections.append(Section(
-            "Routing-cost split of gate - monolith per domain (r = 1)",
-            text=("On domain k's windows: gate - monolith = routing_proper (gate - constant gate) + "
-                  "domain_prior (constant gate - expert k; at most log p / (T - 1) per token, the "
-                  "cost of not knowing the domain, which the monolith pays too) + expert_deficit "
-                  "(expert k - monolith). Mean ± s.e. over seeds."),
-            tables=[("split per domain (lam = the vertex)", fmt(st))]))
+        st = (
+            split.groupby(["case", "convention", "budget", "lam", "metric"])["value"]
+            .agg(["mean", "sem", "count"])
+            .reset_index()
+        )
+        sections.append(
+            Section(
+                "Routing-cost split of gate - monolith per domain (r = 1)",
+                text=(
+                    "On domain k's windows: gate - monolith = routing_proper (gate - constant "
+                    "gate) + "
+                    "domain_prior (constant gate - expert k; at most log p / (T - 1) per token, "
+                    "the "
+                    "cost of not knowing the domain, which the monolith pays too) + expert_deficit "
+                    "(expert k - monolith). Mean ± s.e. over seeds."
+                ),
+                tables=[("split per domain (lam = the vertex)", fmt(st))],
+            )
+        )
     return sections
