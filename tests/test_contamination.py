@@ -297,14 +297,20 @@ def test_plugin_end_to_end_rows_provenance_and_report(run_ctx, tmp_path):
     W = plugin.worst_excess(df)  # the constant gate's excess <= log p / (T - 1)
     const = W[W["method"].eq("const_gate")]
     assert (const["W"] <= np.log(2) / (const["T"] - 1) + 1e-6).all()
-    sections = plugin.report(df, tmp_path)
+    headline, section = plugin.report(df, tmp_path)
     assert (tmp_path / "contamination_T_alpha.png").is_file()
-    table = sections[0].tables[0][1]
+    table = section.tables[0][1]
     assert len(table) == 2 * 2 * 2
     assert [float(c) for c in table["ceiling"]] == pytest.approx(
         [math.log(2) / (T - 1) for T in table["T"]], abs=1e-4
     )
-    assert "not computable on real text" in sections[0].text
+    assert "not computable on real text" in section.text
+    # the headline counts the cells per free baseline, every cell in exactly one class
+    for rival in ("constant gate", "best fixed gate"):
+        t = table[table["rival"].eq(rival)]
+        better = int((t["hi"].astype(float) < 0).sum())
+        line = next(x for x in headline.text.splitlines() if f"**{rival}**" in x)
+        assert f"better in {better}," in line and line.endswith(f"of {len(t)} cells")
 
 
 def test_the_suite_folder_is_discovered_and_its_presets_are_valid():
