@@ -49,6 +49,8 @@ def test_check_reports_solver_failures(monkeypatch):
         return _uncertified(problem, support) if calls["n"] % 3 == 0 else real(problem, support)
 
     monkeypatch.setattr(thm3, "certified_solve", flaky)
+    monkeypatch.setattr(thm3, "certified_solve_many",       # the random instances, together
+                        lambda problems, support="union": [flaky(p, support) for p in problems])
     for search in ("_search_tight", "_search_leaking"):     # Nelder-Mead searches: seconds each
         monkeypatch.setattr(thm3, search, lambda seed, tally: None)
     verdicts = {v.reading: v for v in thm3.check(1, seed=0)}

@@ -44,11 +44,15 @@ def reusing_solves():
         _SOLVES = saved
 
 
+def _key(problem, support: str):
+    return (problem.P.shape, problem.P.tobytes(), problem.E.tobytes(), support)
+
+
 def certified_solve(problem, support: str = "union") -> Solution:
     """`solve` (every fallback path); an uncertified answer gets ``duality_gap = inf``."""
     key = None
     if _SOLVES is not None:
-        key = (problem.P.shape, problem.P.tobytes(), problem.E.tobytes(), support)
+        key = _key(problem, support)
         if key in _SOLVES:
             return copy.copy(_SOLVES[key])
     sol = _gap_inf_unless_certified(solve(problem, method="waterfill", support=support))
@@ -59,8 +63,19 @@ def certified_solve(problem, support: str = "union") -> Solution:
 
 def certified_solve_many(problems, support: str = "union") -> list[Solution]:
     """`certified_solve` for many problems, solved together (`exact.stacked.solve_many`:
-    vectorised over problems of one shape, the same certificate per problem)."""
-    return [_gap_inf_unless_certified(s) for s in solve_many(problems, support)]
+    vectorised over problems of one shape, the same certificate per problem); within
+    `reusing_solves`, problems solved before are answered from memory."""
+    problems = list(problems)
+    keys = [_key(pr, support) for pr in problems] if _SOLVES is not None else None
+    todo = [i for i in range(len(problems)) if keys is None or keys[i] not in _SOLVES]
+    fresh = solve_many([problems[i] for i in todo], support)
+    out: list = [None] * len(problems)
+    for i, sol in zip(todo, fresh, strict=True):
+        out[i] = _gap_inf_unless_certified(sol)
+        if keys is not None:
+            _SOLVES[keys[i]] = copy.copy(out[i])
+    return [sol if sol is not None else copy.copy(_SOLVES[keys[i]])
+            for i, sol in enumerate(out)]
 
 
 def _gap_inf_unless_certified(sol: Solution) -> Solution:

@@ -183,7 +183,9 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     _check(method)
     t0 = time.perf_counter()
     inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
-    feas = g1_feasibility(problem, support, mask=inner.mask, hi=inner.hi_full, lo=inner.lo_full)
+    # every outcome on the support: a slice (a view) instead of a boolean gather of both sums
+    feas = g1_feasibility(problem, support, hi=inner.hi_full, lo=inner.lo_full,
+                          mask=slice(None) if inner.all_outcomes else inner.mask)
     reason = feas.reason or infinite_loss_reason(problem, seen=inner.seen, hi=inner.hi_full)
     if reason:
         return _infeasible(problem, method, support, reason, t0)

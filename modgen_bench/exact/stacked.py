@@ -14,10 +14,14 @@ answers and their certificates are those of `solve` (PAPER.md section 2).
 """
 from __future__ import annotations
 
+import time
+from typing import NamedTuple
+
 import numpy as np
 
 from ..gates import gate_from_model
-from . import RTOL, TOL, certified, solve, tolerance
+from ..threads import blas_threads
+from . import RTOL, TOL, solve, tolerance
 from .solution import Solution
 from .waterfill import SUM_ULPS, simplex_qp
 
@@ -31,11 +35,10 @@ SMALLEST = 1e-150
 class _Stack:
     """The batch's fixed data: P (B, p, N), lo and hi (B, N), -H(P[k]) (B, p)."""
 
-    def __init__(self, P: np.ndarray, E: np.ndarray):
-        self.P, self.lo, self.hi = P, E.min(axis=1), E.max(axis=1)
-        self.seen = (P > 0).any(axis=1)
-        with np.errstate(divide="ignore"):
-            logP = np.where(P > 0, np.log(np.where(P > 0, P, 1.0)), 0.0)
+    def __init__(self, P: np.ndarray, lo: np.ndarray, hi: np.ndarray, seen: np.ndarray):
+        self.P, self.lo, self.hi, self.seen = P, lo, hi, seen
+        # P log P with 0 log 0 = 0: entries below 1e-300 contribute < 1e-297 either way
+        logP = np.log(np.maximum(P, 1e-300))
         self.neg_entropy = np.einsum("bkn,bkn->bk", P, logP)
 
     def level(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,37 +200,57 @@ def _newton_batch(st: _Stack, stop) -> tuple[_State, np.ndarray]:
     return s, stalled
 
 
-def _eligible(P: np.ndarray, E: np.ndarray, support: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mask (B, N) of the support, which problems the batch covers): a feasible set that is
-    not one point and reaches sum 1 with room to spare wherever the domains look, finite loss,
-    and no mass below SMALLEST on the support."""
-    seen = (P > 0).any(axis=1)
-    mask = seen | (E > 0).any(axis=1) if support == "union" else seen
-    lo = np.where(mask, E.min(axis=1), 0.0)
-    hi = np.where(mask, E.max(axis=1), 0.0)
+class _Eligible(NamedTuple):
+    """The support (B, N), its envelope lo, hi (0 off the support), X0, and which problems the
+    batch covers."""
+
+    mask: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    seen: np.ndarray
+    ok: np.ndarray
+
+
+def _eligible(P: np.ndarray, E: np.ndarray, support: str) -> _Eligible:
+    """The support and envelope of every problem, and which problems the batch covers: a
+    feasible set that is not one point and reaches sum 1 with room to spare wherever the domains
+    look, finite loss, and no mass below SMALLEST on the support."""
+    seen = P.max(axis=1) > 0
+    e_min, e_max = E.min(axis=1), E.max(axis=1)
+    mask = seen | (e_max > 0) if support == "union" else seen
+    lo = np.where(mask, e_min, 0.0)
+    hi = np.where(mask, e_max, 0.0)
     reach = lo.sum(axis=1) + np.where(seen, hi - lo, 0.0).sum(axis=1)
-    tiny = (((P > 0) & (P < SMALLEST)).any(axis=(1, 2))
-            | ((E > 0) & (E < SMALLEST) & mask[:, None, :]).any(axis=(1, 2)))
+    # the smallest positive mass of P, and of E on the support (0 stays 0: "no mass")
+    tiny = ((np.where(P > 0, P, 1.0).min(axis=(1, 2)) < SMALLEST)
+            | (np.where(mask[:, None, :] & (E > 0), E, 1.0).min(axis=(1, 2)) < SMALLEST))
     covered = (seen & (hi > 0)).sum(axis=1) == seen.sum(axis=1)      # finite loss
     ok = (reach > 1.0 + 1e-9) & (lo.sum(axis=1) < 1.0 - 1e-9) & covered & ~tiny
-    return mask, ok
+    return _Eligible(mask, lo, hi, seen, ok)
 
 
-def _solution(P_b, E_b, mask_b, s: _State, b: int, support: str, tol, rtol, seconds
-              ) -> Solution | None:
-    """The certified `Solution` of problem b, or None when its certificate misses tol."""
-    q = s.q[b]
-    total = q.sum()
-    g = s.g[b] + max(np.log(total), 0.0)
-    value, bound = float(g.max()), float(s.D[b])
-    if not certified(value, value - bound, tol, rtol):
-        return None
+def _certified_rows(s: _State, tol, rtol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-domain KL graded for the model's sum, value, which rows certify) for every problem:
+    a sum s > 1 counts + log s (as `exact._run`'s grade), and a row certifies when
+    |value - D(lam)| <= tol + rtol |value| (`exact.certified`)."""
+    g = s.g + np.maximum(np.log(s.q.sum(axis=1)), 0.0)[:, None]
+    value = g.max(axis=1)
+    gap = value - s.D
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(value) & np.isfinite(gap) & (np.abs(gap) <= tol + rtol * np.abs(value))
+    return g, value, ok
+
+
+def _solution(E_b, mask_b, q, lam, g, value: float, bound: float, support: str, tol, rtol,
+              seconds) -> Solution:
+    """The certified `Solution` of one problem of the batch."""
+    gap = value - bound
     return Solution(status="optimal", method="waterfill", solver="waterfill-batch",
-                    support=support, value=value, lam=s.lam[b].copy(), per_domain_kl=g,
-                    model=q, duality_gap=value - bound, seconds=seconds,
+                    support=support, value=value, lam=lam, per_domain_kl=g,
+                    model=q, duality_gap=gap, seconds=seconds,
                     gate_fn=lambda: gate_from_model(q, E_b, mask_b),
                     gate_rows=lambda sl: gate_from_model(q[sl], E_b[:, sl], mask_b[sl]),
-                    extra={"attempts": [{"solver": "waterfill-batch", "gap": value - bound,
+                    extra={"attempts": [{"solver": "waterfill-batch", "gap": gap,
                                          "stopped": "converged"}],
                            "tol": tolerance(value, tol, rtol), "bound": [bound, value]})
 
@@ -239,7 +262,6 @@ def solve_batch(problems, support: str = "domains", tol: float = TOL, rtol: floa
     Returns one `Solution` per problem, in order, each certified by the same rule as `solve`
     (``optimal`` only when primal minus D(lam) <= tol + rtol |value|); problems the batch does
     not cover or certify are solved by `solve` (every fallback path)."""
-    import time
     problems = list(problems)
     if not problems:
         return []
@@ -249,20 +271,31 @@ def solve_batch(problems, support: str = "domains", tol: float = TOL, rtol: floa
     t0 = time.perf_counter()
     P = np.stack([pr.P for pr in problems])
     E = np.stack([pr.E for pr in problems])
-    mask, ok = _eligible(P, E, support)
+    el = _eligible(P, E, support)
     out: list[Solution | None] = [None] * len(problems)
-    rows = np.flatnonzero(ok)
-    if len(rows):
-        m = mask[rows]
-        st = _Stack(P[rows], np.where(m[:, None, :], E[rows], 0.0))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            s, stalled = _newton_batch(st, lambda v: 0.5 * (tol + rtol * np.abs(v)))
-        each = (time.perf_counter() - t0) / len(problems)
-        for i, b in enumerate(rows):
-            if not stalled[i]:
-                out[b] = _solution(P[b], E[b], mask[b], s, i, support, tol, rtol, each)
+    rows = np.flatnonzero(el.ok)
+    # one BLAS thread: the batched products are many tiny GEMMs that threads do not speed up,
+    # while other BLAS users on the cores make a threaded pool 2-4x slower (`exact`)
+    with blas_threads(1):
+        _solve_rows(P, E, el, rows, out, support, tol, rtol, t0)
     return [sol if sol is not None else solve(pr, support=support, tol=tol, rtol=rtol)
             for pr, sol in zip(problems, out, strict=True)]
+
+
+def _solve_rows(P, E, el: _Eligible, rows, out: list, support: str, tol, rtol, t0: float
+                ) -> None:
+    """Projected Newton on the covered problems ``rows`` of the stack; each certified answer
+    goes to ``out`` (the others stay None)."""
+    if len(rows):
+        st = _Stack(P[rows], el.lo[rows], el.hi[rows], el.seen[rows])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            s, stalled = _newton_batch(st, lambda v: 0.5 * (tol + rtol * np.abs(v)))
+            g, value, ok = _certified_rows(s, tol, rtol)
+        each = (time.perf_counter() - t0) / len(out)
+        for i in np.flatnonzero(ok & ~stalled):
+            b = rows[i]
+            out[b] = _solution(E[b], el.mask[b], s.q[i], s.lam[i].copy(), g[i],
+                               float(value[i]), float(s.D[i]), support, tol, rtol, each)
 
 
 def solve_many(problems, support: str = "domains", tol: float = TOL, rtol: float = RTOL

@@ -21,10 +21,13 @@ vertex where D behaves like -lam log lam and weights of 1e-7 .. 1e-90 matter. Ma
 underflow (lam[k] P[k](x) < 1e-308) are lifted to Q_FLOOR so that KL stays finite. A Newton
 iteration reads P about twice (the Hessian in one blocked pass, the mixture at the quadratic
 model's optimum) plus a matvec for the KL gradient; a step the line search halves reads P once
-more (its own mixture), so every bound a path returns is D at its own lam.
+more (its own mixture), so every bound a path returns is D at its own lam. From FUSE_FROM
+outcomes on, a Newton point reads P once (`fused`: mixture, water level by a breakpoint search,
+KL, D and the Hessian in one blocked pass) and the set-up's pass holds the uniform mixture's.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -34,6 +37,7 @@ from scipy.linalg.lapack import dgesv as _gesv
 from ..gates import _check_support, sum_target
 from ..problem import DiscreteProblem
 from .budget import Budget
+from .fused import block_step, fused_point, open_pass, settle
 
 __all__ = ["InnerProblem", "NewtonResult", "solve_waterfill", "simplex_qp"]
 
@@ -50,6 +54,9 @@ FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding o
 #: move the certificate by ~1e-15 only.
 SUM_ULPS = 4 * np.finfo(float).eps
 
+
+#: Outcomes on the support from which a Newton point is evaluated in one pass over P (`fused`).
+FUSE_FROM = 1 << 15
 
 #: Columns per block of the fused passes: p x BLOCK float64 stays in cache while every
 #: quantity of that block is accumulated, so P is read from memory once per pass.
@@ -79,6 +86,39 @@ def _blocks(n: int):
         yield slice(b0, min(b0 + BLOCK, n))
 
 
+def _setup_blocked(P: np.ndarray, E: np.ndarray):
+    """One blocked pass over P and E: X0 (``seen``), -H(P[k]), the envelope lo, hi and, from
+    FUSE_FROM outcomes on, the uniform mixture's point: its mixture and the sums of its fused
+    pass (`fused`; None when the exceptions exceeded the cap), for `fused.settle`; None below
+    FUSE_FROM. Returns (seen, neg_entropy, lo, hi, first)."""
+    p, N = P.shape
+    seen, neg_entropy = np.zeros(N, dtype=bool), np.zeros(p)
+    lo, hi = np.empty(N), np.empty(N)
+    step = block_step(p)
+    sums = open_pass(p, N, 1.0) if N >= FUSE_FROM else None
+    a0, lam0 = (np.empty(N), np.full(p, 1.0 / p)) if N >= FUSE_FROM else (None, None)
+    logP = np.empty((p, step))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for b0 in range(0, N, step):
+            b = slice(b0, min(b0 + step, N))
+            Pb, Eb = P[:, b], E[:, b]
+            L = logP[:, :Pb.shape[1]]
+            if Pb.min() > 0:             # the common case: every outcome seen, no log 0
+                seen[b] = True
+                np.log(Pb, out=L)
+            else:
+                seen[b] = Pb.max(axis=0) > 0
+                # P log P with 0 log 0 = 0; entries below 1e-300 contribute < 1e-297 anyway
+                np.log(np.maximum(Pb, 1e-300, out=L), out=L)
+            neg_entropy += np.einsum("kn,kn->k", Pb, L)
+            lob, hib = Eb.min(axis=0, out=lo[b]), Eb.max(axis=0, out=hi[b])
+            if a0 is not None:
+                ab = np.matmul(lam0, Pb, out=a0[b])
+                if sums is not None and not sums.add(Pb, ab, lob, hib, b0):
+                    sums = None             # too many exceptions: the mixture is still kept
+    return seen, neg_entropy, lo, hi, (a0, sums) if a0 is not None else None
+
+
 def _safe_log(q: np.ndarray, has_zero: bool | None = None) -> np.ndarray:
     """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there).
     ``has_zero``: whether q has a zero, when the caller knows."""
@@ -99,26 +139,14 @@ class InnerProblem:
         _check_support(support)
         P, E = problem.P, problem.E
         p, N = P.shape
+        first = None
         if N <= BLOCK:                      # one block: the same arithmetic without the loops
             L = np.maximum(P, 1e-300)
             np.log(L, out=L)
             seen, neg_entropy = P.max(axis=0) > 0, np.einsum("kn,kn->k", P, L)
             lo, hi = E.min(axis=0), E.max(axis=0)
         else:
-            seen = np.zeros(N, dtype=bool)
-            neg_entropy = np.zeros(p)
-            logP = np.empty((p, BLOCK))
-            for b in _blocks(N):                               # one pass over P
-                Pb = P[:, b]
-                L = logP[:, :Pb.shape[1]]
-                seen[b] = Pb.max(axis=0) > 0
-                # P log P with 0 log 0 = 0; entries below 1e-300 contribute < 1e-297 either way
-                np.log(np.maximum(Pb, 1e-300, out=L), out=L)
-                neg_entropy += np.einsum("kn,kn->k", Pb, L)
-            lo, hi = np.empty(N), np.empty(N)
-            for b in _blocks(N):                               # one pass over E
-                Eb = E[:, b]
-                lo[b], hi[b] = Eb.min(axis=0), Eb.max(axis=0)
+            seen, neg_entropy, lo, hi, first = _setup_blocked(P, E)
         mask = seen | (hi > 0) if support == "union" else seen
         self.seen, self.lo_full, self.hi_full = seen, lo, hi
         self.mask = mask
@@ -127,7 +155,6 @@ class InnerProblem:
         self.lo = lo if self.all_outcomes else lo[mask]        # (n,)
         self.hi = hi if self.all_outcomes else hi[mask]        # (n,)
         self.neg_entropy = neg_entropy                         # (p,)  sum_x P log P = -H(P)
-        self.width = self.hi - self.lo                         # (n,)
         self.lo_sum = float(self.lo.sum())
         self.ceiling_sum = float(self.hi.sum())                # > 1: some t has sum q = 1
         # the sum q aims at: 1, or the attainable sum nearest 1 when the floor or the ceiling
@@ -138,8 +165,20 @@ class InnerProblem:
         self.t = 1.0                                           # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
         seen_n = seen if self.all_outcomes else seen[mask]
+        self.seen_n = seen_n
         self.underflow = (np.flatnonzero((self.lo == 0) & seen_n) if not self.lo.all()
                           else np.empty(0, dtype=np.intp))
+        # the one-pass evaluation (`fused`) on large problems whose water level is finite and
+        # positive for every lam (no pinned floor, a ceiling above the target)
+        self.fuse = (self.P.shape[1] >= FUSE_FROM and not self.floor_pinned
+                     and self.ceiling_sum > self.target + 1e-12)
+        self.fuse_misses = 0
+        # the uniform mixture's point, accumulated during the set-up's pass (`_setup_blocked`)
+        self.first = self.first_a = None
+        if self.fuse and self.all_outcomes and first is not None:
+            self.first_a, sums = first
+            self.first = (settle(self, np.full(p, 1.0 / p), self.first_a, sums)
+                          if sums is not None else None)
 
     def mix(self, lam) -> np.ndarray:
         """P_lam = lam @ P on the support (one pass)."""
@@ -148,6 +187,24 @@ class InnerProblem:
     def model(self, lam) -> tuple[np.ndarray, float]:
         """q(lam) = clip(t P_lam, lo, hi) with sum q = 1, and t = 1/nu (inf when nu = 0)."""
         return self.model_from(self.mix(lam))
+
+    @functools.cached_property
+    def width(self) -> np.ndarray:
+        """hi - lo on the support (n,)."""
+        return self.hi - self.lo
+
+    def point(self, lam, a=None, hessian: bool = True) -> "Point":
+        """The Newton point at lam (`Point`); ``a``: its mixture lam @ P when known;
+        ``hessian``: whether a one-pass evaluation also accumulates the Hessian (else it is
+        computed when asked for)."""
+        return Point(self, np.asarray(lam, dtype=np.float64), a, hessian)
+
+    def clip_model(self, a: np.ndarray, t: float) -> np.ndarray:
+        """q = clip(t a, lo, hi) for a finite positive water level t (the fused point's model)."""
+        q = np.multiply(a, t)
+        np.maximum(q, self.lo, out=q)
+        np.minimum(q, self.hi, out=q)
+        return self._floor(q)
 
     def model_from(self, a: np.ndarray) -> tuple[np.ndarray, float]:
         """`model` given the mixture a = P_lam (so a line search needs no pass over P).
@@ -311,6 +368,54 @@ class InnerProblem:
         return -M
 
 
+
+class Point:
+    """lam with its mixture a = lam @ P, water level t, model q, dual bound D(lam), and on
+    demand KL(P[k] || q) (`g`) and the dual Hessian (`hessian`).
+
+    On a large problem (`InnerProblem.fuse`) a point whose mixture is not given is evaluated in
+    one pass over P (`fused.fused_point`: the water level bracketed around the last one, found by
+    a breakpoint search) and q is built only when asked for; otherwise, or when that pass cannot
+    settle the water level, the classic way (`InnerProblem.model_from`, `kl_per_domain`,
+    `hessian_at`: up to three passes)."""
+
+    def __init__(self, inner: InnerProblem, lam: np.ndarray, a=None, hessian: bool = True):
+        self.inner, self.lam = inner, lam
+        self._q = self._g = self._H = None
+        fused = None
+        if a is None and inner.first_a is not None and (lam == 1.0 / len(lam)).all():
+            fused, a = inner.first, inner.first_a       # evaluated during the set-up's pass
+        elif a is None and inner.fuse:
+            fused, a = fused_point(inner, lam, inner.t, hessian=hessian)
+            if fused is None:         # a bracket missed or too many exceptions: after two,
+                inner.fuse_misses += 1            # this problem is evaluated the classic way
+                inner.fuse = inner.fuse_misses < 2
+        if fused is not None:
+            inner.t = fused.t
+            self.a, self.t, self._g, self.D, self._H = fused.a, fused.t, fused.g, fused.D, fused.H
+        else:
+            self.a = inner.mix(lam) if a is None else a
+            self._q, self.t = inner.model_from(self.a)
+            self.D = inner.dual_bound(lam, self._q, self.t, self.a)
+
+    @property
+    def q(self) -> np.ndarray:
+        if self._q is None:
+            self._q = self.inner.clip_model(self.a, self.t)
+        return self._q
+
+    @property
+    def g(self) -> np.ndarray:
+        if self._g is None:
+            self._g = self.inner.kl_per_domain(self.q)
+        return self._g
+
+    def hessian(self) -> np.ndarray:
+        if self._H is None:
+            self._H = self.inner.hessian_at(self.a, self.t)
+        return self._H
+
+
 def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """Exactly minimise 0.5 y'Qy - c'y over the simplex (Q positive definite), primal active set.
 
@@ -365,23 +470,21 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None =
     """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform), within
     ``budget`` (iterations and time).
 
-    Passes over P per iteration: one for the Hessian (`InnerProblem.hessian_at`, only when the
-    gap asks for another step), one for P_y = y @ P at the quadratic model's optimum y (the full
-    step; each shorter step of the line search reads P once more for its own mixture, so the
-    returned bound is D at the returned lam), and a matvec for KL(P[k] || q) at the accepted
-    point.
+    Passes over P per iteration, classic points: one for the Hessian (`InnerProblem.hessian_at`,
+    only when the gap asks for another step), one for P_y = y @ P at the quadratic model's
+    optimum y and a matvec for KL(P[k] || q) there; on a large problem one pass in all
+    (`Point`), the Hessian accumulated only while the gap is not yet near convergence. Each
+    shorter step of the line search evaluates its own point, so the returned bound is D at the
+    returned lam.
     """
     lam = np.full(p, 1.0 / p) if lam0 is None else np.asarray(lam0, dtype=np.float64)
-    a = inner.mix(lam)
-    q, t = inner.model_from(a)
-    bound = inner.dual_bound(lam, q, t, a)
-    g = inner.kl_per_domain(q)
+    pt = inner.point(lam)
     budget = budget or Budget()
     it, best, since, stopped = 0, np.inf, 0, "iterations"
     for _ in range(budget.max_iter):
         it += 1
-        g_max = g.max()
-        gap = g_max - bound
+        g_max = pt.g.max()
+        gap = g_max - pt.D
         if gap <= tol(g_max):
             stopped = "converged"
             break
@@ -392,8 +495,8 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None =
         if budget.expired():
             stopped = "time"
             break
-        g_step = _finite_gradient(g)   # KL = inf off the current face: one-sided derivative +inf
-        H = inner.hessian_at(a, t)     # only when the gap asks for another step (may overflow)
+        g_step = _finite_gradient(pt.g)   # KL = inf off the current face: derivative +inf
+        H = pt.hessian()                  # only when the gap asks for another step
         if not math.isfinite(H.sum()):   # an inf or NaN entry (or entries near 1e308)
             # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
             # quadratic model is undefined; the entropic path (log-weights) takes over
@@ -403,42 +506,43 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None =
         Q *= -0.5
         dq = np.einsum("ii->i", Q)     # a writable view of the diagonal
         dq += 1e-12 * np.maximum(1.0, dq)
-        y = simplex_qp(Q, Q @ lam + g_step, lam)
+        y = simplex_qp(Q, Q @ pt.lam + g_step, pt.lam)
         y /= y.sum()
-        d = y - lam
-        slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
-        a_y = inner.mix(y)
-        # Armijo on D; near the optimum D is flat to rounding (its error is second order in lam
-        # while the gap is first order), so there a step is accepted when it shrinks the gap.
-        D0, gap0, step = bound, gap, 1.0
-        flat = 1e-13 * (1.0 + abs(D0))
-        g_try = None
-        while step > 1e-14:
-            # the mixture is always lam_try @ P, so D_try is the dual bound at lam_try itself
-            # (`exact._run` reports it). Interpolating (1 - s) P_lam + s P_y drifted from it by
-            # 1e14 x where lam had weights of 1e-120 (fuzz seed 0 #40611: D 2.7e16 vs V* 140).
-            if step == 1.0:
-                lam_try, a_try = y, a_y
-            else:
-                lam_try = np.maximum(lam + step * d, 0.0)
-                lam_try /= lam_try.sum()
-                a_try = inner.mix(lam_try)
-            q_try, t_try = inner.model_from(a_try)
-            D_try = inner.dual_bound(lam_try, q_try, t_try, a_try)
-            if slope > 0 and D_try - D0 >= 1e-4 * step * slope:
-                break
-            if D_try >= D0 - flat:
-                g_try = inner.kl_per_domain(q_try)
-                if g_try.max() - D_try < gap0:
-                    break
-                g_try = None
-            step *= 0.5
-        else:
+        # quadratic convergence: a gap of 1e-7 leaves ~1e-14 after the step, and the Hessian
+        # the next point would accumulate is not needed (computed when asked for after all)
+        nxt = _line_search(inner, pt, y, g_step, gap, hessian=100.0 * gap * gap > tol(g_max))
+        if nxt is None:
             stopped = "stalled"
             break
-        lam, a, q, t, bound = lam_try, a_try, q_try, t_try, D_try
-        g = g_try if g_try is not None else inner.kl_per_domain(q)
-    return NewtonResult(lam, q, t, g, bound, it, stopped)
+        pt = nxt
+    return NewtonResult(pt.lam, pt.q, pt.t, pt.g, pt.D, it, stopped)
+
+
+def _line_search(inner: InnerProblem, pt: Point, y, g_step, gap0: float, hessian: bool = True
+                 ) -> Point | None:
+    """The point of `_newton`'s step from pt towards y, halving from the full step: Armijo on D,
+    or, where D is flat to rounding near the optimum (its error is second order in lam while the
+    gap is first order), a smaller gap. None when no step of at least 1e-14 is accepted."""
+    lam, D0, step = pt.lam, pt.D, 1.0
+    d = y - lam
+    slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
+    flat = 1e-13 * (1.0 + abs(D0))
+    while step > 1e-14:
+        # the mixture is always lam_try @ P, so D is the dual bound at lam_try itself
+        # (`exact._run` reports it). Interpolating (1 - s) P_lam + s P_y drifted from it by
+        # 1e14 x where lam had weights of 1e-120 (fuzz seed 0 #40611: D 2.7e16 vs V* 140).
+        if step == 1.0:
+            lam_try = y
+        else:
+            lam_try = np.maximum(lam + step * d, 0.0)
+            lam_try /= lam_try.sum()
+        trial = inner.point(lam_try, hessian=hessian)
+        if slope > 0 and trial.D - D0 >= 1e-4 * step * slope:
+            return trial
+        if trial.D >= D0 - flat and trial.g.max() - trial.D < gap0:
+            return trial
+        step *= 0.5
+    return None
 
 
 def _finite_gradient(g: np.ndarray) -> np.ndarray:
