@@ -28,6 +28,8 @@ run: corpora
 # the script prints the one command to run and the corpus tests are skipped, named in one line.
 test: install
 	bash scripts/install_corpora.sh || echo "make test: going on; the corpus tests will be skipped" >&2
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -2,6 +2,7 @@
 water level of the classic safeguarded Newton (`InnerProblem.model_from`), the fused point is the
 classic point (mixture, water level, KL, dual bound, Hessian), solves through it certify as
 before, and a Newton solve reads P fewer times (counted, not timed)."""
+
 import contextlib
 
 import numpy as np
@@ -21,7 +22,7 @@ seeds = st.integers(0, 2**32 - 1)
 
 def _hard(seed, family, p, N):
     rng = np.random.default_rng(seed)
-    N = max(N, 2) if family == "leaking" else N      # one zero column and one the domains see
+    N = max(N, 2) if family == "leaking" else N  # one zero column and one the domains see
     return DiscreteProblem.from_arrays(*hard_arrays(rng, family, p, N, block=1, round_to=1e-10))
 
 
@@ -35,7 +36,7 @@ def _check_level(inner: InnerProblem, a: np.ndarray):
     q_ref, t_ref = inner.model_from(a)
     t, q = _level_by_breakpoints(inner, a)
     note(f"t_ref {t_ref} t {t}")
-    if not 0 < t_ref < np.inf:      # pinned floor (t = 0) or nu = 0 branch: no root in t
+    if not 0 < t_ref < np.inf:  # pinned floor (t = 0) or nu = 0 branch: no root in t
         return
     assert t is not None
     # the same model (the piece holding the root decides every q), within rounding of t
@@ -49,10 +50,10 @@ def test_breakpoint_search_finds_the_classic_water_level(family, p, N, support, 
     prob = _hard(seed, family, p, N)
     inner = InnerProblem(prob, support)
     if inner.ceiling_sum < inner.target or inner.floor_pinned:
-        return                          # one-point sets: see the closed-form test below
+        return  # one-point sets: see the closed-form test below
     rng = np.random.default_rng(seed)
     lam = rng.dirichlet(np.full(p, 0.3))
-    lam[rng.random(p) < 0.3] = 0.0      # exact zeros in the mixture too
+    lam[rng.random(p) < 0.3] = 0.0  # exact zeros in the mixture too
     if lam.sum() == 0:
         lam[0] = 1.0
     _check_level(inner, lam / lam.sum() @ inner.P)
@@ -77,13 +78,15 @@ def test_breakpoint_search_on_one_point_sets():
     """lo = hi everywhere: every t of the bracket is a root (the sum does not depend on t) and
     the model is the one point."""
     lo = np.array([0.2, 0.3, 0.5])
-    t = fused.breakpoint_root(0.0, 0.0, np.array([0.1, 0.0, 0.9]), lo, lo.copy(), lo.sum(),
-                              0.5, 2.0)
+    t = fused.breakpoint_root(
+        0.0, 0.0, np.array([0.1, 0.0, 0.9]), lo, lo.copy(), lo.sum(), 0.5, 2.0
+    )
     assert t is not None and 0.5 <= t <= 2.0
     assert np.array_equal(np.clip(np.array([0.1, 0.0, 0.9]) * t, lo, lo), lo)
     # a sum outside the bracket's range: no root there
-    assert fused.breakpoint_root(0.0, 1.0, np.ones(2), np.zeros(2), np.ones(2), 5.0, 0.5,
-                                 1.0) is None
+    assert (
+        fused.breakpoint_root(0.0, 1.0, np.ones(2), np.zeros(2), np.ones(2), 5.0, 0.5, 1.0) is None
+    )
 
 
 def _classic(inner: InnerProblem, lam):
@@ -92,8 +95,14 @@ def _classic(inner: InnerProblem, lam):
     return a, q, t, inner.kl_per_domain(q), inner.dual_bound(lam, q, t, a), inner.hessian_at(a, t)
 
 
-@given(st.sampled_from(ALL_FAMILIES), st.integers(1, 10), st.integers(1, 400), supports, seeds,
-       st.sampled_from([8, 64, 1 << 15]))
+@given(
+    st.sampled_from(ALL_FAMILIES),
+    st.integers(1, 10),
+    st.integers(1, 400),
+    supports,
+    seeds,
+    st.sampled_from([8, 64, 1 << 15]),
+)
 def test_fused_point_is_the_classic_point(family, p, N, support, seed, block):
     """Mixture, water level, KL, D(lam) and the Hessian of the one-pass point match the classic
     evaluation, at any block size; where the pass cannot settle the point it says so (None)."""
@@ -165,7 +174,9 @@ def _count_passes(monkeypatch, N: int, family: str = "dirichlet", **kw) -> tuple
         def run(*a, **k):
             reads["n"] += 1
             return f(*a, **k)
+
         monkeypatch.setattr(owner, name, run)
+
     for name in ("mix", "kl_per_domain", "hessian_at"):
         counted(InnerProblem, name)
     counted(waterfill, "fused_point")

@@ -1,5 +1,6 @@
 """thm3 tallies a solve that did not certify as a solver failure (verdict inconclusive), the way
 the other checks do, instead of skipping it."""
+
 import numpy as np
 
 from modgen_bench import exact, instances
@@ -49,9 +50,12 @@ def test_check_reports_solver_failures(monkeypatch):
         return _uncertified(problem, support) if calls["n"] % 3 == 0 else real(problem, support)
 
     monkeypatch.setattr(thm3, "certified_solve", flaky)
-    monkeypatch.setattr(thm3, "certified_solve_many",       # the random instances, together
-                        lambda problems, support="union": [flaky(p, support) for p in problems])
-    for search in ("_search_tight", "_search_leaking"):     # Nelder-Mead searches: seconds each
+    monkeypatch.setattr(
+        thm3,
+        "certified_solve_many",  # the random instances, together
+        lambda problems, support="union": [flaky(p, support) for p in problems],
+    )
+    for search in ("_search_tight", "_search_leaking"):  # Nelder-Mead searches: seconds each
         monkeypatch.setattr(thm3, search, lambda seed, tally: None)
     verdicts = {v.reading: v for v in thm3.check(1, seed=0)}
     union = verdicts["support=union (sigma in G1)"]

@@ -10,6 +10,7 @@ inf`` (the real gap in ``extra["gap"]``): a check that tallies it records a solv
 re-solved by `solve_static` (cvxpy) when its gap exceeds STATIC_GAP_MAX; when neither certifies
 it returns the better one with ``duality_gap = inf`` (a solver failure for the tally).
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,13 @@ from modgen_bench.exact.stacked import solve_many
 
 from .fits import static_minimax
 
-__all__ = ["certified_solve", "certified_solve_many", "static_solve", "STATIC_GAP_MAX",
-           "reusing_solves"]
+__all__ = [
+    "certified_solve",
+    "certified_solve_many",
+    "static_solve",
+    "STATIC_GAP_MAX",
+    "reusing_solves",
+]
 
 STATIC_GAP_MAX = 1e-6
 
@@ -74,8 +80,7 @@ def certified_solve_many(problems, support: str = "union") -> list[Solution]:
         out[i] = _gap_inf_unless_certified(sol)
         if keys is not None:
             _SOLVES[keys[i]] = copy.copy(out[i])
-    return [sol if sol is not None else copy.copy(_SOLVES[keys[i]])
-            for i, sol in enumerate(out)]
+    return [sol if sol is not None else copy.copy(_SOLVES[keys[i]]) for i, sol in enumerate(out)]
 
 
 def _gap_inf_unless_certified(sol: Solution) -> Solution:
@@ -92,7 +97,9 @@ def static_solve(problem) -> dict:
         return fast
     sol = solve_static(problem)
     ref = {"w": sol.w, "lam": sol.lam, "value": sol.value, "duality_gap": sol.duality_gap}
-    best = min((fast, ref), key=lambda s: s["duality_gap"] if np.isfinite(s["duality_gap"]) else np.inf)
+    best = min(
+        (fast, ref), key=lambda s: s["duality_gap"] if np.isfinite(s["duality_gap"]) else np.inf
+    )
     if np.isfinite(best["duality_gap"]) and best["duality_gap"] <= STATIC_GAP_MAX:
         return best
     return {**best, "gap": best["duality_gap"], "duality_gap": float("inf")}

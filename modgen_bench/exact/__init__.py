@@ -4,6 +4,7 @@
 (the best constant gate). Methods: ``waterfill`` (numpy/scipy only) and ``cvxpy`` (reference,
 imported lazily so that ``waterfill`` never loads cvxpy).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,22 @@ from .paths import PathContext, PathResult, chain, methods, register_path
 from .solution import Solution
 from .waterfill import FLAT_SUM_TOL, InnerProblem, solve_waterfill
 
-__all__ = ["Solution", "solve", "solve_fixed", "solve_static", "infinite_loss_reason",
-           "tolerance", "certified", "methods", "register_path", "PathResult", "PathContext",
-           "solve_waterfill", "TOL", "RTOL"]
+__all__ = [
+    "Solution",
+    "solve",
+    "solve_fixed",
+    "solve_static",
+    "infinite_loss_reason",
+    "tolerance",
+    "certified",
+    "methods",
+    "register_path",
+    "PathResult",
+    "PathContext",
+    "solve_waterfill",
+    "TOL",
+    "RTOL",
+]
 
 #: An answer is `optimal` only when its duality gap is at most TOL + RTOL * |value| (nats).
 TOL = 1e-9
@@ -52,20 +66,28 @@ def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:
     ``seen`` (X0 as a mask) and ``hi`` (max_k E[k]) may be passed when already computed."""
     seen = np.any(problem.P > 0, axis=0) if seen is None else seen
     hi = envelope(problem)[1] if hi is None else hi
-    if hi.all():                        # every outcome covered by some expert (the usual case)
+    if hi.all():  # every outcome covered by some expert (the usual case)
         return ""
     xs = np.flatnonzero(seen & (hi == 0))
     if len(xs) == 0:
         return ""
     x = int(xs[0])
     k = int(np.flatnonzero(problem.P[:, x] > 0)[0])
-    return (f"every expert gives probability 0 to outcome {x}, which domain '{problem.names[k]}' "
-            f"puts mass on, so KL is infinite for every gate; no finite robust gate exists")
+    return (
+        f"every expert gives probability 0 to outcome {x}, which domain '{problem.names[k]}' "
+        f"puts mass on, so KL is infinite for every gate; no finite robust gate exists"
+    )
 
 
 def _infeasible(problem, method, support, reason, t0) -> Solution:
-    return Solution(status="infeasible", method=method, solver="none", support=support,
-                    reason=reason, seconds=time.perf_counter() - t0)
+    return Solution(
+        status="infeasible",
+        method=method,
+        solver="none",
+        support=support,
+        reason=reason,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _check(method: str) -> None:
@@ -83,8 +105,9 @@ def certified(value: float, gap: float, tol: float = TOL, rtol: float = RTOL) ->
 
     A gap below -tol means the primal value and the weak-duality bound disagree beyond rounding
     (one of them is wrong), so it certifies nothing either."""
-    return bool(math.isfinite(value) and math.isfinite(gap)
-                and abs(gap) <= tolerance(value, tol, rtol))
+    return bool(
+        math.isfinite(value) and math.isfinite(gap) and abs(gap) <= tolerance(value, tol, rtol)
+    )
 
 
 class _Grade:
@@ -94,9 +117,9 @@ class _Grade:
 
     def __init__(self, inner: InnerProblem, lam_fixed):
         self.inner, self.lam_fixed = inner, lam_fixed
-        self.primal = None      # (primal, value, q, per_domain, path)
-        self.bound = None       # (bound, lam, path)
-        self.pair = None        # (own gap, lam) of the path whose own gap was least
+        self.primal = None  # (primal, value, q, per_domain, path)
+        self.bound = None  # (bound, lam, path)
+        self.pair = None  # (own gap, lam) of the path whose own gap was least
 
     def grade(self, q, per_domain=None) -> tuple[float, float, np.ndarray]:
         """(value, primal, per-domain KL) of a model q on the support; a q outside the feasible
@@ -144,8 +167,11 @@ class _Grade:
         return gap
 
     def done(self, tol, rtol) -> bool:
-        return (self.primal is not None and self.bound is not None
-                and certified(self.primal[1], self.primal[0] - self.bound[0], tol, rtol))
+        return (
+            self.primal is not None
+            and self.bound is not None
+            and certified(self.primal[1], self.primal[0] - self.bound[0], tol, rtol)
+        )
 
     def finite_bound(self) -> None:
         """Weak duality gives a finite bound at any lam with nu > 0: when no path found one, take
@@ -172,8 +198,16 @@ def _attempt(path, ctx: PathContext) -> tuple[PathResult | None, str]:
         return None, f"{path.name}: {type(exc).__name__}: {first}"
 
 
-def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: float = TOL,
-         rtol: float = RTOL, fallback: bool = True, time_limit: float | None = None) -> Solution:
+def _run(
+    problem: DiscreteProblem,
+    method: str,
+    support: str,
+    lam_fixed,
+    tol: float = TOL,
+    rtol: float = RTOL,
+    fallback: bool = True,
+    time_limit: float | None = None,
+) -> Solution:
     """Try the registered solver paths in turn (`paths.chain`) until the certificate is within
     tolerance (`certified`), within the time budget (``time_limit`` seconds; None: by size,
     `budget.default_time_limit`). Every path is graded by the same solver-independent
@@ -182,22 +216,34 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
     """
     _check(method)
     t0 = time.perf_counter()
-    inner = InnerProblem(problem, support)      # holds the support mask, P on it and the envelope
+    inner = InnerProblem(problem, support)  # holds the support mask, P on it and the envelope
     # every outcome on the support: a slice (a view) instead of a boolean gather of both sums
-    feas = g1_feasibility(problem, support, hi=inner.hi_full, lo=inner.lo_full,
-                          mask=slice(None) if inner.all_outcomes else inner.mask)
+    feas = g1_feasibility(
+        problem,
+        support,
+        hi=inner.hi_full,
+        lo=inner.lo_full,
+        mask=slice(None) if inner.all_outcomes else inner.mask,
+    )
     reason = feas.reason or infinite_loss_reason(problem, seen=inner.seen, hi=inner.hi_full)
     if reason:
         return _infeasible(problem, method, support, reason, t0)
     limit = default_time_limit(problem.p, problem.N) if time_limit is None else time_limit
     budget = Budget.start(limit)
     grade = _Grade(inner, lam_fixed)
-    ctx = PathContext(problem, support, inner, lam_fixed, budget=budget, certify=grade.certify,
-                      stop=lambda value: 0.5 * tolerance(value, tol, rtol))
+    ctx = PathContext(
+        problem,
+        support,
+        inner,
+        lam_fixed,
+        budget=budget,
+        certify=grade.certify,
+        stop=lambda value: 0.5 * tolerance(value, tol, rtol),
+    )
     attempts, notes, iterations = [], [], 0
     paths = chain(method, "fixed" if lam_fixed is not None else "minimax", fallback)
     for i, path in enumerate(paths):
-        if budget.expired() and attempts:     # the first path always runs: an interval
+        if budget.expired() and attempts:  # the first path always runs: an interval
             notes.append(f"time limit of {limit:.3g} CPU s reached before {path.name}")
             break
         ctx.budget = budget.share(1.0 if i == len(paths) - 1 else 0.5)
@@ -215,21 +261,30 @@ def _run(problem: DiscreteProblem, method: str, support: str, lam_fixed, tol: fl
         if grade.done(tol, rtol):
             break
     grade.finite_bound()
-    return _answer(problem, method, support, inner, grade, tol, rtol, t0, iterations,
-                   attempts, notes)
+    return _answer(
+        problem, method, support, inner, grade, tol, rtol, t0, iterations, attempts, notes
+    )
 
 
-def _answer(problem, method, support, inner, grade: _Grade, tol, rtol, t0, iterations,
-            attempts, notes) -> Solution:
+def _answer(
+    problem, method, support, inner, grade: _Grade, tol, rtol, t0, iterations, attempts, notes
+) -> Solution:
     """The `Solution` of a chain: optimal when the best pair certifies, else inaccurate."""
     seconds = time.perf_counter() - t0
     extra = {"attempts": attempts, "tol": None}
     if inner.target != 1.0:
         extra["sum_target"] = inner.target
     if grade.primal is None or grade.bound is None:
-        return Solution(status="inaccurate", method=method, solver="none", support=support,
-                        seconds=seconds, iterations=iterations, extra=extra,
-                        reason="no solver returned a finite primal value; " + "; ".join(notes))
+        return Solution(
+            status="inaccurate",
+            method=method,
+            solver="none",
+            support=support,
+            seconds=seconds,
+            iterations=iterations,
+            extra=extra,
+            reason="no solver returned a finite primal value; " + "; ".join(notes),
+        )
     primal, value, q, per_domain, name = grade.primal
     bound, lam, bound_name = grade.bound
     gap = primal - bound
@@ -238,26 +293,47 @@ def _answer(problem, method, support, inner, grade: _Grade, tol, rtol, t0, itera
         extra["bound_from"] = bound_name
     ok = certified(value, gap, tol, rtol)
     mask = inner.mask
-    if inner.all_outcomes:          # q is this solve's own array: no copy
+    if inner.all_outcomes:  # q is this solve's own array: no copy
         model = q
     else:
         model = np.zeros(problem.N)
         model[mask] = q
     stops = ", ".join(f"{a['solver']} ({a['stopped']})" for a in attempts)
-    return Solution(status="optimal" if ok else "inaccurate", method=method, solver=name,
-                    support=support, value=value, lam=lam, per_domain_kl=per_domain, model=model,
-                    gate_fn=lambda: gate_from_model(model, problem.E, mask), duality_gap=gap,
-                    gate_rows=lambda s: gate_from_model(model[s], problem.E[:, s], mask[s]),
-                    seconds=seconds, iterations=iterations, extra=extra,
-                    reason="" if ok else (f"no solver certified the answer: best interval "
-                                          f"[{bound:.10g}, {primal:.10g}] (gap {gap:.3g} > tol "
-                                          f"{tolerance(value, tol, rtol):.3g}); tried {stops}"
-                                          + ("; " + "; ".join(notes) if notes else "")))
+    return Solution(
+        status="optimal" if ok else "inaccurate",
+        method=method,
+        solver=name,
+        support=support,
+        value=value,
+        lam=lam,
+        per_domain_kl=per_domain,
+        model=model,
+        gate_fn=lambda: gate_from_model(model, problem.E, mask),
+        duality_gap=gap,
+        gate_rows=lambda s: gate_from_model(model[s], problem.E[:, s], mask[s]),
+        seconds=seconds,
+        iterations=iterations,
+        extra=extra,
+        reason=""
+        if ok
+        else (
+            f"no solver certified the answer: best interval "
+            f"[{bound:.10g}, {primal:.10g}] (gap {gap:.3g} > tol "
+            f"{tolerance(value, tol, rtol):.3g}); tried {stops}"
+            + ("; " + "; ".join(notes) if notes else "")
+        ),
+    )
 
 
-def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "domains",
-          tol: float = TOL, rtol: float = RTOL, fallback: bool = True,
-          time_limit: float | None = None) -> Solution:
+def solve(
+    problem: DiscreteProblem,
+    method: str = "waterfill",
+    support: str = "domains",
+    tol: float = TOL,
+    rtol: float = RTOL,
+    fallback: bool = True,
+    time_limit: float | None = None,
+) -> Solution:
     """Robust minimax gate ``min_{g in G1} max_lam KL(P_lam || pi_g)`` (PAPER.md sections 1-2).
 
     ``value`` = V* (nats), ``lam`` = least-favourable mixture, ``duality_gap`` = certificate.
@@ -269,9 +345,16 @@ def solve(problem: DiscreteProblem, method: str = "waterfill", support: str = "d
         return _run(problem, method, support, None, tol, rtol, fallback, time_limit)
 
 
-def solve_fixed(problem: DiscreteProblem, lam, method: str = "waterfill",
-                support: str = "domains", tol: float = TOL, rtol: float = RTOL,
-                fallback: bool = True, time_limit: float | None = None) -> Solution:
+def solve_fixed(
+    problem: DiscreteProblem,
+    lam,
+    method: str = "waterfill",
+    support: str = "domains",
+    tol: float = TOL,
+    rtol: float = RTOL,
+    fallback: bool = True,
+    time_limit: float | None = None,
+) -> Solution:
     """Best gate in G1 for one fixed mixture: q = clip(P_lam / nu, lo, hi) (PAPER.md section 2).
 
     ``value`` = KL(P_lam || pi_g); the gap certifies the minimum of sum_k lam[k] KL(P[k] || q),
@@ -317,8 +400,12 @@ def _static_closed_form(problem: DiscreteProblem):
     return w, lam
 
 
-def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float = RTOL,
-                 time_limit: float | None = None) -> Solution:
+def solve_static(
+    problem: DiscreteProblem,
+    tol: float = STATIC_TOL,
+    rtol: float = RTOL,
+    time_limit: float | None = None,
+) -> Solution:
     """Best constant gate w (cvxpy), with its exact value and a Frank-Wolfe duality gap.
 
     Returns a `Solution` (``w``: the weights, ``model``: w @ E, ``support``: "static"):
@@ -327,6 +414,7 @@ def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float 
     primal value] (finite: when every conic solver fails, the uniform gate is graded).
     """
     from .conic import ConicFailure, solve_static_conic
+
     t0 = time.perf_counter()
     reason = infinite_loss_reason(problem)
     if reason:
@@ -335,8 +423,11 @@ def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float 
     found, solver, note = _static_closed_form(problem), "closed-form", ""
     if found is None:
         try:
-            raw = solve_static_conic(problem, certify=lambda w, lam: float(np.subtract(
-                *static_certificate(problem, w, lam))), time_left=limit)
+            raw = solve_static_conic(
+                problem,
+                certify=lambda w, lam: float(np.subtract(*static_certificate(problem, w, lam))),
+                time_left=limit,
+            )
             found, solver = (raw["w"], raw["lam"]), raw["solver"]
         except ConicFailure as exc:
             p = problem.p
@@ -347,10 +438,22 @@ def solve_static(problem: DiscreteProblem, tol: float = STATIC_TOL, rtol: float 
     ok = certified(primal, gap, tol, rtol)
     with np.errstate(divide="ignore"):
         per_domain = kl(problem.P, w @ problem.E)
-    return Solution(status="optimal" if ok else "inaccurate", method="cvxpy", solver=solver,
-                    support="static", value=primal, lam=lam, per_domain_kl=per_domain,
-                    model=w @ problem.E, w=w, duality_gap=gap, reason="" if ok else (
-                        note or f"the Frank-Wolfe gap {gap:.3g} exceeds tol "
-                        f"{tolerance(primal, tol, rtol):.3g}"),
-                    seconds=time.perf_counter() - t0,
-                    extra={"bound": [bound, primal], "tol": tolerance(primal, tol, rtol)})
+    return Solution(
+        status="optimal" if ok else "inaccurate",
+        method="cvxpy",
+        solver=solver,
+        support="static",
+        value=primal,
+        lam=lam,
+        per_domain_kl=per_domain,
+        model=w @ problem.E,
+        w=w,
+        duality_gap=gap,
+        reason=""
+        if ok
+        else (
+            note or f"the Frank-Wolfe gap {gap:.3g} exceeds tol {tolerance(primal, tol, rtol):.3g}"
+        ),
+        seconds=time.perf_counter() - t0,
+        extra={"bound": [bound, primal], "tol": tolerance(primal, tol, rtol)},
+    )

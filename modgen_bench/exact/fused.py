@@ -20,6 +20,7 @@ TINY where a domain has mass (the classic path's underflow floor applies there) 
 the caller evaluates the point the classic way. The answers are graded by the same
 certificate as every other path (`exact._run`).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["FusedPoint", "breakpoint_root", "fused_point", "open_pass", "settle", "block_step",
-           "RHO", "FUSED_BLOCK"]
+__all__ = [
+    "FusedPoint",
+    "breakpoint_root",
+    "fused_point",
+    "open_pass",
+    "settle",
+    "block_step",
+    "RHO",
+    "FUSED_BLOCK",
+]
 
 #: The bracket around the last water level: [t / RHO, t * RHO].
 RHO = 1.02
@@ -62,9 +71,9 @@ class _Sums:
 
     def __init__(self, p: int, t_lo: float, t_hi: float, cap: float, hessian: bool = True):
         self.t_lo, self.t_hi, self.cap, self.hessian = t_lo, t_hi, cap, hessian
-        self.K = np.zeros(p)        # sum_free P[k] log P_lam
-        self.F = np.zeros(p)        # sum_free P[k]
-        self.M = np.zeros((p, p))   # sum_free P_k P_j / P_lam
+        self.K = np.zeros(p)  # sum_free P[k] log P_lam
+        self.F = np.zeros(p)  # sum_free P[k]
+        self.M = np.zeros((p, p))  # sum_free P_k P_j / P_lam
         self.idx, self.cols, self.count = [], [], 0
         self._x = self._buf = None
 
@@ -73,10 +82,10 @@ class _Sums:
         the exceptions exceed the cap (the pass gives up). Call under errstate(divide, invalid
         ignored): an exception's P_lam may be 0."""
         r = ab * self.t_lo
-        out = r <= lob                                  # not above the floor at t_lo
+        out = r <= lob  # not above the floor at t_lo
         np.multiply(ab, self.t_hi, out=r)
-        out |= r >= hib                                 # or not below the ceiling at t_hi
-        X = self._rows(len(ab))                         # [log P_lam; 1] over the free ones
+        out |= r >= hib  # or not below the ceiling at t_hi
+        X = self._rows(len(ab))  # [log P_lam; 1] over the free ones
         np.log(ab, out=X[0])
         e = np.flatnonzero(out)
         if len(e):
@@ -86,13 +95,13 @@ class _Sums:
             self.idx.append(e + b0)
             self.cols.append(Pb[:, e])
             X[:, e] = 0.0
-        KF = X @ Pb.T                                   # one GEMM: sum P[k] log P_lam, sum P[k]
+        KF = X @ Pb.T  # one GEMM: sum P[k] log P_lam, sum P[k]
         self.K += KF[0]
         self.F += KF[1]
         if len(e):
             X[1, e] = 1.0
         if self.hessian:
-            W = np.divide(Pb, ab, out=self._buf[:, :len(ab)])
+            W = np.divide(Pb, ab, out=self._buf[:, : len(ab)])
             if len(e):
                 W[:, e] = 0.0
             self.M += W @ Pb.T
@@ -105,8 +114,9 @@ class _Sums:
         return self._x[:, :m]
 
 
-def breakpoint_root(base: float, slope: float, a, lo, hi, c: float, t_lo: float,
-                    t_hi: float) -> float | None:
+def breakpoint_root(
+    base: float, slope: float, a, lo, hi, c: float, t_lo: float, t_hi: float
+) -> float | None:
     """The t in [t_lo, t_hi] with S(t) = base + slope t + sum_i clip(t a_i, lo_i, hi_i) = c.
 
     S is piecewise linear and non-decreasing in t with kinks at lo_i / a_i and hi_i / a_i
@@ -117,7 +127,7 @@ def breakpoint_root(base: float, slope: float, a, lo, hi, c: float, t_lo: float,
     outside [S(t_lo), S(t_hi)] or S is flat there at another value."""
     a, lo, hi = (np.asarray(v, dtype=np.float64) for v in (a, lo, hi))
     moving = (a > 0) & (lo < hi)
-    base = base + float(lo[~moving].sum())          # constant terms: clip(t * 0, lo, hi) = lo
+    base = base + float(lo[~moving].sum())  # constant terms: clip(t * 0, lo, hi) = lo
     a, lo, hi = a[moving], lo[moving], hi[moving]
 
     def S(t: float) -> float:
@@ -127,7 +137,7 @@ def breakpoint_root(base: float, slope: float, a, lo, hi, c: float, t_lo: float,
     knots = np.concatenate([[t_lo], np.sort(kinks[(kinks > t_lo) & (kinks < t_hi)]), [t_hi]])
     if not S(t_lo) <= c <= S(t_hi):
         return None
-    i, j = 0, len(knots) - 1                         # S(knots[i]) <= c <= S(knots[j])
+    i, j = 0, len(knots) - 1  # S(knots[i]) <= c <= S(knots[j])
     while j - i > 1:
         m = (i + j) // 2
         if S(knots[m]) <= c:
@@ -136,16 +146,15 @@ def breakpoint_root(base: float, slope: float, a, lo, hi, c: float, t_lo: float,
             j = m
     t0, t1 = knots[i], knots[j]
     r = a * (0.5 * (t0 + t1))
-    free = (r > lo) & (r < hi)                       # the piece's free terms; the rest pinned
+    free = (r > lo) & (r < hi)  # the piece's free terms; the rest pinned
     pinned = float(np.where(r <= lo, lo, hi)[~free].sum())
     rate = slope + float(a[free].sum())
     if rate <= 0:
-        return float(t0)                             # S is flat at c on the piece
+        return float(t0)  # S is flat at c on the piece
     return float(min(max((c - base - pinned) / rate, t0), t1))
 
 
-def open_pass(p: int, n: int, t0: float, rho: float = RHO, hessian: bool = True
-              ) -> _Sums | None:
+def open_pass(p: int, n: int, t0: float, rho: float = RHO, hessian: bool = True) -> _Sums | None:
     """The accumulators of a pass with the water level bracketed in [t0 / rho, t0 * rho]
     (None when that bracket is not finite and positive); ``hessian``: accumulate the Hessian."""
     t_lo, t_hi = t0 / rho, t0 * rho
@@ -159,8 +168,9 @@ def block_step(p: int) -> int:
     return max(FUSED_BLOCK // p, 256)
 
 
-def fused_point(inner, lam: np.ndarray, t0: float, rho: float = RHO, hessian: bool = True
-                ) -> tuple[FusedPoint | None, np.ndarray | None]:
+def fused_point(
+    inner, lam: np.ndarray, t0: float, rho: float = RHO, hessian: bool = True
+) -> tuple[FusedPoint | None, np.ndarray | None]:
     """The Newton point at lam in one pass over P (module docstring), with the water level
     bracketed in [t0 / rho, t0 * rho], and the mixture lam @ P. The point is None when the
     pass cannot settle it (the caller evaluates lam the classic way, from the mixture when it
@@ -203,7 +213,7 @@ def settle(inner, lam, a, sums: _Sums) -> FusedPoint | None:
     L_m = np.log(np.maximum(q_m, TINY))
     log_t = math.log(t)
     g = inner.neg_entropy - (sums.K + log_t * sums.F + Pm @ L_m)
-    cross = B + log_t * A + float(a_m @ L_m)                         # P_lam . log q
+    cross = B + log_t * A + float(a_m @ L_m)  # P_lam . log q
     total_q = t * A + float(q_m.sum())
     D = float(lam @ inner.neg_entropy - cross + (total_q - inner.target) / t)
     H = None

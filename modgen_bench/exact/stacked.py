@@ -12,6 +12,7 @@ that does not certify in the batch, or that the batch does not cover (an infeasi
 set, a ceiling the mixture cannot reach, masses that underflow), is passed to `solve`, so the
 answers and their certificates are those of `solve` (PAPER.md section 2).
 """
+
 from __future__ import annotations
 
 import time
@@ -61,8 +62,9 @@ class _Stack:
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_new = t + (1.0 - s) / F
             bad = ~((t_lo < t_new) & (t_new < t_hi))
-            geo = np.where(np.isinf(t_hi), 16.0 * t, np.where(t_lo == 0, t_hi / 16.0,
-                                                               np.sqrt(t_lo * t_hi)))
+            geo = np.where(
+                np.isinf(t_hi), 16.0 * t, np.where(t_lo == 0, t_hi / 16.0, np.sqrt(t_lo * t_hi))
+            )
             t = np.where(done, t, np.where(bad, geo, t_new))
         return q, t
 
@@ -74,8 +76,11 @@ class _Stack:
         log_q = np.log(np.where(pos, q, 1.0))
         g = self.neg_entropy - np.matmul(self.P, log_q[:, :, None])[:, :, 0]
         g[(~pos & self.seen).any(axis=1)] = np.inf
-        D = (np.einsum("bk,bk->b", lam, self.neg_entropy) - np.einsum("bn,bn->b", a, log_q)
-             + (q.sum(axis=1) - 1.0) / t)
+        D = (
+            np.einsum("bk,bk->b", lam, self.neg_entropy)
+            - np.einsum("bn,bn->b", a, log_q)
+            + (q.sum(axis=1) - 1.0) / t
+        )
         return g, D
 
     def hessian(self, a, t) -> np.ndarray:
@@ -87,8 +92,9 @@ class _Stack:
         F = np.matmul(self.P, free[:, :, None])[:, :, 0]
         total = np.einsum("bn,bn->b", a, free)
         with np.errstate(divide="ignore", invalid="ignore"):
-            M -= np.where(total[:, None, None] > 0,
-                          F[:, :, None] * F[:, None, :] / total[:, None, None], 0.0)
+            M -= np.where(
+                total[:, None, None] > 0, F[:, :, None] * F[:, None, :] / total[:, None, None], 0.0
+            )
         return -M
 
 
@@ -119,15 +125,18 @@ def _qp_steps(Q: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
     W = np.zeros((B, p), dtype=bool)
     y, mu = _kkt(Q, c, W)
     todo = np.flatnonzero((y < 0).any(axis=1))
-    for _ in range(p):           # only the problems whose last solve had a negative entry
+    for _ in range(p):  # only the problems whose last solve had a negative entry
         if not len(todo):
             break
         W[todo] |= y[todo] < 0
         y[todo], mu[todo] = _kkt(Q[todo], c[todo], W[todo])
         todo = todo[(y[todo] < 0).any(axis=1)]
-    s = np.einsum("bkj,bj->bk", Q, y) - c + mu[:, None]      # multipliers of y >= 0
-    ok = np.isfinite(y).all(axis=1) & (y.min(axis=1) >= 0) & (np.where(W, s, 0.0) >= -1e-14).all(
-        axis=1)
+    s = np.einsum("bkj,bj->bk", Q, y) - c + mu[:, None]  # multipliers of y >= 0
+    ok = (
+        np.isfinite(y).all(axis=1)
+        & (y.min(axis=1) >= 0)
+        & (np.where(W, s, 0.0) >= -1e-14).all(axis=1)
+    )
     for b in np.flatnonzero(~ok):
         y[b] = simplex_qp(Q[b], c[b], lam[b])
     return y / y.sum(axis=1, keepdims=True)
@@ -151,8 +160,9 @@ class _State:
         return self.g.max(axis=1) - self.D
 
 
-def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray, slope: np.ndarray
-                 ) -> np.ndarray:
+def _line_search(
+    st: _Stack, s: _State, y: np.ndarray, live: np.ndarray, slope: np.ndarray
+) -> np.ndarray:
     """Move every live problem towards its Newton point y: Armijo on D, or a smaller gap where D
     is flat to rounding (as `waterfill._newton`); each problem halves its own step. Returns the
     problems that moved."""
@@ -167,7 +177,8 @@ def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray, slope: 
         trial = _State(st, lam_try)
         with np.errstate(invalid="ignore"):
             ok = ((slope > 0) & (trial.D - D0 >= 1e-4 * step * slope)) | (
-                (trial.D >= D0 - flat) & (trial.gap() < gap0))
+                (trial.D >= D0 - flat) & (trial.gap() < gap0)
+            )
         ok &= waiting & np.isfinite(trial.D) & np.isfinite(trial.g).all(axis=1)
         s.take(trial, np.flatnonzero(ok))
         moved |= ok
@@ -222,9 +233,10 @@ def _eligible(P: np.ndarray, E: np.ndarray, support: str) -> _Eligible:
     hi = np.where(mask, e_max, 0.0)
     reach = lo.sum(axis=1) + np.where(seen, hi - lo, 0.0).sum(axis=1)
     # the smallest positive mass of P, and of E on the support (0 stays 0: "no mass")
-    tiny = ((np.where(P > 0, P, 1.0).min(axis=(1, 2)) < SMALLEST)
-            | (np.where(mask[:, None, :] & (E > 0), E, 1.0).min(axis=(1, 2)) < SMALLEST))
-    covered = (seen & (hi > 0)).sum(axis=1) == seen.sum(axis=1)      # finite loss
+    tiny = (np.where(P > 0, P, 1.0).min(axis=(1, 2)) < SMALLEST) | (
+        np.where(mask[:, None, :] & (E > 0), E, 1.0).min(axis=(1, 2)) < SMALLEST
+    )
+    covered = (seen & (hi > 0)).sum(axis=1) == seen.sum(axis=1)  # finite loss
     ok = (reach > 1.0 + 1e-9) & (lo.sum(axis=1) < 1.0 - 1e-9) & covered & ~tiny
     return _Eligible(mask, lo, hi, seen, ok)
 
@@ -241,22 +253,35 @@ def _certified_rows(s: _State, tol, rtol) -> tuple[np.ndarray, np.ndarray, np.nd
     return g, value, ok
 
 
-def _solution(E_b, mask_b, q, lam, g, value: float, bound: float, support: str, tol, rtol,
-              seconds) -> Solution:
+def _solution(
+    E_b, mask_b, q, lam, g, value: float, bound: float, support: str, tol, rtol, seconds
+) -> Solution:
     """The certified `Solution` of one problem of the batch."""
     gap = value - bound
-    return Solution(status="optimal", method="waterfill", solver="waterfill-batch",
-                    support=support, value=value, lam=lam, per_domain_kl=g,
-                    model=q, duality_gap=gap, seconds=seconds,
-                    gate_fn=lambda: gate_from_model(q, E_b, mask_b),
-                    gate_rows=lambda sl: gate_from_model(q[sl], E_b[:, sl], mask_b[sl]),
-                    extra={"attempts": [{"solver": "waterfill-batch", "gap": gap,
-                                         "stopped": "converged"}],
-                           "tol": tolerance(value, tol, rtol), "bound": [bound, value]})
+    return Solution(
+        status="optimal",
+        method="waterfill",
+        solver="waterfill-batch",
+        support=support,
+        value=value,
+        lam=lam,
+        per_domain_kl=g,
+        model=q,
+        duality_gap=gap,
+        seconds=seconds,
+        gate_fn=lambda: gate_from_model(q, E_b, mask_b),
+        gate_rows=lambda sl: gate_from_model(q[sl], E_b[:, sl], mask_b[sl]),
+        extra={
+            "attempts": [{"solver": "waterfill-batch", "gap": gap, "stopped": "converged"}],
+            "tol": tolerance(value, tol, rtol),
+            "bound": [bound, value],
+        },
+    )
 
 
-def solve_batch(problems, support: str = "domains", tol: float = TOL, rtol: float = RTOL
-                ) -> list[Solution]:
+def solve_batch(
+    problems, support: str = "domains", tol: float = TOL, rtol: float = RTOL
+) -> list[Solution]:
     """`solve` for a list of problems of one shape (p, N), vectorised over the list.
 
     Returns one `Solution` per problem, in order, each certified by the same rule as `solve`
@@ -278,12 +303,13 @@ def solve_batch(problems, support: str = "domains", tol: float = TOL, rtol: floa
     # while other BLAS users on the cores make a threaded pool 2-4x slower (`exact`)
     with blas_threads(1):
         _solve_rows(P, E, el, rows, out, support, tol, rtol, t0)
-    return [sol if sol is not None else solve(pr, support=support, tol=tol, rtol=rtol)
-            for pr, sol in zip(problems, out, strict=True)]
+    return [
+        sol if sol is not None else solve(pr, support=support, tol=tol, rtol=rtol)
+        for pr, sol in zip(problems, out, strict=True)
+    ]
 
 
-def _solve_rows(P, E, el: _Eligible, rows, out: list, support: str, tol, rtol, t0: float
-                ) -> None:
+def _solve_rows(P, E, el: _Eligible, rows, out: list, support: str, tol, rtol, t0: float) -> None:
     """Projected Newton on the covered problems ``rows`` of the stack; each certified answer
     goes to ``out`` (the others stay None)."""
     if len(rows):
@@ -294,12 +320,24 @@ def _solve_rows(P, E, el: _Eligible, rows, out: list, support: str, tol, rtol, t
         each = (time.perf_counter() - t0) / len(out)
         for i in np.flatnonzero(ok & ~stalled):
             b = rows[i]
-            out[b] = _solution(E[b], el.mask[b], s.q[i], s.lam[i].copy(), g[i],
-                               float(value[i]), float(s.D[i]), support, tol, rtol, each)
+            out[b] = _solution(
+                E[b],
+                el.mask[b],
+                s.q[i],
+                s.lam[i].copy(),
+                g[i],
+                float(value[i]),
+                float(s.D[i]),
+                support,
+                tol,
+                rtol,
+                each,
+            )
 
 
-def solve_many(problems, support: str = "domains", tol: float = TOL, rtol: float = RTOL
-               ) -> list[Solution]:
+def solve_many(
+    problems, support: str = "domains", tol: float = TOL, rtol: float = RTOL
+) -> list[Solution]:
     """`solve_batch` over problems of any shapes: grouped by (p, N), answers in input order."""
     problems = list(problems)
     groups: dict[tuple, list[int]] = {}
@@ -307,7 +345,8 @@ def solve_many(problems, support: str = "domains", tol: float = TOL, rtol: float
         groups.setdefault(pr.P.shape, []).append(i)
     out: list[Solution | None] = [None] * len(problems)
     for idx in groups.values():
-        for i, sol in zip(idx, solve_batch([problems[i] for i in idx], support, tol, rtol),
-                          strict=True):
+        for i, sol in zip(
+            idx, solve_batch([problems[i] for i in idx], support, tol, rtol), strict=True
+        ):
             out[i] = sol
     return out

@@ -25,6 +25,7 @@ more (its own mixture), so every bound a path returns is D at its own lam. From 
 outcomes on, a Newton point reads P once (`fused`: mixture, water level by a breakpoint search,
 KL, D and the Hessian in one blocked pass) and the set-up's pass holds the uniform mixture's.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,7 +47,7 @@ MAX_NEWTON = 200
 Q_FLOOR = 1e-300  # smallest model mass put where a domain has mass and t P_lam underflowed
 ARMIJO_GAP_GROWTH = 4.0  # an Armijo step of the entropic Newton may raise the gap this much
 THETA_STEP = 30.0  # largest change of one log-weight in one entropic Newton step
-STALL = 20        # Newton iterations without halving the gap before a path gives up
+STALL = 20  # Newton iterations without halving the gap before a path gives up
 FLAT_SUM_TOL = 1e-12  # |sum q - 1| accepted when no outcome is free (rounding only)
 #: |sum q - 1| at which the water level is final: 4 ulps of 1. Asking for exactly 1 made the
 #: safeguarded Newton step bisect the last ulps (up to ~6 more passes over q); the dual bound
@@ -102,8 +103,8 @@ def _setup_blocked(P: np.ndarray, E: np.ndarray):
         for b0 in range(0, N, step):
             b = slice(b0, min(b0 + step, N))
             Pb, Eb = P[:, b], E[:, b]
-            L = logP[:, :Pb.shape[1]]
-            if Pb.min() > 0:             # the common case: every outcome seen, no log 0
+            L = logP[:, : Pb.shape[1]]
+            if Pb.min() > 0:  # the common case: every outcome seen, no log 0
                 seen[b] = True
                 np.log(Pb, out=L)
             else:
@@ -115,16 +116,16 @@ def _setup_blocked(P: np.ndarray, E: np.ndarray):
             if a0 is not None:
                 ab = np.matmul(lam0, Pb, out=a0[b])
                 if sums is not None and not sums.add(Pb, ab, lob, hib, b0):
-                    sums = None             # too many exceptions: the mixture is still kept
+                    sums = None  # too many exceptions: the mixture is still kept
     return seen, neg_entropy, lo, hi, (a0, sums) if a0 is not None else None
 
 
 def _safe_log(q: np.ndarray, has_zero: bool | None = None) -> np.ndarray:
     """log q with log 0 := 0 (q = 0 only where no domain has mass: P log q = 0 there).
     ``has_zero``: whether q has a zero, when the caller knows."""
-    if not (has_zero if has_zero is not None else not q.all()):   # common: one SIMD log
+    if not (has_zero if has_zero is not None else not q.all()):  # common: one SIMD log
         return np.log(q)
-    return np.log(q, out=np.zeros_like(q), where=q > 0)   # no log(0) taken: no errstate needed
+    return np.log(q, out=np.zeros_like(q), where=q > 0)  # no log(0) taken: no errstate needed
 
 
 class InnerProblem:
@@ -140,7 +141,7 @@ class InnerProblem:
         P, E = problem.P, problem.E
         p, N = P.shape
         first = None
-        if N <= BLOCK:                      # one block: the same arithmetic without the loops
+        if N <= BLOCK:  # one block: the same arithmetic without the loops
             L = np.maximum(P, 1e-300)
             np.log(L, out=L)
             seen, neg_entropy = P.max(axis=0) > 0, np.einsum("kn,kn->k", P, L)
@@ -151,34 +152,41 @@ class InnerProblem:
         self.seen, self.lo_full, self.hi_full = seen, lo, hi
         self.mask = mask
         self.all_outcomes = bool(mask.all())
-        self.P = np.ascontiguousarray(P if self.all_outcomes else P[:, mask])   # (p, n)
-        self.lo = lo if self.all_outcomes else lo[mask]        # (n,)
-        self.hi = hi if self.all_outcomes else hi[mask]        # (n,)
-        self.neg_entropy = neg_entropy                         # (p,)  sum_x P log P = -H(P)
+        self.P = np.ascontiguousarray(P if self.all_outcomes else P[:, mask])  # (p, n)
+        self.lo = lo if self.all_outcomes else lo[mask]  # (n,)
+        self.hi = hi if self.all_outcomes else hi[mask]  # (n,)
+        self.neg_entropy = neg_entropy  # (p,)  sum_x P log P = -H(P)
         self.lo_sum = float(self.lo.sum())
-        self.ceiling_sum = float(self.hi.sum())                # > 1: some t has sum q = 1
+        self.ceiling_sum = float(self.hi.sum())  # > 1: some t has sum q = 1
         # the sum q aims at: 1, or the attainable sum nearest 1 when the floor or the ceiling
         # misses 1 by rounding (gates.FEAS_TOL); then the feasible set is the one point lo or hi
         self.target = sum_target(self.lo_sum, self.ceiling_sum)
         self.floor_pinned = self.lo_sum >= self.target
         self._log_of, self._logq, self._zero = None, None, False
-        self.t = 1.0                                           # warm start for the water level
+        self.t = 1.0  # warm start for the water level
         # outcomes some domain sees where the box allows q = 0: t P_lam can underflow there
         seen_n = seen if self.all_outcomes else seen[mask]
         self.seen_n = seen_n
-        self.underflow = (np.flatnonzero((self.lo == 0) & seen_n) if not self.lo.all()
-                          else np.empty(0, dtype=np.intp))
+        self.underflow = (
+            np.flatnonzero((self.lo == 0) & seen_n)
+            if not self.lo.all()
+            else np.empty(0, dtype=np.intp)
+        )
         # the one-pass evaluation (`fused`) on large problems whose water level is finite and
         # positive for every lam (no pinned floor, a ceiling above the target)
-        self.fuse = (self.P.shape[1] >= FUSE_FROM and not self.floor_pinned
-                     and self.ceiling_sum > self.target + 1e-12)
+        self.fuse = (
+            self.P.shape[1] >= FUSE_FROM
+            and not self.floor_pinned
+            and self.ceiling_sum > self.target + 1e-12
+        )
         self.fuse_misses = 0
         # the uniform mixture's point, accumulated during the set-up's pass (`_setup_blocked`)
         self.first = self.first_a = None
         if self.fuse and self.all_outcomes and first is not None:
             self.first_a, sums = first
-            self.first = (settle(self, np.full(p, 1.0 / p), self.first_a, sums)
-                          if sums is not None else None)
+            self.first = (
+                settle(self, np.full(p, 1.0 / p), self.first_a, sums) if sums is not None else None
+            )
 
     def mix(self, lam) -> np.ndarray:
         """P_lam = lam @ P on the support (one pass)."""
@@ -234,7 +242,7 @@ class InnerProblem:
         t, t_lo, t_hi = self.t, 0.0, np.inf
         r, q, free = np.empty_like(a), np.empty_like(a), np.empty(a.shape, dtype=bool)
         for _ in range(500):
-            np.multiply(a, t, out=r)                  # q = clip(t a, lo, hi), in place
+            np.multiply(a, t, out=r)  # q = clip(t a, lo, hi), in place
             np.maximum(r, lo, out=q)
             np.minimum(q, hi, out=q)
             s = q.sum()
@@ -244,7 +252,7 @@ class InnerProblem:
                 t_lo = t
             else:
                 t_hi = t
-            np.equal(q, r, out=free)                  # unclipped: sum q has slope F there
+            np.equal(q, r, out=free)  # unclipped: sum q has slope F there
             F = np.add.reduce(a, where=free)
             if F == 0 and abs(s - c) <= FLAT_SUM_TOL:
                 # Every outcome is pinned to its box and the pins sum to c up to rounding: the
@@ -293,12 +301,12 @@ class InnerProblem:
         (t = 0) q = lo is the box minimiser for every large nu and sum lo = c: the nu term is 0.
         """
         a = self.mix(lam) if a is None else a
-        if t == 0 and not self.floor_pinned:    # nu = inf: L(lam, nu) is -inf (or inf * 0)
+        if t == 0 and not self.floor_pinned:  # nu = inf: L(lam, nu) is -inf (or inf * 0)
             return -np.inf
         nu = 0.0 if t == 0 or math.isinf(t) else 1.0 / t
         log_q = self._log(q)
         if self._zero and np.any(a[q == 0] > 0):
-            return np.inf                       # -P_lam log q = +inf: q is no box minimiser
+            return np.inf  # -P_lam log q = +inf: q is no box minimiser
         return float(lam @ self.neg_entropy - a @ log_q + nu * (q.sum() - self.target))
 
     def bound_at_nu(self, lam, nu: float = 1.0) -> float:
@@ -315,7 +323,7 @@ class InnerProblem:
 
     def _log(self, q) -> np.ndarray:
         """`_safe_log(q)`, cached for the last q (the bound and the KL use the same model)."""
-        if self._log_of is not q:               # and whether q has a zero (`_zero`)
+        if self._log_of is not q:  # and whether q has a zero (`_zero`)
             self._zero = not q.all()
             self._log_of, self._logq = q, _safe_log(q, self._zero)
         return self._logq
@@ -328,7 +336,7 @@ class InnerProblem:
 
     def _starved(self, q, kl: np.ndarray) -> np.ndarray:
         """KL = inf for the domains with mass where q = 0."""
-        self._log(q)                            # sets `_zero` for this q (cached)
+        self._log(q)  # sets `_zero` for this q (cached)
         if self._zero:
             kl[(self.P[:, np.flatnonzero(q == 0)] > 0).any(axis=1)] = np.inf
         return kl
@@ -352,13 +360,13 @@ class InnerProblem:
         # (P w) @ P' (a GEMM against the transposed view: ~25% faster than A A' with
         # A = P sqrt(w) at p = 8, N = 1e3, and the same overflow: P_k P_j w both ways)
         w = freef / np.maximum(a, 1e-300)
-        if a.min() < 1e-300 and (freef[a < 1e-300] > 0).any():   # a free P_lam below the
-            w = np.divide(freef, a, out=np.zeros_like(a), where=freef > 0)   # floor: exact 1/a
-        if n <= BLOCK:                            # one block: no loop (small N, few us each)
+        if a.min() < 1e-300 and (freef[a < 1e-300] > 0).any():  # a free P_lam below the
+            w = np.divide(freef, a, out=np.zeros_like(a), where=freef > 0)  # floor: exact 1/a
+        if n <= BLOCK:  # one block: no loop (small N, few us each)
             F, M = self.P @ freef, (self.P * w) @ self.P.T
         else:
             F, M = np.zeros(p), np.zeros((p, p))
-            for b in _blocks(n):                  # P's block is read from memory once
+            for b in _blocks(n):  # P's block is read from memory once
                 Pb = self.P[:, b]
                 F += Pb @ freef[b]
                 M += (Pb * w[b]) @ Pb.T
@@ -366,7 +374,6 @@ class InnerProblem:
         if total > 0:
             M -= F[:, None] * (F / total)
         return -M
-
 
 
 class Point:
@@ -384,11 +391,11 @@ class Point:
         self._q = self._g = self._H = None
         fused = None
         if a is None and inner.first_a is not None and (lam == 1.0 / len(lam)).all():
-            fused, a = inner.first, inner.first_a       # evaluated during the set-up's pass
+            fused, a = inner.first, inner.first_a  # evaluated during the set-up's pass
         elif a is None and inner.fuse:
             fused, a = fused_point(inner, lam, inner.t, hessian=hessian)
-            if fused is None:         # a bracket missed or too many exceptions: after two,
-                inner.fuse_misses += 1            # this problem is evaluated the classic way
+            if fused is None:  # a bracket missed or too many exceptions: after two,
+                inner.fuse_misses += 1  # this problem is evaluated the classic way
                 inner.fuse = inner.fuse_misses < 2
         if fused is not None:
             inner.t = fused.t
@@ -429,7 +436,7 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
         K[:p, :p], K[p, p] = Q, 0.0
         # LAPACK gesv directly: numpy.linalg.solve's checks cost ~4x the 9 x 9 solve itself
         _, _, sol, info = _gesv(K, np.append(c, 1.0))
-        if info == 0 and sol[:p].min() >= 0 and sol.max() < np.inf:   # False on NaN
+        if info == 0 and sol[:p].min() >= 0 and sol.max() < np.inf:  # False on NaN
             return sol[:p]
     y = y0.copy()
     W = y <= 0
@@ -447,7 +454,7 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
         step = np.zeros(p)
         step[F] = yF - y[F]
         if np.max(np.abs(step)) <= 1e-15:
-            s = Q @ y - c + mu            # multipliers of y_i >= 0 for i in W
+            s = Q @ y - c + mu  # multipliers of y_i >= 0 for i in W
             s[F] = 0.0
             if np.all(s >= -1e-14) or not W.any():
                 return y
@@ -465,8 +472,9 @@ def simplex_qp(Q: np.ndarray, c: np.ndarray, y0: np.ndarray, max_iter: int = 500
     return y
 
 
-def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None
-            ) -> NewtonResult:
+def _newton(
+    inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None
+) -> NewtonResult:
     """Projected Newton ascent on D over the simplex (from ``lam0``, default uniform), within
     ``budget`` (iterations and time).
 
@@ -489,22 +497,22 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None =
             stopped = "converged"
             break
         best, since = (gap, 0) if gap < 0.5 * best else (best, since + 1)
-        if since > STALL:        # no halving of the gap in STALL steps: leave it to another path
+        if since > STALL:  # no halving of the gap in STALL steps: leave it to another path
             stopped = "stalled"
             break
         if budget.expired():
             stopped = "time"
             break
-        g_step = _finite_gradient(pt.g)   # KL = inf off the current face: derivative +inf
-        H = pt.hessian()                  # only when the gap asks for another step
-        if not math.isfinite(H.sum()):   # an inf or NaN entry (or entries near 1e308)
+        g_step = _finite_gradient(pt.g)  # KL = inf off the current face: derivative +inf
+        H = pt.hessian()  # only when the gap asks for another step
+        if not math.isfinite(H.sum()):  # an inf or NaN entry (or entries near 1e308)
             # a weight ~1e-300 under a domain's mass: curvature overflows float64 and the
             # quadratic model is undefined; the entropic path (log-weights) takes over
             stopped = "stalled"
             break
         Q = H + H.T
         Q *= -0.5
-        dq = np.einsum("ii->i", Q)     # a writable view of the diagonal
+        dq = np.einsum("ii->i", Q)  # a writable view of the diagonal
         dq += 1e-12 * np.maximum(1.0, dq)
         y = simplex_qp(Q, Q @ pt.lam + g_step, pt.lam)
         y /= y.sum()
@@ -518,14 +526,15 @@ def _newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None =
     return NewtonResult(pt.lam, pt.q, pt.t, pt.g, pt.D, it, stopped)
 
 
-def _line_search(inner: InnerProblem, pt: Point, y, g_step, gap0: float, hessian: bool = True
-                 ) -> Point | None:
+def _line_search(
+    inner: InnerProblem, pt: Point, y, g_step, gap0: float, hessian: bool = True
+) -> Point | None:
     """The point of `_newton`'s step from pt towards y, halving from the full step: Armijo on D,
     or, where D is flat to rounding near the optimum (its error is second order in lam while the
     gap is first order), a smaller gap. None when no step of at least 1e-14 is accepted."""
     lam, D0, step = pt.lam, pt.D, 1.0
     d = y - lam
-    slope = g_step @ d   # may round to <= 0 when d is tiny; then only the gap test applies
+    slope = g_step @ d  # may round to <= 0 when d is tiny; then only the gap test applies
     flat = 1e-13 * (1.0 + abs(D0))
     while step > 1e-14:
         # the mixture is always lam_try @ P, so D is the dual bound at lam_try itself
@@ -548,7 +557,7 @@ def _line_search(inner: InnerProblem, pt: Point, y, g_step, gap0: float, hessian
 def _finite_gradient(g: np.ndarray) -> np.ndarray:
     """KL = inf for a domain the current mixture starves: its derivative is +inf; a large finite
     stand-in keeps the Newton model defined and points the step towards that domain."""
-    if math.isfinite(g.sum()):        # KL >= 0: the sum is finite iff every entry is
+    if math.isfinite(g.sum()):  # KL >= 0: the sum is finite iff every entry is
         return g
     finite = np.isfinite(g)
     top = g[finite].max() if finite.any() else 0.0
@@ -587,7 +596,7 @@ def _entropic_step(inner: InnerProblem, theta, lam, t, g, bound, mu: float, min_
     dev = g_step - lam @ g_step
     H = inner.hessian(lam, t)
     r = np.sqrt(lam)
-    JHJ_scaled = (H * r[:, None] * r[None, :])                     # S H S, S = diag(sqrt lam)
+    JHJ_scaled = H * r[:, None] * r[None, :]  # S H S, S = diag(sqrt lam)
     # S^-1 J H J S^-1 = (I - r r') S H S (I - r r')
     proj = np.eye(p) - np.outer(r, r)
     A = -(proj @ JHJ_scaled @ proj)
@@ -608,10 +617,14 @@ def _entropic_step(inner: InnerProblem, theta, lam, t, g, bound, mu: float, min_
                 # step on D may raise the gap to at most ARMIJO_GAP_GROWTH x the least so far
                 g_try = inner.kl_per_domain(q_try)
                 gap_try = g_try.max() - D_try
-                if gap_try < gap0 or (slope > 0 and D_try - D0 >= 1e-4 * step * slope
-                                      and gap_try <= ARMIJO_GAP_GROWTH * min_gap):
-                    mu = max(mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step),
-                             1e-12)
+                if gap_try < gap0 or (
+                    slope > 0
+                    and D_try - D0 >= 1e-4 * step * slope
+                    and gap_try <= ARMIJO_GAP_GROWTH * min_gap
+                ):
+                    mu = max(
+                        mu * (0.25 if step == 1.0 else 1.0 if step >= 0.25 else 1.0 / step), 1e-12
+                    )
                     return _ThetaPoint(th, lam_try, q_try, t_try, D_try, g_try), mu
             step *= 0.5
         mu *= 16.0
@@ -620,8 +633,14 @@ def _entropic_step(inner: InnerProblem, theta, lam, t, g, bound, mu: float, min_
     return None, mu
 
 
-def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
-                     budget: Budget | None = None, info: dict | None = None) -> NewtonResult:
+def _entropic_newton(
+    inner: InnerProblem,
+    p: int,
+    tol: float,
+    lam0=None,
+    budget: Budget | None = None,
+    info: dict | None = None,
+) -> NewtonResult:
     """Newton ascent on D in log coordinates lam = softmax(theta), Levenberg-Marquardt damped.
 
     The projected Newton method in lam stalls where D behaves like -lam log lam near a face of the
@@ -653,7 +672,7 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
         gap0 = g.max() - bound
         if gap0 < min_gap:
             lam_pair = lam
-        min_gap = min(min_gap, gap0)      # Armijo steps may not drift the gap up for ever
+        min_gap = min(min_gap, gap0)  # Armijo steps may not drift the gap up for ever
         if best_primal[0] - best_bound[0] <= tol(best_primal[0]):
             stopped = "converged"
             break
@@ -676,12 +695,14 @@ def _entropic_newton(inner: InnerProblem, p: int, tol: float, lam0=None,
     if info is not None:
         info["lam_pair"] = lam_pair if g.max() - bound >= min_gap else lam
     # the best model and the best bound met on the way certify together (see exact._run)
-    return NewtonResult(best_bound[1], best_primal[1], best_bound[2], best_primal[2],
-                        best_bound[0], it, stopped)
+    return NewtonResult(
+        best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it, stopped
+    )
 
 
-def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None,
-                max_iter: int = 60) -> NewtonResult:
+def _kkt_newton(
+    inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None, max_iter: int = 60
+) -> NewtonResult:
     """Newton on the KKT equalisation system in log-weights, minimum-norm steps (issue 9).
 
     At a saddle point every domain with lam*_k > 0 has KL(P[k] || q(lam*)) = V* (complementary
@@ -718,8 +739,8 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | No
             break
         g_step = _finite_gradient(g)
         J = np.zeros((p + 1, p + 1))
-        J[:p, :p] = inner.hessian(lam, t) * lam[None, :]      # d g / d theta
-        if not np.isfinite(J).all():     # curvature overflowed float64 (see `_newton`)
+        J[:p, :p] = inner.hessian(lam, t) * lam[None, :]  # d g / d theta
+        if not np.isfinite(J).all():  # curvature overflowed float64 (see `_newton`)
             stopped = "stalled"
             break
         J[:p, p], J[p, :p] = -1.0, lam
@@ -732,8 +753,11 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | No
                 g_try = inner.kl_per_domain(q_try)
                 # progress is a smaller gap here, or a new best bound or best model: the two
                 # certify together, and on a kinked face they come from different iterates
-                if (g_try.max() - D_try < gap or D_try > best_bound[0]
-                        or g_try.max() < best_primal[0]):
+                if (
+                    g_try.max() - D_try < gap
+                    or D_try > best_bound[0]
+                    or g_try.max() < best_primal[0]
+                ):
                     accepted = True
                     break
             step *= 0.5
@@ -745,8 +769,9 @@ def _kkt_newton(inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | No
             best_primal = (g.max(), q, g)
         if bound > best_bound[0]:
             best_bound = (bound, lam, t)
-    return NewtonResult(best_bound[1], best_primal[1], best_bound[2], best_primal[2],
-                        best_bound[0], it, stopped)
+    return NewtonResult(
+        best_bound[1], best_primal[1], best_bound[2], best_primal[2], best_bound[0], it, stopped
+    )
 
 
 def fixed_mixture(inner: InnerProblem, lam) -> NewtonResult:
@@ -754,12 +779,14 @@ def fixed_mixture(inner: InnerProblem, lam) -> NewtonResult:
     section 2), with KL(P[k] || q) and the dual bound at lam."""
     lam = np.asarray(lam, dtype=np.float64)
     q, t = inner.model(lam)
-    return NewtonResult(lam, q, t, inner.kl_per_domain(q), inner.dual_bound(lam, q, t), 0,
-                        "converged")
+    return NewtonResult(
+        lam, q, t, inner.kl_per_domain(q), inner.dual_bound(lam, q, t), 0, "converged"
+    )
 
 
-def entropic_path(inner: InnerProblem, p: int, stop, lam0=None,
-                  budget: Budget | None = None) -> NewtonResult:
+def entropic_path(
+    inner: InnerProblem, p: int, stop, lam0=None, budget: Budget | None = None
+) -> NewtonResult:
     """Newton in log-weights (`_entropic_newton`), then, while the gap exceeds ``stop``,
     projected Newton on the face it found (quadratic there) and the KKT polish from its best
     single iterate; the result with the smallest gap of its own is returned."""
@@ -769,23 +796,29 @@ def entropic_path(inner: InnerProblem, p: int, stop, lam0=None,
     for polish in ("newton", "kkt"):
         if res.gap <= stop(res.g.max()) or (budget is not None and budget.expired()):
             break
-        more = (_newton(inner, p, stop, lam0=res.lam, budget=budget) if polish == "newton"
-                else _kkt_newton(inner, p, stop, lam0=info["lam_pair"], budget=budget))
+        more = (
+            _newton(inner, p, stop, lam0=res.lam, budget=budget)
+            if polish == "newton"
+            else _kkt_newton(inner, p, stop, lam0=info["lam_pair"], budget=budget)
+        )
         it += more.iterations
         if more.gap < res.gap:
             res = more
     return res._replace(iterations=it)
 
 
-def newton_path(inner: InnerProblem, p: int, stop, lam0=None,
-                budget: Budget | None = None) -> NewtonResult:
+def newton_path(
+    inner: InnerProblem, p: int, stop, lam0=None, budget: Budget | None = None
+) -> NewtonResult:
     """Projected Newton (`_newton`) from ``lam0`` (default uniform)."""
-    return _newton(inner, p, stop, lam0=None if lam0 is None else np.asarray(lam0, float),
-                   budget=budget)
+    return _newton(
+        inner, p, stop, lam0=None if lam0 is None else np.asarray(lam0, float), budget=budget
+    )
 
 
-def kkt_path(inner: InnerProblem, p: int, stop, lam0=None,
-             budget: Budget | None = None) -> NewtonResult:
+def kkt_path(
+    inner: InnerProblem, p: int, stop, lam0=None, budget: Budget | None = None
+) -> NewtonResult:
     """Minimum-norm Newton on the KKT equalisation (`_kkt_newton`) from ``lam0``."""
     return _kkt_newton(inner, p, stop, lam0=lam0, budget=budget)
 
@@ -793,9 +826,16 @@ def kkt_path(inner: InnerProblem, p: int, stop, lam0=None,
 PATHS = {"newton": newton_path, "entropic": entropic_path, "kkt": kkt_path}
 
 
-def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_TOL,
-                    lam_fixed=None, inner: InnerProblem | None = None, path: str = "newton",
-                    lam0=None, budget: Budget | None = None) -> dict:
+def solve_waterfill(
+    problem: DiscreteProblem,
+    support: str = "domains",
+    tol=GAP_TOL,
+    lam_fixed=None,
+    inner: InnerProblem | None = None,
+    path: str = "newton",
+    lam0=None,
+    budget: Budget | None = None,
+) -> dict:
     """Minimax gate by water-filling + Newton; or, with ``lam_fixed``, the fixed-mixture gate.
 
     ``path``: "newton" (projected Newton in lam, from the uniform mixture), "entropic" (Newton in
@@ -813,7 +853,17 @@ def solve_waterfill(problem: DiscreteProblem, support: str = "domains", tol=GAP_
     # curvature may overflow where a weight ~1e-300 sits under a domain's mass; every path
     # checks the Hessian for inf/NaN and hands over to another path
     with np.errstate(over="ignore", invalid="ignore"):
-        res = (fixed_mixture(inner, lam_fixed) if lam_fixed is not None
-               else PATHS[path](inner, problem.p, stop, lam0=lam0, budget=budget))
-    return {"q": res.q, "lam": res.lam, "per_domain_kl": res.g, "bound": res.bound,
-            "iterations": res.iterations, "stopped": res.stopped, "mask": inner.mask}
+        res = (
+            fixed_mixture(inner, lam_fixed)
+            if lam_fixed is not None
+            else PATHS[path](inner, problem.p, stop, lam0=lam0, budget=budget)
+        )
+    return {
+        "q": res.q,
+        "lam": res.lam,
+        "per_domain_kl": res.g,
+        "bound": res.bound,
+        "iterations": res.iterations,
+        "stopped": res.stopped,
+        "mask": inner.mask,
+    }
