@@ -229,48 +229,87 @@ def _fixed_best_log_model(sampler, log_E: torch.Tensor):
     return torch.logsumexp(lw + log_E, dim=1), w
 
 
+@dataclass
+class _CaseRun:
+    """What every model of one (case, seed) run is trained and graded with."""
+
+    ctx: object
+    cfg: SuccessorConfig
+    task: SuccessorTask
+    case: str
+    seed: int
+    support: tuple  # (X0, exact weights W, log P_k on X0)
+    grid: np.ndarray
+    ckpt_dir: Path
+
+    def curve(self, method, log_model, params, trainable, nonemb=0, lams=None):
+        """Add the rows of one model at each lam of ``lams`` (the test grid by default)."""
+        lams = self.grid if lams is None else lams
+        _add_curve(
+            self.ctx,
+            self.task,
+            self.case,
+            method,
+            self.seed,
+            log_model,
+            self.support,
+            lams,
+            params,
+            trainable,
+            nonemb,
+        )
+
+
 def _run_one(ctx, cfg, case, seed):
-    device, ckpt_dir = ctx.device, Path(ctx.out_dir) / "checkpoints"
+    """Every model's rows for one (case, seed): experts, free gates, SPD gates, retrains."""
     task = SuccessorTask(cfg.vocab, cfg.length, CONTAMINATION[case])
     seqs, W = task.support()  # X0, exact weights
     support = (seqs, W, task.log_prob(seqs))
     grid = np.linspace(0.0, 1.0, cfg.lam_grid)
+    run = _CaseRun(ctx, cfg, task, case, seed, support, grid, Path(ctx.out_dir) / "checkpoints")
+    experts = _train_experts(run)
+    counts = (sum(count_params(e) for e in experts), nonembedding_count(experts))
+    log_E = cache_logliks(experts, seqs, ctx.device).double()  # (2V, p)
+    _expert_and_constant_curves(run, experts, log_E, counts)
+    sampler = _sampler(cfg, task, experts, seed, case, ctx.device)
+    _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, *counts)
+    for signal in cfg.signals:
+        _spd_gate_rows(run, signal, sampler, log_E, counts)
+    for d in cfg.retrain_sizes:
+        _retrain_rows(run, d)
 
+
+def _train_experts(run):
+    """One frozen expert per domain, each trained on its domain alone."""
     experts = []
-    for k in range(task.p):
+    for k in range(run.task.p):
         onehot = 1.0 if k == 0 else 0.0
+        tag = (run.case, run.seed, f"expert{k}")
         experts.append(
             _train_on_mixture(
-                cfg, task, cfg.expert_d, onehot, (case, seed, f"expert{k}"), ckpt_dir, device
+                run.cfg, run.task, run.cfg.expert_d, onehot, tag, run.ckpt_dir, run.ctx.device
             )
         )
     for e in experts:
         e.requires_grad_(False)
-    n_experts = sum(count_params(e) for e in experts)
-    ne_experts = nonembedding_count(experts)
-    log_E = cache_logliks(experts, seqs, device).double()  # (2V, p)
-    for k in range(task.p):
-        _add_curve(
-            ctx,
-            task,
-            case,
-            f"expert-{'AB'[k]}",
-            seed,
-            log_E[:, k],
-            support,
-            grid,
-            count_params(experts[k]),
-            count_params(experts[k]),
-            nonembedding_count(experts[k]),
-        )
-    avg = torch.logsumexp(log_E + np.log(0.5), dim=1)  # constant gate (0.5, 0.5)
-    _add_curve(
-        ctx, task, case, "const-gate-0.5", seed, avg, support, grid, n_experts, 0, ne_experts
-    )
-    _add_curve(ctx, task, case, EXACT, seed, _exact_gate_on_perfect_experts(W), support, grid, 0, 0)
+    return experts
 
-    sampler = _sampler(cfg, task, experts, seed, case, device)
-    _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts, ne_experts)
+
+def _expert_and_constant_curves(run, experts, log_E, counts):
+    """Curves of each single expert, the constant gate (0.5, 0.5) and the exact gate over
+    perfect experts."""
+    n_experts, ne_experts = counts
+    for k in range(run.task.p):
+        n = count_params(experts[k])
+        run.curve(f"expert-{'AB'[k]}", log_E[:, k], n, n, nonembedding_count(experts[k]))
+    avg = torch.logsumexp(log_E + np.log(0.5), dim=1)  # constant gate (0.5, 0.5)
+    run.curve("const-gate-0.5", avg, n_experts, 0, ne_experts)
+    run.curve(EXACT, _exact_gate_on_perfect_experts(run.support[1]), 0, 0)
+
+
+def _train_gate(run, signal, sampler):
+    """The SPD result (`train_spd`) of a freshly seeded sequence gate for one lam signal."""
+    cfg, task = run.cfg, run.task
     gcfg = GateConfig(
         vocab_size=task.vocab + 1,
         block_size=task.length + 1,
@@ -279,76 +318,61 @@ def _run_one(ctx, cfg, case, seed):
         d_model=cfg.gate_d,
         d_ff=cfg.gate_d_ff,
     )
-    for signal in cfg.signals:
-        gate = _seeded(lambda: SequenceGate(gcfg), stable_seed(case, seed, "gate-init"))
-        res = train_spd(
-            gate,
-            sampler,
-            SPDConfig(
-                steps=cfg.spd_steps,
-                per_domain=cfg.spd_per_domain,
-                lr=cfg.spd_lr,
-                eta_mu=cfg.spd_eta_mu,
-                lam_signal=signal,
-                log_every=cfg.log_every,
-                seed=stable_seed(case, seed, "spd"),
-            ),
-            device=device,
-        )
-        with torch.no_grad():
-            log_g = res.gate.eval()(seqs.to(device)).double().cpu()  # (2V, p)
-        log_model = log_pi(log_g, log_E)
-        method, n_gate = f"gate-{signal}", count_params(res.gate)
-        ctx.add(case, method, "Z_raw_X0", float(np.exp(log_Z(log_model))), seed=seed)
-        _add_curve(
-            ctx,
-            task,
-            case,
-            method,
-            seed,
-            log_model,
-            support,
-            grid,
-            n_gate + n_experts,
-            n_gate,
-            ne_experts + nonembedding_count(res.gate),
-        )
-        ctx.add(case, method, "spd_lam_A", float(res.lam[0]), seed=seed)
-        ctx.add(case, method, "spd_mu", res.mu, seed=seed)
-        ctx.add(case, method, "spd_Z_hat", float(res.history["Z_hat"].iloc[-1]), seed=seed)
-        for row in res.history.itertuples():
-            for metric, v in (
-                ("traj_lam_A", row.lam_0),
-                ("traj_mu", row.mu),
-                ("traj_Z_hat", row.Z_hat),
-            ):
-                ctx.add(case, method, metric, v, seed=seed, step=int(row.step))
+    gate = _seeded(lambda: SequenceGate(gcfg), stable_seed(run.case, run.seed, "gate-init"))
+    return train_spd(
+        gate,
+        sampler,
+        SPDConfig(
+            steps=cfg.spd_steps,
+            per_domain=cfg.spd_per_domain,
+            lr=cfg.spd_lr,
+            eta_mu=cfg.spd_eta_mu,
+            lam_signal=signal,
+            log_every=cfg.log_every,
+            seed=stable_seed(run.case, run.seed, "spd"),
+        ),
+        device=run.ctx.device,
+    )
 
-    for d in cfg.retrain_sizes:
-        runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [
-            (f"oracle-d{d}", lam, lam) for lam in cfg.oracle_lams
-        ]
-        for method, train_lam, oracle_at in runs:
-            m = _train_on_mixture(
-                cfg, task, d, train_lam, (case, seed, method, train_lam), ckpt_dir, device
-            )
-            log_model = cache_logliks([m], seqs, device)[:, 0].double()
-            lams = (
-                grid if oracle_at is None else [oracle_at]
-            )  # an oracle counts only at its own lam
-            _add_curve(
-                ctx,
-                task,
-                case,
-                method,
-                seed,
-                log_model,
-                support,
-                lams,
-                count_params(m),
-                count_params(m),
-                nonembedding_count(m),
-            )
+
+def _spd_gate_rows(run, signal, sampler, log_E, counts):
+    """Train the SPD gate for one signal; add its raw Z, curves, final SPD state and trajectory."""
+    n_experts, ne_experts = counts
+    res = _train_gate(run, signal, sampler)
+    with torch.no_grad():
+        log_g = res.gate.eval()(run.support[0].to(run.ctx.device)).double().cpu()  # (2V, p)
+    log_model = log_pi(log_g, log_E)
+    method, n_gate = f"gate-{signal}", count_params(res.gate)
+    add = run.ctx.add
+    add(run.case, method, "Z_raw_X0", float(np.exp(log_Z(log_model))), seed=run.seed)
+    run.curve(
+        method, log_model, n_gate + n_experts, n_gate, ne_experts + nonembedding_count(res.gate)
+    )
+    add(run.case, method, "spd_lam_A", float(res.lam[0]), seed=run.seed)
+    add(run.case, method, "spd_mu", res.mu, seed=run.seed)
+    add(run.case, method, "spd_Z_hat", float(res.history["Z_hat"].iloc[-1]), seed=run.seed)
+    for row in res.history.itertuples():
+        for metric, v in (
+            ("traj_lam_A", row.lam_0),
+            ("traj_mu", row.mu),
+            ("traj_Z_hat", row.Z_hat),
+        ):
+            add(run.case, method, metric, v, seed=run.seed, step=int(row.step))
+
+
+def _retrain_rows(run, d):
+    """Curves of the monolith on ``mono_lam`` and of each oracle at its own lam, at size ``d``."""
+    cfg = run.cfg
+    runs = [(f"mono-d{d}", cfg.mono_lam, None)] + [
+        (f"oracle-d{d}", lam, lam) for lam in cfg.oracle_lams
+    ]
+    for method, train_lam, oracle_at in runs:
+        tag = (run.case, run.seed, method, train_lam)
+        m = _train_on_mixture(cfg, run.task, d, train_lam, tag, run.ckpt_dir, run.ctx.device)
+        log_model = cache_logliks([m], run.support[0], run.ctx.device)[:, 0].double()
+        lams = None if oracle_at is None else [oracle_at]  # an oracle counts only at its own lam
+        n = count_params(m)
+        run.curve(method, log_model, n, n, nonembedding_count(m), lams=lams)
 
 
 def _free_and_exact(ctx, task, case, seed, sampler, log_E, W, support, grid, n_experts, ne_experts):
