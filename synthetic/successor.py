@@ -420,14 +420,156 @@ def run(ctx):
 
 def report(df: pd.DataFrame, fig_dir: Path) -> list:
     """Loss-vs-lam curves with spread bands, win/loss tables against each retrain, SPD stability."""
-    from modgen_bench.reporting import Section, gate_vs_monolith_headline, mean_se_table
-
     fig_dir = Path(fig_dir)
-    sections = []
-    heads = []
+    heads, sections = [], []
     curves = df[
         df["metric"].isin(["kl_per_token", "nll_per_token", "kl_X0_per_token"]) & df["lam"].ne("")
     ]
+    for case, sub in curves.groupby("case"):
+        head, case_sections = _case_report(sub, case, fig_dir)
+        heads += [head] if head is not None else []
+        sections += case_sections
+    sections += _stability_sections(df, fig_dir)
+    sections.append(_params_section(df))
+    return heads + sections
+
+
+def _case_report(sub, case, fig_dir):
+    """(headline or None, sections) of one case: curves, tables, claims and its leaderboard."""
+    from modgen_bench.reporting import Section
+
+    figs = _case_figures(sub, case, fig_dir)
+    gates = sorted(m for m in sub["method"].unique() if m.startswith("gate-"))
+    monos = sorted(m for m in sub["method"].unique() if m.startswith("mono-"))
+    # the answer at a glance: the gate minus the monolith, with intervals
+    head = _case_headline(sub, case, gates[0], monos[0], fig_dir) if gates and monos else None
+    tables = _win_loss_tables(sub, case, gates)
+    worst = _worst_kl(sub)
+    tables.insert(
+        0,
+        (
+            f"{case}: worst-case KL per token over the lam grid (the robust objective, "
+            "PAPER.md section 1), every model renormalised on X0, mean ± s.e. over seeds "
+            "(n); matching convention: params (paper's sizes)",
+            worst.reset_index(),
+        ),
+    )
+    text = _claims_text(sub, case)
+    if EXACT in worst.index:
+        text += _exact_reference_text(worst)
+        # with the exact reference present, the leaderboard follows the gates ranked in `worst`
+        gates = [m for m in worst.index if m.startswith("gate-")]
+    sections = [Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs)]
+    sections += [_leaderboard_section(sub, case, fig_dir)] if gates else []
+    return head, sections
+
+
+def _case_figures(sub, case, fig_dir):
+    """Draw the case's KL and NLL curves against lam; their (caption, path) pairs."""
+    figs = []
+    for metric in ("kl_per_token", "nll_per_token"):
+        path = fig_dir / f"successor_{case}_{metric}.png"
+        shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith("expert-")  # off the scale
+        lam_curves_figure(
+            sub[shown],
+            path,
+            ylabel=f"{metric.replace('_', ' ')} (nats per token)",
+            title=f"{case}: {metric.replace('_', ' ')} vs test mixture",
+            xlabel=XLABEL,
+        )
+        figs.append(
+            (
+                f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
+                "single experts in the tables)",
+                path,
+            )
+        )
+    return figs
+
+
+def _case_headline(sub, case, gate, mono, fig_dir):
+    """The gate-vs-monolith headline of one case, with the best free baseline beside the gate."""
+    from modgen_bench.reporting import gate_vs_monolith_headline
+
+    head = gate_vs_monolith_headline(
+        sub,
+        gate,
+        mono,
+        fig_dir,
+        "kl_per_token",
+        unit="nats per token",
+        title=f"{case}: gate vs monolith",
+        xlabel=XLABEL,
+        xname="lam_A",
+    )
+    head.text += _free_baseline_line(sub, gate)
+    return head
+
+
+def _win_loss_tables(sub, case, gates):
+    """One win/loss table per gate: its KL per token minus each retrain's."""
+    tables = []
+    retrains = [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))]
+    for gate in gates:
+        wl = win_loss_table(sub[sub["metric"].eq("kl_per_token")], gate, retrains)
+        tables.append(
+            (f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl)
+        )
+    return tables
+
+
+def _worst_kl(sub):
+    """Per method (oracles left out): mean, se and n over seeds of the worst KL over the grid."""
+    return (
+        sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
+        .groupby(["method", "seed"])["value"]
+        .max()
+        .groupby("method")
+        .agg(["mean", "sem", "count"])
+        .rename(columns={"sem": "se", "count": "n"})
+    )
+
+
+def _exact_reference_text(worst) -> str:
+    """The paragraph setting the SPD gates' worst KL beside the exact gate's over perfect
+    experts."""
+    gates = ", ".join(
+        f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-")
+    )
+    return (
+        f"\n\nReference: the exact minimax gate in G1 over *perfect* experts "
+        f"(exact core, `{EXACT}`) has worst-case KL "
+        f"{worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates over the "
+        f"trained experts reach {gates}, the constant gate "
+        f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle "
+        "retrain at the vertices: Z_g = 1 charges it for every domain it serves "
+        "(on the clean task the domains are disjoint and V* = log 2 per sequence "
+        "even with perfect experts)."
+    )
+
+
+def _stability_sections(df, fig_dir):
+    """The SPD stability section (final state table, trajectory figure), if any SPD rows."""
+    from modgen_bench.reporting import Section, mean_se_table
+
+    stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
+    if not len(stab):
+        return []
+    t = mean_se_table(stab, by=("case", "method", "metric"))
+    traj = df[df["metric"].str.startswith("traj_")]
+    path = fig_dir / "successor_spd_trajectories.png"
+    _trajectory_figure(traj, path)
+    return [
+        Section(
+            "SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
+            tables=[("mean, s.e. over seeds", t)],
+            figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)],
+        )
+    ]
+
+
+def _param_counts(df):
+    """Per method: params, params_trainable, params_nonembedding and r_nonembedding."""
     counts = df[df["metric"].eq("Z_X0")]  # every curve row carries its model's counts
     cols = [c for c in ("params", "params_trainable", "params_nonembedding") if c in counts]
     params = (
@@ -440,120 +582,27 @@ def report(df: pd.DataFrame, fig_dir: Path) -> list:
         params["r_nonembedding"] = (
             params["params_nonembedding"] / params.loc["const-gate-0.5", "params_nonembedding"]
         ).round(3)
-    for case, sub in curves.groupby("case"):
-        figs = []
-        for metric in ("kl_per_token", "nll_per_token"):
-            path = fig_dir / f"successor_{case}_{metric}.png"
-            shown = sub["metric"].eq(metric) & ~sub["method"].str.startswith(
-                "expert-"
-            )  # off the scale
-            lam_curves_figure(
-                sub[shown],
-                path,
-                ylabel=f"{metric.replace('_', ' ')} (nats per token)",
-                title=f"{case}: {metric.replace('_', ' ')} vs test mixture",
-                xlabel=XLABEL,
-            )
-            figs.append(
-                (
-                    f"{case}: {metric} vs lam (mean ± s.e. over seeds; oracles only at their lam; "
-                    "single experts in the tables)",
-                    path,
-                )
-            )
-        tables = []
-        gates = sorted(m for m in sub["method"].unique() if m.startswith("gate-"))
-        monos = sorted(m for m in sub["method"].unique() if m.startswith("mono-"))
-        if gates and monos:  # the answer at a glance: the gate minus the monolith, with intervals
-            heads.append(
-                gate_vs_monolith_headline(
-                    sub,
-                    gates[0],
-                    monos[0],
-                    fig_dir,
-                    "kl_per_token",
-                    unit="nats per token",
-                    title=f"{case}: gate vs monolith",
-                    xlabel=XLABEL,
-                    xname="lam_A",
-                )
-            )
-            heads[-1].text += _free_baseline_line(sub, gates[0])
-        for gate in gates:
-            wl = win_loss_table(
-                sub[sub["metric"].eq("kl_per_token")],
-                gate,
-                [m for m in sub["method"].unique() if m.startswith(("mono-", "oracle-"))],
-            )
-            tables.append(
-                (f"{case}: KL per token, {gate} minus each retrain (negative = gate better)", wl)
-            )
-        worst = (
-            sub[sub["metric"].eq("kl_per_token") & ~sub["method"].str.startswith("oracle-")]
-            .groupby(["method", "seed"])["value"]
-            .max()
-            .groupby("method")
-            .agg(["mean", "sem", "count"])
-            .rename(columns={"sem": "se", "count": "n"})
-        )
-        tables.insert(
-            0,
+    return params
+
+
+def _params_section(df):
+    """The parameter-count section."""
+    from modgen_bench.reporting import Section
+
+    return Section(
+        "Parameter counts",
+        tables=[
             (
-                f"{case}: worst-case KL per token over the lam grid (the robust objective, "
-                "PAPER.md section 1), every model renormalised on X0, mean ± s.e. over seeds "
-                "(n); matching convention: params (paper's sizes)",
-                worst.reset_index(),
-            ),
-        )
-        text = _claims_text(sub, case)
-        if EXACT in worst.index:
-            gates = ", ".join(
-                f"{m} {worst.loc[m, 'mean']:.4f}" for m in worst.index if m.startswith("gate-")
+                "params (gates: frozen experts included); "
+                "r_nonembedding = non-embedding parameters / the "
+                "experts' combined; matching convention: params "
+                "(paper's sizes), every LM trained with one expert's "
+                "steps and batch (token ratio 1/p against the experts' "
+                "combined)",
+                _param_counts(df).reset_index(),
             )
-            text += (
-                f"\n\nReference: the exact minimax gate in G1 over *perfect* experts "
-                f"(exact core, `{EXACT}`) has worst-case KL "
-                f"{worst.loc[EXACT, 'mean']:.4f} per token; the SPD gates over the "
-                f"trained experts reach {gates}, the constant gate "
-                f"{worst.loc['const-gate-0.5', 'mean']:.4f}. No gate can match an oracle "
-                "retrain at the vertices: Z_g = 1 charges it for every domain it serves "
-                "(on the clean task the domains are disjoint and V* = log 2 per sequence "
-                "even with perfect experts)."
-            )
-        sections.append(
-            Section(f"{case}: loss vs test lam", text=text, tables=tables, figures=figs)
-        )
-        sections += [_leaderboard_section(sub, case, fig_dir)] if gates else []
-    stab = df[df["metric"].isin(["spd_lam_A", "spd_mu", "spd_Z_hat", "Z_raw_X0"])]
-    if len(stab):
-        t = mean_se_table(stab, by=("case", "method", "metric"))
-        traj = df[df["metric"].str.startswith("traj_")]
-        path = fig_dir / "successor_spd_trajectories.png"
-        _trajectory_figure(traj, path)
-        sections.append(
-            Section(
-                "SPD stability (final lam_A, mu, Z estimate; exact Z on X0 of the raw gate)",
-                tables=[("mean, s.e. over seeds", t)],
-                figures=[("lam_A, mu and Z_hat along SPD (one line per seed)", path)],
-            )
-        )
-    sections.append(
-        Section(
-            "Parameter counts",
-            tables=[
-                (
-                    "params (gates: frozen experts included); "
-                    "r_nonembedding = non-embedding parameters / the "
-                    "experts' combined; matching convention: params "
-                    "(paper's sizes), every LM trained with one expert's "
-                    "steps and batch (token ratio 1/p against the experts' "
-                    "combined)",
-                    params.reset_index(),
-                )
-            ],
-        )
+        ],
     )
-    return heads + sections
 
 
 #: the successor's method names -> the leaderboard's (its free baselines by their shared names)
