@@ -41,6 +41,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -258,7 +259,17 @@ def _spd_gate(cfg, task, experts, seed, case, device, seqs, log_E):
     return log_pi(log_g, torch.as_tensor(log_E)).numpy(), float(res.lam[0])
 
 
+class _CellModels(NamedTuple):
+    """The graded models of one cell, raw log pi on X0 by method, and what their fits left."""
+
+    models: dict  # method -> raw log pi on X0
+    w: float  # the best fixed weight on expert A
+    lam_A: dict  # SPD method -> its final lam_A
+    own: float | None  # the table gate's worst KL in its own game (None without it)
+
+
 def _cell(ctx, cfg, T: int, alpha: float, seed: int) -> None:
+    """Every row of one (T, alpha, seed) cell: the gates, the exact references, the ceiling."""
     device, ckpt = ctx.device, Path(ctx.out_dir) / "checkpoints"
     task = SuccessorTask(cfg.vocab, T, alpha)
     case = f"T={T},alpha={alpha:g}"
@@ -273,12 +284,27 @@ def _cell(ctx, cfg, T: int, alpha: float, seed: int) -> None:
     for e in experts:
         e.requires_grad_(False)
     log_E = cache_logliks(experts, seqs, device).double().numpy()  # (2V, p)
+    fit = _cell_models(cfg, task, experts, P, log_E, seed, case, device, seqs)
+    extra = dict(seed=seed, T=T, alpha=alpha)
+
+    def add(method, metric, value, **kw):
+        ctx.add(case, method, metric, value, **kw, **extra)
+
+    const = _model_rows(add, fit.models, P, task.p, T - 1)
+    add("fixed-best", "w_A", fit.w)
+    for method, value in fit.lam_A.items():
+        add(method, "spd_lam_A", value)
+    _reference_rows(add, P, np.exp(log_E).T, const, T - 1, fit.own)
+    add("ceiling", "ceiling_per_transition", ceiling(task.p, T))
+
+
+def _cell_models(cfg, task, experts, P, log_E, seed, case, device, seqs) -> _CellModels:
+    """The constant gate, the best fixed-weight gate and the SPD gates named in ``cfg.gates``."""
     models = {"const-gate-0.5": np.logaddexp(log_E[:, 0], log_E[:, 1]) + math.log(0.5)}
     w, _ = best_fixed_weight(P, log_E, cfg.fixed_grid)
     models["fixed-best"] = np.logaddexp(
         np.log(max(w, 1e-300)) + log_E[:, 0], np.log(max(1 - w, 1e-300)) + log_E[:, 1]
     )
-    E_X0 = np.exp(log_E).T  # (p, 2V)
     lam_A, own = {}, None
     if "table" in cfg.gates:
         models["spd-table"], lam_A["spd-table"], own = _table_gate(cfg, P, log_E, seed, case)
@@ -286,65 +312,51 @@ def _cell(ctx, cfg, T: int, alpha: float, seed: int) -> None:
         models["spd-sequence"], lam_A["spd-sequence"] = _spd_gate(
             cfg, task, experts, seed, case, device, seqs, log_E
         )
-    extra = dict(seed=seed, T=T, alpha=alpha)
-    per = T - 1
+    return _CellModels(models, w, lam_A, own)
+
+
+def _model_rows(add, models, P, p, per) -> float:
+    """Add each model's worst KL, Z, advantage and advantage bound per transition; return the
+    constant gate's worst KL per sequence (the advantages' baseline)."""
     _, z_u = _normalised(models["const-gate-0.5"])
     const = worst_kl(P, _normalised(models["const-gate-0.5"])[0])
     for method, log_model in models.items():
         log_q, z = _normalised(log_model)
         value = worst_kl(P, log_q)
-        ctx.add(case, method, "worst_kl_per_transition", value / per, **extra)
-        ctx.add(case, method, "Z_X0", z, **extra)
-        ctx.add(case, method, "advantage_per_transition", (const - value) / per, **extra)
+        add(method, "worst_kl_per_transition", value / per)
+        add(method, "Z_X0", z)
+        add(method, "advantage_per_transition", (const - value) / per)
         # the general form of the ceiling, for a gate graded renormalised by its own Z
-        ctx.add(
-            case,
+        add(
             method,
             "advantage_bound_per_transition",
-            (math.log(task.p) + math.log(z_u) - math.log(z)) / per,
-            **extra,
+            (math.log(p) + math.log(z_u) - math.log(z)) / per,
         )
-    ctx.add(case, "fixed-best", "w_A", w, **extra)
-    for method, value in lam_A.items():
-        ctx.add(case, method, "spd_lam_A", value, **extra)
+    return const
+
+
+def _reference_rows(add, P, E_X0, const, per, own) -> None:
+    """Add the exact references: minimax in G1 (if G1 is non-empty) and over the union, SPD's
+    table gate in its own game, the renormalised minimax and the perfect-experts gate."""
     g1 = g1_minimax(P, E_X0)
     if g1.status != "infeasible":
-        ctx.add(
-            case,
-            "exact-G1",
-            "worst_kl_per_transition",
-            g1.value / per,
-            certificate=g1.duality_gap,
-            **extra,
-        )
-        ctx.add(case, "exact-G1", "advantage_per_transition", (const - g1.value) / per, **extra)
-    ctx.add(case, "exact-G1", "g1_nonempty", float(g1.status != "infeasible"), **extra)
+        add("exact-G1", "worst_kl_per_transition", g1.value / per, certificate=g1.duality_gap)
+        add("exact-G1", "advantage_per_transition", (const - g1.value) / per)
+    add("exact-G1", "g1_nonempty", float(g1.status != "infeasible"))
     union = g1_minimax(P, E_X0, "union")
-    ctx.add(
-        case,
-        "exact-union",
-        "worst_kl_per_transition",
-        union.value / per,
-        certificate=union.duality_gap,
-        **extra,
-    )
-    ctx.add(case, "exact-union", "advantage_per_transition", (const - union.value) / per, **extra)
+    add("exact-union", "worst_kl_per_transition", union.value / per, certificate=union.duality_gap)
+    add("exact-union", "advantage_per_transition", (const - union.value) / per)
     if own is not None:  # SPD's gate in its own game (raw KL, Z = 1 on X0 and the lump)
-        ctx.add(case, "spd-table", "own_game_worst_kl_per_transition", own / per, **extra)
+        add("spd-table", "own_game_worst_kl_per_transition", own / per)
     value, gap = renormalised_minimax(P, E_X0.min(axis=0), E_X0.max(axis=0))
-    ctx.add(
-        case, "exact-renormalised", "worst_kl_per_transition", value / per, certificate=gap, **extra
-    )
+    add("exact-renormalised", "worst_kl_per_transition", value / per, certificate=gap)
     perfect = g1_minimax(P, P)
-    ctx.add(
-        case,
+    add(
         "perfect-experts",
         "worst_kl_per_transition",
         perfect.value / per,
         certificate=perfect.duality_gap,
-        **extra,
     )
-    ctx.add(case, "ceiling", "ceiling_per_transition", ceiling(task.p, T), **extra)
 
 
 def run(ctx):
