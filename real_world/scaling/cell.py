@@ -421,15 +421,13 @@ def select_lr(train_at, val_nll, lrs) -> tuple[float, object, dict]:
     return best, models[best], scores
 
 
-def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
-    """The monolith at (convention, r) with its learning rate chosen on the validation windows,
-    and every gate - monolith row of this cell."""
-    p, B, dev = splits.p, side.budget, run.device
-    plan = match_monolith(
+def _monolith_plan(cfg, splits, side, conv, r):
+    """The monolith's shape and steps matching the gate side under ``conv`` at target ratio r."""
+    return match_monolith(
         conv,
         expert_config(cfg, side.expert_d),
-        p,
-        B,
+        splits.p,
+        side.budget,
         cfg.batch_size,
         mono_template(cfg),
         r=r,
@@ -437,33 +435,33 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
         extra_flops=side.flops.beyond_training,
     )
 
-    def train_at(lr):
-        mspec = LMTrain(
-            cfg.mono_layers,
-            cfg.n_head,
-            plan.d_model,
-            plan.d_ff,
-            plan.steps,
-            cfg.batch_size,
-            lr,
-            warmup_steps(plan.steps, cfg.warmup_frac),
-        )
-        return train_retrain(
-            splits,
-            run,
-            spec=mspec,
-            d_model=plan.d_model,
-            lam=np.full(p, 1.0 / p),
-            method=f"mono-d{plan.d_model}-s{plan.steps}",
-        ).model
 
-    lrs = cfg.mono_lrs or [cfg.lr]
-    lr, model, scores = select_lr(train_at, lambda m: lm_nll(m, splits.val, dev).mean(), lrs)
-    m = lm_nll(model, splits.test, dev).double().numpy()
-    mono_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
-    train = train_flops(mono_cfg, plan.steps, p * cfg.batch_size)
-    cell = {
-        "budget": B,
+def _train_monolith(cfg, splits, run: StageRun, plan, lr):
+    """The monolith of ``plan`` trained on the uniform mixture at learning rate ``lr``."""
+    mspec = LMTrain(
+        cfg.mono_layers,
+        cfg.n_head,
+        plan.d_model,
+        plan.d_ff,
+        plan.steps,
+        cfg.batch_size,
+        lr,
+        warmup_steps(plan.steps, cfg.warmup_frac),
+    )
+    return train_retrain(
+        splits,
+        run,
+        spec=mspec,
+        d_model=plan.d_model,
+        lam=np.full(splits.p, 1.0 / splits.p),
+        method=f"mono-d{plan.d_model}-s{plan.steps}",
+    ).model
+
+
+def _monolith_columns(cfg, side, conv, r, plan, lr) -> dict:
+    """The cell's columns on every monolith row: budget, convention, ratios, shape, lr."""
+    return {
+        "budget": side.budget,
         "convention": conv,
         "r_target": r,
         "r": plan.r,
@@ -475,7 +473,13 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
         "mono_lr": lr,
         "mono_warmup": warmup_steps(plan.steps, cfg.warmup_frac),
     }
+
+
+def _monolith_rows(cfg, p, side, plan, m, lrs, scores, add, cell) -> None:
+    """The monolith's own rows: NLL per vertex and uniform, worst excess, FLOPs, the lr grid."""
     groups = side.groups
+    mono_cfg = replace(mono_template(cfg), d_model=plan.d_model, d_ff=plan.d_ff)
+    train = train_flops(mono_cfg, plan.steps, p * cfg.batch_size)
     for k in range(p):
         add("mono", "nll_per_token", m[groups == k].mean(), lam=_vertex(p, k), **cell)
     add("mono", "nll_per_token", m.mean(), lam=_uniform(p), **cell)
@@ -488,40 +492,53 @@ def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
     add("mono", "flops_ratio_total", train / side.flops.total, **cell)
     for v_lr, v in scores.items():
         add("mono", "val_nll", v, lr=v_lr, **cell)
-    for name in ("gate", "const"):
+
+
+def _gate_vs_mono_rows(cfg, side, m, rng_fixed, add, cell) -> None:
+    """The gate, constant gate and best fixed gate minus the monolith: every delta row."""
+    for name, rng in (("gate", side.rng), ("const", side.rng), ("gate_fixed_best", rng_fixed)):
         _deltas(
             add,
             name,
             "mono",
             side.nll[name],
             m,
-            groups,
+            side.groups,
             side.experts_nll,
-            side.rng,
+            rng,
             cfg.n_boot,
             cell,
         )
-    # its own bootstrap stream, so the rows above stay what they were without it
-    fixed_rng = np.random.default_rng(stable_seed(run.seed, B, conv, r, "boot-fixed"))
-    _deltas(
-        add,
-        "gate_fixed_best",
-        "mono",
-        side.nll["gate_fixed_best"],
-        m,
-        groups,
-        side.experts_nll,
-        fixed_rng,
-        cfg.n_boot,
-        cell,
-    )
-    for k in range(p):  # routing-cost split
-        w = groups == k
+
+
+def _split_rows(p, side, m, add, cell) -> None:
+    """The routing-cost split of gate - monolith on each domain's windows."""
+    for k in range(p):
+        w = side.groups == k
         parts = routing_split(
             side.nll["gate"][w], side.nll["const"][w], side.experts_nll[k, w], m[w]
         )
         for metric, v in parts.items():
             add("gate", f"split_{metric}", v, lam=_vertex(p, k), **cell)
+
+
+def _monolith_cell(cfg, splits, side, conv, r, run: StageRun, add):
+    """The monolith at (convention, r) with its learning rate chosen on the validation windows,
+    and every gate - monolith row of this cell."""
+    plan = _monolith_plan(cfg, splits, side, conv, r)
+    lrs = cfg.mono_lrs or [cfg.lr]
+    lr, model, scores = select_lr(
+        lambda lr: _train_monolith(cfg, splits, run, plan, lr),
+        lambda m: lm_nll(m, splits.val, run.device).mean(),
+        lrs,
+    )
+    m = lm_nll(model, splits.test, run.device).double().numpy()
+    cell = _monolith_columns(cfg, side, conv, r, plan, lr)
+    _monolith_rows(cfg, splits.p, side, plan, m, lrs, scores, add, cell)
+    # the best fixed gate's own bootstrap stream, so the other rows stay what they were
+    rng_fixed = np.random.default_rng(stable_seed(run.seed, side.budget, conv, r, "boot-fixed"))
+    _gate_vs_mono_rows(cfg, side, m, rng_fixed, add, cell)
+    _split_rows(splits.p, side, m, add, cell)
 
 
 def _worst_excess(nll, experts_nll, groups) -> float:

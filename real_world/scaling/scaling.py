@@ -462,6 +462,92 @@ def _fmt_table(t):
     return t.drop(columns=["iv"], errors="ignore").round(4)
 
 
+def _scale_name(df) -> str:
+    """The run's scale (the first recorded ``scale``), "pilot" when the rows record none."""
+    if "scale" in df and df["scale"].notna().any():
+        return str(df["scale"].dropna().iloc[0])
+    return "pilot"
+
+
+def _flops_table(df):
+    """The monolith's training FLOPs and their ratio to the gate side's total, one row a cell."""
+    mono = df[df["method"].eq("mono") & df["metric"].isin(["flops_train", "flops_ratio_total"])]
+    if not len(mono):
+        return mono
+    return mono.pivot_table(
+        index=[c for c in CELL if c in mono], columns="metric", values="value"
+    ).reset_index()
+
+
+def _lr_table(df):
+    """The monolith's validation NLL per token at each grid learning rate, per cell and seed."""
+    lr = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
+    if not len(lr):
+        return lr
+    return lr.pivot_table(
+        index=[c for c in CELL if c in lr] + ["seed"], columns="lr", values="value"
+    ).reset_index()
+
+
+_COMPARISON_TEXT = (
+    "Gate = SPD gate over frozen experts, graded as a proper likelihood (divided by Z "
+    "estimated on fresh draws from q). Monolith trained on the uniform mixture at a "
+    "target non-embedding ratio r under each matching convention (compute: equal "
+    "training FLOPs; compute_total: the gate side's every FLOP; tokens: the experts' "
+    "combined training tokens), warm-up a fixed fraction of its steps, learning rate "
+    "chosen per cell on the validation windows from the preset's grid (model "
+    "selection, DomainBed style). delta = gate - monolith NLL per token. Intervals: "
+    "95% over seeds and test windows (the seeds share the test windows, whose error "
+    "is added to the seeds' spread). The paper's claim is tested on every vertex and "
+    "the uniform mixture (a difference of NLLs is linear in lam: negative at every "
+    "vertex means negative on every mixture), Holm-corrected. SPD's own endpoint: "
+    "max_k [NLL_k - NLL_k(expert k)], gate minus monolith. Crossover: the fit "
+    "delta = a + b log r + c log B is a summary of the cells; r* is stated only when "
+    "the cells change sign, the fit agrees with every decided cell, passes a "
+    "lack-of-fit test and puts r* inside the cells' bracket."
+)
+
+
+def _comparison_section(df, verdict, xo, uni, path) -> Section:
+    """The gate-vs-monolith section: verdicts, crossover, intervals, FLOPs and the lr grid."""
+    fmt = _fmt_table
+    const_mono = cell_intervals(df, "const-vs-mono", "delta_uniform", a="constant gate")
+    flops = _flops_table(df)
+    lr = _lr_table(df)
+    return Section(
+        "Gate vs monolith: every mixture, SPD's endpoint, and the crossover in r",
+        text=_COMPARISON_TEXT,
+        tables=[
+            (
+                "Verdict per cell on the paper's claim (gate better on every mixture; Holm "
+                "over "
+                "the vertices and the uniform mixture) and SPD's endpoint (worst-case excess)",
+                fmt(verdict),
+            ),
+            (
+                "Crossover per triple, convention and budget, checked against the cells "
+                "(status; bracket from the cells; r* with its Fieller interval over seeds only "
+                "when stated; fit_r_star: the fit's own value, for the record)",
+                fmt(xo),
+            ),
+            ("gate - monolith, uniform mixture, per cell", fmt(uni)),
+            ("constant gate 1/p - monolith, uniform mixture, per cell", fmt(const_mono)),
+            ("FLOPs: the monolith's training and its ratio to the gate side's total", fmt(flops)),
+            (
+                "The monolith's learning-rate grid: validation NLL per token (the lowest is kept)",
+                lr,
+            ),
+        ],
+        figures=[
+            (
+                "gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
+                "checked r*)",
+                path,
+            )
+        ],
+    )
+
+
 def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
     """The headline and the gate-vs-monolith section: every mixture, SPD's endpoint, crossover."""
     uni = cell_intervals(df, "gate-vs-mono", "delta_uniform")
@@ -469,192 +555,145 @@ def _comparison(df: pd.DataFrame, fig_dir: Path) -> list:
     xo = crossover_table(deltas, uni)
     path = _figure(uni, xo, fig_dir / "scaling_crossover.png")
     verdict = mixture_verdicts(df)
-    scale = (
-        str(df["scale"].dropna().iloc[0])
-        if "scale" in df and df["scale"].notna().any()
-        else "pilot"
-    )
-    fmt = _fmt_table
-    const_mono = cell_intervals(df, "const-vs-mono", "delta_uniform", a="constant gate")
-    mono = df[df["method"].eq("mono") & df["metric"].isin(["flops_train", "flops_ratio_total"])]
-    flops = (
-        mono.pivot_table(
-            index=[c for c in CELL if c in mono], columns="metric", values="value"
-        ).reset_index()
-        if len(mono)
-        else mono
-    )
-    lr = df[df["method"].eq("mono") & df["metric"].eq("val_nll")]
+    scale = _scale_name(df)
+    comparison = _comparison_section(df, verdict, xo, uni, path)
     boards = board_sections(df, fig_dir)
-    sections = [_headline(verdict, xo, df, path, scale)]
-    sections[0].text += _free_baselines(df, boards.leaderboards)
-    sections += [
-        Section(
-            "Gate vs monolith: every mixture, SPD's endpoint, and the crossover in r",
-            text=(
-                "Gate = SPD gate over frozen experts, graded as a proper likelihood (divided by Z "
-                "estimated on fresh draws from q). Monolith trained on the uniform mixture at a "
-                "target non-embedding ratio r under each matching convention (compute: equal "
-                "training FLOPs; compute_total: the gate side's every FLOP; tokens: the experts' "
-                "combined training tokens), warm-up a fixed fraction of its steps, learning rate "
-                "chosen per cell on the validation windows from the preset's grid (model "
-                "selection, DomainBed style). delta = gate - monolith NLL per token. Intervals: "
-                "95% over seeds and test windows (the seeds share the test windows, whose error "
-                "is added to the seeds' spread). The paper's claim is tested on every vertex and "
-                "the uniform mixture (a difference of NLLs is linear in lam: negative at every "
-                "vertex means negative on every mixture), Holm-corrected. SPD's own endpoint: "
-                "max_k [NLL_k - NLL_k(expert k)], gate minus monolith. Crossover: the fit "
-                "delta = a + b log r + c log B is a summary of the cells; r* is stated only when "
-                "the cells change sign, the fit agrees with every decided cell, passes a "
-                "lack-of-fit test and puts r* inside the cells' bracket."
-            ),
-            tables=[
-                (
-                    "Verdict per cell on the paper's claim (gate better on every mixture; Holm "
-                    "over "
-                    "the vertices and the uniform mixture) and SPD's endpoint (worst-case excess)",
-                    fmt(verdict),
-                ),
-                (
-                    "Crossover per triple, convention and budget, checked against the cells "
-                    "(status; bracket from the cells; r* with its Fieller interval over seeds only "
-                    "when stated; fit_r_star: the fit's own value, for the record)",
-                    fmt(xo),
-                ),
-                ("gate - monolith, uniform mixture, per cell", fmt(uni)),
-                ("constant gate 1/p - monolith, uniform mixture, per cell", fmt(const_mono)),
-                (
-                    "FLOPs: the monolith's training and its ratio to the gate side's total",
-                    fmt(flops),
-                ),
-                (
-                    "The monolith's learning-rate grid: validation NLL per token (the lowest is "
-                    "kept)",
-                    lr.pivot_table(
-                        index=[c for c in CELL if c in lr] + ["seed"], columns="lr", values="value"
-                    ).reset_index()
-                    if len(lr)
-                    else lr,
-                ),
-            ],
-            figures=[
-                (
-                    "gate - monolith vs r (mean and 95% interval over seeds and windows; dotted: "
-                    "checked r*)",
-                    path,
-                )
-            ],
-        )
-    ]
-    return sections + boards.sections
+    head = _headline(verdict, xo, df, path, scale)
+    head.text += _free_baselines(df, boards.leaderboards)
+    return [head, comparison] + boards.sections
 
 
-def report(df: pd.DataFrame, fig_dir: Path) -> list:
-    fig_dir = Path(fig_dir)
-    df = _num(
-        df,
-        [
-            "budget",
-            "r_target",
-            "r",
-            "compute_ratio",
-            "token_ratio",
-            "expert_d",
-            "seed",
-            "mono_d",
-            "mono_steps",
-            "resample",
-            "mono_lr",
-            "lr",
-        ],
-    )
-    sections = _comparison(df, fig_dir)
+#: Columns the rows may carry as text that the report compares as numbers.
+_NUMERIC = [
+    "budget",
+    "r_target",
+    "r",
+    "compute_ratio",
+    "token_ratio",
+    "expert_d",
+    "seed",
+    "mono_d",
+    "mono_steps",
+    "resample",
+    "mono_lr",
+    "lr",
+]
+
+#: The cell columns the gate-only tables are indexed by (no monolith, so no convention or r).
+_GATE_CELL = ["case", "expert_d", "budget"]
+
+
+def _value_added_section(df) -> Section:
+    """The gate against the constant gate and the Bayes router: what SPD's training adds."""
     fmt = _fmt_table
-    base = ["case", "expert_d", "budget"]
     g_const = cell_intervals(df, "gate-vs-const", "delta_uniform", b="constant gate")
     g_exc = cell_intervals(df, "gate-vs-const", "delta_worst_excess", b="constant gate")
     g_bayes = cell_intervals(df, "gate-vs-bayes_router", "delta_uniform", b="Bayes router")
-    sections.append(
-        Section(
-            "Value added by SPD training: gate vs the constant gate and the Bayes-posterior router",
-            text=(
-                "The Bayes-posterior causal router with a uniform prior equals the constant "
-                "gate 1/p "
-                "sequence by sequence (its product of posteriors telescopes to (1/p) sum_k "
-                "E_k(x)); "
-                "both are computed independently and agree to rounding."
+    return Section(
+        "Value added by SPD training: gate vs the constant gate and the Bayes-posterior router",
+        text=(
+            "The Bayes-posterior causal router with a uniform prior equals the constant "
+            "gate 1/p "
+            "sequence by sequence (its product of posteriors telescopes to (1/p) sum_k "
+            "E_k(x)); "
+            "both are computed independently and agree to rounding."
+        ),
+        tables=[
+            (
+                "gate - constant gate, uniform mixture (95% interval over seeds and windows)",
+                fmt(g_const),
             ),
-            tables=[
-                (
-                    "gate - constant gate, uniform mixture (95% interval over seeds and windows)",
-                    fmt(g_const),
-                ),
-                (
-                    "gate - constant gate on SPD's own endpoint, the worst-case excess over each "
-                    "domain's expert",
-                    fmt(g_exc),
-                ),
-                ("gate - Bayes router, uniform mixture", fmt(g_bayes)),
-            ],
-        )
+            (
+                "gate - constant gate on SPD's own endpoint, the worst-case excess over each "
+                "domain's expert",
+                fmt(g_exc),
+            ),
+            ("gate - Bayes router, uniform mixture", fmt(g_bayes)),
+        ],
     )
-    z = df[df["metric"].str.startswith("Z_")]
-    zt = z.pivot_table(index=base + ["seed"], columns="metric", values="value").reset_index()
-    cal = z_calibration(zt)
+
+
+def _restoration_cost(df) -> str:
+    """A sentence on the restored gate's NLL minus SPD's gate's, "" when either is missing."""
     u = df[df["metric"].eq("nll_per_token") & df["method"].isin(["gate", "gate_spd"])]
-    cost = u.pivot_table(index=base + ["seed", "lam"], columns="method", values="value").dropna()
-    if {"gate", "gate_spd"} <= set(cost) and len(cost):  # gate_spd: the uniform mixture
-        d = (cost["gate"] - cost["gate_spd"]).to_numpy()
-        cal["text"] += (
-            f" Cost of the restoration (restored minus SPD's gate, each divided by its "
-            f"own fresh Z, uniform mixture, NLL/token): mean {d.mean():+.4f}, range "
-            f"{d.min():+.4f} to {d.max():+.4f} over {d.size} gates."
-        )
-    sections.append(
-        Section(
-            "Normaliser Z of the trained gates on fresh draws",
-            text=(
-                "G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, "
-                "so Z = 1 "
-                "is restored on the gate's own draws from q (Gauss-Newton on the control-variate "
-                "estimate; Z_restore_z_before/_z_after on those draws) and then checked on "
-                "FRESH draws "
-                "never seen by SPD or the restoration. Z_fresh (and Z_fresh_spd, SPD's gate before "
-                "the restoration, on the same draws): the control-variate estimate of Z with "
-                "its 95% "
-                "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
-                "pi_g/q. Z_pool: the plain mean on SPD's own proposal pool; Z_hat_ema: SPD's "
-                "running "
-                "estimate. " + cal["text"]
-            ),
-            tables=[
-                (
-                    "Z per gate: SPD's last iterate, the restoration, the restored gate on "
-                    "fresh draws",
-                    fmt(zt[[c for c in base + ["seed"] + Z_COLUMNS if c in zt]]),
-                )
-            ],
-        )
+    cost = u.pivot_table(
+        index=_GATE_CELL + ["seed", "lam"], columns="method", values="value"
+    ).dropna()
+    if not ({"gate", "gate_spd"} <= set(cost) and len(cost)):  # gate_spd: the uniform mixture
+        return ""
+    d = (cost["gate"] - cost["gate_spd"]).to_numpy()
+    return (
+        f" Cost of the restoration (restored minus SPD's gate, each divided by its "
+        f"own fresh Z, uniform mixture, NLL/token): mean {d.mean():+.4f}, range "
+        f"{d.min():+.4f} to {d.max():+.4f} over {d.size} gates."
     )
-    split = df[df["metric"].str.startswith("split_") & df["r_target"].eq(1.0)]
-    if len(split):
-        st = (
-            split.groupby(["case", "convention", "budget", "lam", "metric"])["value"]
-            .agg(["mean", "sem", "count"])
-            .reset_index()
-        )
-        sections.append(
-            Section(
-                "Routing-cost split of gate - monolith per domain (r = 1)",
-                text=(
-                    "On domain k's windows: gate - monolith = routing_proper (gate - constant "
-                    "gate) + "
-                    "domain_prior (constant gate - expert k; at most log p / (T - 1) per token, "
-                    "the "
-                    "cost of not knowing the domain, which the monolith pays too) + expert_deficit "
-                    "(expert k - monolith). Mean ± s.e. over seeds."
-                ),
-                tables=[("split per domain (lam = the vertex)", fmt(st))],
+
+
+_Z_TEXT = (
+    "G1 asks for Z = 1. SPD's last iterate meets it only up to its dual dynamics, "
+    "so Z = 1 "
+    "is restored on the gate's own draws from q (Gauss-Newton on the control-variate "
+    "estimate; Z_restore_z_before/_z_after on those draws) and then checked on "
+    "FRESH draws "
+    "never seen by SPD or the restoration. Z_fresh (and Z_fresh_spd, SPD's gate before "
+    "the restoration, on the same draws): the control-variate estimate of Z with "
+    "its 95% "
+    "normal interval (_lo, _hi) and standard error (_se); _plain: the plain mean of "
+    "pi_g/q. Z_pool: the plain mean on SPD's own proposal pool; Z_hat_ema: SPD's "
+    "running "
+    "estimate. "
+)
+
+
+def _z_section(df) -> Section:
+    """The trained gates' normaliser Z on fresh draws, its calibration and the restoration."""
+    z = df[df["metric"].str.startswith("Z_")]
+    zt = z.pivot_table(index=_GATE_CELL + ["seed"], columns="metric", values="value").reset_index()
+    cal = z_calibration(zt)
+    cal["text"] += _restoration_cost(df)
+    return Section(
+        "Normaliser Z of the trained gates on fresh draws",
+        text=_Z_TEXT + cal["text"],
+        tables=[
+            (
+                "Z per gate: SPD's last iterate, the restoration, the restored gate on fresh draws",
+                _fmt_table(zt[[c for c in _GATE_CELL + ["seed"] + Z_COLUMNS if c in zt]]),
             )
+        ],
+    )
+
+
+def _split_section(df) -> list:
+    """The routing-cost split of gate - monolith per domain at r = 1; [] without split rows."""
+    split = df[df["metric"].str.startswith("split_") & df["r_target"].eq(1.0)]
+    if not len(split):
+        return []
+    st = (
+        split.groupby(["case", "convention", "budget", "lam", "metric"])["value"]
+        .agg(["mean", "sem", "count"])
+        .reset_index()
+    )
+    return [
+        Section(
+            "Routing-cost split of gate - monolith per domain (r = 1)",
+            text=(
+                "On domain k's windows: gate - monolith = routing_proper (gate - constant "
+                "gate) + "
+                "domain_prior (constant gate - expert k; at most log p / (T - 1) per token, "
+                "the "
+                "cost of not knowing the domain, which the monolith pays too) + expert_deficit "
+                "(expert k - monolith). Mean ± s.e. over seeds."
+            ),
+            tables=[("split per domain (lam = the vertex)", _fmt_table(st))],
         )
-    return sections
+    ]
+
+
+def report(df: pd.DataFrame, fig_dir: Path) -> list:
+    """The suite's report: the comparison, value added by SPD, Z, and the routing-cost split."""
+    fig_dir = Path(fig_dir)
+    df = _num(df, _NUMERIC)
+    sections = _comparison(df, fig_dir)
+    sections.append(_value_added_section(df))
+    sections.append(_z_section(df))
+    return sections + _split_section(df)
