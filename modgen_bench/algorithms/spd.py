@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -247,6 +247,88 @@ def _ddp_step(net, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: in
     )
 
 
+class _StepStats(NamedTuple):
+    """One primal step's statistics: the Lagrangian, NLL_k, Zhat, the lam signal, NLL_k per token
+    (None when not known yet) and the per-item NLL (None under DDP)."""
+
+    loss: torch.Tensor
+    nll_k: torch.Tensor
+    Z_hat: torch.Tensor
+    signal: torch.Tensor
+    tok: torch.Tensor | None
+    nll: torch.Tensor | None
+
+
+def _make_optimizer(gate: nn.Module, config: SPDConfig):
+    """The gate's optimiser: SparseAdam for a table gate with ``sparse_grad``, AdamW otherwise."""
+    if getattr(gate, "sparse_grad", False):  # a table gate: per-batch rows and optimiser state
+        if config.weight_decay:
+            raise ValueError(
+                "weight_decay needs a dense gate (make_gate('table', ..., sparse=False))"
+            )
+        return torch.optim.SparseAdam(list(gate.parameters()), lr=config.lr)
+    return make_adamw(gate.parameters(), config.lr, config.weight_decay)
+
+
+def _uses_experts(sampler: Sampler, config: SPDConfig) -> bool:
+    """Whether Zhat is estimated on items drawn from the experts (``config.z_estimator``)."""
+    use_experts = config.z_estimator == "experts" or (
+        config.z_estimator == "auto" and hasattr(sampler, "sample_experts")
+    )
+    if use_experts and not hasattr(sampler, "sample_experts"):
+        raise ValueError(
+            "z_estimator='experts' needs a sampler with sample_experts(); use z_estimator='paper'"
+        )
+    return use_experts
+
+
+def _local_step(gate, batch: GateBatch, eb, lam, mu: float, signal_name: str, p: int, opt):
+    """One SPD gradient step on the whole batch in this process (no DDP); the optimiser's
+    ``step`` is the caller's."""
+    log_g = gate(batch.inputs)  # (B, p)
+    nll = -log_pi(log_g, batch.log_experts)  # (B,)
+    nll_k = domain_means(nll, batch.domain, p)  # (p,)
+    if eb is not None:
+        Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
+    else:
+        Z_hat = estimate_Z(log_g, batch.log_experts)
+    loss = (lam.to(nll_k.dtype) * nll_k).sum() + mu * (Z_hat - 1.0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    return _StepStats(loss, nll_k, Z_hat, lam_signal(signal_name, batch, nll, p), None, nll)
+
+
+def _primal_step(gate, net, batch: GateBatch, eb, lam, mu: float, config: SPDConfig, p: int, opt):
+    """The step's gradient and statistics: under DDP on this rank's slice, else locally."""
+    if dist.is_distributed():
+        loss, nll_k, Z_hat, signal, tok = _ddp_step(
+            net, batch, eb, lam, mu, config.lam_signal, p, opt
+        )
+        return _StepStats(loss, nll_k, Z_hat, signal, tok, None)
+    return _local_step(gate, batch, eb, lam, mu, config.lam_signal, p, opt)
+
+
+def _history_row(step: int, config: SPDConfig, p: int, mu: float, Z_ema: float, rule, s, batch):
+    """The logged row of a step: counters, duals, loss and the per-domain lam, NLL, signal and
+    (for token sequences) NLL per token."""
+    row = {
+        "step": step,
+        "samples": step * p * config.per_domain,
+        "mu": mu,
+        "Z_hat": Z_ema,
+        "loss": float(s.loss.detach()),
+    }
+    row.update({f"lam_{k}": float(v) for k, v in enumerate(rule.lam)})
+    row.update({f"nll_{k}": float(v) for k, v in enumerate(s.nll_k.detach())})
+    row.update({f"signal_{k}": float(v) for k, v in enumerate(s.signal)})
+    tok = s.tok
+    if tok is None and batch.n_tokens is not None and not dist.is_distributed():
+        tok = domain_means(s.nll.detach() / batch.n_tokens.to(s.nll.dtype), batch.domain, p)
+    if tok is not None:
+        row.update({f"nll_per_token_{k}": float(v) for k, v in enumerate(tok)})
+    return row
+
+
 def train_spd(
     gate: nn.Module,
     sampler: Sampler,
@@ -271,25 +353,12 @@ def train_spd(
     p = sampler.p
     gate = gate.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    if getattr(gate, "sparse_grad", False):  # a table gate: per-batch rows and optimiser state
-        if config.weight_decay:
-            raise ValueError(
-                "weight_decay needs a dense gate (make_gate('table', ..., sparse=False))"
-            )
-        opt = torch.optim.SparseAdam(list(gate.parameters()), lr=config.lr)
-    else:
-        opt = make_adamw(gate.parameters(), config.lr, config.weight_decay)
+    opt = _make_optimizer(gate, config)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(config.lr_schedule, s, config.steps)
     )
     rule = make_lam_rule(config.lam_rule, p, config.eta_lam, config.Lambda, device)
-    use_experts = config.z_estimator == "experts" or (
-        config.z_estimator == "auto" and hasattr(sampler, "sample_experts")
-    )
-    if use_experts and not hasattr(sampler, "sample_experts"):
-        raise ValueError(
-            "z_estimator='experts' needs a sampler with sample_experts(); use z_estimator='paper'"
-        )
+    use_experts = _uses_experts(sampler, config)
     mu, Z_ema, rows = float(config.mu0), None, []
     net = dist.wrap_ddp(gate, device)  # the gate itself unless under torchrun
     for step in progress_bar(
@@ -297,49 +366,19 @@ def train_spd(
     ):
         batch = sampler.sample(gen, config.per_domain).to(device)
         eb = sampler.sample_experts(gen, config.per_domain).to(device) if use_experts else None
-        lam = rule.lam
         # the multiplier the primal step sees: mu plus a proportional term in the constraint's
         # current violation (augmented Lagrangian; damps the mu <-> Z oscillation of plain dual
         # ascent)
         mu_eff = mu if Z_ema is None else mu + config.rho * (Z_ema - 1.0)
-        if dist.is_distributed():
-            loss, nll_k, Z_hat, signal, tok = _ddp_step(
-                net, batch, eb, lam, mu_eff, config.lam_signal, p, opt
-            )
-        else:
-            log_g = gate(batch.inputs)  # (B, p)
-            nll = -log_pi(log_g, batch.log_experts)  # (B,)
-            nll_k = domain_means(nll, batch.domain, p)  # (p,)
-            if eb is not None:
-                Z_hat = estimate_Z(gate(eb.inputs), eb.log_experts, eb.in_support)
-            else:
-                Z_hat = estimate_Z(log_g, batch.log_experts)
-            loss = (lam.to(nll_k.dtype) * nll_k).sum() + mu_eff * (Z_hat - 1.0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            signal = lam_signal(config.lam_signal, batch, nll, p)
-            tok = None
+        s = _primal_step(gate, net, batch, eb, rule.lam, mu_eff, config, p, opt)
         opt.step()
         sched.step()
-        z = float(Z_hat.detach())
+        z = float(s.Z_hat.detach())
         Z_ema = z if Z_ema is None else config.ema * Z_ema + (1 - config.ema) * z
         mu = mu + config.eta_mu * (Z_ema - 1.0)  # equality constraint: mu of either sign
-        rule.update(signal)
+        rule.update(s.signal)
         if step % config.log_every == 0 or step == config.steps:
-            row = {
-                "step": step,
-                "samples": step * p * config.per_domain,
-                "mu": mu,
-                "Z_hat": Z_ema,
-                "loss": float(loss.detach()),
-            }
-            row.update({f"lam_{k}": float(v) for k, v in enumerate(rule.lam)})
-            row.update({f"nll_{k}": float(v) for k, v in enumerate(nll_k.detach())})
-            row.update({f"signal_{k}": float(v) for k, v in enumerate(signal)})
-            if tok is None and batch.n_tokens is not None and not dist.is_distributed():
-                tok = domain_means(nll.detach() / batch.n_tokens.to(nll.dtype), batch.domain, p)
-            if tok is not None:
-                row.update({f"nll_per_token_{k}": float(v) for k, v in enumerate(tok)})
+            row = _history_row(step, config, p, mu, Z_ema, rule, s, batch)
             if evaluate is not None:
                 gate.eval()
                 row.update(evaluate(gate))

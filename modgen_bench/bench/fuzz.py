@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -95,6 +96,93 @@ def _really_optimal(problem: DiscreteProblem, sol) -> bool:
     return bool(abs(kl(problem.P, sol.model).max() - sol.value) <= 1e-9 * (1 + abs(sol.value)))
 
 
+@dataclass
+class _Tally:
+    """Running totals of a fuzz run: statuses, solver paths, the worst gap, the slowest solve and
+    the wrong answers."""
+
+    counts: dict = field(
+        default_factory=lambda: dict.fromkeys(
+            ("optimal", "inaccurate", "infeasible", "wrong", "invalid"), 0
+        )
+    )
+    solvers: dict = field(default_factory=dict)
+    worst_gap: float = 0.0
+    worst: str = ""
+    wrong: list = field(default_factory=list)
+    solve_seconds: float = 0.0
+    slowest: tuple = (0.0, "")
+
+    def interim(self, done: int, seconds: float) -> str:
+        """The interim log line after ``done`` instances (a long run leaves a trace)."""
+        return (
+            f"fuzz: {done} done in {seconds:.0f} s: "
+            + "  ".join(f"{k} {v}" for k, v in self.counts.items())
+            + f"  worst gap {self.worst_gap:.3g}"
+            + f"  slowest {self.slowest[0]:.3f} s"
+        )
+
+    def timed(self, took: float, where: str) -> None:
+        """Add one solve's seconds; ``where`` names it if it is the slowest so far."""
+        self.solve_seconds += took
+        if took > self.slowest[0]:
+            self.slowest = (took, where)
+
+    def grade(self, i: int, problem: DiscreteProblem, support: str, desc: str, sol) -> bool:
+        """Count one answer and check it; True when it is inaccurate or wrong (worth saving)."""
+        self.counts[sol.status] = self.counts.get(sol.status, 0) + 1
+        label = expected_infeasible(problem, support)
+        if label is not None and label != (sol.status == "infeasible"):
+            self.counts["wrong"] += 1
+            self.wrong.append(
+                f"#{i} {desc} support={support}: status {sol.status}, but the exact "
+                f"floor/ceiling sums say {'in' if label else ''}feasible"
+            )
+        if sol.status == "infeasible":
+            return False
+        self.solvers[sol.solver] = self.solvers.get(sol.solver, 0) + 1
+        gap = sol.duality_gap
+        bad = sol.status == "inaccurate"
+        if sol.status == "optimal" and not _really_optimal(problem, sol):
+            self.counts["wrong"] += 1
+            bad = True
+            self.wrong.append(
+                f"#{i} {desc} support={support}: value {sol.value} gap {gap} "
+                f"model sum {sol.model.sum()!r}"
+            )
+        size = abs(gap) if np.isfinite(gap) else np.inf  # NaN and inf count as the worst
+        if size > self.worst_gap:
+            self.worst_gap, self.worst = size, f"#{i} {desc} support={support} status={sol.status}"
+        return bad
+
+
+def _save_failure(folder, problem: DiscreteProblem, seed: int, i: int, status: str, support: str):
+    """Save an inaccurate or wrong instance as a problem file named after the run and answer."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = "inaccurate" if status == "inaccurate" else "wrong"
+    problem.save(folder / f"fuzz-{seed}-{i}-{tag}-{support}.json")
+
+
+def _summary(t: _Tally, instances: int, seed: int, t_start: float) -> dict:
+    """The result dict of `fuzz` from its final tally."""
+    return {
+        "counts": t.counts,
+        "worst_gap": float(t.worst_gap),
+        "worst_instance": t.worst,
+        "seconds_per_instance": t.solve_seconds / max(instances, 1),
+        "solvers": t.solvers,
+        "worst_seconds": t.slowest[0],
+        "slowest_instance": t.slowest[1],
+        "wall_seconds": time.perf_counter() - t_start,
+        "wrong_instances": t.wrong[:20],
+        "instances": instances,
+        "seed": seed,
+    }
+
+
 def fuzz(
     instances: int = 1000,
     seed: int = 0,
@@ -121,76 +209,24 @@ def fuzz(
     )
 
     rng = np.random.default_rng(seed)
-    counts = dict.fromkeys(("optimal", "inaccurate", "infeasible", "wrong", "invalid"), 0)
-    solvers: dict[str, int] = {}
-    worst_gap, worst = 0.0, ""
-    wrong: list[str] = []
-    solve_seconds, slowest = 0.0, (0.0, "")
+    t = _Tally()
+    kw = {} if tol is None else {"tol": tol}
     it = range(instances) if progress is None else progress(range(instances))
     t_start = time.perf_counter()
     for i in it:
-        if report_every and log and i and i % report_every == 0:  # interim counts: a long run
-            log(
-                f"fuzz: {i} done in {time.perf_counter() - t_start:.0f} s: "  # leaves a trace
-                + "  ".join(f"{k} {v}" for k, v in counts.items())
-                + f"  worst gap {worst_gap:.3g}"
-                + f"  slowest {slowest[0]:.3f} s"
-            )
+        if report_every and log and i and i % report_every == 0:  # interim counts
+            log(t.interim(i, time.perf_counter() - t_start))
         try:
             problem, support, desc = random_instance(rng)
         except ProblemError:  # a draw whose rows fail validation (should not happen)
-            counts["invalid"] += 1
+            t.counts["invalid"] += 1
             continue
-        kw = {} if tol is None else {"tol": tol}
         t0 = time.perf_counter()
         sol = solve(problem, method=method, support=support, **kw)
-        took = time.perf_counter() - t0
-        solve_seconds += took
-        if took > slowest[0]:
-            slowest = (took, f"#{i} {desc} support={support} status={sol.status}")
-        counts[sol.status] = counts.get(sol.status, 0) + 1
-        label = expected_infeasible(problem, support)
-        if label is not None and label != (sol.status == "infeasible"):
-            counts["wrong"] += 1
-            wrong.append(
-                f"#{i} {desc} support={support}: status {sol.status}, but the exact "
-                f"floor/ceiling sums say {'in' if label else ''}feasible"
-            )
-        if sol.status == "infeasible":
-            continue
-        solvers[sol.solver] = solvers.get(sol.solver, 0) + 1
-        gap = sol.duality_gap
-        bad = sol.status == "inaccurate"
-        if sol.status == "optimal" and not _really_optimal(problem, sol):
-            counts["wrong"] += 1
-            bad = True
-            wrong.append(
-                f"#{i} {desc} support={support}: value {sol.value} gap {gap} "
-                f"model sum {sol.model.sum()!r}"
-            )
-        if bad and save_failures is not None:
-            from pathlib import Path
-
-            folder = Path(save_failures)
-            folder.mkdir(parents=True, exist_ok=True)
-            tag = "inaccurate" if sol.status == "inaccurate" else "wrong"
-            problem.save(folder / f"fuzz-{seed}-{i}-{tag}-{support}.json")
-        size = abs(gap) if np.isfinite(gap) else np.inf  # NaN and inf count as the worst
-        if size > worst_gap:
-            worst_gap, worst = size, f"#{i} {desc} support={support} status={sol.status}"
-    return {
-        "counts": counts,
-        "worst_gap": float(worst_gap),
-        "worst_instance": worst,
-        "seconds_per_instance": solve_seconds / max(instances, 1),
-        "solvers": solvers,
-        "worst_seconds": slowest[0],
-        "slowest_instance": slowest[1],
-        "wall_seconds": time.perf_counter() - t_start,
-        "wrong_instances": wrong[:20],
-        "instances": instances,
-        "seed": seed,
-    }
+        t.timed(time.perf_counter() - t0, f"#{i} {desc} support={support} status={sol.status}")
+        if t.grade(i, problem, support, desc, sol) and save_failures is not None:
+            _save_failure(save_failures, problem, seed, i, sol.status, support)
+    return _summary(t, instances, seed, t_start)
 
 
 def format_counts(res: dict) -> str:

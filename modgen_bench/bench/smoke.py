@@ -54,7 +54,8 @@ def projected_seconds(cfg: PipelineConfig, bench: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(argv=None) -> int:
+def _parse_args(argv) -> argparse.Namespace:
+    """The command line of the smoke test."""
     ap = argparse.ArgumentParser(
         prog="python -m modgen_bench.bench.smoke", description=__doc__.splitlines()[0]
     )
@@ -76,25 +77,13 @@ def main(argv=None) -> int:
         help="text3 preset measured and sliced (quick: to test the script on a CPU in minutes)",
     )
     ap.add_argument("--out", default="reports/gpu_smoke")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    import torch
 
-    from ..suites import suite_root
-    from .train import bench_train, load_preset, preset_models
+def _measure_throughput(args, preset: dict, name: str) -> pd.DataFrame:
+    """Step 1: time the preset's models (`bench_train`) and print the table."""
+    from .train import bench_train, preset_models
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print(
-            "gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test "
-            "the script)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.device == "cpu":
-        torch.set_num_threads(1)
-    preset = load_preset(suite_root("real_world") / "text3.toml", args.preset)
-    cfg = PipelineConfig.from_dict(preset)
-    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"== 1. training throughput, text3 {args.preset} preset sizes, on {name}")
     t0 = time.perf_counter()
     df = bench_train(
@@ -106,6 +95,11 @@ def main(argv=None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"   ({time.perf_counter() - t0:.0f} s)")
+    return df
+
+
+def _print_projection(args, cfg: PipelineConfig, df: pd.DataFrame, name: str) -> None:
+    """Step 2: print the preset's projected training time per model kind and in total."""
     proj = projected_seconds(cfg, df)
     print(
         f"\n== 2. projected training time of the {args.preset} preset ({len(cfg.replicates())} "
@@ -119,11 +113,11 @@ def main(argv=None) -> int:
         "and evaluation come on top (their share: the slice below)"
     )
 
-    print(
-        f"\n== 3. end-to-end slice: every stage once, {args.slice_steps} steps each, one replicate"
-    )
+
+def _slice_overrides(args, cfg: PipelineConfig, preset: dict) -> list[str]:
+    """The ``--set`` overrides that cut the preset to one replicate and ``--slice-steps`` steps."""
     s = args.slice_steps
-    sets = (
+    return (
         ["seeds=[0]", "resamples=[]"]
         + (["oracle=[]"] if "oracle" in preset else [])
         + [
@@ -140,6 +134,10 @@ def main(argv=None) -> int:
             f"spd.log_every={max(1, s // 10)}",
         ]
     )
+
+
+def _slice_command(args, sets: list[str]) -> list[str]:
+    """The ``modgen-bench run real_world`` command line of the slice."""
     cmd = [
         sys.executable,
         "-m",
@@ -158,6 +156,16 @@ def main(argv=None) -> int:
     ]
     for kv in sets:
         cmd += ["--set", kv]
+    return cmd
+
+
+def _run_slice(args, cfg: PipelineConfig, preset: dict, df: pd.DataFrame) -> int:
+    """Step 3: run the end-to-end slice, print its wall time; its exit code."""
+    print(
+        f"\n== 3. end-to-end slice: every stage once, {args.slice_steps} steps each, one replicate"
+    )
+    s = args.slice_steps
+    cmd = _slice_command(args, _slice_overrides(args, cfg, preset))
     t0 = time.perf_counter()
     code = subprocess.call(cmd)
     wall = time.perf_counter() - t0
@@ -171,6 +179,32 @@ def main(argv=None) -> int:
         f"{slice_train:.0f} s)"
     )
     return code
+
+
+def main(argv=None) -> int:
+    """Run the three steps; the slice's exit code (2: --device cuda without a GPU)."""
+    args = _parse_args(argv)
+
+    import torch
+
+    from ..suites import suite_root
+    from .train import load_preset
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            "gpu_smoke: error: --device cuda but torch sees no GPU (use --device cpu to test "
+            "the script)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    preset = load_preset(suite_root("real_world") / "text3.toml", args.preset)
+    cfg = PipelineConfig.from_dict(preset)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    df = _measure_throughput(args, preset, name)
+    _print_projection(args, cfg, df, name)
+    return _run_slice(args, cfg, preset, df)
 
 
 if __name__ == "__main__":
