@@ -506,6 +506,7 @@ def test_a_home_without_room_for_the_machine_key_only_stops_adoption(
     assert json.loads((run_dir / "key.json").read_text())["seal"] is None
 
 
+@pytest.mark.corpora("scripture", "fortunes-es")
 def test_payload_in_every_stage_file_of_a_real_pipeline_run_never_runs(tmp_path):
     """The real-world plug-in's stage and checkpoint files (experts, loglik, gates, monoliths,
     router, draws) all replaced by a payload after the run, the jobs' done markers removed: the

@@ -168,6 +168,7 @@ def test_report_answers_at_the_paper_ratio_then_the_crossover(plugin, rows, tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+@NEEDS_CORPORA
 def test_monolith_lr_is_the_grid_point_with_the_lowest_validation_nll(rows):
     val = rows[rows["metric"].eq("val_nll")]
     assert set(val["lr"]) == {1e-3, 3e-3}
@@ -177,6 +178,7 @@ def test_monolith_lr_is_the_grid_point_with_the_lowest_validation_nll(rows):
     assert (chosen.reindex(best.index) == best).all() and len(best) == 2 * 2 * 3 * 2
 
 
+@NEEDS_CORPORA
 def test_warmup_is_a_fraction_of_each_monoliths_steps(rows):
     m = rows[rows["metric"].eq("flops_train")]
     assert m["mono_steps"].nunique() > 2
@@ -184,6 +186,7 @@ def test_warmup_is_a_fraction_of_each_monoliths_steps(rows):
     np.testing.assert_array_equal(m["mono_warmup"], want)
 
 
+@NEEDS_CORPORA
 def test_flops_rows_add_up_and_compute_total_matches_the_gate_side(rows):
     g = rows[rows["method"].eq("gate") & rows["metric"].str.startswith("flops_")]
     wide = g.pivot_table(index=["seed", "budget"], columns="metric", values="value")
