@@ -512,52 +512,14 @@ def test_payload_in_every_stage_file_of_a_real_pipeline_run_never_runs(tmp_path)
     router, draws) all replaced by a payload after the run, the jobs' done markers removed: the
     rerun computes every stage again, runs nothing and gives the same rows."""
     import copy
-    import importlib.util
+
+    from test_launch import MICRO
 
     from modgen_bench.results import RunContext
+    from modgen_bench.suites import load_plugin
 
-    micro = {
-        "corpora": ["scripture", "fortunes-es"],
-        "block_size": 9,
-        "seeds": [0],
-        "resamples": [],
-        "n_gate_train": 16,
-        "n_eval": 4,
-        "n_proposal": 4,
-        "n_draws": 16,
-        "n_restore": 16,
-        "mixtures": [[1, 0], [0, 1], [0.5, 0.5], [0.6, 0.4], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7]],
-        "conflict_every": 2,
-        "conflict_batch": 2,
-        "checkpoint_every": 2,
-        "expert": {
-            "n_layer": 1,
-            "n_head": 2,
-            "d_model": 4,
-            "d_ff": 8,
-            "steps": 4,
-            "batch_size": 4,
-            "lr": 3e-3,
-        },
-        "mono": {
-            "n_layer": 1,
-            "n_head": 2,
-            "d_model": 0,
-            "d_ff": 0,
-            "steps": 4,
-            "batch_size": 2,
-            "lr": 3e-3,
-        },
-        "gate": {"n_layer": 1, "n_head": 2, "d_model": 4, "d_ff": 8},
-        "spd": {"steps": 2, "per_domain": 2, "lr": 3e-3, "log_every": 1},
-        "router": {"steps": 2, "batch_size": 2, "lr": 3e-3},
-    }
-    spec = importlib.util.spec_from_file_location(
-        "modular_text_payload_test",
-        Path(__file__).resolve().parent.parent / "real_world" / "modular_text.py",
-    )
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
+    micro = {**MICRO, "seeds": [0]}
+    plugin = load_plugin(Path(__file__).resolve().parent.parent / "real_world" / "modular_text.py")
 
     def run():
         ctx = RunContext("real_world", copy.deepcopy(micro), tmp_path / "run", "cpu", 0)
