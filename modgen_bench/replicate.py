@@ -30,6 +30,7 @@ import torch
 
 from .combiners.stage import add_combiners, check_combiners, combiner_context
 from .experts import BYTES_HASH
+from .launch import Job, LaunchSpec, launch_into
 from .matching import closed_form_counts, match_monolith, train_flops
 from .models import count_params, lm_config
 from .pipeline.config import PipelineConfig
@@ -57,7 +58,7 @@ from .results import lam_label
 from .stats import paired_bootstrap, per_window_paired_se
 from .threads import cpu_threads
 
-__all__ = ["run_replicate", "Rows", "monolith_plan", "PAIRS"]
+__all__ = ["run_replicate", "launch_replicates", "Rows", "monolith_plan", "PAIRS"]
 
 #: paired comparisons a - b of case "paired" (per-window differences on the test windows)
 PAIRS = [
@@ -154,6 +155,27 @@ def run_replicate(
     run = StageRun(Store(out_dir), seed, resample, device, progress, cfg.checkpoint_every)
     with cpu_threads(cfg.cpu_threads, device):
         return _replicate(cfg, run)
+
+
+def launch_replicates(ctx, config: dict) -> PipelineConfig:
+    """Every replicate of ``config`` as a launcher job (each seed on data resample 0, then each
+    resample with seeds[0]), run into ``ctx`` (rows in job order whatever launcher ran them);
+    records the corpus names and the replicates in ``ctx.info``. Returns the checked config."""
+    cfg = load_config(config)
+    spec = getattr(ctx, "launch", None) or LaunchSpec()
+    progress = spec.launcher == "serial"
+    jobs = [
+        Job(
+            f"seed{s}-resample{r}",
+            run_replicate,
+            dict(config=config, seed=s, resample=r, device=ctx.device, progress=progress),
+        )
+        for s, r in cfg.replicates()
+    ]
+    ctx.info["corpus_names"] = list(cfg.corpora)
+    ctx.info["replicates"] = [{"seed": s, "resample": r} for s, r in cfg.replicates()]
+    launch_into(ctx, jobs, spec)
+    return cfg
 
 
 @dataclass

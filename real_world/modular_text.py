@@ -3,7 +3,7 @@
 PAPER.md section 5 ("Real text") on offline corpora (`modgen_bench.data.corpora`). This plug-in
 only composes the library's stages (`modgen_bench.pipeline`): each replicate (a training seed, a
 data resample) is one launcher job (`modgen_bench.launch`, ``--launcher serial|joblib|submitit``)
-running `pipeline.run_replicate`:
+running `replicate.run_replicate`:
 
 1. one causal byte-level expert per domain, trained on that domain (checkpointed);
 2. the experts' log-likelihoods cached once for every split, plus draws from each expert;
@@ -18,33 +18,13 @@ Rows: case "test"/"val" (metric nll_per_token, bits_per_byte, lam = mixture), "Z
 real_world/cpu_medium/modular_text.py is a symbolic link to this file (one plug-in, two folders).
 """
 
-from modgen_bench.launch import Job, LaunchSpec, launch_into
 from modgen_bench.pipeline import PipelineConfig
 from modgen_bench.pipeline.report import report  # noqa: F401  (the suite's report hook)
-from modgen_bench.replicate import load_config, run_replicate
+from modgen_bench.replicate import launch_replicates
 
 Config = PipelineConfig
 
 
 def run(ctx) -> None:
-    """Every replicate as a launcher job (each seed on data resample 0, then each resample with
-    seeds[0]); rows come back in job order whatever launcher ran them."""
-    cfg = load_config(ctx.config)
-    spec = getattr(ctx, "launch", None) or LaunchSpec()
-    jobs = [
-        Job(
-            f"seed{s}-resample{r}",
-            run_replicate,
-            dict(
-                config=ctx.config,
-                seed=s,
-                resample=r,
-                device=ctx.device,
-                progress=spec.launcher == "serial",
-            ),
-        )
-        for s, r in cfg.replicates()
-    ]
-    ctx.info["corpus_names"] = list(cfg.corpora)
-    ctx.info["replicates"] = [{"seed": s, "resample": r} for s, r in cfg.replicates()]
-    launch_into(ctx, jobs, spec)
+    """Every replicate as a launcher job (`replicate.launch_replicates`)."""
+    launch_replicates(ctx, ctx.config)

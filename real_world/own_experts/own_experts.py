@@ -22,10 +22,9 @@ import copy
 import time
 from pathlib import Path
 
-from modgen_bench.launch import Job, LaunchSpec, launch_into
 from modgen_bench.pipeline import PipelineConfig, StageRun, Store
 from modgen_bench.pipeline import report as pipeline_report
-from modgen_bench.replicate import load_config, run_replicate
+from modgen_bench.replicate import launch_replicates, load_config
 
 Config = PipelineConfig
 
@@ -111,25 +110,7 @@ def run(ctx) -> None:
             ctx, cfg, int(prepare.get("bpe_vocab", 512))
         )
         config["experts_from"] = "load"
-        cfg = load_config(config)
-    spec = getattr(ctx, "launch", None) or LaunchSpec()
-    jobs = [
-        Job(
-            f"seed{s}-resample{r}",
-            run_replicate,
-            dict(
-                config=config,
-                seed=s,
-                resample=r,
-                device=ctx.device,
-                progress=spec.launcher == "serial",
-            ),
-        )
-        for s, r in cfg.replicates()
-    ]
-    ctx.info["corpus_names"] = list(cfg.corpora)
-    ctx.info["replicates"] = [{"seed": s, "resample": r} for s, r in cfg.replicates()]
-    launch_into(ctx, jobs, spec)
+    cfg = launch_replicates(ctx, config)
     if cfg.experts_from == "load":  # the replicates checked the folders on loading
         from modgen_bench.experts.hf import folder_sha256
 
