@@ -72,3 +72,85 @@ def test_batch_needs_one_shape():
         solve_batch(
             [instances.make("dirichlet", 0, p=2, N=5), instances.make("dirichlet", 0, p=3, N=5)]
         )
+
+
+@given(
+    st.sampled_from(sorted(instances.FAMILIES)),
+    st.integers(3, 16),
+    st.integers(16, 60),
+    supports,
+    st.integers(0, 2**32 - 1),
+)
+def test_batch_answers_are_those_of_solve_on_the_instance_families(family, p, N, support, seed):
+    rng = np.random.default_rng(seed)
+    _agree([instances.make(family, rng, p=p, N=N) for _ in range(6)], support)
+
+
+def _stack(rng, p, N, B):
+    return [
+        DiscreteProblem.from_arrays(rng.dirichlet(np.ones(N), p), rng.dirichlet(np.ones(N), p))
+        for _ in range(B)
+    ]
+
+
+@pytest.mark.parametrize("support", ["domains", "union"])
+def test_tiny_masses_and_exact_zeros_in_a_stack(support):
+    rng = np.random.default_rng(3)
+    problems = _stack(rng, 4, 12, 8)
+    for b, (scale, zeros) in enumerate([(1e-200, 0), (1e-140, 0), (0.0, 3), (1e-300, 2)]):
+        P, E = problems[b].P.copy(), problems[b].E.copy()
+        P[:, :3] *= scale
+        E[:, zeros : zeros + 2] = 0.0
+        problems[b] = DiscreteProblem.from_arrays(
+            P / P.sum(axis=1, keepdims=True), E / E.sum(axis=1, keepdims=True)
+        )
+    _agree(problems, support, print)
+
+
+@pytest.mark.parametrize("support", ["domains", "union"])
+@pytest.mark.parametrize("p, N", [(1, 7), (5, 1), (1, 1), (2, 2)])
+def test_one_domain_or_one_outcome(p, N, support):
+    _agree(_stack(np.random.default_rng(p * 10 + N), p, N, 5), support, print)
+
+
+@pytest.mark.parametrize("support", ["domains", "union"])
+def test_infeasible_and_one_point_members_mixed_in(support):
+    rng = np.random.default_rng(11)
+    problems = _stack(rng, 3, 6, 8)
+    P = problems[0].P
+    e = rng.dirichlet(np.ones(6))
+    blind = P.copy()
+    blind[:, -1] = 0.0
+    problems[1] = DiscreteProblem.from_arrays(P, np.repeat(e[None], 3, axis=0))  # lo = hi
+    problems[3] = DiscreteProblem.from_arrays(P, np.full((3, 6), (1 + 5e-7) / 6))  # floor > 1
+    leak = np.tile([0.0, 0.2, 0.2, 0.2, 0.2, 0.2], (3, 1))  # no expert covers outcome 0
+    problems[5] = DiscreteProblem.from_arrays(P, leak)
+    problems[6] = DiscreteProblem.from_arrays(
+        blind / blind.sum(axis=1, keepdims=True), problems[6].E
+    )
+    batch = _agree(problems, support, print)
+    assert [s.status for s in batch].count("infeasible") >= 2
+    assert batch[1].solver != "waterfill-batch" and batch[0].solver == "waterfill-batch"
+
+
+@given(st.integers(1, 12), st.integers(0, 2**32 - 1), st.floats(0.0, 0.8))
+def test_batched_qp_steps_are_the_simplex_qp_minimiser(p, seed, face):
+    from modgen_bench.exact.stacked import _qp_steps
+    from modgen_bench.exact.waterfill import simplex_qp
+
+    rng = np.random.default_rng(seed)
+    B = 6
+    A = rng.standard_normal((B, p, p)) * 10.0 ** rng.uniform(-3, 3, (B, 1, 1))
+    Q = A @ A.transpose(0, 2, 1) + 1e-3 * np.eye(p)
+    c = rng.standard_normal((B, p)) * 10.0 ** rng.uniform(-2, 2, (B, 1))
+    lam = rng.dirichlet(np.ones(p), B)
+    lam[rng.uniform(size=(B, p)) < face] = 0.0
+    lam[lam.sum(axis=1) == 0, 0] = 1.0
+    lam /= lam.sum(axis=1, keepdims=True)
+    y = _qp_steps(Q, c, lam)
+    for b in range(B):
+        ref = simplex_qp(Q[b], c[b], lam[b])
+        obj = lambda v, b=b: 0.5 * v @ Q[b] @ v - c[b] @ v  # noqa: E731
+        note(f"b={b} y={y[b]} ref={ref}")
+        assert y[b].min() >= 0 and abs(y[b].sum() - 1) <= 1e-12
+        assert obj(y[b]) <= obj(ref) + 1e-9 * (1 + abs(obj(ref)))

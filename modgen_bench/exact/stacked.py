@@ -3,14 +3,18 @@
 The theory checks and the fuzz solve thousands of problems with p <= 16, N <= 200, where one
 `solve` costs ~0.3-1 ms of Python overhead for a few microseconds of arithmetic. Here the
 projected Newton method of `waterfill._newton` runs on a stack (B, p, N) at once: the water level
-by a vectorised safeguarded Newton on t, the dual Hessian by one einsum, the simplex-constrained
-Newton step by a batched KKT solve (the affine-hull minimiser, kept when it is >= 0; otherwise
-`waterfill.simplex_qp` for that problem alone), and a batched line search that halves each
-problem's own step. Every problem is graded by the same certificate as `solve` (primal
-max_k KL(P[k] || q) of a q in the feasible set minus D(lam) at q(lam) from lam @ P); a problem
-that does not certify in the batch, or that the batch does not cover (an infeasible or one-point
-set, a ceiling the mixture cannot reach, masses that underflow), is passed to `solve`, so the
-answers and their certificates are those of `solve` (PAPER.md section 2).
+by a vectorised safeguarded Newton on t (warm-started at each problem's last level), the dual
+Hessian by one batched product, the simplex-constrained Newton step by a batched active-set
+method (warm-started on the face of the current mixture; `waterfill.simplex_qp` for a problem
+where it does not verify), and a line search that halves the steps of the problems still
+waiting only. A problem leaves the stack as soon as it certifies or stalls, so the later
+iterations run on the few problems left.
+
+Every problem is graded by the same certificate as `solve` (primal max_k KL(P[k] || q) of a q in
+the feasible set minus D(lam) at q(lam) from lam @ P); a problem that does not certify in the
+batch, or that the batch does not cover (an infeasible or one-point set, a ceiling the mixture
+cannot reach, masses that underflow), is passed to `solve`, so the answers and their
+certificates are those of `solve` (PAPER.md section 2).
 """
 
 from __future__ import annotations
@@ -22,43 +26,85 @@ import numpy as np
 
 from ..gates import gate_from_model
 from ..threads import blas_threads
-from . import RTOL, TOL, solve, tolerance
+from . import RTOL, TOL, solve
 from .solution import Solution
-from .waterfill import SUM_ULPS, simplex_qp
+from .waterfill import STALL, SUM_ULPS, simplex_qp
 
 __all__ = ["solve_batch", "solve_many"]
 
-MAX_ITER = 60
+#: Newton iterations a problem may take in the batch before `solve` takes it over
+MAX_ITER = 40
+#: halvings of a line search (steps down to 2^-40 ~ 1e-12) before the problem counts as stalled
+MAX_HALVINGS = 40
+#: iterations of the water level's safeguarded Newton (warm-started: ~2-6 are typical)
+MAX_LEVEL = 100
 #: the smallest mass the batch handles; below it (underflow territory) `solve` takes the problem
 SMALLEST = 1e-150
+#: |sum q - 1| accepted when no outcome is free (rounding only; `waterfill.FLAT_SUM_TOL`)
+FLAT_SUM_TOL = 1e-12
+
+
+#: bytes of P per block of problems in the stack's elementwise passes (stays in cache)
+CHUNK_BYTES = 1 << 18
+
+
+def _chunks(P: np.ndarray):
+    """(slice of problems, scratch buffer of that many problems' P) covering the stack."""
+    step = max(1, CHUNK_BYTES // max(P[0].nbytes, 1))
+    buf = np.empty((min(step, len(P)),) + P.shape[1:])
+    for b0 in range(0, len(P), step):
+        c = slice(b0, min(b0 + step, len(P)))
+        yield c, buf[: c.stop - c.start]
+
+
+def _neg_entropy(P: np.ndarray) -> np.ndarray:
+    """-H(P[k]) = sum_x P log P for every problem and domain (B, p), with 0 log 0 = 0 (entries
+    below 1e-300 contribute < 1e-297 either way); a block of problems at a time."""
+    out = np.empty(P.shape[:2])
+    for c, buf in _chunks(P):
+        np.log(np.maximum(P[c], 1e-300, out=buf), out=buf)
+        np.einsum("bkn,bkn->bk", P[c], buf, out=out[c])
+    return out
 
 
 class _Stack:
-    """The batch's fixed data: P (B, p, N), lo and hi (B, N), -H(P[k]) (B, p)."""
+    """The fixed data of the problems in the stack: P (B, p, N), lo and hi (B, N) (0 off the
+    support), X0 as a mask (B, N) and -H(P[k]) (B, p)."""
 
-    def __init__(self, P: np.ndarray, lo: np.ndarray, hi: np.ndarray, seen: np.ndarray):
+    def __init__(self, P, lo, hi, seen, neg_entropy=None):
         self.P, self.lo, self.hi, self.seen = P, lo, hi, seen
-        # P log P with 0 log 0 = 0: entries below 1e-300 contribute < 1e-297 either way
-        logP = np.log(np.maximum(P, 1e-300))
-        self.neg_entropy = np.einsum("bkn,bkn->bk", P, logP)
+        self.neg_entropy = _neg_entropy(P) if neg_entropy is None else neg_entropy
+        self.width = np.where(seen, hi - lo, 0.0)  # what sum q gains as t -> inf
+        self.lo_sum = lo.sum(axis=1)
 
-    def level(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """q = clip(t a, lo, hi) with sum q = 1 for every row of a (B, N): vectorised safeguarded
-        Newton on the piecewise-linear sum (as `InnerProblem.model_from`); returns (q, t)."""
-        B = a.shape[0]
-        t, t_lo, t_hi = np.ones(B), np.zeros(B), np.full(B, np.inf)
-        q = np.empty_like(a)
-        for _ in range(200):
+    def take(self, rows: np.ndarray) -> "_Stack":
+        """The problems ``rows`` as a stack of their own (copies)."""
+        return _Stack(
+            self.P[rows], self.lo[rows], self.hi[rows], self.seen[rows], self.neg_entropy[rows]
+        )
+
+    def level(self, a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """q = clip(t a, lo, hi) with sum q = 1 for every row of a (B, N), by the vectorised
+        safeguarded Newton of `InnerProblem.model_from` from the water levels ``t`` (B,).
+
+        Returns (q, t, ok); ``ok`` is False where no finite level exists (every outcome the
+        mixture sees at its ceiling short of 1: the nu = 0 branch, left to `solve`) or the
+        iteration did not settle."""
+        reach = self.lo_sum + np.where(a > 0, self.width, 0.0).sum(axis=1)
+        ok = reach > 1.0 + FLAT_SUM_TOL
+        t = np.where(ok, t, 1.0)
+        t_lo, t_hi = np.zeros_like(t), np.full_like(t, np.inf)
+        done = ~ok
+        for _ in range(MAX_LEVEL):
             r = a * t[:, None]
             q = np.minimum(np.maximum(r, self.lo), self.hi)
             s = q.sum(axis=1)
-            done = np.abs(s - 1.0) <= SUM_ULPS
+            F = np.where(q == r, a, 0.0).sum(axis=1)  # the slope of sum q in t
+            done |= (np.abs(s - 1.0) <= SUM_ULPS) | ((F == 0) & (np.abs(s - 1.0) <= FLAT_SUM_TOL))
             if done.all():
-                break
+                return q, t, ok
             t_lo = np.where(s < 1.0, t, t_lo)
             t_hi = np.where(s > 1.0, t, t_hi)
-            free = q == r
-            F = np.where(free, a, 0.0).sum(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_new = t + (1.0 - s) / F
             bad = ~((t_lo < t_new) & (t_new < t_hi))
@@ -66,7 +112,7 @@ class _Stack:
                 np.isinf(t_hi), 16.0 * t, np.where(t_lo == 0, t_hi / 16.0, np.sqrt(t_lo * t_hi))
             )
             t = np.where(done, t, np.where(bad, geo, t_new))
-        return q, t
+        return q, t, ok & done
 
     def grade(self, lam, a, q, t):
         """(g = KL(P[k] || q) (B, p), D(lam) (B,)) at the water level t (PAPER.md section 2);
@@ -88,14 +134,48 @@ class _Stack:
         r = a * t[:, None]
         free = ((r > self.lo) & (r < self.hi)).astype(np.float64)
         w = free / np.maximum(a, 1e-300)
-        M = np.matmul(self.P * w[:, None, :], self.P.transpose(0, 2, 1))
-        F = np.matmul(self.P, free[:, :, None])[:, :, 0]
+        M = np.empty((len(a), self.P.shape[1], self.P.shape[1]))
+        for c, buf in _chunks(self.P):  # (P w) P' a cache-sized block of problems at a time
+            Pc = self.P[c]
+            np.matmul(np.multiply(Pc, w[c, None, :], out=buf), Pc.transpose(0, 2, 1), out=M[c])
+        F = np.matmul(self.P, free[:, :, None])  # (B, p, 1)
         total = np.einsum("bn,bn->b", a, free)
         with np.errstate(divide="ignore", invalid="ignore"):
             M -= np.where(
-                total[:, None, None] > 0, F[:, :, None] * F[:, None, :] / total[:, None, None], 0.0
+                total[:, None, None] > 0, F * F.transpose(0, 2, 1) / total[:, None, None], 0.0
             )
         return -M
+
+
+class _State:
+    """lam, the mixture a = lam @ P, the water level (q, t), KL g and D(lam) of every problem of
+    a stack; ``ok``: whether the level was found and g and D are finite."""
+
+    FIELDS = ("lam", "a", "q", "t", "g", "D", "ok")
+
+    def __init__(self, **fields):
+        for name in self.FIELDS:
+            setattr(self, name, fields[name])
+
+    @classmethod
+    def at(cls, st: _Stack, lam: np.ndarray, t0: np.ndarray) -> "_State":
+        """The state at the mixtures lam (B, p), water levels warm-started at t0 (B,)."""
+        a = np.matmul(lam[:, None, :], st.P)[:, 0, :]
+        q, t, ok = st.level(a, t0)
+        g, D = st.grade(lam, a, q, t)
+        ok &= np.isfinite(D) & np.isfinite(g).all(axis=1)
+        return cls(lam=lam, a=a, q=q, t=t, g=g, D=D, ok=ok)
+
+    def rows(self, rows) -> "_State":
+        return _State(**{name: getattr(self, name)[rows] for name in self.FIELDS})
+
+    def put(self, rows, other: "_State", which) -> None:
+        """Rows ``rows`` of self become rows ``which`` of other."""
+        for name in self.FIELDS:
+            getattr(self, name)[rows] = getattr(other, name)[which]
+
+    def gap(self) -> np.ndarray:
+        return self.g.max(axis=1) - self.D
 
 
 def _kkt(Q, c, W) -> tuple[np.ndarray, np.ndarray]:
@@ -117,98 +197,136 @@ def _kkt(Q, c, W) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _qp_steps(Q: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """argmin_y 0.5 y'Qy - c'y over the simplex for every problem (Q positive definite): a
-    batched primal active-set method (coordinates that go negative are fixed at 0 and the KKT
-    system solved again, Nocedal & Wright 16.3 without its ratio test), accepted where the
-    multipliers of the fixed coordinates are >= 0; `simplex_qp` for a problem where not."""
+    """argmin_y 0.5 y'Qy - c'y over the simplex for every problem (Q positive definite).
+
+    The primal active-set method of `waterfill.simplex_qp` (Nocedal & Wright, Algorithm 16.3),
+    batched: from the feasible point lam with its zero coordinates fixed, each round solves the
+    KKT system of the face of every problem not yet done (one batched solve) and either moves to
+    the face's minimiser when it is >= 0, then frees the fixed coordinate of the most negative
+    multiplier or stops when none is negative, or moves as far as the first coordinate that
+    reaches 0 (the ratio test) and fixes it. Each round lowers the objective, so a problem still
+    working after 3p + 5 rounds keeps its (feasible, improved) point; one whose system is
+    singular takes `simplex_qp`."""
     B, p = c.shape
-    W = np.zeros((B, p), dtype=bool)
-    y, mu = _kkt(Q, c, W)
-    todo = np.flatnonzero((y < 0).any(axis=1))
-    for _ in range(p):  # only the problems whose last solve had a negative entry
+    y, W = lam.copy(), lam <= 0
+    todo, rows = np.arange(B), np.arange(B)
+    for _ in range(3 * p + 5):
+        yt, mu = _kkt(Q[todo], c[todo], W[todo])
+        bad = ~(np.isfinite(yt).all(axis=1) & np.isfinite(mu))
+        for b in todo[bad]:
+            y[b] = simplex_qp(Q[b], c[b], lam[b])
+        todo, yt, mu = todo[~bad], yt[~bad], mu[~bad]
+        y0, Wt, n = y[todo], W[todo], rows[: len(todo)]
+        d = yt - y0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(~Wt & (d < 0), -y0 / d, np.inf)
+        block = ratio.argmin(axis=1)
+        alpha = np.minimum(ratio[n, block], 1.0)
+        y[todo] = y0 + alpha[:, None] * d
+        hit = alpha < 1.0  # blocked: the coordinate reaching 0 is fixed there
+        y[todo[hit], block[hit]] = 0.0
+        W[todo[hit], block[hit]] = True
+        s = np.einsum("bkj,bj->bk", Q[todo], yt) - c[todo] + mu[:, None]
+        s = np.where(Wt, s, np.inf)  # multipliers of the fixed coordinates
+        worst = s.argmin(axis=1)
+        free = ~hit & (s[n, worst] < -1e-14)
+        W[todo[free], worst[free]] = False
+        todo = todo[hit | free]
         if not len(todo):
             break
-        W[todo] |= y[todo] < 0
-        y[todo], mu[todo] = _kkt(Q[todo], c[todo], W[todo])
-        todo = todo[(y[todo] < 0).any(axis=1)]
-    s = np.einsum("bkj,bj->bk", Q, y) - c + mu[:, None]  # multipliers of y >= 0
-    ok = (
-        np.isfinite(y).all(axis=1)
-        & (y.min(axis=1) >= 0)
-        & (np.where(W, s, 0.0) >= -1e-14).all(axis=1)
-    )
-    for b in np.flatnonzero(~ok):
-        y[b] = simplex_qp(Q[b], c[b], lam[b])
+    np.maximum(y, 0.0, out=y)
     return y / y.sum(axis=1, keepdims=True)
 
 
-class _State:
-    """lam, the mixture a = lam @ P, the water level (q, t), KL g and D(lam) of every problem."""
-
-    def __init__(self, st: _Stack, lam: np.ndarray):
-        self.lam = lam
-        self.a = np.einsum("bk,bkn->bn", lam, st.P)
-        self.q, self.t = st.level(self.a)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.g, self.D = st.grade(lam, self.a, self.q, self.t)
-
-    def take(self, other: "_State", rows: np.ndarray) -> None:
-        for name in ("lam", "a", "q", "t", "g", "D"):
-            getattr(self, name)[rows] = getattr(other, name)[rows]
-
-    def gap(self) -> np.ndarray:
-        return self.g.max(axis=1) - self.D
+def _finite_gradient(g: np.ndarray) -> np.ndarray:
+    """`waterfill._finite_gradient` row by row: KL = inf (a domain the mixture starves) becomes
+    a large finite derivative pointing the step towards that domain."""
+    finite = np.isfinite(g)
+    if finite.all():
+        return g
+    top = np.where(finite, g, -np.inf).max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.where(finite, g, top + 10.0 * (1.0 + np.abs(top)))
 
 
-def _line_search(
-    st: _Stack, s: _State, y: np.ndarray, live: np.ndarray, slope: np.ndarray
-) -> np.ndarray:
+def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Move every live problem towards its Newton point y: Armijo on D, or a smaller gap where D
-    is flat to rounding (as `waterfill._newton`); each problem halves its own step. Returns the
-    problems that moved."""
-    gap0, D0 = s.gap(), s.D.copy()
+    is flat to rounding (as `waterfill._line_search`), halving the step of the problems still
+    waiting, each trial evaluated on those problems only. Returns the problems that moved."""
+    D0, gap0 = s.D.copy(), s.gap()
+    slope = np.einsum("bk,bk->b", _finite_gradient(s.g), y - s.lam)
     flat = 1e-13 * (1.0 + np.abs(D0))
-    step, moved = np.ones(len(D0)), np.zeros(len(D0), dtype=bool)
-    waiting = live.copy()
-    while waiting.any() and step[waiting].max() > 1e-14:
-        d = y - s.lam
-        lam_try = np.where((step == 1.0)[:, None], y, np.maximum(s.lam + step[:, None] * d, 0.0))
-        lam_try /= lam_try.sum(axis=1, keepdims=True)
-        trial = _State(st, lam_try)
-        with np.errstate(invalid="ignore"):
-            ok = ((slope > 0) & (trial.D - D0 >= 1e-4 * step * slope)) | (
-                (trial.D >= D0 - flat) & (trial.gap() < gap0)
-            )
-        ok &= waiting & np.isfinite(trial.D) & np.isfinite(trial.g).all(axis=1)
-        s.take(trial, np.flatnonzero(ok))
-        moved |= ok
-        waiting &= ~ok
-        step[waiting] *= 0.5
+    moved = np.zeros(len(D0), dtype=bool)
+    wait, step = np.flatnonzero(live), 1.0
+    for _ in range(MAX_HALVINGS):
+        sub = st if len(wait) == len(D0) else st.take(wait)
+        if step == 1.0:
+            lam_try = y[wait]
+        else:
+            lam_try = np.maximum(s.lam[wait] + step * (y[wait] - s.lam[wait]), 0.0)
+            lam_try /= lam_try.sum(axis=1, keepdims=True)
+        trial = _State.at(sub, lam_try, s.t[wait])
+        d0, sl = D0[wait], slope[wait]
+        ok = trial.ok & (
+            ((sl > 0) & (trial.D - d0 >= 1e-4 * step * sl))
+            | ((trial.D >= d0 - flat[wait]) & (trial.gap() < gap0[wait]))
+        )
+        s.put(wait[ok], trial, ok)
+        moved[wait[ok]] = True
+        wait = wait[~ok]
+        if not len(wait):
+            break
+        step *= 0.5
     return moved
+
+
+def _newton_step(st: _Stack, s: _State) -> np.ndarray:
+    """One projected Newton step (`waterfill._newton`) of every problem of the stack; returns the
+    problems that moved (the others stalled: no step, or a curvature that overflowed)."""
+    p = s.lam.shape[1]
+    H = st.hessian(s.a, s.t)
+    Q = -0.5 * (H + H.transpose(0, 2, 1))
+    diag = np.einsum("bii->bi", Q)
+    diag += 1e-12 * np.maximum(1.0, diag)
+    live = np.isfinite(Q).all(axis=(1, 2))
+    Q[~live] = np.eye(p)
+    c = np.einsum("bkj,bj->bk", Q, s.lam) + _finite_gradient(s.g)
+    y = _qp_steps(Q, c, s.lam)
+    live &= np.isfinite(y).all(axis=1)
+    return _line_search(st, s, y, live) & live
 
 
 def _newton_batch(st: _Stack, stop) -> tuple[_State, np.ndarray]:
     """Projected Newton ascent on D for every problem of the stack from the uniform mixture
-    (`waterfill._newton`, vectorised); returns the state and the problems that stalled."""
+    (`waterfill._newton`, vectorised). A problem leaves the working stack when its gap is
+    within ``stop``, when it stalls (no step accepted, no finite level, or no halving of its gap
+    in STALL steps) or after MAX_ITER steps; the rest is compacted, so each step runs on the
+    problems still working. Returns the final state of every problem and which ones converged."""
     B, p, _ = st.P.shape
-    s = _State(st, np.full((B, p), 1.0 / p))
-    stalled = ~(np.isfinite(s.D) & np.isfinite(s.g).all(axis=1))
-    for _ in range(MAX_ITER):
-        live = ~stalled & (s.gap() > stop(s.g.max(axis=1)))
-        if not live.any():
-            break
-        H = st.hessian(s.a, s.t)
-        Q = -0.5 * (H + H.transpose(0, 2, 1))
-        diag = np.einsum("bii->bi", Q)
-        diag += 1e-12 * np.maximum(1.0, diag)
-        if not np.isfinite(Q).all():
-            stalled |= ~np.isfinite(Q).all(axis=(1, 2))
-            Q[stalled] = np.eye(p)
-        y = _qp_steps(Q, np.einsum("bkj,bj->bk", Q, s.lam) + s.g, s.lam)
-        slope = np.einsum("bk,bk->b", s.g, y - s.lam)
-        moved = _line_search(st, s, y, live, slope)
-        stalled |= live & ~moved
-    return s, stalled
+    s = _State.at(st, np.full((B, p), 1.0 / p), np.ones(B))
+    out, converged = s.rows(np.arange(B)), np.zeros(B, dtype=bool)
+    idx, best, since = np.arange(B), np.full(B, np.inf), np.zeros(B, dtype=int)
+    for it in range(MAX_ITER + 1):
+        gap = s.gap()
+        conv = s.ok & (gap <= stop(s.g.max(axis=1)))
+        halved = gap < 0.5 * best
+        best, since = np.where(halved, gap, best), np.where(halved, 0, since + 1)
+        leave = conv | ~s.ok | (since > STALL) | (it == MAX_ITER)
+        if leave.any():
+            out.put(idx[leave], s, leave)
+            converged[idx[leave]] = conv[leave]
+            keep = ~leave
+            if not keep.any():
+                break
+            idx, best, since, s, st = (
+                idx[keep],
+                best[keep],
+                since[keep],
+                s.rows(keep),
+                st.take(keep),
+            )
+        s.ok &= _newton_step(st, s)
+    return out, converged
 
 
 class _Eligible(NamedTuple):
@@ -225,23 +343,24 @@ class _Eligible(NamedTuple):
 def _eligible(P: np.ndarray, E: np.ndarray, support: str) -> _Eligible:
     """The support and envelope of every problem, and which problems the batch covers: a
     feasible set that is not one point and reaches sum 1 with room to spare wherever the domains
-    look, finite loss, and no mass below SMALLEST on the support."""
+    look, finite loss, and no positive mass below SMALLEST on the support."""
     seen = P.max(axis=1) > 0
     e_min, e_max = E.min(axis=1), E.max(axis=1)
     mask = seen | (e_max > 0) if support == "union" else seen
     lo = np.where(mask, e_min, 0.0)
     hi = np.where(mask, e_max, 0.0)
     reach = lo.sum(axis=1) + np.where(seen, hi - lo, 0.0).sum(axis=1)
-    # the smallest positive mass of P, and of E on the support (0 stays 0: "no mass")
-    tiny = (np.where(P > 0, P, 1.0).min(axis=(1, 2)) < SMALLEST) | (
-        np.where(mask[:, None, :] & (E > 0), E, 1.0).min(axis=(1, 2)) < SMALLEST
-    )
-    covered = (seen & (hi > 0)).sum(axis=1) == seen.sum(axis=1)  # finite loss
-    ok = (reach > 1.0 + 1e-9) & (lo.sum(axis=1) < 1.0 - 1e-9) & covered & ~tiny
+    ok = (reach > 1.0 + 1e-9) & (lo.sum(axis=1) < 1.0 - 1e-9)
+    ok &= ~(seen & (hi == 0)).any(axis=1)  # finite loss
+    # tiny positive masses: a whole-stack minimum first (the common case has none)
+    if P.min() < SMALLEST:
+        ok &= ~((P > 0) & (P < SMALLEST)).any(axis=(1, 2))
+    if e_min.min() < SMALLEST:  # E's masses enter through the envelope only
+        ok &= ~(((lo > 0) & (lo < SMALLEST)) | ((hi > 0) & (hi < SMALLEST))).any(axis=1)
     return _Eligible(mask, lo, hi, seen, ok)
 
 
-def _certified_rows(s: _State, tol, rtol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _graded(s: _State, tol, rtol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(per-domain KL graded for the model's sum, value, which rows certify) for every problem:
     a sum s > 1 counts + log s (as `exact._run`'s grade), and a row certifies when
     |value - D(lam)| <= tol + rtol |value| (`exact.certified`)."""
@@ -253,30 +372,40 @@ def _certified_rows(s: _State, tol, rtol) -> tuple[np.ndarray, np.ndarray, np.nd
     return g, value, ok
 
 
-def _solution(
-    E_b, mask_b, q, lam, g, value: float, bound: float, support: str, tol, rtol, seconds
-) -> Solution:
-    """The certified `Solution` of one problem of the batch."""
-    gap = value - bound
-    return Solution(
-        status="optimal",
-        method="waterfill",
-        solver="waterfill-batch",
-        support=support,
-        value=value,
-        lam=lam,
-        per_domain_kl=g,
-        model=q,
-        duality_gap=gap,
-        seconds=seconds,
-        gate_fn=lambda: gate_from_model(q, E_b, mask_b),
-        gate_rows=lambda sl: gate_from_model(q[sl], E_b[:, sl], mask_b[sl]),
-        extra={
-            "attempts": [{"solver": "waterfill-batch", "gap": gap, "stopped": "converged"}],
-            "tol": tolerance(value, tol, rtol),
-            "bound": [bound, value],
-        },
-    )
+def _answers(problems, el: _Eligible, rows, s: _State, ok, support, tol, rtol, each) -> dict:
+    """The certified `Solution` of every problem ``rows[i]`` with ``ok[i]``, by problem index.
+
+    Built in bulk: the numbers as Python floats in one conversion each, the per-problem arrays
+    as rows (views) of the stack's."""
+    g, value, _ = _graded(s, tol, rtol)
+    good = np.flatnonzero(ok)
+    values, bounds = value[good].tolist(), s.D[good].tolist()
+    tols = (tol + rtol * np.abs(value[good])).tolist()
+    out = {}
+    for i, v, bound, t in zip(good.tolist(), values, bounds, tols, strict=True):
+        b = int(rows[i])
+        q, E_b, mask_b = s.q[i], problems[b].E, el.mask[b]
+        gap = v - bound
+        out[b] = Solution(
+            status="optimal",
+            method="waterfill",
+            solver="waterfill-batch",
+            support=support,
+            value=v,
+            lam=s.lam[i],
+            per_domain_kl=g[i],
+            model=q,
+            duality_gap=gap,
+            seconds=each,
+            gate_fn=lambda q=q, E_b=E_b, m=mask_b: gate_from_model(q, E_b, m),
+            gate_rows=lambda sl, q=q, E_b=E_b, m=mask_b: gate_from_model(q[sl], E_b[:, sl], m[sl]),
+            extra={
+                "attempts": [{"solver": "waterfill-batch", "gap": gap, "stopped": "converged"}],
+                "tol": t,
+                "bound": [bound, v],
+            },
+        )
+    return out
 
 
 def solve_batch(
@@ -294,45 +423,35 @@ def solve_batch(
     if any(pr.P.shape != shape for pr in problems):
         raise ValueError("solve_batch needs problems of one shape (p, N); see solve_many")
     t0 = time.perf_counter()
-    P = np.stack([pr.P for pr in problems])
-    E = np.stack([pr.E for pr in problems])
-    el = _eligible(P, E, support)
-    out: list[Solution | None] = [None] * len(problems)
-    rows = np.flatnonzero(el.ok)
     # one BLAS thread: the batched products are many tiny GEMMs that threads do not speed up,
     # while other BLAS users on the cores make a threaded pool 2-4x slower (`exact`)
-    with blas_threads(1):
-        _solve_rows(P, E, el, rows, out, support, tol, rtol, t0)
+    with blas_threads(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        done = _solve_stack(problems, support, tol, rtol, t0)
     return [
-        sol if sol is not None else solve(pr, support=support, tol=tol, rtol=rtol)
-        for pr, sol in zip(problems, out, strict=True)
+        done[b] if b in done else solve(pr, support=support, tol=tol, rtol=rtol)
+        for b, pr in enumerate(problems)
     ]
 
 
-def _solve_rows(P, E, el: _Eligible, rows, out: list, support: str, tol, rtol, t0: float) -> None:
-    """Projected Newton on the covered problems ``rows`` of the stack; each certified answer
-    goes to ``out`` (the others stay None)."""
-    if len(rows):
-        st = _Stack(P[rows], el.lo[rows], el.hi[rows], el.seen[rows])
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            s, stalled = _newton_batch(st, lambda v: 0.5 * (tol + rtol * np.abs(v)))
-            g, value, ok = _certified_rows(s, tol, rtol)
-        each = (time.perf_counter() - t0) / len(out)
-        for i in np.flatnonzero(ok & ~stalled):
-            b = rows[i]
-            out[b] = _solution(
-                E[b],
-                el.mask[b],
-                s.q[i],
-                s.lam[i].copy(),
-                g[i],
-                float(value[i]),
-                float(s.D[i]),
-                support,
-                tol,
-                rtol,
-                each,
-            )
+def _solve_stack(problems, support: str, tol, rtol, t0: float) -> dict:
+    """Projected Newton on the problems of the stack that the batch covers; the certified
+    answers by problem index."""
+    P = np.stack([pr.P for pr in problems])
+    el = _eligible(P, np.stack([pr.E for pr in problems]), support)
+    rows = np.flatnonzero(el.ok)
+    if not len(rows):
+        return {}
+    every = len(rows) == len(problems)
+    st = _Stack(
+        P if every else P[rows],
+        el.lo if every else el.lo[rows],
+        el.hi if every else el.hi[rows],
+        el.seen if every else el.seen[rows],
+    )
+    s, converged = _newton_batch(st, lambda v: 0.5 * (tol + rtol * np.abs(v)))
+    ok = converged & _graded(s, tol, rtol)[2]
+    each = (time.perf_counter() - t0) / len(problems)
+    return _answers(problems, el, rows, s, ok, support, tol, rtol, each)
 
 
 def solve_many(
