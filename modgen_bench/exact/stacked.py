@@ -95,16 +95,18 @@ class _Stack:
         t = np.where(ok, t, 1.0)
         t_lo, t_hi = np.zeros_like(t), np.full_like(t, np.inf)
         done = ~ok
+        # in place: a fresh (B, N) array per operation costs more than the operation here
+        r, q, free = np.empty_like(a), np.empty_like(a), np.empty(a.shape, dtype=bool)
         for _ in range(MAX_LEVEL):
-            r = a * t[:, None]
-            q = np.minimum(np.maximum(r, self.lo), self.hi)
+            np.multiply(a, t[:, None], out=r)
+            np.minimum(np.maximum(r, self.lo, out=q), self.hi, out=q)
             s = q.sum(axis=1)
-            F = np.where(q == r, a, 0.0).sum(axis=1)  # the slope of sum q in t
-            done |= (np.abs(s - 1.0) <= SUM_ULPS) | ((F == 0) & (np.abs(s - 1.0) <= FLAT_SUM_TOL))
+            F = np.einsum("bn,bn->b", a, np.equal(q, r, out=free))  # slope of sum q in t
+            dev = np.abs(s - 1.0)
+            done |= (dev <= SUM_ULPS) | ((F == 0) & (dev <= FLAT_SUM_TOL))
             if done.all():
                 return q, t, ok
-            t_lo = np.where(s < 1.0, t, t_lo)
-            t_hi = np.where(s > 1.0, t, t_hi)
+            t_lo, t_hi = np.where(s < 1.0, t, t_lo), np.where(s > 1.0, t, t_hi)
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_new = t + (1.0 - s) / F
             bad = ~((t_lo < t_new) & (t_new < t_hi))
@@ -201,41 +203,47 @@ def _qp_steps(Q: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
     The primal active-set method of `waterfill.simplex_qp` (Nocedal & Wright, Algorithm 16.3),
     batched: from the feasible point lam with its zero coordinates fixed, each round solves the
-    KKT system of the face of every problem not yet done (one batched solve) and either moves to
-    the face's minimiser when it is >= 0, then frees the fixed coordinate of the most negative
-    multiplier or stops when none is negative, or moves as far as the first coordinate that
-    reaches 0 (the ratio test) and fixes it. Each round lowers the objective, so a problem still
-    working after 3p + 5 rounds keeps its (feasible, improved) point; one whose system is
-    singular takes `simplex_qp`."""
+    KKT system of the face of every problem not yet done (one batched solve), then
+    `_active_set_round`. Each round lowers the objective, so a problem still working after
+    3p + 5 rounds keeps its (feasible, improved) point; one whose system is singular takes
+    `simplex_qp`."""
     B, p = c.shape
     y, W = lam.copy(), lam <= 0
-    todo, rows = np.arange(B), np.arange(B)
+    todo = np.arange(B)
     for _ in range(3 * p + 5):
         yt, mu = _kkt(Q[todo], c[todo], W[todo])
         bad = ~(np.isfinite(yt).all(axis=1) & np.isfinite(mu))
         for b in todo[bad]:
             y[b] = simplex_qp(Q[b], c[b], lam[b])
-        todo, yt, mu = todo[~bad], yt[~bad], mu[~bad]
-        y0, Wt, n = y[todo], W[todo], rows[: len(todo)]
-        d = yt - y0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(~Wt & (d < 0), -y0 / d, np.inf)
-        block = ratio.argmin(axis=1)
-        alpha = np.minimum(ratio[n, block], 1.0)
-        y[todo] = y0 + alpha[:, None] * d
-        hit = alpha < 1.0  # blocked: the coordinate reaching 0 is fixed there
-        y[todo[hit], block[hit]] = 0.0
-        W[todo[hit], block[hit]] = True
-        s = np.einsum("bkj,bj->bk", Q[todo], yt) - c[todo] + mu[:, None]
-        s = np.where(Wt, s, np.inf)  # multipliers of the fixed coordinates
-        worst = s.argmin(axis=1)
-        free = ~hit & (s[n, worst] < -1e-14)
-        W[todo[free], worst[free]] = False
-        todo = todo[hit | free]
+        todo = _active_set_round(Q, c, y, W, todo[~bad], yt[~bad], mu[~bad])
         if not len(todo):
             break
     np.maximum(y, 0.0, out=y)
     return y / y.sum(axis=1, keepdims=True)
+
+
+def _active_set_round(Q, c, y, W, todo, yt, mu) -> np.ndarray:
+    """One round of the active-set method for the problems ``todo`` (y and W updated in place),
+    given their face minimisers yt and multipliers mu of sum y = 1: move to yt when it is >= 0,
+    then free the fixed coordinate of the most negative multiplier (or stop: the KKT conditions
+    hold), else move as far as the first coordinate that reaches 0 (the ratio test) and fix it.
+    Returns the problems that need another round."""
+    y0, Wt, n = y[todo], W[todo], np.arange(len(todo))
+    d = yt - y0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(~Wt & (d < 0), -y0 / d, np.inf)
+    block = ratio.argmin(axis=1)
+    alpha = np.minimum(ratio[n, block], 1.0)
+    y[todo] = y0 + alpha[:, None] * d
+    hit = alpha < 1.0  # blocked: the coordinate reaching 0 is fixed there
+    y[todo[hit], block[hit]] = 0.0
+    W[todo[hit], block[hit]] = True
+    s = np.einsum("bkj,bj->bk", Q[todo], yt) - c[todo] + mu[:, None]
+    s = np.where(Wt, s, np.inf)  # multipliers of the fixed coordinates
+    worst = s.argmin(axis=1)
+    free = ~hit & (s[n, worst] < -1e-14)
+    W[todo[free], worst[free]] = False
+    return todo[hit | free]
 
 
 def _finite_gradient(g: np.ndarray) -> np.ndarray:
@@ -249,23 +257,39 @@ def _finite_gradient(g: np.ndarray) -> np.ndarray:
     return np.where(finite, g, top + 10.0 * (1.0 + np.abs(top)))
 
 
+#: the working stack is compacted once fewer than this share of its problems still work; until
+#: then the finished ones ride along (a copy of the stack costs more than their share of a step)
+COMPACT_BELOW = 0.75
+
+
+def _trial(st: _Stack, s: _State, lam_try: np.ndarray, wait: np.ndarray) -> _State:
+    """The state of the problems ``wait`` at ``lam_try`` (their rows): evaluated on the whole
+    stack (the others at their own lam) while they are most of it, else on their own copy."""
+    if len(wait) == len(s.D):
+        return _State.at(st, lam_try, s.t)
+    if len(wait) < COMPACT_BELOW * len(s.D):
+        return _State.at(st.take(wait), lam_try, s.t[wait])
+    lam = s.lam.copy()
+    lam[wait] = lam_try
+    return _State.at(st, lam, s.t).rows(wait)
+
+
 def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Move every live problem towards its Newton point y: Armijo on D, or a smaller gap where D
     is flat to rounding (as `waterfill._line_search`), halving the step of the problems still
-    waiting, each trial evaluated on those problems only. Returns the problems that moved."""
+    waiting only. Returns the problems that moved."""
     D0, gap0 = s.D.copy(), s.gap()
     slope = np.einsum("bk,bk->b", _finite_gradient(s.g), y - s.lam)
     flat = 1e-13 * (1.0 + np.abs(D0))
     moved = np.zeros(len(D0), dtype=bool)
     wait, step = np.flatnonzero(live), 1.0
     for _ in range(MAX_HALVINGS):
-        sub = st if len(wait) == len(D0) else st.take(wait)
         if step == 1.0:
             lam_try = y[wait]
         else:
             lam_try = np.maximum(s.lam[wait] + step * (y[wait] - s.lam[wait]), 0.0)
             lam_try /= lam_try.sum(axis=1, keepdims=True)
-        trial = _State.at(sub, lam_try, s.t[wait])
+        trial = _trial(st, s, lam_try, wait)
         d0, sl = D0[wait], slope[wait]
         ok = trial.ok & (
             ((sl > 0) & (trial.D - d0 >= 1e-4 * step * sl))
@@ -280,52 +304,67 @@ def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray) -> np.n
     return moved
 
 
-def _newton_step(st: _Stack, s: _State) -> np.ndarray:
-    """One projected Newton step (`waterfill._newton`) of every problem of the stack; returns the
-    problems that moved (the others stalled: no step, or a curvature that overflowed)."""
-    p = s.lam.shape[1]
+def _newton_step(st: _Stack, s: _State, live: np.ndarray) -> np.ndarray:
+    """One projected Newton step (`waterfill._newton`) of the ``live`` problems of the stack;
+    returns those that moved (the others stalled: no step, or a curvature that overflowed)."""
     H = st.hessian(s.a, s.t)
     Q = -0.5 * (H + H.transpose(0, 2, 1))
     diag = np.einsum("bii->bi", Q)
     diag += 1e-12 * np.maximum(1.0, diag)
-    live = np.isfinite(Q).all(axis=(1, 2))
-    Q[~live] = np.eye(p)
+    live = live & np.isfinite(Q).all(axis=(1, 2))
     c = np.einsum("bkj,bj->bk", Q, s.lam) + _finite_gradient(s.g)
-    y = _qp_steps(Q, c, s.lam)
+    if live.all():
+        y = _qp_steps(Q, c, s.lam)
+    else:
+        y = s.lam.copy()
+        y[live] = _qp_steps(Q[live], c[live], s.lam[live])
     live &= np.isfinite(y).all(axis=1)
     return _line_search(st, s, y, live) & live
 
 
+class _Work:
+    """The working stack of `_newton_batch`: its problems (indices into the batch), their state,
+    which of them still work, and each one's best gap and the steps since it last halved."""
+
+    def __init__(self, st: _Stack, s: _State):
+        n = len(s.D)
+        self.st, self.s, self.idx = st, s, np.arange(n)
+        self.live, self.best, self.since = np.ones(n, bool), np.full(n, np.inf), np.zeros(n, int)
+
+    def compact(self) -> None:
+        """Drop the finished problems once fewer than COMPACT_BELOW of the stack still work."""
+        keep = np.flatnonzero(self.live)
+        if len(keep) < COMPACT_BELOW * len(self.live):
+            self.st, self.s = self.st.take(keep), self.s.rows(keep)
+            for name in ("idx", "live", "best", "since"):
+                setattr(self, name, getattr(self, name)[keep])
+
+
 def _newton_batch(st: _Stack, stop) -> tuple[_State, np.ndarray]:
     """Projected Newton ascent on D for every problem of the stack from the uniform mixture
-    (`waterfill._newton`, vectorised). A problem leaves the working stack when its gap is
-    within ``stop``, when it stalls (no step accepted, no finite level, or no halving of its gap
-    in STALL steps) or after MAX_ITER steps; the rest is compacted, so each step runs on the
-    problems still working. Returns the final state of every problem and which ones converged."""
+    (`waterfill._newton`, vectorised). A problem leaves when its gap is within ``stop``, when it
+    stalls (no step accepted, no finite level, or no halving of its gap in STALL steps) or after
+    MAX_ITER steps; the stack is compacted as problems leave (`_Work.compact`), so the later
+    steps run on the few problems left. Returns the final state of every problem and which ones
+    converged."""
     B, p, _ = st.P.shape
-    s = _State.at(st, np.full((B, p), 1.0 / p), np.ones(B))
-    out, converged = s.rows(np.arange(B)), np.zeros(B, dtype=bool)
-    idx, best, since = np.arange(B), np.full(B, np.inf), np.zeros(B, dtype=int)
+    w = _Work(st, _State.at(st, np.full((B, p), 1.0 / p), np.ones(B)))
+    out, converged = w.s.rows(np.arange(B)), np.zeros(B, dtype=bool)
     for it in range(MAX_ITER + 1):
+        s = w.s
         gap = s.gap()
         conv = s.ok & (gap <= stop(s.g.max(axis=1)))
-        halved = gap < 0.5 * best
-        best, since = np.where(halved, gap, best), np.where(halved, 0, since + 1)
-        leave = conv | ~s.ok | (since > STALL) | (it == MAX_ITER)
+        halved = gap < 0.5 * w.best
+        w.best, w.since = np.where(halved, gap, w.best), np.where(halved, 0, w.since + 1)
+        leave = w.live & (conv | ~s.ok | (w.since > STALL) | (it == MAX_ITER))
         if leave.any():
-            out.put(idx[leave], s, leave)
-            converged[idx[leave]] = conv[leave]
-            keep = ~leave
-            if not keep.any():
+            out.put(w.idx[leave], s, leave)
+            converged[w.idx[leave]] = conv[leave]
+            w.live &= ~leave
+            if not w.live.any():
                 break
-            idx, best, since, s, st = (
-                idx[keep],
-                best[keep],
-                since[keep],
-                s.rows(keep),
-                st.take(keep),
-            )
-        s.ok &= _newton_step(st, s)
+            w.compact()
+        w.s.ok &= _newton_step(w.st, w.s, w.live) | ~w.live
     return out, converged
 
 
