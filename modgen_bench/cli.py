@@ -22,6 +22,9 @@ __all__ = ["main", "build_parser"]
 #: Python int would overflow the C sizes it becomes.
 MAX_STEPS = 10**9
 MAX_SIZE = 10**9
+#: `bench exact` shapes: N and p of the single solves, and of the stacks of `--batch`
+DEFAULT_EXACT_SIZES, DEFAULT_EXACT_PS = (1_000, 10_000, 100_000, 1_000_000), (2, 8)
+DEFAULT_BATCH_SIZES, DEFAULT_BATCH_PS = (20, 200), (2, 4, 8, 16)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,6 +216,29 @@ def _bench_fuzz(args) -> int:
     return 1 if res["counts"]["wrong"] else 0
 
 
+def _bench_batch(args) -> int:
+    """`bench exact --batch B`: `solve_batch` against `solve` one by one (`bench.batch`)."""
+    import pandas as pd
+
+    from .bench.batch import FAMILIES, bench_batch
+
+    df = bench_batch(
+        sizes=tuple(int(float(s)) for s in args.sizes or DEFAULT_BATCH_SIZES),
+        ps=tuple(int(p) for p in args.ps or DEFAULT_BATCH_PS),
+        B=args.batch,
+        families=tuple(args.families or FAMILIES),
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.csv:
+        from .atomic import write_frame
+
+        write_frame(args.csv, df)
+    return 0
+
+
 def _bench(args) -> int:
     if args.what == "train":
         from .bench.train import train_command
@@ -220,13 +246,15 @@ def _bench(args) -> int:
         return train_command(args)
     if args.what == "fuzz":
         return _bench_fuzz(args)
+    if args.what == "exact" and args.batch:
+        return _bench_batch(args)
     if args.what == "exact":
         import pandas as pd
 
         from .bench.exact import bench_exact, speedups
 
-        sizes = tuple(int(float(s)) for s in args.sizes)
-        ps = tuple(int(p) for p in args.ps)
+        sizes = tuple(int(float(s)) for s in args.sizes or DEFAULT_EXACT_SIZES)
+        ps = tuple(int(p) for p in args.ps or DEFAULT_EXACT_PS)
         df = bench_exact(
             sizes=sizes,
             ps=ps,
@@ -591,10 +619,28 @@ def _add_bench(sub) -> None:
         "--sizes",
         nargs="*",
         type=_int_in(1, MAX_SIZE),
-        default=["1e3", "1e4", "1e5", "1e6"],
-        help="bench exact: numbers of outcomes N",
+        default=None,
+        help="bench exact: numbers of outcomes N (default 1e3 1e4 1e5 1e6; with --batch 20 200)",
     )
-    s.add_argument("--ps", nargs="*", default=["2", "8"], help="bench exact: numbers of domains p")
+    s.add_argument(
+        "--ps",
+        nargs="*",
+        default=None,
+        help="bench exact: numbers of domains p (default 2 8; with --batch 2 4 8 16)",
+    )
+    s.add_argument(
+        "--batch",
+        type=_int_in(1, MAX_SIZE),
+        default=None,
+        metavar="B",
+        help="bench exact: time solve_batch on stacks of B problems against solve one by one",
+    )
+    s.add_argument(
+        "--families",
+        nargs="*",
+        default=None,
+        help="bench exact --batch: instance families (default: the theory checks' and the fuzz's)",
+    )
     s.add_argument(
         "--cvxpy-max-n", type=int, default=20_000, help="bench exact: largest N given to cvxpy"
     )

@@ -154,3 +154,25 @@ def test_batched_qp_steps_are_the_simplex_qp_minimiser(p, seed, face):
         note(f"b={b} y={y[b]} ref={ref}")
         assert y[b].min() >= 0 and abs(y[b].sum() - 1) <= 1e-12
         assert obj(y[b]) <= obj(ref) + 1e-9 * (1 + abs(obj(ref)))
+
+
+def test_bench_batch_rows_agree_and_name_what_they_cannot_draw():
+    from modgen_bench.bench.batch import bench_batch
+
+    df = bench_batch(
+        sizes=(8,), ps=(2, 3), B=6, families=("dirichlet", "face", "tight"), repeats=1, log=None
+    )
+    drawn = df[df["note"].isna()] if "note" in df else df
+    assert len(drawn) == 3 * 2 * 2 - 2  # face cannot draw p = 2: one row saying so
+    assert (drawn["agree"] == 6).all() and (drawn["ratio"] > 0).all()
+    assert df.loc[df["family"] == "face", "note"].dropna().str.contains("p >= 3").all()
+
+
+def test_cli_bench_exact_batch(capsys):
+    from modgen_bench.cli import main
+
+    args = ["bench", "exact", "--batch", "3", "--sizes", "6", "--ps", "3", "--repeats", "1"]
+    assert main(args + ["--families", "dirichlet"]) == 0
+    assert "agree 3/3" in capsys.readouterr().out
+    assert main(args + ["--families", "nope"]) == 2
+    assert "unknown instance families nope" in capsys.readouterr().err

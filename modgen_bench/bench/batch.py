@@ -11,12 +11,14 @@ to `solve`).
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
 import pandas as pd
 
 from .. import instances
+from ..errors import UnknownNameError
 from ..exact import solve, tolerance
 from ..exact.stacked import solve_batch
 from ..problem import DiscreteProblem
@@ -29,7 +31,8 @@ FAMILIES = ("dirichlet", "face", "near_deterministic", "logmass", "sparse", "zip
 
 
 def stack_of(family: str, B: int, p: int, N: int, seed: int = 0) -> list[DiscreteProblem]:
-    """B problems of one family and shape, problem b drawn from seed (seed, b)."""
+    """B problems of one family and shape, problem b drawn from seed (seed, b); a family of
+    `instances` by name first, else of `testing.hard`."""
     out = []
     for b in range(B):
         rng = np.random.default_rng((seed, b))
@@ -74,6 +77,14 @@ def _case(problems, support: str, repeats: int) -> dict:
     }
 
 
+def _line(row: dict) -> str:
+    return (
+        f"  {row['family']:>18} {row['support']:>7} p={row['p']:<2} N={row['N']:<4}: "
+        f"one {row['one_ms']:8.1f} ms  batch {row['batch_ms']:7.1f} ms  x{row['ratio']:5.1f}  "
+        f"in batch {row['in_batch']}/{row['B']}  agree {row['agree']}/{row['B']}"
+    )
+
+
 def bench_batch(
     sizes=(20, 200),
     ps=(2, 4, 8, 16),
@@ -86,29 +97,24 @@ def bench_batch(
 ) -> pd.DataFrame:
     """Rows: family, support, p, N, B, one_ms, batch_ms, ratio, in_batch, agree, optimal, note.
 
-    A family that cannot draw a shape (``face`` needs p >= 3) gives a row with the reason."""
-    unknown = set(families) - set(instances.FAMILIES) - set(ALL_FAMILIES)
+    A family that cannot draw a shape (``face`` needs p >= 3) gives a row with the reason;
+    ``log`` (None: quiet) gets one line per row as it is measured."""
+    known = dict.fromkeys(list(instances.FAMILIES) + list(ALL_FAMILIES))
+    unknown = [f for f in families if f not in known]
     if unknown:
-        raise ValueError(
-            f"unknown families {sorted(unknown)}; choose from "
-            f"{', '.join(list(instances.FAMILIES) + list(ALL_FAMILIES))}"
+        raise UnknownNameError(
+            f"unknown instance families {', '.join(unknown)}; choose from {', '.join(known)}"
         )
     rows = []
-    for fam in families:
-        for p in ps:
-            for N in sizes:
-                base = {"family": fam, "p": p, "N": N, "B": B}
-                try:
-                    problems = stack_of(fam, B, p, N, seed)
-                except ValueError as exc:
-                    rows.append({**base, "note": str(exc)})
-                    continue
-                for support in supports:
-                    row = {**base, "support": support, **_case(problems, support, repeats)}
-                    rows.append(row)
-                    log(
-                        f"  {fam:>18} {support:>7} p={p:<2} N={N:<4}: one {row['one_ms']:8.1f} ms"
-                        f"  batch {row['batch_ms']:7.1f} ms  x{row['ratio']:5.1f}"
-                        f"  in batch {row['in_batch']}/{B}  agree {row['agree']}/{B}"
-                    )
+    for fam, p, N in itertools.product(families, ps, sizes):
+        base = {"family": fam, "p": p, "N": N, "B": B}
+        try:
+            problems = stack_of(fam, B, p, N, seed)
+        except ValueError as exc:
+            rows.append({**base, "note": str(exc)})
+            continue
+        for support in supports:
+            rows.append({**base, "support": support, **_case(problems, support, repeats)})
+            if log is not None:
+                log(_line(rows[-1]))
     return pd.DataFrame(rows)
