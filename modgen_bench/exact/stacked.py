@@ -34,7 +34,7 @@ __all__ = ["solve_batch", "solve_many"]
 
 #: Newton iterations a problem may take in the batch before `solve` takes it over
 MAX_ITER = 40
-#: halvings of a line search (steps down to 2^-40 ~ 1e-12) before the problem counts as stalled
+#: halvings of a line search (steps down to 2^-30 ~ 1e-9) before the problem counts as stalled
 MAX_HALVINGS = 30
 #: iterations of the water level's safeguarded Newton (warm-started: ~2-6 are typical)
 MAX_LEVEL = 30
