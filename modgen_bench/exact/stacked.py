@@ -6,9 +6,9 @@ projected Newton method of `waterfill._newton` runs on a stack (B, p, N) at once
 by a vectorised safeguarded Newton on t (warm-started at each problem's last level), the dual
 Hessian by one batched product, the simplex-constrained Newton step by a batched active-set
 method (warm-started on the face of the current mixture; `waterfill.simplex_qp` for a problem
-where it does not verify), and a line search that halves the steps of the problems still
-waiting only. A problem leaves the stack as soon as it certifies or stalls, so the later
-iterations run on the few problems left.
+whose system is singular), and a line search that halves the steps of the problems still
+waiting only. A problem stops as soon as it certifies or stalls, and the stack is compacted once
+fewer than COMPACT_BELOW of it still work, so the later iterations run on the few problems left.
 
 Every problem is graded by the same certificate as `solve` (primal max_k KL(P[k] || q) of a q in
 the feasible set minus D(lam) at q(lam) from lam @ P); a problem that does not certify in the
