@@ -597,6 +597,22 @@ def _add_bench(sub) -> None:
     """``bench exact|spd|fuzz|train``: performance tables."""
     s = sub.add_parser("bench", help="performance tables")
     s.add_argument("what", choices=["exact", "spd", "fuzz", "train"], help="which benchmark")
+    _add_bench_fuzz(s)
+    _add_bench_exact(s)
+    s.add_argument("--seed", type=int, default=0, help="seed of the benchmark instances")
+    s.add_argument(
+        "--repeats",
+        type=_int_in(1, 1000),
+        default=3,
+        help="timed repeats after one warm-up run (min and median reported)",
+    )
+    s.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    _add_bench_train(s)
+    s.set_defaults(func=_bench)
+
+
+def _add_bench_fuzz(s) -> None:
+    """``bench fuzz``'s options."""
     s.add_argument(
         "--instances",
         type=_int_in(1, MAX_SIZE),
@@ -615,6 +631,10 @@ def _add_bench(sub) -> None:
         metavar="DIR",
         help="bench fuzz: save each inaccurate or wrong instance as a problem file in DIR",
     )
+
+
+def _add_bench_exact(s) -> None:
+    """``bench exact``'s options (sizes, batch stacks, cvxpy)."""
     s.add_argument(
         "--sizes",
         nargs="*",
@@ -649,14 +669,10 @@ def _add_bench(sub) -> None:
         action="store_true",
         help="bench exact: skip the structured instance families",
     )
-    s.add_argument("--seed", type=int, default=0, help="seed of the benchmark instances")
-    s.add_argument(
-        "--repeats",
-        type=_int_in(1, 1000),
-        default=3,
-        help="timed repeats after one warm-up run (min and median reported)",
-    )
-    s.add_argument("--csv", default=None, help="also write the table to this CSV file")
+
+
+def _add_bench_train(s) -> None:
+    """``bench spd`` and ``bench train``'s options."""
     s.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
@@ -686,7 +702,6 @@ def _add_bench(sub) -> None:
         action="store_true",
         help="bench train: also time a torch.compile'd reference loop",
     )
-    s.set_defaults(func=_bench)
 
 
 def _add_list(sub) -> None:
