@@ -86,7 +86,6 @@ class _Sums:
         self.pinned_q = 0.0  # sum_pinned q (their P[k] log q is in K)
         self.idx, self.cols, self.count = [], [], 0
         self._z = self._r = self._out = None
-        self._ones_out = False  # Z's ones row zeroed at pinned outcomes (`_pin`)
 
     def add(self, Pb, ab, lob, hib, b0: int) -> bool:
         """Accumulate one block (columns b0.. of P, its mixture ab and box lob, hib); False when
@@ -104,9 +103,10 @@ class _Sums:
                 np.multiply(Pb, np.divide(1.0, ab, out=r), out=Z[:h])
             else:
                 np.divide(Pb, ab, out=Z[:h])
-        e = np.flatnonzero(out)
-        if len(e) > len(ab) * PIN_FROM and self._pin(Z, out, ab, lob, hib):
-            e = np.flatnonzero(out)
+        clipped = np.flatnonzero(out)
+        e = clipped
+        if len(clipped) > len(ab) * PIN_FROM:
+            e = self._pin(Z, clipped, ab, lob, hib)
         if len(e):
             self.count += len(e)
             if self.count > self.cap:
@@ -115,36 +115,28 @@ class _Sums:
             self.cols.append(Pb[:, e])
             Z[:, e] = 0.0
         self._acc += Z @ Pb.T
-        if self._ones_out:
-            Z[h + 1] = 1.0
-            self._ones_out = False
-        elif len(e):
-            Z[h + 1, e] = 1.0
+        if len(clipped):
+            Z[h + 1, clipped] = 1.0
         return True
 
-    def _pin(self, Z, out, ab, lob, hib) -> bool:
-        """Of a block's clipped outcomes (``out``), those at the same bound for every t of the
-        bracket (t_hi P_lam <= lo, or t_lo P_lam >= hi), the bound at least TINY, have q that
-        bound: their log q goes in Z's log row against P (K: P[k] log q, constant in t), they
-        leave the free rows and ``out`` (the exceptions), and q adds to `pinned_q`. Masked
-        whole-block operations: this runs where many outcomes are clipped. True when some
-        outcome was pinned."""
-        at_lo = np.multiply(ab, self.t_hi) <= lob
-        at_lo &= lob >= TINY
-        at_hi = np.multiply(ab, self.t_lo) >= hib
-        at_hi &= hib >= TINY
-        at_hi &= ~at_lo
+    def _pin(self, Z, clipped, ab, lob, hib) -> np.ndarray:
+        """Of a block's clipped outcomes, those at the same bound for every t of the bracket
+        (t_hi P_lam <= lo, or t_lo P_lam >= hi), the bound at least TINY, have q that bound:
+        their log q goes in Z's log row against P (K: P[k] log q, constant in t), they leave the
+        free rows, and q adds to `pinned_q`. Returns the others (the exceptions)."""
+        a, lo, hi = ab[clipped], lob[clipped], hib[clipped]
+        at_lo = (a * self.t_hi <= lo) & (lo >= TINY)
+        at_hi = (a * self.t_lo >= hi) & (hi >= TINY) & ~at_lo
         pin = at_lo | at_hi
-        if not pin.any():
-            return False
-        q = np.where(at_lo, lob, hib)
-        self.pinned_q += float(np.add.reduce(q, where=pin))
-        h = len(Z) - 2
-        np.copyto(Z, 0.0, where=pin)
-        np.log(q, out=Z[h], where=pin)
-        out &= ~pin
-        self._ones_out = True
-        return True
+        c = clipped[pin]
+        if len(c):
+            q = np.where(at_lo[pin], lo[pin], hi[pin])
+            self.pinned_q += float(q.sum())
+            h = len(Z) - 2
+            Z[:h, c] = 0.0
+            Z[h, c] = np.log(q)
+            Z[h + 1, c] = 0.0
+        return clipped[~pin]
 
     def _buffers(self, m: int):
         """The block's rows Z (the last one all ones but at exceptions), a float and a bool
