@@ -47,9 +47,6 @@ FUSED_BLOCK = 1 << 16
 #: Largest share of exceptions (outcomes clipped somewhere in the bracket) kept before the pass
 #: gives up (their columns of P are copied).
 MAX_EXCEPTIONS = 1 / 16
-#: Share of a block's outcomes clipped somewhere in the bracket above which those pinned at one
-#: bound for the whole bracket are told apart (`_Sums._pin`) rather than all kept as exceptions.
-PIN_FROM = 1 / 64
 #: A model value or mixture below this where a domain has mass is left to the classic path
 #: (its underflow floor and starved-domain rules).
 TINY = 1e-290
@@ -69,10 +66,8 @@ class FusedPoint(NamedTuple):
 
 class _Sums:
     """What one pass accumulates over the outcomes free for every t of the bracket (sums of P[k],
-    P_lam, P[k] log P_lam, P_lam log P_lam and P_k P_j / P_lam), over the outcomes pinned at one
-    bound for every t of the bracket (sum q, P[k] log q, where the block has many clipped ones),
-    and the other outcomes (the exceptions: clipped at some t of the bracket) with their columns
-    of P, for `_settle`."""
+    P_lam, P[k] log P_lam, P_lam log P_lam and P_k P_j / P_lam), and the other outcomes (the
+    exceptions: clipped at some t of the bracket) with their columns of P, for `_settle`."""
 
     def __init__(self, p: int, t_lo: float, t_hi: float, cap: float, hessian: bool = True):
         self.t_lo, self.t_hi, self.cap, self.hessian = t_lo, t_hi, cap, hessian
@@ -83,7 +78,6 @@ class _Sums:
         self.M = self._acc[:h]  # sum_free P_k P_j / P_lam (no rows without the Hessian)
         self.K = self._acc[h]  # sum_free P[k] log P_lam
         self.F = self._acc[h + 1]  # sum_free P[k]
-        self.pinned_q = 0.0  # sum_pinned q (their P[k] log q is in K)
         self.idx, self.cols, self.count = [], [], 0
         self._z = self._r = self._out = None
 
@@ -103,10 +97,7 @@ class _Sums:
                 np.multiply(Pb, np.divide(1.0, ab, out=r), out=Z[:h])
             else:
                 np.divide(Pb, ab, out=Z[:h])
-        clipped = np.flatnonzero(out)
-        e = clipped
-        if len(clipped) > len(ab) * PIN_FROM:
-            e = self._pin(Z, clipped, ab, lob, hib)
+        e = np.flatnonzero(out)
         if len(e):
             self.count += len(e)
             if self.count > self.cap:
@@ -115,28 +106,9 @@ class _Sums:
             self.cols.append(Pb[:, e])
             Z[:, e] = 0.0
         self._acc += Z @ Pb.T
-        if len(clipped):
-            Z[h + 1, clipped] = 1.0
+        if len(e):
+            Z[h + 1, e] = 1.0
         return True
-
-    def _pin(self, Z, clipped, ab, lob, hib) -> np.ndarray:
-        """Of a block's clipped outcomes, those at the same bound for every t of the bracket
-        (t_hi P_lam <= lo, or t_lo P_lam >= hi), the bound at least TINY, have q that bound:
-        their log q goes in Z's log row against P (K: P[k] log q, constant in t), they leave the
-        free rows, and q adds to `pinned_q`. Returns the others (the exceptions)."""
-        a, lo, hi = ab[clipped], lob[clipped], hib[clipped]
-        at_lo = (a * self.t_hi <= lo) & (lo >= TINY)
-        at_hi = (a * self.t_lo >= hi) & (hi >= TINY) & ~at_lo
-        pin = at_lo | at_hi
-        c = clipped[pin]
-        if len(c):
-            q = np.where(at_lo[pin], lo[pin], hi[pin])
-            self.pinned_q += float(q.sum())
-            h = len(Z) - 2
-            Z[:h, c] = 0.0
-            Z[h, c] = np.log(q)
-            Z[h + 1, c] = 0.0
-        return clipped[~pin]
 
     def _buffers(self, m: int):
         """The block's rows Z (the last one all ones but at exceptions), a float and a bool
@@ -235,8 +207,8 @@ def settle(inner, lam, a, sums: _Sums) -> FusedPoint | None:
     else:
         idx, Pm = np.empty(0, dtype=np.intp), np.empty((p, 0))
     a_m, lo_m, hi_m = a[idx], inner.lo[idx], inner.hi[idx]
-    A, B = float(lam @ sums.F), float(lam @ sums.K)  # sum_free P_lam; P_lam log q off exceptions
-    t = breakpoint_root(sums.pinned_q, A, a_m, lo_m, hi_m, inner.target, sums.t_lo, sums.t_hi)
+    A, B = float(lam @ sums.F), float(lam @ sums.K)  # sum_free P_lam, sum_free P_lam log P_lam
+    t = breakpoint_root(0.0, A, a_m, lo_m, hi_m, inner.target, sums.t_lo, sums.t_hi)
     if t is None or not (t > 0 and np.isfinite(sums.M).all()):
         return None
     r_m = a_m * t
@@ -246,8 +218,8 @@ def settle(inner, lam, a, sums: _Sums) -> FusedPoint | None:
     L_m = np.log(np.maximum(q_m, TINY))
     log_t = math.log(t)
     g = inner.neg_entropy - (sums.K + log_t * sums.F + Pm @ L_m)
-    cross = B + log_t * A + float(a_m @ L_m)  # P_lam . log q (B holds the pinned terms)
-    total_q = t * A + float(q_m.sum()) + sums.pinned_q
+    cross = B + log_t * A + float(a_m @ L_m)  # P_lam . log q
+    total_q = t * A + float(q_m.sum())
     D = float(lam @ inner.neg_entropy - cross + (total_q - inner.target) / t)
     H = None
     if sums.hessian:
