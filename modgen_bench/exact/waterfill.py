@@ -89,7 +89,7 @@ def _blocks(n: int):
 
 def _row_dots(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """sum_x A[k, x] B[k, x] for every row k: one BLAS dot per row (a batched matmul; einsum's
-    own loop is ~3x slower on p x 4096 blocks)."""
+    own loop is ~3x slower on the set-up's blocks)."""
     return np.matmul(A[:, None, :], B[:, :, None])[:, 0, 0]
 
 
