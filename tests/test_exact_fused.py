@@ -197,3 +197,52 @@ def test_a_newton_solve_reads_p_once_per_point(monkeypatch):
     n_classic, ref = _count_passes(monkeypatch, 100_000, noise=0.2)
     assert ref.optimal and n_classic == 9
     assert abs(sol.value - ref.value) <= 2 * tolerance(sol.value)
+
+
+def _one_block_setup(P: np.ndarray, E: np.ndarray):
+    """The set-up's quantities without blocks: X0, -H(P[k]) (0 log 0 = 0, the 1e-300 floor), the
+    envelope and the uniform mixture."""
+    L = np.log(np.maximum(P, 1e-300))
+    p = P.shape[0]
+    return (
+        P.max(axis=0) > 0,
+        np.einsum("kn,kn->k", P, L),
+        E.min(axis=0),
+        E.max(axis=0),
+        np.full(p, 1.0 / p) @ P,
+    )
+
+
+def _check_setup(P: np.ndarray, E: np.ndarray, block: int):
+    with _fusing(1, block * P.shape[0]):
+        seen, neg, lo, hi, first = waterfill._setup_blocked(P, E)
+    seen_r, neg_r, lo_r, hi_r, a_r = _one_block_setup(P, E)
+    assert np.array_equal(seen, seen_r)
+    np.testing.assert_allclose(neg, neg_r, rtol=1e-12, atol=1e-280)
+    assert np.array_equal(lo, lo_r) and np.array_equal(hi, hi_r)
+    np.testing.assert_allclose(first[0], a_r, rtol=1e-15, atol=0)
+
+
+@given(st.sampled_from(ALL_FAMILIES), st.integers(1, 10), st.integers(1, 300), seeds)
+def test_setup_pass_is_the_one_block_arithmetic(family, p, N, seed):
+    """The set-up's blocked pass (a block's zeros found through its entropy, 0 log 0 = NaN, and
+    every later block floored) gives X0, -H(P[k]), the envelope and the uniform mixture of the
+    unblocked arithmetic, for blocks of 1, 7 and 64 outcomes."""
+    prob = _hard(seed, family, p, N)
+    for block in (1, 7, 64):
+        _check_setup(prob.P, prob.E, block)
+
+
+def test_setup_pass_with_zeros_after_positive_blocks():
+    """Zeros first met in a later block (the set-up switches to the floored logs from there,
+    that block included), subnormal masses after them, and a column no domain sees."""
+    rng = np.random.default_rng(3)
+    P = rng.dirichlet(np.ones(96), size=3)
+    P[1, 70] = 0.0  # the first zero: block 2 of blocks of 32 outcomes
+    P[:, 75] = 0.0  # unseen by every domain
+    P[0, 90] = 1e-320  # subnormal, after the switch
+    E = rng.dirichlet(np.ones(96), size=3)
+    _check_setup(P, E, 32)
+    with _fusing(1, 32 * 3):
+        seen = waterfill._setup_blocked(P, E)[0]
+    assert not seen[75] and seen[70] and seen[:70].all()

@@ -37,7 +37,10 @@ def closed_form(ctx: PathContext) -> PathResult | None:
     the largest KL (or the fixed mixture), and the bound D(lam) exact (PAPER.md section 2: q is
     the box minimiser at nu = inf or nu = 0 for every lam). None when the set is not one point."""
     inner = ctx.inner
-    if not (inner.floor_pinned or inner.ceiling_sum <= inner.target or not inner.width.any()):
+    # lo = hi everywhere gives equal sums, so a ceiling summing above the floor has a width
+    # (the full-length test runs only when the sums tie)
+    flat = inner.ceiling_sum == inner.lo_sum and not inner.width.any()
+    if not (inner.floor_pinned or inner.ceiling_sum <= inner.target or flat):
         return None
     p = inner.P.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
