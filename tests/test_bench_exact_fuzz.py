@@ -25,6 +25,19 @@ def test_bench_exact_reports_passes_memory_and_repeats():
     assert len(sp) == 1 and sp.speedup.iloc[0] > 1 and sp.abs_value_diff.iloc[0] < 1e-6
 
 
+def test_speedups_keep_a_case_where_cvxpy_has_no_value():
+    """An inaccurate cvxpy answer (value NaN) keeps its timing row, difference left empty."""
+    import pandas as pd
+
+    rows = [
+        dict(family="dirichlet", p=2, N=20_000, method="waterfill", seconds_min=0.01, value=0.3),
+        dict(family="dirichlet", p=2, N=20_000, method="cvxpy", seconds_min=1.0, value=np.nan),
+    ]
+    sp = speedups(pd.DataFrame(rows))
+    assert len(sp) == 1 and np.isclose(sp.speedup.iloc[0], 100.0)
+    assert np.isnan(sp.abs_value_diff.iloc[0])
+
+
 def test_pass_seconds_is_positive_and_small():
     from modgen_bench import instances
 

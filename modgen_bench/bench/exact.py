@@ -143,7 +143,11 @@ def bench_exact(
 
 
 def speedups(df: pd.DataFrame) -> pd.DataFrame:
-    """Warm cvxpy time / warm waterfill time (min over repeats) and |value difference|."""
+    """Warm cvxpy time / warm waterfill time (min over repeats) and |value difference|.
+
+    A method without a value on a case (cvxpy came back inaccurate) keeps its speedup row with
+    the difference left empty: all-NaN columns are kept, not dropped by the pivot.
+    """
     if "seconds_min" not in df.columns:
         return pd.DataFrame()
     wide = df.pivot_table(
@@ -151,6 +155,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
         columns="method",
         values=["seconds_min", "value"],
         aggfunc="first",
+        dropna=False,
     )
     if ("seconds_min", "cvxpy") not in wide.columns:
         return pd.DataFrame()
@@ -159,5 +164,5 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
             "speedup": wide[("seconds_min", "cvxpy")] / wide[("seconds_min", "waterfill")],
             "abs_value_diff": (wide[("value", "cvxpy")] - wide[("value", "waterfill")]).abs(),
         }
-    ).dropna()
+    ).dropna(subset=["speedup"])
     return out.reset_index()
