@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp, softmax
 
 from modgen_bench.divergences import entropy, kl, sigma_weights
 from modgen_bench.exact import static_certificate
+from modgen_bench.problem import DiscreteProblem
 
-__all__ = ["fit_mixture", "static_minimax", "fit_loglinear", "loglinear"]
+__all__ = [
+    "fit_mixture",
+    "static_minimax",
+    "static_minimax_many",
+    "fit_loglinear",
+    "fit_loglinear_many",
+    "loglinear",
+    "softmax_rows",
+]
 
 _SLSQP = {"ftol": 1e-15, "maxiter": 1000}
 
@@ -101,37 +109,122 @@ def static_minimax(problem) -> dict:
     return {"w": w, "lam": lams[best], "value": primal, "duality_gap": primal - bound}
 
 
+def softmax_rows(z) -> np.ndarray:
+    """softmax over the last axis in plain numpy (scipy's softmax costs ~10x more on the tiny
+    rows the fits evaluate thousands of times)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _logsumexp_rows(z) -> np.ndarray:
+    top = z.max(axis=-1)
+    return top + np.log(np.exp(z - top[..., None]).sum(axis=-1))
+
+
 def loglinear(theta, phi) -> np.ndarray:
-    """q_theta = softmax(phi @ theta): the log-linear model with features phi (N, d)."""
-    return softmax(phi @ theta)
+    """q_theta = softmax(phi @ theta): the log-linear model with features phi (N, d); batched,
+    theta (B, d) and phi (B, N, d) give (B, N)."""
+    theta, phi = np.asarray(theta, dtype=np.float64), np.asarray(phi, dtype=np.float64)
+    if theta.ndim == 1:
+        return softmax_rows(phi @ theta)
+    return softmax_rows(
+        np.einsum("bnd,bd->bn", np.broadcast_to(phi, (len(theta), *phi.shape[-2:])), theta)
+    )
 
 
 def fit_loglinear(a, phi, max_iter: int = 100) -> tuple[np.ndarray, float]:
     """(theta, certificate) for argmin_theta KL(a || q_theta); a: (N,), phi: (N, d).
+    One row of `fit_loglinear_many`."""
+    theta, cert = fit_loglinear_many(np.asarray(a, dtype=np.float64)[None, :], phi, max_iter)
+    return theta[0], float(cert[0])
+
+
+def fit_loglinear_many(A, phi, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(theta (B, d), certificates (B,)) for argmin_theta KL(A[b] || q_theta), every row at once;
+    A: (B, N), phi: (N, d) shared or (B, N, d) per row.
 
     Damped Newton on f(theta) = log Z(theta) - theta . E_a[phi] (gradient E_q[phi] - E_a[phi],
-    Hessian Cov_q phi), stopped when the certificate |grad|^2 / (2 lambda_min) is below 1e-14.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    target = a @ phi  # E_a[phi], (d,)
-
-    def f(theta):
-        return logsumexp(phi @ theta) - theta @ target
-
-    theta = np.zeros(phi.shape[1])
-    cert = np.inf
+    Hessian Cov_q phi), each row stopped when its certificate |grad|^2 / (2 lambda_min) is below
+    1e-14; Armijo backtracking (1e-4, halving, down to a step of 1e-10) row by row."""
+    A = np.asarray(A, dtype=np.float64)
+    B = len(A)
+    phi = np.broadcast_to(np.asarray(phi, dtype=np.float64), (B, *np.shape(phi)[-2:]))
+    target = np.einsum("bn,bnd->bd", A, phi)  # E_a[phi]
+    theta = np.zeros((B, phi.shape[2]))
+    cert = np.full(B, np.inf)
+    live = np.arange(B)
     for _ in range(max_iter):
-        q = loglinear(theta, phi)
-        grad = q @ phi - target
-        centred = phi - q @ phi
-        cov = centred.T @ (q[:, None] * centred)
-        evals = np.linalg.eigvalsh(cov)
-        cert = float(grad @ grad / (2 * max(evals[0], 1e-300)))
-        if cert <= 1e-14:
+        ph, th, tg = phi[live], theta[live], target[live]
+        q = loglinear(th, ph)
+        mean = np.einsum("bn,bnd->bd", q, ph)
+        grad = mean - tg
+        centred = ph - mean[:, None, :]
+        cov = np.einsum("bn,bnd,bne->bde", q, centred, centred)
+        lam_min = np.linalg.eigvalsh(cov)[:, 0]
+        cert[live] = np.einsum("bd,bd->b", grad, grad) / (2 * np.maximum(lam_min, 1e-300))
+        go = cert[live] > 1e-14
+        live, ph, th, tg, grad, cov = (x[go] for x in (live, ph, th, tg, grad, cov))
+        if not len(live):
             break
-        step = -np.linalg.solve(cov + 1e-12 * np.eye(len(theta)), grad)
-        f0, t = f(theta), 1.0
-        while f(theta + t * step) > f0 + 1e-4 * t * (grad @ step) and t > 1e-10:
-            t *= 0.5
-        theta = theta + t * step
+        step = -np.linalg.solve(cov + 1e-12 * np.eye(cov.shape[1]), grad[..., None])[..., 0]
+        theta[live] = th + _armijo(ph, th, tg, grad, step)[:, None] * step
     return theta, cert
+
+
+def _armijo(phi, theta, target, grad, step) -> np.ndarray:
+    """Per row, the first t in 1, 1/2, ... with f(theta + t step) <= f(theta) + 1e-4 t grad . step
+    (or t <= 1e-10), f = log Z - theta . target."""
+
+    def f(th, rows):
+        z = np.einsum("bnd,bd->bn", phi[rows], th)
+        return _logsumexp_rows(z) - np.einsum("bd,bd->b", th, target[rows])
+
+    rows = np.arange(len(theta))
+    f0 = f(theta, rows)
+    slope = np.einsum("bd,bd->b", grad, step)
+    t = np.ones(len(theta))
+    while len(rows):
+        trial = f(theta[rows] + t[rows, None] * step[rows], rows)
+        rows = rows[(trial > f0[rows] + 1e-4 * t[rows] * slope[rows]) & (t[rows] > 1e-10)]
+        t[rows] *= 0.5
+    return t
+
+
+def static_minimax_many(P, E) -> dict:
+    """Best constant gate for every stack of domains P (B, p, N) over the shared experts E (p, N):
+    {"w": (B, p), "value": (B,)} with value = max_k KL(P[b, k] || w @ E).
+
+    For p = 2 the gate is w = (t, 1 - t) and h(t) = max_k KL(P_k || t E_0 + (1 - t) E_1) is convex
+    in t: bisection on the sign of the derivative of the larger KL (a subgradient of h) finds
+    its minimiser to the last bit of t in 64 halvings, and the end points t = 0, 1 are compared
+    with it. Other p: `static_minimax` one problem at a time."""
+    P, E = np.asarray(P, dtype=np.float64), np.asarray(E, dtype=np.float64)
+    if E.shape[0] != 2:
+        fits = [static_minimax(DiscreteProblem.from_arrays(Pb, E)) for Pb in P]
+        return {
+            "w": np.stack([f["w"] for f in fits]),
+            "value": np.array([f["value"] for f in fits]),
+        }
+    neg_H = -entropy(P)  # (B, 2)
+    d = E[0] - E[1]
+
+    def h(t):
+        pi = E[1] + t[:, None] * d  # (B, N)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = neg_H - np.einsum("bkn,bn->bk", P, np.where(P.any(axis=1), np.log(pi), 0.0))
+            slope = -np.einsum("bkn,bn->bk", P, d / pi)
+        k = np.argmax(f, axis=1)
+        rows = np.arange(len(t))
+        return f[rows, k], slope[rows, k]
+
+    lo, hi = np.zeros(len(P)), np.ones(len(P))
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        up = h(mid)[1] > 0  # the larger KL grows with t: the minimiser is left of mid
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    cands = np.stack([0.5 * (lo + hi), np.zeros(len(P)), np.ones(len(P))], axis=1)
+    values = np.stack([h(cands[:, i])[0] for i in range(3)], axis=1)
+    best = np.nanargmin(np.where(np.isnan(values), np.inf, values), axis=1)
+    t = cands[np.arange(len(P)), best]
+    return {"w": np.stack([t, 1 - t], axis=1), "value": values[np.arange(len(P)), best]}
