@@ -234,39 +234,60 @@ def _armijo(phi, theta, target, grad, step) -> np.ndarray:
 
 
 def static_minimax_many(P, E) -> dict:
-    """Best constant gate for every stack of domains P (B, p, N) over the shared experts E (p, N):
-    {"w": (B, p), "value": (B,)} with value = max_k KL(P[b, k] || w @ E).
+    """Best constant gate for every stack of domains P (B, p, N) over experts E, shared (p, N) or
+    per stack (B, p, N):
+    {"w": (B, p), "value": (B,), "lams": (B, c, p)} with value = max_k KL(P[b, k] || w @ E) and
+    ``lams`` candidate mixtures for the `exact.static_certificate` bound (any lam gives a valid
+    one; the caller keeps the best).
 
     For p = 2 the gate is w = (t, 1 - t) and h(t) = max_k KL(P_k || t E_0 + (1 - t) E_1) is convex
     in t: bisection on the sign of the derivative of the larger KL (a subgradient of h) finds
     its minimiser to the last bit of t in 64 halvings, and the end points t = 0, 1 are compared
-    with it. Other p: `static_minimax` one problem at a time."""
-    P, E = np.asarray(P, dtype=np.float64), np.asarray(E, dtype=np.float64)
-    if E.shape[0] != 2:
-        fits = [static_minimax(DiscreteProblem.from_arrays(Pb, E)) for Pb in P]
+    with it. Its mixtures: the one balancing the two slopes (lam_0 f_0' + lam_1 f_1' = 0, where
+    the slopes have opposite signs: a kink) and the two vertices. Other p: `static_minimax` one
+    problem at a time (its lam)."""
+    P = np.asarray(P, dtype=np.float64)
+    E = np.broadcast_to(np.asarray(E, dtype=np.float64), P.shape)
+    if P.shape[1] != 2:
+        fits = [
+            static_minimax(DiscreteProblem.from_arrays(Pb, Eb)) for Pb, Eb in zip(P, E, strict=True)
+        ]
         return {
             "w": np.stack([f["w"] for f in fits]),
             "value": np.array([f["value"] for f in fits]),
+            "lams": np.stack([f["lam"] for f in fits])[:, None, :],
         }
     neg_H = -entropy(P)  # (B, 2)
-    d = E[0] - E[1]
+    d = E[:, 0] - E[:, 1]
+    rows = np.arange(len(P))
 
-    def h(t):
-        pi = E[1] + t[:, None] * d  # (B, N)
+    def kls(t):
+        """(KL(P_k || pi_t), d/dt of it), each (B, 2)."""
+        pi = E[:, 1] + t[:, None] * d  # (B, N)
         with np.errstate(divide="ignore", invalid="ignore"):
             f = neg_H - np.einsum("bkn,bn->bk", P, np.where(P.any(axis=1), np.log(pi), 0.0))
-            slope = -np.einsum("bkn,bn->bk", P, d / pi)
-        k = np.argmax(f, axis=1)
-        rows = np.arange(len(t))
-        return f[rows, k], slope[rows, k]
+            return f, -np.einsum("bkn,bn->bk", P, d / pi)
 
     lo, hi = np.zeros(len(P)), np.ones(len(P))
     for _ in range(64):
         mid = 0.5 * (lo + hi)
-        up = h(mid)[1] > 0  # the larger KL grows with t: the minimiser is left of mid
+        f, slope = kls(mid)
+        up = slope[rows, np.argmax(f, axis=1)] > 0  # the larger KL grows: minimiser left of mid
         hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
     cands = np.stack([0.5 * (lo + hi), np.zeros(len(P)), np.ones(len(P))], axis=1)
-    values = np.stack([h(cands[:, i])[0] for i in range(3)], axis=1)
-    best = np.nanargmin(np.where(np.isnan(values), np.inf, values), axis=1)
-    t = cands[np.arange(len(P)), best]
-    return {"w": np.stack([t, 1 - t], axis=1), "value": values[np.arange(len(P)), best]}
+    values = np.stack([kls(cands[:, i])[0].max(axis=1) for i in range(3)], axis=1)
+    best = np.argmin(np.where(np.isnan(values), np.inf, values), axis=1)
+    t = cands[rows, best]
+    _, slope = kls(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam0 = np.clip(slope[:, 1] / (slope[:, 1] - slope[:, 0]), 0.0, 1.0)
+    lam0 = np.where(np.isfinite(lam0), lam0, 0.5)
+    lams = np.stack(
+        [
+            np.stack([lam0, 1 - lam0], axis=1),
+            np.tile([1.0, 0.0], (len(P), 1)),
+            np.tile([0.0, 1.0], (len(P), 1)),
+        ],
+        axis=1,
+    )
+    return {"w": np.stack([t, 1 - t], axis=1), "value": values[rows, best], "lams": lams}
