@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 _SLSQP = {"ftol": 1e-15, "maxiter": 1000}
+#: points per bracket-shrinking round of `static_minimax_many`: 255 for a few problems (7 rounds
+#: reach 2^-52), fewer as the stack grows, so that a round holds about _GRID_CELLS numbers
+_GRID_CELLS = 65536
 
 
 def _simplex_eq(m: int, extra: int = 0) -> dict:
@@ -241,10 +244,11 @@ def static_minimax_many(P, E) -> dict:
     one; the caller keeps the best).
 
     For p = 2 the gate is w = (t, 1 - t) and h(t) = max_k KL(P_k || t E_0 + (1 - t) E_1) is convex
-    in t: bisection on the sign of the derivative of the larger KL (a subgradient of h) finds
-    its minimiser to the last bit of t in 64 halvings, and the end points t = 0, 1 are compared
-    with it. Its mixtures: the one balancing the two slopes (lam_0 f_0' + lam_1 f_1' = 0, where
-    the slopes have opposite signs: a kink) and the two vertices. Other p: `static_minimax` one
+    in t: the sign of the derivative of the larger KL (a subgradient of h) at 15 to 255 points of
+    a bracket locates its minimiser between two of them (bisection with many points per round),
+    down to the last bit of t, and the end points t = 0, 1 are compared with it. Its mixtures:
+    the one balancing the two slopes (lam_0 f_0' + lam_1 f_1' = 0, where the slopes have opposite
+    signs: a kink) and the two vertices. Other p: `static_minimax` one
     problem at a time (its lam)."""
     P = np.asarray(P, dtype=np.float64)
     E = np.broadcast_to(np.asarray(E, dtype=np.float64), P.shape)
@@ -259,26 +263,40 @@ def static_minimax_many(P, E) -> dict:
         }
     neg_H = -entropy(P)  # (B, 2)
     d = E[:, 0] - E[:, 1]
+    seen = P.any(axis=1)
     rows = np.arange(len(P))
 
     def kls(t):
-        """(KL(P_k || pi_t), d/dt of it), each (B, 2)."""
-        pi = E[:, 1] + t[:, None] * d  # (B, N)
+        """(KL(P_k || pi_t), d/dt of it) at t (B, K): each (B, K, 2)."""
+        pi = E[:, 1, None, :] + t[:, :, None] * d[:, None, :]  # (B, K, N)
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = neg_H - np.einsum("bkn,bn->bk", P, np.where(P.any(axis=1), np.log(pi), 0.0))
-            return f, -np.einsum("bkn,bn->bk", P, d / pi)
+            log_pi = np.where(seen[:, None, :], np.log(pi), 0.0)
+            f = neg_H[:, None, :] - np.einsum("bkn,bjn->bjk", P, log_pi)
+            return f, -np.einsum("bkn,bjn->bjk", P, d[:, None, :] / pi)
 
+    # bisection generalised to ``grid`` interior points per round: the bracket [lo, hi] of the
+    # minimiser shrinks (grid + 1)-fold per vectorised evaluation
     lo, hi = np.zeros(len(P)), np.ones(len(P))
-    for _ in range(64):
-        mid = 0.5 * (lo + hi)
-        f, slope = kls(mid)
-        up = slope[rows, np.argmax(f, axis=1)] > 0  # the larger KL grows: minimiser left of mid
-        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    grid = int(np.clip(_GRID_CELLS // P[0].size // len(P), 15, 255))
+    frac = np.arange(1, grid + 1) / (grid + 1)
+    while np.any(hi - lo > 0):
+        t = lo[:, None] + (hi - lo)[:, None] * frac  # (B, K)
+        f, slope = kls(t)
+        k = np.argmax(f, axis=2)[..., None]
+        up = np.take_along_axis(slope, k, axis=2)[..., 0] > 0  # the larger KL grows with t
+        first = np.where(up.any(axis=1), up.argmax(axis=1), grid)  # first point right of it
+        new_lo = np.where(first > 0, t[rows, np.maximum(first - 1, 0)], lo)
+        new_hi = np.where(first < grid, t[rows, np.minimum(first, grid - 1)], hi)
+        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
+            break  # the bracket is as tight as floating point allows
+        lo, hi = new_lo, new_hi
     cands = np.stack([0.5 * (lo + hi), np.zeros(len(P)), np.ones(len(P))], axis=1)
-    values = np.stack([kls(cands[:, i])[0].max(axis=1) for i in range(3)], axis=1)
+    f, _ = kls(cands)
+    values = f.max(axis=2)
     best = np.argmin(np.where(np.isnan(values), np.inf, values), axis=1)
     t = cands[rows, best]
-    _, slope = kls(t)
+    _, slope = kls(t[:, None])
+    slope = slope[:, 0, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         lam0 = np.clip(slope[:, 1] / (slope[:, 1] - slope[:, 0]), 0.0, 1.0)
     lam0 = np.where(np.isfinite(lam0), lam0, 0.5)
