@@ -7,7 +7,8 @@
   upper bound on the suboptimality.
 - `static_minimax`: min_w max_k KL(P[k] || w @ E) (the best static gate), by SLSQP on the
   epigraph; its multipliers are the mixture lam, and the certificate is
-  `modgen_bench.exact.static_certificate` at (w, lam).
+  `modgen_bench.exact.static_certificate` at (w, lam). Batched: `static_minimax_many`
+  (p = 2, a search over t in w = (t, 1 - t)) and `static_minimax_ipm` (any p, interior point).
 - `fit_loglinear`: argmin_theta KL(a || q_theta), q_theta(x) = exp(theta . phi(x)) / Z(theta)
   (an exponential family with features phi, N x d), by damped Newton on the convex objective
   log Z(theta) - theta . E_a[phi]. The certificate is the standard estimate
@@ -30,6 +31,7 @@ __all__ = [
     "fit_mixture_many",
     "static_minimax",
     "static_minimax_many",
+    "static_minimax_ipm",
     "fit_loglinear",
     "fit_loglinear_many",
     "loglinear",
@@ -309,3 +311,109 @@ def static_minimax_many(P, E) -> dict:
         axis=1,
     )
     return {"w": np.stack([t, 1 - t], axis=1), "value": values[rows, best], "lams": lams}
+
+
+class _Epigraph:
+    """The barrier of the static minimax's epigraph for a stack P, E (B, p, N):
+    Phi(w, t) = t - mu sum_k log(t - f_k(w)) - mu sum_j log w_j, f_k(w) = KL(P_k || w @ E)."""
+
+    def __init__(self, P, E):
+        self.P, self.E = P, E
+        self.neg_H = -entropy(P)
+        self.seen = P > 0
+
+    def kl(self, w) -> np.ndarray:
+        pi = np.einsum("bj,bjn->bn", w, self.E)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_pi = np.where(self.seen, np.log(pi)[:, None, :], 0.0)
+        return self.neg_H - np.einsum("bkn,bkn->bk", self.P, log_pi)
+
+    def kkt_lam(self, w) -> np.ndarray:
+        """lam solving sum_k lam_k grad f_k(w) + nu 1 = 0, sum lam = 1 (stationarity at an
+        interior w): the dual point without the cancellation in mu / (t - f_k) at small mu."""
+        B, p, _ = self.P.shape
+        pi = np.einsum("bj,bjn->bn", w, self.E)
+        R = np.where(self.seen, self.P / pi[:, None, :], 0.0)
+        K = np.ones((B, p + 1, p + 1))
+        K[:, :p, :p] = -np.einsum("bkn,bjn->bjk", R, self.E)
+        K[:, p, p] = 0.0
+        rhs = np.zeros((B, p + 1))
+        rhs[:, p] = 1.0
+        try:
+            return np.linalg.solve(K, rhs[..., None])[:, :p, 0]
+        except np.linalg.LinAlgError:
+            return np.full((B, p), np.nan)
+
+    def phi(self, w, t, mu) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = t[:, None] - self.kl(w)
+            val = t - mu * np.log(s).sum(axis=1) - mu * np.log(w).sum(axis=1)
+        return np.where((s > 0).all(axis=1) & (w > 0).all(axis=1), val, np.inf)
+
+    def newton(self, w, t, mu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dw, dt, decrement^2) of the equality-constrained Newton step (sum dw = 0)."""
+        B, p, _ = self.P.shape
+        pi = np.einsum("bj,bjn->bn", w, self.E)
+        R = np.where(self.seen, self.P / pi[:, None, :], 0.0)
+        J = -np.einsum("bkn,bjn->bkj", R, self.E)  # d f_k / d w_j
+        s = t[:, None] - self.kl(w)
+        inv, inv2 = 1.0 / s, 1.0 / s**2
+        Hf = np.einsum("bkn,bjn,bln->bjl", (R / pi[:, None, :]) * inv[:, :, None], self.E, self.E)
+        K = np.zeros((B, p + 2, p + 2))
+        K[:, :p, :p] = mu * (Hf + np.einsum("bk,bkj,bkl->bjl", inv2, J, J))
+        K[:, :p, :p] += mu * np.einsum("bj,jl->bjl", 1.0 / w**2, np.eye(p))
+        K[:, :p, p] = K[:, p, :p] = -mu * np.einsum("bk,bkj->bj", inv2, J)
+        K[:, p, p] = mu * inv2.sum(axis=1)
+        K[:, :p, p + 1] = K[:, p + 1, :p] = 1.0
+        g = np.concatenate(
+            [mu * np.einsum("bk,bkj->bj", inv, J) - mu / w, (1.0 - mu * inv.sum(axis=1))[:, None]],
+            axis=1,
+        )
+        rhs = np.concatenate([-g, np.zeros((B, 1))], axis=1)
+        try:
+            dx = np.linalg.solve(K, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            dx = np.full((B, p + 2), np.nan)
+        return dx[:, :p], dx[:, p], -np.einsum("bi,bi->b", g, dx[:, : p + 1])
+
+
+def static_minimax_ipm(P, E, w0) -> dict:
+    """Best constant gate for every stack P, E (B, p, N) by a log-barrier interior-point method on
+    the epigraph min t s.t. KL(P_k || w @ E) <= t, w on the simplex (Boyd & Vandenberghe 11.3):
+    damped Newton (fraction-to-boundary 0.99, Armijo) from w0 (> 0) for mu = 1e-1, 1e-2, ...,
+    1e-13. Returns {"w": (B, p), "lams": (B, 2, p)}: two dual points for the
+    `exact.static_certificate` bound, the central path's (lam_k proportional to mu / (t - KL_k))
+    and the stationarity solution of `_Epigraph.kkt_lam`."""
+    P, E = np.asarray(P, dtype=np.float64), np.asarray(E, dtype=np.float64)
+    epi = _Epigraph(P, E)
+    w = np.asarray(w0, dtype=np.float64).copy()
+    t = epi.kl(w).max(axis=1) + 1.0
+    for mu in 10.0 ** -np.arange(1, 14):
+        for _ in range(50):
+            dw, dt, dec = epi.newton(w, t, mu)
+            live = np.isfinite(dec) & (dec > 1e-14)
+            if not live.any():
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(dw < 0, -w / dw, np.inf).min(axis=1)
+            step = np.where(live, np.minimum(1.0, 0.99 * room), 0.0)
+            f0 = epi.phi(w, t, mu)
+            for _ in range(40):
+                f1 = epi.phi(w + step[:, None] * dw, t + step * dt, mu)
+                bad = live & ~(f1 <= f0 - 1e-4 * step * dec)
+                if not bad.any():
+                    break
+                step = np.where(bad, 0.5 * step, step)
+            step = np.where(live & (f1 <= f0), step, 0.0)
+            w, t = w + step[:, None] * dw, t + step * dt
+    w = w / w.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        path = 1.0 / (t[:, None] - epi.kl(w))
+    return {"w": w, "lams": np.stack([_simplex_rows(path), _simplex_rows(epi.kkt_lam(w))], axis=1)}
+
+
+def _simplex_rows(lam) -> np.ndarray:
+    """Rows clipped at 0 and normalised; uniform where nothing positive and finite is left."""
+    lam = np.where(np.isfinite(lam) & (lam > 0), lam, 0.0)
+    lam = np.where(lam.sum(axis=1, keepdims=True) > 0, lam, 1.0)
+    return lam / lam.sum(axis=1, keepdims=True)

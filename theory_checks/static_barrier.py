@@ -22,7 +22,7 @@ from modgen_bench.provenance import stable_seed
 
 from .certified import STATIC_GAP_MAX, static_solve
 from .draws import draw_instances
-from .fits import static_minimax_many
+from .fits import static_minimax_ipm, static_minimax_many
 from .verdict import Tally
 
 CLAIM = "static_barrier"
@@ -77,19 +77,22 @@ def margins(problems) -> list:
 
 
 def static_solves(problems) -> list:
-    """`certified.static_solve` for every problem: those with p = 2 together by
-    `fits.static_minimax_many` (grouped by N), certified by `exact.static_certificate` at the
-    best of its mixtures; any answer whose gap exceeds STATIC_GAP_MAX, and every p != 2, is
-    solved by `static_solve` (SLSQP, then cvxpy)."""
+    """`certified.static_solve` for every problem, those of one shape solved together (p = 2:
+    `fits.static_minimax_many`, else `fits.static_minimax_ipm` from sigma = softmax(eps)),
+    certified by `exact.static_certificate` at the best of their mixtures; any answer whose gap
+    exceeds STATIC_GAP_MAX is solved by `static_solve` (SLSQP, then cvxpy)."""
     out: list = [None] * len(problems)
     groups: dict = {}
     for i, pr in enumerate(problems):
-        if pr.p == 2:
-            groups.setdefault(pr.N, []).append(i)
-    for idx in groups.values():
-        fast = static_minimax_many(
-            np.stack([problems[i].P for i in idx]), np.stack([problems[i].E for i in idx])
-        )
+        groups.setdefault(pr.P.shape, []).append(i)
+    for (p, _), idx in groups.items():
+        P = np.stack([problems[i].P for i in idx])
+        E = np.stack([problems[i].E for i in idx])
+        if p == 2:
+            fast = static_minimax_many(P, E)
+        else:
+            w0 = np.stack([sigma_weights(kl(problems[i].P, problems[i].E)) for i in idx])
+            fast = static_minimax_ipm(P, E, w0)
         for j, i in enumerate(idx):
             w = fast["w"][j]
             certs = [static_certificate(problems[i], w, lam) for lam in fast["lams"][j]]
