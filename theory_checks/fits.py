@@ -281,7 +281,7 @@ def static_minimax_many(P, E) -> dict:
     lo, hi = np.zeros(len(P)), np.ones(len(P))
     grid = int(np.clip(_GRID_CELLS // P[0].size // len(P), 15, 255))
     frac = np.arange(1, grid + 1) / (grid + 1)
-    while np.any(hi - lo > 0):
+    while np.any(hi - lo > 2.0**-53):  # t in [0, 1]: an absolute last bit (not denormals at 0)
         t = lo[:, None] + (hi - lo)[:, None] * frac  # (B, K)
         f, slope = kls(t)
         k = np.argmax(f, axis=2)[..., None]

@@ -26,6 +26,9 @@ from .fits import static_minimax_ipm, static_minimax_many
 from .verdict import Tally
 
 CLAIM = "static_barrier"
+#: the interior-point method's ~60 batched Newton steps cost ~13 ms however few the problems,
+#: SLSQP ~2 ms per problem: smaller groups go to `static_solve`
+IPM_MIN_BATCH = 8
 
 #: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a stronger,
 #: false lower bound: {"scale": s} checks s * logsumexp(eps) (s > 1); {"max_plus_log_p": True}
@@ -78,7 +81,8 @@ def margins(problems) -> list:
 
 def static_solves(problems) -> list:
     """`certified.static_solve` for every problem, those of one shape solved together (p = 2:
-    `fits.static_minimax_many`, else `fits.static_minimax_ipm` from sigma = softmax(eps)),
+    `fits.static_minimax_many`, else, from IPM_MIN_BATCH problems on, `fits.static_minimax_ipm`
+    from sigma = softmax(eps)),
     certified by `exact.static_certificate` at the best of their mixtures; any answer whose gap
     exceeds STATIC_GAP_MAX is solved by `static_solve` (SLSQP, then cvxpy)."""
     out: list = [None] * len(problems)
@@ -90,6 +94,8 @@ def static_solves(problems) -> list:
         E = np.stack([problems[i].E for i in idx])
         if p == 2:
             fast = static_minimax_many(P, E)
+        elif len(idx) < IPM_MIN_BATCH:
+            continue  # `static_solve` below
         else:
             w0 = np.stack([sigma_weights(kl(problems[i].P, problems[i].E)) for i in idx])
             fast = static_minimax_ipm(P, E, w0)
