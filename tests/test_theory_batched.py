@@ -20,13 +20,8 @@ from theory_checks import prior, thm9
 from theory_checks import static_barrier as barrier
 from theory_checks.batch_solves import fixed_gates, linearised_values
 from theory_checks.certified import static_solve
-from theory_checks.fits import (
-    fit_loglinear_many,
-    fit_mixture_many,
-    loglinear,
-    static_minimax,
-    static_minimax_many,
-)
+from theory_checks.fits import fit_loglinear_many, fit_mixture_many, loglinear
+from theory_checks.static_gates import static_minimax, static_minimax_ipm, static_minimax_many
 
 seeds = st.integers(0, 2**31 - 1)
 
@@ -198,7 +193,6 @@ def test_cell_sample_reproduces_lone_trials(seed, m):
 @given(seeds, st.integers(3, 4), st.integers(4, 12), st.sampled_from([0.0, 0.1, 0.4]))
 def test_interior_point_static_gates_match_slsqp_and_certify(seed, p, N, leak):
     from modgen_bench.divergences import sigma_weights
-    from theory_checks.fits import static_minimax_ipm
 
     probs = [instances.make("disjoint", seed + s, p=p, N=N, leak=leak) for s in range(4)]
     P, E = np.stack([pr.P for pr in probs]), np.stack([pr.E for pr in probs])

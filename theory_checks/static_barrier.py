@@ -22,7 +22,7 @@ from modgen_bench.provenance import stable_seed
 
 from .certified import STATIC_GAP_MAX, static_solve
 from .draws import draw_instances
-from .fits import static_minimax_ipm, static_minimax_many
+from .static_gates import static_minimax_ipm, static_minimax_many
 from .verdict import Tally
 
 CLAIM = "static_barrier"
@@ -81,8 +81,8 @@ def margins(problems) -> list:
 
 def static_solves(problems) -> list:
     """`certified.static_solve` for every problem, those of one shape solved together (p = 2:
-    `fits.static_minimax_many`, else, from IPM_MIN_BATCH problems on, `fits.static_minimax_ipm`
-    from sigma = softmax(eps)),
+    `static_gates.static_minimax_many`, else, from IPM_MIN_BATCH problems on,
+    `static_gates.static_minimax_ipm` from sigma = softmax(eps)),
     certified by `exact.static_certificate` at the best of their mixtures; any answer whose gap
     exceeds STATIC_GAP_MAX is solved by `static_solve` (SLSQP, then cvxpy)."""
     out: list = [None] * len(problems)

@@ -50,8 +50,8 @@ from modgen_bench.problem import DiscreteProblem
 from modgen_bench.provenance import stable_seed
 
 from .certified import certified_solve, certified_solve_many
-from .fits import static_minimax, static_minimax_many
 from .report import save_figure
+from .static_gates import static_minimax, static_minimax_many
 from .verdict import Tally
 
 CLAIM = "thm9"
@@ -272,7 +272,7 @@ def sample_cell(problem, m: int, rngs, best: dict | None = None, fitted: int = 0
 def _fitted(problem, emp_P, tab_rad, static_rad, best) -> dict:
     """Per fitted trial and class: (CE(P, pi) - CE(Phat, pi) per domain, Rad, true excess over
     the class's best gate) of the gate fitted on the sample, tabular (the exact robust gate)
-    and static (`fits.static_minimax_many`)."""
+    and static (`static_gates.static_minimax_many`)."""
     if not len(emp_P):
         return {}
     emps = [DiscreteProblem.from_arrays(Ph, problem.E) for Ph in emp_P]
