@@ -98,6 +98,11 @@ def static_minimax_many(P, E) -> dict:
             "value": np.array([f["value"] for f in fits]),
             "lams": np.stack([f["lam"] for f in fits])[:, None, :],
         }
+    return _pair(P, E)
+
+
+def _pair(P, E) -> dict:
+    """`static_minimax_many` for p = 2: the bracketing search over t in w = (t, 1 - t)."""
     neg_H = -entropy(P)  # (B, 2)
     d = E[:, 0] - E[:, 1]
     seen = P.any(axis=1)
