@@ -21,13 +21,14 @@ V(Lambda) and behaves like t log(1/t) near the vertices, so no Lipschitz constan
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog, minimize
+from scipy.optimize import minimize
 
 from modgen_bench.exact.waterfill import InnerProblem
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.provenance import stable_seed
 
-from .certified import certified_solve
+from .batch_solves import linearised_values
+from .certified import certified_solve, certified_solve_many
 from .draws import draw_instances
 from .verdict import Tally
 
@@ -58,36 +59,16 @@ def lipschitz_bound(L: float, dH: float) -> float:
 
 
 def hausdorff_to_simplex(V) -> float:
-    """d_H(conv(V), simplex) in l1 = max_k min_{mu} ||e_k - V^T mu||_1 (one LP per vertex e_k)."""
-    m, p = V.shape
-    worst = 0.0
-    for k in range(p):
-        e = np.eye(p)[k]
-        # variables (mu (m), s (p)); minimise sum s, s >= +-(e - V^T mu), sum mu = 1
-        A_ub = np.block([[-V.T, -np.eye(p)], [V.T, -np.eye(p)]])
-        b_ub = np.r_[-e, e]
-        res = linprog(
-            np.r_[np.zeros(m), np.ones(p)],
-            A_ub=A_ub,
-            b_ub=b_ub,
-            A_eq=np.r_[np.ones(m), np.zeros(p)][None, :],
-            b_eq=[1.0],
-            bounds=(0, None),
-            method="highs",
-        )
-        worst = max(worst, float(res.fun))
-    return worst
+    """d_H(conv(V), simplex) in l1 for vertices V (m, p) on the simplex: the farthest point of the
+    simplex is a vertex e_k, and ||e_k - y||_1 = 2 (1 - y_k) for y on the simplex, so
+    d_H = max_k min_{y in conv V} 2 (1 - y_k) = max_k 2 (1 - max_i V[i, k])."""
+    V = np.asarray(V, dtype=np.float64)
+    return float(np.max(2.0 * (1.0 - V.max(axis=0))))
 
 
 def value_original(problem, V) -> tuple[float, float]:
     """(V(Lambda), duality gap) for Lambda = conv(rows of V), by the vertex-domain reduction."""
-    P_v = V @ problem.P
-    rows = max(len(V), problem.p)
-
-    def pad(A):
-        return np.vstack([A, np.repeat(A[:1], rows - len(A), axis=0)])
-
-    sol = certified_solve(DiscreteProblem.from_arrays(pad(P_v), pad(problem.E)), SUPPORT)
+    sol = certified_solve(_vertex_problem(problem, V), SUPPORT)
     return sol.value, sol.duality_gap
 
 
@@ -134,9 +115,68 @@ def value_linearised(problem, V) -> tuple[float, float]:
     return min(results, key=lambda r: r[1])
 
 
+def _vertex_problem(problem, V) -> DiscreteProblem:
+    """The vertex-domain reduction of `value_original`: domains V @ P, padded by repeats."""
+    P_v = V @ problem.P
+    rows = max(len(V), problem.p)
+
+    def pad(A):
+        return np.vstack([A, np.repeat(A[:1], rows - len(A), axis=0)])
+
+    return DiscreteProblem.from_arrays(pad(P_v), pad(problem.E))
+
+
+def values_many(problems, Vs) -> tuple[list, list]:
+    """[(V, gap)] of `value_original` and [(W, certificate)] of `value_linearised` for every
+    (problem, V), solved together per shape (`certified_solve_many`, `batch_solves`); a
+    linearised game the batch does not certify falls back to `value_linearised`."""
+    reduced = [_vertex_problem(pr, V) for pr, V in zip(problems, Vs, strict=True)]
+    sols = certified_solve_many(reduced, SUPPORT)
+    original = [(s.value, s.duality_gap) for s in sols]
+    linear: list = [None] * len(problems)
+    groups: dict = {}
+    for i, (pr, V) in enumerate(zip(problems, Vs, strict=True)):
+        groups.setdefault((pr.P.shape, np.shape(V)), []).append(i)
+    for (shape, vshape), idx in groups.items():
+        if vshape[0] == shape[0]:
+            W, cert = linearised_values(
+                np.stack([problems[i].P for i in idx]),
+                np.stack([problems[i].E for i in idx]),
+                np.stack([Vs[i] for i in idx]),
+                SUPPORT,
+            )
+            for j, i in enumerate(idx):
+                if np.isfinite(cert[j]):
+                    linear[i] = (float(W[j]), float(cert[j]))
+    for i, got in enumerate(linear):
+        if got is None:
+            linear[i] = value_linearised(problems[i], Vs[i])
+    return original, linear
+
+
 def shrunk_simplex(p: int, c, t: float) -> np.ndarray:
     """Vertices (1 - t) e_k + t c: the simplex shrunk towards c by t (nested, decreasing in t)."""
     return (1.0 - t) * np.eye(p) + t * np.asarray(c)[None, :]
+
+
+def _solved(n: int, seed: int) -> list:
+    """(draw, centre c, full solve, [(V, gap)] and [(W, certificate)] per t in SHRINK) for every
+    draw with p >= 2, every game solved together (`values_many`)."""
+    items = []
+    for i, d in enumerate(draw_instances(n, seed, CLAIM, families=FAMILIES)):
+        if d.problem.p >= 2:
+            rng = np.random.default_rng(stable_seed(seed, CLAIM, i))
+            items.append((d, rng.dirichlet(np.ones(d.problem.p))))
+    full = certified_solve_many([d.problem for d, _ in items], SUPPORT)
+    original, linear = values_many(
+        [d.problem for d, _ in items for _ in SHRINK],
+        [shrunk_simplex(d.problem.p, c, t) for d, c in items for t in SHRINK],
+    )
+    k = len(SHRINK)
+    return [
+        (d, c, f, original[j * k : (j + 1) * k], linear[j * k : (j + 1) * k])
+        for j, ((d, c), f) in enumerate(zip(items, full, strict=True))
+    ]
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:
@@ -149,19 +189,13 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         Tally(CLAIM, "same L, original game"),
     )
     ratios = []
-    for i, d in enumerate(draw_instances(n, seed, CLAIM, families=FAMILIES)):
+    for d, c, full, original, linear in _solved(n, seed):
         prob = d.problem
-        if prob.p < 2:
-            continue
-        rng = np.random.default_rng(stable_seed(seed, CLAIM, i))
-        full = certified_solve(prob, SUPPORT)
         L = lipschitz_constant(prob)
-        c = rng.dirichlet(np.ones(prob.p))
         prev_o = prev_l = None
-        for t in SHRINK:  # Lambda_t grows along SHRINK (t decreasing)
+        for t, (vo, go), (vl, gl) in zip(SHRINK, original, linear, strict=True):
+            # Lambda_t grows along SHRINK (t decreasing)
             V = shrunk_simplex(prob.p, c, t)
-            vo, go = value_original(prob, V)
-            vl, gl = value_linearised(prob, V)
             tag = f"{d} Lambda = simplex shrunk by t={t} towards c={np.round(c, 4).tolist()}"
             if prev_o is not None:
                 mono_o.add(vo - prev_o[0], tag, prev_o[1] + go, prob, sides=(prev_o[0], vo))

@@ -26,8 +26,6 @@ check detects plausible false bounds.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from modgen_bench import instances
@@ -36,9 +34,10 @@ from modgen_bench.exact import solve_fixed
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.provenance import stable_seed
 
-from .certified import certified_solve
+from .batch_solves import fixed_gates
+from .certified import certified_solve, certified_solve_many
 from .draws import draw_instances
-from .fits import fit_loglinear, loglinear
+from .fits import fit_loglinear, fit_loglinear_many, loglinear
 from .report import save_figure
 from .verdict import Tally
 
@@ -62,22 +61,34 @@ OVERLAPS = np.linspace(0.0, 1.0, 5)
 
 
 class LogLinearWorld:
-    """Domains P, features phi, log-linear experts and monoliths, and the exact robust gate."""
+    """Domains P, features phi, log-linear experts and monoliths, and the exact robust gate.
 
-    def __init__(self, P, phi, phi_mono=None):
+    ``fits`` (expert parameters, certificates) and ``robust`` may be passed when computed for
+    many worlds at once (`_build`; ``robust=False`` leaves the robust gate to the caller); the
+    monolith and gates at given lams may be stored with `store` the same way."""
+
+    def __init__(self, P, phi, phi_mono=None, fits=None, robust=None):
         self.P, self.phi = np.asarray(P), phi
         self.phi_mono = phi if phi_mono is None else phi_mono
-        fits = [fit_loglinear(Pk, phi) for Pk in self.P]
-        self.E = np.stack([loglinear(th, phi) for th, _ in fits])
-        self.cert = max(c for _, c in fits)
+        theta, certs = fits if fits is not None else fit_loglinear_many(self.P, phi)
+        self.E = loglinear(theta, np.broadcast_to(phi, (len(theta), *phi.shape)))
+        self.cert = float(np.max(certs))
         self.problem = DiscreteProblem.from_arrays(self.P, self.E / self.E.sum(1, keepdims=True))
         self.eps = kl(self.P, self.problem.E)
-        self.robust = certified_solve(self.problem, "union")
+        self.robust = certified_solve(self.problem, "union") if robust is None else robust
         self._memo = {}
+
+    @staticmethod
+    def _key(kind: str, lam) -> tuple:
+        return (kind, *np.round(lam, 12))
+
+    def store(self, kind: str, lam, value) -> None:
+        """Record the memo entry ``kind`` ("monolith" or "gates") at lam."""
+        self._memo[self._key(kind, lam)] = value
 
     def monolith(self, lam) -> tuple[float, float]:
         """(KL(P_lam || M_lam), fit certificate); memoised per lam (the fit is deterministic)."""
-        key = ("monolith", *np.round(lam, 12))
+        key = self._key("monolith", lam)
         if key not in self._memo:
             P_lam = mixture(lam, self.P)
             theta, cert = fit_loglinear(P_lam, self.phi_mono)
@@ -86,7 +97,7 @@ class LogLinearWorld:
 
     def gates(self, lam) -> tuple[float, float, float]:
         """(robust gate's KL at lam, oracle fixed-lam gate's KL, its duality gap); memoised."""
-        key = ("gates", *np.round(lam, 12))
+        key = self._key("gates", lam)
         if key not in self._memo:
             P_lam = mixture(lam, self.P)
             fixed = solve_fixed(self.problem, lam, support="union")
@@ -94,16 +105,109 @@ class LogLinearWorld:
         return self._memo[key]
 
 
-@functools.lru_cache(maxsize=1024)
+def _features(seed: int, d: int, N: int, extra: int):
+    """(phi, phi_mono or None) of a world: d features, then ``extra`` more for the monolith."""
+    rng = np.random.default_rng(seed)
+    phi = rng.normal(size=(N, d))
+    return phi, (np.hstack([phi, rng.normal(size=(N, extra))]) if extra else None)
+
+
+#: worlds by (seed, overlap, d, N, extra): the fits do not depend on the bound being checked,
+#: so mutated re-runs only redo the arithmetic
+_WORLDS: dict = {}
+WORLDS_MAX = 4096
+
+
 def _world(seed: int, overlap: float, d: int, N: int = 12, extra: int = 0) -> LogLinearWorld:
     """Experts in the d-feature family; the monolith in the same one (extra = 0) or in the
-    family of those d features plus ``extra`` more (a strictly larger family). Cached: the fits
-    do not depend on the bound being checked, so mutated re-runs only redo the arithmetic."""
-    rng = np.random.default_rng(seed)
-    dom = instances.make("overlap", seed, p=2, N=N, overlap=float(overlap))
-    phi = rng.normal(size=(N, d))
-    phi_mono = np.hstack([phi, rng.normal(size=(N, extra))]) if extra else None
-    return LogLinearWorld(dom.P, phi, phi_mono)
+    family of those d features plus ``extra`` more (a strictly larger family). Cached."""
+    return _worlds([(seed, float(overlap), d, N, extra)])[0]
+
+
+def _worlds(specs, lams=()) -> list:
+    """The worlds of ``specs`` [(seed, overlap, d, N, extra)], built together where not cached,
+    with the monolith (and, for extra = 0, the gates) at every lam of ``lams`` stored."""
+    todo = list(dict.fromkeys(s for s in specs if s not in _WORLDS))
+    if len(_WORLDS) + len(todo) > WORLDS_MAX:
+        _WORLDS.clear()
+        todo = list(dict.fromkeys(specs))
+    for spec, world in zip(todo, _build(todo), strict=True):
+        _WORLDS[spec] = world
+    out = [_WORLDS[s] for s in specs]
+    lams = np.asarray(lams, dtype=np.float64).reshape(-1, 2)
+    todo = [
+        w for w in dict.fromkeys(out) if lams.size and w._key("monolith", lams[-1]) not in w._memo
+    ]
+    if todo:
+        _store_monoliths(todo, lams)
+        _store_gates([w for w in todo if w.phi_mono is w.phi], lams)
+    return out
+
+
+def _build(specs) -> list:
+    """LogLinearWorlds for ``specs``: expert fits and robust gates solved together."""
+    doms, feats = [], []
+    for seed, overlap, d, N, extra in specs:
+        doms.append(instances.make("overlap", seed, p=2, N=N, overlap=float(overlap)).P)
+        feats.append(_features(seed, d, N, extra))
+    fits = [None] * len(specs)
+    for idx in _groups(f[0].shape for f in feats):
+        A = np.concatenate([doms[i] for i in idx])
+        phi = np.concatenate([np.broadcast_to(feats[i][0], (2, *feats[i][0].shape)) for i in idx])
+        theta, cert = fit_loglinear_many(A, phi)
+        for j, i in enumerate(idx):
+            fits[i] = (theta[2 * j : 2 * j + 2], cert[2 * j : 2 * j + 2])
+    worlds = [
+        LogLinearWorld(P, phi, mono, fits=fit, robust=False)
+        for P, (phi, mono), fit in zip(doms, feats, fits, strict=True)
+    ]
+    robust = certified_solve_many([w.problem for w in worlds], "union")
+    for w, sol in zip(worlds, robust, strict=True):
+        w.robust = sol
+    return worlds
+
+
+def _groups(shapes) -> list:
+    """Indices grouped by equal shape, in first-seen order."""
+    groups: dict = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return list(groups.values())
+
+
+def _store_monoliths(worlds, lams) -> None:
+    """Fit the monolith of every world at every lam, together per feature shape."""
+    for idx in _groups(w.phi_mono.shape for w in worlds):
+        group = [worlds[i] for i in idx]
+        P_lam = np.einsum("lk,wkn->wln", lams, np.stack([w.P for w in group]))
+        phi = np.stack([w.phi_mono for w in group])
+        L = len(lams)
+        A = P_lam.reshape(-1, P_lam.shape[2])
+        theta, cert = fit_loglinear_many(A, np.repeat(phi, L, axis=0))
+        mono = kl(A, loglinear(theta, np.repeat(phi, L, axis=0))).reshape(len(group), L)
+        cert = cert.reshape(len(group), L)
+        for j, w in enumerate(group):
+            for i, lam in enumerate(lams):
+                w.store("monolith", lam, (float(mono[j, i]), float(cert[j, i])))
+
+
+def _store_gates(worlds, lams) -> None:
+    """The robust gate's KL and the fixed-lam gate of every world at every lam."""
+    if not worlds:
+        return
+    L = len(lams)
+    P = np.stack([w.P for w in worlds])
+    P_lam = np.einsum("lk,wkn->wln", lams, P)
+    models = np.stack([w.robust.model for w in worlds])
+    g_rob = kl(P_lam, models[:, None, :])
+    E = np.stack([w.problem.E for w in worlds])
+    value, gap = fixed_gates(
+        np.repeat(P, L, axis=0), np.repeat(E, L, axis=0), np.tile(lams, (len(worlds), 1))
+    )
+    value, gap = value.reshape(-1, L), gap.reshape(-1, L)
+    for j, w in enumerate(worlds):
+        for i, lam in enumerate(lams):
+            w.store("gates", lam, (float(g_rob[j, i]), float(value[j, i]), float(gap[j, i])))
 
 
 def figure(seed: int, fig_dir) -> tuple[str, str]:
@@ -117,8 +221,8 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     adv = np.zeros((len(overlaps), len(LAMS)))
     cond = np.zeros_like(adv)
     s = stable_seed(seed, CLAIM, "figure")
-    for i, ov in enumerate(overlaps):
-        w = _world(s, ov, D_FEATURES[-1])
+    worlds = _worlds([(s, float(ov), D_FEATURES[-1], 12, 0) for ov in overlaps], _lam_pairs())
+    for i, w in enumerate(worlds):
         for j, lam0 in enumerate(LAMS):
             lam = np.array([lam0, 1 - lam0])
             adv[i, j] = w.monolith(lam)[0] - w.gates(lam)[0]
@@ -140,24 +244,41 @@ def figure(seed: int, fig_dir) -> tuple[str, str]:
     )
 
 
+def _lam_pairs() -> np.ndarray:
+    """The lams of the sweep, (lam0, 1 - lam0) for lam0 in LAMS."""
+    return np.stack([LAMS, 1 - LAMS], axis=1)
+
+
+#: draws whose worlds are built together (vectorised fits and solves)
+SWEEP_CHUNK = 40
+
+
 def _sweep(n: int, seed: int, extra: int = 0):
     """Yield (world, lam, tag) over n // 10 seeds x OVERLAPS x D_FEATURES x LAMS."""
-    for d in draw_instances(
-        max(1, n // 10), seed, CLAIM, families=("overlap",), p_range=(2, 2), n_range=(12, 12)
-    ):
-        for ov in OVERLAPS:
-            for dim in D_FEATURES:
-                w = _world(d.seed, ov, dim, extra=extra)
-                for lam0 in LAMS:
-                    lam = np.array([lam0, 1 - lam0])
-                    yield (
-                        w,
-                        lam,
-                        (
-                            f"thm6._world({d.seed}, overlap={ov:.2f}, d={dim}, "
-                            f"extra={extra}) lam={np.round(lam, 2).tolist()}"
-                        ),
-                    )
+    seeds = [
+        d.seed
+        for d in draw_instances(
+            max(1, n // 10), seed, CLAIM, families=("overlap",), p_range=(2, 2), n_range=(12, 12)
+        )
+    ]
+    lams = _lam_pairs()
+    for c in range(0, len(seeds), SWEEP_CHUNK):
+        specs = [
+            (s, float(ov), dim, 12, extra)
+            for s in seeds[c : c + SWEEP_CHUNK]
+            for ov in OVERLAPS
+            for dim in D_FEATURES
+        ]
+        for (s, ov, dim, _, _), w in zip(specs, _worlds(specs, lams), strict=True):
+            for lam in lams:
+                yield (
+                    w,
+                    lam,
+                    (
+                        f"thm6._world({s}, overlap={ov:.2f}, d={dim}, "
+                        f"extra={extra}) lam={np.round(lam, 2).tolist()}"
+                    ),
+                )
 
 
 def check(n: int, seed: int, fig_dir=None) -> list:

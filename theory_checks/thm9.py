@@ -39,6 +39,7 @@ from its own generator); the shipped value {} is the theorem.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import binom
@@ -48,9 +49,9 @@ from modgen_bench.divergences import cross_entropy, kl
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.provenance import stable_seed
 
-from .certified import certified_solve
-from .fits import static_minimax
+from .certified import certified_solve, certified_solve_many
 from .report import save_figure
+from .static_gates import static_minimax, static_minimax_many
 from .verdict import Tally
 
 CLAIM = "thm9"
@@ -166,9 +167,13 @@ def split_problem(N: int = SPLIT["N"], eps_log: float = SPLIT["eps_log"]) -> Dis
 def sup_dev_tabular(problem, emp) -> np.ndarray:
     """sup over tabular gates of dev_k(g), exactly: per x, -log pi(x) at whichever end of
     [-log max_k E_k(x), -log min_k E_k(x)] the sign of (P_k - Phat_k)(x) prefers; (p,)."""
-    c_lo, c_hi = -np.log(problem.E.max(axis=0)), -np.log(problem.E.min(axis=0))  # (N,)
-    diff = problem.P - emp.P  # (p, N)
-    return np.maximum(diff * c_lo, diff * c_hi).sum(axis=1)
+    return _sup_dev(problem.E, problem.P - emp.P)
+
+
+def _sup_dev(E, diff) -> np.ndarray:
+    """`sup_dev_tabular` from diff = P - Phat (..., p, N): sum over x of the larger end."""
+    c_lo, c_hi = -np.log(E.max(axis=0)), -np.log(E.min(axis=0))  # (N,)
+    return np.maximum(diff * c_lo, diff * c_hi).sum(axis=-1)
 
 
 def finite_class(problem, seed: int = 0) -> np.ndarray:
@@ -190,81 +195,138 @@ def _finite_gates(p: int, N: int, seed: int) -> np.ndarray:
     return out
 
 
-def _reading(r, sup_dev, rad, **extra) -> dict:
-    """One reading of one trial: margin = min_k (RHS_k - sup_g dev_k), the two sides at that k
-    (for the tightness ratio), the largest Rad and RHS."""
-    k = int(np.argmin(r - sup_dev))
+def _readings(r, sup_dev, rad) -> dict:
+    """One reading of every trial of a cell: margin = min_k (RHS_k - sup_g dev_k), the two sides
+    at that k (for the tightness ratio), the largest Rad and RHS; arrays over trials."""
+    rows = np.arange(len(r))
+    k = np.argmin(r - sup_dev, axis=1)
     return {
-        "margin": float(r[k] - sup_dev[k]),
-        "sides": (float(sup_dev[k]), float(r[k])),
-        "rad": float(np.max(rad)),
-        "rhs": float(np.max(r)),
-        **extra,
+        "margin": r[rows, k] - sup_dev[rows, k],
+        "sides": np.stack([sup_dev[rows, k], r[rows, k]], axis=1),
+        "rad": rad.max(axis=1),
+        "rhs": r.max(axis=1),
     }
 
 
-def sample(problem, m: int, rng, best: dict | None = None) -> dict:
-    """Everything one trial measures that does not depend on the bound (so mutated re-runs of
-    the check reuse it): per domain, the sup deviation over each class and its Rademacher
-    estimate, and, when ``best`` is given, the fitted gates' deviations and true excess."""
-    counts = np.stack([rng.multinomial(m, Pk) for Pk in problem.P])  # (p, N)
-    emp = DiscreteProblem.from_arrays(counts / m, problem.E)
-    M, C = constants(problem)
-    p = problem.p
-    # one set of Rademacher signs per domain serves both classes' MC estimates
-    signs = [_signs(c, p, rng, MC_DRAWS) for c in counts]
+class CellSample(NamedTuple):
+    """Everything the trials of one cell (problem, m) measure that does not depend on the bound
+    (so mutated re-runs of the check reuse it): per trial and domain, the sup deviation over
+    each class and its Rademacher estimate ((T, p) arrays), and for the first F trials the
+    fitted gates' (deviation (F, p), Rademacher (F, p), true excess (F,)) by class name."""
+
+    M: float
+    C: float
+    m: int
+    p: int
+    K: int
+    tabular: tuple
+    finite: tuple
+    fitted: dict
+
+
+#: trials whose Rademacher signs are held at once (the signs are (trials, p, draws, N, p))
+SIGNS_CHUNK = 2_000_000
+
+
+def sample_cell(problem, m: int, rngs, best: dict | None = None, fitted: int = 0) -> CellSample:
+    """One sample of size m per domain for every generator of ``rngs`` (one per trial, each used
+    exactly as a lone trial uses it: the multinomial counts per domain, the Rademacher signs per
+    domain, then, for the first ``fitted`` trials when ``best`` is given, the static gate's
+    signs), measured together; the fitted gates are those of the first ``fitted`` trials."""
+    p, N, T = problem.p, problem.N, len(rngs)
+    fitted = min(fitted, T) if best is not None else 0
+    counts = np.empty((T, p, N), dtype=np.int64)
+    tab_rad, fin_rad = np.empty((T, p)), np.empty((T, p))
+    static_rad = np.empty((fitted, p))
     gates = finite_class(problem, stable_seed(problem.N, problem.p, "finite-class"))
+    chunk = max(1, SIGNS_CHUNK // (p * MC_DRAWS * N * p))
+    for c in range(0, T, chunk):
+        part = range(c, min(T, c + chunk))
+        S = np.empty((len(part), p, MC_DRAWS, N, p), dtype=np.int64)
+        for i, t in enumerate(part):
+            rng = rngs[t]
+            counts[t] = [rng.multinomial(m, Pk) for Pk in problem.P]
+            # one set of Rademacher signs per domain serves both classes' MC estimates
+            for k in range(p):
+                S[i, k] = _signs(counts[t, k], p, rng, MC_DRAWS)
+            if t < fitted:
+                static_rad[t] = rademacher_static(m, p, rng)
+        tab_rad[part] = S.max(axis=4).sum(axis=3).mean(axis=2) / m
+        sums = S.reshape(-1, N * p).astype(np.float64) @ gates.reshape(len(gates), -1).T
+        fin_rad[part] = sums.reshape(len(part), p, MC_DRAWS, -1).max(axis=3).mean(axis=2) / m
+    diff = problem.P - counts / m  # (T, p, N)
     logpi = np.log(np.einsum("knj,jn->kn", gates, problem.E))  # (K, N)
-    out = {
-        "M": M,
-        "C": C,
-        "m": m,
-        "p": p,
-        "K": len(gates),
-        "tabular": (sup_dev_tabular(problem, emp), [_rad_tabular(S, m) for S in signs]),
-        "finite": (
-            ((problem.P - emp.P) @ (-logpi).T).max(axis=1),  # (p,)
-            [_rad_finite(S, gates, m) for S in signs],
-        ),
+    M, C = constants(problem)
+    return CellSample(
+        M,
+        C,
+        m,
+        p,
+        len(gates),
+        (_sup_dev(problem.E, diff), tab_rad),
+        (np.max(diff @ -logpi.T, axis=2), fin_rad),
+        _fitted(problem, counts[:fitted] / m, tab_rad[:fitted], static_rad, best),
+    )
+
+
+def _fitted(problem, emp_P, tab_rad, static_rad, best) -> dict:
+    """Per fitted trial and class: (CE(P, pi) - CE(Phat, pi) per domain, Rad, true excess over
+    the class's best gate) of the gate fitted on the sample, tabular (the exact robust gate)
+    and static (`static_gates.static_minimax_many`)."""
+    if not len(emp_P):
+        return {}
+    emps = [DiscreteProblem.from_arrays(Ph, problem.E) for Ph in emp_P]
+    sols = certified_solve_many(emps, "union")
+    pis = {
+        "tabular": (np.stack([s.model for s in sols]), tab_rad),
+        "static": (static_minimax_many(emp_P, problem.E)["w"] @ problem.E, static_rad),
     }
-    if best is not None:
-        fitted = {
-            "tabular": (certified_solve(emp, "union").model, out["tabular"][1]),
-            "static": (static_minimax(emp)["w"] @ problem.E, [rademacher_static(m, p, rng)] * p),
-        }
-        out["fitted"] = {
-            name: (
-                cross_entropy(problem.P, pi) - cross_entropy(emp.P, pi),
-                rad,
-                float(kl(problem.P, pi).max()) - best[name],
-            )
-            for name, (pi, rad) in fitted.items()
+    return {
+        name: (
+            cross_entropy(problem.P[None], pi[:, None]) - cross_entropy(emp_P, pi[:, None]),
+            rad,
+            kl(problem.P[None], pi[:, None]).max(axis=1) - best[name],
+        )
+        for name, (pi, rad) in pis.items()
+    }
+
+
+def grade_cell(s: CellSample) -> dict:
+    """The readings of every trial of a `sample_cell` under the current bound: margin = min_k
+    (RHS_k - sup dev_k) per class; for the fitted gates margin, dev, rhs, rad and excess."""
+
+    def bound(rad):
+        return rhs(s.C, s.M, rad, s.m, s.p)
+
+    out = {
+        "tabular": _readings(bound(s.tabular[1]), *s.tabular),
+        "finite": _readings(bound(s.finite[1]), *s.finite),
+        "fitted": {},
+    }
+    for name, (d, rad, excess) in s.fitted.items():
+        r = bound(rad)
+        out["fitted"][name] = {
+            "margin": np.min(r - d, axis=1),
+            "dev": d.max(axis=1),
+            "rhs": r.max(axis=1),
+            "rad": rad.max(axis=1),
+            "excess": excess,
         }
     return out
 
 
-def grade(s: dict) -> dict:
-    """The readings of one `sample` under the current bound: margin = min_k (RHS_k - sup dev_k)
-    per class; for the fitted gates dev, rhs and excess."""
-
-    def bound(rad):
-        return rhs(s["C"], s["M"], rad, s["m"], s["p"])
-
-    out = {
-        "tabular": _reading(bound(s["tabular"][1]), *s["tabular"]),
-        "finite": _reading(bound(s["finite"][1]), *s["finite"], K=s["K"]),
-    }
-    if "fitted" in s:
-        out["fitted"] = {}
-        for name, (d, rad, excess) in s["fitted"].items():
-            r = bound(rad)
-            out["fitted"][name] = {
-                "margin": float(np.min(r - d)),
-                "dev": float(d.max()),
-                "rhs": float(r.max()),
-                "rad": float(np.max(rad)),
-                "excess": excess,
+def _row(g: dict, t: int) -> dict:
+    """Trial t of a `grade_cell` result as plain numbers."""
+    out = {}
+    for name, reading in g.items():
+        if name == "fitted":
+            out[name] = {n: {k: float(v[t]) for k, v in r.items()} for n, r in reading.items()}
+        else:
+            out[name] = {
+                k: float(v[t]) if k != "sides" else tuple(v[t]) for k, v in reading.items()
             }
+    if not out["fitted"]:
+        del out["fitted"]
     return out
 
 
@@ -274,7 +336,7 @@ def trial(problem, m: int, rng, best: dict | None = None) -> dict:
     "tabular": exact sup over all tabular gates; "finite": sup over `finite_class`; "fitted"
     (only when ``best`` is given): the fitted tabular and static gates alone, for the
     excess-vs-m figure: dev, rhs and the true worst-case excess over the best gate of each class."""
-    return grade(sample(problem, m, rng, best))
+    return _row(grade_cell(sample_cell(problem, m, [rng], best, fitted=1)), 0)
 
 
 def two_point_margins(m: int, trials: int, rng, M: float = TWO_POINT_M) -> np.ndarray:
@@ -362,10 +424,29 @@ def _worlds(n: int, seed: int) -> list:
     return worlds
 
 
-#: trial samples by (seed, world, m, trial, fitted): deterministic, bound-independent, so the
+#: cell samples by (seed, world, m, trials, fitted): deterministic, bound-independent, so the
 #: mutated re-runs of `theory_checks.mutations` only re-grade them
 _SAMPLES: dict = {}
-SAMPLES_MAX = 20_000
+SAMPLES_MAX = 4096
+
+
+def _plant_rng(*parts):
+    """The generator of `planted` for one trial; None when no violations are planted (it is
+    then never drawn from, so the margins are those of the theorem either way)."""
+    if not MUTATION.get("plant"):
+        return None
+    return np.random.default_rng(stable_seed(*parts))
+
+
+def _cell(seed: int, problem, tag: str, m: int, trials: int, best, fitted: int) -> CellSample:
+    """The `sample_cell` of one (world, m), every trial from its own generator; cached."""
+    key = (seed, tag, m, trials, fitted if best is not None else 0)
+    if key not in _SAMPLES:
+        if len(_SAMPLES) >= SAMPLES_MAX:
+            _SAMPLES.clear()
+        rngs = [np.random.default_rng(stable_seed(seed, CLAIM, tag, m, t)) for t in range(trials)]
+        _SAMPLES[key] = sample_cell(problem, m, rngs, best, fitted)
+    return _SAMPLES[key]
 
 
 def _class_readings(n: int, seed: int, tab: Tally, fin: Tally) -> list:
@@ -383,23 +464,17 @@ def _class_readings(n: int, seed: int, tab: Tally, fin: Tally) -> list:
                 "static": static_minimax(problem)["value"],
             }
         for m in M_GRID:
+            g = grade_cell(_cell(seed, problem, tag, m, per_cell, best, fitted))
+            for t in range(len(g["fitted"].get("tabular", {}).get("margin", ()))):
+                rows.append({"m": m, "fitted": _row(g, t)["fitted"]})
             for t in range(per_cell):
-                key = (seed, tag, m, t, t < fitted)
-                if key not in _SAMPLES:
-                    if len(_SAMPLES) >= SAMPLES_MAX:
-                        _SAMPLES.clear()
-                    rng = np.random.default_rng(stable_seed(seed, CLAIM, tag, m, t))
-                    _SAMPLES[key] = sample(problem, m, rng, best if t < fitted else None)
-                r = grade(_SAMPLES[key])
-                if best is not None and t < fitted:
-                    rows.append({"m": m, **r})
-                plant = np.random.default_rng(stable_seed(seed, CLAIM, "plant", tag, m, t))
+                plant = _plant_rng(seed, CLAIM, "plant", tag, m, t)
                 for tally, name in ((tab, "tabular"), (fin, "finite")):
                     tally.add(
-                        planted(r[name]["margin"], plant),
+                        planted(float(g[name]["margin"][t]), plant),
                         f"{tag}, m={m}, trial {t}",
                         problem=problem,
-                        sides=r[name]["sides"],
+                        sides=g[name]["sides"][t],
                     )
     return rows
 
