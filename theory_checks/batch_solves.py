@@ -23,7 +23,7 @@ import numpy as np
 
 from modgen_bench.divergences import kl
 from modgen_bench.exact import RTOL, TOL, certified, solve_fixed
-from modgen_bench.exact.stacked import _certified_rows, _eligible, _newton_batch, _Stack
+from modgen_bench.exact.stacked import _eligible, _graded, _newton_batch, _Stack
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.threads import blas_threads
 
@@ -42,7 +42,7 @@ def fixed_gates(P, E, lam, support: str = "union") -> tuple[np.ndarray, np.ndarr
         st = _Stack(P[rows], el.lo[rows], el.hi[rows], el.seen[rows])
         a = np.einsum("bk,bkn->bn", lam[rows], st.P)
         with blas_threads(1), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            q, t = st.level(a)
+            q, t, _ = st.level(a, np.ones(len(rows)))
             g, D = st.grade(lam[rows], a, q, t)
             # a sum above 1 is graded as the exact core does: + log(sum q) per domain
             g = g + np.maximum(np.log(q.sum(axis=1)), 0.0)[:, None]
@@ -67,14 +67,14 @@ def linearised_values(P, E, V, support: str = "union") -> tuple[np.ndarray, np.n
     rows = np.flatnonzero(el.ok)
     if not len(rows):
         return W, cert
-    st = _Stack(P_v[rows], el.lo[rows], el.hi[rows], el.seen[rows])
     # -H(P[k]) per domain, mixed by each vertex: the constant JSD_v rides on domain v
     logP = np.log(np.maximum(P[rows], 1e-300))
-    st.neg_entropy = np.einsum("bvk,bk->bv", V[rows], np.einsum("bkn,bkn->bk", P[rows], logP))
+    neg_h = np.einsum("bvk,bk->bv", V[rows], np.einsum("bkn,bkn->bk", P[rows], logP))
+    st = _Stack(P_v[rows], el.lo[rows], el.hi[rows], el.seen[rows], neg_entropy=neg_h)
     with blas_threads(1), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        s, stalled = _newton_batch(st, lambda v: 0.5 * (TOL + RTOL * np.abs(v)))
-        _, value, ok = _certified_rows(s, TOL, RTOL)
-    ok &= ~stalled
+        s, _ = _newton_batch(st, lambda v: 0.5 * (TOL + RTOL * np.abs(v)))
+        _, value, ok = _graded(s, TOL, RTOL)
+    ok &= s.ok
     W[rows[ok]] = value[ok]
     cert[rows[ok]] = value[ok] - s.D[ok]
     return W, cert
