@@ -449,11 +449,18 @@ def _cell(seed: int, problem, tag: str, m: int, trials: int, best, fitted: int) 
     return _SAMPLES[key]
 
 
+#: trials per (world, m) cell at most: more instances bring more worlds (`_worlds`), not more
+#: trials of the same world as well, so the work grows linearly with n (at n = 200 a cell
+#: holds 40 trials either way)
+CELL_TRIALS_MAX = 40
+
+
 def _class_readings(n: int, seed: int, tab: Tally, fin: Tally) -> list:
     """Tally the tabular and finite readings over `_worlds` x M_GRID, at least `TRIALS` trials
-    each; the first max(2, n // 5) trials per cell also fit the two gates (figure rows)."""
+    each; the first min(max(2, n // 5), CELL_TRIALS_MAX) trials per cell also fit the two gates
+    (figure rows)."""
     worlds = _worlds(n, seed)
-    fitted = max(2, n // 5)
+    fitted = min(max(2, n // 5), CELL_TRIALS_MAX)
     per_cell = max(fitted, -(-TRIALS // (len(worlds) * len(M_GRID))))
     rows = []
     for problem, tag, s in worlds:
