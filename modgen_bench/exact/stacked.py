@@ -163,9 +163,14 @@ class _State:
         return _State(**{name: getattr(self, name)[rows] for name in self.FIELDS})
 
     def put(self, rows, other: "_State", which) -> None:
-        """Rows ``rows`` of self become rows ``which`` of other."""
+        """Rows ``rows`` of self become rows ``which`` of other (other's arrays themselves
+        when that is all of both, in order: no copy)."""
+        whole = len(rows) == len(self.D) == len(which) and which.all()
         for name in self.FIELDS:
-            getattr(self, name)[rows] = getattr(other, name)[which]
+            if whole:
+                setattr(self, name, getattr(other, name))
+            else:
+                getattr(self, name)[rows] = getattr(other, name)[which]
 
     def gap(self) -> np.ndarray:
         return self.g.max(axis=1) - self.D
@@ -202,20 +207,24 @@ def _qp_steps(Q: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
     y, W = lam.copy(), lam <= 0
     todo = np.arange(B)
     for _ in range(3 * p + 5):
-        yt, mu = _kkt(Q[todo], c[todo], W[todo])
-        bad = ~(np.isfinite(yt).all(axis=1) & np.isfinite(mu))
-        for b in todo[bad]:
-            y[b] = simplex_qp(Q[b], c[b], lam[b])
-        todo = _active_set_round(Q, c, y, W, todo[~bad], yt[~bad], mu[~bad])
+        Qt, ct = (Q, c) if len(todo) == B else (Q[todo], c[todo])
+        yt, mu = _kkt(Qt, ct, W[todo])
+        ok = np.isfinite(yt).all(axis=1) & np.isfinite(mu)
+        if not ok.all():
+            for b in todo[~ok]:
+                y[b] = simplex_qp(Q[b], c[b], lam[b])
+            Qt, ct, todo, yt, mu = Qt[ok], ct[ok], todo[ok], yt[ok], mu[ok]
+        todo = _active_set_round(Qt, ct, y, W, todo, yt, mu)
         if not len(todo):
             break
     np.maximum(y, 0.0, out=y)
     return y / y.sum(axis=1, keepdims=True)
 
 
-def _active_set_round(Q, c, y, W, todo, yt, mu) -> np.ndarray:
-    """One round of the active-set method for the problems ``todo`` (y and W updated in place),
-    given their face minimisers yt and multipliers mu of sum y = 1: move to yt when it is >= 0,
+def _active_set_round(Qt, ct, y, W, todo, yt, mu) -> np.ndarray:
+    """One round of the active-set method for the problems ``todo`` (y and W updated in place;
+    Qt and ct their rows of Q and c), given their face minimisers yt and multipliers mu of
+    sum y = 1: move to yt when it is >= 0,
     then free the fixed coordinate of the most negative multiplier (or stop: the KKT conditions
     hold), else move as far as the first coordinate that reaches 0 (the ratio test) and fix it.
     Returns the problems that need another round."""
@@ -229,7 +238,7 @@ def _active_set_round(Q, c, y, W, todo, yt, mu) -> np.ndarray:
     hit = alpha < 1.0  # blocked: the coordinate reaching 0 is fixed there
     y[todo[hit], block[hit]] = 0.0
     W[todo[hit], block[hit]] = True
-    s = np.einsum("bkj,bj->bk", Q[todo], yt) - c[todo] + mu[:, None]
+    s = np.matmul(Qt, yt[:, :, None])[:, :, 0] - ct + mu[:, None]
     s = np.where(Wt, s, np.inf)  # multipliers of the fixed coordinates
     worst = s.argmin(axis=1)
     free = ~hit & (s[n, worst] < -1e-14)
