@@ -55,23 +55,13 @@ def _chunks(P: np.ndarray):
         yield c, buf[: c.stop - c.start]
 
 
-def _neg_entropy(P: np.ndarray) -> np.ndarray:
-    """-H(P[k]) = sum_x P log P for every problem and domain (B, p), with 0 log 0 = 0 (entries
-    below 1e-300 contribute < 1e-297 either way); a block of problems at a time."""
-    out = np.empty(P.shape[:2])
-    for c, buf in _chunks(P):
-        np.log(np.maximum(P[c], 1e-300, out=buf), out=buf)
-        np.einsum("bkn,bkn->bk", P[c], buf, out=out[c])
-    return out
-
-
 class _Stack:
     """The fixed data of the problems in the stack: P (B, p, N), lo and hi (B, N) (0 off the
     support), X0 as a mask (B, N) and -H(P[k]) (B, p)."""
 
-    def __init__(self, P, lo, hi, seen, neg_entropy=None):
+    def __init__(self, P, lo, hi, seen, neg_entropy):
         self.P, self.lo, self.hi, self.seen = P, lo, hi, seen
-        self.neg_entropy = _neg_entropy(P) if neg_entropy is None else neg_entropy
+        self.neg_entropy = neg_entropy
         self.width = np.where(seen, hi - lo, 0.0)  # what sum q gains as t -> inf
         self.lo_sum = lo.sum(axis=1)
 
@@ -129,21 +119,24 @@ class _Stack:
         )
         return g, D
 
-    def hessian(self, a, t) -> np.ndarray:
-        """The dual Hessian of `InnerProblem.hessian_at` for every problem: (B, p, p)."""
+    def hessian(self, lam, a, t) -> np.ndarray:
+        """The dual Hessian of `InnerProblem.hessian_at` for every problem: (B, p, p).
+
+        M = (P w) P' with w = 1/a on the free outcomes (0 elsewhere); since a = lam @ P, the
+        free mass under each domain F = P @ free is M @ lam and the free total a @ free is
+        lam @ F, so no further pass over P is needed."""
         r = a * t[:, None]
-        free = ((r > self.lo) & (r < self.hi)).astype(np.float64)
-        w = free / np.maximum(a, 1e-300)
+        free = (r > self.lo) & (r < self.hi)
+        w = np.zeros_like(a)
+        np.divide(1.0, a, out=w, where=free)  # free outcomes have a > 0 (t a > lo >= 0)
         M = np.empty((len(a), self.P.shape[1], self.P.shape[1]))
         for c, buf in _chunks(self.P):  # (P w) P' a cache-sized block of problems at a time
             Pc = self.P[c]
             np.matmul(np.multiply(Pc, w[c, None, :], out=buf), Pc.transpose(0, 2, 1), out=M[c])
-        F = np.matmul(self.P, free[:, :, None])  # (B, p, 1)
-        total = np.einsum("bn,bn->b", a, free)
+        F = np.matmul(M, lam[:, :, None])  # (B, p, 1)
+        total = np.matmul(lam[:, None, :], F)  # (B, 1, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            M -= np.where(
-                total[:, None, None] > 0, F * F.transpose(0, 2, 1) / total[:, None, None], 0.0
-            )
+            M -= np.where(total > 0, F * F.transpose(0, 2, 1) / total, 0.0)
         return -M
 
 
@@ -170,9 +163,14 @@ class _State:
         return _State(**{name: getattr(self, name)[rows] for name in self.FIELDS})
 
     def put(self, rows, other: "_State", which) -> None:
-        """Rows ``rows`` of self become rows ``which`` of other."""
+        """Rows ``rows`` of self become rows ``which`` of other (other's arrays themselves
+        when that is all of both, in order: no copy)."""
+        whole = len(rows) == len(self.D) == len(which) and which.all()
         for name in self.FIELDS:
-            getattr(self, name)[rows] = getattr(other, name)[which]
+            if whole:
+                setattr(self, name, getattr(other, name))
+            else:
+                getattr(self, name)[rows] = getattr(other, name)[which]
 
     def gap(self) -> np.ndarray:
         return self.g.max(axis=1) - self.D
@@ -209,20 +207,24 @@ def _qp_steps(Q: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
     y, W = lam.copy(), lam <= 0
     todo = np.arange(B)
     for _ in range(3 * p + 5):
-        yt, mu = _kkt(Q[todo], c[todo], W[todo])
-        bad = ~(np.isfinite(yt).all(axis=1) & np.isfinite(mu))
-        for b in todo[bad]:
-            y[b] = simplex_qp(Q[b], c[b], lam[b])
-        todo = _active_set_round(Q, c, y, W, todo[~bad], yt[~bad], mu[~bad])
+        Qt, ct = (Q, c) if len(todo) == B else (Q[todo], c[todo])
+        yt, mu = _kkt(Qt, ct, W[todo])
+        ok = np.isfinite(yt).all(axis=1) & np.isfinite(mu)
+        if not ok.all():
+            for b in todo[~ok]:
+                y[b] = simplex_qp(Q[b], c[b], lam[b])
+            Qt, ct, todo, yt, mu = Qt[ok], ct[ok], todo[ok], yt[ok], mu[ok]
+        todo = _active_set_round(Qt, ct, y, W, todo, yt, mu)
         if not len(todo):
             break
     np.maximum(y, 0.0, out=y)
     return y / y.sum(axis=1, keepdims=True)
 
 
-def _active_set_round(Q, c, y, W, todo, yt, mu) -> np.ndarray:
-    """One round of the active-set method for the problems ``todo`` (y and W updated in place),
-    given their face minimisers yt and multipliers mu of sum y = 1: move to yt when it is >= 0,
+def _active_set_round(Qt, ct, y, W, todo, yt, mu) -> np.ndarray:
+    """One round of the active-set method for the problems ``todo`` (y and W updated in place;
+    Qt and ct their rows of Q and c), given their face minimisers yt and multipliers mu of
+    sum y = 1: move to yt when it is >= 0,
     then free the fixed coordinate of the most negative multiplier (or stop: the KKT conditions
     hold), else move as far as the first coordinate that reaches 0 (the ratio test) and fix it.
     Returns the problems that need another round."""
@@ -236,7 +238,7 @@ def _active_set_round(Q, c, y, W, todo, yt, mu) -> np.ndarray:
     hit = alpha < 1.0  # blocked: the coordinate reaching 0 is fixed there
     y[todo[hit], block[hit]] = 0.0
     W[todo[hit], block[hit]] = True
-    s = np.einsum("bkj,bj->bk", Q[todo], yt) - c[todo] + mu[:, None]
+    s = np.matmul(Qt, yt[:, :, None])[:, :, 0] - ct + mu[:, None]
     s = np.where(Wt, s, np.inf)  # multipliers of the fixed coordinates
     worst = s.argmin(axis=1)
     free = ~hit & (s[n, worst] < -1e-14)
@@ -305,7 +307,7 @@ def _line_search(st: _Stack, s: _State, y: np.ndarray, live: np.ndarray) -> np.n
 def _newton_step(st: _Stack, s: _State, live: np.ndarray) -> np.ndarray:
     """One projected Newton step (`waterfill._newton`) of the ``live`` problems of the stack;
     returns those that moved (the others stalled: no step, or a curvature that overflowed)."""
-    H = st.hessian(s.a, s.t)
+    H = st.hessian(s.lam, s.a, s.t)
     Q = -0.5 * (H + H.transpose(0, 2, 1))
     diag = np.einsum("bii->bi", Q)
     diag += 1e-12 * np.maximum(1.0, diag)
@@ -366,6 +368,36 @@ def _newton_batch(st: _Stack, stop) -> tuple[_State, np.ndarray]:
     return out, converged
 
 
+class _Stacked(NamedTuple):
+    """The problems' arrays stacked: P (B, p, N), -H(P[k]) (B, p), X0 as a mask (B, N) and the
+    experts' envelope min_k E[k], max_k E[k] (B, N)."""
+
+    P: np.ndarray
+    neg_entropy: np.ndarray
+    seen: np.ndarray
+    e_min: np.ndarray
+    e_max: np.ndarray
+
+
+def _stacked(problems) -> _Stacked:
+    """Stack the problems a cache-sized block at a time and take what the batch needs of each
+    block while it is in cache: X0, -H(P[k]) = sum_x P log P (0 log 0 = 0: entries below 1e-300
+    contribute < 1e-297 either way) and the experts' envelope (E itself is not kept)."""
+    B, (p, N) = len(problems), problems[0].P.shape
+    P = np.empty((B, p, N))
+    neg_entropy, seen = np.empty((B, p)), np.empty((B, N), dtype=bool)
+    e_min, e_max = np.empty((B, N)), np.empty((B, N))
+    for c, buf in _chunks(P):
+        Pc = np.stack([pr.P for pr in problems[c]], out=P[c])
+        np.greater(Pc.max(axis=1), 0.0, out=seen[c])
+        np.stack([pr.E for pr in problems[c]], out=buf)
+        np.min(buf, axis=1, out=e_min[c])
+        np.max(buf, axis=1, out=e_max[c])
+        np.log(np.maximum(Pc, 1e-300, out=buf), out=buf)
+        np.einsum("bkn,bkn->bk", Pc, buf, out=neg_entropy[c])
+    return _Stacked(P, neg_entropy, seen, e_min, e_max)
+
+
 class _Eligible(NamedTuple):
     """The support (B, N), its envelope lo, hi (0 off the support), X0, and which problems the
     batch covers."""
@@ -377,16 +409,15 @@ class _Eligible(NamedTuple):
     ok: np.ndarray
 
 
-def _eligible(P: np.ndarray, E: np.ndarray, support: str) -> _Eligible:
+def _eligible(stk: _Stacked, support: str) -> _Eligible:
     """The support and envelope of every problem, and which problems the batch covers: a
     feasible set that is not one point and reaches sum 1 with room to spare wherever the domains
     look, and finite loss. Tiny masses stay: where lam_k P[k] underflows, q = 0 under a domain's
     mass gives KL = inf, and that problem does not certify in the batch."""
-    seen = P.max(axis=1) > 0
-    e_min, e_max = E.min(axis=1), E.max(axis=1)
-    mask = seen | (e_max > 0) if support == "union" else seen
-    lo = np.where(mask, e_min, 0.0)
-    hi = np.where(mask, e_max, 0.0)
+    seen = stk.seen
+    mask = seen | (stk.e_max > 0) if support == "union" else seen
+    lo = np.where(mask, stk.e_min, 0.0)
+    hi = np.where(mask, stk.e_max, 0.0)
     reach = lo.sum(axis=1) + np.where(seen, hi - lo, 0.0).sum(axis=1)
     ok = (reach > 1.0 + 1e-9) & (lo.sum(axis=1) < 1.0 - 1e-9)
     ok &= ~(seen & (hi == 0)).any(axis=1)  # finite loss
@@ -469,18 +500,15 @@ def solve_batch(
 def _solve_stack(problems, support: str, tol, rtol, t0: float) -> dict:
     """Projected Newton on the problems of the stack that the batch covers; the certified
     answers by problem index."""
-    P = np.stack([pr.P for pr in problems])
-    el = _eligible(P, np.stack([pr.E for pr in problems]), support)
+    stk = _stacked(problems)
+    el = _eligible(stk, support)
     rows = np.flatnonzero(el.ok)
     if not len(rows):
         return {}
-    every = len(rows) == len(problems)
-    st = _Stack(
-        P if every else P[rows],
-        el.lo if every else el.lo[rows],
-        el.hi if every else el.hi[rows],
-        el.seen if every else el.seen[rows],
-    )
+    if len(rows) == len(problems):
+        st = _Stack(stk.P, el.lo, el.hi, el.seen, stk.neg_entropy)
+    else:
+        st = _Stack(stk.P[rows], el.lo[rows], el.hi[rows], el.seen[rows], stk.neg_entropy[rows])
     s, converged = _newton_batch(st, lambda v: 0.5 * (tol + rtol * np.abs(v)))
     ok = converged & _graded(s, tol, rtol)[2]
     each = (time.perf_counter() - t0) / len(problems)
