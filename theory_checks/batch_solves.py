@@ -23,7 +23,13 @@ import numpy as np
 
 from modgen_bench.divergences import kl
 from modgen_bench.exact import RTOL, TOL, certified, solve_fixed
-from modgen_bench.exact.stacked import _eligible, _graded, _newton_batch, _Stack
+from modgen_bench.exact.stacked import (
+    _eligible,
+    _graded,
+    _newton_batch,
+    _Stack,
+    _stacked_arrays,
+)
 from modgen_bench.problem import DiscreteProblem
 from modgen_bench.threads import blas_threads
 
@@ -36,10 +42,11 @@ def fixed_gates(P, E, lam, support: str = "union") -> tuple[np.ndarray, np.ndarr
     P, E, lam = (np.asarray(x, dtype=np.float64) for x in (P, E, lam))
     B = len(P)
     value, gap = np.full(B, np.nan), np.full(B, np.nan)
-    el = _eligible(P, E, support)
+    stk = _stacked_arrays(P, E)
+    el = _eligible(stk, support)
     rows = np.flatnonzero(el.ok)
     if len(rows):
-        st = _Stack(P[rows], el.lo[rows], el.hi[rows], el.seen[rows])
+        st = _Stack(P[rows], el.lo[rows], el.hi[rows], el.seen[rows], stk.neg_entropy[rows])
         a = np.einsum("bk,bkn->bn", lam[rows], st.P)
         with blas_threads(1), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             q, t, _ = st.level(a, np.ones(len(rows)))
@@ -63,7 +70,7 @@ def linearised_values(P, E, V, support: str = "union") -> tuple[np.ndarray, np.n
     B = len(P)
     P_v = np.einsum("bvk,bkn->bvn", V, P)
     W, cert = np.full(B, np.nan), np.full(B, np.nan)
-    el = _eligible(P_v, E, support)
+    el = _eligible(_stacked_arrays(P_v, E), support)
     rows = np.flatnonzero(el.ok)
     if not len(rows):
         return W, cert

@@ -398,6 +398,13 @@ def _stacked(problems) -> _Stacked:
     return _Stacked(P, neg_entropy, seen, e_min, e_max)
 
 
+def _stacked_arrays(P: np.ndarray, E: np.ndarray) -> _Stacked:
+    """The `_Stacked` of problems whose P and E (B, p, N) are stacked already (the theory
+    checks' batched solves build them so)."""
+    neg_entropy = np.einsum("bkn,bkn->bk", P, np.log(np.maximum(P, 1e-300)))
+    return _Stacked(P, neg_entropy, P.max(axis=1) > 0, E.min(axis=1), E.max(axis=1))
+
+
 class _Eligible(NamedTuple):
     """The support (B, N), its envelope lo, hi (0 off the support), X0, and which problems the
     batch covers."""
