@@ -19,7 +19,7 @@ from modgen_bench.provenance import stable_seed
 
 from .batched import Stack, kl_rows, mix
 from .certified import certified_solve_many
-from .draws import draw_instances, random_starts, search_lam, search_lam_many
+from .draws import draw_instances, random_starts, search_lam_many
 from .verdict import Tally
 
 CLAIM = "identities"
@@ -54,16 +54,27 @@ def entropy_bound(lam) -> float:
     return MUTATION.get("h_scale", 1.0) * float(shannon(lam))
 
 
+def maxmin_many(problems, z_random) -> np.ndarray:
+    """max_lam min_{g in G1} KL(P_lam || pi_g) for problems of one p, searched over lam
+    (`search_lam_many`, two starts from the grid and z_random (B, 2, p)); the inner min is exact
+    (`InnerProblem.model`, one lam at a time): (B,)."""
+    inners = [InnerProblem(pr, SUPPORT) for pr in problems]
+    Ps = [pr.P[:, inner.mask] for pr, inner in zip(problems, inners, strict=True)]
+
+    def F(rows, lams):
+        return np.array(
+            [
+                float(kl(lam @ Ps[r], inners[r].model(lam)[0]))
+                for r, lam in zip(rows, lams, strict=True)
+            ]
+        )
+
+    return search_lam_many(F, problems[0].p, z_random, starts=2)[1]
+
+
 def maxmin_original(problem, rng) -> float:
-    """max_lam min_{g in G1} KL(P_lam || pi_g), searched over lam (the inner min is exact)."""
-    inner = InnerProblem(problem, SUPPORT)
-    P = problem.P[:, inner.mask]
-
-    def f(lam):
-        q, _ = inner.model(lam)
-        return float(kl(lam @ P, q))
-
-    return search_lam(f, problem.p, rng, starts=2, grid_steps=4)[1]
+    """`maxmin_many` of one problem, its random starts drawn from ``rng``."""
+    return float(maxmin_many([problem], random_starts(rng, problem.p, 2)[None])[0])
 
 
 def top_kl_many(problems, pis, z_random, starts: int) -> np.ndarray:
@@ -81,11 +92,11 @@ def top_kl_many(problems, pis, z_random, starts: int) -> np.ndarray:
 
 
 def _tops(draws, pis, zs) -> dict:
-    """(i, j) -> the searched max_lam KL(P_lam || pis[i][j]) of draw i, with zs[i][j] random
-    starts (as many starts as rows of zs[i][j]); searched together per p and start count."""
+    """(i, j) -> the searched max_lam KL(P_lam || pis[i][j]) of draw i (j < 3), with zs[i][j]
+    random starts (as many starts as rows of zs[i][j]); searched together per p and start count."""
     out, groups = {}, {}
     for i, d in enumerate(draws):
-        for j, z in enumerate(zs[i]):
+        for j, z in enumerate(zs[i][:3]):
             groups.setdefault((d.problem.p, len(z)), []).append((i, j))
     for (p, starts), keys in groups.items():
         z = np.array([zs[i][j] for i, j in keys]).reshape(len(keys), -1, p)
@@ -96,12 +107,22 @@ def _tops(draws, pis, zs) -> dict:
     return out
 
 
+def _no_saddle(draws, sols, zs) -> list[float]:
+    """V* - max_lam min_g KL(P_lam || pi_g) of each draw (`maxmin_many` per p, starts zs[i][3])."""
+    gaps = [0.0] * len(draws)
+    for p in sorted({d.problem.p for d in draws}):
+        idx = [i for i, d in enumerate(draws) if d.problem.p == p]
+        z = np.array([zs[i][3] for i in idx]).reshape(len(idx), -1, p)
+        for i, v in zip(idx, maxmin_many([draws[i].problem for i in idx], z), strict=True):
+            gaps[i] = sols[i].value - v
+    return gaps
+
+
 def check(n: int, seed: int, fig_dir=None) -> list:
     ident, bounds, vertex, games = (
         Tally(CLAIM, r)
         for r in ("JSD identity", "0 <= JSD_lam <= H(lam)", "vertex property", "equal game values")
     )
-    no_saddle = []
     draws = list(draw_instances(n, seed, CLAIM))
     sols = certified_solve_many([d.problem for d in draws], SUPPORT)
     pis, zs = [], []  # per draw: (pi_g*, random pi, pi_g* again) and their random starts
@@ -119,7 +140,8 @@ def check(n: int, seed: int, fig_dir=None) -> list:
         # property at pi_g* and the random pi, two for the game value
         zs.append([random_starts(rng, p, k) for k in (1, 1, 2)])
         if i < max(3, n // 10):
-            no_saddle.append(sol.value - maxmin_original(d.problem, rng))
+            zs[-1].append(random_starts(rng, p, 2))  # for `maxmin_many`
+    no_saddle = _no_saddle(draws[: max(3, n // 10)], sols, zs)
     tops = _tops(draws, pis, zs)
     for i, (d, sol) in enumerate(zip(draws, sols, strict=True)):
         for j, name in enumerate(("pi_g*", "random pi")):
