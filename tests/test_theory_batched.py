@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
+from modgen_bench import instances
 from modgen_bench.divergences import jsd, kl, mixture, overlap_gain, sigma_weights, static_barrier
 from modgen_bench.gates import constant_gate, evaluate_gate
+from modgen_bench.problem import DiscreteProblem
 from modgen_bench.testing import strategies as mst
-from theory_checks import prop2, run_all, thm3
+from theory_checks import lemma1, prop2, run_all, thm3
 from theory_checks.batched import Stack, jsd_many, kl_rows, logsumexp_rows, mix, overlap_gain_many
 from theory_checks.certified import certified_solve
 from theory_checks.draws import (
@@ -195,3 +197,24 @@ def test_parallel_run_equals_serial():
         r.row() for r in parallel.mutation_results
     ]
     assert list(serial.seconds) == names and len(serial.mutation_results) == 9
+
+
+@given(
+    st.lists(mst.problems(max_p=3, max_N=5, leak=0.6), min_size=1, max_size=7),
+    st.sampled_from(["domains", "union"]),
+    st.integers(2, 4),
+)
+def test_block_lp_answers_as_one_lp_per_problem(problems, support, chunk):
+    """Block-diagonal LPs of a few problems (some with an empty G1 under `domains`) give each
+    problem the answer of its own LP."""
+    many = lemma1.g1_nonempty_lp_many(problems, support, chunk=chunk)
+    assert many == [lemma1.g1_nonempty_lp(pr, support) for pr in problems]
+
+
+def test_block_lp_falls_back_when_a_block_is_infeasible(monkeypatch):
+    """A chunk the criterion wrongly calls non-empty makes its block LP infeasible: every
+    problem of the chunk then gets its own LP, and the empty one is found."""
+    empty = DiscreteProblem.from_arrays([[0.5, 0.5, 0.0]], [[0.45, 0.45, 0.1]])
+    full = instances.make("dirichlet", 1, p=1, N=3)
+    monkeypatch.setattr(lemma1, "margin", lambda problem, support: 1.0)
+    assert lemma1.g1_nonempty_lp_many([full, empty, full], "domains") == [True, False, True]
