@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import entropy as shannon
 
-from modgen_bench.divergences import jsd, kl, mixture
+from modgen_bench.divergences import entropy, jsd, kl, mixture
 from modgen_bench.exact.waterfill import InnerProblem
 from modgen_bench.provenance import stable_seed
 
@@ -51,7 +50,7 @@ def jsd_residual(lam, P, pi) -> float:
 
 def entropy_bound(lam) -> float:
     """H(lam), the upper end of 0 <= JSD_lam <= H(lam) (MUTATION applied)."""
-    return MUTATION.get("h_scale", 1.0) * float(shannon(lam))
+    return MUTATION.get("h_scale", 1.0) * float(entropy(lam))
 
 
 def maxmin_many(problems, z_random) -> np.ndarray:
