@@ -77,9 +77,9 @@ def maxmin_original(problem, rng) -> float:
 
 
 def top_kl_many(problems, pis, z_random, starts: int) -> np.ndarray:
-    """max over lam of KL(P_lam || pi) for every (problem, pi) pair, all problems of one p,
-    searched by `search_lam_many` (grid, then Nelder-Mead from ``starts`` grid points and the
-    random logits z_random (B, starts, p)): (B,)."""
+    """The lam maximising KL(P_lam || pi) for every (problem, pi) pair, all problems of one p,
+    searched by `search_lam_many` on the vectorised KL (grid, then Nelder-Mead from ``starts``
+    grid points and the random logits z_random (B, starts, p)): (B, p)."""
     st = Stack(problems)
     pi = st.pad(pis)
     return search_lam_many(
@@ -87,22 +87,24 @@ def top_kl_many(problems, pis, z_random, starts: int) -> np.ndarray:
         st.P.shape[1],
         z_random,
         starts=starts,
-    )[1]
+    )[0]
 
 
 def _tops(draws, pis, zs) -> dict:
-    """(i, j) -> the searched max_lam KL(P_lam || pis[i][j]) of draw i (j < 3), with zs[i][j]
-    random starts (as many starts as rows of zs[i][j]); searched together per p and start count."""
+    """(i, j) -> max_lam KL(P_lam || pis[i][j]) of draw i (j < 3): the lam searched with
+    zs[i][j] random starts (`top_kl_many`, together per p and start count), the value there by
+    the reference formula `divergences.kl`."""
     out, groups = {}, {}
     for i, d in enumerate(draws):
         for j, z in enumerate(zs[i][:3]):
             groups.setdefault((d.problem.p, len(z)), []).append((i, j))
     for (p, starts), keys in groups.items():
         z = np.array([zs[i][j] for i, j in keys]).reshape(len(keys), -1, p)
-        tops = top_kl_many(
+        lams = top_kl_many(
             [draws[i].problem for i, _ in keys], [pis[i][j] for i, j in keys], z, starts
         )
-        out.update(zip(keys, tops, strict=True))
+        for (i, j), lam in zip(keys, lams, strict=True):
+            out[i, j] = float(kl(mixture(lam, draws[i].problem.P), pis[i][j]))
     return out
 
 

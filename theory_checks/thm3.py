@@ -39,6 +39,8 @@ from .verdict import Tally
 CLAIM = "thm3"
 GRID_STEPS = 10
 SEARCH_EVERY = 10
+#: (row, lam) pairs evaluated per pass of the grid
+GRID_ROWS = 2**16
 
 #: Mutation hook (theory_checks/mutations.py; empty = the claim as stated), each a plausible wrong
 #: proof of a stronger bound: {"scale": s} checks s x the bound; {"drop_lse": True} drops
@@ -98,7 +100,12 @@ class Bounds:
             return lam, -neg
         grid = lam_grid(p, steps)
         g = len(grid)
-        vals = self.margin(np.repeat(rows, g), np.tile(grid, (len(rows), 1))).reshape(-1, g)
+        per = max(1, GRID_ROWS // g)  # rows per pass: bounded (m, p, N) temporaries
+        chunks = []
+        for i in range(0, len(rows), per):
+            part = rows[i : i + per]
+            chunks.append(self.margin(np.repeat(part, g), np.tile(grid, (len(part), 1))))
+        vals = np.concatenate(chunks).reshape(-1, g)
         at = np.argmin(vals, axis=1)
         return grid[at], vals[np.arange(len(rows)), at]
 
