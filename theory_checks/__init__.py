@@ -2,9 +2,10 @@
 
 Each claim module exposes ``CLAIM`` (its id) and ``check(n, seed, fig_dir) -> list[Verdict]``
 (one verdict per reading). `run_checks` is what `modgen-bench check` calls: it runs the chosen
-claims, then each claim's plausible wrong variants (`mutations`: the checks' power), prints the
-verdict table and writes verdicts.csv, verdicts.json, mutations.csv, report.md, index.html and
-every counterexample as a problem file that `modgen-bench solve` re-runs.
+claims and each claim's plausible wrong variants (`mutations`: the checks' power) as tasks of one
+pool of worker processes (`run_all`), prints the verdict table and writes verdicts.csv,
+verdicts.json, mutations.csv, report.md, index.html and every counterexample as a problem file
+that `modgen-bench solve` re-runs.
 """
 
 from __future__ import annotations
