@@ -189,14 +189,14 @@ def test_thm3_bounds_equal_the_formula(prob, support, data):
 def test_parallel_run_equals_serial():
     """Claims and their mutations in two worker processes: the same verdicts and mutation
     results, in the same order, as one after another in this process."""
-    names = ["prop2", "lemma1", "identities"]
+    names = ["prop2", "lemma1", "identities", "lam_star"]
     serial = run_all(names, 4, 3, jobs=1, power_budget=2)
     parallel = run_all(names, 4, 3, jobs=2, power_budget=2)
     assert [v.row() for v in serial.verdicts] == [v.row() for v in parallel.verdicts]
     assert [r.row() for r in serial.mutation_results] == [
         r.row() for r in parallel.mutation_results
     ]
-    assert list(serial.seconds) == names and len(serial.mutation_results) == 9
+    assert list(serial.seconds) == names and len(serial.mutation_results) == 11
 
 
 @given(

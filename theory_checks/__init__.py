@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from modgen_bench.errors import UserError
 from modgen_bench.registry import Registry
+from modgen_bench.threads import blas_threads
 
 from . import (
     identities,
@@ -47,7 +48,7 @@ for _module in (lemma1, identities, prop2, static_barrier, thm3, lam_star, prior
 def _run_claim(name: str, instances: int, seed: int, fig_dir) -> tuple[list, float]:
     """One claim's check and its seconds (in a worker process when run in parallel)."""
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with blas_threads(1), warnings.catch_warnings():
         # The searches probe degenerate points (inf/NaN objectives, inaccurate fallback
         # solves); every number kept carries its own certificate instead.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -58,12 +59,16 @@ def _run_claim(name: str, instances: int, seed: int, fig_dir) -> tuple[list, flo
 
 def _run_power(name: str, budget: int, seed: int) -> tuple[list, float]:
     t0 = time.perf_counter()
-    return mutations.power([name], budget, seed), time.perf_counter() - t0
+    with blas_threads(1):
+        return mutations.power([name], budget, seed), time.perf_counter() - t0
 
 
 def _tasks(tasks, jobs: int | None) -> list:
     """Run (function, *args) tasks, in order in this process when ``jobs`` is 1, else in
-    joblib's loky worker processes (``jobs`` None: one per core); results in task order."""
+    joblib's loky worker processes (``jobs`` None: one per core); results in task order.
+    Every task runs with one BLAS thread (`threads.blas_threads`): the checks' matrices are
+    small, and a BLAS split over more threads sums in another order, so the same count
+    everywhere keeps the numbers of a worker equal to those of this process."""
     if jobs == 1:
         return [fn(*args) for fn, *args in tasks]
     from joblib import Parallel, cpu_count, delayed
