@@ -132,6 +132,7 @@ def _check(args) -> int:
         out=args.out,
         strict=args.strict,
         expected=args.expected,
+        jobs=args.jobs,
     )
 
 
@@ -472,6 +473,12 @@ def _add_check(sub) -> None:
         help="random instances per claim and reading",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the instance draws")
+    s.add_argument(
+        "--jobs",
+        type=_int_in(1, 1024),
+        default=None,
+        help="worker processes for the claims and their mutations (default: one per core)",
+    )
     s.add_argument("--out", default="reports/checks", help="folder for the verdicts and report")
     s.add_argument(
         "--strict",

@@ -15,6 +15,7 @@ from modgen_bench.testing import strategies as mst
 from theory_checks import identities, lam_star, lemma1, prop2, thm3
 from theory_checks import static_barrier as barrier
 from theory_checks.certified import certified_solve
+from theory_checks.draws import search_lam
 from theory_checks.fits import static_minimax
 from theory_checks.verdict import FLOOR, Tally
 
@@ -74,7 +75,7 @@ def test_jsd_identity(prob, data):
 def test_vertex_property_and_equal_game_values(prob, rng):
     sol = certified_solve(prob, "union")
     P = prob.P
-    _, top = identities.search_lam(lambda lam: float(kl(lam @ P, sol.model)), prob.p, rng)
+    _, top = search_lam(lambda lam: float(kl(lam @ P, sol.model)), prob.p, rng)
     assert top <= sol.value + 1e-12
     assert abs(top - sol.value) <= tol(sol.duality_gap)
 

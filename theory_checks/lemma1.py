@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linprog, minimize
+from scipy.sparse import block_diag
 from scipy.special import expit
 
 from modgen_bench import instances
@@ -24,6 +25,8 @@ from .verdict import Tally
 CLAIM = "lemma1"
 FAMILIES = DEFAULT_FAMILIES + ("leaking",)
 LP_TOL = 1e-9
+#: problems per block-diagonal LP (`g1_nonempty_lp_many`)
+LP_CHUNK = 64
 
 #: Mutation hook (theory_checks/mutations.py; empty = the claim as stated): {"mass_target": t}
 #: asks for a gate with Z_g = t instead of 1 (t > 1: a false claim on experts that put exactly 1
@@ -32,8 +35,9 @@ LP_TOL = 1e-9
 MUTATION: dict = {}
 
 
-def g1_nonempty_lp(problem, support: str) -> bool:
-    """Is there a gate g (rows on the simplex) with sum_{x in S} pi_g(x) = 1? An LP in g (N x p)."""
+def _lp_rows(problem, support: str) -> np.ndarray:
+    """A_eq of the G1 LP in g (N x p, row-major): each row of g sums to 1 (N rows) and
+    sum_{x in S} pi_g(x) = 1 (the last row); b_eq = 1."""
     mask = support_mask(problem, support)
     p, N = problem.p, problem.N
     A_eq = np.zeros((N + 1, N * p))
@@ -41,8 +45,36 @@ def g1_nonempty_lp(problem, support: str) -> bool:
         A_eq[x, x * p : (x + 1) * p] = 1.0
         if mask[x]:
             A_eq[N, x * p : (x + 1) * p] = problem.E[:, x]
-    res = linprog(np.zeros(N * p), A_eq=A_eq, b_eq=np.ones(N + 1), bounds=(0, None), method="highs")
+    return A_eq
+
+
+def _feasible(A_eq) -> bool:
+    n_rows, n_vars = A_eq.shape
+    res = linprog(
+        np.zeros(n_vars), A_eq=A_eq, b_eq=np.ones(n_rows), bounds=(0, None), method="highs"
+    )
     return res.status == 0
+
+
+def g1_nonempty_lp(problem, support: str) -> bool:
+    """Is there a gate g (rows on the simplex) with sum_{x in S} pi_g(x) = 1? An LP in g (N x p)."""
+    return _feasible(_lp_rows(problem, support))
+
+
+def g1_nonempty_lp_many(problems, support: str, chunk: int = LP_CHUNK) -> list[bool]:
+    """`g1_nonempty_lp` of every problem. Up to ``chunk`` problems share one LP, block-diagonal
+    in their gates (its rows never mix two problems, so it is feasible iff every block is):
+    when it is, each problem's answer is yes; when not, each problem of the chunk gets its own
+    LP. Problems the criterion calls empty go straight to their own LP."""
+    out: list = [None] * len(problems)
+    rows = [_lp_rows(pr, support) for pr in problems]
+    hopeful = [i for i, pr in enumerate(problems) if margin(pr, support) >= 0]
+    for start in range(0, len(hopeful), chunk):
+        idx = hopeful[start : start + chunk]
+        if len(idx) > 1 and _feasible(block_diag([rows[i] for i in idx], format="csr")):
+            for i in idx:
+                out[i] = True
+    return [ok if ok is not None else _feasible(rows[i]) for i, ok in enumerate(out)]
 
 
 def max_mass(problem, support: str) -> float:
@@ -91,7 +123,9 @@ def check(n: int, seed: int, fig_dir=None) -> list:
     tallies = {s: Tally(CLAIM, f"support={s}") for s in ("domains", "union")}
     searched = {s: Tally(CLAIM, f"support={s}, adversarial search") for s in ("domains", "union")}
     crit = Tally(CLAIM, "exact criterion vs LP")
-    for d in draw_instances(n, seed, CLAIM, families=FAMILIES):
+    draws = list(draw_instances(n, seed, CLAIM, families=FAMILIES))
+    lp = {s: g1_nonempty_lp_many([d.problem for d in draws], s) for s in tallies}
+    for i, d in enumerate(draws):
         for support, tally in tallies.items():
             m = margin(d.problem, support)
             tally.add(
@@ -100,7 +134,7 @@ def check(n: int, seed: int, fig_dir=None) -> list:
                 problem=d.problem,
                 sides=(MUTATION.get("mass_target", 1.0), max_mass(d.problem, support)),
             )
-            agree = (m >= -LP_TOL) == g1_nonempty_lp(d.problem, support)
+            agree = (m >= -LP_TOL) == lp[support][i]
             crit.add(0.0 if agree else -abs(m), f"{d} support={support}", certificate=LP_TOL)
     for i in range(max(1, n // 25)):
         for support, tally in searched.items():
