@@ -22,6 +22,9 @@ __all__ = ["main", "build_parser"]
 #: Python int would overflow the C sizes it becomes.
 MAX_STEPS = 10**9
 MAX_SIZE = 10**9
+#: `check --instances` default: theory_checks.DEFAULT_INSTANCES (a test keeps them equal), here so
+#: that building the parser does not import the checks
+CHECK_INSTANCES = 2000
 #: `bench exact` shapes: N and p of the single solves, and of the stacks of `--batch`
 DEFAULT_EXACT_SIZES, DEFAULT_EXACT_PS = (1_000, 10_000, 100_000, 1_000_000), (2, 8)
 DEFAULT_BATCH_SIZES, DEFAULT_BATCH_PS = (20, 200), (2, 4, 8, 16)
@@ -469,7 +472,7 @@ def _add_check(sub) -> None:
     s.add_argument(
         "--instances",
         type=_int_in(1, MAX_SIZE),
-        default=200,
+        default=CHECK_INSTANCES,
         help="random instances per claim and reading",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the instance draws")

@@ -14,7 +14,7 @@ $BIN/modgen-bench solve examples/lemma1_counterexample.json --support union
 echo "== 3. exact-solver benchmark at small sizes (full table: make bench)"
 $BIN/modgen-bench bench exact --sizes 1e3 1e4 --ps 2 8 --csv reports/bench_exact.csv
 echo "== 4. theory checks, quick budget (verdict table; report in reports/checks/)"
-$BIN/modgen-bench check --instances 50 --out reports/checks
+$BIN/modgen-bench check --out reports/checks
 echo "== 5. synthetic suite, quick preset: convergence study + conflicting-successor sequences"
 $BIN/modgen-bench run synthetic --preset quick --device cpu --out reports
 echo "== 6. real-world suite, quick preset: offline corpora, experts, SPD gate, retrains, router"

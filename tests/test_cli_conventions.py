@@ -57,7 +57,10 @@ def test_every_option_has_help_and_shows_its_default():
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
     text = subs["spd"].format_help()
     assert "(default: spd)" in text and "(default: table)" in text
-    assert "(default: 200)" in subs["check"].format_help()
+    assert "(default: 2000)" in subs["check"].format_help()
+    from theory_checks import DEFAULT_INSTANCES
+
+    assert DEFAULT_INSTANCES == 2000  # the library default is the CLI's
     assert "(default: 0)" in subs["check"].format_help()  # a zero default is shown
     assert "(default: None)" not in subs["spd"].format_help()
     assert "(default: [])" not in subs["run"].format_help()

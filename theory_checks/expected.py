@@ -7,7 +7,7 @@ a smaller ``--instances`` gets a warning before it starts: its 'holds' is not ev
 
 Re-pin after a deliberate change (a fixed check, a new claim) with::
 
-    python -m theory_checks.expected --instances 50 --seed 0
+    python -m theory_checks.expected --instances 2000 --seed 0
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["EXPECTED", "LADDER", "load", "differences", "budget_warnings", "pin"
 
 EXPECTED = Path(__file__).with_name("expected.json")
 #: budgets tried, smallest first, to find where a pinned counterexample first shows up
-LADDER = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 100, 200)
+LADDER = (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 100, 200, 500, 1000, 2000)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _main(argv=None) -> int:
         description="pin the verdicts `check --strict` compares against",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    ap.add_argument("--instances", type=int, default=50, help="budget of the pinned run")
+    ap.add_argument("--instances", type=int, default=2000, help="budget of the pinned run")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pinned run")
     ap.add_argument("--out", default=str(EXPECTED), help="file to write")
     args = ap.parse_args(argv)
