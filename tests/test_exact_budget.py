@@ -64,11 +64,17 @@ def test_a_path_gets_half_of_what_is_left_and_start_up_is_excluded_from_both():
     assert grown[0] > 0 and abs(grown[0] - grown[1]) <= 1e-9
 
 
-def test_a_stalled_chain_leaves_time_for_the_conic_path():
-    """Domains support, p = 49, N = 282: the water-filling paths stall; the log-space
-    conic path certifies. Each path may spend half of what is left, so within the default budget
-    the conic path still runs."""
+def test_a_stalled_chain_leaves_time_for_the_conic_path(monkeypatch):
+    """Domains support, p = 49, N = 282: the entropic path's equalisation polish certifies it;
+    with that polish returning its seed unchanged (a stall), every water-filling path stalls and
+    the log-space conic path certifies. Each path may spend half of what is left, so within the
+    default budget the conic path still runs."""
     prob = DiscreteProblem.load(Path(__file__).with_name("data_exact_fuzz0_6417.json"))
+    sol = solve(prob, support="domains")
+    assert sol.optimal and sol.solver == "waterfill-entropic"
+    monkeypatch.setattr(
+        "modgen_bench.exact.equalise.equalise", lambda inner, lam0, tol, seed, budget: seed
+    )
     sol = solve(prob, support="domains")
     assert sol.optimal and sol.solver.startswith("CLARABEL-log")
 
