@@ -20,6 +20,8 @@ The best model and the best bound met certify together, like the other Newton pa
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .budget import Budget
@@ -61,18 +63,26 @@ class _Best:
         self.bound = (-np.inf, None, 0.0) if seed is None else (seed.bound, seed.lam, seed.t)
 
     def add(self, pt: _Pt) -> None:
-        if pt.g.max() < self.primal[0]:
+        if self.primal[1] is None or pt.g.max() < self.primal[0]:
             self.primal = (pt.g.max(), pt.q, pt.g)
-        if pt.D > self.bound[0]:
+        if self.bound[1] is None or pt.D > self.bound[0]:
             self.bound = (pt.D, pt.lam, pt.t)
 
     def gap(self) -> float:
         return float(self.primal[0] - self.bound[0])
 
 
-def _newton_step(inner: InnerProblem, pt: _Pt, tol: float):
-    """The step of one iteration: (d over theta, dtau, equalised indices) or None (curvature
-    overflowed), or a point with the out-of-reach weights set to 0 when that lowers the gap."""
+class _Step(NamedTuple):
+    """A Newton step: ``d`` over theta, the level's change ``dtau``, the equalised domains."""
+
+    d: np.ndarray
+    dtau: float
+    idx: np.ndarray
+
+
+def _newton_step(inner: InnerProblem, pt: _Pt, tol: float) -> _Step | _Pt | None:
+    """The step of one iteration (`_Step`), or the point with the out-of-reach weights set to 0
+    when that lowers the gap, or None where the curvature overflowed float64."""
     g, lam, gm = pt.g, pt.lam, float(pt.g.max())
     H = inner.hessian(lam, pt.t)
     G = H * lam[None, :] - np.outer(H @ lam, lam)  # dg / dtheta
@@ -96,7 +106,7 @@ def _newton_step(inner: InnerProblem, pt: _Pt, tol: float):
     sol = np.linalg.lstsq(J, -F, rcond=None)[0]
     d = push.copy()
     d[idx] = np.clip(sol[:m], -STEP, STEP)
-    return d, float(sol[m]), idx
+    return _Step(d, float(sol[m]), idx)
 
 
 def equalise(
@@ -128,19 +138,20 @@ def equalise(
         if isinstance(step, _Pt):
             pt = step
             continue
-        nxt = None if step is None else _damped(inner, pt, *step, best)
+        nxt = None if step is None else _damped(inner, pt, step, best)
         if nxt is None:
             stopped = "stalled"
             break
         pt = nxt
-    gmax, q, g = best.primal
+    _, q, g = best.primal
     bound, lam, t = best.bound
     return NewtonResult(lam, q, t, g, bound, it, stopped)
 
 
-def _damped(inner: InnerProblem, pt: _Pt, d, dtau: float, idx, best: _Best) -> _Pt | None:
+def _damped(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
     """The Newton step halved until the residual |g_k - tau| over the equalised domains shrinks
     (Armijo), or, once it is at rounding, until the gap does; every trial joins ``best``."""
+    d, dtau, idx = step
     gm = float(pt.g.max())
     res0 = pt.g[idx] - gm
     merit0 = float(res0 @ res0)
