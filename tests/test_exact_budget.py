@@ -14,7 +14,7 @@ from modgen_bench.exact.budget import Budget, default_time_limit
 from modgen_bench.exact.waterfill import InnerProblem, newton_path
 from modgen_bench.problem import DiscreteProblem
 
-HARD = Path(__file__).with_name("data_exact_fuzz0_13536.json")  # needs the conic fallback
+HARD = Path(__file__).with_name("data_exact_fuzz0_13536.json")  # projected Newton stalls
 
 
 def test_default_limit_grows_with_size_from_under_a_second():
@@ -38,7 +38,7 @@ def test_an_expired_budget_stops_the_chain_and_the_answer_says_so():
     assert sol.status == "inaccurate" and stops == ["time"]
     assert "time limit" in sol.reason and np.isfinite(sol.extra["bound"][0])
     full = solve(prob, time_limit=60.0)
-    assert full.optimal and "CLARABEL" in full.solver
+    assert full.optimal and len(full.extra["attempts"]) > 1
     assert all(
         s in ("stalled", "converged", "iterations")
         for s in (a["stopped"] for a in full.extra["attempts"])

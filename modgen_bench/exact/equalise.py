@@ -11,7 +11,9 @@ dual Hessian, `InnerProblem.hessian`):
 
 - the domains at the level max g, and those below it that a move of their own log-weight of at
   most REACH nats brings to it (linearly), are equalised: g_k(theta) = tau, one square Newton
-  system, its step damped until the residual shrinks (Armijo on |g_E - tau|^2);
+  system, its step damped until the residual shrinks (Armijo on |g_E - tau|^2) or, where the
+  step clipped to STEP nats is no descent direction, Levenberg-Marquardt steps on the same
+  system, the damping raised tenfold until the residual shrinks;
 - the others whose weight still counts in the gap are pushed down by PUSH nats a step (the
   system sees that push), or set to exactly 0 when that lowers the gap.
 
@@ -37,6 +39,8 @@ PUSH = 1.0
 HALVINGS = 30
 #: largest change of one log-weight in one step (as `waterfill.THETA_STEP`)
 STEP = 30.0
+#: Levenberg-Marquardt damping (relative to the largest diagonal entry of J'J): first, least
+LM_START, LM_MIN = 1e-8, 1e-12
 
 
 class _Pt:
@@ -73,11 +77,16 @@ class _Best:
 
 
 class _Step(NamedTuple):
-    """A Newton step: ``d`` over theta, the level's change ``dtau``, the equalised domains."""
+    """A Newton step: ``d`` over theta, the level's change ``dtau``, the equalised domains
+    ``idx``, and the linear system J z = -F it solves (z = d on idx, then dtau), for the
+    Levenberg-Marquardt fallback; ``push`` the fixed part of d (the pushed-down weights)."""
 
     d: np.ndarray
     dtau: float
     idx: np.ndarray
+    J: np.ndarray
+    F: np.ndarray
+    push: np.ndarray
 
 
 def _newton_step(inner: InnerProblem, pt: _Pt, tol: float) -> _Step | _Pt | None:
@@ -106,7 +115,7 @@ def _newton_step(inner: InnerProblem, pt: _Pt, tol: float) -> _Step | _Pt | None
     sol = np.linalg.lstsq(J, -F, rcond=None)[0]
     d = push.copy()
     d[idx] = np.clip(sol[:m], -STEP, STEP)
-    return _Step(d, float(sol[m]), idx)
+    return _Step(d, float(sol[m]), idx, J, F, push)
 
 
 def equalise(
@@ -124,7 +133,7 @@ def equalise(
     budget = budget or Budget()
     pt = _Pt(inner, np.log(np.maximum(np.asarray(lam0, dtype=np.float64), 1e-300)))
     best = _Best(seed)
-    it, stopped = 0, "iterations"
+    it, stopped, mu = 0, "iterations", LM_START
     for _ in range(min(max_iter, budget.max_iter)):
         best.add(pt)
         if best.gap() <= tol(best.primal[0]):
@@ -139,6 +148,8 @@ def equalise(
             pt = step
             continue
         nxt = None if step is None else _damped(inner, pt, step, best)
+        if nxt is None and step is not None:
+            nxt, mu = _levenberg(inner, pt, step, best, mu)
         if nxt is None:
             stopped = "stalled"
             break
@@ -151,7 +162,7 @@ def equalise(
 def _damped(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
     """The Newton step halved until the residual |g_k - tau| over the equalised domains shrinks
     (Armijo), or, once it is at rounding, until the gap does; every trial joins ``best``."""
-    d, dtau, idx = step
+    d, dtau, idx = step.d, step.dtau, step.idx
     gm = float(pt.g.max())
     res0 = pt.g[idx] - gm
     merit0 = float(res0 @ res0)
@@ -164,3 +175,25 @@ def _damped(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best) -> _Pt | Non
             return trial
         s *= 0.5
     return None
+
+
+def _levenberg(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best, mu: float):
+    """Levenberg-Marquardt on the system of ``step``: z = -(J'J + mu s I)^-1 J'F (s the largest
+    diagonal entry of J'J), mu raised tenfold until the residual over the equalised domains
+    shrinks, lowered tenfold after a success. Returns (the point or None, mu)."""
+    idx, m, gm = step.idx, len(step.idx), float(pt.g.max())
+    res0 = pt.g[idx] - gm
+    merit0 = float(res0 @ res0)
+    JtJ, JtF = step.J.T @ step.J, step.J.T @ step.F
+    scale = max(float(np.diag(JtJ).max()), 1e-300)
+    for _ in range(HALVINGS):
+        z = np.linalg.solve(JtJ + mu * scale * np.eye(m + 1), -JtF)
+        theta = pt.theta + step.push
+        theta[idx] += np.clip(z[:m], -STEP, STEP)
+        trial = _Pt(inner, theta)
+        best.add(trial)
+        r = trial.g[idx] - (gm + z[m])
+        if r @ r < merit0 or (merit0 < 1e-20 and trial.own_gap < pt.own_gap):
+            return trial, max(0.1 * mu, LM_MIN)
+        mu *= 10.0
+    return None, mu
