@@ -124,7 +124,7 @@ def equalise(
     tol,
     seed: NewtonResult | None = None,
     budget: Budget | None = None,
-    max_iter: int = 40,
+    max_iter: int = 200,
 ) -> NewtonResult:
     """Newton on the equalisation g_k(theta) = tau of the active domains from ``lam0`` (module
     docstring), within ``budget``; ``tol(value)``: the gap at which to stop; ``seed``: a path's
