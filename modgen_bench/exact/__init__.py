@@ -53,11 +53,18 @@ STATIC_TOL = 1e-6
 #: (other BLAS users on the cores) costs 2-4x; below it OpenBLAS uses one thread for such
 #: products anyway, and the limit's ~8 us is saved.
 ONE_BLAS_THREAD_FROM = 20_000
+#: ... or from this many flops of the dual Hessian's p x N x p product on: OpenBLAS splits a GEMM
+#: over its threads from M N K > 4 * 65536 on, however small N (p = 59, N = 156: the solve
+#: took 0.05 s thread CPU with one thread, 0.1-0.8 s with the default threads on 2 shared cores,
+#: enough to run a path out of its share of the budget).
+ONE_BLAS_THREAD_FROM_GEMM = 4 * 65536
 
 
 def _blas_limit(problem: DiscreteProblem) -> int | None:
-    """1 (one BLAS thread) for p x N >= ONE_BLAS_THREAD_FROM, else None (the pool untouched)."""
-    return 1 if problem.p * problem.N >= ONE_BLAS_THREAD_FROM else None
+    """1 (one BLAS thread) for p x N >= ONE_BLAS_THREAD_FROM or p x p x N >=
+    ONE_BLAS_THREAD_FROM_GEMM, else None (the pool untouched)."""
+    p, N = problem.p, problem.N
+    return 1 if p * N >= ONE_BLAS_THREAD_FROM or p * p * N >= ONE_BLAS_THREAD_FROM_GEMM else None
 
 
 def infinite_loss_reason(problem: DiscreteProblem, seen=None, hi=None) -> str:

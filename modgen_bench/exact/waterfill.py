@@ -795,20 +795,24 @@ def fixed_mixture(inner: InnerProblem, lam) -> NewtonResult:
 def entropic_path(
     inner: InnerProblem, p: int, stop, lam0=None, budget: Budget | None = None
 ) -> NewtonResult:
-    """Newton in log-weights (`_entropic_newton`), then, while the gap exceeds ``stop``,
-    projected Newton on the face it found (quadratic there) and the KKT polish from its best
-    single iterate; the result with the smallest gap of its own is returned."""
+    """Newton in log-weights (`_entropic_newton`), then, while the gap exceeds ``stop``, the
+    equalisation of the active domains from its best single iterate (`equalise`, which keeps the
+    best model and bound met so far), projected Newton on the face it found (quadratic there) and
+    the KKT polish from that iterate; the result with the smallest gap of its own is returned."""
+    from .equalise import equalise  # it builds on this module's InnerProblem and NewtonResult
+
     info: dict = {}
     res = _entropic_newton(inner, p, stop, lam0=lam0, budget=budget, info=info)
     it = res.iterations
-    for polish in ("newton", "kkt"):
+    for polish in ("equalise", "newton", "kkt"):
         if res.gap <= stop(res.g.max()) or (budget is not None and budget.expired()):
             break
-        more = (
-            _newton(inner, p, stop, lam0=res.lam, budget=budget)
-            if polish == "newton"
-            else _kkt_newton(inner, p, stop, lam0=info["lam_pair"], budget=budget)
-        )
+        if polish == "equalise":
+            more = equalise(inner, info["lam_pair"], stop, seed=res, budget=budget)
+        elif polish == "newton":
+            more = _newton(inner, p, stop, lam0=res.lam, budget=budget)
+        else:
+            more = _kkt_newton(inner, p, stop, lam0=info["lam_pair"], budget=budget)
         it += more.iterations
         if more.gap < res.gap:
             res = more
