@@ -30,7 +30,7 @@ def test_the_pin_covers_every_claim_and_names_its_counterexample_budgets():
             )
             if want["status"] == "fails":
                 assert 1 <= want["min_instances"] <= pinned["instances"], (claim, reading)
-    # the issue's case: 5 instances say 'holds' where 50 find Lemma 1's counterexample
+    # 5 instances say 'holds' where 50 find Lemma 1's counterexample: the budget warning's case
     assert pinned["verdicts"]["lemma1"]["support=domains"]["min_instances"] > 5
 
 

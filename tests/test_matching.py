@@ -43,7 +43,7 @@ MONO = LMConfig(vocab_size=257, block_size=33, n_layer=2, n_head=2, d_model=2, d
 
 
 def test_byte_level_experts_are_mostly_embeddings():
-    """The issue's observation: at byte level most of a small expert is embeddings and head."""
+    """At byte level most of a small expert is embeddings and head."""
     share = matching.embedding_params(EXPERT) / matching.total_params(EXPERT)
     assert share > 0.5
 

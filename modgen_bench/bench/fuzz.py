@@ -1,4 +1,4 @@
-"""`modgen-bench bench fuzz`: solve many random hard instances and count wrong answers (issue 9).
+"""`modgen-bench bench fuzz`: solve many random hard instances and count wrong answers.
 
 Families: those of `modgen_bench.testing.hard` (sparse Dirichlet(0.02-0.1) P and E, experts
 ``(1 - m) P + m Dirichlet`` with m up to 0.95, leaking zero blocks, log-uniform masses down to

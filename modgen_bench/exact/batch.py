@@ -1,7 +1,7 @@
 """Many problems in one process: problem files and NPZ archives with a leading batch axis.
 
 `modgen-bench solve FILE [FILE ...]` grades thousands of problems without paying the start-up per
-problem (issue 9, item 6). An NPZ whose ``domains`` and ``experts`` are (B, p, N) holds B problems
+problem. An NPZ whose ``domains`` and ``experts`` are (B, p, N) holds B problems
 over the same p and N; any other file is one problem (`DiscreteProblem.load`).
 """
 

@@ -178,7 +178,7 @@ def solve_log_conic(
 
     with q = lo off X0 (mass there only lowers what X0 may have). Every quantity is O(1..700)
     where the q-form of `solve_conic` has entries down to 1e-300 beside 1, so Clarabel stays
-    accurate on masses that make the q-form fail (issue 9's log-uniform and sparse families). Only
+    accurate on masses that make the q-form fail (the fuzz's log-uniform and sparse families). Only
     Clarabel is asked, once; its answer is returned whatever its status (`optimal_inaccurate`
     included) and the caller's certificate grades it.
 

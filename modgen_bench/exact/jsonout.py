@@ -2,7 +2,7 @@
 
 ``json.dumps(sol.to_json())`` turned the (N,) model and the (N, p) gate into Python lists (32
 bytes a float) and the whole text into one string: 12.6x the input's array size at N = 6.25e6,
-p = 2 (issue 9). `write_json` writes the same JSON object, formatting ``CHUNK`` floats at a time
+p = 2. `write_json` writes the same JSON object, formatting ``CHUNK`` floats at a time
 with ``float.__repr__`` -- what `json.dumps` itself uses, so every float round-trips and the text
 parses to exactly the object `json.dumps` would give. Extra memory: O(CHUNK), not O(N p).
 """

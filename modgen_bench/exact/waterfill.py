@@ -15,7 +15,7 @@ the root of the right piece). D is concave with gradient ``dD/dlam[k] = KL(P[k] 
 the p-dimensional outer problem is solved by projected Newton: a simplex-constrained quadratic
 model solved exactly by an active-set method, then a backtracking line search on D.
 
-Two paths (issue 9): ``newton`` (projected Newton in lam; quadratic convergence, and it lands
+Two paths: ``newton`` (projected Newton in lam; quadratic convergence, and it lands
 exactly on faces) and ``entropic`` (Newton in log-weights, `_entropic_newton`), which leaves a
 vertex where D behaves like -lam log lam and weights of 1e-7 .. 1e-90 matter. Masses that
 underflow (lam[k] P[k](x) < 1e-308) are lifted to Q_FLOOR so that KL stays finite. A Newton
@@ -286,7 +286,7 @@ class InnerProblem:
         return self._floor(q), t
 
     def _floor(self, q: np.ndarray) -> np.ndarray:
-        """Lift q(x) = 0 to min(hi, Q_FLOOR) where a domain sees x (issue 9: tiny masses).
+        """Lift q(x) = 0 to min(hi, Q_FLOOR) where a domain sees x (tiny masses).
 
         There the minimiser is t P_lam(x) > 0, but lam[k] P[k](x) underflowed (1e-200 * 1e-142):
         a zero would make KL infinite for a domain the optimum keeps finite. The lifted q is a
@@ -711,7 +711,7 @@ def _entropic_newton(
 def _kkt_newton(
     inner: InnerProblem, p: int, tol, lam0=None, budget: Budget | None = None, max_iter: int = 60
 ) -> NewtonResult:
-    """Newton on the KKT equalisation system in log-weights, minimum-norm steps (issue 9).
+    """Newton on the KKT equalisation system in log-weights, minimum-norm steps.
 
     At a saddle point every domain with lam*_k > 0 has KL(P[k] || q(lam*)) = V* (complementary
     slackness; PAPER.md section 2). With lam = softmax(theta) the system
