@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from modgen_bench.bench.fuzz import _really_optimal, random_instance
 from modgen_bench.exact import solve, tolerance, waterfill
 from modgen_bench.exact.equalise import equalise
+from modgen_bench.problem import DiscreteProblem
 from modgen_bench.testing import strategies as mst
 
 #: PCG64 increment of np.random.default_rng(5), the stream of `bench fuzz --seed 5`
@@ -106,3 +107,185 @@ def test_logmass_up_to_p64_certifies(prob, support):
     if sol.status == "infeasible":
         return
     assert sol.optimal and _really_optimal(prob, sol)
+
+
+#: `bench fuzz --seed 6` #45637 (logmass, p = 6, N = 11, union): masses down to 1e-115 and exact
+#: zeros, rows summing to 1 within 1.1e-16. At the optimum lam = (0.99962, 0, 0, 3.8e-4,
+#: 2.4e-20, 0): domains 0 and 3 put all but ~5e-7 of their mass on an outcome pinned at its
+#: ceiling 5.2e-14, so their KLs differ only through that residue and move by ~5e-7 per nat of
+#: log-weight; domain 3 starts at weight 0.49, 4.5e-6 below the level, 8 nats from its own.
+SEED6_45637_P = [
+    [
+        0.0,
+        2.1733832311211103e-21,
+        0.0,
+        3.0930293695360037e-15,
+        0.0,
+        0.0,
+        8.322711666747572e-33,
+        6.347590559585192e-97,
+        0.9999995324360959,
+        7.039368869988857e-66,
+        4.675639009812357e-07,
+    ],
+    [
+        0.0,
+        0.0,
+        6.117812077549233e-17,
+        1.63532010695717e-21,
+        2.1248986704640366e-101,
+        1.1509764291355333e-70,
+        0.0,
+        1.2825004151732088e-33,
+        0.0,
+        1.0,
+        5.065481907292273e-30,
+    ],
+    [
+        1.2353290185766092e-108,
+        1.1546300490630253e-69,
+        4.3289960635723096e-101,
+        0.9999999999999998,
+        2.2881064187773547e-16,
+        3.0769604888417637e-29,
+        1.5748300144164212e-82,
+        1.036446275519788e-45,
+        1.6904942820944704e-93,
+        7.935717237915376e-46,
+        0.0,
+    ],
+    [
+        0.0,
+        1.5375388344791333e-42,
+        2.932296849066417e-13,
+        9.720768995228748e-68,
+        1.0827304249095906e-100,
+        2.1042162217215795e-98,
+        2.820041255858915e-94,
+        2.947044190912598e-66,
+        0.9999994363807488,
+        5.636189577845819e-07,
+        1.0047291394423925e-59,
+    ],
+    [
+        3.1984993320390496e-15,
+        9.336769808043523e-71,
+        0.0,
+        1.5755482255606323e-48,
+        0.9999999999999969,
+        1.5848991256378765e-98,
+        0.0,
+        1.783444746949711e-57,
+        1.5189359238815001e-40,
+        7.069851909166116e-28,
+        0.0,
+    ],
+    [
+        7.782175522354426e-112,
+        2.0249700797694327e-17,
+        0.0,
+        1.0,
+        9.968510594656651e-58,
+        1.85435643300226e-45,
+        0.0,
+        0.0,
+        1.1637487702137782e-69,
+        8.547846414583826e-115,
+        0.0,
+    ],
+]
+SEED6_45637_E = [
+    [
+        9.124335900075468e-60,
+        6.001501203228676e-48,
+        0.9999968729249971,
+        0.0,
+        1.1860030928732752e-22,
+        0.0,
+        0.0,
+        4.847333909259855e-81,
+        2.6981829276586206e-69,
+        4.421663457415309e-73,
+        3.1270750030200316e-06,
+    ],
+    [
+        7.922116477918745e-70,
+        0.0,
+        3.186565630899741e-90,
+        3.3004504231767266e-05,
+        1.0911578308433099e-67,
+        1.5690928102322004e-109,
+        0.0,
+        0.9999669954957098,
+        5.1612598836214786e-14,
+        6.853407940121984e-15,
+        3.817139082624648e-84,
+    ],
+    [
+        4.268003605126708e-17,
+        0.0,
+        0.0,
+        0.0,
+        4.147231574426176e-74,
+        4.3869194510364214e-94,
+        6.433488834685571e-85,
+        0.0,
+        9.920672922614756e-42,
+        1.0,
+        0.0,
+    ],
+    [
+        0.0,
+        4.394989932522753e-103,
+        0.0,
+        2.391787588772295e-65,
+        4.3685540974215426e-83,
+        0.0,
+        6.5767509254277135e-37,
+        2.725875254037693e-42,
+        5.893210549233478e-71,
+        4.291178880678854e-42,
+        1.0,
+    ],
+    [
+        0.0,
+        9.784345531345955e-48,
+        3.077504798272218e-63,
+        5.736543609669268e-81,
+        0.0,
+        8.183615230420004e-34,
+        0.9999999999999905,
+        0.0,
+        2.0822239999311185e-45,
+        9.650339454984764e-15,
+        0.0,
+    ],
+    [
+        0.0,
+        1.4114675915230932e-64,
+        0.0,
+        5.013139137487965e-74,
+        2.027612615190823e-08,
+        6.058724962002705e-107,
+        7.40199060877733e-110,
+        3.0481392006727033e-96,
+        0.0,
+        0.0,
+        0.9999999797238739,
+    ],
+]
+
+
+def test_seed6_45637_equalises_a_heavy_domain_far_below_the_level():
+    """Was `inaccurate` ([30.594989001, 30.594989074], 7.3e-8 wide against a bar of 3.2e-8):
+    the equalisation left domain 3 (weight 0.49, 8 nats from its level) out of its system and
+    pushed it down by damped steps of 1e-5 nats. Now `optimal`, checked from scratch, with the
+    weight of domain 4 (the one that fills outcome 4) where q(4) = exp(-V*) needs it; lam[3]
+    within 5% (a KL slope of 5e-7 per nat against a bar of 3e-8 pins it no closer)."""
+    prob = DiscreteProblem(
+        np.array(SEED6_45637_P), np.array(SEED6_45637_E), [f"domain{k}" for k in range(6)]
+    )
+    sol = solve(prob, support="union")
+    assert sol.optimal and _really_optimal(prob, sol), sol.reason
+    assert sol.value == pytest.approx(30.594989, abs=1e-6)
+    assert 1e-21 < sol.lam[4] < 1e-19 and sol.lam[3] == pytest.approx(3.824e-4, rel=0.05)

@@ -10,10 +10,11 @@ theta (lam = softmax(theta)), with the Jacobian dg/dtheta = H (diag(lam) - lam l
 dual Hessian, `InnerProblem.hessian`):
 
 - the domains at the level max g, and those below it that a move of their own log-weight of at
-  most REACH nats brings to it (linearly), are equalised: g_k(theta) = tau, one square Newton
-  system, its step damped until the residual shrinks (Armijo on |g_E - tau|^2) or, where the
-  step clipped to STEP nats is no descent direction, Levenberg-Marquardt steps on the same
-  system, the damping raised tenfold until the residual shrinks;
+  most REACH nats (one clipped step) brings to it (linearly), are equalised: g_k(theta) = tau,
+  one square Newton system, its step damped until the residual shrinks (Armijo on
+  |g_E - tau|^2) or, where the step clipped to STEP nats is no descent direction,
+  Levenberg-Marquardt steps on the same system, the damping raised tenfold until the residual
+  shrinks;
 - the others whose weight still counts in the gap are pushed down by PUSH nats a step (the
   system sees that push), or set to exactly 0 when that lowers the gap.
 
@@ -31,14 +32,17 @@ from .waterfill import InnerProblem, NewtonResult
 
 __all__ = ["equalise"]
 
-#: nats of its own log-weight within which a domain below the level joins the equalisation
-REACH = 3.0
 #: nats a step lowers a weight that is out of reach but still counts in the gap
 PUSH = 1.0
 #: halvings of a Newton step before the polish gives up
 HALVINGS = 30
 #: largest change of one log-weight in one step (as `waterfill.THETA_STEP`)
 STEP = 30.0
+#: nats of its own log-weight within which a domain below the level joins the equalisation: one
+#: clipped step's reach. A domain of weight 0.49 whose level lies 8 nats away (its KL moves by
+#: only 5.6e-7 per nat, the mass it keeps on a shared outcome) must be equalised there, not
+#: pushed 1 nat a step: the damped push then stalls at steps of 1e-5 nats.
+REACH = STEP
 #: Levenberg-Marquardt damping (relative to the largest diagonal entry of J'J): first, least
 LM_START, LM_MIN = 1e-8, 1e-12
 
