@@ -73,7 +73,7 @@ def test_a_stalled_chain_leaves_time_for_the_conic_path(monkeypatch):
     sol = solve(prob, support="domains")
     assert sol.optimal and sol.solver == "waterfill-entropic"
     monkeypatch.setattr(
-        "modgen_bench.exact.equalise.equalise", lambda inner, lam0, tol, seed, budget: seed
+        "modgen_bench.exact.waterfill.equalise", lambda inner, lam0, tol, seed, budget: seed
     )
     sol = solve(prob, support="domains")
     assert sol.optimal and sol.solver.startswith("CLARABEL-log")

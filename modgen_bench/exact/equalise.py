@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .budget import Budget
-from .waterfill import InnerProblem, NewtonResult
+from .newton_result import NewtonResult
 
 __all__ = ["equalise"]
 
@@ -50,7 +50,7 @@ LM_START, LM_MIN = 1e-8, 1e-12
 class _Pt:
     """theta (-inf: weight exactly 0), lam = softmax(theta), q(lam), t, g = KL, D(lam)."""
 
-    def __init__(self, inner: InnerProblem, theta: np.ndarray):
+    def __init__(self, inner, theta: np.ndarray):
         self.theta = theta
         lam = np.exp(theta - theta.max())
         self.lam = lam / lam.sum()
@@ -93,7 +93,7 @@ class _Step(NamedTuple):
     push: np.ndarray
 
 
-def _newton_step(inner: InnerProblem, pt: _Pt, tol: float) -> _Step | _Pt | None:
+def _newton_step(inner, pt: _Pt, tol: float) -> _Step | _Pt | None:
     """The step of one iteration (`_Step`), or the point with the out-of-reach weights set to 0
     when that lowers the gap, or None where the curvature overflowed float64."""
     g, lam, gm = pt.g, pt.lam, float(pt.g.max())
@@ -123,7 +123,7 @@ def _newton_step(inner: InnerProblem, pt: _Pt, tol: float) -> _Step | _Pt | None
 
 
 def equalise(
-    inner: InnerProblem,
+    inner,
     lam0,
     tol,
     seed: NewtonResult | None = None,
@@ -163,7 +163,7 @@ def equalise(
     return NewtonResult(lam, q, t, g, bound, it, stopped)
 
 
-def _damped(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
+def _damped(inner, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
     """The Newton step halved until the residual |g_k - tau| over the equalised domains shrinks
     (Armijo), or, once it is at rounding, until the gap does; every trial joins ``best``."""
     d, dtau, idx = step.d, step.dtau, step.idx
@@ -181,7 +181,7 @@ def _damped(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best) -> _Pt | Non
     return None
 
 
-def _levenberg(inner: InnerProblem, pt: _Pt, step: _Step, best: _Best, mu: float):
+def _levenberg(inner, pt: _Pt, step: _Step, best: _Best, mu: float):
     """Levenberg-Marquardt on the system of ``step``: z = -(J'J + mu s I)^-1 J'F (s the largest
     diagonal entry of J'J), mu raised tenfold until the residual over the equalised domains
     shrinks, lowered tenfold after a success. Returns (the point or None, mu)."""

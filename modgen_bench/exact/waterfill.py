@@ -38,7 +38,9 @@ from scipy.linalg.lapack import dgesv as _gesv
 from ..gates import _check_support, sum_target
 from ..problem import DiscreteProblem
 from .budget import Budget
+from .equalise import equalise
 from .fused import block_step, fused_point, open_pass, settle
+from .newton_result import NewtonResult
 
 __all__ = ["InnerProblem", "NewtonResult", "solve_waterfill", "simplex_qp"]
 
@@ -62,24 +64,6 @@ FUSE_FROM = 1 << 15
 #: Columns per block of the fused passes: p x BLOCK float64 stays in cache while every
 #: quantity of that block is accumulated, so P is read from memory once per pass.
 BLOCK = 1 << 12
-
-
-class NewtonResult(NamedTuple):
-    """What a Newton path returns: the bound's lam, the best model q (on the support), the water
-    level t at lam, KL(P[k] || q), the dual bound D(lam), iterations, and why it stopped
-    (`budget.STOPS`)."""
-
-    lam: np.ndarray
-    q: np.ndarray
-    t: float
-    g: np.ndarray
-    bound: float
-    iterations: int
-    stopped: str
-
-    @property
-    def gap(self) -> float:
-        return float(self.g.max() - self.bound)
 
 
 def _blocks(n: int):
@@ -799,7 +783,6 @@ def entropic_path(
     equalisation of the active domains from its best single iterate (`equalise`, which keeps the
     best model and bound met so far), projected Newton on the face it found (quadratic there) and
     the KKT polish from that iterate; the result with the smallest gap of its own is returned."""
-    from .equalise import equalise  # it builds on this module's InnerProblem and NewtonResult
 
     info: dict = {}
     res = _entropic_newton(inner, p, stop, lam0=lam0, budget=budget, info=info)
