@@ -31,12 +31,13 @@ SEED5 = [
 ]
 
 
-def _seed5(state: int, has_uint32: int, uinteger: int, support: str, p: int, N: int):
-    """The instance `bench fuzz --seed 5` draws from this generator state."""
+def _seed5(state: int, has_uint32: int, uinteger: int, support: str, p: int, N: int, inc=SEED5_INC):
+    """The instance `bench fuzz --seed 5` (or the seed whose PCG64 increment is ``inc``) draws
+    from this generator state."""
     rng = np.random.default_rng()
     rng.bit_generator.state = {
         "bit_generator": "PCG64",
-        "state": {"state": state, "inc": SEED5_INC},
+        "state": {"state": state, "inc": inc},
         "has_uint32": has_uint32,
         "uinteger": uinteger,
     }
@@ -289,3 +290,39 @@ def test_seed6_45637_equalises_a_heavy_domain_far_below_the_level():
     assert sol.optimal and _really_optimal(prob, sol), sol.reason
     assert sol.value == pytest.approx(30.594989, abs=1e-6)
     assert 1e-21 < sol.lam[4] < 1e-19 and sol.lam[3] == pytest.approx(3.824e-4, rel=0.05)
+
+
+#: `bench fuzz --seed 7` #78027 (logmass, p = 49, N = 195, domains): (PCG64 increment of
+#: np.random.default_rng(7), state, has_uint32, uinteger) before the draw. Two light domains
+#: (weights 6.9e-4 and 2.4e-5, 0.0145 and 0.154 nats below the level) fill outcomes the heavy
+#: one leaves nearly empty: pushing them down raises the level by ~1 nat a nat, so the
+#: equalisation's residual rises on the full Newton step although the gap falls (1.6e-5 to
+#: 6.0e-6); every step was refused and the bracket stayed 1.0e-6 wide against a bar of 4.4e-8.
+SEED7_78027 = (
+    261136684632268670825940853076396136793,
+    261325327825375306536563575100232488900,
+    0,
+    2653561917,
+)
+
+
+def test_seed7_78027_equalise_accepts_a_step_that_shrinks_the_gap():
+    """#78027: `inaccurate` ([42.90024555, 42.90024656]); now `optimal`, checked from scratch,
+    and the equalisation alone certifies from the entropic stall."""
+    inc, state, h, u = SEED7_78027
+    prob = _seed5(state, h, u, "domains", 49, 195, inc=inc)
+    sol = solve(prob, support="domains")
+    assert sol.optimal and _really_optimal(prob, sol), sol.reason
+    inner = waterfill.InnerProblem(prob, "domains")
+
+    def stop(value):
+        return 0.5 * tolerance(value)
+
+    info: dict = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        stalled = waterfill._entropic_newton(inner, 49, stop, info=info)
+        assert stalled.gap > tolerance(stalled.g.max())
+        res = equalise(inner, info["lam_pair"], stop, seed=stalled)
+        assert res.gap <= stop(res.g.max()), (res.stopped, res.gap)
+        q, t = inner.model(res.lam)
+        assert res.bound == pytest.approx(inner.dual_bound(res.lam, q, t), abs=1e-12)

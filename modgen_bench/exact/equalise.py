@@ -12,9 +12,9 @@ dual Hessian, `InnerProblem.hessian`):
 - the domains at the level max g, and those below it that a move of their own log-weight of at
   most REACH nats (one clipped step) brings to it (linearly), are equalised: g_k(theta) = tau,
   one square Newton system, its step damped until the residual shrinks (Armijo on
-  |g_E - tau|^2) or, where the step clipped to STEP nats is no descent direction,
-  Levenberg-Marquardt steps on the same system, the damping raised tenfold until the residual
-  shrinks;
+  |g_E - tau|^2) or the gap at the trial's own lam does, or, where the step clipped to STEP
+  nats does neither, Levenberg-Marquardt steps on the same system, the damping raised
+  tenfold until the residual shrinks;
 - the others whose weight still counts in the gap are pushed down by PUSH nats a step (the
   system sees that push), or set to exactly 0 when that lowers the gap.
 
@@ -165,7 +165,10 @@ def equalise(
 
 def _damped(inner, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
     """The Newton step halved until the residual |g_k - tau| over the equalised domains shrinks
-    (Armijo), or, once it is at rounding, until the gap does; every trial joins ``best``."""
+    (Armijo) or the gap of the trial's own lam does; every trial joins ``best``. The gap counts:
+    where a light domain fills an outcome the heavy ones leave nearly empty, lowering its weight
+    raises the others' KL by ~1 nat a nat, so the full step can raise the residual while it
+    shrinks the gap."""
     d, dtau, idx = step.d, step.dtau, step.idx
     gm = float(pt.g.max())
     res0 = pt.g[idx] - gm
@@ -175,7 +178,7 @@ def _damped(inner, pt: _Pt, step: _Step, best: _Best) -> _Pt | None:
         trial = _Pt(inner, pt.theta + s * d)
         best.add(trial)
         r = trial.g[idx] - (gm + s * dtau)
-        if r @ r <= (1.0 - 1e-4 * s) * merit0 or (merit0 < 1e-20 and trial.own_gap < pt.own_gap):
+        if r @ r <= (1.0 - 1e-4 * s) * merit0 or trial.own_gap < pt.own_gap:
             return trial
         s *= 0.5
     return None
