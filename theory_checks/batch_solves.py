@@ -26,6 +26,7 @@ from modgen_bench.exact import RTOL, TOL, certified, solve_fixed
 from modgen_bench.exact.stacked import (
     _eligible,
     _graded,
+    _neg_entropy,
     _newton_batch,
     _Stack,
     _stacked_arrays,
@@ -70,14 +71,13 @@ def linearised_values(P, E, V, support: str = "union") -> tuple[np.ndarray, np.n
     B = len(P)
     P_v = np.einsum("bvk,bkn->bvn", V, P)
     W, cert = np.full(B, np.nan), np.full(B, np.nan)
-    el = _eligible(_stacked_arrays(P_v, E), support)
+    # -H(P[k]) per domain, mixed by each vertex: the constant JSD_v rides on domain v
+    neg_h = np.einsum("bvk,bk->bv", V, _neg_entropy(P))
+    el = _eligible(_stacked_arrays(P_v, E, neg_entropy=neg_h), support)
     rows = np.flatnonzero(el.ok)
     if not len(rows):
         return W, cert
-    # -H(P[k]) per domain, mixed by each vertex: the constant JSD_v rides on domain v
-    logP = np.log(np.maximum(P[rows], 1e-300))
-    neg_h = np.einsum("bvk,bk->bv", V[rows], np.einsum("bkn,bkn->bk", P[rows], logP))
-    st = _Stack(P_v[rows], el.lo[rows], el.hi[rows], el.seen[rows], neg_entropy=neg_h)
+    st = _Stack(P_v[rows], el.lo[rows], el.hi[rows], el.seen[rows], neg_entropy=neg_h[rows])
     with blas_threads(1), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         s, _ = _newton_batch(st, lambda v: 0.5 * (TOL + RTOL * np.abs(v)))
         _, value, ok = _graded(s, TOL, RTOL)

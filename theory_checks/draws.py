@@ -10,6 +10,7 @@ method step for step) or of a whole problem (`problem_from_logits`).
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from modgen_bench import instances
 from modgen_bench.problem import DiscreteProblem
@@ -24,6 +25,7 @@ __all__ = [
     "random_starts",
     "softmax_rows",
     "problem_from_logits",
+    "leaking_from_logits",
     "lam_grid",
 ]
 
@@ -217,3 +219,17 @@ def problem_from_logits(theta, p: int, N: int) -> DiscreteProblem:
     """(P, E) = row-wise softmax of theta[:pN] and theta[pN:] (2 p N logits)."""
     theta = np.asarray(theta, dtype=np.float64).reshape(2, p, N)
     return DiscreteProblem.from_arrays(softmax_rows(theta[0]), softmax_rows(theta[1]))
+
+
+def leaking_from_logits(seed: int, z, N: int, support: int, leak_max: float) -> tuple:
+    """(problem, sizes) of the p = 2 `leaking` family from two logits: leak = leak_max expit(z[0]),
+    noise = expit(z[1]), each rounded to 6 digits so that ``sizes`` regenerate the instance (the
+    adversarial searches over leaking experts)."""
+    sizes = {
+        "p": 2,
+        "N": N,
+        "support": support,
+        "leak": round(float(leak_max * expit(z[0])), 6),
+        "noise": round(float(expit(z[1])), 6),
+    }
+    return instances.make("leaking", seed, **sizes), sizes

@@ -13,13 +13,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog, minimize
 from scipy.sparse import block_diag
-from scipy.special import expit
 
-from modgen_bench import instances
 from modgen_bench.gates import g1_feasibility, support_mask
 from modgen_bench.provenance import stable_seed
 
-from .draws import DEFAULT_FAMILIES, draw_instances
+from .draws import DEFAULT_FAMILIES, draw_instances, leaking_from_logits
 from .verdict import Tally
 
 CLAIM = "lemma1"
@@ -90,14 +88,8 @@ def margin(problem, support: str) -> float:
 
 
 def _leaking(seed: int, z) -> tuple:
-    sizes = {
-        "p": 2,
-        "N": 6,
-        "support": 3,
-        "leak": round(float(0.5 * expit(z[0])), 6),
-        "noise": round(float(expit(z[1])), 6),
-    }
-    return instances.make("leaking", seed, **sizes), sizes
+    """The adversarial search's leaking instance: p = 2, N = 6, support 3, leak up to 0.5."""
+    return leaking_from_logits(seed, z, N=6, support=3, leak_max=0.5)
 
 
 def search_counterexample(seed: int, support: str, tally: Tally) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from modgen_bench import instances
 from modgen_bench.provenance import stable_seed
@@ -27,6 +26,7 @@ from .draws import (
     DEFAULT_FAMILIES,
     draw_instances,
     lam_grid,
+    leaking_from_logits,
     nelder_mead_many,
     problem_from_logits,
     random_starts,
@@ -243,14 +243,8 @@ def _search_tight(seeds, tally: Tally) -> None:
 
 
 def _leaking(seed: int, z) -> tuple:
-    sizes = {
-        "p": 2,
-        "N": 8,
-        "support": 5,
-        "leak": round(float(0.2 * expit(z[0])), 6),
-        "noise": round(float(expit(z[1])), 6),
-    }
-    return instances.make("leaking", seed, **sizes), sizes
+    """The adversarial search's barely leaking instance: p = 2, N = 8, support 5, leak up to 0.2."""
+    return leaking_from_logits(seed, z, N=8, support=5, leak_max=0.2)
 
 
 def _search_leaking(seeds, tally: Tally) -> None:

@@ -398,10 +398,17 @@ def _stacked(problems) -> _Stacked:
     return _Stacked(P, neg_entropy, seen, e_min, e_max)
 
 
-def _stacked_arrays(P: np.ndarray, E: np.ndarray) -> _Stacked:
+def _neg_entropy(P: np.ndarray) -> np.ndarray:
+    """-H(P[k]) = sum_x P log P (B, p) of stacked arrays (0 log 0 = 0, as in `_stacked`)."""
+    return np.einsum("bkn,bkn->bk", P, np.log(np.maximum(P, 1e-300)))
+
+
+def _stacked_arrays(P: np.ndarray, E: np.ndarray, neg_entropy=None) -> _Stacked:
     """The `_Stacked` of problems whose P and E (B, p, N) are stacked already (the theory
-    checks' batched solves build them so)."""
-    neg_entropy = np.einsum("bkn,bkn->bk", P, np.log(np.maximum(P, 1e-300)))
+    checks' batched solves build them so); ``neg_entropy`` (B, p) where the caller has its own
+    per-domain constant, else -H(P[k])."""
+    if neg_entropy is None:
+        neg_entropy = _neg_entropy(P)
     return _Stacked(P, neg_entropy, P.max(axis=1) > 0, E.min(axis=1), E.max(axis=1))
 
 
